@@ -1,0 +1,50 @@
+"""``python -m services.<name> [serve|migrate|...]``: the same CLI for every part."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+
+from libs.common.config import CommonSettings
+from libs.common.db import migrate
+
+Command = Callable[[CommonSettings, argparse.Namespace], Any]
+
+
+def serve(app: FastAPI, settings: CommonSettings) -> None:
+    """Run the app with uvicorn on the settings' host and port (uvloop + httptools)."""
+    uvicorn.run(app, host=settings.host, port=settings.port, loop="uvloop", http="httptools",
+                log_config=None, access_log=False, lifespan="on", timeout_graceful_shutdown=5,
+                timeout_keep_alive=30)
+
+
+def main(argv: Sequence[str] | None, *, settings: CommonSettings, app_factory: Callable[..., FastAPI],
+         migrations: Path | None = None,
+         commands: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Command]] | None = None) -> None:
+    """Parse the command line and run ``serve`` (default), ``migrate`` or a service command."""
+    parser = argparse.ArgumentParser(prog=f"python -m services.{settings.service_name}")
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("serve", help="run the HTTP server (default)")
+    if migrations is not None:
+        sub.add_parser("migrate", help="apply database migrations (idempotent)")
+    for name, (configure, _) in (commands or {}).items():
+        configure(sub.add_parser(name))
+    args = parser.parse_args(argv)
+    command = args.command or "serve"
+    if command == "serve":
+        serve(app_factory(settings), settings)
+    elif command == "migrate":
+        assert migrations is not None
+        asyncio.run(migrate(settings.db_url, migrations))
+        print(f"{settings.db_name}: migrated to head")
+    else:
+        _, run = (commands or {})[command]
+        result = run(settings, args)
+        if asyncio.iscoroutine(result):
+            asyncio.run(result)

@@ -1,0 +1,304 @@
+"""One app factory so every service has the same shape.
+
+``create_service_app`` wires problem handlers, the request-id and metrics
+middleware, ``/healthz``, ``/readyz``, ``/metrics``, and a lifespan that opens the
+database (migrating it in dev/test), Redis and the event bus, subscribes the
+service's idempotent consumers and runs the outbox relay and any background loops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import sqlalchemy.exc
+from fastapi import APIRouter, FastAPI, Request
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from libs.common.auth import TokenVerifier
+from libs.common.config import CommonSettings
+from libs.common.db import Database, migrate
+from libs.common.errors import install_problem_handlers, problem_response, unhandled_problem
+from libs.common.events import Envelope, EventBus, InMemoryBus, OutboxRelay, idempotent
+from libs.common.events.topology import CONSUMERS
+from libs.common.http import make_client
+from libs.common.logging import configure_logging, correlation_id_var, get_logger, request_id_var
+
+log = get_logger(__name__)
+ContextHandler = Callable[["ServiceContext", AsyncSession, Envelope], Awaitable[None]]
+
+
+@dataclass
+class Subscription:
+    """Events (routing-key patterns) a service consumes, and the handler run once per event."""
+
+    patterns: Sequence[str]
+    handler: ContextHandler
+
+
+@dataclass
+class ServiceContext:
+    """What a running service holds: reachable from routes as ``request.app.state.ctx``."""
+
+    settings: CommonSettings
+    db: Database | None
+    redis: Redis
+    bus: EventBus
+    http: httpx.AsyncClient
+    verifier: TokenVerifier
+    relay: OutboxRelay | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def key(self, *parts: object) -> str:
+        """A Redis key under this deployment's prefix."""
+        return self.settings.redis_prefix + ":".join(str(p) for p in parts)
+
+
+Hook = Callable[[ServiceContext], Awaitable[None]]
+
+
+def make_bus(settings: CommonSettings) -> EventBus:
+    """The bus the settings ask for."""
+    common: dict[str, Any] = {"retry_delays": settings.event_retry_delays, "max_attempts": settings.event_max_attempts,
+              "queue_prefix": settings.events_queue_prefix}
+    if settings.event_bus == "memory":
+        return InMemoryBus(**common)
+    from libs.common.events.amqp import AmqpBus
+
+    return AmqpBus(settings.amqp_url, exchange=settings.events_exchange, topology=CONSUMERS, **common)
+
+
+def create_service_app(
+    *,
+    settings: CommonSettings,
+    title: str,
+    routers: Sequence[APIRouter],
+    migrations: Path | None = None,
+    subscriptions: Sequence[Subscription] = (),
+    background: Sequence[Hook] = (),
+    on_startup: Sequence[Hook] = (),
+    on_shutdown: Sequence[Hook] = (),
+    bus: EventBus | None = None,
+    redis: Redis | None = None,
+    description: str = "",
+) -> FastAPI:
+    """Build a service app. A shared ``bus``/``redis`` (embedded mode) is used, not owned."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(service=settings.service_name, level=settings.log_level, json=settings.log_json)
+        db = Database(settings.db_url, pool_size=settings.db_pool_size) if migrations is not None else None
+        if db is not None and migrations is not None and settings.env in ("dev", "test"):
+            await migrate(settings.db_url, migrations)
+        own_redis = redis is None
+        r = redis or Redis.from_url(settings.redis_url, socket_timeout=3, socket_connect_timeout=3)
+        own_bus = bus is None
+        b = bus or make_bus(settings)
+        http = make_client(timeout=5.0)
+        verifier = TokenVerifier(jwks_url=settings.jwks_url, issuer=settings.jwt_issuer,
+                                 audience=settings.jwt_audience, redis=r, redis_prefix=settings.redis_prefix,
+                                 http=http)
+        ctx = ServiceContext(settings=settings, db=db, redis=r, bus=b, http=http, verifier=verifier)
+        app.state.ctx = ctx
+        tasks: list[asyncio.Task[None]] = []
+        if subscriptions:
+            assert db is not None, "a consuming service needs its database (inbox)"
+            patterns = sorted({p for s in subscriptions for p in s.patterns})
+            b.subscribe(settings.service_name, patterns, _router(ctx, db, settings.service_name, subscriptions))
+        if db is not None:
+            ctx.relay = OutboxRelay(db, b, poll_interval=settings.outbox_poll_interval)
+            tasks.append(asyncio.create_task(ctx.relay.run(), name=f"{settings.service_name}-outbox"))
+        for hook in on_startup:
+            await hook(ctx)
+        await b.start()
+        for loop_fn in background:
+            tasks.append(asyncio.create_task(_forever(loop_fn, ctx), name=getattr(loop_fn, "__name__", "bg")))
+        log.info("service_started", port=settings.port)
+        try:
+            yield
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            for hook in on_shutdown:
+                with contextlib.suppress(Exception):
+                    await hook(ctx)
+            if own_bus:
+                await b.close()
+            await http.aclose()
+            if own_redis:
+                await r.aclose()
+            if db is not None:
+                await db.dispose()
+
+    app = FastAPI(title=title, description=description, lifespan=lifespan, version="1.0.0")
+    install_problem_handlers(app)
+    _install_infra_errors(app)
+    registry = CollectorRegistry()
+    app.add_middleware(RequestContextMiddleware, registry=registry, service=settings.service_name)
+    app.include_router(_health_router(registry))
+    for r_ in routers:
+        app.include_router(r_)
+    return app
+
+
+def _router(ctx: ServiceContext, db: Database, consumer: str, subs: Sequence[Subscription]):  # type: ignore[no-untyped-def]
+    """One bus handler that runs, once per event id, every subscription matching its type."""
+    from libs.common.events import topic_matches
+
+    async def effect(session: AsyncSession, env: Envelope) -> None:
+        for sub in subs:
+            if any(topic_matches(p, env.type) for p in sub.patterns):
+                await sub.handler(ctx, session, env)
+
+    return idempotent(db, consumer, effect)
+
+
+async def _forever(fn: Hook, ctx: ServiceContext) -> None:
+    """Run a background loop; if it crashes, log and start it again after a pause."""
+    while True:
+        try:
+            await fn(ctx)
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.error("background_task_failed", task=getattr(fn, "__name__", "?"), error=str(exc))
+            await asyncio.sleep(1.0)
+
+
+def _install_infra_errors(app: FastAPI) -> None:
+    """A database or Redis that cannot be reached is a 503, not a 500."""
+
+    async def unavailable(_: Request, exc: Exception) -> JSONResponse:
+        log.warning("dependency_unavailable", error=f"{type(exc).__name__}")
+        return problem_response(503, "A dependency of this service is unavailable; try again shortly.",
+                                headers={"Retry-After": "2"})
+
+    async def db_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, sqlalchemy.exc.DBAPIError)
+        if exc.connection_invalidated or isinstance(exc, sqlalchemy.exc.InterfaceError) or _is_conn_error(exc):
+            return await unavailable(request, exc)
+        raise exc
+
+    app.add_exception_handler(sqlalchemy.exc.DBAPIError, db_error)
+    app.add_exception_handler(sqlalchemy.exc.TimeoutError, unavailable)
+    app.add_exception_handler(RedisError, unavailable)
+    app.add_exception_handler(ConnectionError, unavailable)
+    app.add_exception_handler(OSError, unavailable)
+
+
+def _is_conn_error(exc: sqlalchemy.exc.DBAPIError) -> bool:
+    orig = getattr(exc, "orig", None)
+    text = f"{type(orig).__name__} {orig}".lower()
+    return any(w in text for w in ("connection", "connect", "closed", "cannot", "terminat"))
+
+
+def _health_router(registry: CollectorRegistry) -> APIRouter:
+    router = APIRouter(include_in_schema=False)
+
+    @router.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get("/readyz")
+    async def readyz(request: Request) -> JSONResponse:
+        ctx: ServiceContext = request.app.state.ctx
+        checks: dict[str, str] = {}
+
+        async def check(name: str, fn: Callable[[], Awaitable[Any]]) -> None:
+            try:
+                await asyncio.wait_for(fn(), timeout=2)
+                checks[name] = "ok"
+            except Exception as exc:
+                checks[name] = f"unavailable: {type(exc).__name__}"
+
+        jobs = [check("redis", ctx.redis.ping), check("broker", ctx.bus.ping)]
+        if ctx.db is not None:
+            jobs.append(check("database", ctx.db.ping))
+        await asyncio.gather(*jobs)
+        ok = all(v == "ok" for v in checks.values())
+        return JSONResponse({"status": "ready" if ok else "unavailable", "checks": checks},
+                            status_code=200 if ok else 503)
+
+    @router.get("/metrics")
+    async def metrics(request: Request) -> Response:
+        relay = request.app.state.ctx.relay
+        if relay is not None:
+            registry._outbox_backlog.set(relay.backlog)  # type: ignore[attr-defined]
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
+class RequestContextMiddleware:
+    """Request id in and out, logging context, and per-route-template Prometheus metrics."""
+
+    def __init__(self, app: ASGIApp, *, registry: CollectorRegistry, service: str) -> None:
+        self.app = app
+        self.requests = Counter("http_requests_total", "HTTP requests", ["method", "route", "status"],
+                                registry=registry)
+        self.latency = Histogram("http_request_duration_seconds", "HTTP request latency", ["method", "route"],
+                                 registry=registry,
+                                 buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+        registry._outbox_backlog = Gauge(  # type: ignore[attr-defined]
+            "outbox_backlog", "Outbox rows not yet published", registry=registry)
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = _incoming_request_id(scope) or uuid.uuid4().hex
+        rtok = request_id_var.set(rid)
+        ctok = correlation_id_var.set(rid)
+        status = 500
+        started = False
+        start = time.perf_counter()
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status, started
+            if message["type"] == "http.response.start":
+                status, started = message["status"], True
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", rid.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception as exc:
+            # Starlette answers unhandled errors outside every middleware, where the
+            # request id is gone: answer here so the 500 carries it in header and body
+            if started:
+                raise
+            await unhandled_problem(exc)(scope, receive, send_with_id)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            if template not in ("/metrics", "/healthz", "/readyz"):
+                self.requests.labels(scope["method"], template, str(status)).inc()
+                self.latency.labels(scope["method"], template).observe(time.perf_counter() - start)
+            request_id_var.reset(rtok)
+            correlation_id_var.reset(ctok)
+
+
+def _incoming_request_id(scope: Scope) -> str | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"x-request-id":
+            rid = value.decode("latin-1")
+            if 0 < len(rid) <= 128 and rid.isprintable():
+                return rid
+    return None

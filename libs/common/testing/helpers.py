@@ -1,0 +1,38 @@
+"""Small assertions and waits that read like the behaviour under test."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import httpx
+
+T = TypeVar("T")
+
+
+def assert_problem(resp: httpx.Response, status: int) -> dict[str, Any]:
+    """The response is an RFC 9457 problem with ``status`` and no internals; returns its body."""
+    assert resp.status_code == status, f"expected {status}, got {resp.status_code}: {resp.text}"
+    assert resp.headers["content-type"].startswith("application/problem+json"), resp.headers["content-type"]
+    body = resp.json()
+    assert body["status"] == status and body["title"] and "detail" in body, body
+    text = resp.text.lower()
+    assert "traceback" not in text and "sqlalchemy" not in text and "asyncpg" not in text, body
+    return body
+
+
+async def eventually(check: Callable[[], Awaitable[T]], *, timeout: float = 10.0, interval: float = 0.05) -> T:
+    """Retry ``check`` until it stops raising AssertionError (or returns truthy); bounded."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            result = await check()
+            if result is None or result:
+                return result
+            raise AssertionError(f"condition still false: {result!r}")
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+        await asyncio.sleep(interval)
