@@ -1,0 +1,132 @@
+"""Request and response bodies of the auth service."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
+
+
+def normalize_email(value: str) -> str:
+    value = value.strip().lower()
+    if len(value) > 254 or not _EMAIL.match(value):
+        raise ValueError("must be an email address like name@example.com")
+    return value
+
+
+Email = Annotated[str, AfterValidator(normalize_email)]
+Password = Annotated[str, Field(min_length=1, max_length=1024)]
+Role = Literal["user", "admin"]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+class Address(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    label: str | None = Field(None, max_length=60)
+    full_name: str | None = Field(None, max_length=200)
+    line1: str = Field(min_length=1, max_length=200)
+    line2: str | None = Field(None, max_length=200)
+    city: str = Field(min_length=1, max_length=100)
+    region: str | None = Field(None, max_length=100)
+    postal_code: str = Field(min_length=1, max_length=20)
+    country: str = Field(min_length=2, max_length=2, description="ISO 3166-1 alpha-2")
+    phone: str | None = Field(None, max_length=40)
+    is_default: bool = False
+
+
+class UserPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    email: str
+    name: str
+    phone: str | None
+    role: Role
+    is_active: bool
+    email_verified: bool
+    addresses: list[Address]
+    created_at: datetime
+
+
+class UserUpdate(BaseModel):
+    """Profile fields a user may change; anything else in the body (role, id, ...) is ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    name: Name | None = None
+    phone: str | None = Field(None, max_length=40)
+    addresses: list[Address] | None = Field(None, max_length=20)
+
+
+class AdminUserUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: Role | None = None
+    is_active: bool | None = None
+
+
+class UserPage(BaseModel):
+    items: list[UserPublic]
+    total: int
+    page: int
+    page_size: int
+
+
+class Tokens(BaseModel):
+    access_token: str
+    refresh_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int
+
+
+class Registered(Tokens):
+    user: UserPublic
+
+
+class RegisterIn(BaseModel):
+    email: Email
+    password: Password
+    name: Name
+
+
+class LoginIn(BaseModel):
+    email: Email
+    password: Password
+
+
+class RefreshIn(BaseModel):
+    refresh_token: str = Field(min_length=1, max_length=200)
+
+
+class ForgotIn(BaseModel):
+    email: Email
+
+
+class VerifyOtpIn(BaseModel):
+    email: Email
+    otp: str = Field(pattern=r"^\d{6}$", description="the 6-digit code from the email")
+
+
+class ResetToken(BaseModel):
+    reset_token: str
+    expires_in: int
+
+
+class ResetIn(BaseModel):
+    reset_token: str = Field(min_length=1, max_length=200)
+    new_password: Password
+
+
+class ChangePasswordIn(BaseModel):
+    current_password: Password
+    new_password: Password
+
+
+class Accepted(BaseModel):
+    detail: str

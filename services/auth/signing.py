@@ -1,0 +1,140 @@
+"""RS256 signing keys: configured (PEM) or generated once and kept in the database; JWKS; minting.
+
+The newest active key signs; every active key is published, so tokens signed before a
+rotation stay valid until they expire.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import jwt
+import sqlalchemy as sa
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt.algorithms import RSAAlgorithm
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from libs.common.db import Database
+from libs.common.logging import get_logger
+from services.auth.models import SigningKey
+from services.auth.settings import AuthSettings
+
+log = get_logger(__name__)
+_KEY_LOCK = 727275  # advisory lock: two first starts must not both generate a key
+
+
+@dataclass
+class KeyRing:
+    signing_kid: str
+    private: dict[str, rsa.RSAPrivateKey]
+    loaded_at: float = field(default_factory=time.monotonic)
+
+    def jwks(self) -> dict[str, Any]:
+        out = []
+        for kid, key in self.private.items():
+            jwk = json.loads(RSAAlgorithm.to_jwk(key.public_key()))
+            jwk.update(kid=kid, use="sig", alg="RS256")
+            out.append(jwk)
+        return {"keys": out}
+
+
+def _generate() -> tuple[str, str]:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption()).decode()
+    return uuid.uuid4().hex[:16], pem
+
+
+def _load_pem(pem: str) -> rsa.RSAPrivateKey:
+    key = serialization.load_pem_private_key(pem.encode(), password=None)
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise ValueError("the signing key must be an RSA private key")
+    return key
+
+
+def _configured(settings: AuthSettings) -> tuple[str, rsa.RSAPrivateKey] | None:
+    if settings.jwt_private_key is None:
+        return None
+    key = _load_pem(settings.jwt_private_key.get_secret_value())
+    der = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return settings.jwt_key_id or hashlib.sha256(der).hexdigest()[:16], key
+
+
+async def add_key(session: AsyncSession) -> str:
+    """Store a newly generated key; being the newest, it signs from now on."""
+    kid, pem = _generate()
+    session.add(SigningKey(kid=kid, private_pem=pem, active=True))
+    await session.flush()
+    return kid
+
+
+async def ensure_key(db: Database, settings: AuthSettings) -> None:
+    """Generate the first key at start-up when none is configured or stored."""
+    if settings.jwt_private_key is not None:
+        return
+    async with db.session() as session, session.begin():
+        await session.execute(sa.text(f"SELECT pg_advisory_xact_lock({_KEY_LOCK})"))
+        found = await session.scalar(sa.select(SigningKey.kid).where(SigningKey.active).limit(1))
+        if found is None:
+            kid = await add_key(session)
+            log.warning("signing_key_generated", kid=kid)
+
+
+async def rotate(db: Database) -> str:
+    """Add a key: published at once, signing once SIGNING_KEY_CACHE_SECONDS have passed."""
+    async with db.session() as session, session.begin():
+        return await add_key(session)
+
+
+async def load(db: Database, settings: AuthSettings) -> KeyRing:
+    # a new key signs only once every instance's cache has had time to publish it, so no
+    # verifier meets a kid that the JWKS it fetched (from any instance) does not list yet
+    grace = sa.func.now() - sa.func.make_interval(0, 0, 0, 0, 0, 0, settings.signing_key_cache_seconds)
+    async with db.session() as session:
+        rows = (await session.execute(sa.select(SigningKey.kid, SigningKey.private_pem,
+                                                (SigningKey.created_at <= grace).label("ripe"))
+                                      .where(SigningKey.active)
+                                      .order_by(SigningKey.created_at, SigningKey.kid))).all()
+    private = {row.kid: _load_pem(row.private_pem) for row in rows}
+    configured = _configured(settings)
+    if configured is not None:
+        private[configured[0]] = configured[1]
+        signing = configured[0]
+    elif rows:
+        ripe = [row.kid for row in rows if row.ripe]
+        signing = ripe[-1] if ripe else rows[0].kid  # a young deployment: its first key
+    else:
+        raise RuntimeError("no signing key: start the service once or configure JWT_PRIVATE_KEY")
+    return KeyRing(signing_kid=signing, private=private)
+
+
+class Keys:
+    """A process's cached view of the key table."""
+
+    def __init__(self, db: Database, settings: AuthSettings) -> None:
+        self.db = db
+        self.settings = settings
+        self._ring: KeyRing | None = None
+
+    async def ring(self) -> KeyRing:
+        ring = self._ring
+        if ring is None or time.monotonic() - ring.loaded_at >= self.settings.signing_key_cache_seconds:
+            ring = self._ring = await load(self.db, self.settings)
+        return ring
+
+    async def mint(self, *, user_id: uuid.UUID, role: str, sid: uuid.UUID) -> tuple[str, int]:
+        """An access token and its lifetime in seconds."""
+        ring = await self.ring()
+        now = int(time.time())
+        ttl = self.settings.access_token_ttl
+        claims = {"sub": str(user_id), "role": role, "sid": str(sid), "jti": uuid.uuid4().hex, "iat": now,
+                  "exp": now + ttl, "iss": self.settings.jwt_issuer, "aud": self.settings.jwt_audience}
+        token = jwt.encode(claims, ring.private[ring.signing_kid], algorithm="RS256",
+                           headers={"kid": ring.signing_kid})
+        return token, ttl
