@@ -1,0 +1,1 @@
+"""The API gateway: one public entry point that routes, authenticates, limits and proxies."""

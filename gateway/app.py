@@ -1,0 +1,113 @@
+"""The gateway app: its own few routes (health, docs) and the proxy pipeline in front of them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from redis.asyncio import Redis
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import HTMLResponse, JSONResponse
+
+from gateway.openapi import OpenApiAggregator
+from gateway.pipeline import Gateway, ProxyMiddleware, RequestIdMiddleware
+from gateway.proxy import make_forwarder
+from gateway.ratelimit import RateLimiter
+from gateway.routes import RouteTable
+from gateway.settings import GatewaySettings, get_settings
+from libs.common.auth import TokenVerifier
+from libs.common.errors import install_problem_handlers
+from libs.common.http import make_client
+from libs.common.logging import configure_logging, get_logger
+
+log = get_logger(__name__)
+
+
+def create_app(settings: GatewaySettings | None = None, *, redis: Redis | None = None) -> FastAPI:
+    """The gateway. A shared ``redis`` (embedded mode) is used, not owned."""
+    settings = settings or get_settings()
+    gw = Gateway(settings=settings, table=RouteTable())
+    upstreams = {name: url.rstrip("/") for name, url in settings.upstreams().items()}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(service=settings.service_name, level=settings.log_level, json=settings.log_json)
+        # short timeouts: a hung Redis must not hold every request for long
+        r = redis or Redis.from_url(settings.redis_url, socket_timeout=1, socket_connect_timeout=1)
+        http = make_client(timeout=5.0)
+        common: dict[str, Any] = {"jwks_url": settings.jwks_url, "issuer": settings.jwt_issuer,
+                                  "audience": settings.jwt_audience, "redis_prefix": settings.redis_prefix,
+                                  "http": http}
+        gw.verifier = TokenVerifier(redis=r, **common)
+        gw.identifier = TokenVerifier(redis=None, **common)
+        gw.limiter = RateLimiter(r, settings.redis_prefix)
+        gw.forwarder = make_forwarder(settings.upstream_client, connect_timeout=settings.connect_timeout,
+                                      max_connections=settings.max_connections)
+        ws_session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
+        gw.extras.update(upstreams=upstreams, redis=r, http=http, ws_session=ws_session,
+                         openapi=OpenApiAggregator(upstreams=upstreams, table=gw.table, http=http,
+                                                   ttl=settings.openapi_cache_seconds))
+        app.state.gateway = gw
+        log.info("gateway_started", port=settings.port, client=settings.upstream_client)
+        try:
+            yield
+        finally:
+            await gw.forwarder.close()
+            await ws_session.close()
+            await http.aclose()
+            if redis is None:
+                await r.aclose()
+
+    app = FastAPI(title="Shop gateway", lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None)
+    install_problem_handlers(app)
+    # the last added is the outermost: request id, then CORS (answers preflights), then the proxy
+    app.add_middleware(ProxyMiddleware, gateway=gw)
+    app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=True,
+                       allow_methods=["*"], allow_headers=["*"], max_age=600,
+                       expose_headers=["X-Request-ID", "Retry-After", "Location"])
+    app.add_middleware(RequestIdMiddleware)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz(request: Request) -> JSONResponse:
+        """Ready when Redis and every upstream's own /readyz answer; each is reported."""
+        gateway: Gateway = request.app.state.gateway
+        http = gateway.extras["http"]
+        checks: dict[str, str] = {}
+
+        async def upstream(name: str, base: str) -> None:
+            try:
+                resp = await http.get(f"{base}/readyz", timeout=2)
+                checks[name] = "ok" if resp.status_code == 200 else f"unavailable: {resp.status_code}"
+            except Exception as exc:
+                checks[name] = f"unavailable: {type(exc).__name__}"
+
+        async def ping_redis() -> None:
+            try:
+                await asyncio.wait_for(gateway.extras["redis"].ping(), timeout=2)
+                checks["redis"] = "ok"
+            except Exception as exc:
+                checks["redis"] = f"unavailable: {type(exc).__name__}"
+
+        await asyncio.gather(ping_redis(), *(upstream(n, u) for n, u in upstreams.items()))
+        ok = all(v == "ok" for v in checks.values())
+        return JSONResponse({"status": "ready" if ok else "unavailable", "checks": dict(sorted(checks.items()))},
+                            status_code=200 if ok else 503)
+
+    @app.get("/openapi.json", include_in_schema=False)
+    async def openapi(request: Request) -> JSONResponse:
+        return JSONResponse(await request.app.state.gateway.extras["openapi"].document())
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="Shop API")
+
+    return app

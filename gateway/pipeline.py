@@ -1,0 +1,244 @@
+"""What happens to each request: route it, check the caller, limit the rate, forward it.
+
+A pure ASGI middleware in front of the gateway's own FastAPI routes (health, docs):
+the hot path skips FastAPI's routing and dependency machinery. Paths the table does not
+know fall through to FastAPI, which answers 404 problem for anything it does not serve.
+
+Decisions:
+- ``P`` routes are never refused for their token: the token is passed on and the service
+  (e.g. the catalog's ``OptionalUser``) judges it. A valid one only picks the rate bucket.
+- Signed-in callers are limited per user, guests per client IP, so many customers behind
+  one NAT address do not share a bucket once they sign in.
+- Client IP is the TCP peer: the gateway is the edge, client-sent forwarding headers are dropped.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from gateway.proxy import (
+    BodyTooLarge,
+    ClientGone,
+    Forwarder,
+    RequestBody,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+    request_headers,
+)
+from gateway.ratelimit import RateLimiter
+from gateway.routes import Route, RouteTable
+from gateway.settings import GatewaySettings
+from libs.common.auth import Principal, TokenVerifier
+from libs.common.errors import (
+    DomainError,
+    Forbidden,
+    GatewayTimeout,
+    ServiceUnavailable,
+    TooManyRequests,
+    Unauthorized,
+    problem_response,
+)
+from libs.common.logging import correlation_id_var, get_logger, request_id_var
+
+log = get_logger(__name__)
+_RID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:")
+
+
+@dataclass
+class Gateway:
+    """What the pipeline needs at run time; filled in by the app's lifespan."""
+
+    settings: GatewaySettings
+    table: RouteTable
+    verifier: TokenVerifier | None = None
+    # signature and claims only, no revocation look-up: used to pick a P route's rate bucket
+    identifier: TokenVerifier | None = None
+    limiter: RateLimiter | None = None
+    forwarder: Forwarder | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+class RequestIdMiddleware:
+    """Keeps a sane incoming ``X-Request-ID`` (else makes one) and returns it on every answer."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = _incoming_request_id(scope) or uuid.uuid4().hex
+        rtok, ctok = request_id_var.set(rid), correlation_id_var.set(rid)
+        header = (b"x-request-id", rid.encode())
+
+        async def send_with_id(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), header]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            request_id_var.reset(rtok)
+            correlation_id_var.reset(ctok)
+
+
+def _incoming_request_id(scope: Scope) -> str | None:
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            rid = value.decode("latin-1")
+            if 0 < len(rid) <= 128 and all(c in _RID_CHARS for c in rid):
+                return rid
+    return None
+
+
+class ProxyMiddleware:
+    """Serves every path of the route table; everything else goes on to the gateway's own app."""
+
+    def __init__(self, app: ASGIApp, *, gateway: Gateway) -> None:
+        self.app = app
+        self.gw = gateway
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and scope["path"].startswith("/socket.io/"):
+            from gateway.sockets import proxy_websocket
+
+            await proxy_websocket(self.gw, scope, receive, send)
+            return
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        match = self.gw.table.match(scope["method"], scope["path"])
+        if match.route is None:
+            if match.allowed:
+                allow = ", ".join(sorted(match.allowed))
+                await problem_response(405, f"{scope['method']} is not allowed here; use {allow}.",
+                                       headers={"Allow": allow})(scope, receive, send)
+            elif scope["path"] in _OWN_PATHS:
+                await self.app(scope, receive, send)
+            else:
+                await problem_response(404, f"No route for {scope['path']}.")(scope, receive, send)
+            return
+        try:
+            await self._handle(match.route, scope, receive, send)
+        except DomainError as exc:
+            await problem_response(exc.status, exc.detail, title=exc.title, headers=exc.headers,
+                                   **exc.extra)(scope, receive, send)
+
+    async def _handle(self, route: Route, scope: Scope, receive: Receive, send: Send) -> None:
+        gw, settings = self.gw, self.gw.settings
+        headers: list[tuple[bytes, bytes]] = scope["headers"]
+        authorization = content_length = host = None
+        chunked = False
+        for name, value in headers:
+            if name == b"authorization":
+                authorization = value.decode("latin-1")
+            elif name == b"content-length":
+                content_length = value
+            elif name == b"transfer-encoding":
+                chunked = True
+            elif name == b"host":
+                host = value.decode("latin-1")
+        client_ip = scope["client"][0] if scope.get("client") else "unknown"
+        try:
+            principal = await self._caller(route, authorization)
+        except (Unauthorized, Forbidden):
+            # refused callers still spend their address's budget: no free guessing of tokens
+            await self._limit(route, f"ip:{client_ip}")
+            raise
+        await self._limit(route, f"u:{principal.user_id}" if principal is not None else f"ip:{client_ip}")
+        declared = _length(content_length)
+        if declared is not None and declared > settings.max_body_bytes:
+            raise _too_large(settings.max_body_bytes)
+        body = None
+        if chunked or (declared is not None and declared > 0):
+            body = RequestBody(receive, limit=settings.max_body_bytes, declared=declared)
+        extra = [("X-Request-ID", request_id_var.get() or uuid.uuid4().hex), ("X-Forwarded-For", client_ip),
+                 ("X-Forwarded-Proto", scope.get("scheme", "http"))]
+        if host:
+            extra.append(("X-Forwarded-Host", host))
+        raw_path = scope.get("raw_path") or quote(scope["path"]).encode()
+        url = gw.extras["upstreams"][route.service] + raw_path.decode("latin-1")
+        if scope.get("query_string"):
+            url += "?" + scope["query_string"].decode("latin-1")
+        assert gw.forwarder is not None
+        try:
+            await gw.forwarder.forward(method=scope["method"], url=url, headers=request_headers(headers, extra),
+                                       body=body, time_limit=settings.timeout_for(route.group), send=send)
+        except BodyTooLarge:
+            raise _too_large(settings.max_body_bytes) from None
+        except ClientGone:
+            return
+        except UpstreamTimeout:
+            log.warning("upstream_timeout", service=route.service, path=scope["path"])
+            raise GatewayTimeout(f"The {route.service} service did not answer in time.") from None
+        except UpstreamUnavailable:
+            log.warning("upstream_unavailable", service=route.service, path=scope["path"])
+            raise ServiceUnavailable(f"The {route.service} service is unavailable right now; try again shortly.",
+                                     headers={"Retry-After": "2"}) from None
+
+    async def _limit(self, route: Route, caller: str) -> None:
+        settings, limiter = self.gw.settings, self.gw.limiter
+        if settings.rate_limit_enabled and limiter is not None:
+            bucket, limit = settings.limit_for(route.group)
+            wait = await limiter.retry_after(bucket, caller, rate=limit.rate, burst=limit.burst)
+            if wait:
+                raise _too_many(wait)
+
+    async def _caller(self, route: Route, authorization: str | None) -> Principal | None:
+        token = _bearer(authorization)
+        if route.access == "P":
+            if token is None or self.gw.identifier is None:
+                return None
+            try:
+                return await self.gw.identifier.verify(token)
+            except DomainError:
+                return None  # the service decides what a bad token on a public route means
+        if authorization is None:
+            raise Unauthorized("Sign in to use this.")
+        if token is None:
+            raise Unauthorized("The Authorization header must be 'Bearer <token>'.")
+        assert self.gw.verifier is not None
+        principal = await self.gw.verifier.verify(token)
+        if route.access == "A" and not principal.is_admin:
+            raise Forbidden("Only admins may do this.")
+        return principal
+
+
+_OWN_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/oauth2-redirect"})
+
+
+def _bearer(authorization: str | None) -> str | None:
+    if authorization is None:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
+
+
+def _length(value: bytes | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        n = int(value)
+    except ValueError:
+        return None
+    return n if n >= 0 else None
+
+
+class ContentTooLarge(DomainError):
+    status, title = 413, "Content too large"
+
+
+def _too_many(wait: int) -> DomainError:
+    return TooManyRequests(f"Too many requests; try again in {wait} s.", retry_after=wait)
+
+
+def _too_large(limit: int) -> DomainError:
+    return ContentTooLarge(f"The request body is larger than {limit} bytes.", limit=limit)

@@ -1,0 +1,139 @@
+"""The route table: every REST route of DESIGN.md section 2, its upstream and its access level.
+
+Access levels: ``P`` public (a token, if sent, is passed on and judged by the service),
+``U`` signed-in user or admin, ``A`` admin only. ``group`` picks the rate limit and the
+upstream timeout. ``/internal/*`` is never routed, whatever the table says.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Literal
+
+Access = Literal["P", "U", "A"]
+SERVICES = ("auth", "catalog", "cart", "orders", "payments", "realtime")
+
+
+@dataclass(frozen=True)
+class Route:
+    methods: frozenset[str]
+    pattern: str
+    service: str
+    access: Access
+    group: str = "default"
+    regex: re.Pattern[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "regex", _compile(self.pattern))
+        if "GET" in self.methods:
+            object.__setattr__(self, "methods", self.methods | {"HEAD"})
+
+
+def _compile(pattern: str) -> re.Pattern[str]:
+    # {name} is one path segment, {name:path} the rest of the path (possibly empty)
+    out, pos = [], 0
+    for m in re.finditer(r"\{(\w+)(:path)?\}", pattern):
+        out.append(re.escape(pattern[pos:m.start()]))
+        out.append(".*" if m.group(2) else "[^/]+")
+        pos = m.end()
+    out.append(re.escape(pattern[pos:]))
+    return re.compile("^" + "".join(out) + "$")
+
+
+def r(methods: str, pattern: str, service: str, access: Access, group: str = "default") -> Route:
+    return Route(frozenset(methods.split()), pattern, service, access, group)
+
+
+ROUTES: list[Route] = [
+    # auth
+    r("POST", "/auth/register", "auth", "P", "auth"),
+    r("POST", "/auth/login", "auth", "P", "auth"),
+    r("POST", "/auth/refresh", "auth", "P", "auth"),
+    r("POST", "/auth/logout", "auth", "U", "auth"),
+    r("POST", "/auth/forgot-password", "auth", "P", "auth"),
+    r("POST", "/auth/verify-otp", "auth", "P", "auth"),
+    r("POST", "/auth/reset-password", "auth", "P", "auth"),
+    r("GET PUT", "/users/me", "auth", "U"),
+    r("PUT", "/users/change-password", "auth", "U", "auth"),
+    r("GET", "/admin/users", "auth", "A"),
+    r("GET PATCH", "/admin/users/{user_id}", "auth", "A"),
+    r("GET", "/.well-known/jwks.json", "auth", "P"),
+    # catalog
+    r("GET", "/categories", "catalog", "P"),
+    r("GET", "/categories/{id_or_slug}", "catalog", "P"),
+    r("GET", "/products", "catalog", "P"),
+    r("GET", "/products/{id_or_slug}", "catalog", "P"),
+    r("GET POST", "/admin/categories", "catalog", "A"),
+    r("GET PUT PATCH DELETE", "/admin/categories/{category_id}", "catalog", "A"),
+    r("GET POST", "/admin/products", "catalog", "A"),
+    r("GET PUT PATCH DELETE", "/admin/products/{product_id}", "catalog", "A"),
+    r("POST", "/admin/products/{product_id}/stock", "catalog", "A"),
+    # cart (the literal /cart/clear is a DELETE only, so it cannot shadow PUT /cart/{item_id})
+    r("GET POST", "/cart", "cart", "U"),
+    r("DELETE", "/cart/clear", "cart", "U"),
+    r("PUT DELETE", "/cart/{item_id}", "cart", "U"),
+    r("GET POST", "/wishlist", "cart", "U"),
+    r("DELETE", "/wishlist/{item_id}", "cart", "U"),
+    # orders
+    r("GET POST", "/orders", "orders", "U"),
+    r("GET", "/orders/{order_id}", "orders", "U"),
+    r("POST", "/orders/{order_id}/cancel", "orders", "U"),
+    r("GET", "/admin/orders", "orders", "A"),
+    r("GET", "/admin/orders/{order_id}", "orders", "A"),
+    r("PATCH", "/admin/orders/{order_id}/status", "orders", "A"),
+    # payments (the webhook is public: Stripe signs it and the service checks the signature)
+    r("POST", "/payment/checkout", "payments", "U", "payment"),
+    r("POST", "/payment/verify", "payments", "U", "payment"),
+    r("POST", "/payment/webhook", "payments", "P", "payment"),
+    # realtime: the admin console page and Socket.IO long-polling (websockets: gateway.sockets)
+    r("GET", "/console", "realtime", "P"),
+    r("GET", "/console/{rest:path}", "realtime", "P"),
+    r("GET POST", "/socket.io/", "realtime", "P", "socket"),
+]
+
+
+class Match:
+    """The outcome of looking a request up: a route, a path known under other methods, or nothing."""
+
+    __slots__ = ("allowed", "route")
+
+    def __init__(self, route: Route | None, allowed: frozenset[str] = frozenset()) -> None:
+        self.route = route
+        self.allowed = allowed
+
+
+class RouteTable:
+    """Finds the route of a request; ``/internal`` and dot segments are never matched."""
+
+    def __init__(self, routes: list[Route] | None = None) -> None:
+        self.routes = list(ROUTES if routes is None else routes)
+        # most paths are looked up by their first segment, which keeps the scan short
+        self._by_head: dict[str, list[Route]] = {}
+        for route in self.routes:
+            self._by_head.setdefault(_head(route.pattern), []).append(route)
+
+    def match(self, method: str, path: str) -> Match:
+        if not routable(path):
+            return Match(None)
+        allowed: frozenset[str] = frozenset()
+        for route in self._by_head.get(_head(path), ()):
+            if route.regex.match(path):
+                if method in route.methods:
+                    return Match(route)
+                allowed |= route.methods
+        return Match(None, allowed)
+
+    def public_paths(self) -> set[str]:
+        return {route.pattern for route in self.routes}
+
+
+def routable(path: str) -> bool:
+    """False for ``/internal/...`` and for paths a client could use to climb out of a route."""
+    if path == "/internal" or path.startswith("/internal/"):
+        return False
+    return not any(seg in (".", "..") for seg in path.split("/"))
+
+
+def _head(path: str) -> str:
+    return path.split("/", 2)[1] if path.startswith("/") else ""

@@ -1,0 +1,88 @@
+"""WebSocket passthrough for ``/socket.io/`` to the realtime service.
+
+Socket.IO's long-polling requests are plain HTTP and go through the route table;
+the websocket upgrade comes here. The gateway does not read the frames: the realtime
+service authenticates the connection itself (``auth: {token}`` at connect). A client
+IP's connection attempts count against the ``socket`` rate-limit group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+import yarl
+from starlette.types import Receive, Scope, Send
+
+from gateway.proxy import request_headers
+from libs.common.logging import get_logger
+
+if TYPE_CHECKING:
+    from gateway.pipeline import Gateway
+
+log = get_logger(__name__)
+_WS_OWN = (b"sec-websocket-key", b"sec-websocket-version", b"sec-websocket-extensions", b"sec-websocket-protocol")
+
+
+async def proxy_websocket(gw: Gateway, scope: Scope, receive: Receive, send: Send) -> None:
+    """Relay one websocket between the client and the realtime service until either side closes."""
+    first = await receive()
+    if first["type"] != "websocket.connect":
+        return
+    client_ip = scope["client"][0] if scope.get("client") else "unknown"
+    settings = gw.settings
+    if settings.rate_limit_enabled and gw.limiter is not None:
+        bucket, limit = settings.limit_for("socket")
+        if await gw.limiter.retry_after(bucket, f"ip:{client_ip}", rate=limit.rate, burst=limit.burst):
+            await send({"type": "websocket.close", "code": 1013})
+            return
+    base = settings.realtime_url.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
+    raw_path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
+    url = base + raw_path + ("?" + scope["query_string"].decode("latin-1") if scope.get("query_string") else "")
+    headers = request_headers([(k, v) for k, v in scope["headers"] if k not in _WS_OWN],
+                              [("X-Forwarded-For", client_ip), ("X-Forwarded-Proto", "ws")])
+    session: aiohttp.ClientSession = gw.extras["ws_session"]
+    try:
+        upstream = await session.ws_connect(yarl.URL(url, encoded=True), headers=headers,
+                                            protocols=scope.get("subprotocols") or (),
+                                            timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=5),
+                                            autoping=True)
+    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        log.warning("websocket_upstream_unavailable", error=type(exc).__name__)
+        await send({"type": "websocket.close", "code": 1011})
+        return
+    await send({"type": "websocket.accept", "subprotocol": upstream.protocol})
+
+    async def client_to_upstream() -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            if message.get("text") is not None:
+                await upstream.send_str(message["text"])
+            elif message.get("bytes") is not None:
+                await upstream.send_bytes(message["bytes"])
+
+    async def upstream_to_client() -> None:
+        async for message in upstream:
+            out: dict[str, Any] = {"type": "websocket.send"}
+            if message.type == aiohttp.WSMsgType.TEXT:
+                out["text"] = message.data
+            elif message.type == aiohttp.WSMsgType.BINARY:
+                out["bytes"] = message.data
+            else:
+                break
+            await send(out)
+        with contextlib.suppress(Exception):
+            await send({"type": "websocket.close", "code": upstream.close_code or 1000})
+
+    tasks = [asyncio.create_task(client_to_upstream()), asyncio.create_task(upstream_to_client())]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await upstream.close()

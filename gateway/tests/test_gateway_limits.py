@@ -1,0 +1,64 @@
+"""Rate limits per client IP and per user, and what happens when Redis is gone."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway_testkit import gateway_client, gateway_settings
+
+from libs.common.testing import Infra, TestKeys, assert_problem
+from libs.common.testing.apps import free_port
+
+TIGHT = {"default": {"rate": 0.5, "burst": 3}, "auth": {"rate": 0.5, "burst": 1}}
+
+
+async def test_client_over_its_burst_gets_429_with_retry_after(infra: Infra, keys: TestKeys,
+                                                               upstreams: dict[str, Any]) -> None:
+    settings = gateway_settings(infra, keys, upstreams, rate_limits=TIGHT)
+    async with gateway_client(settings, client_ip="10.1.0.1") as client:
+        for _ in range(3):
+            assert (await client.get("/products")).status_code == 200
+        resp = await client.get("/products")
+        body = assert_problem(resp, 429)
+        assert int(resp.headers["retry-after"]) >= 1 and body["retry_after"] >= 1
+    async with gateway_client(settings, client_ip="10.1.0.2") as other:
+        assert (await other.get("/products")).status_code == 200, "another address has its own bucket"
+
+
+async def test_signed_in_user_has_a_bucket_of_their_own_behind_a_busy_address(
+        infra: Infra, keys: TestKeys, upstreams: dict[str, Any]) -> None:
+    settings = gateway_settings(infra, keys, upstreams, rate_limits=TIGHT)
+    async with gateway_client(settings, client_ip="10.2.0.1") as client:
+        for _ in range(3):
+            await client.get("/products")
+        assert_problem(await client.get("/products"), 429)
+        assert (await client.get("/products", headers=keys.bearer())).status_code == 200
+        assert (await client.get("/cart", headers=keys.bearer())).status_code == 200
+
+
+async def test_refused_tokens_spend_the_addresss_budget(infra: Infra, keys: TestKeys,
+                                                        upstreams: dict[str, Any]) -> None:
+    settings = gateway_settings(infra, keys, upstreams, rate_limits=TIGHT)
+    async with gateway_client(settings, client_ip="10.5.0.1") as client:
+        for _ in range(3):
+            assert_problem(await client.get("/orders", headers={"Authorization": "Bearer guess"}), 401)
+        assert_problem(await client.get("/orders", headers={"Authorization": "Bearer guess"}), 429)
+
+
+async def test_auth_routes_have_their_own_stricter_limit(infra: Infra, keys: TestKeys,
+                                                         upstreams: dict[str, Any]) -> None:
+    settings = gateway_settings(infra, keys, upstreams, rate_limits=TIGHT)
+    async with gateway_client(settings, client_ip="10.3.0.1") as client:
+        assert (await client.post("/auth/login", json={})).status_code == 200
+        assert_problem(await client.post("/auth/login", json={}), 429)
+        assert (await client.get("/products")).status_code == 200, "browsing is limited separately"
+
+
+async def test_redis_down_lets_public_routes_through_but_refuses_tokens(
+        infra: Infra, keys: TestKeys, upstreams: dict[str, Any]) -> None:
+    settings = gateway_settings(infra, keys, upstreams, rate_limits=TIGHT,
+                                redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    async with gateway_client(settings, client_ip="10.4.0.1") as client:
+        for _ in range(5):
+            assert (await client.get("/products")).status_code == 200  # rate limiting fails open
+        assert_problem(await client.get("/cart", headers=keys.bearer()), 503)  # revocation fails closed

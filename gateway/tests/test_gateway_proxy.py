@@ -1,0 +1,134 @@
+"""What passes through: method, path, query, headers and bodies unchanged; what the gateway adds."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+from gateway_testkit import gateway_client, gateway_settings, seen_headers
+
+from libs.common.testing import Infra, TestKeys, assert_problem
+
+LIMIT = 1024 * 1024
+
+
+async def test_query_string_reaches_the_service_byte_for_byte(gw: httpx.AsyncClient) -> None:
+    query = "q=caf%C3%A9+au+lait&tag=a&tag=b&empty=&flag&price_min=10%2C5"
+    resp = await gw.get(f"/products?{query}")
+    assert resp.status_code == 200
+    echo = resp.json()
+    assert echo["query"] == query and echo["path"] == "/products" and echo["service"] == "catalog"
+
+
+async def test_encoded_path_segment_is_forwarded_as_sent(gw: httpx.AsyncClient) -> None:
+    resp = await gw.get("/products/cr%C3%A8me-br%C3%BBl%C3%A9e")
+    assert resp.json()["raw_path"] == "/products/cr%C3%A8me-br%C3%BBl%C3%A9e"
+
+
+async def test_non_ascii_body_comes_back_unchanged(gw: httpx.AsyncClient, keys: TestKeys) -> None:
+    body = '{"name": "Crème brûlée \u2013 日本語 🍮"}'.encode()
+    resp = await gw.post("/cart?raw", content=body,
+                         headers={**keys.bearer(), "Content-Type": "application/json; charset=utf-8"})
+    assert resp.status_code == 200
+    assert resp.content == body
+    assert resp.headers["content-type"] == "application/json; charset=utf-8"
+
+
+async def test_client_identity_headers_are_replaced_by_the_gateways(gw: httpx.AsyncClient, keys: TestKeys) -> None:
+    forged = {"X-Internal-Token": "dev-internal-token-change-me", "X-User-Id": "someone", "X-User-Role": "admin",
+              "Forwarded": "for=6.6.6.6", "X-Forwarded-For": "6.6.6.6", "X-Forwarded-Host": "evil.example",
+              "X-Forwarded-Proto": "https", "X-Real-IP": "6.6.6.6", "X-Custom-Client": "kept"}
+    resp = await gw.get("/cart", headers={**keys.bearer(), **forged})
+    seen = seen_headers(resp.json())
+    for name in ("x-internal-token", "x-user-id", "x-user-role", "forwarded", "x-real-ip"):
+        assert name not in seen, name
+    assert seen["x-forwarded-for"] == ["127.0.0.1"]
+    assert seen["x-forwarded-proto"] == ["http"]
+    assert seen["x-forwarded-host"] == ["shop.test"]
+    assert seen["x-custom-client"] == ["kept"]
+    assert seen["x-request-id"] == [resp.headers["x-request-id"]]
+
+
+async def test_a_sane_request_id_is_kept_and_an_odd_one_replaced(gw: httpx.AsyncClient) -> None:
+    resp = await gw.get("/products", headers={"X-Request-ID": "front-42.a:b"})
+    assert resp.headers["x-request-id"] == "front-42.a:b"
+    assert seen_headers(resp.json())["x-request-id"] == ["front-42.a:b"]
+    resp = await gw.get("/products", headers={"X-Request-ID": "two words"})
+    assert resp.headers["x-request-id"] != "two words"
+    assert seen_headers(resp.json())["x-request-id"] == [resp.headers["x-request-id"]]
+
+
+async def test_upstream_error_status_headers_and_body_pass_through(gw: httpx.AsyncClient) -> None:
+    resp = await gw.get("/products/taken?status=409")
+    assert resp.status_code == 409
+    assert resp.headers["content-type"] == "application/problem+json"
+    assert resp.headers["x-custom"] == "kept" and resp.headers["cache-control"] == "no-store"
+    assert resp.headers.get_list("set-cookie") == ["a=1; Path=/; SameSite=lax", "b=2; Path=/; SameSite=lax"]
+    assert resp.json()["detail"] == "Already taken."
+
+
+async def test_large_and_chunked_responses_stream_back_whole(gw: httpx.AsyncClient, keys: TestKeys) -> None:
+    body = bytes(range(256)) * 4096  # 1 MiB: over the size read at once, so it is streamed
+    resp = await gw.put("/cart/item?raw", content=body, headers=keys.bearer())
+    assert resp.status_code == 200 and resp.content == body
+    resp = await gw.get("/products/many?stream=300")
+    assert resp.status_code == 200 and len(resp.content) == 300 * 4096
+    assert resp.content[-4096:].startswith(b"000299")
+
+
+async def test_head_request_gets_headers_without_body(gw: httpx.AsyncClient) -> None:
+    resp = await gw.head("/products")
+    assert resp.status_code == 200 and resp.content == b""
+
+
+async def test_body_at_the_limit_passes_and_one_byte_more_is_413(gw: httpx.AsyncClient, keys: TestKeys) -> None:
+    resp = await gw.post("/cart", content=b"x" * LIMIT, headers=keys.bearer())
+    assert resp.status_code == 200 and resp.json()["body_len"] == LIMIT
+    body = assert_problem(await gw.post("/cart", content=b"x" * (LIMIT + 1), headers=keys.bearer()), 413)
+    assert body["limit"] == LIMIT
+
+
+async def _chunks(total: int, size: int = 64 * 1024) -> AsyncIterator[bytes]:
+    sent = 0
+    while sent < total:
+        n = min(size, total - sent)
+        sent += n
+        yield b"y" * n
+
+
+async def test_streamed_body_without_length_is_bounded_too(gw: httpx.AsyncClient, keys: TestKeys) -> None:
+    resp = await gw.post("/cart", content=_chunks(LIMIT), headers=keys.bearer())
+    assert resp.status_code == 200 and resp.json()["body_len"] == LIMIT
+    assert_problem(await gw.post("/cart", content=_chunks(3 * LIMIT), headers=keys.bearer()), 413)
+
+
+async def test_stopped_service_is_503_problem(gw: httpx.AsyncClient, keys: TestKeys) -> None:
+    body = assert_problem(await gw.get("/orders", headers=keys.bearer()), 503)
+    assert "orders" in body["detail"] and "127.0.0.1" not in body["detail"]
+
+
+async def test_slow_service_is_504_problem(gw: httpx.AsyncClient) -> None:
+    body = assert_problem(await gw.get("/products/slow?sleep=1.5"), 504)
+    assert "catalog" in body["detail"]
+
+
+async def test_cors_preflight_and_response_for_a_configured_origin(gw: httpx.AsyncClient) -> None:
+    resp = await gw.options("/cart", headers={"Origin": "https://shop.example", "Access-Control-Request-Method": "POST",
+                                              "Access-Control-Request-Headers": "authorization,content-type"})
+    assert resp.status_code == 200
+    assert resp.headers["access-control-allow-origin"] == "https://shop.example"
+    resp = await gw.get("/products", headers={"Origin": "https://shop.example"})
+    assert resp.headers["access-control-allow-origin"] == "https://shop.example"
+    resp = await gw.get("/products", headers={"Origin": "https://evil.example"})
+    assert "access-control-allow-origin" not in resp.headers
+
+
+async def test_httpx_client_forwards_the_same_way(infra: Infra, keys: TestKeys, upstreams: dict[str, Any]) -> None:
+    settings = gateway_settings(infra, keys, upstreams, upstream_client="httpx")
+    async with gateway_client(settings) as client:
+        resp = await client.get("/products?a=1&a=2")
+        assert resp.status_code == 200 and resp.json()["query"] == "a=1&a=2"
+        assert (await client.get("/products/x?status=409")).status_code == 409
+        assert_problem(await client.get("/orders", headers=keys.bearer()), 503)
+        assert_problem(await client.get("/products/slow?sleep=1.5"), 504)
