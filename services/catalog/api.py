@@ -1,0 +1,232 @@
+"""Routes of the catalog: public browsing (cached), admin management, internal reservations."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Annotated, Any
+
+import asyncpg
+import orjson
+from fastapi import APIRouter, Depends, Query, Request
+from starlette.responses import Response
+
+from libs.common.auth import AdminUser, InternalCaller, OptionalUser
+from libs.common.db import SessionDep
+from services.catalog import browse, reservations
+from services.catalog import service as catalog
+from services.catalog.cache import ResponseCache
+from services.catalog.schemas import (
+    CategoryCreate,
+    CategoryPublic,
+    CategoryReplace,
+    CategoryUpdate,
+    ProductCreate,
+    ProductPage,
+    ProductPublic,
+    ProductReplace,
+    ProductUpdate,
+    ReservationCreate,
+    ReservationPublic,
+    SortKey,
+    StockChange,
+)
+
+
+async def _clear_cached_reads(request: Request) -> AsyncIterator[None]:
+    """After a write route succeeded (an error skips this), cached public reads are stale."""
+    yield
+    request.app.state.ctx.extras["response_cache"].clear()
+
+
+router = APIRouter(tags=["catalog"])
+admin_router = APIRouter(prefix="/admin", tags=["catalog admin"], dependencies=[Depends(_clear_cached_reads)])
+internal_router = APIRouter(prefix="/internal", tags=["internal"], include_in_schema=False,
+                            dependencies=[Depends(_clear_cached_reads)])
+
+
+def _dumps(payload: Any) -> bytes:
+    # asyncpg hands back its own UUID subclass (orjson needs ``default``); "Z" like pydantic and the events
+    return orjson.dumps(payload, default=str, option=orjson.OPT_UTC_Z)
+
+
+def _json(payload: Any, status_code: int = 200) -> Response:
+    return Response(_dumps(payload), status_code=status_code, media_type="application/json")
+
+
+def _etag_matches(header: str, etag: str) -> bool:
+    if header.strip() == "*":
+        return True
+    tags = {t.strip().removeprefix("W/") for t in header.split(",")}
+    return etag in tags
+
+
+def _conditional(request: Request, body: bytes, etag: str, *, public: bool) -> Response:
+    max_age = request.app.state.ctx.settings.catalog_cache_max_age
+    headers = {"ETag": etag, "Cache-Control": f"public, max-age={max_age}" if public else "private, no-store",
+               "Vary": "Authorization"}
+    inm = request.headers.get("if-none-match")
+    if inm and _etag_matches(inm, etag):
+        return Response(status_code=304, headers=headers)
+    return Response(body, media_type="application/json", headers=headers)
+
+
+def _etag(body: bytes) -> str:
+    return '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
+
+
+async def _public(request: Request, produce: Callable[[], Awaitable[Any]]) -> Response:
+    """A public JSON read: micro-cached, with a content ETag; a matching If-None-Match gets a 304."""
+    cache: ResponseCache = request.app.state.ctx.extras["response_cache"]
+    key = f"{request.url.path}?{request.url.query}"
+    hit = cache.get(key)
+    if hit is None:
+        generation = cache.generation
+        body = _dumps(await produce())
+        etag = _etag(body)
+        cache.put(key, body, etag, generation=generation)
+    else:
+        body, etag = hit
+    return _conditional(request, body, etag, public=True)
+
+
+def _read_pool(request: Request) -> asyncpg.Pool:
+    return request.app.state.ctx.extras["read_pool"]
+
+
+def _currency(request: Request) -> str:
+    return str(request.app.state.ctx.settings.catalog_default_currency)
+
+
+# ---------------------------------------------------------------- public
+
+
+@router.get("/categories", responses={200: {"model": list[CategoryPublic]}})
+async def list_categories(request: Request, session: SessionDep, flat: bool = False) -> Response:
+    """Every category with its number of active products (sub-categories included): a tree or flat."""
+    return await _public(request, lambda: catalog.list_categories(session=session, flat=flat))
+
+
+@router.get("/categories/{id_or_slug}", responses={200: {"model": CategoryPublic}})
+async def get_category(id_or_slug: str, request: Request, session: SessionDep) -> Response:
+    """One category by id or slug."""
+    return await _public(request, lambda: catalog.get_category(session=session, key=id_or_slug))
+
+
+@router.get("/products", responses={200: {"model": ProductPage}})
+async def list_products(
+    request: Request,
+    category: Annotated[str | None, Query(max_length=200, description="id or slug; includes sub-categories")] = None,
+    price_min: Annotated[int | None, Query(ge=0)] = None,
+    price_max: Annotated[int | None, Query(ge=0)] = None,
+    in_stock: bool | None = None,
+    q: Annotated[str | None, Query(max_length=10_000, description="full-text search")] = None,
+    sort: Annotated[SortKey | None, Query(description="default: relevance with q, else newest")] = None,
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> Response:
+    """Browse visible products: filters, full-text search, sorting, pagination."""
+    query = browse.ProductQuery(category=category, price_min=price_min, price_max=price_max, in_stock=in_stock,
+                                q=q, sort=sort, page=page, page_size=page_size)
+    async def produce() -> dict[str, Any]:
+        async with _read_pool(request).acquire() as conn:
+            return await browse.list_products(conn=conn, query=query)
+
+    return await _public(request, produce)
+
+
+@router.get("/products/{id_or_slug}", responses={200: {"model": ProductPublic}})
+async def get_product(id_or_slug: str, request: Request, session: SessionDep, user: OptionalUser) -> Response:
+    """One product by id or slug; admins also see inactive and deleted ones."""
+    if user is not None and user.is_admin:
+        body = _dumps(await catalog.get_product(session=session, key=id_or_slug, include_hidden=True))
+        return _conditional(request, body, _etag(body), public=False)
+    return await _public(request, lambda: catalog.get_product(session=session, key=id_or_slug))
+
+
+# ---------------------------------------------------------------- admin
+
+
+@admin_router.post("/categories", status_code=201, responses={201: {"model": CategoryPublic}})
+async def create_category(body: CategoryCreate, _: AdminUser, session: SessionDep) -> Response:
+    """Create a category."""
+    return _json(await catalog.create_category(session=session, data=body), 201)
+
+
+@admin_router.put("/categories/{category_id}", responses={200: {"model": CategoryPublic}})
+async def replace_category(category_id: uuid.UUID, body: CategoryReplace, _: AdminUser,
+                           session: SessionDep) -> Response:
+    """Replace a category's fields."""
+    return _json(await catalog.update_category(session=session, category_id=category_id, data=body, replace=True))
+
+
+@admin_router.patch("/categories/{category_id}", responses={200: {"model": CategoryPublic}})
+async def update_category(category_id: uuid.UUID, body: CategoryUpdate, _: AdminUser,
+                          session: SessionDep) -> Response:
+    """Change some of a category's fields."""
+    return _json(await catalog.update_category(session=session, category_id=category_id, data=body, replace=False))
+
+
+@admin_router.delete("/categories/{category_id}", status_code=204)
+async def delete_category(category_id: uuid.UUID, _: AdminUser, session: SessionDep) -> Response:
+    """Delete an empty category (409 while it has products or sub-categories)."""
+    await catalog.delete_category(session=session, category_id=category_id)
+    return Response(status_code=204)
+
+
+@admin_router.get("/products/{product_id}", responses={200: {"model": ProductPublic}})
+async def admin_get_product(product_id: uuid.UUID, _: AdminUser, session: SessionDep) -> Response:
+    """One product, inactive or deleted included."""
+    return _json(await catalog.get_product(session=session, key=str(product_id), include_hidden=True))
+
+
+@admin_router.post("/products", status_code=201, responses={201: {"model": ProductPublic}})
+async def create_product(body: ProductCreate, _: AdminUser, session: SessionDep, request: Request) -> Response:
+    """Create a product."""
+    return _json(await catalog.create_product(session=session, data=body, default_currency=_currency(request)), 201)
+
+
+@admin_router.put("/products/{product_id}", responses={200: {"model": ProductPublic}})
+async def replace_product(product_id: uuid.UUID, body: ProductReplace, _: AdminUser, session: SessionDep,
+                          request: Request) -> Response:
+    """Replace a product's fields."""
+    return _json(await catalog.update_product(session=session, product_id=product_id, data=body, replace=True,
+                                              default_currency=_currency(request)))
+
+
+@admin_router.patch("/products/{product_id}", responses={200: {"model": ProductPublic}})
+async def update_product(product_id: uuid.UUID, body: ProductUpdate, _: AdminUser, session: SessionDep,
+                         request: Request) -> Response:
+    """Change some of a product's fields (``stock`` is absolute here)."""
+    return _json(await catalog.update_product(session=session, product_id=product_id, data=body, replace=False,
+                                              default_currency=_currency(request)))
+
+
+@admin_router.delete("/products/{product_id}", status_code=204)
+async def delete_product(product_id: uuid.UUID, _: AdminUser, session: SessionDep) -> Response:
+    """Soft-delete a product: hidden from browsing, kept for order history."""
+    await catalog.delete_product(session=session, product_id=product_id)
+    return Response(status_code=204)
+
+
+@admin_router.post("/products/{product_id}/stock", responses={200: {"model": ProductPublic}})
+async def change_stock(product_id: uuid.UUID, body: StockChange, _: AdminUser, session: SessionDep) -> Response:
+    """Add (or with a negative delta, remove) stock; never below zero."""
+    return _json(await catalog.change_stock(session=session, product_id=product_id, delta=body.delta))
+
+
+# ---------------------------------------------------------------- internal
+
+
+@internal_router.post("/reservations", status_code=201, responses={201: {"model": ReservationPublic}})
+async def reserve(body: ReservationCreate, _: InternalCaller, session: SessionDep) -> Response:
+    """Reserve stock for an order, all or nothing; the same order_id again replays the result (200)."""
+    result, created = await reservations.reserve(session=session, data=body)
+    return _json(result, 201 if created else 200)
+
+
+@internal_router.post("/reservations/{order_id}/release", responses={200: {"model": ReservationPublic}})
+async def release(order_id: uuid.UUID, _: InternalCaller, session: SessionDep) -> Response:
+    """Give a reservation's stock back; idempotent."""
+    return _json(await reservations.release(session=session, order_id=order_id))

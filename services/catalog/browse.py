@@ -1,0 +1,123 @@
+"""Browsing products: filters, full-text search, deterministic sorting and pagination."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import orjson
+
+from libs.common.errors import NotFound, Unprocessable
+from services.catalog.schemas import PRODUCT_FIELDS
+from services.catalog.service import SLUG_RE
+
+# hostile or absurdly long queries stay cheap: only the first words count
+MAX_QUERY_CHARS = 500
+
+
+@dataclass(frozen=True)
+class ProductQuery:
+    category: str | None = None
+    price_min: int | None = None
+    price_max: int | None = None
+    in_stock: bool | None = None
+    q: str | None = None
+    sort: str | None = None
+    page: int = 1
+    page_size: int = 20
+
+
+_TREE_SQL = ("WITH RECURSIVE tree(id) AS (SELECT id FROM categories WHERE {anchor} "
+             "UNION SELECT c.id FROM categories c JOIN tree ON c.parent_id = tree.id) SELECT id FROM tree")
+
+
+async def _category_tree(conn: Any, key: str) -> list[uuid.UUID]:
+    """Ids of the category named by id or slug and of all its descendants (recursive CTE)."""
+    try:
+        return [r[0] for r in await conn.fetch(_TREE_SQL.format(anchor="id = $1"), uuid.UUID(key))]
+    except ValueError:
+        slug = key.strip().lower()
+        if not SLUG_RE.match(slug):
+            return []
+        return [r[0] for r in await conn.fetch(_TREE_SQL.format(anchor="slug = $1"), slug)]
+
+
+# sort name -> (key expressions, descending); the id always breaks ties so pages never overlap
+SORTS: dict[str, tuple[tuple[str, str], bool]] = {
+    "price_asc": (("price", "id"), False),
+    "price_desc": (("price", "id"), True),
+    "name": (("lower(name)", "id"), False),
+    "newest": (("created_at", "id"), True),
+}
+_OUT = ", ".join(f"p.{f}" for f in PRODUCT_FIELDS if f not in ("images", "attributes"))
+_ITEM_FIELDS = [f for f in PRODUCT_FIELDS if f not in ("images", "attributes")]
+
+
+async def list_products(*, conn: asyncpg.Connection, query: ProductQuery) -> dict[str, Any]:
+    """One page of visible products matching the filters, with the total over all pages.
+
+    The hot read path of the shop, so it is one hand-written statement on the driver (the
+    read pool, see app.py):
+    the page's ids come from the sort key's covering index (index-only), only those rows
+    are fetched in full, and the total is counted in the same round trip.
+    """
+    if query.price_min is not None and query.price_max is not None and query.price_min > query.price_max:
+        raise Unprocessable("price_min must not be greater than price_max.", errors=[
+            {"field": "price_min", "message": "greater than price_max", "type": "value_error"}])
+    args: list[Any] = []
+
+    def arg(value: Any) -> str:
+        args.append(value)
+        return f"${len(args)}"
+
+    where = ["is_active", "deleted_at IS NULL"]
+    if query.category:
+        # resolved first, so the planner sees concrete ids and can use the category index
+        category_ids = await _category_tree(conn, query.category)
+        if not category_ids:
+            raise NotFound(f"No category {query.category!r}.")
+        where.append(f"category_id = ANY({arg(category_ids)}::uuid[])")
+    if query.price_min is not None:
+        where.append(f"price >= {arg(query.price_min)}")
+    if query.price_max is not None:
+        where.append(f"price <= {arg(query.price_max)}")
+    if query.in_stock is not None:
+        where.append("stock > 0" if query.in_stock else "stock = 0")
+    text = (query.q or "").replace("\x00", " ").strip()[:MAX_QUERY_CHARS]
+    sort = query.sort or ("relevance" if text else "newest")
+    if text:
+        tsquery = f"websearch_to_tsquery('english', {arg(text)})"
+        where.append(f"search @@ {tsquery}")
+    if sort == "relevance" and text:
+        keys, directions = (f"ts_rank(search, {tsquery})", "id"), ("DESC", "ASC")
+    else:
+        # relevance without a query has nothing to rank: newest first
+        keys, desc = SORTS["newest" if sort == "relevance" else sort]
+        directions = ("DESC", "DESC") if desc else ("ASC", "ASC")
+    # only fixed SQL fragments are interpolated; every value travels as a $n parameter
+    cond = " AND ".join(where)
+    limit, offset = arg(query.page_size), arg((query.page - 1) * query.page_size)
+    sql = (
+        f"WITH page AS (SELECT id AS pid, {keys[0]} AS k0, {keys[1]} AS k1 FROM products WHERE {cond} "  # noqa: S608
+        f"ORDER BY 2 {directions[0]}, 3 {directions[1]} LIMIT {limit} OFFSET {offset}) "
+        f"SELECT {_OUT}, p.images::text AS images, p.attributes::text AS attributes, "
+        f"(SELECT count(*) FROM products WHERE {cond}) AS total "
+        f"FROM page JOIN products p ON p.id = page.pid ORDER BY page.k0 {directions[0]}, page.k1 {directions[1]}"
+    )
+    rows = await conn.fetch(sql, *args)
+    if rows:
+        total = int(rows[0]["total"])
+    else:
+        # past the last page (or nothing matches): no row carried the count
+        total = int(await conn.fetchval(f"SELECT count(*) FROM products WHERE {cond}", *args[:-2]))  # noqa: S608
+    items = []
+    for r in rows:
+        item = {f: r[f] for f in _ITEM_FIELDS}
+        # JSON columns go out as PostgreSQL wrote them: no decode and re-encode per request
+        item["images"] = orjson.Fragment(r["images"])
+        item["attributes"] = orjson.Fragment(r["attributes"])
+        item["deleted"], item["deleted_at"] = False, None
+        items.append(item)
+    return {"items": items, "total": total, "page": query.page, "page_size": query.page_size}

@@ -1,0 +1,44 @@
+"""A tiny per-process cache of public responses (micro-caching the hottest reads).
+
+Public GETs are already cacheable for ``max-age`` seconds by any HTTP cache, so keeping
+their bodies here for a much shorter TTL changes nothing a client can rely on, and takes
+the database off the path of the most repeated queries. Every write made through this
+process clears it; writes made by another replica show within the TTL.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+
+
+class ResponseCache:
+    """(body, etag) by request key, for ``ttl`` seconds, at most ``size`` entries."""
+
+    def __init__(self, *, ttl: float, size: int = 2048) -> None:
+        self.ttl = ttl
+        self.size = size
+        self.generation = 0
+        self._items: OrderedDict[str, tuple[float, bytes, str]] = OrderedDict()
+
+    def get(self, key: str) -> tuple[bytes, str] | None:
+        hit = self._items.get(key)
+        if hit is None:
+            return None
+        if hit[0] < time.monotonic():
+            self._items.pop(key, None)
+            return None
+        return hit[1], hit[2]
+
+    def put(self, key: str, body: bytes, etag: str, *, generation: int) -> None:
+        """Keep a body read while ``generation`` was current; a write since then makes it stale."""
+        if self.ttl <= 0 or generation != self.generation:
+            return
+        self._items[key] = (time.monotonic() + self.ttl, body, etag)
+        self._items.move_to_end(key)
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        self.generation += 1
+        self._items.clear()

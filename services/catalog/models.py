@@ -1,0 +1,123 @@
+"""Tables of the catalog service: categories, products, reservations and their lines."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR, UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from libs.common.db import new_metadata
+from libs.common.events import add_event_tables
+
+
+class Base(DeclarativeBase):
+    metadata = new_metadata()
+
+
+add_event_tables(Base.metadata)
+
+# name and SKU weigh more than the description, so a name match ranks first
+SEARCH_VECTOR = (
+    "setweight(to_tsvector('english', coalesce(name, '')), 'A') || "
+    "setweight(to_tsvector('simple', coalesce(sku, '')), 'A') || "
+    "setweight(to_tsvector('english', coalesce(description, '')), 'B')"
+)
+VISIBLE = "is_active AND deleted_at IS NULL"
+
+
+def _now() -> sa.TextClause:
+    return sa.text("now()")
+
+
+class Category(Base):
+    __tablename__ = "categories"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(sa.Text)
+    slug: Mapped[str] = mapped_column(sa.Text, unique=True)
+    description: Mapped[str] = mapped_column(sa.Text, server_default="")
+    image_url: Mapped[str | None] = mapped_column(sa.Text)
+    parent_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), sa.ForeignKey("categories.id", ondelete="RESTRICT"), index=True)
+    position: Mapped[int] = mapped_column(sa.Integer, server_default="0")
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())
+    updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())
+
+    __table_args__ = (sa.CheckConstraint("parent_id IS NULL OR parent_id <> id", name="not_own_parent"),)
+
+
+class Product(Base):
+    __tablename__ = "products"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(sa.Text)
+    slug: Mapped[str] = mapped_column(sa.Text, unique=True)
+    description: Mapped[str] = mapped_column(sa.Text, server_default="")
+    price: Mapped[int] = mapped_column(sa.BigInteger)
+    compare_at_price: Mapped[int | None] = mapped_column(sa.BigInteger)
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    sku: Mapped[str] = mapped_column(sa.Text, unique=True)
+    # soft-deleted products outlive their category: the link is cleared, the product kept
+    category_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), sa.ForeignKey("categories.id", ondelete="SET NULL"))
+    images: Mapped[list[str]] = mapped_column(JSONB, server_default=sa.text("'[]'::jsonb"))
+    stock: Mapped[int] = mapped_column(sa.Integer, server_default="0")
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=sa.text("'{}'::jsonb"))
+    is_active: Mapped[bool] = mapped_column(sa.Boolean, server_default=sa.true())
+    deleted_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    version: Mapped[int] = mapped_column(sa.Integer, server_default="1")
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())
+    updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())
+    search: Mapped[Any] = mapped_column(TSVECTOR, sa.Computed(SEARCH_VECTOR, persisted=True), deferred=True)
+
+    __table_args__ = (
+        sa.CheckConstraint("stock >= 0", name="stock_not_negative"),
+        sa.CheckConstraint("price >= 0", name="price_not_negative"),
+        sa.CheckConstraint("compare_at_price IS NULL OR compare_at_price >= 0", name="compare_at_not_negative"),
+        # fastupdate off: rows go straight into the index, so bulk loads never leave a pending
+        # list that makes the planner skip the index (writes are rare, searches are not)
+        sa.Index("ix_products_search", "search", postgresql_using="gin", postgresql_with={"fastupdate": "off"}),
+        # browsing only ever reads visible products: one partial index per sort key, each covering
+        # the filter columns, so counting and picking a page's ids are index-only scans
+        sa.Index("ix_products_visible_category", "category_id", "created_at", "id",
+                 postgresql_include=["price", "stock"], postgresql_where=sa.text(VISIBLE)),
+        sa.Index("ix_products_visible_price", "price", "id", postgresql_include=["category_id", "stock"],
+                 postgresql_where=sa.text(VISIBLE)),
+        sa.Index("ix_products_visible_created", "created_at", "id",
+                 postgresql_include=["category_id", "price", "stock"], postgresql_where=sa.text(VISIBLE)),
+        sa.Index("ix_products_visible_name", sa.text("lower(name)"), "id",
+                 postgresql_include=["category_id", "price", "stock"], postgresql_where=sa.text(VISIBLE)),
+        sa.Index("ix_products_category_id", "category_id"),
+    )
+
+
+class Reservation(Base):
+    __tablename__ = "reservations"
+
+    order_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    status: Mapped[str] = mapped_column(sa.String(16))
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())
+    updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())
+
+    __table_args__ = (
+        sa.CheckConstraint("status IN ('reserved', 'released', 'committed')", name="status_known"),
+    )
+
+
+class ReservationLine(Base):
+    __tablename__ = "reservation_lines"
+
+    order_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), sa.ForeignKey("reservations.order_id", ondelete="CASCADE"), primary_key=True)
+    product_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    name: Mapped[str] = mapped_column(sa.Text)
+    unit_price: Mapped[int] = mapped_column(sa.BigInteger)
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    quantity: Mapped[int] = mapped_column(sa.Integer)
+
+    __table_args__ = (sa.CheckConstraint("quantity > 0", name="quantity_positive"),)

@@ -1,0 +1,235 @@
+"""Request and response shapes of the catalog (wire shapes of DESIGN.md section 2)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Slug = Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, min_length=1, max_length=120,
+                                        pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$")]
+Sku = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64,
+                                       pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")]
+Currency = Annotated[str, StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"^[A-Za-z]{3}$")]
+Description = Annotated[str, StringConstraints(max_length=10_000)]
+Money = Annotated[int, Field(ge=0, le=10**12, description="integer minor units (cents)")]
+Url = Annotated[AnyHttpUrl, Field()]
+SortKey = Literal["relevance", "price_asc", "price_desc", "newest", "name"]
+MAX_ATTRIBUTES_BYTES = 8_000
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, v: Any) -> Any:
+        # PostgreSQL text cannot hold NUL: refuse it here rather than fail in the database
+        if isinstance(v, str) and "\x00" in v:
+            raise ValueError("must not contain NUL characters")
+        return v
+
+
+class CategoryCreate(_In):
+    name: Name
+    slug: Slug | None = None
+    description: Description = ""
+    image_url: Url | None = None
+    parent_id: uuid.UUID | None = None
+    position: int = Field(0, ge=-1_000_000, le=1_000_000)
+
+
+class CategoryReplace(CategoryCreate):
+    """PUT: every field is set again; a missing slug keeps the current one."""
+
+
+class CategoryUpdate(_In):
+    name: Name | None = None
+    slug: Slug | None = None
+    description: Description | None = None
+    image_url: Url | None = None
+    parent_id: uuid.UUID | None = None
+    position: int | None = Field(None, ge=-1_000_000, le=1_000_000)
+
+    @model_validator(mode="after")
+    def _required_not_null(self) -> CategoryUpdate:
+        for name in ("name", "slug", "description", "position"):
+            if name in self.model_fields_set and getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be null")
+        return self
+
+
+class CategoryPublic(BaseModel):
+    id: uuid.UUID
+    name: str
+    slug: str
+    description: str
+    image_url: str | None
+    parent_id: uuid.UUID | None
+    position: int
+    product_count: int
+    created_at: datetime
+    updated_at: datetime
+
+
+def _check_attributes(v: dict[str, Any]) -> dict[str, Any]:
+    import orjson
+
+    raw = orjson.dumps(v)
+    if b"\\u0000" in raw:
+        raise ValueError("attributes must not contain NUL characters")
+    if len(raw) > MAX_ATTRIBUTES_BYTES:
+        raise ValueError(f"attributes must be at most {MAX_ATTRIBUTES_BYTES} bytes of JSON")
+    return v
+
+
+class ProductCreate(_In):
+    name: Name
+    slug: Slug | None = None
+    description: Description = ""
+    price: Money
+    compare_at_price: Money | None = None
+    currency: Currency | None = None
+    sku: Sku
+    category_id: uuid.UUID
+    images: list[Url] = Field(default_factory=list, max_length=20)
+    stock: int = Field(0, ge=0, le=10_000_000)
+    attributes: dict[str, Any] = Field(default_factory=dict)
+    is_active: bool = True
+
+    _attrs = field_validator("attributes")(_check_attributes)
+
+    @model_validator(mode="after")
+    def _compare_at_not_below_price(self) -> ProductCreate:
+        if self.compare_at_price is not None and self.compare_at_price < self.price:
+            raise ValueError("compare_at_price must not be lower than price")
+        return self
+
+
+class ProductReplace(ProductCreate):
+    """PUT: every field is set again; a missing slug keeps the current one."""
+
+
+class ProductUpdate(_In):
+    name: Name | None = None
+    slug: Slug | None = None
+    description: Description | None = None
+    price: Money | None = None
+    compare_at_price: Money | None = None
+    currency: Currency | None = None
+    sku: Sku | None = None
+    category_id: uuid.UUID | None = None
+    images: list[Url] | None = Field(None, max_length=20)
+    stock: int | None = Field(None, ge=0, le=10_000_000)
+    attributes: dict[str, Any] | None = None
+    is_active: bool | None = None
+
+    @field_validator("attributes")
+    @classmethod
+    def _attrs(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
+        return None if v is None else _check_attributes(v)
+
+    @model_validator(mode="after")
+    def _required_not_null(self) -> ProductUpdate:
+        for name in self.model_fields_set - {"compare_at_price"}:
+            if getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be null")
+        return self
+
+
+class StockChange(_In):
+    delta: int = Field(ge=-10_000_000, le=10_000_000)
+
+    @field_validator("delta")
+    @classmethod
+    def _not_zero(cls, v: int) -> int:
+        if v == 0:
+            raise ValueError("delta must not be 0")
+        return v
+
+
+class ReservationItemIn(_In):
+    product_id: uuid.UUID
+    quantity: int = Field(ge=1, le=10_000)
+
+
+class ReservationCreate(_In):
+    order_id: uuid.UUID
+    items: list[ReservationItemIn] = Field(min_length=1, max_length=200)
+
+
+class ReservedItem(BaseModel):
+    product_id: uuid.UUID
+    name: str
+    unit_price: int
+    currency: str
+    quantity: int
+
+
+class ReservationPublic(BaseModel):
+    order_id: uuid.UUID
+    status: str
+    items: list[ReservedItem]
+    currency: str
+
+
+PRODUCT_FIELDS = ("id", "name", "slug", "description", "price", "compare_at_price", "currency", "sku",
+                  "category_id", "images", "stock", "attributes", "is_active", "version", "created_at",
+                  "updated_at")
+CATEGORY_FIELDS = ("id", "name", "slug", "description", "image_url", "parent_id", "position", "created_at",
+                   "updated_at")
+
+
+def product_wire(p: Any) -> dict[str, Any]:
+    """The Product wire shape from an ORM object or a result row (plus ``deleted``)."""
+    out = {f: getattr(p, f) for f in PRODUCT_FIELDS}
+    deleted_at = getattr(p, "deleted_at", None)
+    out["deleted"] = deleted_at is not None
+    out["deleted_at"] = deleted_at
+    return out
+
+
+def category_wire(c: Any, product_count: int) -> dict[str, Any]:
+    """The Category wire shape."""
+    out = {f: getattr(c, f) for f in CATEGORY_FIELDS}
+    out["product_count"] = product_count
+    return out
+
+
+class ProductPublic(BaseModel):
+    id: uuid.UUID
+    name: str
+    slug: str
+    description: str
+    price: int
+    compare_at_price: int | None
+    currency: str
+    sku: str
+    category_id: uuid.UUID | None
+    images: list[str]
+    stock: int
+    attributes: dict[str, Any]
+    is_active: bool
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    deleted: bool = False
+    deleted_at: datetime | None = None
+
+
+class ProductPage(BaseModel):
+    items: list[ProductPublic]
+    total: int
+    page: int
+    page_size: int

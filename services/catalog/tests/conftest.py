@@ -1,0 +1,95 @@
+"""Fixtures: one real catalog server per run, admin/user tokens, builders, and an event tap."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aio_pika
+import httpx
+import pytest
+import pytest_asyncio
+from catalog_helpers import Builder, EventTap
+
+from libs.common.events import Envelope
+from libs.common.testing import Infra, TestKeys, serve_app, settings_for
+from services.catalog.app import create_app
+from services.catalog.settings import CatalogSettings
+
+INTERNAL_TOKEN = "catalog-test-internal-token"
+
+
+@pytest.fixture(scope="session")
+def catalog_settings(infra: Infra, keys: TestKeys) -> CatalogSettings:
+    return settings_for(CatalogSettings, infra, keys, internal_api_token=INTERNAL_TOKEN, db_pool_size=20)
+
+
+@pytest_asyncio.fixture(scope="session")
+async def event_tap(infra: Infra) -> AsyncIterator[EventTap]:
+    tap = EventTap()
+    conn = await aio_pika.connect(infra.amqp_url, timeout=5)
+    channel = await conn.channel()
+    exchange = await channel.declare_exchange(infra.exchange, aio_pika.ExchangeType.TOPIC, durable=True)
+    # exclusive + auto-delete: the queue disappears with this connection
+    queue = await channel.declare_queue(f"{infra.queue_prefix}catalog-test-tap", exclusive=True, auto_delete=True)
+    for key in ("category.*", "product.*", "stock.changed"):
+        await queue.bind(exchange, routing_key=key)
+
+    async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        async with message.process():
+            tap.events.append(Envelope.from_bytes(message.body))
+
+    await queue.consume(on_message)
+    yield tap
+    await conn.close()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def base_url(catalog_settings: CatalogSettings, event_tap: EventTap) -> AsyncIterator[str]:
+    async with serve_app(create_app(catalog_settings)) as url:
+        yield url
+
+
+@pytest_asyncio.fixture(scope="session")
+async def client(base_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=base_url, timeout=30) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def admin(keys: TestKeys) -> dict[str, str]:
+    return keys.bearer(role="admin")
+
+
+@pytest.fixture(scope="session")
+def user(keys: TestKeys) -> dict[str, str]:
+    return keys.bearer(role="user")
+
+
+@pytest.fixture(scope="session")
+def internal() -> dict[str, str]:
+    return {"X-Internal-Token": INTERNAL_TOKEN}
+
+
+@pytest.fixture
+def build(client: httpx.AsyncClient, admin: dict[str, str]) -> Builder:
+    return Builder(client, admin)
+
+
+@pytest_asyncio.fixture(scope="session")
+async def publish_order_status(infra: Infra) -> AsyncIterator[Any]:
+    """Publish ``order.status_changed`` facts on this run's exchange, as the orders service would."""
+    conn = await aio_pika.connect(infra.amqp_url, timeout=5)
+    channel = await conn.channel(publisher_confirms=True)
+    exchange = await channel.declare_exchange(infra.exchange, aio_pika.ExchangeType.TOPIC, durable=True)
+
+    async def publish(order_id: str, to: str) -> None:
+        env = Envelope.new("order.status_changed", {
+            "order_id": order_id, "user_id": str(uuid.uuid4()), "from": "pending_payment", "to": to,
+            "by": "system", "reason": None, "total": 0, "currency": "USD"}, producer="orders")
+        await exchange.publish(aio_pika.Message(env.to_bytes(), message_id=str(env.id)),
+                               routing_key=env.type)
+
+    yield publish
+    await conn.close()

@@ -1,0 +1,160 @@
+"""Stock reservations: all or nothing, never oversold, idempotent, released once."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import httpx
+from catalog_helpers import Builder, EventTap
+
+from libs.common.testing import assert_problem, eventually
+
+
+def order(*items: tuple[dict[str, Any], int], order_id: uuid.UUID | None = None) -> dict[str, Any]:
+    return {"order_id": str(order_id or uuid.uuid4()),
+            "items": [{"product_id": p["id"], "quantity": q} for p, q in items]}
+
+
+async def stock_of(client: httpx.AsyncClient, admin: dict[str, str], product: dict[str, Any]) -> int:
+    return int((await client.get(f"/admin/products/{product['id']}", headers=admin)).json()["stock"])
+
+
+async def test_100_concurrent_reservations_never_oversell(base_url: str, build: Builder, internal: dict[str, str],
+                                                          admin: dict[str, str]) -> None:
+    cat = await build.category()
+    p = await build.product(cat["id"], stock=10, price=499)
+    limits = httpx.Limits(max_connections=100)
+    async with httpx.AsyncClient(base_url=base_url, timeout=30, limits=limits) as c:
+        results = await asyncio.gather(*(
+            c.post("/internal/reservations", json=order((p, 1)), headers=internal) for _ in range(100)))
+        statuses = sorted(r.status_code for r in results)
+        assert statuses.count(201) == 10 and statuses.count(409) == 90, statuses
+        for r in results:
+            if r.status_code == 409:
+                short = r.json()["short"]
+                assert short[0]["product_id"] == p["id"] and short[0]["requested"] == 1
+                assert short[0]["available"] == 0
+        assert await stock_of(c, admin, p) == 0
+
+
+async def test_reservation_returns_authoritative_prices_and_names(client: httpx.AsyncClient, build: Builder,
+                                                                  internal: dict[str, str],
+                                                                  admin: dict[str, str]) -> None:
+    cat = await build.category()
+    a = await build.product(cat["id"], stock=5, price=1250, name="Alpha")
+    b = await build.product(cat["id"], stock=5, price=300, name="Beta")
+    body = order((a, 2), (b, 1), (a, 1))
+    resp = await client.post("/internal/reservations", json=body, headers=internal)
+    assert resp.status_code == 201, resp.text
+    got = resp.json()
+    assert got["order_id"] == body["order_id"] and got["currency"] == "USD"
+    lines = {i["product_id"]: i for i in got["items"]}
+    assert lines[a["id"]] == {"product_id": a["id"], "name": "Alpha", "unit_price": 1250, "currency": "USD",
+                              "quantity": 3}
+    assert lines[b["id"]]["quantity"] == 1 and lines[b["id"]]["unit_price"] == 300
+    assert await stock_of(client, admin, a) == 2 and await stock_of(client, admin, b) == 4
+    product = (await client.get(f"/products/{a['id']}")).json()
+    assert product["version"] == 2
+
+
+async def test_repeated_order_id_does_not_reserve_twice(client: httpx.AsyncClient, build: Builder,
+                                                        internal: dict[str, str], admin: dict[str, str]) -> None:
+    cat = await build.category()
+    p = await build.product(cat["id"], stock=5)
+    body = order((p, 2))
+    first = await client.post("/internal/reservations", json=body, headers=internal)
+    again = await asyncio.gather(*(client.post("/internal/reservations", json=body, headers=internal)
+                                   for _ in range(5)))
+    assert first.status_code == 201
+    assert all(r.status_code == 200 and r.json() == first.json() for r in again)
+    assert await stock_of(client, admin, p) == 3
+
+
+async def test_short_items_refuse_the_whole_order(client: httpx.AsyncClient, build: Builder,
+                                                  internal: dict[str, str], admin: dict[str, str]) -> None:
+    cat = await build.category()
+    plenty = await build.product(cat["id"], stock=10)
+    scarce = await build.product(cat["id"], stock=1)
+    body = order((plenty, 3), (scarce, 2))
+    problem = assert_problem(await client.post("/internal/reservations", json=body, headers=internal), 409)
+    assert problem["short"] == [{"product_id": scarce["id"], "requested": 2, "available": 1}]
+    assert await stock_of(client, admin, plenty) == 10 and await stock_of(client, admin, scarce) == 1
+    # the refused order_id is free: a smaller order under it goes through
+    ok = await client.post("/internal/reservations", json={**body, "items": body["items"][:1]}, headers=internal)
+    assert ok.status_code == 201
+
+
+async def test_unknown_inactive_or_mixed_currency_items_are_refused(client: httpx.AsyncClient, build: Builder,
+                                                                    internal: dict[str, str],
+                                                                    admin: dict[str, str]) -> None:
+    cat = await build.category()
+    ok = await build.product(cat["id"], stock=5)
+    inactive = await build.product(cat["id"], stock=5, is_active=False)
+    euro = await build.product(cat["id"], stock=5, currency="EUR")
+    ghost = {"id": str(uuid.uuid4())}
+    for bad in (ghost, inactive):
+        problem = assert_problem(await client.post("/internal/reservations", json=order((ok, 1), (bad, 1)),
+                                                   headers=internal), 422)
+        assert problem["unavailable"] == [bad["id"]] and bad["id"] in problem["detail"]
+    assert_problem(await client.post("/internal/reservations", json=order((ok, 1), (euro, 1)), headers=internal),
+                   422)
+    assert_problem(await client.post("/internal/reservations", json=order((ok, 0)), headers=internal), 422)
+    assert_problem(await client.post("/internal/reservations", json={"order_id": str(uuid.uuid4()), "items": []},
+                                     headers=internal), 422)
+    assert await stock_of(client, admin, ok) == 5
+
+
+async def test_release_gives_stock_back_once(client: httpx.AsyncClient, build: Builder, internal: dict[str, str],
+                                             admin: dict[str, str]) -> None:
+    cat = await build.category()
+    p = await build.product(cat["id"], stock=5)
+    body = order((p, 4))
+    await client.post("/internal/reservations", json=body, headers=internal)
+    assert await stock_of(client, admin, p) == 1
+    releases = await asyncio.gather(*(
+        client.post(f"/internal/reservations/{body['order_id']}/release", headers=internal) for _ in range(3)))
+    assert all(r.status_code == 200 and r.json()["status"] == "released" for r in releases)
+    assert await stock_of(client, admin, p) == 5
+    assert_problem(await client.post(f"/internal/reservations/{uuid.uuid4()}/release", headers=internal), 404)
+
+
+async def test_internal_routes_refuse_callers_without_the_service_token(client: httpx.AsyncClient,
+                                                                        build: Builder, admin: dict[str, str]) -> None:
+    cat = await build.category()
+    p = await build.product(cat["id"], stock=5)
+    body = order((p, 1))
+    for headers in ({}, {"X-Internal-Token": "wrong"}, admin):
+        assert_problem(await client.post("/internal/reservations", json=body, headers=headers), 403)
+        assert_problem(await client.post(f"/internal/reservations/{body['order_id']}/release", headers=headers), 403)
+    assert await stock_of(client, admin, p) == 5
+
+
+async def test_cancelled_order_event_releases_and_paid_commits(client: httpx.AsyncClient, build: Builder,
+                                                               internal: dict[str, str], admin: dict[str, str],
+                                                               publish_order_status: Any,
+                                                               event_tap: EventTap) -> None:
+    cat = await build.category()
+    p = await build.product(cat["id"], stock=5)
+    paid, cancelled = order((p, 1)), order((p, 2))
+    for body in (paid, cancelled):
+        assert (await client.post("/internal/reservations", json=body, headers=internal)).status_code == 201
+    assert await stock_of(client, admin, p) == 2
+    await publish_order_status(paid["order_id"], "paid")
+    await publish_order_status(cancelled["order_id"], "cancelled")
+    await publish_order_status(cancelled["order_id"], "cancelled")  # a second cancel fact changes nothing
+
+    async def released() -> None:
+        assert await stock_of(client, admin, p) == 4
+
+    await eventually(released)
+    await asyncio.sleep(0.3)
+    assert await stock_of(client, admin, p) == 4
+    again = await client.post("/internal/reservations", json=paid, headers=internal)
+    assert again.status_code == 200 and again.json()["status"] == "committed"
+
+    async def stock_events() -> None:
+        assert [e.data["stock"] for e in event_tap.of("stock.changed", product_id=p["id"])] == [4, 2, 4]
+
+    await eventually(stock_events)
