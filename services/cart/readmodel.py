@@ -1,0 +1,123 @@
+"""The product read-model: what cart knows of catalog's products, kept current by events.
+
+Every write is guarded by the product's ``version`` (catalog raises it on every change,
+stock included): a row changes only for a strictly newer version, so a stale or repeated
+event never overwrites what is already known. A product never seen before is fetched once
+from catalog over HTTP and stored the same way.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from libs.common.errors import NotFound, ServiceUnavailable
+from libs.common.http import call
+from libs.common.logging import get_logger
+from libs.common.service import ServiceContext
+from services.cart.models import Product
+
+log = get_logger(__name__)
+_COLUMNS = ("name", "slug", "image", "price", "currency", "stock", "is_active", "deleted", "version")
+
+
+class BadProductData(ValueError):
+    """A product payload without the fields the read-model needs."""
+
+
+def product_values(data: dict[str, Any], *, deleted: bool = False) -> dict[str, Any]:
+    """Read-model columns from catalog's Product wire shape; raises BadProductData."""
+    try:
+        images = data.get("images") or []
+        image = data.get("image") or (str(images[0]) if images else None)
+        values = {
+            "product_id": uuid.UUID(str(data.get("id") or data.get("product_id"))),
+            "name": str(data["name"]),
+            "slug": str(data.get("slug") or ""),
+            "image": image,
+            "price": _int(data["price"]),
+            "currency": str(data["currency"]).upper()[:3],
+            "stock": max(0, _int(data.get("stock", 0))),
+            "is_active": bool(data.get("is_active", True)),
+            "deleted": deleted or bool(data.get("deleted", False)),
+            "version": _int(data["version"]),
+        }
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise BadProductData(f"product data is not usable: {exc}") from exc
+    return values
+
+
+def _int(v: Any) -> int:
+    # bool is an int in Python, never a price, stock or version
+    if isinstance(v, bool) or not isinstance(v, int | str):
+        raise TypeError(f"not an integer: {v!r}")
+    return int(v)
+
+
+async def apply_product(session: AsyncSession, values: dict[str, Any]) -> bool:
+    """Insert or update one product if ``values`` is newer than what is held; True if applied."""
+    now = datetime.now(UTC)
+    new = insert(Product).values(**values, updated_at=now)
+    stmt = new.on_conflict_do_update(
+        index_elements=[Product.product_id],
+        set_={**{c: new.excluded[c] for c in _COLUMNS}, "updated_at": now},
+        where=Product.version < new.excluded.version,
+    ).returning(Product.product_id)
+    return (await session.execute(stmt)).first() is not None
+
+
+async def mark_deleted(session: AsyncSession, *, product_id: uuid.UUID, version: int) -> bool:
+    """Mark a known product deleted when the event carries no full product."""
+    result = await session.execute(
+        sa.update(Product).where(Product.product_id == product_id, Product.version < version)
+        .values(deleted=True, version=version, updated_at=datetime.now(UTC)).returning(Product.product_id))
+    return result.first() is not None
+
+
+async def apply_stock(session: AsyncSession, *, product_id: uuid.UUID, stock: int, version: int) -> bool:
+    """Set a known product's stock if ``version`` is newer; an unknown product is fetched later."""
+    result = await session.execute(
+        sa.update(Product).where(Product.product_id == product_id, Product.version < version)
+        .values(stock=max(0, stock), version=version, updated_at=datetime.now(UTC))
+        .returning(Product.product_id))
+    return result.first() is not None
+
+
+async def ensure_known(*, ctx: ServiceContext, session: AsyncSession, product_id: uuid.UUID) -> None:
+    """Make sure the read-model holds ``product_id``, asking catalog once if it does not.
+
+    Runs its own short transactions (the session must not be in one), and never holds a
+    transaction open while waiting on catalog.
+    """
+    async with session.begin():
+        known = await session.scalar(sa.select(Product.product_id).where(Product.product_id == product_id))
+    if known is not None:
+        return
+    values = await fetch_from_catalog(ctx=ctx, product_id=product_id)
+    async with session.begin():
+        await apply_product(session, values)
+
+
+async def fetch_from_catalog(*, ctx: ServiceContext, product_id: uuid.UUID) -> dict[str, Any]:
+    """The product as catalog has it now; 404 when catalog does not know it."""
+    url = f"{ctx.settings.catalog_url.rstrip('/')}/products/{product_id}"
+    resp = await call(ctx.http, "GET", url, service="catalog", headers={"Accept": "application/json"})
+    if resp.status_code == 404:
+        raise NotFound(f"Product {product_id} does not exist.", title="Unknown product")
+    if resp.status_code != 200:
+        log.warning("catalog_unexpected_answer", status=resp.status_code, product_id=str(product_id))
+        raise ServiceUnavailable("The catalog service cannot tell about this product right now; try again.")
+    try:
+        body = resp.json()
+        values = product_values(body if isinstance(body, dict) else {})
+    except (ValueError, BadProductData) as exc:
+        log.warning("catalog_unusable_product", product_id=str(product_id), error=str(exc))
+        raise ServiceUnavailable("The catalog service answered in an unexpected way.") from exc
+    if values["product_id"] != product_id:
+        raise ServiceUnavailable("The catalog service answered about another product.")
+    return values
