@@ -1,0 +1,1 @@
+"""Orders: places orders against catalog reservations, keeps their status machine and history."""

@@ -1,0 +1,83 @@
+"""Routes of the orders service: parse, check who calls, hand over to service.py, shape the answer."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request
+from starlette.responses import JSONResponse
+
+from libs.common.auth import AdminUser, CurrentUser
+from libs.common.db import SessionDep
+from libs.common.errors import PROBLEM_JSON
+from libs.common.service import ServiceContext
+from services.orders import service as order_service
+from services.orders.schemas import OrderCreate, OrderPublic, OrderStatus, Page, StatusUpdate
+
+router = APIRouter(tags=["orders"])
+admin_router = APIRouter(prefix="/admin", tags=["admin: orders"])
+
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255,
+                                              pattern=r"^[\x21-\x7e]+$",
+                                              description="Any unique string per checkout attempt (e.g. a UUID)")]
+PageNo = Annotated[int, Query(ge=1, le=100_000)]
+PageSize = Annotated[int, Query(ge=1, le=100)]
+
+
+def _ctx(request: Request) -> ServiceContext:
+    return request.app.state.ctx
+
+
+@router.post("/orders", status_code=201, response_model=OrderPublic,
+             responses={409: {"description": "Not enough stock (`short` names each product)"},
+                        422: {"description": "Empty cart or invalid address"},
+                        503: {"description": "Catalog or cart unavailable; nothing was stored"}})
+async def place_order(body: OrderCreate, user: CurrentUser, session: SessionDep, request: Request,
+                      idempotency_key: IdempotencyKey = None) -> JSONResponse:
+    """Place an order from the caller's cart (or the given items), reserving its stock."""
+    placed = await order_service.place_order(ctx=_ctx(request), session=session, user=user, order_in=body,
+                                             key=idempotency_key)
+    headers = {"Idempotent-Replayed": "true"} if placed.replayed else None
+    media_type = PROBLEM_JSON if placed.status >= 400 else None
+    return JSONResponse(placed.body, status_code=placed.status, headers=headers, media_type=media_type)
+
+
+@router.get("/orders")
+async def list_my_orders(user: CurrentUser, session: SessionDep, page: PageNo = 1,
+                         page_size: PageSize = 20) -> Page[OrderPublic]:
+    """The caller's orders, newest first."""
+    return await order_service.list_orders(session=session, user_id=user.user_id, page=page, page_size=page_size)
+
+
+@router.get("/orders/{order_id}")
+async def get_order(order_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> OrderPublic:
+    """One of the caller's orders (another user's is 404)."""
+    return OrderPublic.model_validate(await order_service.get_order(session=session, order_id=order_id, user=user))
+
+
+@router.post("/orders/{order_id}/cancel")
+async def cancel_order(order_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> OrderPublic:
+    """Cancel one of the caller's orders while it is unpaid."""
+    order = await order_service.cancel_order(session=session, order_id=order_id, user=user)
+    return OrderPublic.model_validate(order)
+
+
+@admin_router.get("/orders")
+async def list_all_orders(admin: AdminUser, session: SessionDep, page: PageNo = 1, page_size: PageSize = 20,
+                          status: OrderStatus | None = None, user_id: uuid.UUID | None = None,
+                          created_from: datetime | None = None,
+                          created_to: datetime | None = None) -> Page[OrderPublic]:
+    """All orders, filtered, newest first."""
+    return await order_service.list_orders(session=session, page=page, page_size=page_size, user_id=user_id,
+                                           status=status, created_from=created_from, created_to=created_to)
+
+
+@admin_router.patch("/orders/{order_id}/status")
+async def update_order_status(order_id: uuid.UUID, body: StatusUpdate, admin: AdminUser,
+                              session: SessionDep) -> OrderPublic:
+    """Move an order along the status machine; an illegal move is 409 with the allowed ones."""
+    order = await order_service.change_status(session=session, order_id=order_id, to=body.status, admin=admin,
+                                              reason=body.reason)
+    return OrderPublic.model_validate(order)

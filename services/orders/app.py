@@ -1,0 +1,49 @@
+"""Wiring of the orders service."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from fastapi import FastAPI
+from redis.asyncio import Redis
+
+from libs.common.events import EventBus
+from libs.common.logging import get_logger
+from libs.common.service import ServiceContext, create_service_app
+from services.orders import idempotency
+from services.orders import service as order_service
+from services.orders.api import admin_router, router
+from services.orders.events import SUBSCRIPTIONS
+from services.orders.settings import OrdersSettings, get_settings
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+log = get_logger(__name__)
+
+
+async def sweep_unpaid_orders(ctx: ServiceContext) -> None:
+    """Cancel orders left unpaid past the payment timeout, and forget expired idempotency keys."""
+    settings: OrdersSettings = ctx.settings  # type: ignore[assignment]
+    assert ctx.db is not None
+    rounds = 0
+    while True:
+        async with ctx.db.session() as session:
+            cancelled = await order_service.cancel_unpaid(session=session, unpaid_for=settings.order_payment_timeout,
+                                                          batch=settings.order_sweep_batch)
+            if cancelled:
+                log.info("unpaid_orders_cancelled", count=cancelled)
+            if rounds % 100 == 0:
+                await idempotency.purge_expired(session)
+        rounds += 1
+        if cancelled < settings.order_sweep_batch:
+            await asyncio.sleep(settings.order_sweep_interval)
+
+
+def create_app(settings: OrdersSettings | None = None, *, bus: EventBus | None = None,
+               redis: Redis | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    return create_service_app(
+        settings=settings, title="Shop orders", routers=[router, admin_router], migrations=MIGRATIONS,
+        subscriptions=SUBSCRIPTIONS, background=[sweep_unpaid_orders], bus=bus, redis=redis,
+        description="Orders: placing with stock reservation, status machine, payment facts.",
+    )

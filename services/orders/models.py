@@ -1,0 +1,96 @@
+"""Tables of the orders service: orders, their lines and status history, idempotency keys."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from libs.common.db import new_metadata
+from libs.common.events import add_event_tables
+
+
+class Base(DeclarativeBase):
+    metadata = new_metadata()
+
+
+add_event_tables(Base.metadata)
+
+
+class Order(Base):
+    __tablename__ = "orders"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    status: Mapped[str] = mapped_column(sa.String(32), index=True)
+    subtotal: Mapped[int] = mapped_column(sa.BigInteger)
+    total: Mapped[int] = mapped_column(sa.BigInteger)
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    shipping_address: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), index=True)
+    updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    # payment facts, as reported by the payments service's events
+    payment_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    payment_intent_id: Mapped[str | None] = mapped_column(sa.String(255))
+    paid_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    last_payment_error: Mapped[str | None] = mapped_column(sa.Text)
+    last_payment_error_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    refunded_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    refund_amount: Mapped[int | None] = mapped_column(sa.BigInteger)
+
+    items: Mapped[list[OrderItem]] = relationship(lazy="selectin", order_by="OrderItem.position",
+                                                  cascade="all, delete-orphan")
+    history: Mapped[list[StatusChange]] = relationship(lazy="selectin", order_by="StatusChange.seq",
+                                                       cascade="all, delete-orphan")
+
+    __table_args__ = (
+        sa.CheckConstraint("subtotal >= 0 AND total >= 0", name="amounts_not_negative"),
+        sa.Index("ix_orders_user_created", "user_id", "created_at"),
+        # the sweeper's query: unpaid orders by age
+        sa.Index("ix_orders_unpaid_created", "created_at", postgresql_where=sa.text("status = 'pending_payment'")),
+    )
+
+
+class OrderItem(Base):
+    __tablename__ = "order_items"
+
+    order_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("orders.id", ondelete="CASCADE"), primary_key=True)
+    position: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    product_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    name: Mapped[str] = mapped_column(sa.Text)
+    unit_price: Mapped[int] = mapped_column(sa.BigInteger)
+    quantity: Mapped[int] = mapped_column(sa.Integer)
+    line_total: Mapped[int] = mapped_column(sa.BigInteger)
+
+
+class StatusChange(Base):
+    __tablename__ = "order_status_history"
+
+    seq: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    order_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("orders.id", ondelete="CASCADE"), index=True)
+    from_status: Mapped[str | None] = mapped_column(sa.String(32))
+    to_status: Mapped[str] = mapped_column(sa.String(32))
+    by: Mapped[str] = mapped_column(sa.String(64))
+    at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    reason: Mapped[str | None] = mapped_column(sa.Text)
+
+
+class IdempotencyKey(Base):
+    """A claim on (user, key): inserted and committed before any work, then completed with the answer."""
+
+    __tablename__ = "idempotency_keys"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    key: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(sa.String(64))
+    # the order id is fixed at claim time so a takeover of an abandoned claim reuses the same
+    # reservation (catalog is idempotent on order_id) instead of reserving twice
+    order_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    claimed_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), index=True)
+    response_status: Mapped[int | None] = mapped_column(sa.Integer)
+    response_body: Mapped[dict[str, Any] | None] = mapped_column(JSONB)

@@ -1,0 +1,128 @@
+"""Request and response shapes of the orders API (DESIGN.md section 2, Order wire shape)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+# ISO 3166-1 alpha-2, officially assigned codes
+ISO_COUNTRIES = frozenset("""
+AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ BR BS BT BV BW BY
+BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ DK DM DO DZ EC EE EG EH ER ES ET FI FJ FK
+FM FO FR GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS GT GU GW GY HK HM HN HR HT HU ID IE IL IM IN IO IQ IR
+IS IT JE JM JO JP KE KG KH KI KM KN KP KR KW KY KZ LA LB LC LI LK LR LS LT LU LV LY MA MC MD ME MF MG MH MK
+ML MM MN MO MP MQ MR MS MT MU MV MW MX MY MZ NA NC NE NF NG NI NL NO NP NR NU NZ OM PA PE PF PG PH PK PL PM
+PN PR PS PT PW PY QA RE RO RS RU RW SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV SX SY SZ TC TD TF
+TG TH TJ TK TL TM TN TO TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI VN VU WF WS YE YT ZA ZM ZW
+""".split())
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+class OrderStatus(StrEnum):
+    pending_payment = "pending_payment"
+    paid = "paid"
+    processing = "processing"
+    shipped = "shipped"
+    delivered = "delivered"
+    cancelled = "cancelled"
+
+
+class ShippingAddress(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Text
+    line1: Text
+    line2: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] | None = None
+    city: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+    postal_code: Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=12,
+                                                  pattern=r"^[A-Za-z0-9][A-Za-z0-9 -]*$")]
+    country: Annotated[str, Field(description="ISO 3166-1 alpha-2 code, e.g. DE")]
+    phone: Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\+?[0-9 ()./-]{5,24}$")] | None = None
+
+    @field_validator("country")
+    @classmethod
+    def _iso_country(cls, value: str) -> str:
+        code = value.strip().upper()
+        if code not in ISO_COUNTRIES:
+            raise ValueError("must be an ISO 3166-1 alpha-2 country code, e.g. DE or US")
+        return code
+
+
+class OrderItemIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    product_id: uuid.UUID
+    quantity: int = Field(ge=1, le=1000)
+
+
+class OrderCreate(BaseModel):
+    """Without ``items`` the order is placed from the caller's cart."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    shipping_address: ShippingAddress
+    items: list[OrderItemIn] | None = Field(None, max_length=100)
+
+
+class StatusUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: OrderStatus
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)] | None = None
+
+
+class OrderItemPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    product_id: uuid.UUID
+    name: str
+    unit_price: int
+    quantity: int
+    line_total: int
+
+
+class StatusChangePublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True, populate_by_name=True)
+
+    from_: OrderStatus | None = Field(serialization_alias="from", validation_alias="from_status")
+    to: OrderStatus = Field(validation_alias="to_status")
+    by: str
+    at: datetime
+    reason: str | None
+
+
+class OrderPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    user_id: uuid.UUID
+    status: OrderStatus
+    items: list[OrderItemPublic]
+    subtotal: int
+    total: int
+    currency: str
+    shipping_address: ShippingAddress
+    status_history: list[StatusChangePublic] = Field(validation_alias="history")
+    created_at: datetime
+    updated_at: datetime
+    paid_at: datetime | None
+    payment_id: uuid.UUID | None
+    last_payment_error: str | None
+    last_payment_error_at: datetime | None
+    refunded_at: datetime | None
+    refund_amount: int | None
+
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    total: int
+    page: int
+    page_size: int

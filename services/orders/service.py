@@ -1,0 +1,267 @@
+"""Business rules of orders: placing, reading, the status machine, payment facts, the unpaid sweeper.
+
+Totals: ``total == subtotal`` for now; shipping and tax are not charged yet (a later
+change adds them as separate fields, so ``total`` stays the amount payments charges).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from libs.common.auth import Principal
+from libs.common.errors import Conflict, DomainError, NotFound, Unprocessable, problem_body
+from libs.common.events import publish_in
+from libs.common.logging import get_logger
+from libs.common.service import ServiceContext
+from services.orders import events, idempotency, upstream
+from services.orders.models import Order, OrderItem, StatusChange
+from services.orders.schemas import OrderCreate, OrderPublic, OrderStatus, Page
+from services.orders.settings import OrdersSettings
+
+log = get_logger(__name__)
+S = OrderStatus
+TRANSITIONS: dict[str, tuple[str, ...]] = {
+    S.pending_payment: (S.paid, S.cancelled),
+    S.paid: (S.processing, S.cancelled),
+    S.processing: (S.shipped, S.cancelled),
+    S.shipped: (S.delivered,),
+    S.delivered: (),
+    S.cancelled: (),
+}
+
+
+@dataclass(frozen=True)
+class PlacedOrder:
+    status: int
+    body: dict[str, Any]
+    replayed: bool = False
+
+
+def to_public(order: Order) -> dict[str, Any]:
+    return OrderPublic.model_validate(order).model_dump(mode="json", by_alias=True)
+
+
+async def place_order(*, ctx: ServiceContext, session: AsyncSession, user: Principal, order_in: OrderCreate,
+                      key: str | None) -> PlacedOrder:
+    """Place an order from the cart (or the given items); a repeated Idempotency-Key gets the first answer."""
+    settings: OrdersSettings = ctx.settings  # type: ignore[assignment]
+    if key is None:
+        order = await _place(ctx=ctx, session=session, user=user, order_in=order_in, order_id=uuid.uuid4(), key=None)
+        return PlacedOrder(201, to_public(order))
+    fingerprint = idempotency.request_hash(order_in.model_dump(mode="json"))
+    claim = await idempotency.claim(session=session, settings=settings, user_id=user.user_id, key=key,
+                                    fingerprint=fingerprint)
+    if claim.answer is not None:
+        return PlacedOrder(claim.answer[0], claim.answer[1], replayed=True)
+    try:
+        order = await _place(ctx=ctx, session=session, user=user, order_in=order_in, order_id=claim.order_id,
+                             key=key)
+    except DomainError as exc:
+        if exc.status < 500:
+            # a refusal on the merits (empty cart, short stock) is the key's answer
+            body = problem_body(exc.status, exc.detail, title=exc.title, type_=exc.type_, **exc.extra)
+            async with session.begin():
+                await idempotency.complete(session, user_id=user.user_id, key=key, status=exc.status, body=body)
+        else:
+            await idempotency.give_up(session, user_id=user.user_id, key=key)
+        raise
+    except Exception:
+        await idempotency.give_up(session, user_id=user.user_id, key=key)
+        raise
+    return PlacedOrder(201, to_public(order))
+
+
+async def _place(*, ctx: ServiceContext, session: AsyncSession, user: Principal, order_in: OrderCreate,
+                 order_id: uuid.UUID, key: str | None) -> Order:
+    if order_in.items is not None:
+        wanted = [(i.product_id, i.quantity) for i in order_in.items]
+    else:
+        wanted = await upstream.cart_items(ctx, user_id=user.user_id)
+    merged: dict[uuid.UUID, int] = {}
+    for product_id, quantity in wanted:
+        if quantity > 0:
+            merged[product_id] = merged.get(product_id, 0) + quantity
+    if not merged:
+        what = "The order has no items." if order_in.items is not None else "Your cart is empty."
+        raise Unprocessable(f"{what} Add products before placing an order.", title="Nothing to order")
+    reservation = await upstream.reserve(ctx, order_id=order_id, items=list(merged.items()))
+    try:
+        if any(i.currency and i.currency != reservation.currency for i in reservation.items):
+            raise Unprocessable("Products priced in different currencies cannot be ordered together.")
+        now = datetime.now(UTC)
+        lines = [OrderItem(position=n, product_id=i.product_id, name=i.name, unit_price=i.unit_price,
+                           quantity=i.quantity, line_total=i.unit_price * i.quantity)
+                 for n, i in enumerate(reservation.items)]
+        subtotal = sum(line.line_total for line in lines)
+        order = Order(id=order_id, user_id=user.user_id, status=S.pending_payment, subtotal=subtotal,
+                      total=subtotal, currency=reservation.currency,
+                      shipping_address=order_in.shipping_address.model_dump(mode="json"),
+                      created_at=now, updated_at=now, items=lines,
+                      history=[StatusChange(from_status=None, to_status=S.pending_payment, by=str(user.user_id),
+                                            at=now, reason=None)])
+        async with session.begin():
+            session.add(order)
+            await publish_in(session, events.order_created(order))
+            if key is not None:
+                await idempotency.complete(session, user_id=user.user_id, key=key, status=201,
+                                           body=to_public(order))
+    except BaseException:
+        await upstream.release(ctx, order_id=order_id)
+        raise
+    log.info("order_placed", order_id=str(order_id), total=subtotal, currency=order.currency)
+    return order
+
+
+async def list_orders(*, session: AsyncSession, page: int, page_size: int, user_id: uuid.UUID | None = None,
+                      status: OrderStatus | None = None, created_from: datetime | None = None,
+                      created_to: datetime | None = None) -> Page[OrderPublic]:
+    """Orders matching the filters, newest first."""
+    where = []
+    if user_id is not None:
+        where.append(Order.user_id == user_id)
+    if status is not None:
+        where.append(Order.status == status)
+    if created_from is not None:
+        where.append(Order.created_at >= _aware(created_from))
+    if created_to is not None:
+        where.append(Order.created_at <= _aware(created_to))
+    async with session.begin():
+        total = (await session.execute(sa.select(sa.func.count()).select_from(Order).where(*where))).scalar_one()
+        rows = (await session.execute(
+            sa.select(Order).where(*where).order_by(Order.created_at.desc(), Order.id)
+            .offset((page - 1) * page_size).limit(page_size)
+        )).scalars().all()
+    return Page[OrderPublic](items=[OrderPublic.model_validate(o) for o in rows], total=total, page=page,
+                             page_size=page_size)
+
+
+async def get_order(*, session: AsyncSession, order_id: uuid.UUID, user: Principal) -> Order:
+    """The caller's order (admins may read any); anybody else's is reported as missing."""
+    async with session.begin():
+        order = await session.get(Order, order_id)
+    if order is None or (order.user_id != user.user_id and not user.is_admin):
+        raise NotFound("No such order.")
+    return order
+
+
+async def cancel_order(*, session: AsyncSession, order_id: uuid.UUID, user: Principal) -> Order:
+    """Cancel the caller's own order while it is still unpaid."""
+    async with session.begin():
+        order = await _locked(session, order_id)
+        if order is None or order.user_id != user.user_id:
+            raise NotFound("No such order.")
+        if order.status != S.pending_payment:
+            raise Conflict(f"An order that is {order.status} can no longer be cancelled by you; "
+                           "contact support for a paid order.", title="Status change not allowed",
+                           current_status=order.status, allowed=[])
+        await _move(session, order, to=S.cancelled, by=str(user.user_id), reason="cancelled by customer")
+    return order
+
+
+async def change_status(*, session: AsyncSession, order_id: uuid.UUID, to: OrderStatus, admin: Principal,
+                        reason: str | None) -> Order:
+    """Move an order along the status machine on an admin's behalf."""
+    async with session.begin():
+        order = await _locked(session, order_id)
+        if order is None:
+            raise NotFound("No such order.")
+        allowed = TRANSITIONS[order.status]
+        if to not in allowed:
+            moves = ", ".join(allowed) or "none (it is final)"
+            raise Conflict(f"An order that is {order.status} cannot become {to}; allowed: {moves}.",
+                           title="Status change not allowed", current_status=order.status, allowed=list(allowed))
+        await _move(session, order, to=to, by=str(admin.user_id), reason=reason)
+    return order
+
+
+async def _locked(session: AsyncSession, order_id: uuid.UUID) -> Order | None:
+    # the row lock serialises admin moves, payment events and the sweeper on one order
+    return (await session.execute(
+        sa.select(Order).where(Order.id == order_id).with_for_update().execution_options(populate_existing=True)
+    )).scalar_one_or_none()
+
+
+async def _move(session: AsyncSession, order: Order, *, to: str, by: str, reason: str | None) -> None:
+    """Apply one status change with its history entry and event, in the caller's transaction."""
+    now = datetime.now(UTC)
+    entry = StatusChange(from_status=order.status, to_status=to, by=by, at=now, reason=reason)
+    order.history.append(entry)
+    order.status = to
+    order.updated_at = now
+    await session.flush()
+    await publish_in(session, events.order_status_changed(order, entry))
+
+
+async def record_payment_succeeded(*, session: AsyncSession, data: dict[str, Any]) -> None:
+    """An unpaid order becomes paid; a payment for a cancelled order is recorded (payments refunds it)."""
+    order = await _locked(session, uuid.UUID(str(data["order_id"])))
+    if order is None:
+        log.warning("payment_for_unknown_order", order_id=str(data["order_id"]))
+        return
+    if order.status == S.pending_payment and (data.get("amount") != order.total
+                                              or str(data.get("currency", "")).upper() != order.currency.upper()):
+        log.error("payment_amount_mismatch", order_id=str(order.id), amount=data.get("amount"), total=order.total)
+        order.last_payment_error = "The payment does not match the order total."
+        order.last_payment_error_at = datetime.now(UTC)
+        return
+    if order.status not in (S.pending_payment, S.cancelled) or order.paid_at is not None:
+        return  # already paid: a second report of the same payment changes nothing
+    order.paid_at = datetime.now(UTC)
+    order.payment_id = _uuid_or_none(data.get("payment_id"))
+    order.payment_intent_id = data.get("payment_intent_id")
+    if order.status == S.pending_payment:
+        await _move(session, order, to=S.paid, by="payments", reason=None)
+    else:
+        log.warning("payment_after_cancellation", order_id=str(order.id))
+
+
+async def record_payment_failed(*, session: AsyncSession, data: dict[str, Any]) -> None:
+    """Keep the failure on the order so the customer sees why; it stays payable."""
+    order = await _locked(session, uuid.UUID(str(data["order_id"])))
+    if order is None or order.status != S.pending_payment:
+        return
+    order.last_payment_error = str(data.get("reason") or "The payment failed.")
+    order.last_payment_error_at = datetime.now(UTC)
+    order.updated_at = datetime.now(UTC)
+
+
+async def record_refund(*, session: AsyncSession, data: dict[str, Any]) -> None:
+    """Note the refund on the (cancelled) order; its status does not change."""
+    order = await _locked(session, uuid.UUID(str(data["order_id"])))
+    if order is None:
+        return
+    now = datetime.now(UTC)
+    order.refunded_at = order.refunded_at or now
+    order.refund_amount = (order.refund_amount or 0) + int(data.get("amount") or 0)
+    order.updated_at = now
+
+
+async def cancel_unpaid(*, session: AsyncSession, unpaid_for: float, batch: int) -> int:
+    """Cancel up to ``batch`` orders unpaid for longer than ``unpaid_for`` seconds; returns how many."""
+    cutoff = datetime.now(UTC) - timedelta(seconds=unpaid_for)
+    async with session.begin():
+        orders = (await session.execute(
+            sa.select(Order).where(Order.status == S.pending_payment, Order.created_at < cutoff)
+            .order_by(Order.created_at).limit(batch).with_for_update(skip_locked=True)
+            .execution_options(populate_existing=True)
+        )).scalars().all()
+        for order in orders:
+            await _move(session, order, to=S.cancelled, by="system", reason="payment timeout")
+    return len(orders)
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _uuid_or_none(value: Any) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value)) if value is not None else None
+    except ValueError:
+        return None

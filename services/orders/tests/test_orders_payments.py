@@ -1,0 +1,97 @@
+"""Payment events from the bus move orders on, once each."""
+
+from __future__ import annotations
+
+import uuid
+
+from libs.common.events import Envelope
+from libs.common.testing import assert_problem, eventually
+
+
+def payment_event(type_: str, order: dict, **extra: object) -> Envelope:
+    return Envelope.new(type_, {"payment_id": str(uuid.uuid4()), "order_id": order["id"],
+                                "user_id": order["user_id"], "amount": order["total"],
+                                "currency": order["currency"], "payment_intent_id": "pi_test_123", **extra},
+                        producer="payments")
+
+
+async def test_payment_succeeded_marks_the_order_paid_once_even_when_delivered_twice(
+        client, as_user, place, publish, bus):
+    order = await place(as_user)
+    event = payment_event("payment.succeeded", order)
+    await publish(event)
+    await publish(event)
+
+    async def paid() -> dict:
+        seen = (await client.get(f"/orders/{order['id']}", headers=as_user)).json()
+        assert seen["status"] == "paid"
+        return seen
+
+    seen = await eventually(paid)
+    assert seen["paid_at"] is not None and seen["payment_id"] == event.data["payment_id"]
+    # a second report of the same payment under a new event id changes nothing either
+    await publish(payment_event("payment.succeeded", order))
+
+    async def one_paid_event() -> None:
+        assert [e.data["to"] for e in bus.of(order["id"], "order.status_changed")] == ["paid"]
+
+    await eventually(one_paid_event)
+    after = await eventually(paid)
+    assert [h["to"] for h in after["status_history"]] == ["pending_payment", "paid"]
+    assert after["status_history"][-1]["by"] == "payments"
+
+
+async def test_failed_payment_is_recorded_and_the_order_stays_payable(client, as_user, place, publish):
+    order = await place(as_user)
+    await publish(payment_event("payment.failed", order, reason="Your card was declined."))
+
+    async def failure_recorded() -> None:
+        seen = (await client.get(f"/orders/{order['id']}", headers=as_user)).json()
+        assert seen["last_payment_error"] == "Your card was declined."
+        assert seen["status"] == "pending_payment"
+
+    await eventually(failure_recorded)
+    await publish(payment_event("payment.succeeded", order))
+
+    async def paid_after_retry() -> None:
+        assert (await client.get(f"/orders/{order['id']}", headers=as_user)).json()["status"] == "paid"
+
+    await eventually(paid_after_retry)
+
+
+async def test_payment_for_a_cancelled_order_is_recorded_and_it_stays_cancelled(
+        client, as_user, place, publish):
+    order = await place(as_user)
+    assert (await client.post(f"/orders/{order['id']}/cancel", headers=as_user)).status_code == 200
+    await publish(payment_event("payment.succeeded", order))
+    await publish(payment_event("payment.refunded", order))
+
+    async def refunded() -> None:
+        seen = (await client.get(f"/orders/{order['id']}", headers=as_user)).json()
+        assert seen["refunded_at"] is not None and seen["refund_amount"] == order["total"]
+        assert seen["paid_at"] is not None and seen["status"] == "cancelled"
+        assert [h["to"] for h in seen["status_history"]] == ["pending_payment", "cancelled"]
+
+    await eventually(refunded)
+
+
+async def test_payment_of_the_wrong_amount_does_not_mark_the_order_paid(client, as_user, place, publish):
+    order = await place(as_user, price=1000)
+    await publish(payment_event("payment.succeeded", order, amount=1))
+
+    async def refused() -> None:
+        seen = (await client.get(f"/orders/{order['id']}", headers=as_user)).json()
+        assert seen["last_payment_error"] and seen["status"] == "pending_payment"
+
+    await eventually(refused)
+
+
+async def test_paid_order_cannot_be_cancelled_by_its_owner(client, as_user, place, publish):
+    order = await place(as_user)
+    await publish(payment_event("payment.succeeded", order))
+
+    async def paid() -> None:
+        assert (await client.get(f"/orders/{order['id']}", headers=as_user)).json()["status"] == "paid"
+
+    await eventually(paid)
+    assert_problem(await client.post(f"/orders/{order['id']}/cancel", headers=as_user), 409)

@@ -1,0 +1,119 @@
+"""Calls to the services orders depends on synchronously: cart (what to order), catalog (reserve stock)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import httpx
+from pydantic import BaseModel, ValidationError
+
+from libs.common.auth import INTERNAL_TOKEN_HEADER
+from libs.common.errors import Conflict, DomainError, GatewayTimeout, ServiceUnavailable, Unprocessable
+from libs.common.http import call
+from libs.common.logging import get_logger
+from libs.common.service import ServiceContext
+from services.orders.settings import OrdersSettings
+
+log = get_logger(__name__)
+
+
+class ReservedItem(BaseModel):
+    product_id: uuid.UUID
+    name: str
+    unit_price: int
+    quantity: int
+    currency: str | None = None
+
+
+class Reservation(BaseModel):
+    """Catalog's answer: the authoritative names and unit prices of what it reserved."""
+
+    order_id: uuid.UUID
+    items: list[ReservedItem]
+    currency: str
+
+
+def _timeout(ctx: ServiceContext) -> float:
+    settings = ctx.settings
+    assert isinstance(settings, OrdersSettings)
+    return settings.catalog_timeout
+
+
+def _headers(ctx: ServiceContext) -> dict[str, str]:
+    return {INTERNAL_TOKEN_HEADER: ctx.settings.internal_api_token.get_secret_value()}
+
+
+async def cart_items(ctx: ServiceContext, *, user_id: uuid.UUID) -> list[tuple[uuid.UUID, int]]:
+    """The (product_id, quantity) pairs in the user's cart; an unknown cart is an empty one."""
+    resp = await call(ctx.http, "GET", f"{ctx.settings.cart_url}/internal/carts/{user_id}", service="cart",
+                      headers=_headers(ctx))
+    if resp.status_code == 404:
+        return []
+    if resp.status_code != 200:
+        log.warning("cart_unexpected_answer", status=resp.status_code)
+        raise ServiceUnavailable("The cart service is unavailable right now.")
+    try:
+        items = resp.json().get("items") or []
+        return [(uuid.UUID(str(i["product_id"])), int(i["quantity"])) for i in items]
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ServiceUnavailable("The cart service answered in an unexpected way.") from exc
+
+
+async def reserve(ctx: ServiceContext, *, order_id: uuid.UUID, items: list[tuple[uuid.UUID, int]]) -> Reservation:
+    """Reserve every item for ``order_id`` (all or nothing); 409 names what is short.
+
+    Whenever the outcome is unknown (timeout, broken answer) the reservation is released
+    before the error is raised, so no stock stays held for an order that was never stored.
+    """
+    body = {"order_id": str(order_id),
+            "items": [{"product_id": str(pid), "quantity": qty} for pid, qty in items]}
+    try:
+        resp = await call(ctx.http, "POST", f"{ctx.settings.catalog_url}/internal/reservations",
+                          service="catalog", headers=_headers(ctx), json=body,
+                          timeout=_timeout(ctx), idempotent=True)  # catalog de-duplicates by order_id
+    except (ServiceUnavailable, GatewayTimeout):
+        await release(ctx, order_id=order_id)
+        raise
+    if resp.status_code in (200, 201):
+        try:
+            reservation = Reservation.model_validate(resp.json())
+        except (ValidationError, ValueError) as exc:
+            await release(ctx, order_id=order_id)
+            raise ServiceUnavailable("The catalog service answered in an unexpected way.") from exc
+        return reservation
+    problem = _json(resp)
+    if resp.status_code == 409:
+        short = [{"product_id": s.get("product_id"), "requested": s.get("requested"),
+                  "available": s.get("available")} for s in problem.get("short") or [] if isinstance(s, dict)]
+        names = ", ".join(f"{s['product_id']} (requested {s['requested']}, available {s['available']})"
+                          for s in short)
+        raise Conflict(f"Not enough stock for: {names}." if short else "Not enough stock for this order.",
+                       title="Insufficient stock", short=short)
+    if resp.status_code in (400, 404, 422):
+        # catalog refused the items themselves (unknown or inactive product): nothing was reserved
+        extra = {k: v for k, v in problem.items() if k in ("errors", "unknown", "unavailable", "short")}
+        raise Unprocessable(str(problem.get("detail") or "Some items cannot be ordered."), **extra)
+    log.warning("catalog_unexpected_answer", status=resp.status_code)
+    await release(ctx, order_id=order_id)
+    raise ServiceUnavailable("The catalog service is unavailable right now.")
+
+
+async def release(ctx: ServiceContext, *, order_id: uuid.UUID) -> None:
+    """Best effort: give back whatever catalog holds for ``order_id`` (idempotent on its side)."""
+    try:
+        resp = await call(ctx.http, "POST", f"{ctx.settings.catalog_url}/internal/reservations/{order_id}/release",
+                          service="catalog", headers=_headers(ctx), timeout=_timeout(ctx), idempotent=True)
+        if resp.status_code >= 400 and resp.status_code != 404:
+            log.warning("reservation_release_refused", order_id=str(order_id), status=resp.status_code)
+    except DomainError as exc:
+        # nothing else will release it (no order exists to be cancelled): operators need this line
+        log.error("reservation_release_failed", order_id=str(order_id), error=exc.detail)
+
+
+def _json(resp: httpx.Response) -> dict[str, Any]:
+    try:
+        data = resp.json()
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}

@@ -1,0 +1,13 @@
+"""``python -m services.payments [serve|migrate]``."""
+
+from __future__ import annotations
+
+import sys
+
+from libs.common.runner import main
+from services.payments.app import MIGRATIONS, create_app
+from services.payments.settings import get_settings
+
+if __name__ == "__main__":
+    main(sys.argv[1:], settings=get_settings(), app_factory=create_app,  # type: ignore[arg-type]
+         migrations=MIGRATIONS)

@@ -1,0 +1,59 @@
+"""Payment routes: thin wrappers over service.py."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Request
+
+from libs.common.auth import CurrentUser
+from libs.common.db import SessionDep
+from services.payments import service as payment_service
+from services.payments.provider import PaymentProvider
+from services.payments.schemas import (
+    CheckoutCreate,
+    CheckoutPublic,
+    PaymentPublic,
+    VerifyCreate,
+    WebhookReceipt,
+)
+from services.payments.settings import PaymentsSettings
+
+router = APIRouter(prefix="/payment", tags=["payments"])
+
+
+def _provider(request: Request) -> PaymentProvider:
+    return request.app.state.ctx.extras["provider"]
+
+
+def _settings(request: Request) -> PaymentsSettings:
+    return request.app.state.ctx.settings
+
+
+ProviderDep = Annotated[PaymentProvider, Depends(_provider)]
+SettingsDep = Annotated[PaymentsSettings, Depends(_settings)]
+
+
+@router.post("/checkout")
+async def checkout(body: CheckoutCreate, user: CurrentUser, session: SessionDep, provider: ProviderDep,
+                   settings: SettingsDep) -> CheckoutPublic:
+    """Create or return the order's PaymentIntent; with ``payment_method`` it is confirmed at once."""
+    return await payment_service.checkout(session=session, provider=provider, user=user, order_id=body.order_id,
+                                          payment_method=body.payment_method,
+                                          publishable_key=settings.stripe_publishable_key)
+
+
+@router.post("/verify")
+async def verify(body: VerifyCreate, user: CurrentUser, session: SessionDep, provider: ProviderDep) -> PaymentPublic:
+    """Ask the provider for the payment's real status; records the payment once."""
+    return await payment_service.verify(session=session, provider=provider, user=user,
+                                        payment_intent_id=body.payment_intent_id)
+
+
+@router.post("/webhook")
+async def webhook(request: Request, session: SessionDep, provider: ProviderDep, settings: SettingsDep,
+                  stripe_signature: Annotated[str | None, Header(alias="Stripe-Signature")] = None) -> WebhookReceipt:
+    """Stripe's webhook: public, trusted only through its signature."""
+    return await payment_service.handle_webhook(session=session, provider=provider,
+                                                payload=await request.body(), signature=stripe_signature,
+                                                secret=settings.stripe_webhook_secret)
