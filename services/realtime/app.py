@@ -1,0 +1,50 @@
+"""Wiring: a service app (health, metrics, bus) with the Socket.IO server in front of it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import socketio
+from redis.asyncio import Redis
+
+from libs.common.events import Envelope, EventBus
+from libs.common.events.topology import CONSUMERS
+from libs.common.service import ServiceContext, create_service_app
+from services.realtime.notifications import Notifier
+from services.realtime.server import build_server, watch_sessions
+from services.realtime.settings import RealtimeSettings, get_settings
+
+CONSOLE = Path(__file__).parent / "console"
+
+
+def create_app(settings: RealtimeSettings | None = None, *, bus: EventBus | None = None,
+               redis: Redis | None = None) -> Any:
+    """The ASGI app: ``/socket.io/`` to Socket.IO, everything else to the service app."""
+    settings = settings or get_settings()
+    holder: dict[str, socketio.AsyncServer] = {}
+
+    async def start(ctx: ServiceContext) -> None:
+        notifier = Notifier(holder["sio"], ctx.redis, settings.redis_prefix, settings.replay_buffer)
+        ctx.extras["notifier"] = notifier
+
+        async def on_event(envelope: Envelope) -> None:
+            await notifier.handle(envelope)
+
+        ctx.bus.subscribe(settings.service_name, CONSUMERS["realtime"], on_event)
+
+    async def watchdog(ctx: ServiceContext) -> None:
+        await watch_sessions(holder["sio"], ctx, settings.session_check_interval)
+
+    api = create_service_app(settings=settings, title="Shop realtime", routers=[], migrations=None,
+                             on_startup=[start], background=[watchdog], bus=bus, redis=redis,
+                             description="Socket.IO notifications and admin commands at /socket.io/.")
+    if CONSOLE.is_dir():
+        from fastapi.staticfiles import StaticFiles
+
+        api.mount("/console", StaticFiles(directory=CONSOLE, html=True), name="console")
+    holder["sio"] = build_server(api, settings)
+    asgi = socketio.ASGIApp(holder["sio"], other_asgi_app=api, socketio_path="socket.io")
+    asgi.state = api.state  # type: ignore[attr-defined]
+    asgi.fastapi = api  # type: ignore[attr-defined]
+    return asgi

@@ -1,0 +1,29 @@
+"""Realtime settings."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+
+from libs.common.config import CommonSettings
+
+
+class RealtimeSettings(CommonSettings):
+    """Realtime settings; every field is an environment variable of the same name."""
+
+    service_name: str = "realtime"
+    port: int = 8006
+    cors_origins: list[str] = Field(default_factory=lambda: ["http://localhost:3000", "http://localhost:5173",
+                                                             "http://127.0.0.1:8000", "http://localhost:8000"])
+    # how often live connections' tokens are checked again (logout, block, expiry)
+    session_check_interval: float = 2.0
+    replay_buffer: int = 1000
+    command_timeout: float = 10.0
+    # how long the ack of a command sent with a request_id is kept for a retry to get it back
+    command_result_ttl: int = 600
+
+
+@lru_cache
+def get_settings() -> RealtimeSettings:
+    return RealtimeSettings()

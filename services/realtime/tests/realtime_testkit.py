@@ -1,0 +1,193 @@
+"""Running realtime instances on loopback, Socket.IO clients that record what they hear, and
+small stand-ins of catalog's and orders' admin routes.
+
+The stand-ins check the bearer token with libs.common.auth (``AdminUser``, the same
+dependency the real services use), keep their data in memory and publish the event the
+real service would on this run's RabbitMQ exchange, so a command goes the whole way:
+socket -> realtime -> HTTP admin route -> event -> realtime -> every client.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import socketio
+from fastapi import APIRouter, Request, Response
+
+from libs.common.auth import AdminUser
+from libs.common.config import CommonSettings
+from libs.common.errors import Conflict, NotFound, Unprocessable
+from libs.common.events import Envelope
+from libs.common.service import create_service_app
+from libs.common.testing import Infra, TestKeys, eventually, serve_app, settings_for
+from services.realtime.app import create_app
+from services.realtime.settings import RealtimeSettings
+
+
+@dataclass
+class Ear:
+    """A connected client and every notification it got."""
+
+    sio: socketio.AsyncClient
+    heard: list[tuple[str, Any]] = field(default_factory=list)
+
+    def of(self, name: str) -> list[Any]:
+        return [data for event, data in self.heard if event == name]
+
+    async def hears(self, name: str, count: int = 1, timeout: float = 10) -> list[Any]:
+        async def check() -> list[Any]:
+            got = self.of(name)
+            assert len(got) >= count, f"{name}: {len(got)} of {count}; heard {[e for e, _ in self.heard]}"
+            return got
+
+        return await eventually(check, timeout=timeout)
+
+
+async def listen(url: str, auth: dict[str, Any] | None = None) -> Ear:
+    ear = Ear(socketio.AsyncClient(reconnection=False))
+
+    @ear.sio.on("*")
+    async def record(event: str, data: Any = None) -> None:
+        ear.heard.append((event, data))
+
+    await ear.sio.connect(url, auth=auth, transports=["websocket"], wait_timeout=10)
+    return ear
+
+
+async def hang_up(*ears: Ear) -> None:
+    for ear in ears:
+        if ear.sio.connected:
+            await ear.sio.disconnect()
+
+
+@contextlib.asynccontextmanager
+async def realtime(infra: Infra, keys: TestKeys, *, queue_prefix: str | None = None,
+                   **overrides: Any) -> AsyncIterator[tuple[str, Any]]:
+    """One realtime instance on the run's real Redis and RabbitMQ; yields (url, app).
+
+    Each gets its own queue unless told to share one: events other tests published on
+    the run's exchange must not reach it. Its Redis prefix is its own too (fresh sequences).
+    """
+    prefix = queue_prefix or f"{infra.queue_prefix}{uuid.uuid4().hex[:6]}."
+    overrides.setdefault("redis_prefix", f"{infra.redis_prefix}{uuid.uuid4().hex[:6]}:")
+    overrides.setdefault("session_check_interval", 0.3)
+    settings = settings_for(RealtimeSettings, infra, keys, events_queue_prefix=prefix, **overrides)
+    app = create_app(settings)
+    async with serve_app(app) as url:
+        yield url, app
+
+
+def event(type_: str, **data: Any) -> Envelope:
+    return Envelope.new(type_, data, producer="test")
+
+
+async def publish(app: Any, *envelopes: Envelope) -> None:
+    for env in envelopes:
+        await app.state.ctx.bus.publish(env)
+
+
+@dataclass
+class Standins:
+    """What the stand-in services hold, and their base URL."""
+
+    url: str
+    products: dict[str, dict[str, Any]]
+    categories: dict[str, dict[str, Any]]
+    orders: dict[str, dict[str, Any]]
+    calls: list[str]
+
+
+NEXT_STATUS = {"pending_payment": ["paid", "cancelled"], "paid": ["processing", "cancelled"],
+               "processing": ["shipped", "cancelled"], "shipped": ["delivered"], "delivered": []}
+
+
+def _standin_router(state: Standins) -> APIRouter:
+    router = APIRouter()
+
+    async def emit(request: Request, type_: str, data: dict[str, Any], producer: str) -> None:
+        await request.app.state.ctx.bus.publish(Envelope.new(type_, data, producer=producer))
+
+    @router.post("/admin/products", status_code=201)
+    async def add_product(body: dict[str, Any], admin: AdminUser, request: Request) -> dict[str, Any]:
+        state.calls.append("product:add")
+        if any(p["sku"] == body.get("sku") for p in state.products.values()):
+            raise Conflict("A product with this SKU already exists.")
+        product = {**body, "id": str(uuid.uuid4()), "version": 1, "is_active": True}
+        state.products[product["id"]] = product
+        await emit(request, "product.created", product, "catalog")
+        return product
+
+    @router.patch("/admin/products/{product_id}")
+    async def update_product(product_id: str, body: dict[str, Any], admin: AdminUser,
+                             request: Request) -> dict[str, Any]:
+        if product_id not in state.products:
+            raise NotFound("No product has this id.")
+        product = state.products[product_id]
+        product.update(body, version=product["version"] + 1)
+        await emit(request, "product.updated", product, "catalog")
+        return product
+
+    @router.delete("/admin/products/{product_id}", status_code=204)
+    async def delete_product(product_id: str, admin: AdminUser, request: Request) -> Response:
+        product = state.products.pop(product_id, None)
+        if product is None:
+            raise NotFound("No product has this id.")
+        await emit(request, "product.deleted", {**product, "deleted": True}, "catalog")
+        return Response(status_code=204)
+
+    @router.post("/admin/categories", status_code=201)
+    async def add_category(body: dict[str, Any], admin: AdminUser, request: Request) -> dict[str, Any]:
+        category = {**body, "id": str(uuid.uuid4()), "product_count": 0}
+        state.categories[category["id"]] = category
+        await emit(request, "category.created", category, "catalog")
+        return category
+
+    @router.delete("/admin/categories/{category_id}", status_code=204)
+    async def delete_category(category_id: str, admin: AdminUser, request: Request) -> Response:
+        if any(p.get("category_id") == category_id for p in state.products.values()):
+            raise Conflict("The category still has products; move or delete them first.")
+        state.categories.pop(category_id, None)
+        return Response(status_code=204)
+
+    @router.patch("/admin/orders/{order_id}/status")
+    async def update_status(order_id: str, body: dict[str, Any], admin: AdminUser,
+                            request: Request) -> dict[str, Any]:
+        order = state.orders.get(order_id)
+        if order is None:
+            raise NotFound("No order has this id.")
+        if not isinstance(body.get("status"), str):
+            raise Unprocessable("status is required.")
+        allowed = NEXT_STATUS.get(order["status"], [])
+        if body["status"] not in allowed:
+            raise Conflict(f"An order that is {order['status']} cannot become {body['status']}.",
+                           allowed=allowed)
+        before, order["status"] = order["status"], body["status"]
+        await emit(request, "order.status_changed",
+                   {"order_id": order_id, "user_id": order["user_id"], "from": before, "to": order["status"],
+                    "by": str(admin.user_id), "reason": body.get("reason")}, "orders")
+        return order
+
+    return router
+
+
+@contextlib.asynccontextmanager
+async def standins(infra: Infra, keys: TestKeys) -> AsyncIterator[Standins]:
+    """Catalog's and orders' admin routes, in memory, publishing on this run's exchange."""
+    state = Standins(url="", products={}, categories={}, orders={}, calls=[])
+    settings = settings_for(CommonSettings, infra, keys, service_name="standin")
+    app = create_service_app(settings=settings, title="catalog and orders stand-in", routers=[_standin_router(state)])
+    async with serve_app(app) as url:
+        state.url = url
+        yield state
+
+
+@contextlib.asynccontextmanager
+async def realtime_with_standins(infra: Infra, keys: TestKeys,
+                                 **overrides: Any) -> AsyncIterator[tuple[str, Any, Standins]]:
+    async with standins(infra, keys) as services, \
+            realtime(infra, keys, catalog_url=services.url, orders_url=services.url, **overrides) as (url, app):
+        yield url, app, services

@@ -1,0 +1,144 @@
+"""Who hears which notification, exactly once, and nothing missed across reconnects."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from realtime_testkit import event, hang_up, listen, publish, realtime
+
+from libs.common.testing import Infra, TestKeys
+
+
+async def test_guests_hear_catalog_changes_but_not_orders(infra: Infra, keys: TestKeys) -> None:
+    async with realtime(infra, keys) as (url, app):
+        guest = await listen(url)
+        admin = await listen(url, {"token": keys.mint(role="admin")})
+        await publish(app, event("product.created", id=str(uuid.uuid4()), name="Lamp"),
+                      event("category.updated", id=str(uuid.uuid4()), name="Lights"),
+                      event("stock.changed", product_id=str(uuid.uuid4()), stock=4, version=3),
+                      event("order.created", order_id=str(uuid.uuid4()), user_id=str(uuid.uuid4())))
+        added = (await guest.hears("product:added"))[0]
+        assert added["data"]["name"] == "Lamp" and added["event_id"] and added["seq"] >= 1
+        await guest.hears("category:updated")
+        assert (await guest.hears("stock:updated"))[0]["data"]["stock"] == 4
+        await admin.hears("order:created")
+        await asyncio.sleep(0.3)
+        assert guest.of("order:created") == []
+        await hang_up(guest, admin)
+
+
+async def test_new_orders_and_registrations_reach_admins_and_not_users(infra: Infra, keys: TestKeys) -> None:
+    buyer_id = uuid.uuid4()
+    async with realtime(infra, keys) as (url, app):
+        buyer = await listen(url, {"token": keys.mint(user_id=buyer_id)})
+        admin = await listen(url, {"token": keys.mint(role="admin")})
+        order_id = str(uuid.uuid4())
+        await publish(app, event("order.created", order_id=order_id, user_id=str(buyer_id), total=1000),
+                      event("user.registered", user_id=str(uuid.uuid4()), email="new@example.com", name="New"))
+        assert (await admin.hears("order:created"))[0]["data"]["order_id"] == order_id
+        assert (await admin.hears("user:registered"))[0]["data"]["email"] == "new@example.com"
+        await asyncio.sleep(0.3)
+        assert buyer.of("order:created") == [] and buyer.of("user:registered") == []
+        await hang_up(buyer, admin)
+
+
+async def test_payment_news_reach_the_payer_and_admins_but_no_other_user(infra: Infra, keys: TestKeys) -> None:
+    payer_id = uuid.uuid4()
+    async with realtime(infra, keys) as (url, app):
+        payer = await listen(url, {"token": keys.mint(user_id=payer_id)})
+        other = await listen(url, {"token": keys.mint()})
+        admin = await listen(url, {"token": keys.mint(role="admin")})
+        for kind in ("succeeded", "failed", "refunded"):
+            await publish(app, event(f"payment.{kind}", payment_id=str(uuid.uuid4()), order_id=str(uuid.uuid4()),
+                                     user_id=str(payer_id), amount=500, currency="EUR"))
+        for kind in ("succeeded", "failed", "refunded"):
+            assert (await payer.hears(f"payment:{kind}"))[0]["room"] == f"user:{payer_id}"
+            await admin.hears(f"payment:{kind}")
+        await asyncio.sleep(0.3)
+        assert not [e for e, _ in other.heard if e.startswith("payment:")]
+        await hang_up(payer, other, admin)
+
+
+async def test_a_redelivered_event_is_emitted_once(infra: Infra, keys: TestKeys) -> None:
+    async with realtime(infra, keys) as (url, app):
+        guest = await listen(url)
+        env = event("stock.changed", product_id=str(uuid.uuid4()), stock=3, version=2)
+        await publish(app, env, env)
+        await guest.hears("stock:updated")
+        await asyncio.sleep(0.3)
+        assert len(guest.of("stock:updated")) == 1
+        await hang_up(guest)
+
+
+async def test_a_client_that_reconnects_gets_what_it_missed_in_order_once(infra: Infra, keys: TestKeys) -> None:
+    async with realtime(infra, keys) as (url, app):
+        first = await listen(url)
+        await publish(app, event("stock.changed", product_id="p", stock=1, version=1))
+        last_seq = (await first.hears("stock:updated"))[0]["seq"]
+        await first.sio.disconnect()
+        await publish(app, *(event("stock.changed", product_id="p", stock=10 + i, version=2 + i) for i in range(5)))
+        await asyncio.sleep(0.5)
+        back = await listen(url, {"last_seq": {"public": last_seq}})
+        missed = await back.hears("stock:updated", 5)
+        # the bus hands events over concurrently, so the room's sequence (not publish order) is the order
+        assert [m["seq"] for m in missed] == list(range(last_seq + 1, last_seq + 6))
+        assert sorted(m["data"]["stock"] for m in missed) == [10, 11, 12, 13, 14]
+        await asyncio.sleep(0.3)
+        assert len(back.of("stock:updated")) == 5
+        await hang_up(back)
+
+
+async def test_missed_notifications_come_before_new_ones_even_while_events_keep_coming(infra: Infra,
+                                                                                      keys: TestKeys) -> None:
+    async with realtime(infra, keys) as (url, app):
+        await publish(app, *(event("stock.changed", product_id="p", stock=i, version=i) for i in range(30)))
+        watcher = await listen(url)
+        await asyncio.sleep(1.0)
+
+        async def more() -> None:
+            for i in range(30, 60):
+                await publish(app, event("stock.changed", product_id="p", stock=i, version=i))
+                await asyncio.sleep(0.005)
+
+        busy = asyncio.create_task(more())
+        back = await listen(url, {"last_seq": {"public": 0}})
+        await busy
+        await back.hears("stock:updated", 60)
+        await asyncio.sleep(0.3)
+        assert [m["seq"] for m in back.of("stock:updated")] == list(range(1, 61))
+        await hang_up(watcher, back)
+
+
+async def test_a_gap_older_than_the_buffer_asks_the_client_to_resync(infra: Infra, keys: TestKeys) -> None:
+    async with realtime(infra, keys, replay_buffer=3) as (url, app):
+        guest = await listen(url)
+        await publish(app, *(event("stock.changed", product_id="p", stock=i, version=i) for i in range(6)))
+        await guest.hears("stock:updated", 6)
+        await guest.sio.disconnect()
+        late = await listen(url, {"last_seq": {"public": 1}})
+        assert (await late.hears("resync"))[0]["room"] == "public"
+        assert late.of("stock:updated") == []
+        recent = await listen(url)
+        ack = await recent.sio.call("resume", {"public": 4}, timeout=5)
+        assert ack["ok"] is True
+        assert [m["seq"] for m in await recent.hears("stock:updated", 2)] == [5, 6]
+        await hang_up(late, recent)
+
+
+async def test_two_instances_deliver_an_event_once_to_each_client(infra: Infra, keys: TestKeys) -> None:
+    shared_queue = f"{infra.queue_prefix}{uuid.uuid4().hex[:6]}."
+    shared_redis = f"{infra.redis_prefix}{uuid.uuid4().hex[:6]}:"
+    async with realtime(infra, keys, queue_prefix=shared_queue, redis_prefix=shared_redis) as (url_a, app_a), \
+            realtime(infra, keys, queue_prefix=shared_queue, redis_prefix=shared_redis) as (url_b, _):
+        on_a, on_b = await listen(url_a), await listen(url_b)
+        names = [f"Shared {i}" for i in range(10)]
+        await publish(app_a, *(event("category.created", id=str(uuid.uuid4()), name=n) for n in names))
+        await on_a.hears("category:added", 10)
+        await on_b.hears("category:added", 10)
+        await asyncio.sleep(0.5)
+        for ear in (on_a, on_b):
+            heard = ear.of("category:added")
+            assert sorted(h["data"]["name"] for h in heard) == sorted(names)
+            assert sorted(h["seq"] for h in heard) == list(range(1, 11))
+        await hang_up(on_a, on_b)
