@@ -1,0 +1,40 @@
+"""Session fixture: the whole system up once for the end-to-end journeys."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+import pytest_asyncio
+
+from libs.common.testing.infra import Infra
+from tests.e2e.shopper import ADMIN_EMAIL, ADMIN_PASSWORD
+from tests.e2e.stack import ROOT, MailCatcher, Stack
+
+
+@pytest_asyncio.fixture(scope="session")
+async def stack(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
+    s = Stack(infra=infra, workdir=tmp_path_factory.mktemp("e2e"), mail=MailCatcher())
+    try:
+        await s.up()
+        await asyncio.to_thread(
+            subprocess.run, [sys.executable, "-m", "services.auth", "create-admin", "--email", ADMIN_EMAIL,
+             "--password", ADMIN_PASSWORD], cwd=ROOT, env=s.env("auth"), check=True, capture_output=True,
+            timeout=60)
+        yield s
+    finally:
+        s.down()
+        if os.environ.get("E2E_SHOW_LOGS"):
+            for part in s.procs:
+                print(f"--- {part}\n{s.tail(part, 80)}")
+
+
+@pytest_asyncio.fixture
+async def gw(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=stack.gateway, timeout=20) as client:
+        yield client
