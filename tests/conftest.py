@@ -1,4 +1,5 @@
-"""Session fixture: the whole system up once for the end-to-end journeys."""
+"""Session fixture: the whole system up once, shared by every suite that drives it through the gateway
+(end-to-end journeys, the console in a browser, security fuzzing)."""
 
 from __future__ import annotations
 
