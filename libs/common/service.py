@@ -202,8 +202,21 @@ def _install_infra_errors(app: FastAPI) -> None:
 
 
 def _is_conn_error(exc: sqlalchemy.exc.DBAPIError) -> bool:
-    orig = getattr(exc, "orig", None)
-    text = f"{type(orig).__name__} {orig}".lower()
+    """Whether the database could not be reached or would not take us, rather than refused the query.
+
+    SQLSTATE classes 08 (connection exception), 53 (insufficient resources: too many
+    connections, out of memory or disk) and 57P (shutting down, starting up) are all
+    the server's state, so the caller should retry later: a 503, never a 500.
+    """
+    seen: BaseException | None = exc.orig
+    while seen is not None:
+        state = getattr(seen, "sqlstate", None) or getattr(seen, "pgcode", None)
+        if isinstance(state, str) and state.startswith(("08", "53", "57P")):
+            return True
+        if isinstance(seen, (OSError, ConnectionError)):
+            return True
+        seen = seen.__cause__
+    text = f"{type(exc.orig).__name__} {exc.orig}".lower()
     return any(w in text for w in ("connection", "connect", "closed", "cannot", "terminat"))
 
 

@@ -8,10 +8,14 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+import sqlalchemy as sa
+from fastapi import APIRouter
+from sqlalchemy.engine import make_url
 
-from libs.common.config import to_asyncpg_url
+from libs.common.config import CommonSettings, to_asyncpg_url
 from libs.common.db import Database, create_database, drop_database, migrate
-from libs.common.testing import Infra
+from libs.common.service import create_service_app
+from libs.common.testing import Infra, TestKeys, assert_problem, running_app, settings_for
 
 ENV_PY = """\
 import sqlalchemy as sa
@@ -93,3 +97,30 @@ async def test_create_database_is_idempotent_and_the_database_answers(infra: Inf
 def test_unsafe_database_names_are_refused() -> None:
     with pytest.raises(ValueError, match="unsafe"):
         asyncio.run(create_database('postgresql+asyncpg://postgres@127.0.0.1/x"; DROP DATABASE y; --'))
+
+
+async def test_a_database_refusing_more_connections_is_a_503_not_a_500(infra: Infra, keys: TestKeys) -> None:
+    """'too many clients' (SQLSTATE 53300) is the server's state, so callers are told to retry."""
+    role = f"{infra.db_prefix}limited"
+    admin = await asyncpg.connect(infra.pg_dsn.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        await admin.execute(f'DROP ROLE IF EXISTS "{role}"')
+        await admin.execute(f'CREATE ROLE "{role}" LOGIN CONNECTION LIMIT 0')
+        limited = make_url(to_asyncpg_url(infra.pg_dsn)).set(username=role, database="postgres")
+        db = Database(limited.render_as_string(hide_password=False), pool_size=1)
+        router = APIRouter()
+
+        @router.get("/rows")
+        async def rows() -> dict[str, int]:
+            async with db.session() as session:
+                return {"n": (await session.execute(sa.text("SELECT 1"))).scalar_one()}
+
+        settings = settings_for(CommonSettings, infra, keys, service_name="commondb", event_bus="memory")
+        async with running_app(create_service_app(settings=settings, title="db", routers=[router])) as client:
+            resp = await client.get("/rows")
+            assert_problem(resp, 503)
+            assert resp.headers["retry-after"]
+        await db.dispose()
+    finally:
+        await admin.execute(f'DROP ROLE IF EXISTS "{role}"')
+        await admin.close()
