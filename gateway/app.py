@@ -48,8 +48,10 @@ def create_app(settings: GatewaySettings | None = None, *, redis: Redis | None =
         gw.limiter = RateLimiter(r, settings.redis_prefix)
         gw.forwarder = make_forwarder(settings.upstream_client, connect_timeout=settings.connect_timeout,
                                       max_connections=settings.max_connections)
-        ws_session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
-        gw.extras.update(upstreams=upstreams, redis=r, http=http, ws_session=ws_session,
+        # aiohttp's default connector holds 100 connections: the 101st socket would wait forever
+        ws_session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar(),
+                                           connector=aiohttp.TCPConnector(limit=0))
+        gw.extras.update(upstreams=upstreams, redis=r, http=http, ws_session=ws_session, open_websockets=0,
                          openapi=OpenApiAggregator(upstreams=upstreams, table=gw.table, http=http,
                                                    ttl=settings.openapi_cache_seconds))
         app.state.gateway = gw

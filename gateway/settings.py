@@ -36,6 +36,9 @@ class GatewaySettings(CommonSettings):
     connect_timeout: float = 2.0
     upstream_client: Literal["aiohttp", "httpx"] = "aiohttp"
     max_connections: int = 512
+    # open websockets relayed at once; past it a new one is closed with 1013 (try again later).
+    # Each holds one upstream connection for its whole life, so this is not a pool size.
+    max_websockets: int = 10000
     openapi_cache_seconds: float = 10.0
     # the gateway is the edge: client-sent X-Forwarded-For is trusted from no one unless listed here
     forwarded_allow_ips: str = ""

@@ -38,6 +38,21 @@ async def proxy_websocket(gw: Gateway, scope: Scope, receive: Receive, send: Sen
         if await gw.limiter.retry_after(bucket, f"ip:{client_ip}", rate=limit.rate, burst=limit.burst):
             await send({"type": "websocket.close", "code": 1013})
             return
+    if gw.extras["open_websockets"] >= settings.max_websockets:
+        log.warning("websocket_refused_at_capacity", open=gw.extras["open_websockets"])
+        # accepted then closed, so the client reads 1013 "try again later" rather than a bare 403
+        await send({"type": "websocket.accept"})
+        await send({"type": "websocket.close", "code": 1013})
+        return
+    gw.extras["open_websockets"] += 1
+    try:
+        await _relay(gw, scope, receive, send, client_ip)
+    finally:
+        gw.extras["open_websockets"] -= 1
+
+
+async def _relay(gw: Gateway, scope: Scope, receive: Receive, send: Send, client_ip: str) -> None:
+    settings = gw.settings
     base = settings.realtime_url.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
     raw_path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
     url = base + raw_path + ("?" + scope["query_string"].decode("latin-1") if scope.get("query_string") else "")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import aiohttp
@@ -9,7 +10,7 @@ import httpx
 from gateway_testkit import gateway_settings
 
 from gateway.app import create_app
-from libs.common.testing import Infra, TestKeys, serve_app
+from libs.common.testing import Infra, TestKeys, eventually, serve_app
 
 
 async def test_socketio_long_polling_reaches_realtime(gw: httpx.AsyncClient) -> None:
@@ -28,3 +29,42 @@ async def test_websocket_frames_are_relayed_both_ways(infra: Infra, keys: TestKe
                 await ws.send_str(text)
                 msg = await ws.receive(timeout=5)
                 assert msg.type == aiohttp.WSMsgType.TEXT and msg.data == f"echo echo: {text}"
+
+
+async def test_more_websockets_than_a_connection_pool_holds_are_all_relayed(infra: Infra, keys: TestKeys,
+                                                                            upstreams: dict[str, Any]) -> None:
+    """Each relayed socket keeps its upstream connection open: 150 at once must all get through."""
+    app = create_app(gateway_settings(infra, keys, upstreams))
+    async with serve_app(app) as base, aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0)) as session:
+        url = base.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
+        sockets = await asyncio.wait_for(asyncio.gather(*(session.ws_connect(url) for _ in range(150))), 20)
+        try:
+            for i, ws in enumerate(sockets):
+                await ws.send_str(f"n{i}")
+            replies = [await ws.receive(timeout=10) for ws in sockets]
+            assert [m.data for m in replies] == [f"echo echo: n{i}" for i in range(150)]
+        finally:
+            await asyncio.gather(*(ws.close() for ws in sockets))
+
+
+async def test_past_its_socket_capacity_the_gateway_says_try_again_later(infra: Infra, keys: TestKeys,
+                                                                         upstreams: dict[str, Any]) -> None:
+    app = create_app(gateway_settings(infra, keys, upstreams, max_websockets=2))
+    async with serve_app(app) as base, aiohttp.ClientSession() as session:
+        url = base.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
+        first, second = await session.ws_connect(url), await session.ws_connect(url)
+        third = await session.ws_connect(url)
+        assert (await third.receive(timeout=5)).type == aiohttp.WSMsgType.CLOSE
+        assert third.close_code == 1013
+        await first.close()
+
+        async def accepted_again() -> bool:
+            ws = await session.ws_connect(url)
+            await ws.send_str("back")
+            msg = await ws.receive(timeout=5)
+            await ws.close()
+            return msg.type == aiohttp.WSMsgType.TEXT and msg.data == "echo echo: back"
+
+        assert await eventually(accepted_again, timeout=5)
+        await second.close()
