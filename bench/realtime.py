@@ -243,6 +243,7 @@ async def main(args: argparse.Namespace) -> dict[str, dict[str, float]]:
     if args.gateway:
         procs["gateway"] = start(["-m", "gateway"], {**env, "PORT": str(ports["gateway"])})
     urls = {name: f"http://127.0.0.1:{ports[name]}" for name in procs}
+    print("pids (for py-spy): " + ", ".join(f"{name} {proc.pid}" for name, proc in procs.items()), flush=True)
     bus = AmqpBus(infra.amqp_url, exchange=infra.exchange, queue_prefix=infra.queue_prefix)
     rows: list[tuple[str, list[float]]] = []
     results: dict[str, dict[str, float]] = {}
