@@ -3,7 +3,7 @@ PYTHON ?= python
 # pytest exits 5 when it collects nothing: a failure unless ALLOW_EMPTY=1 says an empty suite is expected
 ALLOW_EMPTY ?= 0
 
-.PHONY: install dev up infra test lint
+.PHONY: install dev up infra test lint asyncapi e2e-compose
 
 install:
 	$(PYTHON) -m pip install -e '.[dev]'
@@ -25,6 +25,28 @@ test:
 	$(PYTHON) -m pytest -q; status=$$?; \
 	if [ $$status -eq 5 ] && [ "$(ALLOW_EMPTY)" = 1 ]; then echo "make test: no tests collected (ALLOW_EMPTY=1)"; exit 0; fi; \
 	exit $$status
+
+# the AsyncAPI document of every event, from the models (the gateway serves it; a test checks it is current)
+asyncapi:
+	$(PYTHON) -m services.asyncapi > gateway/asyncapi.json.tmp && mv gateway/asyncapi.json.tmp gateway/asyncapi.json
+
+# tests/e2e against the containers of docker-compose.yml (+ docker-compose.e2e.yml), always torn down after
+DOCKER ?= docker
+E2E_COMPOSE ?= $(DOCKER) compose -p shop-e2e -f docker-compose.yml -f docker-compose.e2e.yml
+E2E_GATEWAY_PORT ?= 18000
+E2E_MAIL_PORT ?= 18025
+E2E_ADMIN_EMAIL ?= admin@e2e.shop.test
+E2E_ADMIN_PASSWORD ?= Admin-pass-e2e-1
+e2e-compose:
+	@$(DOCKER) info >/dev/null 2>&1 || { echo "make e2e-compose: no Docker engine answers ('$(DOCKER) info' failed)." \
+		"Install and start Docker (with Compose 2.24+), or run the suite against any running stack:" \
+		"SHOP_GATEWAY_URL=http://host:8000 $(PYTHON) -m pytest tests/e2e (see tests/e2e/external.py)." >&2; exit 2; }
+	export E2E_GATEWAY_PORT=$(E2E_GATEWAY_PORT) E2E_MAIL_PORT=$(E2E_MAIL_PORT) \
+		SHOP_ADMIN_EMAIL='$(E2E_ADMIN_EMAIL)' SHOP_ADMIN_PASSWORD='$(E2E_ADMIN_PASSWORD)'; \
+	trap '$(E2E_COMPOSE) down -v --remove-orphans' EXIT; trap 'exit 130' INT TERM; \
+	$(E2E_COMPOSE) up -d --build --wait && \
+	SHOP_GATEWAY_URL=http://127.0.0.1:$(E2E_GATEWAY_PORT) SHOP_MAIL_URL=http://127.0.0.1:$(E2E_MAIL_PORT) \
+		SHOP_PART_CONTROL=compose SHOP_COMPOSE='$(E2E_COMPOSE)' $(PYTHON) -m pytest -q -rs tests/e2e
 
 lint:
 	$(PYTHON) -m ruff check .

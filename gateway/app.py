@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import HTMLResponse, JSONResponse
 
+from gateway import eventdocs
 from gateway.openapi import OpenApiAggregator
 from gateway.pipeline import Gateway, ProxyMiddleware, RequestIdMiddleware
 from gateway.proxy import make_forwarder
@@ -111,5 +112,14 @@ def create_app(settings: GatewaySettings | None = None, *, redis: Redis | None =
     @app.get("/docs", include_in_schema=False)
     async def docs() -> HTMLResponse:
         return get_swagger_ui_html(openapi_url="/openapi.json", title="Shop API")
+
+    @app.get(eventdocs.JSON_PATH, include_in_schema=False)
+    async def asyncapi() -> JSONResponse:
+        """The AsyncAPI 3 document of every domain event and Socket.IO message."""
+        return JSONResponse(eventdocs.document())
+
+    @app.get(eventdocs.PAGE_PATH, include_in_schema=False)
+    async def event_docs() -> HTMLResponse:
+        return HTMLResponse(eventdocs.page())
 
     return app

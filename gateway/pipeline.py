@@ -211,7 +211,8 @@ class ProxyMiddleware:
         return principal
 
 
-_OWN_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/oauth2-redirect"})
+_OWN_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/docs/events",
+                        "/docs/asyncapi.json"})
 
 
 def _bearer(authorization: str | None) -> str | None:

@@ -1,5 +1,9 @@
 """Session fixture: the whole system up once, shared by every suite that drives it through the gateway
-(end-to-end journeys, the console in a browser, security fuzzing)."""
+(end-to-end journeys, the console in a browser, security fuzzing).
+
+With ``SHOP_GATEWAY_URL`` set the suites drive that running stack instead (tests/e2e/external.py),
+and nothing is started here: not even this run's PostgreSQL, Redis and RabbitMQ.
+"""
 
 from __future__ import annotations
 
@@ -14,12 +18,20 @@ import pytest
 import pytest_asyncio
 
 from libs.common.testing.infra import Infra
+from tests.e2e.external import ExternalStack, external_stack
 from tests.e2e.shopper import ADMIN_EMAIL, ADMIN_PASSWORD
 from tests.e2e.stack import ROOT, MailCatcher, Stack
 
 
 @pytest_asyncio.fixture(scope="session")
-async def stack(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
+async def stack(request: pytest.FixtureRequest,
+                tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack | ExternalStack]:
+    external = external_stack(os.environ)
+    if external is not None:
+        await external.wait_ready()
+        yield external
+        return
+    infra: Infra = request.getfixturevalue("infra")
     s = Stack(infra=infra, workdir=tmp_path_factory.mktemp("e2e"), mail=MailCatcher())
     try:
         await s.up()
@@ -36,6 +48,6 @@ async def stack(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Async
 
 
 @pytest_asyncio.fixture
-async def gw(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+async def gw(stack: Stack | ExternalStack) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=stack.gateway, timeout=20) as client:
         yield client

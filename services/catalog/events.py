@@ -5,30 +5,50 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.common.events import Envelope, publish_in
+from libs.common.events.catalogue import EventCatalogue, EventType
 from libs.common.logging import get_logger
 from libs.common.service import ServiceContext, Subscription
+from services.catalog.schemas import CategoryPublic, ProductPublic
 
 PRODUCER = "catalog"
 log = get_logger(__name__)
 
 
+class StockChanged(BaseModel):
+    product_id: uuid.UUID
+    stock: int
+    version: int
+
+
+EVENTS = EventCatalogue(producer=PRODUCER, events={
+    "category.created": EventType(CategoryPublic, "A category was created."),
+    "category.updated": EventType(CategoryPublic, "A category was changed; data is the whole category."),
+    "category.deleted": EventType(CategoryPublic, "A category was deleted; data is its last state."),
+    "product.created": EventType(ProductPublic, "A product was created."),
+    "product.updated": EventType(ProductPublic, "A product was changed; apply it only if version is newer."),
+    "product.deleted": EventType(ProductPublic, "A product was soft-deleted (deleted: true, kept for orders)."),
+    "stock.changed": EventType(StockChanged, "A product's stock moved (reservation, release, admin change)."),
+})
+
+
 async def category_changed(session: AsyncSession, kind: str, category: dict[str, Any]) -> None:
     """``category.created|updated|deleted`` with the Category shape."""
-    await publish_in(session, Envelope.new(f"category.{kind}", category, producer=PRODUCER))
+    await publish_in(session, EVENTS.envelope(f"category.{kind}", category))
 
 
 async def product_changed(session: AsyncSession, kind: str, product: dict[str, Any]) -> None:
     """``product.created|updated|deleted`` with the full Product shape (version, is_active, deleted)."""
-    await publish_in(session, Envelope.new(f"product.{kind}", product, producer=PRODUCER))
+    await publish_in(session, EVENTS.envelope(f"product.{kind}", product))
 
 
 async def stock_changed(session: AsyncSession, *, product_id: uuid.UUID, stock: int, version: int) -> None:
     """``stock.changed``: the new stock of one product and the version it reached."""
-    await publish_in(session, Envelope.new("stock.changed", {
-        "product_id": product_id, "stock": stock, "version": version}, producer=PRODUCER))
+    await publish_in(session, EVENTS.envelope("stock.changed", StockChanged(
+        product_id=product_id, stock=stock, version=version)))
 
 
 async def on_order_status_changed(ctx: ServiceContext, session: AsyncSession, event: Envelope) -> None:

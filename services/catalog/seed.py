@@ -18,7 +18,7 @@ from typing import Any
 import asyncpg
 
 from libs.common.db import migrate
-from libs.common.events import Envelope
+from services.catalog.events import EVENTS
 from services.catalog.service import slugify
 from services.catalog.settings import CatalogSettings
 
@@ -111,7 +111,7 @@ async def _categories(conn: asyncpg.Connection, outbox: list[tuple[Any, ...]]) -
 
 
 def _event(kind: str, data: dict[str, Any]) -> tuple[Any, ...]:
-    env = Envelope.new(kind, data, producer="catalog")
+    env = EVENTS.envelope(kind, data)
     return (env.id, env.type, env.to_bytes().decode())
 
 

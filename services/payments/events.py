@@ -6,16 +6,37 @@ import uuid
 from datetime import datetime
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.common.events import Envelope
 from libs.common.events.bus import PoisonMessage
+from libs.common.events.catalogue import EventCatalogue, EventType
 from libs.common.service import ServiceContext, Subscription
 from services.payments.models import Payment
 
 PRODUCER = "payments"
 M = TypeVar("M", bound=BaseModel)
+
+
+class PaymentEventData(BaseModel):
+    """The same fields for every payment fact; ``reason`` on failures, ``refund_id`` on refunds."""
+
+    payment_id: uuid.UUID
+    order_id: uuid.UUID
+    user_id: uuid.UUID
+    amount: int = Field(description="integer minor units (cents)")
+    currency: str
+    payment_intent_id: str
+    reason: str | None = None
+    refund_id: str | None = None
+
+
+EVENTS = EventCatalogue(producer=PRODUCER, events={
+    "payment.succeeded": EventType(PaymentEventData, "A payment of an order went through (recorded once)."),
+    "payment.failed": EventType(PaymentEventData, "A payment attempt failed; the order stays payable."),
+    "payment.refunded": EventType(PaymentEventData, "A payment was refunded (after an admin cancelled a paid order)."),
+})
 
 
 def payment_event(type_: str, payment: Payment, *, reason: str | None = None) -> Envelope:
@@ -29,7 +50,7 @@ def payment_event(type_: str, payment: Payment, *, reason: str | None = None) ->
         data["reason"] = reason
     if payment.refund_id and type_ == "payment.refunded":
         data["refund_id"] = payment.refund_id
-    return Envelope.new(type_, data, producer=PRODUCER)
+    return EVENTS.envelope(type_, data)
 
 
 class OrderCreatedData(BaseModel):

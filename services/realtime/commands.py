@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from redis.asyncio import Redis
 
 from libs.common.errors import DomainError, validation_errors
+from services.realtime.schemas import Done, Problem, Refused
 
 
 class _Command(BaseModel):
@@ -74,7 +75,7 @@ class ProductUpdate(_Command):
     is_active: bool | None = None
 
 
-class OrderStatus(_Command):
+class OrderStatusUpdate(_Command):
     order_id: uuid.UUID
     status: str = Field(min_length=1, max_length=40)
     reason: str | None = Field(None, max_length=500)
@@ -88,12 +89,13 @@ COMMANDS: dict[str, tuple[type[_Command], str, str, str]] = {
     "product:add": (ProductAdd, "POST", "/admin/products", "catalog_url"),
     "product:update": (ProductUpdate, "PATCH", "/admin/products/{id}", "catalog_url"),
     "product:delete": (ById, "DELETE", "/admin/products/{id}", "catalog_url"),
-    "order:updateStatus": (OrderStatus, "PATCH", "/admin/orders/{order_id}/status", "orders_url"),
+    "order:updateStatus": (OrderStatusUpdate, "PATCH", "/admin/orders/{order_id}/status", "orders_url"),
 }
 
 
 def refused(status: int, title: str, detail: str, **extra: Any) -> dict[str, Any]:
-    return {"ok": False, "error": {"status": status, "title": title, "detail": detail, **extra}}
+    return Refused(ok=False, error=Problem(status=status, title=title, detail=detail, **extra)).model_dump(
+        mode="json", exclude_unset=True)
 
 
 async def perform(*, name: str, payload: Any, token: str, http: httpx.AsyncClient, base_urls: dict[str, str],
@@ -127,10 +129,10 @@ async def perform(*, name: str, payload: Any, token: str, http: httpx.AsyncClien
         # the owning service's problem travels unchanged (errors, allowed moves, short items...)
         problem = body if isinstance(body, dict) else {}
         service = upstream.removesuffix("_url")
-        return {"ok": False, "error": {**problem, "status": resp.status_code,
-                                       "title": str(problem.get("title") or "Refused"),
-                                       "detail": str(problem.get("detail") or f"The {service} service refused it.")}}
-    return {"ok": True, "data": body}
+        return refused(resp.status_code, str(problem.get("title") or "Refused"),
+                       str(problem.get("detail") or f"The {service} service refused it."),
+                       **{k: v for k, v in problem.items() if k not in ("status", "title", "detail")})
+    return Done(ok=True, data=body).model_dump(mode="json")
 
 
 async def once(redis: Redis, key: str, run: Callable[[], Awaitable[dict[str, Any]]], *,

@@ -22,6 +22,7 @@ from redis.asyncio import Redis
 
 from libs.common.events import Envelope
 from libs.common.logging import get_logger
+from services.realtime.schemas import NotificationBody, Resync
 
 PUBLIC = "public"
 ADMINS = "admins"
@@ -144,8 +145,8 @@ class Notifier:
         name, rooms = target
         try:
             for room in rooms:
-                base = {"event_id": str(envelope.id), "type": envelope.type,
-                        "occurred_at": envelope.occurred_at.isoformat(), "room": room, "data": envelope.data}
+                base = NotificationBody(event_id=envelope.id, type=envelope.type, room=room,
+                                        occurred_at=envelope.occurred_at, data=envelope.data).model_dump(mode="json")
                 seq = int(await self._store(keys=[self._key("seq", room), self._key("stream", room)],
                                             args=[self.buffer, name, orjson.dumps(base)]))
                 await self.sio.emit(name, {**base, "seq": seq}, room=room)
@@ -161,12 +162,14 @@ class Notifier:
         current = int(await self.redis.get(self._key("seq", room)) or 0)
         if last_seq >= current:
             if last_seq > current:  # the client saw numbers this deployment no longer has
-                await manager.send_local(sid, "resync", {"room": room, "last_seq": current})
+                await manager.send_local(sid, "resync", Resync(room=room, last_seq=current).model_dump(
+                    exclude_none=True))
             return current
         oldest = await self.redis.xrange(stream, count=1)
         oldest_seq = _seq_of(oldest[0][0]) if oldest else current + 1
         if last_seq + 1 < oldest_seq:
-            await manager.send_local(sid, "resync", {"room": room, "oldest_seq": oldest_seq, "last_seq": current})
+            await manager.send_local(sid, "resync", Resync(room=room, oldest_seq=oldest_seq,
+                                                           last_seq=current).model_dump(exclude_none=True))
             return current
         covered = last_seq
         for entry_id, fields in await self.redis.xrange(stream, min=f"{last_seq + 1}-0", count=self.buffer):

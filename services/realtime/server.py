@@ -23,6 +23,7 @@ from services.realtime.notifications import (
     ReplayingRedisManager,
     user_room,
 )
+from services.realtime.schemas import Resumed, Resync, SessionEnded, TokenExpiry, TokenRefreshed
 from services.realtime.settings import RealtimeSettings
 
 log = get_logger(__name__)
@@ -91,7 +92,7 @@ def build_server(app: FastAPI, settings: RealtimeSettings) -> socketio.AsyncServ
         except Exception as exc:  # a failed replay must not leave the connection deaf
             log.warning("replay_failed", sid=sid, error=f"{type(exc).__name__}: {exc}")
             for room in last_seq:
-                await manager.send_local(sid, "resync", {"room": room})
+                await manager.send_local(sid, "resync", Resync(room=room).model_dump(exclude_none=True))
         finally:
             await manager.release(sid, covered)
 
@@ -101,7 +102,7 @@ def build_server(app: FastAPI, settings: RealtimeSettings) -> socketio.AsyncServ
             return refused(422, "Validation failed", "resume takes {room: last_seq}, e.g. {\"public\": 40}.")
         manager.hold(sid)
         await replay(sid, data, after_connect=False)
-        return {"ok": True}
+        return Resumed(ok=True).model_dump()
 
     @sio.on("auth:refresh")
     async def refresh(sid: str, data: Any = None) -> dict[str, Any]:
@@ -122,7 +123,7 @@ def build_server(app: FastAPI, settings: RealtimeSettings) -> socketio.AsyncServ
             await sio.leave_room(sid, ADMINS)
         session["principal"] = principal
         await sio.save_session(sid, session)
-        return {"ok": True, "data": {"expires_at": principal.expires_at}}
+        return TokenRefreshed(ok=True, data=TokenExpiry(expires_at=principal.expires_at)).model_dump()
 
     def command(name: str) -> None:
         async def handler(sid: str, data: Any = None) -> dict[str, Any]:
@@ -174,5 +175,5 @@ async def watch_sessions(sio: socketio.AsyncServer, ctx: ServiceContext, interva
                         reason = exc.detail
             if reason:
                 # sent straight from this instance, so it is on the wire before the disconnect
-                await sio.manager.send_local(sid, "session:ended", {"reason": reason})
+                await sio.manager.send_local(sid, "session:ended", SessionEnded(reason=reason).model_dump())
                 await sio.disconnect(sid)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -135,8 +136,9 @@ class Listener:
         await asyncio.sleep(0)
 
 
-ADMIN_EMAIL = "admin@e2e.shop.test"
-ADMIN_PASSWORD = "Admin-pass-e2e-1"
+# the admin this run makes, or the one an external stack has (tests/e2e/external.py)
+ADMIN_EMAIL = os.environ.get("SHOP_ADMIN_EMAIL") or "admin@e2e.shop.test"
+ADMIN_PASSWORD = os.environ.get("SHOP_ADMIN_PASSWORD") or "Admin-pass-e2e-1"
 
 
 def new_email(tag: str) -> str:

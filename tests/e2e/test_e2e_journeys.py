@@ -39,6 +39,7 @@ async def test_guest_browses_and_is_refused_admin_routes(gw: httpx.AsyncClient) 
 
 
 async def test_forgotten_password_is_reset_by_emailed_code(gw: httpx.AsyncClient, stack: Stack) -> None:
+    stack.require_mail()
     user = await customer(gw, "forgetful")
     old_token = user.token
     assert (await gw.post("/auth/forgot-password", json={"email": user.email})).status_code == 202
@@ -65,6 +66,7 @@ async def test_forgotten_password_is_reset_by_emailed_code(gw: httpx.AsyncClient
 
 
 async def test_an_order_paid_while_orders_is_down_becomes_paid_once(gw: httpx.AsyncClient, stack: Stack) -> None:
+    stack.require_part_control()
     boss = await admin(gw)
     product = await make_product(gw, boss, stock=3)
     buyer = await customer(gw)

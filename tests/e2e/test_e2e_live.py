@@ -116,6 +116,7 @@ async def test_admin_manages_catalog_live_and_carts_follow(gw: httpx.AsyncClient
 
 async def test_payments_restarting_between_checkout_and_payment_still_completes(
         gw: httpx.AsyncClient, stack: Stack) -> None:
+    stack.require_part_control()
     boss = await admin(gw)
     product = await make_product(gw, boss, stock=3)
     buyer = await customer(gw)
