@@ -25,7 +25,13 @@ def create_app(settings: RealtimeSettings | None = None, *, bus: EventBus | None
     holder: dict[str, socketio.AsyncServer] = {}
 
     async def start(ctx: ServiceContext) -> None:
-        notifier = Notifier(holder["sio"], ctx.redis, settings.redis_prefix, settings.replay_buffer)
+        sio = holder["sio"]
+        if not sio.manager_initialized:
+            # notifications reach even this instance's clients through the manager's Redis
+            # channel: listen from the start, not from the first client's connect
+            sio.manager_initialized = True
+            sio.manager.initialize()
+        notifier = Notifier(sio, ctx.redis, settings.redis_prefix, settings.replay_buffer)
         ctx.extras["notifier"] = notifier
 
         async def on_event(envelope: Envelope) -> None:

@@ -3,8 +3,11 @@
 Each room has a counter (``INCR``) and a stream capped at exactly ``replay_buffer`` entries
 (``XADD MAXLEN``) whose entry ids are the sequence numbers, written together by one Lua
 script so two instances never interleave them.
-Only the instance that consumed an event numbers and emits it (through the Redis client
-manager), so every client gets it once however many instances run.
+Only the instance that consumed an event numbers it, and the same script publishes it on
+the Socket.IO manager's Redis channel, which every instance (this one included) listens
+to: numbering and publishing are one atomic step, so every instance sees a room's
+notifications in sequence order even when events are handled concurrently or by several
+instances, and every client gets each once however many instances run.
 
 A client that comes back with the last sequence it saw is "held" while its missed
 notifications are replayed: live notifications for it are parked by the manager and sent
@@ -48,11 +51,24 @@ ROUTES: dict[str, tuple[str, str]] = {
 
 # seq and stream entry in one step: entry id "<seq>-0", so the stream is ordered by seq;
 # exact trimming (not ~) so "the last N" is a promise a client can rely on
-_NUMBER_AND_STORE = """
+# and the manager message published in the same step, its payload completed with the seq
+_NUMBER_STORE_PUBLISH = """
 local seq = redis.call('INCR', KEYS[1])
 redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[1], seq .. '-0', 'event', ARGV[2], 'payload', ARGV[3])
+redis.call('PUBLISH', ARGV[4], ARGV[5] .. seq .. ARGV[6])
 return seq
 """
+# no instance has this host id, so every instance, the publishing one too, delivers the message
+_PUBLISHER_HOST_ID = "realtime-notifier"
+
+
+def manager_message(name: str, room: str, base: dict[str, Any]) -> tuple[bytes, bytes]:
+    """A python-socketio manager ``emit`` message split where the payload's seq goes."""
+    message = orjson.dumps({"method": "emit", "event": name, "binary": False, "namespace": NAMESPACE,
+                            "room": room, "skip_sid": None, "callback": None, "host_id": _PUBLISHER_HOST_ID,
+                            "data": [base]})
+    assert message.endswith(b"}]}") and base, "the payload is the message's last, non-empty member"
+    return message[:-3] + b',"seq":', b"}]}"
 
 
 def user_room(user_id: object) -> str:
@@ -129,7 +145,7 @@ class Notifier:
         self.prefix = prefix
         self.buffer = buffer
         self.dedupe_ttl = dedupe_ttl
-        self._store = redis.register_script(_NUMBER_AND_STORE)
+        self._store = redis.register_script(_NUMBER_STORE_PUBLISH)
 
     def _key(self, *parts: str) -> str:
         return self.prefix + "realtime:" + ":".join(parts)
@@ -147,9 +163,9 @@ class Notifier:
             for room in rooms:
                 base = NotificationBody(event_id=envelope.id, type=envelope.type, room=room,
                                         occurred_at=envelope.occurred_at, data=envelope.data).model_dump(mode="json")
-                seq = int(await self._store(keys=[self._key("seq", room), self._key("stream", room)],
-                                            args=[self.buffer, name, orjson.dumps(base)]))
-                await self.sio.emit(name, {**base, "seq": seq}, room=room)
+                head, tail = manager_message(name, room, base)
+                await self._store(keys=[self._key("seq", room), self._key("stream", room)],
+                                  args=[self.buffer, name, orjson.dumps(base), self.sio.manager.channel, head, tail])
         except BaseException:
             # let the broker's redelivery try again rather than lose the notification
             await asyncio.shield(self.redis.delete(seen))

@@ -89,6 +89,19 @@ async def test_a_client_that_reconnects_gets_what_it_missed_in_order_once(infra:
         await hang_up(back)
 
 
+async def test_a_live_client_hears_events_handled_at_once_in_sequence_order(infra: Infra, keys: TestKeys) -> None:
+    """The bus hands events over concurrently; a client still sees seq 1, 2, 3... with no gap or swap."""
+    async with realtime(infra, keys) as (url, app):
+        guest = await listen(url)
+        notifier = app.state.ctx.extras["notifier"]
+        await asyncio.gather(*(notifier.handle(event("stock.changed", product_id="p", stock=i, version=i))
+                               for i in range(80)))
+        heard = await guest.hears("stock:updated", 80)
+        seqs = [m["seq"] for m in heard]
+        assert seqs == list(range(seqs[0], seqs[0] + 80))
+        await hang_up(guest)
+
+
 async def test_missed_notifications_come_before_new_ones_even_while_events_keep_coming(infra: Infra,
                                                                                       keys: TestKeys) -> None:
     async with realtime(infra, keys) as (url, app):
