@@ -1,25 +1,33 @@
-# The commands the README shows. PYTHON is the interpreter of the active venv; .ci/run passes its own.
-PYTHON ?= python
+# The commands the README shows. They run in the project's own venv (.venv), made and kept in
+# step with pyproject.toml on first use, so a fresh clone needs nothing but Python 3.11+ and make.
+# PYTHON=<interpreter> uses another one that already has the dependencies (nothing installed then).
+VENV := .venv
+PYTHON ?= $(VENV)/bin/python
+DEPS := $(if $(filter $(VENV)/bin/python,$(PYTHON)),$(VENV)/.installed,)
 # pytest exits 5 when it collects nothing: a failure unless ALLOW_EMPTY=1 says an empty suite is expected
 ALLOW_EMPTY ?= 0
 
 .PHONY: install dev up infra test lint asyncapi e2e-compose
 
-install:
-	$(PYTHON) -m pip install -e '.[dev]'
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(VENV)/bin/python || python3 scripts/make_venv.py $(VENV)
+	$(VENV)/bin/python -m pip install -q -e '.[dev]'
+	touch $@
 
 # the whole shop in one process on embedded PostgreSQL and Redis (data in .data/)
-dev:
+dev: $(DEPS)
 	$(PYTHON) -m libs.devserver
 
 # every part as its own process against real PostgreSQL, Redis and RabbitMQ
-up:
+up: $(DEPS)
 	$(PYTHON) scripts/up.py
 
-infra:
+infra: $(DEPS)
 	$(PYTHON) scripts/infra.py ensure --profile dev
 
-test:
+test: $(DEPS)
 	$(PYTHON) scripts/infra.py ensure --profile test
 	set -a; . ./.test-infra.env; set +a; \
 	$(PYTHON) -m pytest -q; status=$$?; \
@@ -48,6 +56,6 @@ e2e-compose:
 	SHOP_GATEWAY_URL=http://127.0.0.1:$(E2E_GATEWAY_PORT) SHOP_MAIL_URL=http://127.0.0.1:$(E2E_MAIL_PORT) \
 		SHOP_PART_CONTROL=compose SHOP_COMPOSE='$(E2E_COMPOSE)' $(PYTHON) -m pytest -q -rs tests/e2e
 
-lint:
+lint: $(DEPS)
 	$(PYTHON) -m ruff check .
 	-$(PYTHON) -m mypy libs
