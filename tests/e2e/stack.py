@@ -99,7 +99,7 @@ class Stack:
             "EMAIL_BACKEND": "smtp", "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(self.mail.port),
             "PAYMENT_PROVIDER": "fake", "PYTHONUNBUFFERED": "1",
             # several stacks and test apps share one PostgreSQL (max_connections 100 by default)
-            "DB_POOL_SIZE": "4",
+            "DB_POOL_SIZE": "3",
             # one loopback address plays every shopper here: limits sized for a crowd behind one NAT
             "RATE_LIMITS": '{"default": {"rate": 1000, "burst": 2000}, "auth": {"rate": 500, "burst": 1000}}',
         })
