@@ -7,7 +7,7 @@ DEPS := $(if $(filter $(VENV)/bin/python,$(PYTHON)),$(VENV)/.installed,)
 # pytest exits 5 when it collects nothing: a failure unless ALLOW_EMPTY=1 says an empty suite is expected
 ALLOW_EMPTY ?= 0
 
-.PHONY: install dev up infra test lint asyncapi e2e-compose
+.PHONY: install dev up infra test lint console asyncapi e2e-compose
 
 install: $(VENV)/.installed
 
@@ -16,8 +16,20 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/python -m pip install -q -e '.[dev]'
 	touch $@
 
+# the admin console's socket.io-client (pinned in its package.json) from npm; never kept in the repo.
+# npm stamps files with an old date, hence the touch: the client is rebuilt only when package.json changes
+CONSOLE_DIR := services/realtime/console
+CONSOLE_CLIENT := $(CONSOLE_DIR)/node_modules/socket.io-client/dist/socket.io.min.js
+console: $(CONSOLE_CLIENT)
+
+$(CONSOLE_CLIENT): $(CONSOLE_DIR)/package.json
+	@command -v npm >/dev/null || { echo "make console: npm is needed (Debian: apt-get install nodejs npm)" >&2; exit 1; }
+	cd $(CONSOLE_DIR) && npm install --no-audit --no-fund --package-lock=false
+	touch $@
+
 # the whole shop in one process on embedded PostgreSQL and Redis (data in .data/)
 dev: $(DEPS)
+	@$(MAKE) --no-print-directory console || echo "make dev: the admin console's client was not built (it needs npm); everything else runs" >&2
 	$(PYTHON) -m libs.devserver
 
 # every part as its own process against real PostgreSQL, Redis and RabbitMQ
@@ -27,7 +39,8 @@ up: $(DEPS)
 infra: $(DEPS)
 	$(PYTHON) scripts/infra.py ensure --profile dev
 
-test: $(DEPS)
+test: $(DEPS) console
+	$(PYTHON) scripts/ensure_browser.py
 	$(PYTHON) scripts/infra.py ensure --profile test
 	set -a; . ./.test-infra.env; set +a; \
 	$(PYTHON) -m pytest -q; status=$$?; \

@@ -23,15 +23,26 @@ from tests.e2e.shopper import ADMIN_EMAIL, ADMIN_PASSWORD
 from tests.e2e.stack import ROOT, MailCatcher, Stack
 
 
+@pytest.fixture(scope="session")
+def local_infra(request: pytest.FixtureRequest) -> Infra | None:
+    """This run's servers, only when the stack is ours to start (a sync fixture: it may ask for
+    the async ``infra`` fixture, which an async fixture, already in the loop, cannot)."""
+    if external_stack(os.environ) is not None:
+        return None
+    infra: Infra = request.getfixturevalue("infra")
+    return infra
+
+
 @pytest_asyncio.fixture(scope="session")
-async def stack(request: pytest.FixtureRequest,
+async def stack(local_infra: Infra | None,
                 tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack | ExternalStack]:
     external = external_stack(os.environ)
-    if external is not None:
+    if external is not None or local_infra is None:
+        assert external is not None
         await external.wait_ready()
         yield external
         return
-    infra: Infra = request.getfixturevalue("infra")
+    infra = local_infra
     s = Stack(infra=infra, workdir=tmp_path_factory.mktemp("e2e"), mail=MailCatcher())
     try:
         await s.up()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import socketio
@@ -11,11 +10,10 @@ from redis.asyncio import Redis
 from libs.common.events import Envelope, EventBus
 from libs.common.events.topology import CONSUMERS
 from libs.common.service import ServiceContext, create_service_app
+from services.realtime.console import console_router, same_origin_or_listed
 from services.realtime.notifications import Notifier
 from services.realtime.server import build_server, watch_sessions
 from services.realtime.settings import RealtimeSettings, get_settings
-
-CONSOLE = Path(__file__).parent / "console"
 
 
 def create_app(settings: RealtimeSettings | None = None, *, bus: EventBus | None = None,
@@ -45,11 +43,10 @@ def create_app(settings: RealtimeSettings | None = None, *, bus: EventBus | None
     api = create_service_app(settings=settings, title="Shop realtime", routers=[], migrations=None,
                              on_startup=[start], background=[watchdog], bus=bus, redis=redis,
                              description="Socket.IO notifications and admin commands at /socket.io/.")
-    if CONSOLE.is_dir():
-        from fastapi.staticfiles import StaticFiles
-
-        api.mount("/console", StaticFiles(directory=CONSOLE, html=True), name="console")
+    api.include_router(console_router())  # the admin console page at /console/
     holder["sio"] = build_server(api, settings)
+    # pages served through this origin (the console) may open its socket without being listed
+    holder["sio"].eio.cors_allowed_origins = same_origin_or_listed(settings.cors_origins)
     asgi = socketio.ASGIApp(holder["sio"], other_asgi_app=api, socketio_path="socket.io")
     asgi.state = api.state  # type: ignore[attr-defined]
     asgi.fastapi = api  # type: ignore[attr-defined]
