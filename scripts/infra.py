@@ -292,6 +292,35 @@ def test_amqp_url(amqp_url: str) -> str:
     return urlunsplit(parts._replace(path="/" + quote(TEST_VHOST, safe="")))
 
 
+# the test suite runs several whole stacks (every part its own process, each with a small pool)
+# beside in-process service apps: PostgreSQL's default of 100 connections is too tight for that
+TEST_PG_CONNECTIONS = 300
+
+
+def ensure_postgres_capacity(server: Server) -> None:
+    """Raise a local Debian cluster's max_connections for the test profile (a restart), when we may."""
+    psql = which("psql")
+    version = postgres_version()
+    if psql is None or version is None or not server.is_local or not can_install():
+        return
+    parts = urlsplit(server.url)
+    args = [psql, "-h", server.host, "-p", str(server.port), "-U", unquote(parts.username or "postgres"),
+            "-d", "postgres", "-w", "-Atqc"]
+    shown = run([*args, "SHOW max_connections"], timeout=10)
+    if shown.returncode != 0 or not shown.stdout.strip().isdigit():
+        return
+    if int(shown.stdout.strip()) >= TEST_PG_CONNECTIONS:
+        return
+    if run([*args, f"ALTER SYSTEM SET max_connections = {TEST_PG_CONNECTIONS}"], timeout=10).returncode != 0:
+        return
+    run(["pg_ctlcluster", "--skip-systemctl-redirect", str(version), "main", "restart"], timeout=120)
+    if wait_until_reachable(server):
+        print(f"postgres: max_connections raised to {TEST_PG_CONNECTIONS} for the test suite (restarted)")
+    else:
+        print("postgres: restarted to raise max_connections but not reachable again; see its log",
+              file=sys.stderr)
+
+
 def write_env_file(path: Path, values: dict[str, str]) -> None:
     # shell-quoted so that `set -a; . ./file; set +a` reads the URLs back unchanged
     path.write_text("".join(f"{key}={shlex.quote(value)}\n" for key, value in values.items()))
@@ -320,6 +349,7 @@ def ensure(servers: list[Server], profile: str | None, env_file: str | None) -> 
     values = {key: server.url for key, server in zip(DEFAULT_URLS, servers, strict=True)}
     if profile == "test":
         values["AMQP_URL"] = test_amqp_url(values["AMQP_URL"])
+        ensure_postgres_capacity(next(server for server in servers if server.name == "postgres"))
     if env_file or profile:
         write_env_file(Path(env_file) if env_file else ROOT / ENV_FILES[str(profile)], values)
     return 0
