@@ -72,3 +72,12 @@ e2e-compose:
 lint: $(DEPS)
 	$(PYTHON) -m ruff check .
 	-$(PYTHON) -m mypy libs
+
+# every part as its own process on this run's PostgreSQL, Redis and RabbitMQ, measured through the
+# gateway, printed as one table (bench/stack.py, a few minutes); BENCH_ARGS='--json bench.json' keeps it
+BENCH_ARGS ?=
+.PHONY: bench
+bench:
+	$(PYTHON) scripts/infra.py ensure --profile test
+	set -a; . ./.test-infra.env; set +a; \
+	$(PYTHON) bench/stack.py $(BENCH_ARGS)

@@ -115,6 +115,8 @@ async def run(seconds: float) -> None:
     procs = [subprocess.Popen([sys.executable, __file__, "--serve-upstream", str(up_port)], cwd=ROOT),
              start_gateway(gw_port, upstream, "aiohttp", keys_env),
              start_gateway(gwx_port, upstream, "httpx", keys_env)]
+    print(f"pids (for py-spy): upstream {procs[0].pid}, gateway aiohttp {procs[1].pid}, "
+          f"gateway httpx {procs[2].pid}", flush=True)
     try:
         for port, proc in zip((up_port, gw_port, gwx_port), procs, strict=True):
             await wait_ready(f"http://127.0.0.1:{port}", proc)
