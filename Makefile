@@ -77,7 +77,7 @@ lint: $(DEPS)
 # gateway, printed as one table (bench/stack.py, a few minutes); BENCH_ARGS='--json bench.json' keeps it
 BENCH_ARGS ?=
 .PHONY: bench
-bench:
+bench: $(DEPS)
 	$(PYTHON) scripts/infra.py ensure --profile test
 	set -a; . ./.test-infra.env; set +a; \
 	$(PYTHON) bench/stack.py $(BENCH_ARGS)
