@@ -25,6 +25,7 @@ from libs.common.auth import TokenVerifier
 from libs.common.errors import install_problem_handlers
 from libs.common.http import make_client
 from libs.common.logging import configure_logging, get_logger
+from libs.common.redis_client import make_redis
 
 log = get_logger(__name__)
 
@@ -39,7 +40,7 @@ def create_app(settings: GatewaySettings | None = None, *, redis: Redis | None =
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(service=settings.service_name, level=settings.log_level, json=settings.log_json)
         # short timeouts: a hung Redis must not hold every request for long
-        r = redis or Redis.from_url(settings.redis_url, socket_timeout=1, socket_connect_timeout=1)
+        r = redis or make_redis(settings.redis_url, timeout=1, max_connections=settings.redis_max_connections)
         http = make_client(timeout=5.0)
         common: dict[str, Any] = {"jwks_url": settings.jwks_url, "issuer": settings.jwt_issuer,
                                   "audience": settings.jwt_audience, "redis_prefix": settings.redis_prefix,

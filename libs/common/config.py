@@ -41,6 +41,8 @@ class CommonSettings(BaseSettings):
 
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_prefix: str = "shop:"
+    # connections this process keeps to Redis; past them a command waits (see libs.common.redis_client)
+    redis_max_connections: int = 64
 
     event_bus: Literal["amqp", "memory"] = "amqp"
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"

@@ -36,6 +36,7 @@ from libs.common.events import Envelope, EventBus, InMemoryBus, OutboxRelay, ide
 from libs.common.events.topology import CONSUMERS
 from libs.common.http import make_client
 from libs.common.logging import configure_logging, correlation_id_var, get_logger, request_id_var
+from libs.common.redis_client import make_redis
 
 log = get_logger(__name__)
 ContextHandler = Callable[["ServiceContext", AsyncSession, Envelope], Awaitable[None]]
@@ -104,7 +105,7 @@ def create_service_app(
         if db is not None and migrations is not None and settings.env in ("dev", "test"):
             await migrate(settings.db_url, migrations)
         own_redis = redis is None
-        r = redis or Redis.from_url(settings.redis_url, socket_timeout=3, socket_connect_timeout=3)
+        r = redis or make_redis(settings.redis_url, timeout=3, max_connections=settings.redis_max_connections)
         own_bus = bus is None
         b = bus or make_bus(settings)
         http = make_client(timeout=5.0)

@@ -30,6 +30,7 @@ from redis.asyncio import Redis
 
 from libs.common.config import CommonSettings
 from libs.common.events import EventBus
+from libs.common.redis_client import make_redis
 
 DEFAULT_ADMIN_EMAIL = "admin@shop.local"
 INFRA_KEYS = ("PG_DSN", "REDIS_URL", "AMQP_URL", "EVENT_BUS")
@@ -149,7 +150,7 @@ class EmbeddedInfra:
 
 def shared_redis(url: str) -> Redis:
     """The one client every part uses (TCP or the embedded server's unix socket)."""
-    return Redis.from_url(url, socket_timeout=3, socket_connect_timeout=3)
+    return make_redis(url, timeout=3, max_connections=256)
 
 
 # --- settings and admin ---------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,7 +15,7 @@ from libs.common.auth import AdminUser, CurrentUser, InternalCaller, OptionalUse
 from libs.common.config import CommonSettings
 from libs.common.errors import Conflict, NotFound
 from libs.common.service import create_service_app
-from libs.common.testing import Infra, TestKeys, assert_problem, running_app, settings_for
+from libs.common.testing import Infra, TestKeys, assert_problem, running_app, serve_app, settings_for
 from libs.common.testing.apps import free_port
 
 INTERNAL_TOKEN = "internal-secret-of-this-test"
@@ -176,3 +177,13 @@ async def test_readyz_is_503_naming_redis_when_redis_is_unreachable(infra: Infra
         assert checks["redis"].startswith("unavailable") and checks["broker"] == "ok"
         # fail closed: with revocation marks unreadable, no token is let through
         assert_problem(await c.get("/me", headers=keys.bearer()), 503)
+
+
+async def test_a_burst_of_signed_in_requests_waits_for_redis_rather_than_failing(infra: Infra,
+                                                                                 keys: TestKeys) -> None:
+    """Every request reads a revocation mark: 300 at once, through 8 connections, all get in."""
+    app = make_app(infra, keys, redis_max_connections=8)
+    async with serve_app(app) as base, httpx.AsyncClient(base_url=base, timeout=30,
+                                                       limits=httpx.Limits(max_connections=300)) as c:
+        codes = await asyncio.gather(*(c.get("/me", headers=keys.bearer()) for _ in range(300)))
+        assert [r.status_code for r in codes] == [200] * 300
