@@ -47,6 +47,15 @@ test: $(DEPS) console
 	if [ $$status -eq 5 ] && [ "$(ALLOW_EMPTY)" = 1 ]; then echo "make test: no tests collected (ALLOW_EMPTY=1)"; exit 0; fi; \
 	exit $$status
 
+# tests/security alone, fuzzing at length: FUZZ_EXAMPLES cases per operation and role, a fresh seed each run
+# (a failure prints it; FUZZ_SEED=<n> replays it). make test runs the same suite with 10 cases and a fixed seed
+FUZZ_EXAMPLES ?= 200
+.PHONY: fuzz
+fuzz: $(DEPS)
+	$(PYTHON) scripts/infra.py ensure --profile test
+	set -a; . ./.test-infra.env; set +a; \
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_RANDOM=1 $(PYTHON) -m pytest -q tests/security
+
 # the AsyncAPI document of every event, from the models (the gateway serves it; a test checks it is current)
 asyncapi:
 	$(PYTHON) -m services.asyncapi > gateway/asyncapi.json.tmp && mv gateway/asyncapi.json.tmp gateway/asyncapi.json

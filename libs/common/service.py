@@ -31,7 +31,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from libs.common.auth import TokenVerifier
 from libs.common.config import CommonSettings
 from libs.common.db import Database, migrate
-from libs.common.errors import install_problem_handlers, problem_response, unhandled_problem
+from libs.common.errors import (
+    PROBLEM_RESPONSES,
+    install_problem_handlers,
+    problem_response,
+    unhandled_problem,
+)
 from libs.common.events import Envelope, EventBus, InMemoryBus, OutboxRelay, idempotent
 from libs.common.events.topology import CONSUMERS
 from libs.common.http import make_client
@@ -152,7 +157,7 @@ def create_service_app(
     app.add_middleware(RequestContextMiddleware, registry=registry, service=settings.service_name)
     app.include_router(_health_router(registry))
     for r_ in routers:
-        app.include_router(r_)
+        app.include_router(r_, responses=PROBLEM_RESPONSES)
     return app
 
 
@@ -191,6 +196,9 @@ def _install_infra_errors(app: FastAPI) -> None:
 
     async def db_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, sqlalchemy.exc.DBAPIError)
+        if getattr(exc.orig, "sqlstate", None) in ("22021", "22P05"):  # a NUL the client sent: text cannot hold it
+            return problem_response(422, "Text must not contain NUL (\\u0000) characters.", title="Validation failed",
+                                    errors=[{"field": "body", "message": "contains NUL", "type": "value_error"}])
         if exc.connection_invalidated or isinstance(exc, sqlalchemy.exc.InterfaceError) or _is_conn_error(exc):
             return await unavailable(request, exc)
         raise exc

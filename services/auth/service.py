@@ -212,8 +212,9 @@ async def get_user(*, session: AsyncSession, user_id: uuid.UUID) -> User:
 async def update_profile(*, session: AsyncSession, user_id: uuid.UUID, body: UserUpdate) -> User:
     """Change name, phone or addresses; nothing else can be set this way."""
     changes = body.model_dump(exclude_unset=True, mode="json")
-    if changes.get("name") is None:
-        changes.pop("name", None)
+    for key in ("name", "addresses"):  # not nullable: null means "leave as is", never a NULL row
+        if changes.get(key, "") is None:
+            changes.pop(key)
     async with session.begin():
         user = await get_user(session=session, user_id=user_id)
         for field, value in changes.items():

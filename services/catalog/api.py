@@ -118,8 +118,8 @@ async def get_category(id_or_slug: str, request: Request, session: SessionDep) -
 async def list_products(
     request: Request,
     category: Annotated[str | None, Query(max_length=200, description="id or slug; includes sub-categories")] = None,
-    price_min: Annotated[int | None, Query(ge=0)] = None,
-    price_max: Annotated[int | None, Query(ge=0)] = None,
+    price_min: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,  # bigint: larger cannot be queried
+    price_max: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,
     in_stock: bool | None = None,
     q: Annotated[str | None, Query(max_length=10_000, description="full-text search")] = None,
     sort: Annotated[SortKey | None, Query(description="default: relevance with q, else newest")] = None,

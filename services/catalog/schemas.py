@@ -86,7 +86,10 @@ class CategoryPublic(BaseModel):
 def _check_attributes(v: dict[str, Any]) -> dict[str, Any]:
     import orjson
 
-    raw = orjson.dumps(v)
+    try:
+        raw = orjson.dumps(v)
+    except TypeError as exc:  # e.g. an integer past 64 bits: no answer could carry it
+        raise ValueError(f"attributes must be plain JSON ({exc})") from None
     if b"\\u0000" in raw:
         raise ValueError("attributes must not contain NUL characters")
     if len(raw) > MAX_ATTRIBUTES_BYTES:
