@@ -11,11 +11,14 @@ import contextlib
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -115,8 +118,18 @@ def _login(client: httpx.Client, gateway: str, data_dir: Path) -> httpx.Response
                                                       "password": creds["ADMIN_PASSWORD"]})
 
 
-def test_newcomer_runs_the_whole_shop_in_one_process_and_stops_it_with_ctrl_c(tmp_path: Path) -> None:
-    data_dir = tmp_path / "data"
+@pytest.fixture
+def data_dir() -> Iterator[Path]:
+    """Outside pytest's own temp tree: run as root, pgserver runs PostgreSQL as an unprivileged
+    user who must traverse every parent folder, and pytest keeps its tree at mode 0700."""
+    path = Path(tempfile.mkdtemp(prefix="shop-devserver-"))
+    try:
+        yield path / "data"
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def test_newcomer_runs_the_whole_shop_in_one_process_and_stops_it_with_ctrl_c(tmp_path: Path, data_dir: Path) -> None:
     dev = DevServer(data_dir, tmp_path, _free_offset())
     gateway = dev.url(8000)
     try:
