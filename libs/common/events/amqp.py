@@ -199,7 +199,9 @@ class AmqpBus(EventBus):
             raise ConnectionError(f"RabbitMQ did not confirm the publish: {type(exc).__name__}") from exc
 
     async def ping(self) -> None:
-        if self._conn is None or self._conn.is_closed or not self._ready.is_set():
+        # a robust connection is never "closed" while it reconnects: ``connected`` says if it is up now
+        if (self._conn is None or self._conn.is_closed or not self._conn.connected.is_set()
+                or not self._ready.is_set()):
             raise ConnectionError("not connected to RabbitMQ")
 
     async def wait_connected(self, timeout: float = 30.0) -> None:
