@@ -17,6 +17,7 @@ after the replay, minus those the replay already covered, so it sees each one on
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -99,6 +100,22 @@ class ReplayingRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
     def __init__(self, *args: Any, **kw: Any) -> None:
         super().__init__(*args, **kw)
         self._held: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+
+    async def _redis_listen_with_retries(self) -> AsyncIterator[Any]:
+        """python-socketio's listener, retrying every second instead of backing off to a minute.
+
+        Notifications published while this instance is not subscribed reach its clients only
+        by a replay, so after a Redis outage it should listen again as soon as Redis answers.
+        """
+        while True:
+            try:
+                self._redis_connect()
+                await self.pubsub.subscribe(self.channel)
+                async for message in self.pubsub.listen():
+                    yield message
+            except Exception as exc:
+                log.warning("socketio_redis_listen_failed", error=type(exc).__name__)
+                await asyncio.sleep(1)
 
     def hold(self, sid: str) -> None:
         self._held.setdefault(sid, [])
