@@ -34,6 +34,7 @@ dev: $(DEPS)
 
 # every part as its own process against real PostgreSQL, Redis and RabbitMQ
 up: $(DEPS)
+	@$(MAKE) --no-print-directory console || echo "make up: the admin console's client was not built (it needs npm); everything else runs" >&2
 	$(PYTHON) scripts/up.py
 
 infra: $(DEPS)
