@@ -42,6 +42,7 @@ from libs.common.events.topology import CONSUMERS
 from libs.common.http import make_client
 from libs.common.logging import configure_logging, correlation_id_var, get_logger, request_id_var
 from libs.common.redis_client import make_redis
+from libs.common.unavailable import is_db_unavailable
 
 log = get_logger(__name__)
 ContextHandler = Callable[["ServiceContext", AsyncSession, Envelope], Awaitable[None]]
@@ -199,7 +200,7 @@ def _install_infra_errors(app: FastAPI) -> None:
         if getattr(exc.orig, "sqlstate", None) in ("22021", "22P05"):  # a NUL the client sent: text cannot hold it
             return problem_response(422, "Text must not contain NUL (\\u0000) characters.", title="Validation failed",
                                     errors=[{"field": "body", "message": "contains NUL", "type": "value_error"}])
-        if exc.connection_invalidated or isinstance(exc, sqlalchemy.exc.InterfaceError) or _is_conn_error(exc):
+        if is_db_unavailable(exc):
             return await unavailable(request, exc)
         raise exc
 
@@ -208,25 +209,6 @@ def _install_infra_errors(app: FastAPI) -> None:
     app.add_exception_handler(RedisError, unavailable)
     app.add_exception_handler(ConnectionError, unavailable)
     app.add_exception_handler(OSError, unavailable)
-
-
-def _is_conn_error(exc: sqlalchemy.exc.DBAPIError) -> bool:
-    """Whether the database could not be reached or would not take us, rather than refused the query.
-
-    SQLSTATE classes 08 (connection exception), 53 (insufficient resources: too many
-    connections, out of memory or disk) and 57P (shutting down, starting up) are all
-    the server's state, so the caller should retry later: a 503, never a 500.
-    """
-    seen: BaseException | None = exc.orig
-    while seen is not None:
-        state = getattr(seen, "sqlstate", None) or getattr(seen, "pgcode", None)
-        if isinstance(state, str) and state.startswith(("08", "53", "57P")):
-            return True
-        if isinstance(seen, (OSError, ConnectionError)):
-            return True
-        seen = seen.__cause__
-    text = f"{type(exc.orig).__name__} {exc.orig}".lower()
-    return any(w in text for w in ("connection", "connect", "closed", "cannot", "terminat"))
 
 
 def _health_router(registry: CollectorRegistry) -> APIRouter:

@@ -4,7 +4,7 @@ Topology: a durable topic exchange; per consuming service a durable queue
 ``<service>.events``, delay queues ``<service>.events.retry.<ms>ms`` whose TTL
 dead-letters a message back to the service queue (back-off without blocking the
 queue), and ``<service>.events.dlq`` holding what failed ``max_attempts`` times with
-the reason in its headers. Every known consumer queue is declared at start by every
+the reason in its headers; a failure caused by an outage spends no attempt. Every known consumer queue is declared at start by every
 part (``topology``), so an event published before its consumer first started is
 queued rather than dropped as unroutable.
 """
@@ -30,6 +30,7 @@ from aiormq.exceptions import AMQPConnectionError, ChannelInvalidStateError
 
 from libs.common.events.bus import DeadLetter, EventBus, Handler, PoisonMessage
 from libs.common.logging import get_logger
+from libs.common.unavailable import is_unavailable
 
 log = get_logger(__name__)
 PERSISTENT = aio_pika.DeliveryMode.PERSISTENT
@@ -157,7 +158,12 @@ class AmqpBus(EventBus):
             raise
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
-            if attempt >= self.max_attempts:
+            if is_unavailable(exc):
+                waits = int(headers.get("x-outage-waits", 0)) + 1  # type: ignore[arg-type]
+                target = self._retry_queue(name, self.retry_delay(waits))
+                await self._forward(message, target, attempt, routing_key, error=error, outage_waits=waits)
+                log.warning("event_waits_for_dependency", queue=name, outage_waits=waits, error=error)
+            elif attempt >= self.max_attempts:
                 await self._forward(message, f"{name}.dlq", attempt, routing_key, error=error)
                 log.error("event_dead_lettered", queue=name, attempts=attempt, error=error)
             else:
@@ -168,15 +174,15 @@ class AmqpBus(EventBus):
             await message.ack()
 
     async def _forward(self, message: AbstractIncomingMessage, queue: str, attempt: int, routing_key: str,
-                       *, error: str) -> None:
+                       *, error: str, outage_waits: int = 0) -> None:
         """Republish (confirmed) to a retry or dead-letter queue, then ack the original."""
         assert self._pub is not None
         try:
             await self._pub.default_exchange.publish(aio_pika.Message(
                 message.body, delivery_mode=PERSISTENT, message_id=message.message_id,
                 content_type=message.content_type,
-                headers={"x-attempt": attempt, "x-routing-key": routing_key, "x-error": error[:1000],
-                         "x-failed-at": datetime.now(UTC).isoformat()},
+                headers={"x-attempt": attempt, "x-outage-waits": outage_waits, "x-routing-key": routing_key,
+                         "x-error": error[:1000], "x-failed-at": datetime.now(UTC).isoformat()},
             ), routing_key=queue, timeout=10)
         except Exception as exc:
             # not acked: the broker redelivers it once the connection is back

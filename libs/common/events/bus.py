@@ -4,7 +4,10 @@ Both implementations share one semantics, so the embedded mode behaves like the
 full stack: a topic exchange (``*`` one word, ``#`` zero or more), one queue per
 consuming service that gets its own copy, at-least-once delivery, an ack only after
 the handler returned, retries with back-off, and a dead-letter queue after
-``max_attempts`` (poison messages go there at once).
+``max_attempts`` (poison messages go there at once). A failure that says a
+dependency is down (database, Redis, a peer service) spends no attempt: the event
+waits, retried on the back-off schedule, for as long as the outage lasts, since
+nothing is wrong with the event itself.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from datetime import UTC, datetime
 
 from libs.common.events.envelope import Envelope
 from libs.common.logging import correlation_id_var, get_logger, request_id_var
+from libs.common.unavailable import is_unavailable
 
 Handler = Callable[[Envelope], Awaitable[None]]
 log = get_logger(__name__)
@@ -135,6 +139,7 @@ class _Message:
     body: bytes
     message_id: str
     attempt: int = 1
+    outage_waits: int = 0
 
 
 @dataclass
@@ -233,17 +238,20 @@ class InMemoryBus(EventBus):
 
     def _retry_or_dead_letter(self, q: _Queue, msg: _Message, exc: Exception) -> None:
         error = f"{type(exc).__name__}: {exc}"
-        if msg.attempt >= self.max_attempts:
+        outage = is_unavailable(exc)
+        if msg.attempt >= self.max_attempts and not outage:
             q.dlq.append(DeadLetter(msg.message_id, msg.routing_key, msg.body, msg.attempt, error))
             log.error("event_dead_lettered", queue=q.name, attempts=msg.attempt, error=error)
             return
-        log.warning("event_retry", queue=q.name, attempt=msg.attempt, error=error)
-        nxt = _Message(msg.routing_key, msg.body, msg.message_id, msg.attempt + 1)
+        waits = msg.outage_waits + 1 if outage else 0
+        log.warning("event_retry", queue=q.name, attempt=msg.attempt, outage_waits=waits, error=error)
+        nxt = _Message(msg.routing_key, msg.body, msg.message_id, msg.attempt if outage else msg.attempt + 1, waits)
+        delay = self.retry_delay(waits if outage else msg.attempt)
         loop = asyncio.get_running_loop()
 
         def requeue() -> None:
             self._timers.discard(handle)
             q.pending.put_nowait(nxt)
 
-        handle = loop.call_later(self.retry_delay(msg.attempt), requeue)
+        handle = loop.call_later(delay, requeue)
         self._timers.add(handle)

@@ -6,8 +6,11 @@ import asyncio
 from collections import Counter
 from collections.abc import Callable
 
+import sqlalchemy.ext.asyncio
+
 from libs.common.events import Envelope, EventBus
 from libs.common.testing import eventually
+from libs.common.testing.apps import free_port
 
 BusFactory = Callable[..., EventBus]
 MAX_ATTEMPTS = 3  # the make_bus fixture's default
@@ -130,6 +133,37 @@ async def test_handler_that_recovers_on_a_retry_handles_the_event_once(make_bus:
     await eventually(handled, timeout=5)
     await settle(bus)
     assert calls == 2
+    assert await bus.dead_letters("orders") == []
+
+
+async def test_event_waits_out_a_database_outage_longer_than_its_retries(make_bus: BusFactory) -> None:
+    """An outage is not the event's fault: it spends no attempt and never reaches the dead-letter queue."""
+    down = sqlalchemy.ext.asyncio.create_async_engine(
+        f"postgresql+asyncpg://shop@127.0.0.1:{free_port()}/shop", pool_pre_ping=False)
+    outage_calls = MAX_ATTEMPTS + 3
+    calls = 0
+    got: list[Envelope] = []
+
+    async def needs_the_database(envelope: Envelope) -> None:
+        nonlocal calls
+        calls += 1
+        if calls <= outage_calls:
+            async with down.connect():  # nothing listens there: a real "connection refused"
+                pass
+        got.append(envelope)
+
+    bus = make_bus()
+    bus.subscribe("orders", ["payment.*"], needs_the_database)
+    await bus.start()
+    sent = event("payment.succeeded", amount=990)
+    await bus.publish(sent)
+
+    async def handled() -> None:
+        assert got == [sent]
+
+    await eventually(handled, timeout=20)
+    await down.dispose()
+    assert calls == outage_calls + 1
     assert await bus.dead_letters("orders") == []
 
 
