@@ -249,7 +249,12 @@ def _health_router(registry: CollectorRegistry) -> APIRouter:
 
 
 class RequestContextMiddleware:
-    """Request id in and out, logging context, and per-route-template Prometheus metrics."""
+    """Request id in and out, logging context, per-route-template Prometheus metrics, and HEAD.
+
+    FastAPI routes a HEAD to no GET route (405), yet caches, link checkers and the
+    gateway's route table expect HEAD wherever GET is served: it is answered as the
+    GET would be, headers included, without the body.
+    """
 
     def __init__(self, app: ASGIApp, *, registry: CollectorRegistry, service: str) -> None:
         self.app = app
@@ -266,6 +271,9 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        method = scope["method"]
+        if method == "HEAD":
+            scope = {**scope, "method": "GET"}
         rid = _incoming_request_id(scope) or uuid.uuid4().hex
         rtok = request_id_var.set(rid)
         ctok = correlation_id_var.set(rid)
@@ -279,6 +287,8 @@ class RequestContextMiddleware:
                 status, started = message["status"], True
                 message.setdefault("headers", [])
                 message["headers"] = [*message["headers"], (b"x-request-id", rid.encode())]
+            elif method == "HEAD" and message["type"] == "http.response.body":
+                message = {**message, "body": b""}
             await send(message)
 
         try:
@@ -293,8 +303,8 @@ class RequestContextMiddleware:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
             if template not in ("/metrics", "/healthz", "/readyz"):
-                self.requests.labels(scope["method"], template, str(status)).inc()
-                self.latency.labels(scope["method"], template).observe(time.perf_counter() - start)
+                self.requests.labels(method, template, str(status)).inc()
+                self.latency.labels(method, template).observe(time.perf_counter() - start)
             request_id_var.reset(rtok)
             correlation_id_var.reset(ctok)
 

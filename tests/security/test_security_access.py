@@ -67,6 +67,7 @@ def _refused(resp: httpx.Response, method: str, status: int, what: str) -> None:
 
 def _admitted(resp: httpx.Response, what: str) -> None:
     assert resp.status_code not in (401, 403), f"{what}: refused with {resp.status_code}: {resp.text[:300]}"
+    assert resp.status_code != 405, f"{what}: the route table offers a method the service does not serve"
     assert resp.status_code < 500, f"{what}: server error {resp.status_code}: {resp.text[:300]}"
 
 

@@ -153,6 +153,20 @@ async def test_request_id_is_echoed_in_header_and_problem_body(client: httpx.Asy
     assert resp.headers["x-request-id"] != "x" * 500
 
 
+async def test_head_answers_as_get_would_without_the_body(infra: Infra, keys: TestKeys) -> None:
+    async with serve_app(make_app(infra, keys)) as url, httpx.AsyncClient(base_url=url) as c:
+        got, head = await c.get("/maybe"), await c.head("/maybe")
+        assert head.status_code == 200 and head.content == b""
+        assert head.headers["content-length"] == got.headers["content-length"] != "0"
+        assert head.headers["content-type"] == "application/json"
+        missing = await c.head("/items/7")
+        assert missing.status_code == 404 and missing.content == b""
+        assert (await c.head("/items")).status_code == 405  # POST only: HEAD is not a way in
+        assert (await c.head("/me")).status_code == 401
+        text = (await c.get("/metrics")).text
+        assert 'http_requests_total{method="HEAD",route="/maybe",status="200"}' in text
+
+
 async def test_metrics_count_requests_per_route_template(client: httpx.AsyncClient) -> None:
     await client.get("/items/7")
     await client.get("/items/8")
