@@ -21,6 +21,7 @@ from urllib.parse import quote
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from gateway.metrics import UNMATCHED, GatewayMetrics, serve_metrics
 from gateway.proxy import (
     BodyTooLarge,
     ClientGone,
@@ -60,6 +61,7 @@ class Gateway:
     identifier: TokenVerifier | None = None
     limiter: RateLimiter | None = None
     forwarder: Forwarder | None = None
+    metrics: GatewayMetrics = field(default_factory=GatewayMetrics)
     extras: dict[str, Any] = field(default_factory=dict)
 
 
@@ -114,22 +116,33 @@ class ProxyMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if scope["path"] == "/metrics":
+            token = self.gw.settings.internal_api_token.get_secret_value()
+            await serve_metrics(self.gw.metrics, token, scope, receive, send)
+            return
         match = self.gw.table.match(scope["method"], scope["path"])
         if match.route is None:
             if match.allowed:
                 allow = ", ".join(sorted(match.allowed))
-                await problem_response(405, f"{scope['method']} is not allowed here; use {allow}.",
-                                       headers={"Allow": allow})(scope, receive, send)
+                answer = problem_response(405, f"{scope['method']} is not allowed here; use {allow}.",
+                                          headers={"Allow": allow})
             elif scope["path"] in _OWN_PATHS:
                 await self.app(scope, receive, send)
+                return
             else:
-                await problem_response(404, f"No route for {scope['path']}.")(scope, receive, send)
+                answer = problem_response(404, f"No route for {scope['path']}.")
+            await self.gw.metrics.observe("gateway", UNMATCHED, scope, receive, send, answer)
             return
-        try:
-            await self._handle(match.route, scope, receive, send)
-        except DomainError as exc:
-            await problem_response(exc.status, exc.detail, title=exc.title, headers=exc.headers,
-                                   **exc.extra)(scope, receive, send)
+        route = match.route
+
+        async def handle(scope: Scope, receive: Receive, send: Send) -> None:
+            try:
+                await self._handle(route, scope, receive, send)
+            except DomainError as exc:
+                await problem_response(exc.status, exc.detail, title=exc.title, headers=exc.headers,
+                                       **exc.extra)(scope, receive, send)
+
+        await self.gw.metrics.observe(route.service, route.pattern, scope, receive, send, handle)
 
     async def _handle(self, route: Route, scope: Scope, receive: Receive, send: Send) -> None:
         gw, settings = self.gw, self.gw.settings
@@ -176,9 +189,11 @@ class ProxyMiddleware:
         except ClientGone:
             return
         except UpstreamTimeout:
+            gw.metrics.upstream_failures.labels(route.service, "timeout").inc()
             log.warning("upstream_timeout", service=route.service, path=scope["path"])
             raise GatewayTimeout(f"The {route.service} service did not answer in time.") from None
         except UpstreamUnavailable:
+            gw.metrics.upstream_failures.labels(route.service, "unavailable").inc()
             log.warning("upstream_unavailable", service=route.service, path=scope["path"])
             raise ServiceUnavailable(f"The {route.service} service is unavailable right now; try again shortly.",
                                      headers={"Retry-After": "2"}) from None

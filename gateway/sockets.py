@@ -45,10 +45,12 @@ async def proxy_websocket(gw: Gateway, scope: Scope, receive: Receive, send: Sen
         await send({"type": "websocket.close", "code": 1013})
         return
     gw.extras["open_websockets"] += 1
+    gw.metrics.websockets.inc()
     try:
         await _relay(gw, scope, receive, send, client_ip)
     finally:
         gw.extras["open_websockets"] -= 1
+        gw.metrics.websockets.dec()
 
 
 async def _relay(gw: Gateway, scope: Scope, receive: Receive, send: Send, client_ip: str) -> None:
