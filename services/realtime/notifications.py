@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import socketio
@@ -32,6 +32,7 @@ PUBLIC = "public"
 ADMINS = "admins"
 NAMESPACE = "/"
 log = get_logger(__name__)
+StreamEntries = list[tuple[bytes, dict[bytes, bytes]]]  # XRANGE as a client without decode_responses reads it
 
 # event type -> (socket event, audience: everyone, admins, or admins + the owning user)
 ROUTES: dict[str, tuple[str, str]] = {
@@ -128,7 +129,7 @@ class ReplayingRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
             parked = [sid for sid, _ in self.get_participants(namespace, room) if sid in self._held]
             if parked:
                 for sid in parked:
-                    self._held[sid].append((message["event"], payload))
+                    self._held[sid].append((str(message["event"]), cast(dict[str, Any], payload)))
                 skip = message.get("skip_sid")
                 skip = list(skip) if isinstance(skip, list) else ([skip] if skip else [])
                 message = {**message, "skip_sid": skip + parked}
@@ -198,14 +199,15 @@ class Notifier:
                 await manager.send_local(sid, "resync", Resync(room=room, last_seq=current).model_dump(
                     exclude_none=True))
             return current
-        oldest = await self.redis.xrange(stream, count=1)
+        oldest = cast(StreamEntries, await self.redis.xrange(stream, count=1))
         oldest_seq = _seq_of(oldest[0][0]) if oldest else current + 1
         if last_seq + 1 < oldest_seq:
             await manager.send_local(sid, "resync", Resync(room=room, oldest_seq=oldest_seq,
                                                            last_seq=current).model_dump(exclude_none=True))
             return current
         covered = last_seq
-        for entry_id, fields in await self.redis.xrange(stream, min=f"{last_seq + 1}-0", count=self.buffer):
+        missed = cast(StreamEntries, await self.redis.xrange(stream, min=f"{last_seq + 1}-0", count=self.buffer))
+        for entry_id, fields in missed:
             seq = _seq_of(entry_id)
             await manager.send_local(sid, fields[b"event"].decode(), {**orjson.loads(fields[b"payload"]), "seq": seq})
             covered = seq
