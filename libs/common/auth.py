@@ -73,7 +73,16 @@ async def revoke_user_tokens(redis: Redis, prefix: str, user_id: uuid.UUID | str
 
 
 class TokenVerifier:
-    """Verifies RS256 access tokens against a JWKS URL and the revocation marks in Redis."""
+    """Verifies RS256 access tokens against a JWKS URL and the revocation marks in Redis.
+
+    A token whose signature and claims checked out once is remembered (bounded, by its
+    exact bytes and while its key is still published): later calls re-check only its
+    expiry and the revocation marks, which are the parts that can change. The RSA check
+    is the larger share of a signed-in request's own work, and a client repeats one
+    token for its whole lifetime.
+    """
+
+    remembered = 4096
 
     def __init__(self, *, jwks_url: str, issuer: str, audience: str, redis: Redis | None,
                  redis_prefix: str, http: httpx.AsyncClient | None = None, leeway: int = 0,
@@ -89,6 +98,7 @@ class TokenVerifier:
         self._fetched_at = 0.0
         self._min_refresh = min_refresh_interval
         self._lock = asyncio.Lock()
+        self._verified: dict[str, tuple[str, Principal]] = {}  # token -> (kid, principal)
 
     async def _refresh(self, *, force: bool) -> None:
         async with self._lock:
@@ -127,6 +137,19 @@ class TokenVerifier:
 
     async def verify(self, token: str) -> Principal:
         """The caller behind ``token``; raises ``Unauthorized`` for anything not trustworthy."""
+        known = self._verified.get(token)
+        if known is not None and known[0] in self._keys:
+            principal = known[1]
+            if time.time() >= principal.expires_at + self.leeway:
+                del self._verified[token]
+                raise Unauthorized("The token has expired.")
+            await self._check_revocation(principal)
+            return principal
+        principal = await self._verify_signed(token)
+        await self._check_revocation(principal)
+        return principal
+
+    async def _verify_signed(self, token: str) -> Principal:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
@@ -150,7 +173,9 @@ class TokenVerifier:
                                   issued_at=int(claims["iat"]), expires_at=int(claims["exp"]), token=token)
         except (ValueError, TypeError) as exc:
             raise Unauthorized("The token's claims are not valid.") from exc
-        await self._check_revocation(principal)
+        if len(self._verified) >= self.remembered:
+            del self._verified[next(iter(self._verified))]  # the oldest
+        self._verified[token] = (kid, principal)
         return principal
 
     async def _check_revocation(self, p: Principal) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -115,6 +116,28 @@ async def test_unknown_kid_is_refused_and_a_key_published_later_is_accepted(
         assert p.session_id == "rotated"
     finally:
         del keys.keys[rotated]
+
+
+async def test_a_token_accepted_before_is_still_refused_once_expired(verifier: TokenVerifier, keys: TestKeys) -> None:
+    token = keys.mint(expires_in=2)
+    first = await verifier.verify(token)
+    assert await verifier.verify(token) == first  # remembered: no second RSA check, same caller
+    await asyncio.sleep(max(0.0, first.expires_at - time.time()) + 0.05)
+    assert "expired" in await refused(verifier, token)
+
+
+async def test_a_token_accepted_before_is_refused_once_its_key_is_withdrawn(
+        keys: TestKeys, redis: Redis, infra: Infra) -> None:
+    verifier = TokenVerifier(jwks_url=keys.jwks_url, issuer=keys.issuer, audience=keys.audience, redis=redis,
+                             redis_prefix=infra.redis_prefix, min_refresh_interval=0)
+    withdrawn = keys.add_key()
+    token = keys.mint(kid=withdrawn)
+    await verifier.verify(token)
+    del keys.keys[withdrawn]
+    _, payload, sig = keys.mint().split(".")
+    stranger = b64(json.dumps({"alg": "RS256", "typ": "JWT", "kid": "not-published"}).encode())
+    await refused(verifier, f"{stranger}.{payload}.{sig}")  # makes the verifier fetch the JWKS again
+    assert "unknown key" in await refused(verifier, token)
 
 
 async def test_unknown_kids_do_not_turn_into_a_jwks_request_each(keys: TestKeys, redis: Redis,
