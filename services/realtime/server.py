@@ -78,6 +78,7 @@ def build_server(app: FastAPI, settings: RealtimeSettings) -> socketio.AsyncServ
 
     async def replay(sid: str, last_seq: dict[str, Any], *, after_connect: bool) -> None:
         covered: dict[str, int] = {}
+        joined: set[str] = set()
         try:
             if after_connect:  # the CONNECT packet must reach the client before anything else
                 for _ in range(200):
@@ -91,7 +92,8 @@ def build_server(app: FastAPI, settings: RealtimeSettings) -> socketio.AsyncServ
                     covered[room] = await notifier.replay(sid, room, seq)
         except Exception as exc:  # a failed replay must not leave the connection deaf
             log.warning("replay_failed", sid=sid, error=f"{type(exc).__name__}: {exc}")
-            for room in last_seq:
+            joined = joined or set(sio.rooms(sid, NAMESPACE))
+            for room in joined.intersection(last_seq):  # only the caller's rooms, however many keys it sent
                 await manager.send_local(sid, "resync", Resync(room=room).model_dump(exclude_none=True))
         finally:
             await manager.release(sid, covered)
