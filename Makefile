@@ -63,6 +63,7 @@ asyncapi:
 
 # tests/e2e against the containers of docker-compose.yml (+ docker-compose.e2e.yml), always torn down after
 DOCKER ?= docker
+E2E_NET ?= 172.29
 E2E_COMPOSE ?= $(DOCKER) compose -p shop-e2e -f docker-compose.yml -f docker-compose.e2e.yml
 E2E_GATEWAY_PORT ?= 18000
 E2E_MAIL_PORT ?= 18025
@@ -72,7 +73,7 @@ e2e-compose:
 	@$(DOCKER) info >/dev/null 2>&1 || { echo "make e2e-compose: no Docker engine answers ('$(DOCKER) info' failed)." \
 		"Install and start Docker (with Compose 2.24+), or run the suite against any running stack:" \
 		"SHOP_GATEWAY_URL=http://host:8000 $(PYTHON) -m pytest tests/e2e (see tests/e2e/external.py)." >&2; exit 2; }
-	export E2E_GATEWAY_PORT=$(E2E_GATEWAY_PORT) E2E_MAIL_PORT=$(E2E_MAIL_PORT) \
+	export E2E_GATEWAY_PORT=$(E2E_GATEWAY_PORT) E2E_MAIL_PORT=$(E2E_MAIL_PORT) SHOP_NET=$(E2E_NET) \
 		SHOP_ADMIN_EMAIL='$(E2E_ADMIN_EMAIL)' SHOP_ADMIN_PASSWORD='$(E2E_ADMIN_PASSWORD)'; \
 	trap '$(E2E_COMPOSE) down -v --remove-orphans' EXIT; trap 'exit 130' INT TERM; \
 	$(E2E_COMPOSE) up -d --build --wait && \

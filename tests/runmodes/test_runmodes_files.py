@@ -10,6 +10,7 @@ start the right module. The Procfile (``make up``) must run every part, and
 from __future__ import annotations
 
 import importlib
+import ipaddress
 import json
 import re
 import shlex
@@ -116,6 +117,24 @@ def test_compose_seeds_an_empty_catalog_once_it_is_healthy(compose: dict[str, An
     assert job["command"][:4] == ["python", "-m", "services.catalog", "seed"]
     assert job["depends_on"]["catalog"]["condition"] == "service_healthy"
     assert job["restart"] == "no"
+
+
+def _interpolate(value: str, env: dict[str, str]) -> str:
+    """Compose's ``${NAME:-default}``, as ``docker compose`` reads it."""
+    return re.sub(r"\$\{(\w+):-([^}]*)\}", lambda m: env.get(m.group(1)) or m.group(2), value)
+
+
+@pytest.mark.parametrize("env", [{}, {"SHOP_NET": "172.29"}], ids=["development", "make e2e-compose"])
+def test_the_gateway_address_is_inside_the_subnet_and_the_one_auth_trusts(env: dict[str, str]) -> None:
+    compose = yaml.safe_load(_interpolate((ROOT / "docker-compose.yml").read_text(), env))
+    subnet = ipaddress.ip_network(compose["networks"]["default"]["ipam"]["config"][0]["subnet"])
+    gateway = ipaddress.ip_address(compose["services"]["gateway"]["networks"]["default"]["ipv4_address"])
+    assert gateway in subnet
+    auth = compose["services"]["auth"]["environment"]
+    assert str(gateway) in json.loads(auth["TRUSTED_PROXIES"])
+    assert str(gateway) in auth["FORWARDED_ALLOW_IPS"].split(",")
+    if env:
+        assert f"E2E_NET ?= {env['SHOP_NET']}" in (ROOT / "Makefile").read_text()
 
 
 def _procfile() -> dict[str, str]:
