@@ -11,8 +11,9 @@ import aiohttp
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from redis.asyncio import Redis
+from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
-from starlette.responses import HTMLResponse, JSONResponse
+from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from gateway import eventdocs
 from gateway.openapi import OpenApiAggregator
@@ -22,12 +23,26 @@ from gateway.ratelimit import RateLimiter
 from gateway.routes import RouteTable
 from gateway.settings import GatewaySettings, get_settings
 from libs.common.auth import TokenVerifier
-from libs.common.errors import install_problem_handlers
+from libs.common.errors import install_problem_handlers, problem_response
 from libs.common.http import make_client
 from libs.common.logging import configure_logging, get_logger
 from libs.common.redis_client import make_redis
 
 log = get_logger(__name__)
+
+
+class ProblemCORSMiddleware(CORSMiddleware):
+    """Starlette's CORS handling, with a refused preflight answered as problem+json like every other 4xx."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        resp = super().preflight_response(request_headers)
+        if resp.status_code < 400:
+            return resp
+        reason = bytes(resp.body).decode("utf-8", "replace")
+        keep = {k: v for k, v in resp.headers.items() if k.lower().startswith(("access-control-", "vary"))}
+        return problem_response(resp.status_code, f"{reason}; this gateway allows "
+                                f"{', '.join(self.allow_origins) or 'no cross-origin pages'}.",
+                                title="CORS preflight refused", headers=keep)
 
 
 def create_app(settings: GatewaySettings | None = None, *, redis: Redis | None = None) -> FastAPI:
@@ -71,7 +86,7 @@ def create_app(settings: GatewaySettings | None = None, *, redis: Redis | None =
     install_problem_handlers(app)
     # the last added is the outermost: request id, then CORS (answers preflights), then the proxy
     app.add_middleware(ProxyMiddleware, gateway=gw)
-    app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=True,
+    app.add_middleware(ProblemCORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=True,
                        allow_methods=["*"], allow_headers=["*"], max_age=600,
                        expose_headers=["X-Request-ID", "Retry-After", "Location"])
     app.add_middleware(RequestIdMiddleware)

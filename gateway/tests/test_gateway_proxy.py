@@ -122,6 +122,9 @@ async def test_cors_preflight_and_response_for_a_configured_origin(gw: httpx.Asy
     assert resp.headers["access-control-allow-origin"] == "https://shop.example"
     resp = await gw.get("/products", headers={"Origin": "https://evil.example"})
     assert "access-control-allow-origin" not in resp.headers
+    refused = assert_problem(await gw.options("/cart", headers={
+        "Origin": "https://evil.example", "Access-Control-Request-Method": "POST"}), 400)
+    assert "origin" in refused["detail"].lower() and "https://shop.example" in refused["detail"]
 
 
 async def test_httpx_client_forwards_the_same_way(infra: Infra, keys: TestKeys, upstreams: dict[str, Any]) -> None:
