@@ -21,13 +21,20 @@ from libs.common.logging import get_logger, request_id_var
 PROBLEM_JSON = "application/problem+json"
 # How every service documents its refusals in OpenAPI: any 4xx is a problem body, so clients
 # (and schema-driven tests) know 401/403/404/409/422/429 are not part of the success schema.
-PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {"4XX": {
-    "description": "Refused: RFC 9457 problem details (`errors` per field on 422)",
-    "content": {PROBLEM_JSON: {"schema": {
-        "type": "object", "required": ["type", "title", "status", "detail"],
-        "properties": {"type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
-                       "detail": {"type": "string"}, "request_id": {"type": "string"},
-                       "errors": {"type": "array", "items": {"type": "object"}}}}}}}}
+_PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object", "required": ["type", "title", "status", "detail"],
+    "properties": {"type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
+                   "detail": {"type": "string"}, "request_id": {"type": "string"},
+                   "errors": {"type": "array", "items": {"type": "object"}}}}
+
+
+def problem_doc(description: str) -> dict[str, Any]:
+    """An OpenAPI response entry for a status answered with problem+json."""
+    return {"description": description, "content": {PROBLEM_JSON: {"schema": _PROBLEM_SCHEMA}}}
+
+
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    "4XX": problem_doc("Refused: RFC 9457 problem details (`errors` per field on 422)")}
 log = get_logger(__name__)
 
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request, Response
 
 from libs.common.auth import CurrentUser, InternalCaller
 from libs.common.db import SessionDep
-from libs.common.errors import PROBLEM_JSON
+from libs.common.errors import problem_doc
 from services.cart import service as cart_service
 from services.cart.schemas import (
     CartItemCreate,
@@ -20,8 +20,7 @@ from services.cart.schemas import (
 )
 
 _problems: dict[int | str, dict[str, object]] = {
-    s: {"description": d, "content": {PROBLEM_JSON: {}}}
-    for s, d in {401: "not signed in", 404: "unknown product or item", 409: "refused (stock, limit, currency)",
+    s: problem_doc(d) for s, d in {401: "not signed in", 404: "unknown product or item", 409: "refused (stock, limit, currency)",
                  422: "invalid input"}.items()}
 router = APIRouter(tags=["cart"], responses=_problems)
 internal_router = APIRouter(prefix="/internal", tags=["internal"], include_in_schema=False)

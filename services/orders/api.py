@@ -11,7 +11,7 @@ from starlette.responses import JSONResponse
 
 from libs.common.auth import AdminUser, CurrentUser
 from libs.common.db import SessionDep
-from libs.common.errors import PROBLEM_JSON
+from libs.common.errors import PROBLEM_JSON, problem_doc
 from libs.common.service import ServiceContext
 from services.orders import service as order_service
 from services.orders.schemas import OrderCreate, OrderPublic, OrderStatus, Page, StatusUpdate
@@ -31,9 +31,9 @@ def _ctx(request: Request) -> ServiceContext:
 
 
 @router.post("/orders", status_code=201, response_model=OrderPublic,
-             responses={409: {"description": "Not enough stock (`short` names each product)"},
-                        422: {"description": "Empty cart or invalid address"},
-                        503: {"description": "Catalog or cart unavailable; nothing was stored"}})
+             responses={409: problem_doc("Not enough stock (`short` names each product)"),
+                        422: problem_doc("Empty cart or invalid address"),
+                        503: problem_doc("Catalog or cart unavailable; nothing was stored")})
 async def place_order(body: OrderCreate, user: CurrentUser, session: SessionDep, request: Request,
                       idempotency_key: IdempotencyKey = None) -> JSONResponse:
     """Place an order from the caller's cart (or the given items), reserving its stock."""
