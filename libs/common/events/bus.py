@@ -244,7 +244,10 @@ class InMemoryBus(EventBus):
             log.error("event_dead_lettered", queue=q.name, attempts=msg.attempt, error=error)
             return
         waits = msg.outage_waits + 1 if outage else 0
-        log.warning("event_retry", queue=q.name, attempt=msg.attempt, outage_waits=waits, error=error)
+        if outage:  # the same log lines as the AMQP bus, so an operator greps one name for either
+            log.warning("event_waits_for_dependency", queue=q.name, outage_waits=waits, error=error)
+        else:
+            log.warning("event_retry", queue=q.name, attempt=msg.attempt, error=error)
         nxt = _Message(msg.routing_key, msg.body, msg.message_id, msg.attempt if outage else msg.attempt + 1, waits)
         delay = self.retry_delay(waits if outage else msg.attempt)
         loop = asyncio.get_running_loop()
