@@ -1,12 +1,15 @@
 """Password recovery: a 6-digit OTP by email, exchanged for a single-use reset token.
 
-The OTP lives in Redis only as a hash, with a TTL and a counter of tries; every refusal
-reads the same so the answers say nothing about which emails have accounts.
+The OTP lives in Redis only as a keyed hash (HMAC with a secret derived from the signing
+key, which Redis never holds: a million guesses against a plain hash would take a Redis
+reader milliseconds), with a TTL and a counter of tries. Every refusal reads the same so
+the answers say nothing about which emails have accounts.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 
 import sqlalchemy as sa
@@ -18,23 +21,29 @@ from services.auth import service, throttle
 from services.auth.models import User
 from services.auth.passwords import check_policy
 from services.auth.schemas import ResetToken
+from services.auth.signing import KeyRing
 
 BAD_OTP = "The code is wrong or has expired. After 5 wrong tries a new code is needed: ask for one again."
 BAD_RESET = "The reset token is not valid, has expired or was already used; start again."
 
 # One round trip decides the try: counted, compared, and the code dropped when used or exhausted.
+# ARGV: max tries, then (kid, hash of the guess under that kid) for every key the ring holds,
+# so a code keyed before a rotation still works.
 _CHECK_OTP = """
-local h = redis.call('HGET', KEYS[1], 'hash')
-if not h then return 0 end
+local stored = redis.call('HMGET', KEYS[1], 'hash', 'kid')
+if not stored[1] then return 0 end
 local n = redis.call('HINCRBY', KEYS[1], 'tries', 1)
-if h == ARGV[1] then redis.call('DEL', KEYS[1]) return 1 end
-if n >= tonumber(ARGV[2]) then redis.call('DEL', KEYS[1]) end
+for i = 2, #ARGV, 2 do
+  if ARGV[i] == stored[2] and ARGV[i + 1] == stored[1] then redis.call('DEL', KEYS[1]) return 1 end
+end
+if n >= tonumber(ARGV[1]) then redis.call('DEL', KEYS[1]) end
 return 0
 """
+_OTP_PURPOSE = b"shop auth: password reset code"
 
 
-def _otp_hash(email: str, otp: str) -> str:
-    return hashlib.sha256(f"{email}:{otp}".encode()).hexdigest()
+def _otp_hash(ring: KeyRing, kid: str, email: str, otp: str) -> str:
+    return hmac.new(ring.derived_secret(kid, _OTP_PURPOSE), f"{email}:{otp}".encode(), hashlib.sha256).hexdigest()
 
 
 async def forgot_password(*, ctx: ServiceContext, session: AsyncSession, email: str, ip: str) -> None:
@@ -48,9 +57,11 @@ async def forgot_password(*, ctx: ServiceContext, session: AsyncSession, email: 
         return
     otp = f"{secrets.randbelow(10**6):06d}"
     key = ctx.key("auth", "otp", email)
+    ring = await rt.keys.ring()
+    kid = ring.signing_kid
     async with ctx.redis.pipeline(transaction=True) as pipe:
         pipe.delete(key)  # a new code replaces the old one and its tries
-        pipe.hset(key, mapping={"hash": _otp_hash(email, otp), "tries": 0})
+        pipe.hset(key, mapping={"hash": _otp_hash(ring, kid, email, otp), "kid": kid, "tries": 0})
         pipe.expire(key, s.otp_ttl)
         await pipe.execute()
     minutes = max(1, s.otp_ttl // 60)
@@ -63,12 +74,15 @@ async def forgot_password(*, ctx: ServiceContext, session: AsyncSession, email: 
 
 async def verify_otp(*, ctx: ServiceContext, email: str, otp: str, ip: str) -> ResetToken:
     """Exchange a valid code for a short-lived, single-use reset token."""
-    s = service.runtime(ctx).settings
+    rt = service.runtime(ctx)
+    s = rt.settings
     await throttle.hit(ctx, scope="verify-ip", subject=ip, limit=s.verify_otp_per_ip, window=s.verify_otp_window)
     await throttle.hit(ctx, scope="verify-email", subject=email, limit=s.verify_otp_per_email,
                        window=s.verify_otp_window)
+    ring = await rt.keys.ring()
+    guesses = [part for kid in ring.private for part in (kid, _otp_hash(ring, kid, email, otp))]
     ok = await ctx.redis.eval(_CHECK_OTP, 1, ctx.key("auth", "otp", email),  # type: ignore[misc]
-                              _otp_hash(email, otp), s.otp_max_attempts)
+                              s.otp_max_attempts, *guesses)
     if int(ok) != 1:
         raise BadRequest(BAD_OTP, title="Invalid code")
     raw = secrets.token_urlsafe(32)

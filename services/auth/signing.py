@@ -15,8 +15,9 @@ from typing import Any
 
 import jwt
 import sqlalchemy as sa
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from jwt.algorithms import RSAAlgorithm
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -34,6 +35,21 @@ class KeyRing:
     signing_kid: str
     private: dict[str, rsa.RSAPrivateKey]
     loaded_at: float = field(default_factory=time.monotonic)
+    _derived: dict[tuple[str, bytes], bytes] = field(default_factory=dict, repr=False)
+
+    def derived_secret(self, kid: str, purpose: bytes) -> bytes:
+        """A 32-byte secret for ``purpose`` derived (HKDF) from one signing key.
+
+        For keyed hashes of what this service keeps outside its database (reset codes in
+        Redis): whoever reads Redis alone has no key to test guesses against.
+        """
+        cached = self._derived.get((kid, purpose))
+        if cached is None:
+            der = self.private[kid].private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                                                  serialization.NoEncryption())
+            cached = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose).derive(der)
+            self._derived[(kid, purpose)] = cached
+        return cached
 
     def jwks(self) -> dict[str, Any]:
         out = []

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 
 import httpx
 import pytest
 from auth_testkit import PASSWORD, Mailbox, bearer, new_email, sign_in, sign_up
 
+from libs.common.service import ServiceContext
 from libs.common.testing import assert_problem, eventually
+from services.auth import service, signing
 from services.auth.settings import AuthSettings
 
 NEW_PASSWORD = "Brand-new-pass-9"
@@ -80,6 +83,29 @@ async def test_wrong_code_is_refused_and_the_right_one_still_works(client: httpx
     otp = await ask_code(client, mailbox, address)
     assert "wrong or has expired" in assert_problem(await verify(client, address, wrong(otp)), 400)["detail"]
     assert_problem(await verify(client, address, "12ab56"), 422)
+    assert (await verify(client, address, otp)).status_code == 200
+
+
+async def test_redis_holds_no_hash_a_guesser_could_check_without_the_signing_key(
+        client: httpx.AsyncClient, mailbox: Mailbox, ctx: ServiceContext) -> None:
+    address = new_email()
+    await sign_up(client, email_=address)
+    otp = await ask_code(client, mailbox, address)
+    stored = await ctx.redis.hgetall(ctx.key("auth", "otp", address))
+    plain = {hashlib.sha256(f"{address}:{otp}".encode()).hexdigest(), hashlib.sha256(otp.encode()).hexdigest()}
+    assert stored[b"hash"].decode() not in plain and otp.encode() not in b"".join(stored.values())
+    assert (await verify(client, address, otp)).status_code == 200
+
+
+async def test_a_code_sent_before_a_key_rotation_still_works(client: httpx.AsyncClient, mailbox: Mailbox,
+                                                            ctx: ServiceContext) -> None:
+    assert ctx.db is not None
+    address = new_email()
+    await sign_up(client, email_=address)
+    otp = await ask_code(client, mailbox, address)
+    new_kid = await signing.rotate(ctx.db)
+    assert (await service.runtime(ctx).keys.ring()).signing_kid == new_kid  # this test stack has no grace
+    assert "wrong or has expired" in assert_problem(await verify(client, address, wrong(otp)), 400)["detail"]
     assert (await verify(client, address, otp)).status_code == 200
 
 
