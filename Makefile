@@ -82,7 +82,7 @@ e2e-compose:
 
 lint: $(DEPS)
 	$(PYTHON) -m ruff check .
-	-$(PYTHON) -m mypy libs
+	$(PYTHON) -m mypy libs services gateway tests
 
 # every part as its own process on this run's PostgreSQL, Redis and RabbitMQ, measured through the
 # gateway, printed as one table (bench/stack.py, a few minutes); BENCH_ARGS='--json bench.json' keeps it

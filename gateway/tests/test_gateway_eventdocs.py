@@ -112,7 +112,8 @@ def test_every_socket_event_realtime_emits_or_handles_is_documented(doc: dict) -
             args = [a.value for a in call.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
             if name in ("on", "emit") and args:
                 literal.add(args[0])
-            elif name == "send_local" and len(call.args) >= 2 and isinstance(call.args[1], ast.Constant):
+            elif (name == "send_local" and len(call.args) >= 2 and isinstance(call.args[1], ast.Constant)
+                  and isinstance(call.args[1].value, str)):
                 literal.add(call.args[1].value)
         for fn in ast.walk(ast.parse(path.read_text())):
             if isinstance(fn, ast.AsyncFunctionDef) and any(

@@ -47,8 +47,10 @@ async def test_forgotten_password_is_reset_by_emailed_code(gw: httpx.AsyncClient
     async def mailed_code() -> str:
         mails = stack.mail.to(user.email)
         assert mails, "no mail yet"
-        body = mails[-1].get_payload(decode=True) if not mails[-1].is_multipart() else \
-            mails[-1].get_payload()[0].get_payload(decode=True)
+        mail = mails[-1]
+        part = mail.get_payload()[0] if mail.is_multipart() else mail  # type: ignore[index]
+        body = part.get_payload(decode=True)  # type: ignore[union-attr]
+        assert isinstance(body, bytes), body
         code = re.search(rb"\b(\d{6})\b", body)
         assert code
         return code.group(1).decode()

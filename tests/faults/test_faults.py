@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import signal
 import time
 import uuid
@@ -80,8 +81,8 @@ async def test_broker_outage_delays_events_but_loses_and_doubles_none(faults: Fa
     buyers = list(await asyncio.gather(*(customer(gw, f"steady{i}") for i in range(6))))
     async with listening(faults.stack.gateway, boss.token) as console:
         # the cart learns of the product by event: fill every cart while the broker is up
-        await asyncio.gather(*(eventually(lambda b=b: b.add_to_cart(product["id"], 1), timeout=15, interval=0.2)
-                               for b in buyers))
+        await asyncio.gather(*(eventually(functools.partial(b.add_to_cart, product["id"], 1), timeout=15,
+                                          interval=0.2) for b in buyers))
         early, late = buyers[:3], buyers[3:]
         orders = {b.email: (await b.place_order()).json()["id"] for b in early}
         await asyncio.gather(*(checkout(gw, b, orders[b.email]) for b in early))

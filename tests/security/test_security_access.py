@@ -54,8 +54,8 @@ def _path(route: Route, box: Sandbox, cast: Cast) -> str:
 
 async def _call(http: httpx.AsyncClient, method: str, path: str, token: str | None) -> httpx.Response:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    body = {"json": {}} if method in ("POST", "PUT", "PATCH") else {}
-    return await http.request(method, path, headers=headers, **body)
+    body: dict[str, object] | None = {} if method in ("POST", "PUT", "PATCH") else None
+    return await http.request(method, path, headers=headers, json=body)
 
 
 def _refused(resp: httpx.Response, method: str, status: int, what: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from typing import Any
 
 import pytest
 import socketio
@@ -24,15 +25,15 @@ async def test_a_bad_token_is_refused_at_connect_with_a_clear_message(infra: Inf
         assert reason in (await refusal(url, token))["message"]
 
 
-async def refusal(url: str, token: object) -> dict[str, object]:
+async def refusal(url: str, token: object) -> dict[str, Any]:
     """Connect with ``token``, expecting a refusal; returns what the server said (connect_error)."""
     client = socketio.AsyncClient(reconnection=False)
-    said: list[dict[str, object]] = []
+    said: list[dict[str, Any]] = []
     client.on("connect_error", said.append)
     with pytest.raises(socketio.exceptions.ConnectionError):
         await client.connect(url, auth={"token": token}, transports=["websocket"], wait_timeout=5)
     assert not client.connected and said
-    assert said[0]["message"].startswith("Authentication failed")  # type: ignore[union-attr]
+    assert said[0]["message"].startswith("Authentication failed")
     assert said[0]["data"] == {"status": 401}
     return said[0]
 
