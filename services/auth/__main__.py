@@ -46,10 +46,11 @@ async def create_admin(settings: CommonSettings, args: argparse.Namespace) -> No
 
 async def rotate_key(settings: CommonSettings, _: argparse.Namespace) -> None:
     """Add a signing key (it signs after the cache period); older keys stay in the JWKS."""
+    assert isinstance(settings, AuthSettings)
     await migrate(settings.db_url, MIGRATIONS)
     db = Database(settings.db_url, pool_size=1)
     try:
-        kid = await signing.rotate(db)
+        kid = await signing.rotate(db, settings)
     finally:
         await db.dispose()
     print(f"new signing key {kid}; published now, signing after SIGNING_KEY_CACHE_SECONDS")

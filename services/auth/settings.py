@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from libs.common.config import CommonSettings, ConfigurationError
 
@@ -20,6 +20,10 @@ class AuthSettings(CommonSettings):
     # PEM of the RSA signing key; when unset a key is generated once and kept in the database
     jwt_private_key: SecretStr | None = None
     jwt_key_id: str | None = None
+    # Fernet key(s), comma-separated, that seal generated signing keys in the database: the first
+    # seals, every one opens (so this key can rotate too). Without it a database dump is enough to
+    # mint admin tokens; prod refuses to start with neither this nor JWT_PRIVATE_KEY.
+    signing_key_encryption_key: SecretStr | None = None
     # how long a process trusts its cached copy of the key table (rotation takes effect after it)
     signing_key_cache_seconds: float = 30.0
     jwks_min_refresh_seconds: float = 5.0
@@ -56,10 +60,20 @@ class AuthSettings(CommonSettings):
     admin_email: str | None = None
     admin_password: SecretStr | None = None
 
+    @field_validator("signing_key_encryption_key", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value  # compose passes "" for unset
+
     @model_validator(mode="after")
     def _no_codes_in_production_logs(self) -> AuthSettings:
         if self.env == "prod" and self.email_backend == "log":
             raise ConfigurationError("EMAIL_BACKEND=log would write reset codes to the logs; use smtp in prod")
+        if self.env == "prod" and self.jwt_private_key is None and self.signing_key_encryption_key is None:
+            raise ConfigurationError(
+                "signing keys would be kept readable in the database; set SIGNING_KEY_ENCRYPTION_KEY "
+                "(python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())') "
+                "or JWT_PRIVATE_KEY in prod")
         return self
 
 

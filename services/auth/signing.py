@@ -1,7 +1,9 @@
 """RS256 signing keys: configured (PEM) or generated once and kept in the database; JWKS; minting.
 
 The newest active key signs; every active key is published, so tokens signed before a
-rotation stay valid until they expire.
+rotation stay valid until they expire. With SIGNING_KEY_ENCRYPTION_KEY set, stored keys are
+sealed (Fernet) and keys stored before it was set are sealed at the next start, so a copy of
+the database alone cannot mint tokens.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 
 import jwt
 import sqlalchemy as sa
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -28,6 +31,7 @@ from services.auth.settings import AuthSettings
 
 log = get_logger(__name__)
 _KEY_LOCK = 727275  # advisory lock: two first starts must not both generate a key
+_SEALED = "fernet:"  # prefix of a sealed key; a plain one starts with the PEM header
 
 
 @dataclass
@@ -67,6 +71,32 @@ def _generate() -> tuple[str, str]:
     return uuid.uuid4().hex[:16], pem
 
 
+def _sealer(settings: AuthSettings) -> MultiFernet | None:
+    if settings.signing_key_encryption_key is None:
+        return None
+    try:
+        return MultiFernet([Fernet(part.strip()) for part in
+                            settings.signing_key_encryption_key.get_secret_value().split(",") if part.strip()])
+    except ValueError as exc:
+        raise RuntimeError("SIGNING_KEY_ENCRYPTION_KEY must be Fernet keys (32 url-safe base64 bytes), "
+                           "comma-separated") from exc
+
+
+def _seal(pem: str, sealer: MultiFernet | None) -> str:
+    return pem if sealer is None else _SEALED + sealer.encrypt(pem.encode()).decode()
+
+
+def _open(kid: str, stored: str, sealer: MultiFernet | None) -> str:
+    if not stored.startswith(_SEALED):
+        return stored
+    if sealer is None:
+        raise RuntimeError(f"signing key {kid} is sealed: set SIGNING_KEY_ENCRYPTION_KEY")
+    try:
+        return sealer.decrypt(stored.removeprefix(_SEALED).encode()).decode()
+    except InvalidToken:
+        raise RuntimeError(f"SIGNING_KEY_ENCRYPTION_KEY does not open signing key {kid}") from None
+
+
 def _load_pem(pem: str) -> rsa.RSAPrivateKey:
     key = serialization.load_pem_private_key(pem.encode(), password=None)
     if not isinstance(key, rsa.RSAPrivateKey):
@@ -82,30 +112,35 @@ def _configured(settings: AuthSettings) -> tuple[str, rsa.RSAPrivateKey] | None:
     return settings.jwt_key_id or hashlib.sha256(der).hexdigest()[:16], key
 
 
-async def add_key(session: AsyncSession) -> str:
+async def add_key(session: AsyncSession, settings: AuthSettings) -> str:
     """Store a newly generated key; being the newest, it signs from now on."""
     kid, pem = _generate()
-    session.add(SigningKey(kid=kid, private_pem=pem, active=True))
+    session.add(SigningKey(kid=kid, private_pem=_seal(pem, _sealer(settings)), active=True))
     await session.flush()
     return kid
 
 
 async def ensure_key(db: Database, settings: AuthSettings) -> None:
-    """Generate the first key at start-up when none is configured or stored."""
-    if settings.jwt_private_key is not None:
-        return
+    """Generate the first key at start-up when none is configured or stored; seal plain stored keys."""
+    sealer = _sealer(settings)
     async with db.session() as session, session.begin():
         await session.execute(sa.text(f"SELECT pg_advisory_xact_lock({_KEY_LOCK})"))
-        found = await session.scalar(sa.select(SigningKey.kid).where(SigningKey.active).limit(1))
-        if found is None:
-            kid = await add_key(session)
+        stored = (await session.scalars(sa.select(SigningKey))).all()
+        for key in stored:
+            opened = _open(key.kid, key.private_pem, sealer)  # a key it cannot open stops the start here
+            if sealer is not None:
+                if not key.private_pem.startswith(_SEALED):
+                    log.warning("signing_key_sealed", kid=key.kid)
+                key.private_pem = _seal(opened, sealer)  # under the first encryption key; the others only open
+        if settings.jwt_private_key is None and not any(key.active for key in stored):
+            kid = await add_key(session, settings)
             log.warning("signing_key_generated", kid=kid)
 
 
-async def rotate(db: Database) -> str:
+async def rotate(db: Database, settings: AuthSettings) -> str:
     """Add a key: published at once, signing once SIGNING_KEY_CACHE_SECONDS have passed."""
     async with db.session() as session, session.begin():
-        return await add_key(session)
+        return await add_key(session, settings)
 
 
 async def load(db: Database, settings: AuthSettings) -> KeyRing:
@@ -117,7 +152,8 @@ async def load(db: Database, settings: AuthSettings) -> KeyRing:
                                                 (SigningKey.created_at <= grace).label("ripe"))
                                       .where(SigningKey.active)
                                       .order_by(SigningKey.created_at, SigningKey.kid))).all()
-    private = {row.kid: _load_pem(row.private_pem) for row in rows}
+    sealer = _sealer(settings)
+    private = {row.kid: _load_pem(_open(row.kid, row.private_pem, sealer)) for row in rows}
     configured = _configured(settings)
     if configured is not None:
         private[configured[0]] = configured[1]

@@ -172,7 +172,7 @@ async def test_a_rotated_key_is_published_before_it_signs(ctx: ServiceContext, a
     assert ctx.db is not None
     slow = auth_settings.model_copy(update={"signing_key_cache_seconds": 3600})
     before = await signing.load(ctx.db, slow)
-    new_kid = await signing.rotate(ctx.db)
+    new_kid = await signing.rotate(ctx.db, auth_settings)
     after = await signing.load(ctx.db, slow)
     assert new_kid in {k["kid"] for k in after.jwks()["keys"]}
     assert after.signing_kid == before.signing_kid != new_kid

@@ -103,7 +103,7 @@ async def test_a_code_sent_before_a_key_rotation_still_works(client: httpx.Async
     address = new_email()
     await sign_up(client, email_=address)
     otp = await ask_code(client, mailbox, address)
-    new_kid = await signing.rotate(ctx.db)
+    new_kid = await signing.rotate(ctx.db, service.runtime(ctx).settings)
     assert (await service.runtime(ctx).keys.ring()).signing_kid == new_kid  # this test stack has no grace
     assert "wrong or has expired" in assert_problem(await verify(client, address, wrong(otp)), 400)["detail"]
     assert (await verify(client, address, otp)).status_code == 200
