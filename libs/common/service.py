@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import sqlalchemy.exc
 from fastapi import APIRouter, FastAPI, Request
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -198,8 +199,10 @@ def _install_infra_errors(app: FastAPI) -> None:
     async def db_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, sqlalchemy.exc.DBAPIError)
         if getattr(exc.orig, "sqlstate", None) in ("22021", "22P05"):  # a NUL the client sent: text cannot hold it
-            return problem_response(422, "Text must not contain NUL (\\u0000) characters.", title="Validation failed",
-                                    errors=[{"field": "body", "message": "contains NUL", "type": "value_error"}])
+            field = nul_field(request)
+            return problem_response(422, f"Text must not contain NUL (\\u0000) characters: check {field}.",
+                                    title="Validation failed",
+                                    errors=[{"field": field, "message": "contains NUL", "type": "value_error"}])
         if is_db_unavailable(exc):
             return await unavailable(request, exc)
         raise exc
@@ -209,6 +212,43 @@ def _install_infra_errors(app: FastAPI) -> None:
     app.add_exception_handler(RedisError, unavailable)
     app.add_exception_handler(ConnectionError, unavailable)
     app.add_exception_handler(OSError, unavailable)
+
+
+# where RequestContextMiddleware keeps a request's body, for an error handler that must point into it
+_BODY_KEY = "shop.body"
+_KEEP_BODY = 1 << 20
+
+
+def nul_field(request: Request) -> str:
+    """The first query parameter, path parameter or JSON body field holding a NUL, as a 422 names it.
+
+    PostgreSQL refuses NUL in text only when the row is written, long after validation:
+    this finds again which field the client has to fix.
+    """
+    for name, value in request.query_params.multi_items():
+        if "\x00" in name or "\x00" in value:
+            return name.replace("\x00", "") or "query"
+    for name, value in request.path_params.items():
+        if "\x00" in str(value):
+            return str(name)
+    try:
+        doc = orjson.loads(b"".join(request.scope.get(_BODY_KEY, ())))
+    except orjson.JSONDecodeError:
+        return "body"
+    return ".".join(_path_to_nul(doc) or ()) or "body"
+
+
+def _path_to_nul(node: Any, path: tuple[str, ...] = ()) -> tuple[str, ...] | None:
+    if isinstance(node, str):
+        return path if "\x00" in node else None
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, value in items:
+        if "\x00" in str(key):
+            return (*path, str(key).replace("\x00", ""))
+        found = _path_to_nul(value, (*path, str(key)))
+        if found is not None:
+            return found
+    return None
 
 
 def _health_router(registry: CollectorRegistry) -> APIRouter:
@@ -274,6 +314,19 @@ class RequestContextMiddleware:
         method = scope["method"]
         if method == "HEAD":
             scope = {**scope, "method": "GET"}
+        body: list[bytes] = []
+        scope[_BODY_KEY] = body  # read by nul_field; the chunks are the ones the app reads anyway
+        kept = 0
+
+        async def receive_keeping_body() -> Message:
+            nonlocal kept
+            message = await receive()
+            if message["type"] == "http.request" and kept < _KEEP_BODY:
+                chunk = message.get("body", b"")
+                body.append(chunk)
+                kept += len(chunk)
+            return message
+
         rid = _incoming_request_id(scope) or uuid.uuid4().hex
         rtok = request_id_var.set(rid)
         ctok = correlation_id_var.set(rid)
@@ -292,7 +345,7 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
+            await self.app(scope, receive_keeping_body, send_with_id)
         except Exception as exc:
             # Starlette answers unhandled errors outside every middleware, where the
             # request id is gone: answer here so the 500 carries it in header and body

@@ -26,24 +26,24 @@ async def test_a_null_address_list_neither_fails_nor_breaks_the_profile_or_the_a
     assert listing.status_code == 200 and listing.json()["total"] == 1, listing.text
 
 
-@pytest.mark.parametrize(("method", "path", "body"), [
-    ("POST", "/auth/register", {"email": "nul-{tag}@e2e.shop.test", "password": PASSWORD, "name": "Ada\x00"}),
-    ("POST", "/auth/login", {"email": "a\x00{tag}@e2e.shop.test", "password": PASSWORD}),
-    ("POST", "/auth/forgot-password", {"email": "a\x00{tag}@e2e.shop.test"}),
-    ("PUT", "/users/me", {"name": "Ada\x00"}),
-    ("PUT", "/users/me", {"phone": "0\x00"}),
+@pytest.mark.parametrize(("method", "path", "body", "field"), [
+    ("POST", "/auth/register", {"email": "nul-{tag}@e2e.shop.test", "password": PASSWORD, "name": "Ada\x00"}, "name"),
+    ("POST", "/auth/login", {"email": "a\x00{tag}@e2e.shop.test", "password": PASSWORD}, "email"),
+    ("POST", "/auth/forgot-password", {"email": "a\x00{tag}@e2e.shop.test"}, "email"),
+    ("PUT", "/users/me", {"name": "Ada\x00"}, "name"),
+    ("PUT", "/users/me", {"phone": "0\x00"}, "phone"),
     ("PUT", "/users/me", {"addresses": [{"line1": "1 A\x00 St", "city": "London", "postal_code": "N1",
-                                         "country": "GB"}]}),
+                                         "country": "GB"}]}, "addresses.0.line1"),
 ])
-async def test_text_with_a_nul_character_is_a_422_not_a_server_error(
-        cast: Cast, method: str, path: str, body: dict[str, object]) -> None:
+async def test_text_with_a_nul_character_is_a_422_naming_the_field(
+        cast: Cast, method: str, path: str, body: dict[str, object], field: str) -> None:
     # was: 500 (PostgreSQL text and JSONB cannot hold NUL); now the client is told what to fix
     shopper = await register(cast.http, "sec-nul")
     tag = uuid.uuid4().hex[:8]
     sent = {k: v.format(tag=tag) if isinstance(v, str) and "{tag}" in v else v for k, v in body.items()}
     resp = await cast.http.request(method, path, json=sent, headers=shopper.auth)
     problem = assert_problem(resp, 422)
-    assert problem["errors"], problem
+    assert [e["field"] for e in problem["errors"]] == [field], problem
     assert (await cast.http.get("/users/me", headers=shopper.auth)).json()["name"] == "Sec sec-nul"
 
 

@@ -7,14 +7,15 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import pytest
 import pytest_asyncio
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from libs.common.auth import AdminUser, CurrentUser, InternalCaller, OptionalUser
 from libs.common.config import CommonSettings
 from libs.common.errors import Conflict, NotFound
-from libs.common.service import create_service_app
+from libs.common.service import create_service_app, nul_field
 from libs.common.testing import Infra, TestKeys, assert_problem, running_app, serve_app, settings_for
 from libs.common.testing.apps import free_port
 
@@ -201,3 +202,18 @@ async def test_a_burst_of_signed_in_requests_waits_for_redis_rather_than_failing
                                                        limits=httpx.Limits(max_connections=300)) as c:
         codes = await asyncio.gather(*(c.get("/me", headers=keys.bearer()) for _ in range(300)))
         assert [r.status_code for r in codes] == [200] * 300
+
+
+@pytest.mark.parametrize(("query", "path_params", "body", "field"), [
+    (b"q=sho%00es", {}, b"", "q"),
+    (b"", {"slug": "a\x00b"}, b"", "slug"),
+    (b"", {}, b'{"name": "Ada", "addresses": [{"city": "x"}, {"line1": "1 A\\u0000 St"}]}', "addresses.1.line1"),
+    (b"", {}, b'{"attributes": {"co\\u0000lour": "red"}}', "attributes.colour"),
+    (b"", {}, b'"\\u0000"', "body"),
+    (b"", {}, b"not json", "body"),
+])
+def test_a_nul_is_traced_back_to_the_field_the_client_must_fix(
+        query: bytes, path_params: dict[str, str], body: bytes, field: str) -> None:
+    scope = {"type": "http", "method": "POST", "path": "/", "query_string": query, "headers": [],
+             "path_params": path_params, "shop.body": [body[:7], body[7:]]}
+    assert nul_field(Request(scope)) == field
