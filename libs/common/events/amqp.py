@@ -29,6 +29,7 @@ from aio_pika.abc import (
 from aiormq.exceptions import AMQPConnectionError, ChannelInvalidStateError
 
 from libs.common.events.bus import DeadLetter, EventBus, Handler, PoisonMessage
+from libs.common.events.topology import retry_queue
 from libs.common.logging import get_logger
 from libs.common.unavailable import is_unavailable
 
@@ -127,7 +128,7 @@ class AmqpBus(EventBus):
         return queue
 
     def _retry_queue(self, name: str, delay: float) -> str:
-        return f"{name}.retry.{int(delay * 1000)}ms"
+        return retry_queue(name, delay)
 
     async def _consume(self, service: str) -> None:
         assert self._sub is not None

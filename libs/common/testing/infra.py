@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlparse
@@ -20,7 +21,7 @@ import asyncpg
 from redis.asyncio import Redis
 
 from libs.common.config import CommonSettings
-from libs.common.events.topology import CONSUMERS
+from libs.common.events.topology import CONSUMERS, declared_queues
 from libs.common.testing.keys import TestKeys
 
 S = TypeVar("S", bound=CommonSettings)
@@ -92,28 +93,14 @@ class Infra:
             await redis.aclose()
 
     async def _delete_amqp(self) -> None:
-        import aio_pika
 
         names = set(self._listed_queues())
         # retry queues of the default and the test delays, for machines without rabbitmqctl
         default = CommonSettings.model_fields["event_retry_delays"].default_factory
         delays = {*(default() if default else []), *RETRY_DELAYS}  # type: ignore[call-arg]
         for service in CONSUMERS:
-            base = f"{self.queue_prefix}{service}.events"
-            names |= {base, f"{base}.dlq", *(f"{base}.retry.{int(d * 1000)}ms" for d in delays)}
-        conn = await aio_pika.connect(self.amqp_url, timeout=5)
-        try:
-            for name in sorted(names):
-                channel = await conn.channel()
-                with contextlib.suppress(Exception):  # missing queues close the channel: fine
-                    await channel.queue_delete(name)
-                if not channel.is_closed:
-                    await channel.close()
-            channel = await conn.channel()
-            with contextlib.suppress(Exception):
-                await channel.exchange_delete(self.exchange)
-        finally:
-            await conn.close()
+            names.update(declared_queues(f"{self.queue_prefix}{service}.events", delays))
+        await delete_amqp(self.amqp_url, names, self.exchange)
 
     def _listed_queues(self) -> list[str]:
         """Queue names of this run, when rabbitmqctl is here to list them (retry queues included)."""
@@ -126,6 +113,25 @@ class Infra:
         except (OSError, subprocess.SubprocessError):
             return []
         return [line.strip() for line in out.splitlines() if line.strip().startswith(self.queue_prefix)]
+
+
+async def delete_amqp(url: str, queues: Iterable[str], exchange: str) -> None:
+    """Delete these queues (missing ones are fine) and the exchange."""
+    import aio_pika
+
+    conn = await aio_pika.connect(url, timeout=5)
+    try:
+        for name in sorted(set(queues)):
+            channel = await conn.channel()
+            with contextlib.suppress(Exception):  # missing queues close the channel: fine
+                await channel.queue_delete(name)
+            if not channel.is_closed:
+                await channel.close()
+        channel = await conn.channel()
+        with contextlib.suppress(Exception):
+            await channel.exchange_delete(exchange)
+    finally:
+        await conn.close()
 
 
 def settings_for(cls: type[S], infra: Infra, keys: TestKeys | None = None, **overrides: Any) -> S:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import aio_pika
 import pytest
 import pytest_asyncio
 import sqlalchemy as sa
@@ -16,7 +14,9 @@ import sqlalchemy as sa
 from libs.common.db import Database, create_database, drop_database, new_metadata
 from libs.common.events import EventBus, InMemoryBus, add_event_tables
 from libs.common.events.amqp import AmqpBus
+from libs.common.events.topology import declared_queues
 from libs.common.testing import Infra
+from libs.common.testing.infra import delete_amqp
 
 RETRY_DELAYS = [0.05, 0.1]
 MAX_ATTEMPTS = 3
@@ -68,23 +68,9 @@ class AmqpNames:
         return _TrackedAmqpBus(self, url or self.url, exchange=self.exchange, queue_prefix=self.queue_prefix, **kw)
 
     async def cleanup(self) -> None:
-        conn = await aio_pika.connect(self.url, timeout=5)
-        try:
-            names: list[str] = []
-            for service in self.services:
-                base = f"{self.queue_prefix}{service}.events"
-                names += [base, f"{base}.dlq", *(f"{base}.retry.{int(d * 1000)}ms" for d in RETRY_DELAYS)]
-            for name in names:
-                channel = await conn.channel()
-                with contextlib.suppress(Exception):
-                    await channel.queue_delete(name)
-                if not channel.is_closed:
-                    await channel.close()
-            channel = await conn.channel()
-            with contextlib.suppress(Exception):
-                await channel.exchange_delete(self.exchange)
-        finally:
-            await conn.close()
+        queues = [q for service in self.services
+                  for q in declared_queues(f"{self.queue_prefix}{service}.events", RETRY_DELAYS)]
+        await delete_amqp(self.url, queues, self.exchange)
 
 
 class _TrackedAmqpBus(AmqpBus):
