@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import faulthandler
 import importlib
 import os
 import secrets
@@ -289,6 +290,7 @@ async def run(args: argparse.Namespace, infra: EmbeddedInfra) -> int:
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal)
+    loop.add_signal_handler(signal.SIGUSR1, dump_stacks)
 
     # the services first, the gateway once they answer: its port open means the shop works.
     # Consumers subscribe in their lifespans, so every part runs before anything is seeded.
@@ -314,7 +316,7 @@ async def run(args: argparse.Namespace, infra: EmbeddedInfra) -> int:
         await asyncio.gather(*tasks.values(), return_exceptions=True)
         await bus.close()
         await redis.aclose()
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1):
             loop.remove_signal_handler(sig)
     return 0
 
@@ -380,6 +382,15 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         infra.stop()
         say("devserver: stopped")
+
+
+def dump_stacks() -> None:
+    """``kill -USR1 <pid>``: every thread's and every task's stack, to see where a start or stop waits."""
+    faulthandler.dump_traceback(all_threads=True)
+    for task in asyncio.all_tasks():
+        print(f"--- task {task.get_name()}", file=sys.stderr)
+        task.print_stack(file=sys.stderr)
+    sys.stderr.flush()
 
 
 def _run_loop(args: argparse.Namespace, infra: EmbeddedInfra) -> int:

@@ -94,6 +94,8 @@ class DevServer:
         try:
             return self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
+            self.proc.send_signal(signal.SIGUSR1)  # the devserver prints where each thread waits
+            time.sleep(1)
             self.kill()
             pytest.fail(f"devserver still running {timeout}s after SIGINT:\n{self.tail()}")
 

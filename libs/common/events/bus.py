@@ -184,10 +184,13 @@ class InMemoryBus(EventBus):
         for t in self._timers:
             t.cancel()
         self._timers.clear()
-        for q in self._queues.values():
-            if q.worker:
-                q.worker.cancel()
-        await asyncio.gather(*(q.worker for q in self._queues.values() if q.worker), return_exceptions=True)
+        workers = {q.worker for q in self._queues.values() if q.worker}
+        while workers:
+            # again until each has stopped: on Python 3.11, a handler's asyncio.wait_for or timeout
+            # can swallow the cancellation (the task goes on to wait for its next message, forever)
+            for worker in workers:
+                worker.cancel()
+            _, workers = await asyncio.wait(workers, timeout=1)
 
     async def publish_raw(self, routing_key: str, body: bytes, *, message_id: str | None = None) -> None:
         mid = message_id or str(uuid.uuid4())

@@ -220,3 +220,24 @@ async def test_replay_from_the_dead_letter_queue_delivers_again(make_bus: BusFac
     assert await bus.dead_letters("payments") == []
     await settle(bus)
     assert Counter(e.id for e in handler.got) == Counter({first.id: 1, second.id: 1})
+
+
+async def test_closing_ends_even_when_a_handler_swallowed_its_cancellation(make_bus: BusFactory) -> None:
+    """On Python 3.11 asyncio.wait_for and timeout can swallow a cancellation; shutting down must still end."""
+    bus = make_bus()
+    started = asyncio.Event()
+
+    async def stubborn(envelope: Envelope) -> None:
+        started.set()
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            pass  # as a wait_for racing its own timeout does
+
+    bus.subscribe("orders", ["payment.*"], stubborn)
+    await bus.start()
+    await bus.publish(event("payment.failed"))
+    async with asyncio.timeout(10):
+        await started.wait()
+    async with asyncio.timeout(10):  # was: the worker waited for its next message, and close() forever
+        await bus.close()
