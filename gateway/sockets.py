@@ -18,6 +18,7 @@ from starlette.types import Receive, Scope, Send
 
 from gateway.proxy import request_headers
 from libs.common.logging import get_logger
+from libs.common.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from gateway.pipeline import Gateway
@@ -101,7 +102,5 @@ async def _relay(gw: Gateway, scope: Scope, receive: Receive, send: Send, client
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait(tasks)
         await upstream.close()

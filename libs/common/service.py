@@ -43,6 +43,7 @@ from libs.common.events.topology import CONSUMERS
 from libs.common.http import make_client
 from libs.common.logging import configure_logging, correlation_id_var, get_logger, request_id_var
 from libs.common.redis_client import make_redis
+from libs.common.tasks import cancel_and_wait
 from libs.common.unavailable import is_db_unavailable
 
 log = get_logger(__name__)
@@ -138,9 +139,7 @@ def create_service_app(
         try:
             yield
         finally:
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await cancel_and_wait(tasks)  # the relay polls with wait_for, which can swallow one cancel
             for hook in on_shutdown:
                 with contextlib.suppress(Exception):
                     await hook(ctx)

@@ -31,6 +31,7 @@ from aiormq.exceptions import AMQPConnectionError, ChannelInvalidStateError
 from libs.common.events.bus import DeadLetter, EventBus, Handler, PoisonMessage
 from libs.common.events.topology import retry_queue
 from libs.common.logging import get_logger
+from libs.common.tasks import cancel_and_wait
 from libs.common.unavailable import is_unavailable
 
 log = get_logger(__name__)
@@ -217,9 +218,7 @@ class AmqpBus(EventBus):
 
     async def close(self) -> None:
         if self._connecting is not None:
-            self._connecting.cancel()
-            with contextlib.suppress(BaseException):
-                await self._connecting
+            await cancel_and_wait([self._connecting])
         if self._conn is not None:
             with contextlib.suppress(Exception):
                 await self._conn.close()

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 
 from libs.common.events.envelope import Envelope
 from libs.common.logging import correlation_id_var, get_logger, request_id_var
+from libs.common.tasks import cancel_and_wait
 from libs.common.unavailable import is_unavailable
 
 Handler = Callable[[Envelope], Awaitable[None]]
@@ -184,13 +185,8 @@ class InMemoryBus(EventBus):
         for t in self._timers:
             t.cancel()
         self._timers.clear()
-        workers = {q.worker for q in self._queues.values() if q.worker}
-        while workers:
-            # again until each has stopped: on Python 3.11, a handler's asyncio.wait_for or timeout
-            # can swallow the cancellation (the task goes on to wait for its next message, forever)
-            for worker in workers:
-                worker.cancel()
-            _, workers = await asyncio.wait(workers, timeout=1)
+        # a handler's wait_for can swallow one cancel (Python 3.11): the worker would wait for its next message
+        await cancel_and_wait(q.worker for q in self._queues.values() if q.worker)
 
     async def publish_raw(self, routing_key: str, body: bytes, *, message_id: str | None = None) -> None:
         mid = message_id or str(uuid.uuid4())

@@ -9,6 +9,7 @@ from collections.abc import Callable
 import sqlalchemy.ext.asyncio
 
 from libs.common.events import Envelope, EventBus
+from libs.common.tasks import cancel_and_wait
 from libs.common.testing import eventually
 from libs.common.testing.apps import free_port
 
@@ -241,3 +242,24 @@ async def test_closing_ends_even_when_a_handler_swallowed_its_cancellation(make_
         await started.wait()
     async with asyncio.timeout(10):  # was: the worker waited for its next message, and close() forever
         await bus.close()
+
+
+async def test_stopping_a_loop_around_wait_for_ends_even_when_one_cancel_is_swallowed() -> None:
+    """The outbox relay's shape: wait_for in a loop, here made to swallow each first cancel."""
+    swallowed = 0
+
+    async def relay_like() -> None:
+        nonlocal swallowed
+        while True:
+            try:
+                await asyncio.sleep(30)
+            except asyncio.CancelledError:
+                if swallowed:
+                    raise
+                swallowed += 1  # as a wait_for racing its own timeout does on Python 3.11
+
+    task = asyncio.create_task(relay_like())
+    await asyncio.sleep(0)
+    async with asyncio.timeout(10):
+        await cancel_and_wait([task], again_after=0.1)
+    assert task.cancelled() and swallowed == 1
