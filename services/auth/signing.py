@@ -71,15 +71,32 @@ def _generate() -> tuple[str, str]:
     return uuid.uuid4().hex[:16], pem
 
 
-def _sealer(settings: AuthSettings) -> MultiFernet | None:
+def _fernets(settings: AuthSettings) -> list[Fernet]:
+    """SIGNING_KEY_ENCRYPTION_KEY's keys, the sealing one first; none when it is unset."""
     if settings.signing_key_encryption_key is None:
-        return None
+        return []
     try:
-        return MultiFernet([Fernet(part.strip()) for part in
-                            settings.signing_key_encryption_key.get_secret_value().split(",") if part.strip()])
+        return [Fernet(part.strip()) for part in
+                settings.signing_key_encryption_key.get_secret_value().split(",") if part.strip()]
     except ValueError as exc:
         raise RuntimeError("SIGNING_KEY_ENCRYPTION_KEY must be Fernet keys (32 url-safe base64 bytes), "
                            "comma-separated") from exc
+
+
+def _sealer(settings: AuthSettings) -> MultiFernet | None:
+    fernets = _fernets(settings)
+    return MultiFernet(fernets) if fernets else None
+
+
+def _sealed_by(fernet: Fernet, stored: str) -> bool:
+    """Whether ``stored`` is sealed under ``fernet`` already (then a start leaves it as it is)."""
+    if not stored.startswith(_SEALED):
+        return False
+    try:
+        fernet.decrypt(stored.removeprefix(_SEALED).encode())
+    except InvalidToken:
+        return False
+    return True
 
 
 def _seal(pem: str, sealer: MultiFernet | None) -> str:
@@ -122,13 +139,14 @@ async def add_key(session: AsyncSession, settings: AuthSettings) -> str:
 
 async def ensure_key(db: Database, settings: AuthSettings) -> None:
     """Generate the first key at start-up when none is configured or stored; seal plain stored keys."""
-    sealer = _sealer(settings)
+    fernets = _fernets(settings)
+    sealer = MultiFernet(fernets) if fernets else None
     async with db.session() as session, session.begin():
         await session.execute(sa.text(f"SELECT pg_advisory_xact_lock({_KEY_LOCK})"))
         stored = (await session.scalars(sa.select(SigningKey))).all()
         for key in stored:
             opened = _open(key.kid, key.private_pem, sealer)  # a key it cannot open stops the start here
-            if sealer is not None:
+            if sealer is not None and not _sealed_by(fernets[0], key.private_pem):
                 if not key.private_pem.startswith(_SEALED):
                     log.warning("signing_key_sealed", kid=key.kid)
                 key.private_pem = _seal(opened, sealer)  # under the first encryption key; the others only open

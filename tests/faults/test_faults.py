@@ -308,22 +308,18 @@ async def test_event_consumed_while_its_consumers_database_is_down_is_applied_af
     product = await make_product(gw, boss, stock=5, price=1000)
     buyer = await customer(gw, "stale")
     await eventually(lambda: buyer.add_to_cart(product["id"], 1), timeout=15, interval=0.2)
-    waits_before = faults.stack.tail("cart", 100000).count('"event_waits_for_dependency"')
+    waits_before = outage_waits(faults, "cart")
     parked_before = await dead_letters_of(faults, "cart")
 
     await faults.host.cut([faults.pg["cart"]])
     resp = await gw.patch(f"/admin/products/{product['id']}", json={"price": 1200}, headers=boss.auth)
     assert resp.status_code == 200, resp.text  # the catalog's own database is fine
 
-    async def cart_consumer_waited(times: int) -> None:
-        waits = faults.stack.tail("cart", 100000).count('"event_waits_for_dependency"')
-        assert waits >= waits_before + times, waits
-
-    await eventually(lambda: cart_consumer_waited(1), timeout=10)  # product.updated waits for the database
+    await eventually(lambda: waited(faults, "cart", waits_before + 1), timeout=10)  # product.updated waits
     assert_problem(await gw.get("/cart", headers=buyer.auth), 503)
     # longer than the retry budget: an error that spent retries would be in the DLQ by now
     await asyncio.sleep(3)
-    await cart_consumer_waited(3)
+    await waited(faults, "cart", waits_before + 3)
     assert await dead_letters_of(faults, "cart") == parked_before
     await faults.host.restore([faults.pg["cart"]])
 
@@ -371,6 +367,15 @@ async def dead_letters_of(faults: Faults, service: str) -> int:
     return await waiting_in_queue(faults, service, ".dlq")
 
 
+def outage_waits(faults: Faults, service: str) -> int:
+    """How often the part's consumer has put an event back to wait for a dependency (its log says)."""
+    return faults.stack.tail(service, 100000).count('"event_waits_for_dependency"')
+
+
+async def waited(faults: Faults, service: str, at_least: int) -> None:
+    assert (waits := outage_waits(faults, service)) >= at_least, waits
+
+
 async def test_redis_outage_keeps_browsing_open_and_signed_in_work_closed(
         faults: Faults, gw: httpx.AsyncClient) -> None:
     """Without Redis the shop fails open only where that is safe (rate limits) and closed everywhere else.
@@ -397,7 +402,7 @@ async def test_redis_outage_keeps_browsing_open_and_signed_in_work_closed(
         witness = await customer(gw, "witness")  # where the console is in the admins' room
         admins_seen = await console.wait_for("user:registered", {"user_id": witness.user_id})
         parked_before = await dead_letters_of(faults, "realtime")
-        waits_before = faults.stack.tail("realtime", 100000).count('"event_waits_for_dependency"')
+        waits_before = outage_waits(faults, "realtime")
 
         await faults.host.cut([faults.redis])
         started = time.monotonic()
@@ -426,7 +431,7 @@ async def test_redis_outage_keeps_browsing_open_and_signed_in_work_closed(
         assert console.sio.connected
         assert time.monotonic() - started < 2 * BOUNDED
         # realtime cannot number the newcomer's notification: it waits, past its retry budget, unparked
-        await eventually(lambda: _realtime_waited(faults, waits_before + 3), timeout=15, interval=0.2)
+        await eventually(lambda: waited(faults, "realtime", waits_before + 3), timeout=15, interval=0.2)
         assert await dead_letters_of(faults, "realtime") == parked_before
         await faults.host.restore([faults.redis])
 
@@ -472,8 +477,3 @@ async def _heard_once(ears: Listener, user_id: str) -> None:
     """One notification, whether it came live, on replay or both (copies share the event id and seq)."""
     heard = {(n["event_id"], n["seq"]) for n in notified_user(ears, user_id)}
     assert len(heard) == 1, ears.events("user:registered")
-
-
-async def _realtime_waited(faults: Faults, times: int) -> None:
-    waits = faults.stack.tail("realtime", 100000).count('"event_waits_for_dependency"')
-    assert waits >= times, waits

@@ -121,15 +121,12 @@ class AmqpBus(EventBus):
             await queue.bind(self._exchange, routing_key=pattern)
         await self._pub.declare_queue(f"{name}.dlq", durable=True)
         for delay in sorted(set(self.retry_delays)):
-            await self._pub.declare_queue(self._retry_queue(name, delay), durable=True, arguments={
+            await self._pub.declare_queue(retry_queue(name, delay), durable=True, arguments={
                 "x-message-ttl": int(delay * 1000),
                 "x-dead-letter-exchange": "",
                 "x-dead-letter-routing-key": name,
             })
         return queue
-
-    def _retry_queue(self, name: str, delay: float) -> str:
-        return retry_queue(name, delay)
 
     async def _consume(self, service: str) -> None:
         assert self._sub is not None
@@ -162,14 +159,14 @@ class AmqpBus(EventBus):
             error = f"{type(exc).__name__}: {exc}"
             if is_unavailable(exc):
                 waits = int(headers.get("x-outage-waits", 0)) + 1  # type: ignore[arg-type]
-                target = self._retry_queue(name, self.retry_delay(waits))
+                target = retry_queue(name, self.retry_delay(waits))
                 await self._forward(message, target, attempt, routing_key, error=error, outage_waits=waits)
                 log.warning("event_waits_for_dependency", queue=name, outage_waits=waits, error=error)
             elif attempt >= self.max_attempts:
                 await self._forward(message, f"{name}.dlq", attempt, routing_key, error=error)
                 log.error("event_dead_lettered", queue=name, attempts=attempt, error=error)
             else:
-                target = self._retry_queue(name, self.retry_delay(attempt))
+                target = retry_queue(name, self.retry_delay(attempt))
                 await self._forward(message, target, attempt + 1, routing_key, error=error)
                 log.warning("event_retry", queue=name, attempt=attempt, error=error)
         else:
