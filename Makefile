@@ -30,7 +30,7 @@ $(CONSOLE_CLIENT): $(CONSOLE_DIR)/package.json
 # the whole shop in one process on embedded PostgreSQL and Redis (data in .data/)
 dev: $(DEPS)
 	@$(MAKE) --no-print-directory console || echo "make dev: the admin console's client was not built (it needs npm); everything else runs" >&2
-	$(PYTHON) -m libs.devserver
+	$(PYTHON) -m devserver
 
 # every part as its own process against real PostgreSQL, Redis and RabbitMQ
 up: $(DEPS)
@@ -82,7 +82,7 @@ e2e-compose:
 
 lint: $(DEPS)
 	$(PYTHON) -m ruff check .
-	$(PYTHON) -m mypy libs services gateway tests
+	$(PYTHON) -m mypy libs services gateway tests devserver scripts
 
 # every part as its own process on this run's PostgreSQL, Redis and RabbitMQ, measured through the
 # gateway, printed as one table (bench/stack.py, a few minutes); BENCH_ARGS='--json bench.json' keeps it

@@ -12,7 +12,7 @@ import json
 import sys
 from typing import Any
 
-from libs.common.events.asyncapi import build_asyncapi
+from libs.asyncapi import build_asyncapi
 from libs.common.events.catalogue import EventCatalogue
 from libs.common.events.topology import CONSUMERS
 

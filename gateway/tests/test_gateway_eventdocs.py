@@ -17,7 +17,7 @@ import pytest
 from gateway import eventdocs
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
-from libs.common.events.asyncapi import check_asyncapi3
+from libs.asyncapi import check_asyncapi3
 from libs.common.events.bus import topic_matches
 from libs.common.events.topology import CONSUMERS
 from services import asyncapi

@@ -7,7 +7,7 @@ document without anyone remembering to add it.
 
 from __future__ import annotations
 
-from libs.common.events.asyncapi import SocketContract, SocketMessage
+from libs.asyncapi import SocketContract, SocketMessage
 from services.realtime.commands import COMMANDS
 from services.realtime.notifications import ROUTES
 from services.realtime.schemas import (

@@ -1,4 +1,4 @@
-"""The embedded mode as a newcomer runs it: ``python -m libs.devserver`` with nothing installed.
+"""The embedded mode as a newcomer runs it: ``python -m devserver`` with nothing installed.
 
 One real start (a fresh data directory, embedded PostgreSQL and Redis, every part on its
 port shifted by an offset), browsing the seeded catalog and signing in as the printed
@@ -65,7 +65,7 @@ class DevServer:
         env["PYTHONUNBUFFERED"] = "1"
         # cwd outside the repo: a developer's .env must not steer the test
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "libs.devserver", "--data-dir", str(self.data_dir), "--port-offset",
+            [sys.executable, "-m", "devserver", "--data-dir", str(self.data_dir), "--port-offset",
              str(self.offset), "--seed-products", "20"],
             cwd=self.workdir, env=env, stdout=self.log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
 

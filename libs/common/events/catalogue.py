@@ -2,7 +2,7 @@
 
 A service builds its envelopes only through its catalogue, so an event that is not
 declared cannot be published and a field that is not in the model cannot slip into
-``data``. The AsyncAPI document (``libs.common.events.asyncapi``) is generated from
+``data``. The AsyncAPI document (``libs.asyncapi``) is generated from
 the same declarations, which is what keeps it honest.
 """
 

@@ -356,7 +356,7 @@ def some_settings(settings: dict[str, CommonSettings]) -> CommonSettings:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m libs.devserver", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m devserver", description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get("DEV_DATA_DIR", ".data")),
                         help="where the embedded PostgreSQL and Redis keep their data (default .data)")
     parser.add_argument("--port-offset", type=int, default=0,

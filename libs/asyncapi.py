@@ -5,7 +5,8 @@ producer's :class:`~libs.common.events.catalogue.EventCatalogue` (the only way a
 builds an envelope) and their consumers from the topology, and the Socket.IO messages
 from :class:`SocketMessage` declarations that point at the models the realtime service
 uses. Nothing here knows a particular service; the shop's own document is assembled by
-``python -m services.asyncapi``.
+``python -m services.asyncapi``. It lives beside the runtime kernel (``libs.common``), not
+in it: no running part needs it, only the documentation build and its drift test.
 
 Conventions of the document:
 - one channel per routing key on the topic exchange, with an AMQP binding; its message
