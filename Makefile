@@ -3,7 +3,10 @@
 # PYTHON=<interpreter> uses another one that already has the dependencies (nothing installed then).
 VENV := .venv
 PYTHON ?= $(VENV)/bin/python
-DEPS := $(if $(filter $(VENV)/bin/python,$(PYTHON)),$(VENV)/.installed,)
+# what running needs (the `dev` extra: embedded PostgreSQL and Redis), and what checking needs on top
+# (the `test` extra: pytest, linters, browsers' driver...). make dev/up install only the first.
+DEPS := $(if $(filter $(VENV)/bin/python,$(PYTHON)),$(VENV)/.installed-dev,)
+TEST_DEPS := $(if $(filter $(VENV)/bin/python,$(PYTHON)),$(VENV)/.installed,)
 # pytest exits 5 when it collects nothing: a failure unless ALLOW_EMPTY=1 says an empty suite is expected
 ALLOW_EMPTY ?= 0
 
@@ -11,10 +14,16 @@ ALLOW_EMPTY ?= 0
 
 install: $(VENV)/.installed
 
+# pip's own progress lines, not -q: a first install takes a while and should be seen working
+$(VENV)/.installed-dev: pyproject.toml
+	@test -x $(VENV)/bin/python || python3 scripts/make_venv.py $(VENV)
+	$(VENV)/bin/python -m pip install --progress-bar on -e '.[dev]'
+	touch $@
+
 $(VENV)/.installed: pyproject.toml
 	@test -x $(VENV)/bin/python || python3 scripts/make_venv.py $(VENV)
-	$(VENV)/bin/python -m pip install -q -e '.[dev]'
-	touch $@
+	$(VENV)/bin/python -m pip install --progress-bar on -e '.[test]'
+	touch $@ $(VENV)/.installed-dev
 
 # the admin console's socket.io-client (pinned in its package.json) from npm; never kept in the repo.
 # npm stamps files with an old date, hence the touch: the client is rebuilt only when package.json changes
@@ -40,7 +49,7 @@ up: $(DEPS)
 infra: $(DEPS)
 	$(PYTHON) scripts/infra.py ensure --profile dev
 
-test: $(DEPS) console
+test: $(TEST_DEPS) console
 	$(PYTHON) scripts/ensure_browser.py
 	$(PYTHON) scripts/infra.py ensure --profile test
 	set -a; . ./.test-infra.env; set +a; \
@@ -52,7 +61,7 @@ test: $(DEPS) console
 # (a failure prints it; FUZZ_SEED=<n> replays it). make test runs the same suite with 10 cases and a fixed seed
 FUZZ_EXAMPLES ?= 200
 .PHONY: fuzz
-fuzz: $(DEPS)
+fuzz: $(TEST_DEPS)
 	$(PYTHON) scripts/infra.py ensure --profile test
 	set -a; . ./.test-infra.env; set +a; \
 	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_RANDOM=1 $(PYTHON) -m pytest -q tests/security
@@ -80,15 +89,18 @@ e2e-compose:
 	SHOP_GATEWAY_URL=http://127.0.0.1:$(E2E_GATEWAY_PORT) SHOP_MAIL_URL=http://127.0.0.1:$(E2E_MAIL_PORT) \
 		SHOP_PART_CONTROL=compose SHOP_COMPOSE='$(E2E_COMPOSE)' $(PYTHON) -m pytest -q -rs tests/e2e
 
-lint: $(DEPS)
+# one definition of "lint", for developers and CI (.ci/run): style and bugs, types, and the import
+# boundaries of DESIGN.md section 1 (the contracts in pyproject.toml's [tool.importlinter])
+lint: $(TEST_DEPS)
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m mypy libs services gateway tests devserver scripts
+	$(PYTHON) -c "import sys; from importlinter.cli import lint_imports_command as lint; sys.exit(lint())" --no-cache
 
 # every part as its own process on this run's PostgreSQL, Redis and RabbitMQ, measured through the
 # gateway, printed as one table (bench/stack.py, a few minutes); BENCH_ARGS='--json bench.json' keeps it
 BENCH_ARGS ?=
 .PHONY: bench
-bench: $(DEPS)
+bench: $(TEST_DEPS)
 	$(PYTHON) scripts/infra.py ensure --profile test
 	set -a; . ./.test-infra.env; set +a; \
 	$(PYTHON) bench/stack.py $(BENCH_ARGS)

@@ -27,41 +27,18 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
+from dotenv import dotenv_values
 from redis.asyncio import Redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from libs.common.config import CommonSettings
 from libs.common.events import EventBus
+from libs.common.parts import GATEWAY, PARTS, Part
 from libs.common.redis_client import make_redis
 
 DEFAULT_ADMIN_EMAIL = "admin@shop.local"
 INFRA_KEYS = ("PG_DSN", "REDIS_URL", "AMQP_URL", "EVENT_BUS")
-
-
-@dataclass(frozen=True)
-class Part:
-    """One deployable part: where its code lives and its usual port."""
-
-    name: str
-    module: str  # the package run by ``python -m``
-    port: int
-    settings_class: str
-
-    @property
-    def takes_bus(self) -> bool:
-        return self.name != "gateway"  # the gateway publishes and consumes nothing
-
-
-PARTS: tuple[Part, ...] = (
-    Part("auth", "services.auth", 8001, "AuthSettings"),
-    Part("catalog", "services.catalog", 8002, "CatalogSettings"),
-    Part("cart", "services.cart", 8003, "CartSettings"),
-    Part("orders", "services.orders", 8004, "OrdersSettings"),
-    Part("payments", "services.payments", 8005, "PaymentsSettings"),
-    Part("realtime", "services.realtime", 8006, "RealtimeSettings"),
-    Part("gateway", "gateway", 8000, "GatewaySettings"),
-)
 
 
 def loud(message: str) -> None:
@@ -74,17 +51,8 @@ def say(message: str) -> None:
 
 
 def read_env_file(path: Path) -> dict[str, str]:
-    """``KEY=VALUE`` lines of a dotenv file (comments and blank lines ignored)."""
-    values: dict[str, str] = {}
-    if not path.is_file():
-        return values
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, _, value = line.removeprefix("export ").partition("=")
-        values[key.strip()] = value.strip().strip("'\"")
-    return values
+    """The values of a dotenv file (none when it is missing)."""
+    return {k: v for k, v in dotenv_values(path).items() if v is not None} if path.is_file() else {}
 
 
 def configured(key: str) -> str | None:
@@ -184,10 +152,11 @@ def part_overrides(part: Part, args: argparse.Namespace, infra: EmbeddedInfra,
     def url(p: Part) -> str:
         return f"http://127.0.0.1:{p.port + args.port_offset}"
 
-    urls = {f"{p.name}_url": url(p) for p in PARTS if p.name != "gateway"}
+    urls = {p.name: url(p) for p in PARTS}
     values: dict[str, Any] = {
-        "env": "dev", "host": args.host, "port": part.port + args.port_offset, **urls,
-        "jwks_url": f"{urls['auth_url']}/.well-known/jwks.json",
+        "env": "dev", "host": args.host, "port": part.port + args.port_offset, "part_urls": urls,
+        **{f"{name}_url": u for name, u in urls.items()},  # over any <PART>_URL of the environment
+        "jwks_url": f"{urls['auth']}/.well-known/jwks.json",
         "event_bus": "amqp" if configured("EVENT_BUS") == "amqp" and configured("AMQP_URL") else "memory",
         "log_json": (configured("LOG_JSON") or "false").lower() in ("1", "true", "yes"),
     }
@@ -228,7 +197,7 @@ def load_parts(only: list[str] | None) -> tuple[list[Loaded], list[str]]:
         try:
             app_module = importlib.import_module(f"{part.module}.app")
             settings_module = importlib.import_module(f"{part.module}.settings")
-            loaded.append(Loaded(part, app_module.create_app, getattr(settings_module, part.settings_class)))
+            loaded.append(Loaded(part, app_module.create_app, getattr(settings_module, part.settings)))
         except Exception:
             skipped.append(part.name)
             loud(f"{part.name} does not import and is SKIPPED:\n{traceback.format_exc(limit=3)}")
@@ -271,8 +240,8 @@ async def run(args: argparse.Namespace, infra: EmbeddedInfra) -> int:
     servers: dict[str, PartServer] = {}
     for ld in loaded:
         s = settings[ld.part.name]
-        app = ld.factory(s, redis=redis) if not ld.part.takes_bus else ld.factory(s, bus=bus, redis=redis)
-        edge = ld.part.name == "gateway"
+        app = ld.factory(s, bus=bus, redis=redis) if ld.part.bus else ld.factory(s, redis=redis)
+        edge = ld.part is GATEWAY
         forwarded = getattr(s, "forwarded_allow_ips", "") if edge else "127.0.0.1"
         config = uvicorn.Config(app, host=s.host, port=s.port, log_config=None, access_log=False, lifespan="on",
                                 timeout_graceful_shutdown=5, proxy_headers=bool(forwarded),
@@ -295,7 +264,7 @@ async def run(args: argparse.Namespace, infra: EmbeddedInfra) -> int:
     # the services first, the gateway once they answer: its port open means the shop works.
     # Consumers subscribe in their lifespans, so every part runs before anything is seeded.
     tasks: dict[str, asyncio.Task[None]] = {}
-    for wave in ([n for n in servers if n != "gateway"], [n for n in servers if n == "gateway"]):
+    for wave in ([n for n in servers if n != GATEWAY.name], [n for n in servers if n == GATEWAY.name]):
         for name in wave:
             tasks[name] = asyncio.create_task(_serve(name, servers[name]), name=f"serve-{name}")
         # uvicorn exposes readiness only as the `started` attribute: nothing to await
@@ -333,7 +302,7 @@ async def _first_start(args: argparse.Namespace, settings: dict[str, CommonSetti
             await seed(catalog, products=args.seed_products, with_events=True)  # type: ignore[arg-type]
         except Exception:
             loud(f"seeding the catalog failed:\n{traceback.format_exc(limit=4)}")
-    base = f"http://127.0.0.1:{8000 + args.port_offset}"
+    base = f"http://127.0.0.1:{GATEWAY.port + args.port_offset}"
     running = [n for n in settings if n not in failed]
     lines = [
         "", "=" * 72, "Shop is running (embedded: every part in this process)",

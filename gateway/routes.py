@@ -11,8 +11,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
+from libs.common import parts
+
 Access = Literal["P", "U", "A"]
-SERVICES = ("auth", "catalog", "cart", "orders", "payments", "realtime")
+# every upstream a route may name: the registry's parts but the gateway
+SERVICES = tuple(p.name for p in parts.SERVICES)
 
 
 @dataclass(frozen=True)

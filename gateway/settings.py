@@ -1,4 +1,4 @@
-"""Gateway settings: upstreams come from CommonSettings (``AUTH_URL``, ``CATALOG_URL``...)."""
+"""Gateway settings: its upstreams are the registry's parts (``AUTH_URL``, ``CATALOG_URL``... override)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from libs.common.config import CommonSettings
+from libs.common.parts import SERVICES
 
 
 class RateLimit(BaseModel):
@@ -53,9 +54,8 @@ class GatewaySettings(CommonSettings):
         return self.upstream_timeouts.get(group, self.upstream_timeouts.get("default", 10.0))
 
     def upstreams(self) -> dict[str, str]:
-        """Base URL of every upstream service."""
-        return {"auth": self.auth_url, "catalog": self.catalog_url, "cart": self.cart_url,
-                "orders": self.orders_url, "payments": self.payments_url, "realtime": self.realtime_url}
+        """Base URL of every upstream service (every part of the registry but the gateway)."""
+        return {p.name: self.url_of(p.name) for p in SERVICES}
 
 
 @lru_cache

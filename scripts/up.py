@@ -2,66 +2,67 @@
 
 Steps: make sure the servers run (``scripts/infra.py ensure --profile dev``), apply every
 service's migrations, seed an empty catalog, create the admin named by ADMIN_EMAIL /
-ADMIN_PASSWORD, then run the Procfile with honcho: one log stream prefixed by part, and
-one Ctrl-C stops every part. Configuration: the environment, then ``.env``, then the
-URLs infra.py wrote to ``.infra.env``.
+ADMIN_PASSWORD, then run every part of the registry (libs/common/parts.py) as
+``python -m <module>`` on its port: one log stream prefixed by part, one Ctrl-C stops all.
 
-Usage: python scripts/up.py [--skip-infra] [--seed-products N] [--only auth catalog ...]
+A part that dies (a crash, an out-of-memory kill) is started again after a back-off that
+doubles from 1 s to 30 s while it keeps dying young, and the log says so: one part going
+down must not take the shop with it, as it did when honcho stopped every part at the
+first exit. Configuration: the environment, then ``.env``, then the URLs infra.py wrote
+to ``.infra.env``.
+
+Usage: python scripts/up.py [--skip-infra] [--seed-products N] [--only auth catalog ...] [--port-offset N]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import os
+import signal
 import subprocess
 import sys
-from collections import OrderedDict
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
+from dotenv import dotenv_values
+
 ROOT = Path(__file__).resolve().parent.parent
-PROCFILE = ROOT / "Procfile"
-# parts whose database schema `python -m <module> migrate` manages (gateway and realtime own none)
-MIGRATED = ("auth", "catalog", "cart", "orders", "payments")
+sys.path.insert(0, str(ROOT))  # run as a script: the registry is imported from this checkout
+
+from libs.common.parts import BY_NAME, GATEWAY, PARTS, Part  # noqa: E402
+
+FIRST_BACKOFF = 1.0  # seconds before the first restart of a part that died
+MAX_BACKOFF = 30.0
+STABLE_AFTER = 30.0  # a part that ran this long before dying starts again after FIRST_BACKOFF
+STOP_GRACE = 10.0  # seconds a part has to stop after SIGTERM before it is killed
 
 
 def read_env_file(path: Path) -> dict[str, str]:
-    """``KEY=VALUE`` lines of a dotenv file; comments and blank lines ignored."""
-    values: dict[str, str] = {}
-    if not path.is_file():
-        return values
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, _, value = line.removeprefix("export ").partition("=")
-        values[key.strip()] = value.strip().strip("'\"")
-    return values
+    """The values of a dotenv file (none when it is missing)."""
+    return {k: v for k, v in dotenv_values(path).items() if v is not None} if path.is_file() else {}
 
 
 def base_env() -> dict[str, str]:
-    """The real environment over ``.env``; ``python`` on PATH is this interpreter (the Procfile says python)."""
+    """The real environment over ``.env``; ``python`` on PATH is this interpreter."""
     env = {**read_env_file(ROOT / ".env"), **os.environ}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONUNBUFFERED"] = "1"
-    # each part has its own port (Procfile); a PORT inherited from the shell would put them all on one
+    # each part has its own port; a PORT inherited from the shell would put them all on one
     env.pop("PORT", None)
     return env
 
 
-def procfile_parts() -> OrderedDict[str, str]:
-    """Procfile name -> command, in file order."""
-    parts: OrderedDict[str, str] = OrderedDict()
-    for line in PROCFILE.read_text().splitlines():
-        if line.strip() and not line.lstrip().startswith("#") and ":" in line:
-            name, _, command = line.partition(":")
-            parts[name.strip()] = command.strip()
-    return parts
-
-
-def module_of(command: str) -> str:
-    """``PORT=8001 python -m services.auth`` -> ``services.auth``."""
-    words = command.split()
-    return words[words.index("-m") + 1]
+def part_env(part: Part, env: dict[str, str], offset: int) -> dict[str, str]:
+    """What one part is started with: its port, and where the others are (shifted by ``offset``)."""
+    out = {**env, "PORT": str(part.port + offset)}
+    if offset:
+        for p in PARTS:
+            out[p.url_env] = f"http://127.0.0.1:{p.port + offset}"
+        out["JWKS_URL"] = f"http://127.0.0.1:{BY_NAME['auth'].port + offset}/.well-known/jwks.json"
+    return out
 
 
 def run_step(title: str, args: list[str], env: dict[str, str]) -> None:
@@ -71,20 +72,107 @@ def run_step(title: str, args: list[str], env: dict[str, str]) -> None:
         raise SystemExit(f"up: {title} failed (exit {result.returncode})")
 
 
-def migrate_all(parts: OrderedDict[str, str], env: dict[str, str]) -> None:
+def migrate_all(parts: list[Part], env: dict[str, str]) -> None:
     """Every service's migrations, side by side (each touches only its own database)."""
-    procs = {name: subprocess.Popen([sys.executable, "-m", module_of(cmd), "migrate"], cwd=ROOT, env=env)
-             for name, cmd in parts.items() if name in MIGRATED}
-    failed = [name for name, p in procs.items() if p.wait() != 0]
+    procs = {p.name: subprocess.Popen([sys.executable, "-m", p.module, "migrate"], cwd=ROOT, env=env)
+             for p in parts if p.database}
+    failed = [name for name, proc in procs.items() if proc.wait() != 0]
     if failed:
         raise SystemExit(f"up: migrations failed for {', '.join(failed)}")
+
+
+def describe_exit(rc: int) -> str:
+    if rc < 0:
+        with contextlib.suppress(ValueError):
+            return f"killed by {signal.Signals(-rc).name}"
+    return f"exit {rc}"
+
+
+@dataclass
+class Supervisor:
+    """Runs parts, prints their lines prefixed by name, and starts a dead one again after a back-off."""
+
+    parts: list[Part]
+    env: dict[str, str]
+    offset: int = 0
+
+    def __post_init__(self) -> None:
+        self.stopping = asyncio.Event()
+        self.procs: dict[str, asyncio.subprocess.Process] = {}
+        self.width = max(len(p.name) for p in self.parts) if self.parts else 2
+
+    def say(self, name: str, line: str) -> None:
+        print(f"{time.strftime('%H:%M:%S')} {name:<{self.width}} | {line}", flush=True)
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.stopping.set)
+        runners = [asyncio.create_task(self.keep_running(p), name=f"run-{p.name}") for p in self.parts]
+        await self.stopping.wait()
+        print("up: stopping every part...", flush=True)
+        for proc in self.procs.values():
+            if proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.terminate()
+        await asyncio.gather(*runners, return_exceptions=True)
+        return 0
+
+    async def keep_running(self, part: Part) -> None:
+        backoff, restarts = FIRST_BACKOFF, 0
+        while not self.stopping.is_set():
+            started = time.monotonic()
+            # its own session: Ctrl-C at the terminal reaches this supervisor only, which stops every part in turn
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", part.module, cwd=ROOT, env=part_env(part, self.env, self.offset),
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, start_new_session=True)
+            self.procs[part.name] = proc
+            self.say(part.name, f"started (pid {proc.pid}, port {part.port + self.offset})")
+            rc = await self.pump_until_exit(part, proc)
+            if self.stopping.is_set():
+                self.say(part.name, f"stopped ({describe_exit(rc)})")
+                return
+            ran = time.monotonic() - started
+            if ran >= STABLE_AFTER:
+                backoff = FIRST_BACKOFF
+            restarts += 1
+            self.say(part.name, f"exited ({describe_exit(rc)}) after {ran:.1f} s; "
+                                f"restarting in {backoff:g} s (restart {restarts})")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), backoff)
+            backoff = min(backoff * 2, MAX_BACKOFF)
+
+    async def pump_until_exit(self, part: Part, proc: asyncio.subprocess.Process) -> int:
+        """Print the part's lines until it exits; once stopping, kill it if it outstays STOP_GRACE."""
+        assert proc.stdout is not None
+        reader = asyncio.create_task(self.pump(part, proc.stdout))
+        waiter = asyncio.create_task(proc.wait())
+        stop = asyncio.create_task(self.stopping.wait())
+        await asyncio.wait({waiter, stop}, return_when=asyncio.FIRST_COMPLETED)
+        if not waiter.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(waiter), STOP_GRACE)
+            except TimeoutError:
+                self.say(part.name, f"still running {STOP_GRACE:g} s after SIGTERM: killed")
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+        stop.cancel()
+        rc = await waiter
+        await reader
+        return rc
+
+    async def pump(self, part: Part, stream: asyncio.StreamReader) -> None:
+        while line := await stream.readline():
+            self.say(part.name, line.decode(errors="replace").rstrip())
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python scripts/up.py", description=__doc__.splitlines()[0])
     parser.add_argument("--skip-infra", action="store_true", help="do not run scripts/infra.py ensure")
     parser.add_argument("--seed-products", type=int, default=200, help="demo products for an empty catalog (0: none)")
-    parser.add_argument("--only", nargs="+", help="run only these Procfile entries")
+    parser.add_argument("--only", nargs="+", choices=[p.name for p in PARTS], help="run only these parts")
+    parser.add_argument("--port-offset", type=int, default=0,
+                        help="added to every usual port (e.g. 20000: gateway on 28000)")
     return parser.parse_args(argv)
 
 
@@ -96,45 +184,26 @@ def main(argv: list[str] | None = None) -> int:
                  [sys.executable, str(ROOT / "scripts" / "infra.py"), "ensure", "--profile", "dev"], env)
         for key, value in read_env_file(ROOT / ".infra.env").items():
             env.setdefault(key, value)
-    parts = procfile_parts()
-    if args.only:
-        unknown = set(args.only) - set(parts)
-        if unknown:
-            raise SystemExit(f"up: not in the Procfile: {', '.join(sorted(unknown))}")
-        parts = OrderedDict((n, c) for n, c in parts.items() if n in args.only)
+    parts = [p for p in PARTS if not args.only or p.name in args.only]
+    names = {p.name for p in parts}
     migrate_all(parts, env)
-    if "catalog" in parts and args.seed_products > 0:
+    if "catalog" in names and args.seed_products > 0:
         # leaves a catalog that has products alone; --events tells the cart and live clients about them
         run_step("seeding the demo catalog if it is empty",
-                 [sys.executable, "-m", "services.catalog", "seed", "--products", str(args.seed_products),
+                 [sys.executable, "-m", BY_NAME["catalog"].module, "seed", "--products", str(args.seed_products),
                   "--events"], env)
-    if "auth" in parts and env.get("ADMIN_EMAIL") and env.get("ADMIN_PASSWORD"):
+    if "auth" in names and env.get("ADMIN_EMAIL") and env.get("ADMIN_PASSWORD"):
         run_step(f"admin account {env['ADMIN_EMAIL']}",
-                 [sys.executable, "-m", "services.auth", "create-admin", "--email", env["ADMIN_EMAIL"],
+                 [sys.executable, "-m", BY_NAME["auth"].module, "create-admin", "--email", env["ADMIN_EMAIL"],
                   "--password", env["ADMIN_PASSWORD"]], env)
-    elif "auth" in parts:
+    elif "auth" in names:
         print("up: no ADMIN_EMAIL/ADMIN_PASSWORD: no admin account made "
               "(later: python -m services.auth create-admin --email E --password P)", flush=True)
-    return run_honcho(parts, env)
-
-
-def run_honcho(parts: OrderedDict[str, str], env: dict[str, str]) -> int:
-    """Start every part under one honcho manager: prefixed logs, one Ctrl-C stops all."""
-    from honcho.manager import Manager
-    from honcho.printer import Printer
-
-    gateway = "http://127.0.0.1:8000"
-    print(f"up: starting {', '.join(parts)}\n"
+    gateway = f"http://127.0.0.1:{GATEWAY.port + args.port_offset}"
+    print(f"up: starting {', '.join(p.name for p in parts)}\n"
           f"up: gateway {gateway}  docs {gateway}/docs  console {gateway}/console/  (Ctrl-C stops all)",
           flush=True)
-    # honcho's own `start` would set PORT=5000, 5100... per line; the manager API leaves ports to the Procfile
-    manager = Manager(Printer(sys.stdout, colour=sys.stdout.isatty(), prefix=True))
-    for name, command in parts.items():
-        manager.add_process(name, command, env={**env, "HONCHO_PROCESS_NAME": name}, cwd=str(ROOT))
-    manager.loop()
-    rc = int(manager.returncode or 0)
-    # Ctrl-C / SIGTERM (honcho's 130/143) is how the user stops it: a clean stop, not a failure
-    return 0 if rc in (130, 143) else rc
+    return asyncio.run(Supervisor(parts, env, args.port_offset).run())
 
 
 if __name__ == "__main__":

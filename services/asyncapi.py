@@ -8,6 +8,8 @@ fails when the committed one has drifted from the models.
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import json
 import sys
 from typing import Any
@@ -15,16 +17,19 @@ from typing import Any
 from libs.asyncapi import build_asyncapi
 from libs.common.events.catalogue import EventCatalogue
 from libs.common.events.topology import CONSUMERS
+from libs.common.parts import PARTS
 
 
 def catalogues() -> list[EventCatalogue]:
-    """Every producer's catalogue (cart and realtime publish nothing)."""
-    from services.auth.events import EVENTS as auth
-    from services.catalog.events import EVENTS as catalog
-    from services.orders.events import EVENTS as orders
-    from services.payments.events import EVENTS as payments
-
-    return [auth, catalog, orders, payments]
+    """Every producer's catalogue: the ``EVENTS`` of each registered part's ``events`` module."""
+    found = []
+    for part in PARTS:
+        if importlib.util.find_spec(f"{part.module}.events") is None:
+            continue
+        catalogue = getattr(importlib.import_module(f"{part.module}.events"), "EVENTS", None)
+        if isinstance(catalogue, EventCatalogue):
+            found.append(catalogue)
+    return found
 
 
 def document() -> dict[str, Any]:

@@ -5,14 +5,23 @@ so that the same code runs against the embedded servers, localhost or containers
 A service's database is ``{PG_DSN}/{DB_PREFIX}{service}`` unless the service's own
 ``<SERVICE>_DATABASE_URL`` names one, which keeps "one database per service" true
 while a single ``.env`` configures the whole system.
+
+Where the parts reach each other comes from the registry (:mod:`libs.common.parts`):
+``<PART>_URL`` when set, else ``PART_URL_TEMPLATE`` filled with the part's name and
+port (``http://127.0.0.1:{port}`` on one machine, ``http://{name}:{port}`` in compose).
 """
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from dotenv import dotenv_values
+from pydantic import Field, PrivateAttr, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from libs.common.parts import BY_NAME, DEFAULT_URL_TEMPLATE, PARTS, part
 
 DEV_INTERNAL_TOKEN = "dev-internal-token-change-me"  # refused outside dev
 
@@ -52,23 +61,58 @@ class CommonSettings(BaseSettings):
     event_max_attempts: int = 4
     outbox_poll_interval: float = 1.0
 
-    jwks_url: str = "http://127.0.0.1:8001/.well-known/jwks.json"
+    jwks_url: str = ""  # empty: auth's, {AUTH_URL}/.well-known/jwks.json
     jwt_issuer: str = "shop-auth"
     jwt_audience: str = "shop"
     internal_api_token: SecretStr = SecretStr(DEV_INTERNAL_TOKEN)
 
-    catalog_url: str = "http://127.0.0.1:8002"
-    cart_url: str = "http://127.0.0.1:8003"
-    orders_url: str = "http://127.0.0.1:8004"
-    payments_url: str = "http://127.0.0.1:8005"
-    auth_url: str = "http://127.0.0.1:8001"
-    realtime_url: str = "http://127.0.0.1:8006"
+    # the parts this code calls by name; empty: from PART_URL_TEMPLATE (any part: url_of)
+    part_url_template: str = DEFAULT_URL_TEMPLATE
+    # name -> URL, what a launcher imposes (the devserver); a part's own <PART>_URL field still wins
+    part_urls: dict[str, str] = Field(default_factory=dict)
+    auth_url: str = ""
+    catalog_url: str = ""
+    cart_url: str = ""
+    orders_url: str = ""
+    payments_url: str = ""
+    realtime_url: str = ""
+    _part_urls: dict[str, str] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="after")
     def _refuse_dev_secrets_outside_dev(self) -> CommonSettings:
         if self.env == "prod" and self.internal_api_token.get_secret_value() == DEV_INTERNAL_TOKEN:
             raise ConfigurationError("INTERNAL_API_TOKEN must be set outside dev")
         return self
+
+    @model_validator(mode="after")
+    def _derive_part_urls(self) -> CommonSettings:
+        if "port" not in self.model_fields_set and self.service_name in BY_NAME:
+            self.port = BY_NAME[self.service_name].port  # a part listens where the registry says
+        dotenv = self._dotenv()
+        for p in PARTS:
+            field = f"{p.name}_url"
+            declared = getattr(self, field, "") if field in type(self).model_fields else ""
+            url = (declared or self.part_urls.get(p.name) or os.environ.get(p.url_env) or dotenv.get(p.url_env)
+                   or self.part_url_template.format(name=p.name, port=p.port))
+            self._part_urls[p.name] = url.rstrip("/")
+            if field in type(self).model_fields:
+                setattr(self, field, self._part_urls[p.name])
+        if not self.jwks_url:
+            self.jwks_url = f"{self._part_urls['auth']}/.well-known/jwks.json"
+        return self
+
+    def _dotenv(self) -> dict[str, str]:
+        env_file = self.model_config.get("env_file")
+        if not isinstance(env_file, str | Path) or not Path(env_file).is_file():
+            return {}
+        return {k.upper(): v for k, v in dotenv_values(env_file).items() if v is not None}
+
+    def url_of(self, name: str) -> str:
+        """The base URL of the part called ``name`` (no trailing slash)."""
+        part(name)  # an unknown name is a KeyError that lists the known ones
+        declared = getattr(self, f"{name}_url", "") if f"{name}_url" in type(self).model_fields else ""
+        # a field wins: model_copy(update=...) changes it without running the validators again
+        return str(declared).rstrip("/") or self._part_urls[name]
 
     @property
     def db_name(self) -> str:

@@ -23,19 +23,13 @@ from pathlib import Path
 import httpx
 from aiosmtpd.controller import Controller
 
+from libs.common import parts as registry
 from libs.common.testing.apps import free_port
 from libs.common.testing.infra import Infra
 
 ROOT = Path(__file__).resolve().parents[2]
-PARTS = {
-    "auth": "services.auth",
-    "catalog": "services.catalog",
-    "cart": "services.cart",
-    "orders": "services.orders",
-    "payments": "services.payments",
-    "realtime": "services.realtime",
-    "gateway": "gateway",
-}
+# name -> module run by `python -m`, services before the gateway (the registry's order)
+PARTS = {p.name: p.module for p in registry.PARTS}
 
 
 class MailCatcher:

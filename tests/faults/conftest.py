@@ -29,13 +29,14 @@ import httpx
 import pytest
 import pytest_asyncio
 
+from libs.common import parts as registry
 from libs.common.events.topology import CONSUMERS
 from libs.common.testing.infra import Infra
 from tests.e2e.shopper import ADMIN_EMAIL, ADMIN_PASSWORD
 from tests.e2e.stack import PARTS, ROOT, MailCatcher, Stack
 from tests.faults.proxies import HoldingProxy, ProxyHost
 
-DB_SERVICES = ("auth", "catalog", "cart", "orders", "payments")
+DB_SERVICES = tuple(p.name for p in registry.PARTS if p.database)
 # short enough to keep the module quick, long enough (1.7 s in all) that a consumer retries
 # through a brief outage of its own database instead of dead-lettering at once
 RETRY_DELAYS = "[0.2,0.5,1]"

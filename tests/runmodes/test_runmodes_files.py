@@ -1,10 +1,10 @@
 """The full-stack and container run modes, checked without starting them (no Docker engine here).
 
-docker-compose.yml is loaded as YAML and every part must be buildable from its own
-Dockerfile, health-checked, configured by environment, published on its documented
-port and started only after the servers it needs are healthy; each Dockerfile must
-start the right module. The Procfile (``make up``) must run every part, and
-.env.example must document every setting.
+Everything that enumerates parts must agree with the registry (libs/common/parts.py):
+docker-compose.yml (loaded as YAML) runs every part from the one Dockerfile, publishes only
+the gateway and refuses default secrets outside dev; the Dockerfile's build step resolves a
+part's module and port from the registry; each part's code and settings are where the
+registry says; .env.example documents every setting.
 """
 
 from __future__ import annotations
@@ -12,28 +12,33 @@ from __future__ import annotations
 import importlib
 import ipaddress
 import json
+import os
 import re
-import shlex
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from libs.common.config import CommonSettings
+from libs.common.parts import GATEWAY, PARTS, SERVICES, Part
+
 ROOT = Path(__file__).resolve().parents[2]
-# part -> (module run by `python -m`, documented port, Dockerfile, settings class)
-PARTS: dict[str, tuple[str, int, str, str]] = {
-    "gateway": ("gateway", 8000, "gateway/Dockerfile", "gateway.settings:GatewaySettings"),
-    "auth": ("services.auth", 8001, "services/auth/Dockerfile", "services.auth.settings:AuthSettings"),
-    "catalog": ("services.catalog", 8002, "services/catalog/Dockerfile", "services.catalog.settings:CatalogSettings"),
-    "cart": ("services.cart", 8003, "services/cart/Dockerfile", "services.cart.settings:CartSettings"),
-    "orders": ("services.orders", 8004, "services/orders/Dockerfile", "services.orders.settings:OrdersSettings"),
-    "payments": ("services.payments", 8005, "services/payments/Dockerfile",
-                 "services.payments.settings:PaymentsSettings"),
-    "realtime": ("services.realtime", 8006, "services/realtime/Dockerfile",
-                 "services.realtime.settings:RealtimeSettings"),
-}
+NAMES = [p.name for p in PARTS]
+BY_NAME = {p.name: p for p in PARTS}
 INFRA = {"postgres": "postgres:16", "redis": "redis:7", "rabbitmq": "rabbitmq:3-management"}
+
+
+def _interpolate(value: str, env: dict[str, str]) -> str:
+    """Compose's ``${NAME:-default}``, as ``docker compose`` reads it."""
+    return re.sub(r"\$\{(\w+):-([^}]*)\}", lambda m: env.get(m.group(1)) or m.group(2), value)
+
+
+def _settings_class(p: Part) -> type[CommonSettings]:
+    cls: type[CommonSettings] = getattr(importlib.import_module(f"{p.module}.settings"), p.settings)
+    return cls
 
 
 @pytest.fixture(scope="module")
@@ -41,87 +46,151 @@ def compose() -> dict[str, Any]:
     return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 
 
+# --- the registry -------------------------------------------------------------------------------
+
+def test_the_registry_names_each_part_and_port_once() -> None:
+    assert len(set(NAMES)) == len(PARTS) and len({p.port for p in PARTS}) == len(PARTS)
+    assert GATEWAY.name == "gateway" and GATEWAY not in SERVICES
+
+
+def test_every_runnable_service_folder_is_in_the_registry() -> None:
+    # a part with a __main__ that the registry forgot would be started by nothing
+    runnable = {d.name for d in (ROOT / "services").iterdir() if (d / "__main__.py").is_file()}
+    assert runnable <= set(NAMES), f"not in libs/common/parts.py: {sorted(runnable - set(NAMES))}"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_each_part_has_its_app_factory_and_settings_where_the_registry_says(name: str) -> None:
+    p = BY_NAME[name]
+    assert callable(importlib.import_module(f"{p.module}.app").create_app)
+    settings = _settings_class(p)()
+    assert settings.service_name == p.name
+    assert settings.port == p.port, "a part listens on the registry's port unless PORT says otherwise"
+    assert (ROOT / p.module.replace(".", "/") / "__main__.py").is_file()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_part_with_a_database_has_migrations_and_one_without_has_none(name: str) -> None:
+    p = BY_NAME[name]
+    assert (ROOT / p.module.replace(".", "/") / "migrations" / "env.py").is_file() == p.database
+
+
+def test_every_part_is_reached_where_the_template_puts_it_unless_its_url_is_set(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    for p in PARTS:
+        monkeypatch.delenv(p.url_env, raising=False)
+    monkeypatch.setenv("CART_URL", "http://cart.example:9/")
+    settings = CommonSettings(_env_file=None, part_url_template="http://{name}.svc:{port}")  # type: ignore[call-arg]
+    for p in PARTS:
+        want = "http://cart.example:9" if p.name == "cart" else f"http://{p.name}.svc:{p.port}"
+        assert settings.url_of(p.name) == want
+    assert settings.cart_url == "http://cart.example:9"
+    assert settings.jwks_url == "http://auth.svc:8001/.well-known/jwks.json"
+    with pytest.raises(KeyError, match=r"parts\.py knows"):
+        settings.url_of("nowhere")
+
+
+# --- docker-compose.yml -------------------------------------------------------------------------
+
 def test_compose_runs_every_part_and_the_three_servers(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    assert set(PARTS) | set(INFRA) <= set(services)
+    assert set(NAMES) | set(INFRA) <= set(services)
     for name, image in INFRA.items():
         assert services[name]["image"].startswith(image), name
         assert services[name]["healthcheck"]["test"], f"{name} has no health check"
 
 
-@pytest.mark.parametrize("part", sorted(PARTS))
-def test_compose_builds_each_part_from_its_own_dockerfile(compose: dict[str, Any], part: str) -> None:
-    build = compose["services"][part]["build"]
-    assert build["context"] == "."
-    assert build["dockerfile"] == PARTS[part][2]
-    assert (ROOT / build["dockerfile"]).is_file(), f"{build['dockerfile']} is missing"
+@pytest.mark.parametrize("name", NAMES)
+def test_compose_builds_each_part_from_the_one_dockerfile(compose: dict[str, Any], name: str) -> None:
+    svc = compose["services"][name]
+    assert svc["build"] == {"context": ".", "dockerfile": "Dockerfile", "args": {"PART": name}}
+    assert "command" not in svc, "the image's own CMD must start the part"
+    assert svc["restart"] == "unless-stopped", "a part that dies must be started again"
 
 
-@pytest.mark.parametrize("part", sorted(PARTS))
-def test_compose_publishes_each_part_on_its_documented_port_and_checks_its_health(
-        compose: dict[str, Any], part: str) -> None:
-    svc = compose["services"][part]
-    port = PARTS[part][1]
-    assert f"{port}:{port}" in svc["ports"]
-    assert str(svc["environment"]["PORT"]) == str(port)
-    probe = " ".join(svc["healthcheck"]["test"])
-    assert f"127.0.0.1:{port}/healthz" in probe
+def test_only_the_gateway_is_published_and_the_servers_only_on_loopback(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    published = {name for name, svc in services.items() if svc.get("ports")}
+    assert published == {GATEWAY.name, *INFRA}
+    assert services["gateway"]["ports"] == [f"${{GATEWAY_PORT:-{GATEWAY.port}}}:{GATEWAY.port}"]
+    for name in INFRA:
+        assert all(port.startswith("127.0.0.1:") for port in services[name]["ports"]), name
 
 
-@pytest.mark.parametrize("part", sorted(PARTS))
+@pytest.mark.parametrize("name", NAMES)
 def test_compose_configures_each_part_by_environment_with_compose_hostnames(
-        compose: dict[str, Any], part: str) -> None:
-    env = compose["services"][part]["environment"]
-    assert env["HOST"] == "0.0.0.0"
+        compose: dict[str, Any], name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    env = {k: _interpolate(str(v), {}) for k, v in compose["services"][name]["environment"].items()}
+    assert env["HOST"] == "0.0.0.0" and "PORT" not in env
     assert env["PG_DSN"].startswith("postgresql://") and "@postgres:5432" in env["PG_DSN"]
     assert env["REDIS_URL"].startswith("redis://redis:6379")
     assert env["AMQP_URL"].startswith("amqp://") and "@rabbitmq:5672" in env["AMQP_URL"]
-    assert env["JWKS_URL"] == "http://auth:8001/.well-known/jwks.json"
-    for other, (_, port, _, _) in PARTS.items():
-        if other != "gateway":
-            assert env[f"{other.upper()}_URL"] == f"http://{other}:{port}"
+    # what the part's settings make of it: every other part by its compose service name
+    for k in list(os.environ):
+        if k.endswith("_URL") or k in ("PORT", "PART_URL_TEMPLATE", "PART_URLS"):
+            monkeypatch.delenv(k)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    settings = _settings_class(BY_NAME[name])(_env_file=None)  # type: ignore[call-arg]
+    assert {p.name: settings.url_of(p.name) for p in PARTS} == {p.name: f"http://{p.name}:{p.port}" for p in PARTS}
+    assert settings.jwks_url == f"http://auth:{BY_NAME['auth'].port}/.well-known/jwks.json"
+    assert settings.port == BY_NAME[name].port
 
 
-@pytest.mark.parametrize("part", sorted(PARTS))
-def test_compose_starts_each_part_after_what_it_needs_is_healthy(compose: dict[str, Any], part: str) -> None:
-    depends = compose["services"][part]["depends_on"]
+@pytest.mark.parametrize("name", NAMES)
+def test_compose_starts_each_part_after_what_it_needs(compose: dict[str, Any], name: str) -> None:
+    p = BY_NAME[name]
+    depends = dict(compose["services"][name]["depends_on"])  # anchors: one dict shared by every part
+    assert depends.pop("preflight") == {"condition": "service_completed_successfully"}
     assert all(d["condition"] == "service_healthy" for d in depends.values())
-    needs = {"redis", "rabbitmq"} if part == "realtime" else {"redis"} if part == "gateway" else set(INFRA)
+    needs = {"redis"} | ({"postgres"} if p.database else set()) | ({"rabbitmq"} if p.bus else set())
     assert needs <= set(depends)
-    if part == "gateway":
-        assert set(PARTS) - {"gateway"} <= set(depends)
-
-
-def _dockerfile_cmd(path: Path) -> list[str]:
-    """The exec-form CMD of a Dockerfile (backslash continuations joined)."""
-    text = re.sub(r"\\\n", " ", path.read_text())
-    cmds = [line.strip()[4:] for line in text.splitlines() if line.strip().upper().startswith("CMD ")]
-    assert cmds, f"{path} has no CMD"
-    last = cmds[-1].strip()
-    return json.loads(last) if last.startswith("[") else shlex.split(last)
-
-
-@pytest.mark.parametrize("part", sorted(PARTS))
-def test_each_image_starts_its_own_module(compose: dict[str, Any], part: str) -> None:
-    module = PARTS[part][0]
-    svc = compose["services"][part]
-    assert "command" not in svc, "the image's own CMD must start the part"
-    cmd = _dockerfile_cmd(ROOT / PARTS[part][2])
-    assert cmd[:3] == ["python", "-m", module]
-    text = (ROOT / PARTS[part][2]).read_text()
-    assert re.search(r"^USER\s+(?!root)\S+", text, re.M), "the image must run as a non-root user"
 
 
 def test_compose_seeds_an_empty_catalog_once_it_is_healthy(compose: dict[str, Any]) -> None:
     job = compose["services"]["catalog-seed"]
     assert job["command"][:4] == ["python", "-m", "services.catalog", "seed"]
-    assert job["depends_on"]["catalog"]["condition"] == "service_healthy"
+    assert job["build"]["args"] == {"PART": "catalog"}
+    assert job["depends_on"] == {"catalog": {"condition": "service_healthy"}}
     assert job["restart"] == "no"
 
 
-def _interpolate(value: str, env: dict[str, str]) -> str:
-    """Compose's ``${NAME:-default}``, as ``docker compose`` reads it."""
-    return re.sub(r"\$\{(\w+):-([^}]*)\}", lambda m: env.get(m.group(1)) or m.group(2), value)
+def _preflight(compose: dict[str, Any], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """The preflight service's check, run by sh with its environment as compose would give it."""
+    svc = compose["services"]["preflight"]
+    assert svc["command"][:2] == ["sh", "-c"]
+    script = svc["command"][2].replace("$$", "$")  # compose's escape of a literal $
+    values = {k: _interpolate(str(v), env) for k, v in svc["environment"].items()}
+    return subprocess.run(["sh", "-c", script], env={"PATH": os.environ["PATH"], **values},
+                          capture_output=True, text=True, check=False, timeout=10)
+
+
+SECRETS = {"INTERNAL_API_TOKEN": "t0ken-of-this-deployment", "POSTGRES_PASSWORD": "pg-pass-of-it",
+           "RABBITMQ_PASSWORD": "mq-pass-of-it", "SIGNING_KEY_ENCRYPTION_KEY": "a-fernet-key"}
+
+
+def test_compose_starts_with_its_published_defaults_only_as_a_development_stack(compose: dict[str, Any]) -> None:
+    assert _preflight(compose, {}).returncode == 0
+    assert _preflight(compose, {"SHOP_ENV": "dev"}).returncode == 0
+    for env in ("prod", "test"):
+        refused = _preflight(compose, {"SHOP_ENV": env})
+        assert refused.returncode == 1
+        assert all(name in refused.stderr for name in SECRETS), refused.stderr
+        one_left = _preflight(compose, {"SHOP_ENV": env, **SECRETS, "RABBITMQ_PASSWORD": "shop"})
+        assert one_left.returncode == 1 and "RABBITMQ_PASSWORD" in one_left.stderr
+        assert "INTERNAL_API_TOKEN" not in one_left.stderr
+        assert _preflight(compose, {"SHOP_ENV": env, **SECRETS}).returncode == 0
+
+
+def test_every_part_and_server_waits_for_the_preflight_or_uses_its_secrets(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    for name in NAMES:
+        assert "preflight" in services[name]["depends_on"], name
+    env = {k: _interpolate(str(v), SECRETS) for k, v in services["auth"]["environment"].items()}
+    assert SECRETS["POSTGRES_PASSWORD"] in env["PG_DSN"] and SECRETS["RABBITMQ_PASSWORD"] in env["AMQP_URL"]
+    assert env["INTERNAL_API_TOKEN"] == SECRETS["INTERNAL_API_TOKEN"]
+    assert _interpolate(services["postgres"]["environment"]["POSTGRES_PASSWORD"], SECRETS) == "pg-pass-of-it"
+    assert _interpolate(services["rabbitmq"]["environment"]["RABBITMQ_DEFAULT_PASS"], SECRETS) == "mq-pass-of-it"
 
 
 @pytest.mark.parametrize("env", [{}, {"SHOP_NET": "172.29"}], ids=["development", "make e2e-compose"])
@@ -137,39 +206,89 @@ def test_the_gateway_address_is_inside_the_subnet_and_the_one_auth_trusts(env: d
         assert f"E2E_NET ?= {env['SHOP_NET']}" in (ROOT / "Makefile").read_text()
 
 
-def _procfile() -> dict[str, str]:
-    lines = (ROOT / "Procfile").read_text().splitlines()
-    return {n.strip(): c.strip() for n, _, c in (ln.partition(":") for ln in lines if ln and not ln.startswith("#"))}
+# --- the one Dockerfile -------------------------------------------------------------------------
+
+def _dockerfile() -> str:
+    return re.sub(r"\\\n", " ", (ROOT / "Dockerfile").read_text())
 
 
-def test_procfile_runs_every_part_with_its_module_on_its_port() -> None:
-    procfile = _procfile()
-    assert set(procfile) == set(PARTS)
-    for part, command in procfile.items():
-        module, port = PARTS[part][:2]
-        words = command.split()
-        # honcho would otherwise hand every line PORT=5000, 5100...
-        assert words[0] == f"PORT={port}"
-        assert words[1:] == ["python", "-m", module]
+def _instruction(name: str) -> list[str]:
+    return [line.strip()[len(name) + 1:] for line in _dockerfile().splitlines() if line.strip().startswith(name + " ")]
 
 
-def test_up_script_reads_the_procfile_modules() -> None:
+def test_there_is_one_dockerfile_for_every_part() -> None:
+    assert not list((ROOT / "services").glob("*/Dockerfile")) and not (ROOT / "gateway" / "Dockerfile").exists()
+    text = _dockerfile()
+    assert re.search(r"^USER\s+(?!root)\S+", text, re.M), "the image must run as a non-root user"
+    # only what running needs: no extra (dev: embedded servers, test: test tools)
+    assert "pip install . " in text + " " and "[dev]" not in text and "[test]" not in text
+
+
+def _build_step(part: str | None, workdir: Path) -> subprocess.CompletedProcess[str]:
+    """The Dockerfile's step that resolves the part, run by sh here (python: this interpreter)."""
+    [run] = [r for r in _instruction("RUN") if "part.env" in r]
+    step = run.split("&&", 1)[1].replace("/app/part.env", str(workdir / "part.env"))
+    env = {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": str(ROOT)}
+    if part is not None:
+        env["PART"] = part
+    return subprocess.run(["sh", "-c", step], cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_image_starts_the_module_the_registry_names_on_its_port(name: str, tmp_path: Path) -> None:
+    done = _build_step(name, tmp_path)
+    assert done.returncode == 0, done.stderr
+    p = BY_NAME[name]
+    assert (tmp_path / "part.env").read_text().split() == [f"SHOP_MODULE={p.module}", f"SHOP_PORT={p.port}"]
+    [cmd] = _instruction("CMD")
+    assert json.loads(cmd) == ["sh", "-c", '. /app/part.env && exec python -m "$SHOP_MODULE"']
+    [health] = _instruction("HEALTHCHECK")
+    assert '"http://127.0.0.1:${PORT:-$SHOP_PORT}/healthz"' in json.loads(health.split(" CMD ", 1)[1])[2]
+
+
+@pytest.mark.parametrize("part", [None, "nowhere"], ids=["no PART", "unknown PART"])
+def test_an_image_of_no_known_part_fails_to_build(part: str | None, tmp_path: Path) -> None:
+    done = _build_step(part, tmp_path)
+    assert done.returncode != 0
+    assert ("PART" in done.stderr) if part is None else ("parts.py knows" in done.stderr)
+
+
+# --- make up ------------------------------------------------------------------------------------
+
+def _up_script() -> Any:
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("shop_up_script", ROOT / "scripts" / "up.py")
     assert spec and spec.loader
     up = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = up  # its dataclasses look their module up
     spec.loader.exec_module(up)
-    parts = up.procfile_parts()
-    assert list(parts) == list(_procfile())
-    assert {n: up.module_of(c) for n, c in parts.items()} == {n: v[0] for n, v in PARTS.items()}
-    # only the parts with a database have a `migrate` command
-    assert set(up.MIGRATED) == {"auth", "catalog", "cart", "orders", "payments"}
+    return up
 
 
-def _settings_env_names(spec: str) -> set[str]:
-    module, _, name = spec.partition(":")
-    cls = getattr(importlib.import_module(module), name)
+def test_up_runs_every_part_of_the_registry_on_its_port() -> None:
+    up = _up_script()
+    assert up.parse_args([]).only is None
+    assert up.PARTS == PARTS
+    for p in PARTS:
+        env = up.part_env(p, {"PATH": "/bin"}, 0)
+        assert env["PORT"] == str(p.port) and not any(k.endswith("_URL") for k in env)
+        shifted = up.part_env(p, {}, 20000)
+        assert shifted["PORT"] == str(p.port + 20000)
+        assert all(shifted[o.url_env] == f"http://127.0.0.1:{o.port + 20000}" for o in PARTS)
+    with pytest.raises(SystemExit):
+        up.parse_args(["--only", "nowhere"])
+
+
+def test_there_is_no_procfile_to_drift_from_the_registry() -> None:
+    # make up runs the registry itself (scripts/up.py); a Procfile beside it would be a second list
+    assert not (ROOT / "Procfile").exists()
+    assert "honcho" not in (ROOT / "pyproject.toml").read_text()
+
+
+# --- .env.example -------------------------------------------------------------------------------
+
+def _settings_env_names(cls: type[CommonSettings]) -> set[str]:
     names = set()
     for field_name, field in cls.model_fields.items():
         if field_name == "service_name":
@@ -179,11 +298,12 @@ def _settings_env_names(spec: str) -> set[str]:
     return names
 
 
-@pytest.mark.parametrize("spec", ["libs.common.config:CommonSettings", *(v[3] for v in PARTS.values())])
-def test_env_example_documents_every_setting(spec: str) -> None:
+@pytest.mark.parametrize("name", ["common", *NAMES])
+def test_env_example_documents_every_setting(name: str) -> None:
+    cls = CommonSettings if name == "common" else _settings_class(BY_NAME[name])
     text = (ROOT / ".env.example").read_text()
     documented = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]*)=", text, re.M))
-    missing = _settings_env_names(spec) - documented
+    missing = _settings_env_names(cls) - documented
     assert not missing, f".env.example lacks {sorted(missing)}"
 
 

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from libs.common.config import to_asyncpg_url
 from libs.common.db import migrate
+from libs.common.parts import PARTS
 from libs.common.testing import Infra
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,7 +28,7 @@ SERVICES = sorted(env.parent.parent.name for env in (ROOT / "services").glob("*/
 
 
 def test_every_service_with_tables_is_checked() -> None:
-    assert SERVICES == ["auth", "cart", "catalog", "orders", "payments"]
+    assert SERVICES == sorted(p.name for p in PARTS if p.database)
 
 
 @pytest.mark.parametrize("service", SERVICES)

@@ -1,19 +1,15 @@
-"""Which service consumes which events (DESIGN.md section 5).
+"""Which part consumes which events (DESIGN.md section 5), as the registry declares them.
 
 Every part declares all of these queues when it connects, so an event is never
-unroutable because its consumer has not started yet. A service adding a consumer
-adds its keys here; its subscription must stay within them.
+unroutable because its consumer has not started yet. A part adding a consumer adds its
+keys to its ``consumes`` in :mod:`libs.common.parts`; its subscription must stay within them.
 """
 
 from collections.abc import Iterable
 
-CONSUMERS: dict[str, list[str]] = {
-    "catalog": ["order.status_changed"],
-    "cart": ["product.*", "stock.changed", "category.*", "order.created"],
-    "orders": ["payment.*"],
-    "payments": ["order.created", "order.status_changed"],
-    "realtime": ["user.registered", "category.*", "product.*", "stock.changed", "order.*", "payment.*"],
-}
+from libs.common.parts import PARTS
+
+CONSUMERS: dict[str, list[str]] = {p.name: list(p.consumes) for p in PARTS if p.consumes}
 
 
 def retry_queue(queue: str, delay: float) -> str:

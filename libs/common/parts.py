@@ -1,0 +1,75 @@
+"""The parts of the shop, declared once (DESIGN.md section 1).
+
+Everything that enumerates parts reads this table: the service URLs in the settings,
+the events topology, the devserver (``make dev``), ``make up`` (scripts/up.py), the
+gateway's upstreams, the AsyncAPI document and the checks on docker-compose.yml. Adding
+a part is its own folder plus one line here (and its service in docker-compose.yml,
+which a test holds to this table).
+
+Data only: nothing here imports a part, so the kernel still depends on nothing above it;
+the code that must load a part imports ``Part.module`` by name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Part:
+    """One deployable part.
+
+    ``consumes``: the routing-key patterns of the events it consumes (its queue is
+    ``<name>.events``); every part declares every consumer's queue when it connects, so
+    an event is never unroutable because its consumer has not started yet. A consumer's
+    subscriptions must stay within its patterns.
+    ``database``: it owns a PostgreSQL database (``python -m <module> migrate`` applies
+    its schema). ``bus``: it talks to RabbitMQ (publishes or consumes).
+    """
+
+    name: str
+    port: int
+    module: str  # the package ``python -m`` runs; it has ``app.create_app`` and ``settings.<settings>``
+    settings: str  # the settings class, in ``<module>.settings``
+    consumes: tuple[str, ...] = ()
+    database: bool = True
+    bus: bool = True
+
+    @property
+    def url_env(self) -> str:
+        """The variable that overrides where the other parts reach it."""
+        return f"{self.name.upper()}_URL"
+
+
+PARTS: tuple[Part, ...] = (
+    Part("auth", 8001, "services.auth", "AuthSettings"),
+    Part("catalog", 8002, "services.catalog", "CatalogSettings", consumes=("order.status_changed",)),
+    Part("cart", 8003, "services.cart", "CartSettings",
+         consumes=("product.*", "stock.changed", "category.*", "order.created")),
+    Part("orders", 8004, "services.orders", "OrdersSettings", consumes=("payment.*",)),
+    Part("payments", 8005, "services.payments", "PaymentsSettings",
+         consumes=("order.created", "order.status_changed")),
+    Part("realtime", 8006, "services.realtime", "RealtimeSettings", database=False,
+         consumes=("user.registered", "category.*", "product.*", "stock.changed", "order.*", "payment.*")),
+    Part("gateway", 8000, "gateway", "GatewaySettings", database=False, bus=False),
+)
+
+BY_NAME: dict[str, Part] = {part.name: part for part in PARTS}
+GATEWAY = BY_NAME["gateway"]
+# every part the gateway routes to
+SERVICES: tuple[Part, ...] = tuple(part for part in PARTS if part is not GATEWAY)
+
+# where the parts reach each other unless <PART>_URL says otherwise; {name} and {port} are the part's
+DEFAULT_URL_TEMPLATE = "http://127.0.0.1:{port}"
+
+
+def part(name: str) -> Part:
+    """The part called ``name``; ``KeyError`` names the known ones."""
+    try:
+        return BY_NAME[name]
+    except KeyError:
+        raise KeyError(f"no part {name!r} (libs/common/parts.py knows {', '.join(BY_NAME)})") from None
+
+
+def default_url(p: Part, template: str = DEFAULT_URL_TEMPLATE) -> str:
+    return template.format(name=p.name, port=p.port)
