@@ -24,8 +24,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from libs.common.parts import PARTS
+
 ROOT = Path(__file__).resolve().parents[2]
-USUAL_PORTS = (8000, 8001, 8002, 8003, 8004, 8005, 8006)
+USUAL_PORTS = tuple(p.port for p in PARTS)
 # settings that would send the devserver to other servers than its own embedded ones
 INFRA_ENV = ("PG_DSN", "REDIS_URL", "AMQP_URL", "EVENT_BUS", "ADMIN_EMAIL", "ADMIN_PASSWORD", "ENV", "PORT",
              "DB_PREFIX", "REDIS_PREFIX", "EVENTS_QUEUE_PREFIX", "EVENTS_EXCHANGE")
