@@ -4,6 +4,13 @@ Socket.IO's long-polling requests are plain HTTP and go through the route table;
 the websocket upgrade comes here. The gateway does not read the frames: the realtime
 service authenticates the connection itself (``auth: {token}`` at connect). A client
 IP's connection attempts count against the ``socket`` rate-limit group.
+
+The frames are counted, though: a websocket carries any number of messages past the
+per-request limits, so each one's client-to-server frames, and each client address's over
+all its websockets, are metered in memory (``RATE_LIMITS`` groups ``socket_message`` and
+``socket_message_address``). Past its allowance a websocket is closed with 1008 and a
+reason. The allowance is above the realtime service's own (which answers a flood with a
+``session:ended`` the client can show): this is the backstop for what realtime cannot see.
 """
 
 from __future__ import annotations
@@ -17,13 +24,18 @@ import yarl
 from starlette.types import Receive, Scope, Send
 
 from gateway.proxy import request_headers
+from gateway.settings import RateLimit
 from libs.common.logging import get_logger
+from libs.common.metering import MessageMeter
 from libs.common.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from gateway.pipeline import Gateway
 
 log = get_logger(__name__)
+PER_SOCKET = RateLimit(rate=30, burst=120)
+PER_ADDRESS = RateLimit(rate=100, burst=400)
+FLOODED = "Too many messages on this websocket"
 _WS_OWN = (b"sec-websocket-key", b"sec-websocket-version", b"sec-websocket-extensions", b"sec-websocket-protocol")
 
 
@@ -75,10 +87,17 @@ async def _relay(gw: Gateway, scope: Scope, receive: Receive, send: Send, client
         return
     await send({"type": "websocket.accept", "subprotocol": upstream.protocol})
 
+    meter = _meter(gw)
+    socket_id = str(id(upstream))
+
     async def client_to_upstream() -> None:
         while True:
             message = await receive()
             if message["type"] == "websocket.disconnect":
+                return
+            if not meter.allow(socket_id, client_ip):
+                log.warning("websocket_flood_closed", client_ip=client_ip)
+                await send({"type": "websocket.close", "code": 1008, "reason": FLOODED})
                 return
             if message.get("text") is not None:
                 await upstream.send_str(message["text"])
@@ -102,5 +121,16 @@ async def _relay(gw: Gateway, scope: Scope, receive: Receive, send: Send, client
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
+        meter.forget(socket_id)
         await cancel_and_wait(tasks)
         await upstream.close()
+
+
+def _meter(gw: Gateway) -> MessageMeter:
+    meter: MessageMeter | None = gw.extras.get("socket_meter")
+    if meter is None:
+        limits = gw.settings.rate_limits
+        socket, address = limits.get("socket_message", PER_SOCKET), limits.get("socket_message_address", PER_ADDRESS)
+        meter = gw.extras["socket_meter"] = MessageMeter(rate=socket.rate, burst=socket.burst, user_rate=address.rate,
+                                                         user_burst=address.burst)
+    return meter

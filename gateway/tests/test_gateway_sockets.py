@@ -7,7 +7,7 @@ from typing import Any
 
 import aiohttp
 import httpx
-from gateway_testkit import gateway_settings
+from gateway_testkit import GENEROUS, gateway_settings
 
 from gateway.app import create_app
 from libs.common.testing import Infra, TestKeys, eventually, serve_app
@@ -68,3 +68,44 @@ async def test_past_its_socket_capacity_the_gateway_says_try_again_later(infra: 
 
         assert await eventually(accepted_again, timeout=5)
         await second.close()
+
+
+async def test_a_websocket_flooding_frames_is_closed_with_a_reason(infra: Infra, keys: TestKeys,
+                                                                   upstreams: dict[str, Any]) -> None:
+    limits = {**GENEROUS, "socket_message": {"rate": 5, "burst": 20}}
+    app = create_app(gateway_settings(infra, keys, upstreams, rate_limits=limits))
+    async with serve_app(app) as base, aiohttp.ClientSession() as session:
+        url = base.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
+        flooder, calm = await session.ws_connect(url), await session.ws_connect(url)
+        for i in range(100):
+            await flooder.send_str(f"n{i}")
+        echoes = 0
+        while (msg := await flooder.receive(timeout=5)).type == aiohttp.WSMsgType.TEXT:
+            echoes += 1
+        assert msg.type == aiohttp.WSMsgType.CLOSE and flooder.close_code == 1008
+        assert msg.extra == "Too many messages on this websocket" and echoes <= 21
+        await calm.send_str("still here")  # another socket has its own allowance
+        assert (await calm.receive(timeout=5)).data == "echo echo: still here"
+        await calm.close()
+
+
+async def test_one_address_cannot_get_round_the_limit_with_many_websockets(infra: Infra, keys: TestKeys,
+                                                                           upstreams: dict[str, Any]) -> None:
+    limits = {**GENEROUS, "socket_message": {"rate": 5, "burst": 50},
+              "socket_message_address": {"rate": 5, "burst": 60}}
+    app = create_app(gateway_settings(infra, keys, upstreams, rate_limits=limits))
+    async with serve_app(app) as base, aiohttp.ClientSession() as session:
+        url = base.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
+        sockets = [await session.ws_connect(url) for _ in range(4)]
+        for i in range(30):
+            for ws in sockets:
+                if not ws.closed:
+                    await ws.send_str(f"n{i}")
+        codes = []
+        for ws in sockets:
+            while (msg := await ws.receive(timeout=5)).type == aiohttp.WSMsgType.TEXT:
+                if msg.data == "echo echo: n29":
+                    break
+            codes.append(ws.close_code)
+        assert 1008 in codes, codes
+        await asyncio.gather(*(ws.close() for ws in sockets))
