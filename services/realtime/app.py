@@ -23,13 +23,8 @@ def create_app(settings: RealtimeSettings | None = None, *, bus: EventBus | None
     holder: dict[str, socketio.AsyncServer] = {}
 
     async def start(ctx: ServiceContext) -> None:
-        sio = holder["sio"]
-        if not sio.manager_initialized:
-            # notifications reach even this instance's clients through the manager's Redis
-            # channel: listen from the start, not from the first client's connect
-            sio.manager_initialized = True
-            sio.manager.initialize()
-        notifier = Notifier(sio, ctx.redis, settings.redis_prefix, settings.replay_buffer)
+        notifier = Notifier(holder["sio"], ctx.redis, settings.redis_prefix, settings.replay_buffer,
+                            replay_limit=settings.replay_limit, http=ctx.http, catalog_url=settings.catalog_url)
         ctx.extras["notifier"] = notifier
 
         async def on_event(envelope: Envelope) -> None:
@@ -37,11 +32,14 @@ def create_app(settings: RealtimeSettings | None = None, *, bus: EventBus | None
 
         ctx.bus.subscribe(settings.service_name, CONSUMERS["realtime"], on_event)
 
+    async def deliver(ctx: ServiceContext) -> None:
+        await ctx.extras["notifier"].deliver()
+
     async def watchdog(ctx: ServiceContext) -> None:
         await watch_sessions(holder["sio"], ctx, settings.session_check_interval)
 
     api = create_service_app(settings=settings, title="Shop realtime", routers=[], migrations=None,
-                             on_startup=[start], background=[watchdog], bus=bus, redis=redis,
+                             on_startup=[start], background=[deliver, watchdog], bus=bus, redis=redis,
                              description="Socket.IO notifications and admin commands at /socket.io/.")
     api.include_router(console_router())  # the admin console page at /console/
     holder["sio"] = build_server(api, settings)

@@ -1,29 +1,44 @@
 """Domain events turned into Socket.IO notifications, with per-room sequence numbers and replay.
 
-Each room has a counter (``INCR``) and a stream capped at exactly ``replay_buffer`` entries
-(``XADD MAXLEN``) whose entry ids are the sequence numbers, written together by one Lua
-script so two instances never interleave them.
-Only the instance that consumed an event numbers it, and the same script publishes it on
-the Socket.IO manager's Redis channel, which every instance (this one included) listens
-to: numbering and publishing are one atomic step, so every instance sees a room's
-notifications in sequence order even when events are handled concurrently or by several
-instances, and every client gets each once however many instances run.
+Storing: one Lua script marks the event seen, numbers it in each of its rooms (``INCR``),
+appends it to the room's stream (capped at exactly ``replay_buffer``, entry id = seq, for
+replays) and to the feed every instance reads. One atomic step, so a process killed
+half-way cannot leave an event marked seen but never stored, two instances never
+interleave a room's numbers, and the feed holds every room's notifications in sequence
+order.
 
-A client that comes back with the last sequence it saw is "held" while its missed
-notifications are replayed: live notifications for it are parked by the manager and sent
-after the replay, minus those the replay already covered, so it sees each one once, in order.
+Delivering: each instance reads the feed (``XREAD``, a plain Redis stream) and emits to its
+own connections with python-socketio's public ``emit``; rooms are therefore shared between
+instances through the feed, not through python-socketio's message-queue manager, whose
+internals we would otherwise have to override. A reader that lost Redis for a moment
+continues from the last entry it read, so nothing published meanwhile is skipped.
+
+Redis may come back empty (a restart without persistence). Two things keep clients right:
+a missing room counter restarts from the current time in milliseconds, not from 1, so a
+room's numbers never go backwards; and an ``epoch`` key, which vanishes with the data, tells
+every reader that what it had not read yet may be gone, so it sends ``resync`` for every
+room of every connection it holds.
+
+A client that comes back with the last number it saw is "held" while its missed
+notifications are replayed: live notifications for it are parked and sent after the
+replay, minus those the replay already covered, so it sees each one once, in order. A gap
+is replayed once per room and connection and at most ``replay_limit`` notifications; a
+larger one gets ``resync``.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import uuid
+from dataclasses import dataclass, field
 from typing import Any, cast
 
+import httpx
 import orjson
 import socketio
 from redis.asyncio import Redis
 
+from libs.common.errors import ServiceUnavailable
 from libs.common.events import Envelope
 from libs.common.logging import get_logger
 from services.realtime.schemas import NotificationBody, Resync
@@ -50,168 +65,290 @@ ROUTES: dict[str, tuple[str, str]] = {
     "payment.failed": ("payment:failed", "owner"),
     "payment.refunded": ("payment:refunded", "owner"),
 }
+PRODUCT_EVENTS = ("product.created", "product.updated", "product.deleted")
 
-# seq and stream entry in one step: entry id "<seq>-0", so the stream is ordered by seq;
-# exact trimming (not ~) so "the last N" is a promise a client can rely on
-# and the manager message published in the same step, its payload completed with the seq
-_NUMBER_STORE_PUBLISH = """
-local seq = redis.call('INCR', KEYS[1])
-redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[1], seq .. '-0', 'event', ARGV[2], 'payload', ARGV[3])
-redis.call('PUBLISH', ARGV[4], ARGV[5] .. seq .. ARGV[6])
-return seq
+# KEYS: seen, epoch, feed, then (seq, stream) per room; ARGV: dedupe ttl, buffer, feed length,
+# a fresh epoch, the socket event, then (room, payload) per room. Returns the seqs ({} if seen).
+# Exact trimming of a room's stream (not ~): "the last N" is a promise a client can rely on.
+_STORE = """
+if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return {} end
+if redis.call('EXISTS', KEYS[2]) == 0 then redis.call('SET', KEYS[2], ARGV[4]) end
+local seqs = {}
+for i = 1, (#KEYS - 3) / 2 do
+  local counter, stream = KEYS[2 + 2 * i], KEYS[3 + 2 * i]
+  local room, payload = ARGV[4 + 2 * i], ARGV[5 + 2 * i]
+  if redis.call('EXISTS', counter) == 0 then
+    local now = redis.call('TIME')
+    redis.call('SET', counter, now[1] .. string.format('%03d', math.floor(tonumber(now[2]) / 1000)))
+  end
+  local seq = redis.call('INCR', counter)
+  redis.call('XADD', stream, 'MAXLEN', ARGV[2], seq .. '-0', 'event', ARGV[5], 'payload', payload)
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', 'room', room, 'seq', seq, 'event', ARGV[5],
+             'payload', payload)
+  seqs[i] = seq
+end
+return seqs
 """
-# no instance has this host id, so every instance, the publishing one too, delivers the message
-_PUBLISHER_HOST_ID = "realtime-notifier"
-
-
-def manager_message(name: str, room: str, base: dict[str, Any]) -> tuple[bytes, bytes]:
-    """A python-socketio manager ``emit`` message split where the payload's seq goes."""
-    message = orjson.dumps({"method": "emit", "event": name, "binary": False, "namespace": NAMESPACE,
-                            "room": room, "skip_sid": None, "callback": None, "host_id": _PUBLISHER_HOST_ID,
-                            "data": [base]})
-    assert message.endswith(b"}]}") and base, "the payload is the message's last, non-empty member"
-    return message[:-3] + b',"seq":', b"}]}"
+# KEYS: the visibility hash; ARGV: product id, version, "1" visible / "0" hidden. Keeps the newest.
+_SEEN_VISIBILITY = """
+local known = redis.call('HGET', KEYS[1], ARGV[1])
+if known then
+  local version = tonumber(string.match(known, '^(%d+)'))
+  if version and version > tonumber(ARGV[2]) then return known end
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ':' .. ARGV[3])
+return ARGV[2] .. ':' .. ARGV[3]
+"""
 
 
 def user_room(user_id: object) -> str:
     return f"user:{user_id}"
 
 
-def rooms_for(envelope: Envelope) -> tuple[str, list[str]] | None:
-    """The socket event and rooms of a domain event (None: nobody is told)."""
-    route = ROUTES.get(envelope.type)
-    if route is None:
-        return None
-    name, audience = route
-    if audience == "public":
-        return name, [PUBLIC]
-    if audience == "admins":
-        return name, [ADMINS]
-    owner = envelope.data.get("user_id")
-    return name, [ADMINS, user_room(owner)] if owner else [ADMINS]
+def _visible(product: dict[str, Any]) -> bool:
+    """Whether guests may see a product (REST's rule: active and not deleted); a deletion of one they saw counts."""
+    return product.get("is_active") is True
 
 
-def _is_notification(data: Any) -> bool:
-    return isinstance(data, dict) and isinstance(data.get("seq"), int) and isinstance(data.get("room"), str)
+@dataclass
+class _Connection:
+    """What this instance knows of one of its connections."""
 
-
-class ReplayingRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
-    """The Redis client manager, able to park a connection's live notifications during its replay."""
-
-    def __init__(self, *args: Any, **kw: Any) -> None:
-        super().__init__(*args, **kw)
-        self._held: dict[str, list[tuple[str, dict[str, Any]]]] = {}
-
-    async def _redis_listen_with_retries(self) -> AsyncIterator[Any]:
-        """python-socketio's listener, retrying every second instead of backing off to a minute.
-
-        Notifications published while this instance is not subscribed reach its clients only
-        by a replay, so after a Redis outage it should listen again as soon as Redis answers.
-        """
-        while True:
-            try:
-                self._redis_connect()
-                await self.pubsub.subscribe(self.channel)
-                async for message in self.pubsub.listen():
-                    yield message
-            except Exception as exc:
-                log.warning("socketio_redis_listen_failed", error=type(exc).__name__)
-                await asyncio.sleep(1)
-
-    def hold(self, sid: str) -> None:
-        self._held.setdefault(sid, [])
-
-    async def _handle_emit(self, message: dict[str, Any]) -> None:
-        room, data = message.get("room"), message.get("data")
-        payload = data[0] if isinstance(data, list) and len(data) == 1 else data
-        if self._held and room is not None and _is_notification(payload):
-            namespace = message.get("namespace") or NAMESPACE
-            parked = [sid for sid, _ in self.get_participants(namespace, room) if sid in self._held]
-            if parked:
-                for sid in parked:
-                    self._held[sid].append((str(message["event"]), cast(dict[str, Any], payload)))
-                skip = message.get("skip_sid")
-                skip = list(skip) if isinstance(skip, list) else ([skip] if skip else [])
-                message = {**message, "skip_sid": skip + parked}
-        await super()._handle_emit(message)
-
-    async def send_local(self, sid: str, event: str, payload: dict[str, Any]) -> None:
-        """Emit to one connection of this instance, bypassing the queue and the hold."""
-        await self.emit(event, payload, namespace=NAMESPACE, room=sid, ignore_queue=True)
-
-    async def release(self, sid: str, replayed_up_to: dict[str, int]) -> None:
-        """Send what was parked for ``sid`` (after what the replay covered), then stop holding it."""
-        while (parked := self._held.get(sid)):
-            self._held[sid] = []
-            for event, payload in parked:
-                if payload["seq"] > replayed_up_to.get(payload["room"], 0):
-                    await self.send_local(sid, event, payload)
-        # no await between the emptiness check and the removal: nothing parked can be lost
-        self._held.pop(sid, None)
-
-    def forget(self, sid: str) -> None:
-        self._held.pop(sid, None)
+    joined_at: dict[str, int] = field(default_factory=dict)  # room -> its seq when the connection joined
+    replayed: set[str] = field(default_factory=set)  # rooms whose gap was already replayed
+    parked: list[tuple[str, dict[str, Any]]] | None = None  # live notifications held during a replay
 
 
 class Notifier:
-    """Numbers, buffers and emits notifications; answers replays."""
+    """Numbers and stores notifications, delivers the feed to this instance's connections, answers replays."""
 
-    def __init__(self, sio: socketio.AsyncServer, redis: Redis, prefix: str, buffer: int,
-                 dedupe_ttl: int = 86400) -> None:
+    def __init__(self, sio: socketio.AsyncServer, redis: Redis, prefix: str, buffer: int, *,
+                 replay_limit: int = 500, feed_length: int = 10000, dedupe_ttl: int = 86400,
+                 http: httpx.AsyncClient | None = None, catalog_url: str = "") -> None:
         self.sio = sio
         self.redis = redis
         self.prefix = prefix
         self.buffer = buffer
+        self.replay_limit = replay_limit
+        self.feed_length = feed_length
         self.dedupe_ttl = dedupe_ttl
-        self._store = redis.register_script(_NUMBER_STORE_PUBLISH)
+        self.http = http
+        self.catalog_url = catalog_url
+        self.connections: dict[str, _Connection] = {}
+        self._store = redis.register_script(_STORE)
+        self._remember_visibility = redis.register_script(_SEEN_VISIBILITY)
 
     def _key(self, *parts: str) -> str:
         return self.prefix + "realtime:" + ":".join(parts)
 
+    # --- storing ---------------------------------------------------------------------------
+
     async def handle(self, envelope: Envelope) -> None:
-        """Emit an event once, however often the broker delivers it (event ids kept a day in Redis)."""
-        target = rooms_for(envelope)
+        """Store an event's notification once, however often the broker delivers it (ids kept a day)."""
+        target = await self._target(envelope)
         if target is None:
             return
-        seen = self._key("seen", str(envelope.id))
-        if not await self.redis.set(seen, "1", nx=True, ex=self.dedupe_ttl):
-            return
         name, rooms = target
-        try:
-            for room in rooms:
-                base = NotificationBody(event_id=envelope.id, type=envelope.type, room=room,
-                                        occurred_at=envelope.occurred_at, data=envelope.data).model_dump(mode="json")
-                head, tail = manager_message(name, room, base)
-                await self._store(keys=[self._key("seq", room), self._key("stream", room)],
-                                  args=[self.buffer, name, orjson.dumps(base), self.sio.manager.channel, head, tail])
-        except BaseException:
-            # let the broker's redelivery try again rather than lose the notification
-            await asyncio.shield(self.redis.delete(seen))
-            raise
+        keys = [self._key("seen", str(envelope.id)), self._key("epoch"), self._key("feed")]
+        args: list[Any] = [self.dedupe_ttl, self.buffer, self.feed_length, uuid.uuid4().hex, name]
+        for room in rooms:
+            body = NotificationBody(event_id=envelope.id, type=envelope.type, room=room,
+                                    occurred_at=envelope.occurred_at, data=envelope.data)
+            keys += [self._key("seq", room), self._key("stream", room)]
+            args += [room, orjson.dumps(body.model_dump(mode="json"))]
+        await self._store(keys=keys, args=args)
 
-    async def replay(self, sid: str, room: str, last_seq: int) -> int:
+    async def _target(self, envelope: Envelope) -> tuple[str, list[str]] | None:
+        """The socket event and rooms of a domain event (None: nobody is told)."""
+        route = ROUTES.get(envelope.type)
+        if route is None:
+            return None
+        name, audience = route
+        if audience == "public":
+            if envelope.type in PRODUCT_EVENTS or envelope.type == "stock.changed":
+                # guests hear only what REST shows them; admins hear everything
+                return name, [PUBLIC] if await self._product_visible(envelope) else [ADMINS]
+            return name, [PUBLIC]
+        if audience == "admins":
+            return name, [ADMINS]
+        owner = envelope.data.get("user_id")
+        return name, [ADMINS, user_room(owner)] if owner else [ADMINS]
+
+    async def _product_visible(self, envelope: Envelope) -> bool:
+        data = envelope.data
+        key = self._key("visible")
+        if envelope.type in PRODUCT_EVENTS:
+            version = data.get("version")
+            if isinstance(version, int) and data.get("id"):
+                await self._remember_visibility(keys=[key], args=[str(data["id"]), version,
+                                                                  "1" if _visible(data) else "0"])
+            return _visible(data)
+        product_id = str(data.get("product_id") or "")
+        known = await self.redis.hget(key, product_id)
+        if known is None:
+            return await self._ask_catalog(product_id)
+        return cast(bytes, known).endswith(b":1")
+
+    async def _ask_catalog(self, product_id: str) -> bool:
+        """Whether the public catalog shows the product; an unreachable catalog makes the event wait."""
+        if self.http is None or not self.catalog_url:
+            return False
+        try:
+            resp = await self.http.get(f"{self.catalog_url}/products/{product_id}", timeout=5)
+        except httpx.HTTPError as exc:
+            raise ServiceUnavailable("The catalog could not say whether the product is public.") from exc
+        if resp.status_code >= 500:
+            raise ServiceUnavailable("The catalog could not say whether the product is public.")
+        if resp.status_code != 200:
+            return False
+        product = resp.json()
+        visible = _visible(product)
+        if isinstance(product.get("version"), int):
+            await self._remember_visibility(keys=[self._key("visible")],
+                                            args=[product_id, product["version"], "1" if visible else "0"])
+        return visible
+
+    # --- delivering --------------------------------------------------------------------------
+
+    async def _epoch(self) -> bytes:
+        key = self._key("epoch")
+        await self.redis.set(key, uuid.uuid4().hex, nx=True)
+        return cast(bytes, await self.redis.get(key) or b"")
+
+    async def deliver(self, *, block_ms: int = 1000) -> None:
+        """Read the feed for ever and emit each notification to this instance's connections.
+
+        After a Redis error it tries again at once (then within at most half a second), and
+        continues from the last entry it read.
+        """
+        last_id: bytes | None = None
+        epoch: bytes | None = None
+        pause = 0.0
+        while True:
+            try:
+                current = await self._epoch()
+                if epoch is not None and current != epoch:
+                    log.warning("realtime_redis_lost_its_data")
+                    await self._resync_everyone()
+                epoch = current
+                if last_id is None:  # start at the end: what came before is the replays' business
+                    newest = cast(StreamEntries, await self.redis.xrevrange(self._key("feed"), count=1))
+                    last_id = newest[0][0] if newest else b"0-0"
+                batches = cast(list[tuple[bytes, StreamEntries]],
+                               await self.redis.xread({self._key("feed"): last_id}, count=500, block=block_ms))
+                pause = 0.0
+                for _stream, entries in batches or []:
+                    for entry_id, fields in entries:
+                        last_id = entry_id
+                        await self._emit_live(fields)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("realtime_feed_read_failed", error=f"{type(exc).__name__}: {exc}")
+                await asyncio.sleep(pause)
+                pause = min(0.5, pause * 2 or 0.05)
+
+    async def _emit_live(self, fields: dict[bytes, bytes]) -> None:
+        room = fields[b"room"].decode()
+        event = fields[b"event"].decode()
+        payload = {**orjson.loads(fields[b"payload"]), "seq": int(fields[b"seq"])}
+        held = [sid for sid, conn in self.connections.items()
+                if conn.parked is not None and room in self.sio.rooms(sid, NAMESPACE)]
+        for sid in held:
+            cast(list[tuple[str, dict[str, Any]]], self.connections[sid].parked).append((event, payload))
+        await self.sio.emit(event, payload, room=room, skip_sid=held or None, namespace=NAMESPACE)
+
+    async def _resync_everyone(self) -> None:
+        """Redis lost what this instance had not read yet: every connection must refetch each of its rooms."""
+        for sid in list(self.connections):
+            for room in self.sio.rooms(sid, NAMESPACE):
+                if room != sid:
+                    await self.sio.emit("resync", Resync(room=room).model_dump(exclude_none=True), to=sid,
+                                        namespace=NAMESPACE)
+
+    # --- connections and replays -------------------------------------------------------------
+
+    def connected(self, sid: str, *, hold: bool) -> None:
+        self.connections[sid] = _Connection(parked=[] if hold else None)
+
+    def disconnected(self, sid: str) -> None:
+        self.connections.pop(sid, None)
+
+    async def joined(self, sid: str, rooms: list[str]) -> None:
+        """Note where each room's sequence stood when ``sid`` joined it: a later resume replays up to there."""
+        conn = self.connections.get(sid)
+        if conn is None or not rooms:
+            return
+        try:
+            heads = await self.redis.mget([self._key("seq", room) for room in rooms])
+        except Exception as exc:  # Redis away: a guest still connects; a later resume may repeat some
+            log.warning("realtime_join_position_unknown", error=type(exc).__name__)
+            return
+        for room, head in zip(rooms, heads, strict=True):
+            conn.joined_at[room] = int(head or 0)
+
+    def hold(self, sid: str) -> None:
+        conn = self.connections.get(sid)
+        if conn is not None and conn.parked is None:
+            conn.parked = []
+
+    async def release(self, sid: str, replayed_up_to: dict[str, int]) -> None:
+        """Send what was parked for ``sid`` (after what the replay covered), then stop holding it."""
+        conn = self.connections.get(sid)
+        while conn is not None and conn.parked:
+            parked, conn.parked = conn.parked, []
+            for event, payload in parked:
+                if payload["seq"] > replayed_up_to.get(payload["room"], 0):
+                    await self.sio.emit(event, payload, to=sid, namespace=NAMESPACE)
+        # no await between the emptiness check and this: nothing parked can be lost
+        if conn is not None:
+            conn.parked = None
+
+    async def replay_gaps(self, sid: str, last_seq: dict[str, Any], *, on_connect: bool) -> dict[str, int]:
+        """Replay each of ``sid``'s rooms after the number given, once per room; returns the seqs covered."""
+        conn = self.connections.get(sid)
+        covered: dict[str, int] = {}
+        if conn is None:
+            return covered
+        joined = set(self.sio.rooms(sid, NAMESPACE))
+        for room, seq in last_seq.items():
+            if room not in joined or room in conn.replayed or room == sid:
+                continue
+            if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+                continue
+            conn.replayed.add(room)
+            # on an open connection everything after joining was sent live: replay only what came before
+            up_to = None if on_connect else conn.joined_at.get(room)
+            covered[room] = await self.replay(sid, room, seq, up_to=up_to)
+        return covered
+
+    async def replay(self, sid: str, room: str, last_seq: int, *, up_to: int | None = None) -> int:
         """Send ``sid`` what ``room`` had after ``last_seq`` (or ``resync``); returns the last seq covered."""
-        manager: ReplayingRedisManager = self.sio.manager
-        stream = self._key("stream", room)
         current = int(await self.redis.get(self._key("seq", room)) or 0)
-        if last_seq >= current:
+        end = current if up_to is None else min(up_to, current)
+        if last_seq >= end:
             if last_seq > current:  # the client saw numbers this deployment no longer has
-                await manager.send_local(sid, "resync", Resync(room=room, last_seq=current).model_dump(
-                    exclude_none=True))
-            return current
+                await self._resync(sid, room, last_seq=current)
+            return end
+        stream = self._key("stream", room)
         oldest = cast(StreamEntries, await self.redis.xrange(stream, count=1))
         oldest_seq = _seq_of(oldest[0][0]) if oldest else current + 1
-        if last_seq + 1 < oldest_seq:
-            await manager.send_local(sid, "resync", Resync(room=room, oldest_seq=oldest_seq,
-                                                           last_seq=current).model_dump(exclude_none=True))
-            return current
+        if last_seq + 1 < oldest_seq or end - last_seq > self.replay_limit:
+            await self._resync(sid, room, last_seq=current, oldest_seq=oldest_seq)
+            return end
         covered = last_seq
-        missed = cast(StreamEntries, await self.redis.xrange(stream, min=f"{last_seq + 1}-0", count=self.buffer))
+        missed = cast(StreamEntries, await self.redis.xrange(stream, min=f"{last_seq + 1}-0", max=f"{end}-0",
+                                                             count=self.replay_limit))
         for entry_id, fields in missed:
             seq = _seq_of(entry_id)
-            await manager.send_local(sid, fields[b"event"].decode(), {**orjson.loads(fields[b"payload"]), "seq": seq})
+            await self.sio.emit(fields[b"event"].decode(), {**orjson.loads(fields[b"payload"]), "seq": seq},
+                                to=sid, namespace=NAMESPACE)
             covered = seq
         return covered
+
+    async def _resync(self, sid: str, room: str, **numbers: int) -> None:
+        await self.sio.emit("resync", Resync(room=room, **numbers).model_dump(exclude_none=True), to=sid,
+                            namespace=NAMESPACE)
 
 
 def _seq_of(entry_id: bytes | str) -> int:

@@ -100,3 +100,40 @@ class TokenExpiry(BaseModel):
 class TokenRefreshed(BaseModel):
     ok: Literal[True] = True
     data: TokenExpiry
+
+
+class Command(BaseModel):
+    """An admin command: every other field is the owning service's request body, checked by that service."""
+
+    model_config = ConfigDict(extra="allow")
+
+    request_id: str | None = Field(None, max_length=128, description=(
+        "retry key: a repeat gets the first answer; the same key with another payload is refused (422)"))
+
+
+class CategoryAddCommand(Command):
+    """The body of catalog's POST /admin/categories (name, description, parent_id, image_url, position...)."""
+
+
+class ProductAddCommand(Command):
+    """The body of catalog's POST /admin/products (name, price, currency, sku, category_id, stock...)."""
+
+
+class ResourceCommand(Command):
+    """Names the resource; it goes into the route's path."""
+
+    id: uuid.UUID
+
+
+class CategoryUpdateCommand(ResourceCommand):
+    """``id`` plus the fields of catalog's PATCH /admin/categories/{id} body."""
+
+
+class ProductUpdateCommand(ResourceCommand):
+    """``id`` plus the fields of catalog's PATCH /admin/products/{id} body."""
+
+
+class OrderStatusCommand(Command):
+    """``order_id`` plus the body of orders' PATCH /admin/orders/{id}/status (status, reason)."""
+
+    order_id: uuid.UUID

@@ -13,37 +13,61 @@ from socketio.exceptions import ConnectionRefusedError as Refused
 from libs.common.auth import Principal
 from libs.common.errors import DomainError, Unauthorized
 from libs.common.logging import get_logger
+from libs.common.metering import MessageMeter
 from libs.common.service import ServiceContext
-from services.realtime.commands import COMMANDS, once, perform, refused
-from services.realtime.notifications import (
-    ADMINS,
-    NAMESPACE,
-    PUBLIC,
-    Notifier,
-    ReplayingRedisManager,
-    user_room,
-)
+from services.realtime.commands import COMMANDS, fingerprint, once, perform, refused, refused_by
+from services.realtime.notifications import ADMINS, NAMESPACE, PUBLIC, Notifier, user_room
 from services.realtime.schemas import Resumed, Resync, SessionEnded, TokenExpiry, TokenRefreshed
 from services.realtime.settings import RealtimeSettings
 
 log = get_logger(__name__)
+FLOODED = "Too many messages on this connection; it was closed. Reconnect and send fewer."
 
 
 def build_server(app: FastAPI, settings: RealtimeSettings) -> socketio.AsyncServer:
-    """A server whose handlers reach the running service through ``app.state.ctx``."""
-    manager = ReplayingRedisManager(settings.redis_url, channel=f"{settings.redis_prefix}socketio")
-    sio = socketio.AsyncServer(async_mode="asgi", client_manager=manager,
-                               cors_allowed_origins=settings.cors_origins, logger=False, engineio_logger=False)
+    """A server whose handlers reach the running service through ``app.state.ctx``.
+
+    It keeps python-socketio's default (in-process) client manager: notifications reach
+    every instance through the Redis feed (notifications.py), not through the manager.
+    """
+    sio = socketio.AsyncServer(async_mode="asgi", cors_allowed_origins=settings.cors_origins, logger=False,
+                               engineio_logger=False)
+    meter = MessageMeter(rate=settings.message_rate, burst=settings.message_burst,
+                         user_rate=settings.user_message_rate, user_burst=settings.user_message_burst)
     replays: set[asyncio.Task[None]] = set()
 
     def ctx() -> ServiceContext:
         return app.state.ctx
+
+    def notifier() -> Notifier:
+        return ctx().extras["notifier"]
 
     async def verify(token: Any) -> Principal:
         """The token's principal; ``DomainError`` (401/503) when it cannot be trusted."""
         if not isinstance(token, str) or not token:
             raise Unauthorized("The token must be a non-empty string.")
         return await ctx().verifier.verify(token)
+
+    async def principal_of(sid: str) -> Principal | None:
+        try:
+            return (await sio.get_session(sid)).get("principal")
+        except KeyError:  # already disconnected
+            return None
+
+    async def flooded(sid: str) -> dict[str, Any] | None:
+        """None if ``sid`` may send this message; otherwise the connection is being closed, and why."""
+        principal = await principal_of(sid)
+        if meter.allow(sid, str(principal.user_id) if principal else None):
+            return None
+        if sid not in meter.closing:
+            meter.closing.add(sid)
+            log.warning("socket_flood_closed", sid=sid, user_id=str(principal.user_id) if principal else None)
+            eio_sid = sio.manager.eio_sid_from_sid(sid, NAMESPACE)
+            await sio.emit("session:ended", SessionEnded(reason=FLOODED).model_dump(), to=sid)
+            await sio.disconnect(sid)
+            if eio_sid is not None:  # the whole transport: a fresh CONNECT on it would start a fresh allowance
+                await sio.eio.disconnect(eio_sid)
+        return refused(429, "Too many requests", FLOODED)
 
     @sio.event
     async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
@@ -60,76 +84,88 @@ def build_server(app: FastAPI, settings: RealtimeSettings) -> socketio.AsyncServ
                 rooms.append(ADMINS)
         await sio.save_session(sid, {"principal": principal})
         last_seq = auth.get("last_seq")
-        if isinstance(last_seq, dict):
-            manager.hold(sid)  # before joining: nothing live may overtake the replay
+        # held before joining: nothing live may overtake the replay
+        notifier().connected(sid, hold=isinstance(last_seq, dict))
         for room in rooms:
             await sio.enter_room(sid, room)
+        await notifier().joined(sid, rooms)
         if isinstance(last_seq, dict):
-            start_replay(sid, last_seq, after_connect=True)
+            start_replay(sid, last_seq)
 
     @sio.event
     async def disconnect(sid: str, *_: Any) -> None:
-        manager.forget(sid)
+        notifier().disconnected(sid)
+        meter.forget(sid)
 
-    def start_replay(sid: str, last_seq: dict[str, Any], *, after_connect: bool) -> None:
-        task = asyncio.get_running_loop().create_task(replay(sid, last_seq, after_connect=after_connect))
+    def start_replay(sid: str, last_seq: dict[str, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(replay(sid, last_seq, on_connect=True))
         replays.add(task)
         task.add_done_callback(replays.discard)
 
-    async def replay(sid: str, last_seq: dict[str, Any], *, after_connect: bool) -> None:
+    async def replay(sid: str, last_seq: dict[str, Any], *, on_connect: bool) -> None:
         covered: dict[str, int] = {}
-        joined: set[str] = set()
         try:
-            if after_connect:  # the CONNECT packet must reach the client before anything else
+            if on_connect:  # the CONNECT packet must reach the client before anything else
                 for _ in range(200):
-                    if manager.is_connected(sid, NAMESPACE):
+                    if sio.manager.is_connected(sid, NAMESPACE):
                         break
                     await asyncio.sleep(0.01)
-            notifier: Notifier = ctx().extras["notifier"]
-            joined = set(sio.rooms(sid, NAMESPACE))
-            for room, seq in last_seq.items():
-                if room in joined and isinstance(seq, int) and not isinstance(seq, bool) and seq >= 0:
-                    covered[room] = await notifier.replay(sid, room, seq)
+            covered = await notifier().replay_gaps(sid, last_seq, on_connect=on_connect)
         except Exception as exc:  # a failed replay must not leave the connection deaf
             log.warning("replay_failed", sid=sid, error=f"{type(exc).__name__}: {exc}")
-            joined = joined or set(sio.rooms(sid, NAMESPACE))
-            for room in joined.intersection(last_seq):  # only the caller's rooms, however many keys it sent
-                await manager.send_local(sid, "resync", Resync(room=room).model_dump(exclude_none=True))
+            for room in set(sio.rooms(sid, NAMESPACE)).intersection(last_seq):  # only the caller's rooms
+                await sio.emit("resync", Resync(room=room).model_dump(exclude_none=True), to=sid)
         finally:
-            await manager.release(sid, covered)
+            await notifier().release(sid, covered)
 
     @sio.on("resume")
     async def resume(sid: str, data: Any = None) -> dict[str, Any]:
+        if (flood := await flooded(sid)) is not None:
+            return flood
         if not isinstance(data, dict):
             return refused(422, "Validation failed", "resume takes {room: last_seq}, e.g. {\"public\": 40}.")
-        manager.hold(sid)
-        await replay(sid, data, after_connect=False)
+        notifier().hold(sid)
+        await replay(sid, data, on_connect=False)
         return Resumed(ok=True).model_dump()
 
     @sio.on("auth:refresh")
     async def refresh(sid: str, data: Any = None) -> dict[str, Any]:
-        session = await sio.get_session(sid)
-        current: Principal | None = session.get("principal")
+        if (flood := await flooded(sid)) is not None:
+            return flood
+        current = await principal_of(sid)
         token = data.get("token") if isinstance(data, dict) else None
         try:
             principal = await verify(token)
         except DomainError as exc:
-            return refused(exc.status, exc.title, exc.detail)
+            return refused_by(exc)
         if current is not None and principal.user_id != current.user_id:
             return refused(403, "Forbidden", "The new token belongs to another user; reconnect to switch users.")
+        entered = []
         if current is None:
-            await sio.enter_room(sid, user_room(principal.user_id))
+            entered.append(user_room(principal.user_id))
         if principal.is_admin:
-            await sio.enter_room(sid, ADMINS)
+            entered.append(ADMINS)
         elif current is not None and current.is_admin:
             await sio.leave_room(sid, ADMINS)
+        for room in entered:
+            await sio.enter_room(sid, room)
+        await notifier().joined(sid, entered)
+        session = await sio.get_session(sid)
         session["principal"] = principal
         await sio.save_session(sid, session)
         return TokenRefreshed(ok=True, data=TokenExpiry(expires_at=principal.expires_at)).model_dump()
 
+    @sio.on("*")
+    async def unknown(event: str, sid: str, data: Any = None) -> dict[str, Any]:
+        if (flood := await flooded(sid)) is not None:
+            return flood
+        return refused(404, "Not found", f"There is no {event!r} event; see the AsyncAPI document.")
+
     def command(name: str) -> None:
         async def handler(sid: str, data: Any = None) -> dict[str, Any]:
-            principal: Principal | None = (await sio.get_session(sid)).get("principal")
+            if (flood := await flooded(sid)) is not None:
+                return flood
+            principal = await principal_of(sid)
             if principal is None or not principal.is_admin:
                 return refused(403, "Forbidden", "Only admins may send this command.")
             if principal.expires_at <= time.time():
@@ -142,10 +178,15 @@ def build_server(app: FastAPI, settings: RealtimeSettings) -> socketio.AsyncServ
                                      base_urls=urls, timeout=settings.command_timeout)
 
             request_id = data.get("request_id") if isinstance(data, dict) else None
-            if isinstance(request_id, str) and 0 < len(request_id) <= 128:
-                key = ctx().key("realtime", "cmd", principal.user_id, name, request_id)
-                return await once(ctx().redis, key, run, ttl=settings.command_result_ttl)
-            return await run()
+            if request_id is None:
+                return await run()
+            if not isinstance(request_id, str) or not 0 < len(request_id) <= 128:
+                return refused(422, "Validation failed", "request_id must be a string of 1 to 128 characters.",
+                               errors=[{"field": "request_id", "message": "1 to 128 characters",
+                                        "type": "string_type"}])
+            key = ctx().key("realtime", "cmd", principal.user_id, name, request_id)
+            return await once(ctx().redis, key, run, fingerprint=fingerprint(name, data),
+                              ttl=settings.command_result_ttl)
 
         sio.on(name, handler)
 
@@ -158,7 +199,8 @@ async def watch_sessions(sio: socketio.AsyncServer, ctx: ServiceContext, interva
     """Disconnect this instance's connections whose session was revoked or whose token expired."""
     while True:
         await asyncio.sleep(interval)
-        for sid, _ in list(sio.manager.get_participants(NAMESPACE, PUBLIC)):
+        notifier: Notifier = ctx.extras["notifier"]
+        for sid in list(notifier.connections):
             try:
                 principal: Principal | None = (await sio.get_session(sid)).get("principal")
             except KeyError:
@@ -176,6 +218,5 @@ async def watch_sessions(sio: socketio.AsyncServer, ctx: ServiceContext, interva
                     if exc.status == 401:
                         reason = exc.detail
             if reason:
-                # sent straight from this instance, so it is on the wire before the disconnect
-                await sio.manager.send_local(sid, "session:ended", SessionEnded(reason=reason).model_dump())
+                await sio.emit("session:ended", SessionEnded(reason=reason).model_dump(), to=sid)
                 await sio.disconnect(sid)

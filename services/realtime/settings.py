@@ -19,6 +19,13 @@ class RealtimeSettings(CommonSettings):
     # how often live connections' tokens are checked again (logout, block, expiry)
     session_check_interval: float = 2.0
     replay_buffer: int = 1000
+    # the most a resume replays per room; a larger gap gets resync (refetch over REST)
+    replay_limit: int = 500
+    # messages a client may send: per connection, and per user over all its connections here
+    message_rate: float = 20.0
+    message_burst: int = 60
+    user_message_rate: float = 40.0
+    user_message_burst: int = 120
     command_timeout: float = 10.0
     # how long the ack of a command sent with a request_id is kept for a retry to get it back
     command_result_ttl: int = 600

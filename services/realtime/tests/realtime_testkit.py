@@ -2,9 +2,11 @@
 small stand-ins of catalog's and orders' admin routes.
 
 The stand-ins check the bearer token with libs.common.auth (``AdminUser``, the same
-dependency the real services use), keep their data in memory and publish the event the
-real service would on this run's RabbitMQ exchange, so a command goes the whole way:
-socket -> realtime -> HTTP admin route -> event -> realtime -> every client.
+dependency the real services use) and the body with the owning service's own request
+models (so a refusal carries exactly what the real route would say), keep their data in
+memory and publish the event the real service would on this run's RabbitMQ exchange, so
+a command goes the whole way: socket -> realtime -> HTTP admin route -> event -> realtime
+-> every client.
 """
 
 from __future__ import annotations
@@ -20,10 +22,12 @@ from fastapi import APIRouter, Request, Response
 
 from libs.common.auth import AdminUser
 from libs.common.config import CommonSettings
-from libs.common.errors import Conflict, NotFound, Unprocessable
+from libs.common.errors import Conflict, NotFound
 from libs.common.events import Envelope
 from libs.common.service import create_service_app
 from libs.common.testing import Infra, TestKeys, eventually, serve_app, settings_for
+from services.catalog.schemas import CategoryCreate, ProductCreate, ProductUpdate
+from services.orders.schemas import StatusUpdate
 from services.realtime.app import create_app
 from services.realtime.settings import RealtimeSettings
 
@@ -112,22 +116,30 @@ def _standin_router(state: Standins) -> APIRouter:
         await request.app.state.ctx.bus.publish(Envelope.new(type_, data, producer=producer))
 
     @router.post("/admin/products", status_code=201)
-    async def add_product(body: dict[str, Any], admin: AdminUser, request: Request) -> dict[str, Any]:
+    async def add_product(body: ProductCreate, admin: AdminUser, request: Request) -> dict[str, Any]:
         state.calls.append("product:add")
-        if any(p["sku"] == body.get("sku") for p in state.products.values()):
+        if any(p["sku"] == body.sku for p in state.products.values()):
             raise Conflict("A product with this SKU already exists.")
-        product = {**body, "id": str(uuid.uuid4()), "version": 1, "is_active": True}
+        product = {**body.model_dump(mode="json"), "id": str(uuid.uuid4()), "version": 1}
         state.products[product["id"]] = product
         await emit(request, "product.created", product, "catalog")
         return product
 
-    @router.patch("/admin/products/{product_id}")
-    async def update_product(product_id: str, body: dict[str, Any], admin: AdminUser,
-                             request: Request) -> dict[str, Any]:
-        if product_id not in state.products:
+    @router.get("/products/{product_id}")
+    async def public_product(product_id: str) -> dict[str, Any]:
+        product = state.products.get(product_id)
+        if product is None or not product.get("is_active"):
             raise NotFound("No product has this id.")
-        product = state.products[product_id]
-        product.update(body, version=product["version"] + 1)
+        return product
+
+    @router.patch("/admin/products/{product_id}")
+    async def update_product(product_id: uuid.UUID, body: ProductUpdate, admin: AdminUser,
+                             request: Request) -> dict[str, Any]:
+        state.calls.append("product:update")
+        if str(product_id) not in state.products:
+            raise NotFound("No product has this id.")
+        product = state.products[str(product_id)]
+        product.update(body.model_dump(mode="json", exclude_unset=True), version=product["version"] + 1)
         await emit(request, "product.updated", product, "catalog")
         return product
 
@@ -140,8 +152,9 @@ def _standin_router(state: Standins) -> APIRouter:
         return Response(status_code=204)
 
     @router.post("/admin/categories", status_code=201)
-    async def add_category(body: dict[str, Any], admin: AdminUser, request: Request) -> dict[str, Any]:
-        category = {**body, "id": str(uuid.uuid4()), "product_count": 0}
+    async def add_category(body: CategoryCreate, admin: AdminUser, request: Request) -> dict[str, Any]:
+        state.calls.append("category:add")
+        category = {**body.model_dump(mode="json"), "id": str(uuid.uuid4()), "product_count": 0}
         state.categories[category["id"]] = category
         await emit(request, "category.created", category, "catalog")
         return category
@@ -154,21 +167,19 @@ def _standin_router(state: Standins) -> APIRouter:
         return Response(status_code=204)
 
     @router.patch("/admin/orders/{order_id}/status")
-    async def update_status(order_id: str, body: dict[str, Any], admin: AdminUser,
+    async def update_status(order_id: str, body: StatusUpdate, admin: AdminUser,
                             request: Request) -> dict[str, Any]:
         order = state.orders.get(order_id)
         if order is None:
             raise NotFound("No order has this id.")
-        if not isinstance(body.get("status"), str):
-            raise Unprocessable("status is required.")
         allowed = NEXT_STATUS.get(order["status"], [])
-        if body["status"] not in allowed:
-            raise Conflict(f"An order that is {order['status']} cannot become {body['status']}.",
+        if body.status not in allowed:
+            raise Conflict(f"An order that is {order['status']} cannot become {body.status}.",
                            allowed=allowed)
-        before, order["status"] = order["status"], body["status"]
+        before, order["status"] = order["status"], str(body.status)
         await emit(request, "order.status_changed",
                    {"order_id": order_id, "user_id": order["user_id"], "from": before, "to": order["status"],
-                    "by": str(admin.user_id), "reason": body.get("reason")}, "orders")
+                    "by": str(admin.user_id), "reason": body.reason}, "orders")
         return order
 
     return router

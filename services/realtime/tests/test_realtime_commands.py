@@ -46,17 +46,25 @@ async def test_a_users_or_guests_command_is_refused_and_changes_nothing(infra: I
         await hang_up(user, guest)
 
 
-async def test_an_invalid_payload_gets_a_422_ack_and_nothing_is_sent(infra: Infra, keys: TestKeys) -> None:
+async def test_the_owners_validation_comes_back_in_the_ack_and_nothing_is_made(infra: Infra,
+                                                                               keys: TestKeys) -> None:
+    """Realtime keeps no copy of catalog's rules: catalog's own 422, per-field errors included, is the ack."""
     async with realtime_with_standins(infra, keys) as (url, _, services):
         admin = await listen(url, {"token": keys.mint(role="admin")})
         ack = await admin.sio.call("product:add", {"name": "", "price": -1}, timeout=10)
-        assert ack["ok"] is False and ack["error"]["status"] == 422
+        assert ack["ok"] is False and ack["error"]["status"] == 422, ack
         assert {e["field"] for e in ack["error"]["errors"]} >= {"name", "price", "sku", "category_id"}
-        ack = await admin.sio.call("product:update", {"id": "not-a-uuid", "price": "cheap"}, timeout=10)
-        assert ack["error"]["status"] == 422 and {e["field"] for e in ack["error"]["errors"]} == {"id", "price"}
+        # catalog's limits, not an older copy's: a 65-character SKU is refused (a copy allowed 100)
+        ack = await admin.sio.call("product:add", a_product(sku="S" * 65), timeout=10)
+        assert ack["error"]["status"] == 422 and [e["field"] for e in ack["error"]["errors"]] == ["sku"]
+        ack = await admin.sio.call("product:add", a_product(unknown_field=1), timeout=10)
+        assert ack["error"]["status"] == 422 and [e["field"] for e in ack["error"]["errors"]] == ["unknown_field"]
+        # the resource's id names the route: it must be a UUID before anything is sent
+        ack = await admin.sio.call("product:update", {"id": "../categories", "price": 5}, timeout=10)
+        assert ack["error"]["status"] == 422 and [e["field"] for e in ack["error"]["errors"]] == ["id"]
         ack = await admin.sio.call("category:delete", "just a string", timeout=10)
         assert ack["ok"] is False and ack["error"]["status"] == 422
-        assert services.calls == []
+        assert services.calls == [] and services.products == {}
         await hang_up(admin)
 
 
@@ -107,4 +115,17 @@ async def test_a_retried_command_with_the_same_request_id_creates_one_product(in
         assert len(services.products) == 1 and "request_id" not in next(iter(services.products.values()))
         other = await admin.sio.call("product:add", a_product(request_id="another"), timeout=10)
         assert other["ok"] is True and len(services.products) == 2
+        await hang_up(admin)
+
+
+async def test_a_request_id_reused_with_another_payload_is_refused_not_answered_with_the_first(
+        infra: Infra, keys: TestKeys) -> None:
+    async with realtime_with_standins(infra, keys) as (url, _, services):
+        admin = await listen(url, {"token": keys.mint(role="admin")})
+        first = await admin.sio.call("product:add", a_product(request_id="same-key", name="First"), timeout=10)
+        assert first["ok"] is True
+        other = await admin.sio.call("product:add", a_product(request_id="same-key", name="Second"), timeout=10)
+        assert other["ok"] is False and other["error"]["status"] == 422, other
+        assert "request_id" in other["error"]["detail"]
+        assert [p["name"] for p in services.products.values()] == ["First"]
         await hang_up(admin)

@@ -1,0 +1,57 @@
+"""Guests hear only what the public REST API would show them; admins hear everything."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from realtime_testkit import event, hang_up, listen, publish, realtime_with_standins
+
+from libs.common.testing import Infra, TestKeys
+
+
+async def test_an_unpublished_products_news_reach_admins_only_even_on_replay(infra: Infra, keys: TestKeys) -> None:
+    async with realtime_with_standins(infra, keys) as (url, app, _):
+        guest = await listen(url)
+        admin = await listen(url, {"token": keys.mint(role="admin")})
+        draft, shown = str(uuid.uuid4()), str(uuid.uuid4())
+        await publish(app, event("product.created", id=draft, name="Secret lamp", price=9900, is_active=False,
+                                 version=1))
+        await admin.hears("product:added")
+        await publish(app, event("product.updated", id=draft, name="Secret lamp", price=9500, is_active=False,
+                                 version=2),
+                      event("stock.changed", product_id=draft, stock=7, version=3),
+                      event("product.created", id=shown, name="Desk lamp", is_active=True, version=1))
+        await admin.hears("product:updated")
+        await admin.hears("stock:updated")
+        first = (await guest.hears("product:added"))[0]
+        assert first["data"]["id"] == shown
+        # admins heard the draft in their own room, the public one heard only the published product
+        assert {n["room"] for n in admin.of("product:updated")} == {"admins"}
+        await asyncio.sleep(0.3)
+        assert [n["data"]["id"] for n in guest.of("product:added")] == [shown]
+        assert guest.of("product:updated") == [] and guest.of("stock:updated") == []
+        # a guest asking for the whole public history gets no trace of the draft either
+        late = await listen(url, {"last_seq": {"public": first["seq"] - 1}})
+        await late.hears("product:added")
+        await asyncio.sleep(0.3)
+        assert all(draft not in str(n) for _, n in late.heard)
+        await hang_up(guest, admin, late)
+
+
+async def test_stock_of_a_product_realtime_never_saw_follows_what_catalog_shows(infra: Infra,
+                                                                               keys: TestKeys) -> None:
+    """A stock change carries no visibility: realtime asks catalog's public route, as a guest would."""
+    async with realtime_with_standins(infra, keys) as (url, app, services):
+        hidden, public = str(uuid.uuid4()), str(uuid.uuid4())
+        services.products[hidden] = {"id": hidden, "name": "Hidden", "is_active": False, "version": 4}
+        services.products[public] = {"id": public, "name": "Shown", "is_active": True, "version": 4}
+        guest = await listen(url)
+        admin = await listen(url, {"token": keys.mint(role="admin")})
+        await publish(app, event("stock.changed", product_id=hidden, stock=1, version=5),
+                      event("stock.changed", product_id=public, stock=2, version=5))
+        await admin.hears("stock:updated", 2)
+        assert [n["data"]["product_id"] for n in await guest.hears("stock:updated")] == [public]
+        await asyncio.sleep(0.3)
+        assert len(guest.of("stock:updated")) == 1
+        await hang_up(guest, admin)
