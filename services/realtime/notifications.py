@@ -180,8 +180,9 @@ class Notifier:
         if envelope.type in PRODUCT_EVENTS:
             version = data.get("version")
             if isinstance(version, int) and data.get("id"):
-                await self._remember_visibility(keys=[key], args=[str(data["id"]), version,
-                                                                  "1" if _visible(data) else "0"])
+                # a deleted product's stock is nobody's business but the admins'
+                shown = _visible(data) and not data.get("deleted")
+                await self._remember_visibility(keys=[key], args=[str(data["id"]), version, "1" if shown else "0"])
             return _visible(data)
         product_id = str(data.get("product_id") or "")
         known = await self.redis.hget(key, product_id)

@@ -55,3 +55,19 @@ async def test_stock_of_a_product_realtime_never_saw_follows_what_catalog_shows(
         await asyncio.sleep(0.3)
         assert len(guest.of("stock:updated")) == 1
         await hang_up(guest, admin)
+
+
+async def test_guests_hear_a_published_product_go_and_nothing_of_it_after(infra: Infra, keys: TestKeys) -> None:
+    async with realtime_with_standins(infra, keys) as (url, app, _):
+        guest = await listen(url)
+        admin = await listen(url, {"token": keys.mint(role="admin")})
+        lamp = str(uuid.uuid4())
+        await publish(app, event("product.created", id=lamp, name="Lamp", is_active=True, version=1))
+        await guest.hears("product:added")
+        await publish(app, event("product.deleted", id=lamp, name="Lamp", is_active=True, deleted=True, version=2))
+        assert (await guest.hears("product:deleted"))[0]["data"]["id"] == lamp
+        await publish(app, event("stock.changed", product_id=lamp, stock=0, version=3))
+        assert (await admin.hears("stock:updated"))[0]["room"] == "admins"
+        await asyncio.sleep(0.3)
+        assert guest.of("stock:updated") == []
+        await hang_up(guest, admin)
