@@ -49,7 +49,7 @@ up: $(DEPS)
 infra: $(DEPS)
 	$(PYTHON) scripts/infra.py ensure --profile dev
 
-test: $(TEST_DEPS) console
+test: $(TEST_DEPS) console k8s-tools
 	$(PYTHON) scripts/ensure_browser.py
 	$(PYTHON) scripts/infra.py ensure --profile test
 	set -a; . ./.test-infra.env; set +a; \
@@ -88,6 +88,16 @@ e2e-compose:
 	$(E2E_COMPOSE) up -d --build --wait && \
 	SHOP_GATEWAY_URL=http://127.0.0.1:$(E2E_GATEWAY_PORT) SHOP_MAIL_URL=http://127.0.0.1:$(E2E_MAIL_PORT) \
 		SHOP_PART_CONTROL=compose SHOP_COMPOSE='$(E2E_COMPOSE)' $(PYTHON) -m pytest -q -rs tests/e2e
+
+# checkov and kubernetes-validate in a venv of their own (tests/deploy runs them on deploy/k8s)
+K8S_TOOLS := .tools/k8s
+.PHONY: k8s-tools
+k8s-tools: $(K8S_TOOLS)/.installed
+
+$(K8S_TOOLS)/.installed: deploy/k8s/tools.txt
+	@test -x $(K8S_TOOLS)/bin/python || python3 -m venv $(K8S_TOOLS)
+	$(K8S_TOOLS)/bin/python -m pip install -r deploy/k8s/tools.txt
+	touch $@
 
 # one definition of "lint", for developers and CI (.ci/run): style and bugs, types, and the import
 # boundaries of DESIGN.md section 1 (the contracts in pyproject.toml's [tool.importlinter])

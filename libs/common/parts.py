@@ -25,6 +25,8 @@ class Part:
     subscriptions must stay within its patterns.
     ``database``: it owns a PostgreSQL database (``python -m <module> migrate`` applies
     its schema). ``bus``: it talks to RabbitMQ (publishes or consumes).
+    ``calls``: the parts it calls over HTTP (every part but auth fetches auth's signing
+    keys); the Kubernetes NetworkPolicies admit exactly these callers.
     """
 
     name: str
@@ -32,6 +34,7 @@ class Part:
     module: str  # the package ``python -m`` runs; it has ``app.create_app`` and ``settings.<settings>``
     settings: str  # the settings class, in ``<module>.settings``
     consumes: tuple[str, ...] = ()
+    calls: tuple[str, ...] = ("auth",)
     database: bool = True
     bus: bool = True
 
@@ -42,16 +45,19 @@ class Part:
 
 
 PARTS: tuple[Part, ...] = (
-    Part("auth", 8001, "services.auth", "AuthSettings"),
+    Part("auth", 8001, "services.auth", "AuthSettings", calls=()),
     Part("catalog", 8002, "services.catalog", "CatalogSettings", consumes=("order.status_changed",)),
     Part("cart", 8003, "services.cart", "CartSettings",
          consumes=("product.*", "stock.changed", "category.*", "order.created")),
-    Part("orders", 8004, "services.orders", "OrdersSettings", consumes=("payment.*",)),
+    Part("orders", 8004, "services.orders", "OrdersSettings", consumes=("payment.*",),
+         calls=("auth", "catalog", "cart")),
     Part("payments", 8005, "services.payments", "PaymentsSettings",
          consumes=("order.created", "order.status_changed")),
     Part("realtime", 8006, "services.realtime", "RealtimeSettings", database=False,
+         calls=("auth", "catalog", "orders"),
          consumes=("user.registered", "category.*", "product.*", "stock.changed", "order.*", "payment.*")),
-    Part("gateway", 8000, "gateway", "GatewaySettings", database=False, bus=False),
+    Part("gateway", 8000, "gateway", "GatewaySettings", database=False, bus=False,
+         calls=("auth", "catalog", "cart", "orders", "payments", "realtime")),
 )
 
 BY_NAME: dict[str, Part] = {part.name: part for part in PARTS}
