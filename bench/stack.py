@@ -57,7 +57,9 @@ from tests.e2e.stack import PARTS, MailCatcher, Stack  # noqa: E402
 # every shopper of the run comes from one loopback address: limits no crowd behind a NAT reaches
 UNLIMITED = {"rate": 1_000_000, "burst": 1_000_000}
 EXTRA_ENV = {"LOG_LEVEL": "WARNING",
-             "RATE_LIMITS": json.dumps({"default": UNLIMITED, "auth": UNLIMITED, "socket": UNLIMITED})}
+             "RATE_LIMITS": json.dumps({"default": UNLIMITED, "auth": UNLIMITED, "socket": UNLIMITED}),
+             # the event-latency measure places all its unpaid orders as one customer
+             "ORDER_MAX_OPEN_UNPAID": "1000000"}
 
 
 # --- the measures ------------------------------------------------------------------------------

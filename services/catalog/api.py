@@ -221,12 +221,15 @@ async def change_stock(product_id: uuid.UUID, body: StockChange, _: AdminUser, s
 
 @internal_router.post("/reservations", status_code=201, responses={201: {"model": ReservationPublic}})
 async def reserve(body: ReservationCreate, _: InternalCaller, session: SessionDep) -> Response:
-    """Reserve stock for an order, all or nothing; the same order_id again replays the result (200)."""
+    """Reserve stock for an order, all or nothing; the same order_id again replays the result (200).
+
+    A replay can say ``status: released``: that order id was released and holds nothing.
+    """
     result, created = await reservations.reserve(session=session, data=body)
     return _json(result, 201 if created else 200)
 
 
 @internal_router.post("/reservations/{order_id}/release", responses={200: {"model": ReservationPublic}})
 async def release(order_id: uuid.UUID, _: InternalCaller, session: SessionDep) -> Response:
-    """Give a reservation's stock back; idempotent."""
+    """Give a reservation's stock back; idempotent. An unknown order id is recorded as released."""
     return _json(await reservations.release(session=session, order_id=order_id))

@@ -38,7 +38,11 @@ async def _stored(session: AsyncSession, order_id: uuid.UUID) -> dict[str, Any] 
 
 
 async def reserve(*, session: AsyncSession, data: ReservationCreate) -> tuple[dict[str, Any], bool]:
-    """Reserve every item or none; returns (reservation, created). A known order_id is replayed."""
+    """Reserve every item or none; returns (reservation, created). A known order_id is replayed.
+
+    The replay of a released order id says ``status: released`` (with no stock held): orders
+    must not store an order on it.
+    """
     wanted: dict[uuid.UUID, int] = defaultdict(int)
     for item in data.items:
         wanted[item.product_id] += item.quantity
@@ -117,8 +121,16 @@ async def release_in(session: AsyncSession, *, order_id: uuid.UUID, missing_ok: 
 
 
 async def release(*, session: AsyncSession, order_id: uuid.UUID) -> dict[str, Any]:
-    """Give a reservation's stock back (idempotent: the second call changes nothing); 404 if unknown."""
+    """Give a reservation's stock back (idempotent: the second call changes nothing).
+
+    An order id never reserved gets a tombstone (a released reservation without lines): orders
+    releases an order id it gave up on without knowing whether its reservation arrived, and a
+    reservation arriving after the release must then be refused, not made (its stock would be held
+    for an order that will never exist). ``reserve`` replays the tombstone, status ``released``.
+    """
     async with session.begin():
+        await session.execute(insert(_r).values(order_id=order_id, status="released", currency="XXX")
+                              .on_conflict_do_nothing())
         stored = await release_in(session, order_id=order_id)
     assert stored is not None
     return stored

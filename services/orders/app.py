@@ -15,6 +15,7 @@ from services.orders import idempotency
 from services.orders import service as order_service
 from services.orders.api import admin_router, router
 from services.orders.events import SUBSCRIPTIONS
+from services.orders.placements import tend_placements
 from services.orders.settings import OrdersSettings, get_settings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -28,8 +29,7 @@ async def sweep_unpaid_orders(ctx: ServiceContext) -> None:
     rounds = 0
     while True:
         async with ctx.db.session() as session:
-            cancelled = await order_service.cancel_unpaid(session=session, unpaid_for=settings.order_payment_timeout,
-                                                          batch=settings.order_sweep_batch)
+            cancelled = await order_service.cancel_unpaid(session=session, batch=settings.order_sweep_batch)
             if cancelled:
                 log.info("unpaid_orders_cancelled", count=cancelled)
             if rounds % 100 == 0:
@@ -44,6 +44,6 @@ def create_app(settings: OrdersSettings | None = None, *, bus: EventBus | None =
     settings = settings or get_settings()
     return create_service_app(
         settings=settings, title="Shop orders", routers=[router, admin_router], migrations=MIGRATIONS,
-        subscriptions=SUBSCRIPTIONS, background=[sweep_unpaid_orders], bus=bus, redis=redis,
+        subscriptions=SUBSCRIPTIONS, background=[sweep_unpaid_orders, tend_placements], bus=bus, redis=redis,
         description="Orders: placing with stock reservation, status machine, payment facts.",
     )

@@ -22,6 +22,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.common.errors import Conflict, Unprocessable
+from services.orders import placements
 from services.orders.models import IdempotencyKey
 from services.orders.settings import OrdersSettings
 
@@ -30,10 +31,15 @@ T = IdempotencyKey
 
 @dataclass(frozen=True)
 class Claim:
-    """Either ours to work on (``answer`` is None) or already answered."""
+    """Either ours to work on (``answer`` is None) or already answered.
+
+    ``abandoned`` is the order id of an earlier placement under this key whose owner is gone:
+    it was fenced when we took the key over, and its stock should go back before we reserve.
+    """
 
     order_id: uuid.UUID
     answer: tuple[int, dict[str, Any]] | None = None
+    abandoned: uuid.UUID | None = None
 
 
 def request_hash(payload: Any) -> str:
@@ -43,7 +49,12 @@ def request_hash(payload: Any) -> str:
 
 async def claim(*, session: AsyncSession, settings: OrdersSettings, user_id: uuid.UUID, key: str,
                 fingerprint: str) -> Claim:
-    """Claim ``key`` for this request, or wait for the request that holds it and return its answer."""
+    """Claim ``key`` for this request (opening its placement), or return the answer of the request that had it.
+
+    A key whose placement is live is being worked on: wait up to ``IDEMPOTENCY_WAIT`` for its
+    answer, then 409 with Retry-After. A key whose placement is not live (its owner died or gave
+    up without being able to say so) is taken over at once under a new order id.
+    """
     deadline = time.monotonic() + settings.idempotency_wait
     mine = (T.user_id == user_id) & (T.key == key)
     while True:
@@ -56,11 +67,12 @@ async def claim(*, session: AsyncSession, settings: OrdersSettings, user_id: uui
                                  claimed_at=now, expires_at=now + timedelta(seconds=settings.idempotency_ttl))
                 .on_conflict_do_nothing().returning(T.order_id)
             )).first()
-        if inserted is not None:
-            return Claim(order_id=order_id)
+            if inserted is not None:
+                await placements.open_in(session, settings=settings, order_id=order_id, user_id=user_id)
+                return Claim(order_id=order_id)
         async with session.begin():
             row = (await session.execute(
-                sa.select(T.request_hash, T.order_id, T.claimed_at, T.response_status, T.response_body).where(mine)
+                sa.select(T.request_hash, T.order_id, T.response_status, T.response_body).where(mine)
             )).first()
             if row is None:
                 continue  # the holder failed and let go of the key: claim it again
@@ -69,33 +81,48 @@ async def claim(*, session: AsyncSession, settings: OrdersSettings, user_id: uui
                                     "send a new key for a new order.", title="Idempotency-Key reused")
             if row.response_status is not None:
                 return Claim(order_id=row.order_id, answer=(row.response_status, row.response_body or {}))
-            if row.claimed_at < now - timedelta(seconds=settings.idempotency_stale_after):
-                # the holder died mid-request: take over with the same order id, so catalog's
-                # idempotency on order_id turns a repeated reservation into the same one
-                taken = (await session.execute(
-                    sa.update(T).where(mine, T.claimed_at == row.claimed_at, T.response_status.is_(None))
-                    .values(claimed_at=now).returning(T.order_id)
-                )).first()
+            left = await placements.seconds_left(session, row.order_id)
+            if left is None:
+                taken = await _take_over(session, settings=settings, user_id=user_id, key=key,
+                                         old=row.order_id, new=order_id, now=now)
                 if taken is not None:
-                    return Claim(order_id=row.order_id)
+                    return taken
+                continue
         if time.monotonic() > deadline:
             raise Conflict("A request with this Idempotency-Key is still being processed; retry shortly.",
-                           title="Request in progress", headers={"Retry-After": "1"})
+                           title="Request in progress", headers={"Retry-After": placements.retry_after(left)})
         await asyncio.sleep(0.05)
 
 
-async def complete(session: AsyncSession, *, user_id: uuid.UUID, key: str, status: int,
-                   body: dict[str, Any]) -> None:
-    """Store the answer in the caller's open transaction."""
+async def _take_over(session: AsyncSession, *, settings: OrdersSettings, user_id: uuid.UUID, key: str,
+                     old: uuid.UUID, new: uuid.UUID, now: datetime) -> Claim | None:
+    """Under the key's row lock: fence the old placement, open a new one, point the key at it.
+
+    Never the old order id again: its reservation may have been released already, and catalog's
+    replay of it would look like stock that is not held. None when someone else moved first.
+    """
+    locked = (await session.execute(
+        sa.select(T.order_id).where(T.user_id == user_id, T.key == key, T.order_id == old,
+                                    T.response_status.is_(None)).with_for_update()
+    )).first()
+    if locked is None or not await placements.fence_in(session, old, settings=settings):
+        return None
+    await placements.open_in(session, settings=settings, order_id=new, user_id=user_id)
     await session.execute(sa.update(T).where(T.user_id == user_id, T.key == key)
+                          .values(order_id=new, claimed_at=now))
+    return Claim(order_id=new, abandoned=old)
+
+
+async def lock(session: AsyncSession, *, user_id: uuid.UUID, key: str) -> None:
+    """Lock the key's row in the caller's transaction (taken before a placement's row, everywhere)."""
+    await session.execute(sa.select(T.order_id).where(T.user_id == user_id, T.key == key).with_for_update())
+
+
+async def complete(session: AsyncSession, *, user_id: uuid.UUID, key: str, order_id: uuid.UUID, status: int,
+                   body: dict[str, Any]) -> None:
+    """Store the answer in the caller's open transaction (only while the key is still this placement's)."""
+    await session.execute(sa.update(T).where(T.user_id == user_id, T.key == key, T.order_id == order_id)
                           .values(response_status=status, response_body=body))
-
-
-async def give_up(session: AsyncSession, *, user_id: uuid.UUID, key: str) -> None:
-    """Let go of an unanswered claim (the failure was transient), so the same key can be retried."""
-    async with session.begin():
-        await session.execute(sa.delete(T).where(T.user_id == user_id, T.key == key,
-                                                 T.response_status.is_(None)))
 
 
 async def purge_expired(session: AsyncSession) -> int:

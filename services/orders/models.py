@@ -1,4 +1,4 @@
-"""Tables of the orders service: orders, their lines and status history, idempotency keys."""
+"""Tables of the orders service: orders, their lines and status history, idempotency keys, placements."""
 
 from __future__ import annotations
 
@@ -33,6 +33,8 @@ class Order(Base):
     shipping_address: Mapped[dict[str, Any]] = mapped_column(JSONB)
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), index=True)
     updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    # fixed when placed (large orders are held for less time); the sweeper cancels the order after it
+    payment_due_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
     # payment facts, as reported by the payments service's events
     payment_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     payment_intent_id: Mapped[str | None] = mapped_column(sa.String(255))
@@ -50,8 +52,9 @@ class Order(Base):
     __table_args__ = (
         sa.CheckConstraint("subtotal >= 0 AND total >= 0", name="amounts_not_negative"),
         sa.Index("ix_orders_user_created", "user_id", "created_at"),
-        # the sweeper's query: unpaid orders by age
-        sa.Index("ix_orders_unpaid_created", "created_at", postgresql_where=sa.text("status = 'pending_payment'")),
+        # the sweeper's query (unpaid orders past due) and the open-unpaid limit per account
+        sa.Index("ix_orders_unpaid_due", "payment_due_at", postgresql_where=sa.text("status = 'pending_payment'")),
+        sa.Index("ix_orders_unpaid_user", "user_id", postgresql_where=sa.text("status = 'pending_payment'")),
     )
 
 
@@ -94,3 +97,25 @@ class IdempotencyKey(Base):
     expires_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), index=True)
     response_status: Mapped[int | None] = mapped_column(sa.Integer)
     response_body: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+
+
+class Placement(Base):
+    """An order id whose stock may be reserved at catalog while no order row exists yet.
+
+    Inserted (committed) before catalog is asked to reserve, deleted in the order's own
+    transaction or once catalog confirmed the release. So a reservation without an order always
+    has a row here, and the sweeper finds it when the lease is not renewed (its request died).
+    ``state`` goes ``placing -> abandoned``: only a ``placing`` row can become an order, so the
+    conditional update that abandons it fences the owner out before any stock is released.
+    """
+
+    __tablename__ = "order_placements"
+
+    order_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), index=True)
+    state: Mapped[str] = mapped_column(sa.String(16))
+    # placing: renewed by the owner while it works; abandoned: when the sweeper may try the release again
+    lease_until: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), index=True)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+
+    __table_args__ = (sa.CheckConstraint("state IN ('placing', 'abandoned')", name="state_known"),)

@@ -110,6 +110,7 @@ class OrderPublic(BaseModel):
     status_history: list[StatusChangePublic] = Field(validation_alias="history")
     created_at: datetime
     updated_at: datetime
+    payment_due_at: datetime = Field(description="an unpaid order is cancelled (its stock released) after this")
     paid_at: datetime | None
     payment_id: uuid.UUID | None
     last_payment_error: str | None

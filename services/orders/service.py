@@ -15,11 +15,18 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.common.auth import Principal
-from libs.common.errors import Conflict, DomainError, NotFound, Unprocessable, problem_body
+from libs.common.errors import (
+    Conflict,
+    DomainError,
+    NotFound,
+    ServiceUnavailable,
+    Unprocessable,
+    problem_body,
+)
 from libs.common.events import publish_in
 from libs.common.logging import get_logger
 from libs.common.service import ServiceContext
-from services.orders import events, idempotency, upstream
+from services.orders import events, idempotency, placements, upstream
 from services.orders.models import Order, OrderItem, StatusChange
 from services.orders.schemas import OrderCreate, OrderPublic, OrderStatus, Page
 from services.orders.settings import OrdersSettings
@@ -52,33 +59,60 @@ async def place_order(*, ctx: ServiceContext, session: AsyncSession, user: Princ
     """Place an order from the cart (or the given items); a repeated Idempotency-Key gets the first answer."""
     settings: OrdersSettings = ctx.settings  # type: ignore[assignment]
     if key is None:
-        order = await _place(ctx=ctx, session=session, user=user, order_in=order_in, order_id=uuid.uuid4(), key=None)
-        return PlacedOrder(201, to_public(order))
-    fingerprint = idempotency.request_hash(order_in.model_dump(mode="json"))
-    claim = await idempotency.claim(session=session, settings=settings, user_id=user.user_id, key=key,
-                                    fingerprint=fingerprint)
-    if claim.answer is not None:
-        return PlacedOrder(claim.answer[0], claim.answer[1], replayed=True)
+        attempt = placements.Attempt(order_id=uuid.uuid4(), user_id=user.user_id, key=None)
+        async with session.begin():
+            await placements.open_in(session, settings=settings, order_id=attempt.order_id, user_id=user.user_id)
+    else:
+        fingerprint = idempotency.request_hash(order_in.model_dump(mode="json"))
+        claim = await idempotency.claim(session=session, settings=settings, user_id=user.user_id, key=key,
+                                        fingerprint=fingerprint)
+        if claim.answer is not None:
+            return PlacedOrder(claim.answer[0], claim.answer[1], replayed=True)
+        attempt = placements.Attempt(order_id=claim.order_id, user_id=user.user_id, key=key)
+        if claim.abandoned is not None:
+            await placements.release_abandoned(ctx, claim.abandoned)
+    placements.hold(ctx, attempt.order_id)
     try:
-        order = await _place(ctx=ctx, session=session, user=user, order_in=order_in, order_id=claim.order_id,
-                             key=key)
+        order = await _place(ctx=ctx, session=session, user=user, order_in=order_in, attempt=attempt)
     except DomainError as exc:
-        if exc.status < 500:
-            # a refusal on the merits (empty cart, short stock) is the key's answer
+        answered = key is not None and exc.status < 500 and not isinstance(exc, placements.TooManyUnpaidOrders)
+        if answered and key is not None:
+            # a refusal on the merits (empty cart, short stock, over a limit) is the key's answer
             body = problem_body(exc.status, exc.detail, title=exc.title, type_=exc.type_, **exc.extra)
-            async with session.begin():
-                await idempotency.complete(session, user_id=user.user_id, key=key, status=exc.status, body=body)
-        else:
-            await idempotency.give_up(session, user_id=user.user_id, key=key)
+            try:
+                async with session.begin():
+                    await idempotency.complete(session, user_id=user.user_id, key=key, order_id=attempt.order_id,
+                                               status=exc.status, body=body)
+            except Exception:
+                answered = False
+        await placements.settle(ctx, attempt, free_key=not answered)
         raise
-    except Exception:
-        await idempotency.give_up(session, user_id=user.user_id, key=key)
+    except BaseException:
+        await placements.settle(ctx, attempt, free_key=True)
         raise
+    finally:
+        placements.let_go(ctx, attempt.order_id)
     return PlacedOrder(201, to_public(order))
 
 
+def _check_limits(settings: OrdersSettings, merged: dict[uuid.UUID, int]) -> None:
+    """What one unpaid order may take off sale: per product and in all (issue 21)."""
+    per_line = settings.order_max_line_quantity
+    over = [{"product_id": str(pid), "requested": qty, "limit": per_line} for pid, qty in merged.items()
+            if qty > per_line]
+    if over:
+        raise Unprocessable(f"At most {per_line} units of one product can be ordered at once; "
+                            f"{len(over)} line(s) ask for more.", title="Quantity limit exceeded", over=over)
+    units = sum(merged.values())
+    if units > settings.order_max_units:
+        raise Unprocessable(f"At most {settings.order_max_units} units can be ordered at once; "
+                            f"this order has {units}.", title="Order too large", units=units,
+                            limit=settings.order_max_units)
+
+
 async def _place(*, ctx: ServiceContext, session: AsyncSession, user: Principal, order_in: OrderCreate,
-                 order_id: uuid.UUID, key: str | None) -> Order:
+                 attempt: placements.Attempt) -> Order:
+    settings: OrdersSettings = ctx.settings  # type: ignore[assignment]
     if order_in.items is not None:
         wanted = [(i.product_id, i.quantity) for i in order_in.items]
     else:
@@ -90,30 +124,37 @@ async def _place(*, ctx: ServiceContext, session: AsyncSession, user: Principal,
     if not merged:
         what = "The order has no items." if order_in.items is not None else "Your cart is empty."
         raise Unprocessable(f"{what} Add products before placing an order.", title="Nothing to order")
+    _check_limits(settings, merged)
+    order_id = attempt.order_id
+    attempt.reserved = True
     reservation = await upstream.reserve(ctx, order_id=order_id, items=list(merged.items()))
-    try:
-        if any(i.currency and i.currency != reservation.currency for i in reservation.items):
-            raise Unprocessable("Products priced in different currencies cannot be ordered together.")
-        now = datetime.now(UTC)
-        lines = [OrderItem(position=n, product_id=i.product_id, name=i.name, unit_price=i.unit_price,
-                           quantity=i.quantity, line_total=i.unit_price * i.quantity)
-                 for n, i in enumerate(reservation.items)]
-        subtotal = sum(line.line_total for line in lines)
-        order = Order(id=order_id, user_id=user.user_id, status=S.pending_payment, subtotal=subtotal,
-                      total=subtotal, currency=reservation.currency,
-                      shipping_address=order_in.shipping_address.model_dump(mode="json"),
-                      created_at=now, updated_at=now, items=lines,
-                      history=[StatusChange(from_status=None, to_status=S.pending_payment, by=str(user.user_id),
-                                            at=now, reason=None)])
-        async with session.begin():
-            session.add(order)
-            await publish_in(session, events.order_created(order))
-            if key is not None:
-                await idempotency.complete(session, user_id=user.user_id, key=key, status=201,
-                                           body=to_public(order))
-    except BaseException:
-        await upstream.release(ctx, order_id=order_id)
-        raise
+    if any(i.currency and i.currency != reservation.currency for i in reservation.items):
+        raise Unprocessable("Products priced in different currencies cannot be ordered together.")
+    now = datetime.now(UTC)
+    lines = [OrderItem(position=n, product_id=i.product_id, name=i.name, unit_price=i.unit_price,
+                       quantity=i.quantity, line_total=i.unit_price * i.quantity)
+             for n, i in enumerate(reservation.items)]
+    subtotal = sum(line.line_total for line in lines)
+    large = sum(line.quantity for line in lines) > settings.order_large_units
+    hold_for = settings.order_large_payment_timeout if large else settings.order_payment_timeout
+    order = Order(id=order_id, user_id=user.user_id, status=S.pending_payment, subtotal=subtotal,
+                  total=subtotal, currency=reservation.currency,
+                  shipping_address=order_in.shipping_address.model_dump(mode="json"),
+                  created_at=now, updated_at=now, payment_due_at=now + timedelta(seconds=hold_for), items=lines,
+                  history=[StatusChange(from_status=None, to_status=S.pending_payment, by=str(user.user_id),
+                                        at=now, reason=None)])
+    attempt.committing = True
+    async with session.begin():
+        if attempt.key is not None:
+            await idempotency.lock(session, user_id=user.user_id, key=attempt.key)
+        if not await placements.close_in(session, order_id):
+            raise ServiceUnavailable("This checkout took too long and was given up; nothing was ordered. "
+                                     "Please retry.", headers={"Retry-After": "1"})
+        session.add(order)
+        await publish_in(session, events.order_created(order))
+        if attempt.key is not None:
+            await idempotency.complete(session, user_id=user.user_id, key=attempt.key, order_id=order_id,
+                                       status=201, body=to_public(order))
     log.info("order_placed", order_id=str(order_id), total=subtotal, currency=order.currency)
     return order
 
@@ -242,13 +283,12 @@ async def record_refund(*, session: AsyncSession, data: dict[str, Any]) -> None:
     order.updated_at = now
 
 
-async def cancel_unpaid(*, session: AsyncSession, unpaid_for: float, batch: int) -> int:
-    """Cancel up to ``batch`` orders unpaid for longer than ``unpaid_for`` seconds; returns how many."""
-    cutoff = datetime.now(UTC) - timedelta(seconds=unpaid_for)
+async def cancel_unpaid(*, session: AsyncSession, batch: int) -> int:
+    """Cancel up to ``batch`` unpaid orders past their payment due time; returns how many."""
     async with session.begin():
         orders = (await session.execute(
-            sa.select(Order).where(Order.status == S.pending_payment, Order.created_at < cutoff)
-            .order_by(Order.created_at).limit(batch).with_for_update(skip_locked=True)
+            sa.select(Order).where(Order.status == S.pending_payment, Order.payment_due_at < sa.func.now())
+            .order_by(Order.payment_due_at).limit(batch).with_for_update(skip_locked=True)
             .execution_options(populate_existing=True)
         )).scalars().all()
         for order in orders:

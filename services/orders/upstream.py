@@ -9,7 +9,7 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from libs.common.auth import INTERNAL_TOKEN_HEADER
-from libs.common.errors import Conflict, DomainError, GatewayTimeout, ServiceUnavailable, Unprocessable
+from libs.common.errors import Conflict, DomainError, ServiceUnavailable, Unprocessable
 from libs.common.http import call
 from libs.common.logging import get_logger
 from libs.common.service import ServiceContext
@@ -30,6 +30,7 @@ class Reservation(BaseModel):
     """Catalog's answer: the authoritative names and unit prices of what it reserved."""
 
     order_id: uuid.UUID
+    status: str = "reserved"
     items: list[ReservedItem]
     currency: str
 
@@ -63,24 +64,24 @@ async def cart_items(ctx: ServiceContext, *, user_id: uuid.UUID) -> list[tuple[u
 async def reserve(ctx: ServiceContext, *, order_id: uuid.UUID, items: list[tuple[uuid.UUID, int]]) -> Reservation:
     """Reserve every item for ``order_id`` (all or nothing); 409 names what is short.
 
-    Whenever the outcome is unknown (timeout, broken answer) the reservation is released
-    before the error is raised, so no stock stays held for an order that was never stored.
+    When the outcome is unknown (timeout, broken answer) the caller's placement is what gets
+    the stock back (placements.settle), so nothing is released from here.
     """
     body = {"order_id": str(order_id),
             "items": [{"product_id": str(pid), "quantity": qty} for pid, qty in items]}
-    try:
-        resp = await call(ctx.http, "POST", f"{ctx.settings.catalog_url}/internal/reservations",
-                          service="catalog", headers=_headers(ctx), json=body,
-                          timeout=_timeout(ctx), idempotent=True)  # catalog de-duplicates by order_id
-    except (ServiceUnavailable, GatewayTimeout):
-        await release(ctx, order_id=order_id)
-        raise
+    resp = await call(ctx.http, "POST", f"{ctx.settings.catalog_url}/internal/reservations",
+                      service="catalog", headers=_headers(ctx), json=body,
+                      timeout=_timeout(ctx), idempotent=True)  # catalog de-duplicates by order_id
     if resp.status_code in (200, 201):
         try:
             reservation = Reservation.model_validate(resp.json())
         except (ValidationError, ValueError) as exc:
-            await release(ctx, order_id=order_id)
             raise ServiceUnavailable("The catalog service answered in an unexpected way.") from exc
+        if reservation.status != "reserved":
+            # this order id's reservation was already released (its placement was given up as
+            # abandoned): an order must not be built on it; a retry gets a new order id
+            raise ServiceUnavailable("This checkout attempt was given up; nothing was ordered. Please retry.",
+                                     headers={"Retry-After": "1"})
         return reservation
     problem = _json(resp)
     if resp.status_code == 409:
@@ -95,20 +96,24 @@ async def reserve(ctx: ServiceContext, *, order_id: uuid.UUID, items: list[tuple
         extra = {k: v for k, v in problem.items() if k in ("errors", "unknown", "unavailable", "short")}
         raise Unprocessable(str(problem.get("detail") or "Some items cannot be ordered."), **extra)
     log.warning("catalog_unexpected_answer", status=resp.status_code)
-    await release(ctx, order_id=order_id)
     raise ServiceUnavailable("The catalog service is unavailable right now.")
 
 
-async def release(ctx: ServiceContext, *, order_id: uuid.UUID) -> None:
-    """Best effort: give back whatever catalog holds for ``order_id`` (idempotent on its side)."""
+async def release(ctx: ServiceContext, *, order_id: uuid.UUID) -> bool:
+    """Give back whatever catalog holds for ``order_id``; True once catalog confirmed it.
+
+    Idempotent on catalog's side, and final: catalog refuses a later reservation under this order id.
+    """
     try:
         resp = await call(ctx.http, "POST", f"{ctx.settings.catalog_url}/internal/reservations/{order_id}/release",
                           service="catalog", headers=_headers(ctx), timeout=_timeout(ctx), idempotent=True)
-        if resp.status_code >= 400 and resp.status_code != 404:
-            log.warning("reservation_release_refused", order_id=str(order_id), status=resp.status_code)
     except DomainError as exc:
-        # nothing else will release it (no order exists to be cancelled): operators need this line
-        log.error("reservation_release_failed", order_id=str(order_id), error=exc.detail)
+        log.warning("reservation_release_failed", order_id=str(order_id), error=exc.detail)
+        return False
+    if resp.status_code != 200:
+        log.warning("reservation_release_refused", order_id=str(order_id), status=resp.status_code)
+        return False
+    return True
 
 
 def _json(resp: httpx.Response) -> dict[str, Any]:

@@ -117,7 +117,20 @@ async def test_release_gives_stock_back_once(client: httpx.AsyncClient, build: B
         client.post(f"/internal/reservations/{body['order_id']}/release", headers=internal) for _ in range(3)))
     assert all(r.status_code == 200 and r.json()["status"] == "released" for r in releases)
     assert await stock_of(client, admin, p) == 5
-    assert_problem(await client.post(f"/internal/reservations/{uuid.uuid4()}/release", headers=internal), 404)
+
+
+async def test_a_reservation_arriving_after_its_release_holds_nothing(
+        client: httpx.AsyncClient, build: Builder, internal: dict[str, str], admin: dict[str, str]) -> None:
+    """Orders releases an order id it gave up on before knowing whether its reservation arrived."""
+    cat = await build.category()
+    p = await build.product(cat["id"], stock=5)
+    body = order((p, 3))
+    released = await client.post(f"/internal/reservations/{body['order_id']}/release", headers=internal)
+    assert released.status_code == 200 and released.json()["status"] == "released", released.text
+    late = await client.post("/internal/reservations", json=body, headers=internal)
+    assert late.status_code == 200, late.text
+    assert late.json()["status"] == "released" and late.json()["items"] == []
+    assert await stock_of(client, admin, p) == 5
 
 
 async def test_internal_routes_refuse_callers_without_the_service_token(client: httpx.AsyncClient,

@@ -17,7 +17,8 @@ ADDRESS = {"name": "Ada Lovelace", "line1": "12 Analytical Row", "city": "London
 
 
 class CatalogStandIn:
-    """Catalog's reservation contract: all-or-nothing stock in memory, idempotent on order_id."""
+    """Catalog's reservation contract: all-or-nothing stock in memory, idempotent on order_id; a release
+    is final (a later reservation under that order id replays ``status: released``)."""
 
     def __init__(self) -> None:
         self.products: dict[str, dict[str, Any]] = {}
@@ -25,6 +26,7 @@ class CatalogStandIn:
         self.reserve_calls: list[str] = []
         self.release_calls: list[str] = []
         self.delay = 0.0  # seconds to sit on an answer after reserving (a slow catalog)
+        self.down = False  # answer 503 to everything (catalog unreachable)
         self._lock = asyncio.Lock()
 
     def add_product(self, *, name: str = "Widget", price: int = 1250, stock: int = 10,
@@ -36,10 +38,16 @@ class CatalogStandIn:
     def stock(self, pid: str) -> int:
         return int(self.products[pid]["stock"])
 
+    def held(self, order_id: str) -> bool:
+        """Whether stock is reserved under ``order_id`` right now."""
+        return self.reservations.get(order_id, {}).get("status") == "reserved"
+
     def app(self) -> FastAPI:
         app = FastAPI()
 
         def refuse(token: str | None) -> JSONResponse | None:
+            if self.down:
+                return JSONResponse({"status": 503, "title": "Down", "detail": "down"}, status_code=503)
             if token != TOKEN:
                 return JSONResponse({"status": 403, "title": "Forbidden", "detail": "internal"}, status_code=403)
             return None
@@ -53,7 +61,7 @@ class CatalogStandIn:
             self.reserve_calls.append(order_id)
             async with self._lock:
                 if order_id in self.reservations:
-                    return JSONResponse(self.reservations[order_id], status_code=201)
+                    return JSONResponse(self.reservations[order_id], status_code=200)
                 wanted = [(i["product_id"], int(i["quantity"])) for i in body["items"]]
                 unknown = [pid for pid, _ in wanted if pid not in self.products]
                 if unknown:
@@ -66,7 +74,7 @@ class CatalogStandIn:
                                          "short": short}, status_code=409, media_type="application/problem+json")
                 for pid, qty in wanted:
                     self.products[pid]["stock"] -= qty
-                answer = {"order_id": order_id, "currency": self.products[wanted[0][0]]["currency"], "items": [
+                answer = {"order_id": order_id, "status": "reserved", "currency": self.products[wanted[0][0]]["currency"], "items": [
                     {"product_id": pid, "name": self.products[pid]["name"], "unit_price": self.products[pid]["price"],
                      "currency": self.products[pid]["currency"], "quantity": qty} for pid, qty in wanted]}
                 self.reservations[order_id] = answer
@@ -80,10 +88,13 @@ class CatalogStandIn:
                 return refused
             self.release_calls.append(order_id)
             async with self._lock:
-                held = self.reservations.pop(order_id, None)
-                for item in (held or {}).get("items", []):
-                    self.products[item["product_id"]]["stock"] += item["quantity"]
-            return JSONResponse({"order_id": order_id, "released": held is not None})
+                # like catalog: released once, and an order id never seen gets a tombstone
+                held = self.reservations.get(order_id) or {"order_id": order_id, "currency": "XXX", "items": []}
+                if held.get("status") != "released":
+                    for item in held["items"]:
+                        self.products[item["product_id"]]["stock"] += item["quantity"]
+                self.reservations[order_id] = {**held, "status": "released"}
+            return JSONResponse(self.reservations[order_id])
 
         return app
 

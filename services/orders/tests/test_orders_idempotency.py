@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, datetime, timedelta
 
 from orders_standins import ADDRESS, CatalogStandIn
 
 from libs.common.testing import assert_problem, serve_app
-from services.orders import idempotency
-from services.orders.models import IdempotencyKey
-from services.orders.schemas import OrderCreate
 
 
 async def test_twenty_concurrent_requests_with_one_key_place_one_order_and_reserve_once(
@@ -108,18 +104,3 @@ async def test_a_key_is_forgotten_after_its_time_to_live(start_orders, catalog, 
         later = await client.post("/orders", json=body, headers=headers)
     assert first.status_code == later.status_code == 201
     assert first.json()["id"] != later.json()["id"] and catalog[0].stock(pid) == 3
-
-
-async def test_a_claim_abandoned_by_a_dead_request_is_taken_over_with_the_same_order_id(
-        orders_app, client, catalog, user, as_user):
-    pid = catalog[0].add_product(stock=5)
-    body = {"shipping_address": ADDRESS, "items": [{"product_id": pid, "quantity": 1}]}
-    order_id = uuid.uuid4()
-    long_ago = datetime.now(UTC) - timedelta(minutes=5)
-    fingerprint = idempotency.request_hash(OrderCreate.model_validate(body).model_dump(mode="json"))
-    async with orders_app[0].state.ctx.db.session() as session, session.begin():
-        session.add(IdempotencyKey(user_id=user, key="orphan", request_hash=fingerprint, order_id=order_id,
-                                   claimed_at=long_ago, expires_at=long_ago + timedelta(days=1)))
-    resp = await client.post("/orders", json=body, headers={**as_user, "Idempotency-Key": "orphan"})
-    assert resp.status_code == 201, resp.text
-    assert resp.json()["id"] == str(order_id)

@@ -120,7 +120,7 @@ async def test_slow_catalog_releases_the_reservation_it_may_have_made(start_orde
             "shipping_address": ADDRESS, "items": [{"product_id": pid, "quantity": 3}]})
         assert resp.status_code in (503, 504), resp.text
         assert_problem(resp, resp.status_code)
-        assert slow.release_calls and slow.reservations == {} and slow.stock(pid) == 4
+        assert slow.release_calls and not any(map(slow.held, slow.reservations)) and slow.stock(pid) == 4
         assert (await client.get("/orders", headers=headers)).json()["total"] == 0
 
 
