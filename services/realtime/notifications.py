@@ -69,9 +69,11 @@ PRODUCT_EVENTS = ("product.created", "product.updated", "product.deleted")
 
 # KEYS: seen, epoch, feed, then (seq, stream) per room; ARGV: dedupe ttl, buffer, feed length,
 # a fresh epoch, the socket event, then (room, payload) per room. Returns the seqs ({} if seen).
+# Redis does not undo a script's writes when a later command in it fails, so the event is
+# marked seen last: a failure half-way means a redelivery stores it again, never that it is lost.
 # Exact trimming of a room's stream (not ~): "the last N" is a promise a client can rely on.
 _STORE = """
-if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return {} end
+if redis.call('EXISTS', KEYS[1]) == 1 then return {} end
 if redis.call('EXISTS', KEYS[2]) == 0 then redis.call('SET', KEYS[2], ARGV[4]) end
 local seqs = {}
 for i = 1, (#KEYS - 3) / 2 do
@@ -87,6 +89,7 @@ for i = 1, (#KEYS - 3) / 2 do
              'payload', payload)
   seqs[i] = seq
 end
+redis.call('SET', KEYS[1], '1', 'EX', ARGV[1])
 return seqs
 """
 # KEYS: the visibility hash; ARGV: product id, version, "1" visible / "0" hidden. Keeps the newest.

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import pytest
+import redis.exceptions
 from realtime_testkit import event, hang_up, listen, publish, realtime
 
 from libs.common.testing import Infra, TestKeys
@@ -157,3 +159,20 @@ async def test_two_instances_deliver_an_event_once_to_each_client(infra: Infra, 
             seqs = sorted(h["seq"] for h in heard)
             assert seqs == list(range(seqs[0], seqs[0] + 10))
         await hang_up(on_a, on_b)
+
+
+async def test_an_event_that_could_not_be_stored_is_not_marked_seen_and_its_redelivery_is_heard(
+        infra: Infra, keys: TestKeys) -> None:
+    async with realtime(infra, keys) as (url, app):
+        guest = await listen(url)
+        ctx = app.state.ctx
+        notifier = ctx.extras["notifier"]
+        broken = f"{ctx.settings.redis_prefix}realtime:stream:public"
+        await ctx.redis.set(broken, "not a stream")  # the room's buffer cannot take an entry
+        env = event("category.updated", id=str(uuid.uuid4()), name="Lamps")
+        with pytest.raises(redis.exceptions.ResponseError):
+            await notifier.handle(env)
+        await ctx.redis.delete(broken)
+        await notifier.handle(env)  # the broker's redelivery
+        assert (await guest.hears("category:updated"))[0]["event_id"] == str(env.id)
+        await hang_up(guest)
