@@ -25,6 +25,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import FileResponse, RedirectResponse, Response
 
 from libs.common.errors import NotFound
+from libs.common.headers import etag_matches
 from libs.common.logging import get_logger
 
 HERE = Path(__file__).parent
@@ -72,15 +73,11 @@ def console_router() -> APIRouter:
             raise NotFound(f"{name} is missing.{hint}")
         response = FileResponse(path, headers=SECURITY_HEADERS, stat_result=path.stat())
         etag = response.headers["etag"]
-        if etag in _etags(request.headers.get("if-none-match", "")):
+        if etag_matches(request.headers.get("if-none-match", ""), etag):
             return Response(status_code=304, headers={**SECURITY_HEADERS, "ETag": etag})
         return response
 
     return router
-
-
-def _etags(header: str) -> set[str]:
-    return {tag.strip().removeprefix("W/") for tag in header.split(",") if tag.strip()}
 
 
 def same_origin_or_listed(origins: list[str]) -> Callable[[str | None, dict[str, Any]], bool]:
