@@ -214,10 +214,15 @@ class Notifier:
 
     # --- delivering --------------------------------------------------------------------------
 
-    async def _epoch(self) -> bytes:
+    async def _epoch_and_oldest(self) -> tuple[bytes, bytes | None]:
+        """Redis's epoch (set if missing) and the feed's oldest entry id, in one round trip."""
         key = self._key("epoch")
-        await self.redis.set(key, uuid.uuid4().hex, nx=True)
-        return cast(bytes, await self.redis.get(key) or b"")
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.set(key, uuid.uuid4().hex, nx=True)
+            pipe.get(key)
+            pipe.xrange(self._key("feed"), count=1)
+            _, epoch, oldest = await pipe.execute()
+        return cast(bytes, epoch or b""), oldest[0][0] if oldest else None
 
     async def deliver(self, *, block_ms: int = 1000) -> None:
         """Read the feed for ever and emit each notification to this instance's connections.
@@ -230,10 +235,16 @@ class Notifier:
         pause = 0.0
         while True:
             try:
-                current = await self._epoch()
+                current, oldest = await self._epoch_and_oldest()
                 if epoch is not None and current != epoch:
                     log.warning("realtime_redis_lost_its_data")
                     await self._resync_everyone()
+                    last_id = b"0-0"  # the feed is a new one: all of it is unread
+                elif last_id not in (None, b"0-0") and oldest is not None and _stream_id(oldest) > _stream_id(last_id):
+                    # this reader fell further behind than the feed keeps: what was trimmed is gone
+                    log.warning("realtime_feed_overrun", last_read=last_id, oldest=oldest)
+                    await self._resync_everyone()
+                    last_id = None
                 epoch = current
                 if last_id is None:  # start at the end: what came before is the replays' business
                     newest = cast(StreamEntries, await self.redis.xrevrange(self._key("feed"), count=1))
@@ -353,6 +364,11 @@ class Notifier:
     async def _resync(self, sid: str, room: str, **numbers: int) -> None:
         await self.sio.emit("resync", Resync(room=room, **numbers).model_dump(exclude_none=True), to=sid,
                             namespace=NAMESPACE)
+
+
+def _stream_id(entry_id: bytes) -> tuple[int, int]:
+    ms, _, n = entry_id.partition(b"-")
+    return int(ms), int(n or 0)
 
 
 def _seq_of(entry_id: bytes | str) -> int:
