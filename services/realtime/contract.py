@@ -61,7 +61,8 @@ def socket_contract(path: str = "/socket.io/") -> SocketContract:
         description="python-socketio at /socket.io/ (long-polling or WebSocket), also through the gateway. "
                     "Every connection is in the room public; signed-in users also in user:<id>; admins also "
                     "in admins. Every acknowledgement is {ok: true, data} or {ok: false, error: problem}. "
-                    "Guests hear only what the public REST API shows (an unpublished product's news go to "
-                    "admins only). Sequence numbers grow per room and never go back (they may jump). "
+                    "Guests hear only what the public REST API shows: an inactive product's news go to "
+                    "admins only, and when a product is withdrawn the public room hears just "
+                    "{id, is_active: false, version}. Sequence numbers grow per room and never go back (they may jump). "
                     "A connection may send 20 messages a second (bursts of 60), a user 40 (120) over "
                     "its connections; past that it gets session:ended and is disconnected.")

@@ -92,7 +92,8 @@ end
 redis.call('SET', KEYS[1], '1', 'EX', ARGV[1])
 return seqs
 """
-# KEYS: the visibility hash; ARGV: product id, version, "1" visible / "0" hidden. Keeps the newest.
+# KEYS: the visibility hash; ARGV: product id, version, "1" visible / "0" hidden. Keeps the newest;
+# returns what was known before ("<version>:<0|1>", or false).
 _SEEN_VISIBILITY = """
 local known = redis.call('HGET', KEYS[1], ARGV[1])
 if known then
@@ -100,7 +101,7 @@ if known then
   if version and version > tonumber(ARGV[2]) then return known end
 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ':' .. ARGV[3])
-return ARGV[2] .. ':' .. ARGV[3]
+return known
 """
 
 
@@ -151,44 +152,56 @@ class Notifier:
         target = await self._target(envelope)
         if target is None:
             return
-        name, rooms = target
+        name, rooms, redacted = target
         keys = [self._key("seen", str(envelope.id)), self._key("epoch"), self._key("feed")]
         args: list[Any] = [self.dedupe_ttl, self.buffer, self.feed_length, uuid.uuid4().hex, name]
         for room in rooms:
             body = NotificationBody(event_id=envelope.id, type=envelope.type, room=room,
-                                    occurred_at=envelope.occurred_at, data=envelope.data)
+                                    occurred_at=envelope.occurred_at, data=redacted.get(room, envelope.data))
             keys += [self._key("seq", room), self._key("stream", room)]
             args += [room, orjson.dumps(body.model_dump(mode="json"))]
         await self._store(keys=keys, args=args)
 
-    async def _target(self, envelope: Envelope) -> tuple[str, list[str]] | None:
-        """The socket event and rooms of a domain event (None: nobody is told)."""
+    async def _target(self, envelope: Envelope) -> tuple[str, list[str], dict[str, dict[str, Any]]] | None:
+        """The socket event and rooms of a domain event (None: nobody is told), and any room's redacted data."""
         route = ROUTES.get(envelope.type)
         if route is None:
             return None
         name, audience = route
         if audience == "public":
-            if envelope.type in PRODUCT_EVENTS or envelope.type == "stock.changed":
+            if envelope.type in PRODUCT_EVENTS:
+                return await self._product_target(name, envelope.data)
+            if envelope.type == "stock.changed":
                 # guests hear only what REST shows them; admins hear everything
-                return name, [PUBLIC] if await self._product_visible(envelope) else [ADMINS]
-            return name, [PUBLIC]
+                return name, [PUBLIC] if await self._stock_public(envelope.data) else [ADMINS], {}
+            return name, [PUBLIC], {}
         if audience == "admins":
-            return name, [ADMINS]
+            return name, [ADMINS], {}
         owner = envelope.data.get("user_id")
-        return name, [ADMINS, user_room(owner)] if owner else [ADMINS]
+        return name, [ADMINS, user_room(owner)] if owner else [ADMINS], {}
 
-    async def _product_visible(self, envelope: Envelope) -> bool:
-        data = envelope.data
-        key = self._key("visible")
-        if envelope.type in PRODUCT_EVENTS:
-            version = data.get("version")
-            if isinstance(version, int) and data.get("id"):
-                # a deleted product's stock is nobody's business but the admins'
-                shown = _visible(data) and not data.get("deleted")
-                await self._remember_visibility(keys=[key], args=[str(data["id"]), version, "1" if shown else "0"])
-            return _visible(data)
+    async def _product_target(self, name: str, data: dict[str, Any]
+                              ) -> tuple[str, list[str], dict[str, dict[str, Any]]]:
+        """Public while the product is; when guests saw it and it stops being, they learn only that it went."""
+        version, visible = data.get("version"), _visible(data)
+        before: bytes | None = None
+        if isinstance(version, int) and data.get("id"):
+            # a deleted product's stock is nobody's business but the admins'
+            shown = visible and not data.get("deleted")
+            before = await self._remember_visibility(keys=[self._key("visible")],
+                                                     args=[str(data["id"]), version, "1" if shown else "0"])
+        if visible:
+            return name, [PUBLIC], {}
+        known_version, _, was_shown = (before or b"0:0").partition(b":")
+        if was_shown == b"1" and isinstance(version, int) and int(known_version) < version:
+            # admins first: a console that hears both copies keeps the first (they share the event id)
+            gone = {"id": data["id"], "is_active": False, "version": version}
+            return name, [ADMINS, PUBLIC], {PUBLIC: gone}
+        return name, [ADMINS], {}
+
+    async def _stock_public(self, data: dict[str, Any]) -> bool:
         product_id = str(data.get("product_id") or "")
-        known = await self.redis.hget(key, product_id)
+        known = await self.redis.hget(self._key("visible"), product_id)
         if known is None:
             return await self._ask_catalog(product_id)
         return cast(bytes, known).endswith(b":1")

@@ -71,3 +71,23 @@ async def test_guests_hear_a_published_product_go_and_nothing_of_it_after(infra:
         await asyncio.sleep(0.3)
         assert guest.of("stock:updated") == []
         await hang_up(guest, admin)
+
+
+async def test_guests_learn_only_that_a_product_they_saw_was_withdrawn(infra: Infra, keys: TestKeys) -> None:
+    async with realtime_with_standins(infra, keys) as (url, app, _):
+        guest = await listen(url)
+        admin = await listen(url, {"token": keys.mint(role="admin")})
+        lamp = str(uuid.uuid4())
+        await publish(app, event("product.created", id=lamp, name="Lamp", price=2500, is_active=True, version=1))
+        await guest.hears("product:added")
+        await publish(app, event("product.updated", id=lamp, name="Lamp", price=1900, is_active=False, version=2))
+        withdrawn = (await guest.hears("product:updated"))[0]
+        assert withdrawn["data"] == {"id": lamp, "is_active": False, "version": 2}  # not the new price
+        full = [n for n in await admin.hears("product:updated", 2) if n["room"] == "admins"]
+        assert full[0]["data"]["price"] == 1900
+        # once hidden, its further changes stay with the admins
+        await publish(app, event("product.updated", id=lamp, name="Lamp", price=1800, is_active=False, version=3))
+        await admin.hears("product:updated", 3)
+        await asyncio.sleep(0.3)
+        assert len(guest.of("product:updated")) == 1
+        await hang_up(guest, admin)
