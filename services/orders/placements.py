@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import math
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -251,11 +252,17 @@ async def sweep(ctx: ServiceContext) -> int:
 
 
 async def tend_placements(ctx: ServiceContext) -> None:
-    """Background loop: renew this process's leases, finish deferred clean-ups, sweep orphans."""
-    settings = _settings(ctx)
-    tick = settings.placement_lease / 4
+    """Background work of placements: renew this process's leases; finish deferred clean-ups and sweep orphans.
+
+    Renewing runs on its own: a sweep waiting on a slow catalog must not let a live lease lapse.
+    """
+    tick = _settings(ctx).placement_lease / 4
+    await asyncio.gather(_every(tick, ctx, renew), _every(tick, ctx, _retry_pending, sweep))
+
+
+async def _every(tick: float, ctx: ServiceContext, *steps: Callable[[ServiceContext], Awaitable[object]]) -> None:
     while True:
-        for step in (renew, _retry_pending, sweep):
+        for step in steps:
             try:
                 await step(ctx)
             except Exception as exc:  # a database or catalog outage: the next tick tries again

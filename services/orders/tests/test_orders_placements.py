@@ -173,3 +173,37 @@ async def test_a_request_slower_than_its_lease_keeps_its_placement_by_renewing_i
         resp = await client.post("/orders", headers=keys.bearer(), json=body_of(pid, 3))
     assert resp.status_code == 201, resp.text
     assert slow.held(resp.json()["id"]) and slow.stock(pid) == 1
+
+
+async def test_several_replicas_sweep_orphans_but_never_the_stock_of_orders_being_placed(
+        orders_app, start_orders, catalog, keys):
+    """Three replicas with a lease shorter than catalog's answer: live placements are renewed, not swept."""
+    standin, url = catalog
+    pid = standin.add_product(stock=100)
+    dead = [uuid.uuid4() for _ in range(10)]
+    for order_id in dead:
+        await reserve_at(url, order_id, pid, 1)
+        await leftovers(orders_app, user=uuid.uuid4(), order_id=order_id, lease_in=-1)
+    standin.delay = 1.0
+
+    def replica():
+        return start_orders(placement_lease=0.6, catalog_timeout=5)
+
+    try:
+        async with replica() as a, replica() as b, replica() as c:
+            answers = await asyncio.gather(*(
+                replica.post("/orders", headers=keys.bearer(), json=body_of(pid, 2))
+                for replica in (a, b, c) for _ in range(4)))
+
+            async def orphans_released() -> None:
+                assert not any(map(standin.held, map(str, dead)))
+                for order_id in dead:
+                    assert await placement_state(orders_app, order_id) is None
+
+            await eventually(orphans_released, timeout=10)
+    finally:
+        standin.delay = 0.0
+    assert [a.status_code for a in answers] == [201] * 12, [a.text for a in answers if a.status_code != 201]
+    assert all(standin.held(a.json()["id"]) for a in answers)
+    assert not set(standin.release_calls) & {a.json()["id"] for a in answers}
+    assert standin.stock(pid) == 100 - 12 * 2
