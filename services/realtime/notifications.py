@@ -139,6 +139,7 @@ class Notifier:
         self.http = http
         self.catalog_url = catalog_url
         self.connections: dict[str, _Connection] = {}
+        self.holding: set[str] = set()  # connections whose live notifications are parked (a replay runs)
         self._store = redis.register_script(_STORE)
         self._remember_visibility = redis.register_script(_SEEN_VISIBILITY)
 
@@ -280,8 +281,7 @@ class Notifier:
         room = fields[b"room"].decode()
         event = fields[b"event"].decode()
         payload = {**orjson.loads(fields[b"payload"]), "seq": int(fields[b"seq"])}
-        held = [sid for sid, conn in self.connections.items()
-                if conn.parked is not None and room in self.sio.rooms(sid, NAMESPACE)]
+        held = [sid for sid in self.holding if room in self.sio.rooms(sid, NAMESPACE)]
         for sid in held:
             cast(list[tuple[str, dict[str, Any]]], self.connections[sid].parked).append((event, payload))
         await self.sio.emit(event, payload, room=room, skip_sid=held or None, namespace=NAMESPACE)
@@ -297,10 +297,13 @@ class Notifier:
     # --- connections and replays -------------------------------------------------------------
 
     def connected(self, sid: str, *, hold: bool) -> None:
-        self.connections[sid] = _Connection(parked=[] if hold else None)
+        self.connections[sid] = _Connection()
+        if hold:
+            self.hold(sid)
 
     def disconnected(self, sid: str) -> None:
         self.connections.pop(sid, None)
+        self.holding.discard(sid)
 
     async def joined(self, sid: str, rooms: list[str]) -> None:
         """Note where each room's sequence stood when ``sid`` joined it: a later resume replays up to there."""
@@ -319,6 +322,7 @@ class Notifier:
         conn = self.connections.get(sid)
         if conn is not None and conn.parked is None:
             conn.parked = []
+            self.holding.add(sid)
 
     async def release(self, sid: str, replayed_up_to: dict[str, int]) -> None:
         """Send what was parked for ``sid`` (after what the replay covered), then stop holding it."""
@@ -331,6 +335,7 @@ class Notifier:
         # no await between the emptiness check and this: nothing parked can be lost
         if conn is not None:
             conn.parked = None
+        self.holding.discard(sid)
 
     async def replay_gaps(self, sid: str, last_seq: dict[str, Any], *, on_connect: bool) -> dict[str, int]:
         """Replay each of ``sid``'s rooms after the number given, once per room; returns the seqs covered."""
