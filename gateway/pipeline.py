@@ -45,6 +45,7 @@ from libs.common.errors import (
     problem_response,
 )
 from libs.common.logging import correlation_id_var, get_logger, request_id_var
+from libs.common.unavailable import describe, outages
 
 log = get_logger(__name__)
 _RID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:")
@@ -190,13 +191,15 @@ class ProxyMiddleware:
             return
         except UpstreamTimeout:
             gw.metrics.upstream_failures.labels(route.service, "timeout").inc()
-            log.warning("upstream_timeout", service=route.service, path=scope["path"])
+            outages.down(f"{route.service} service", f"no answer within {settings.timeout_for(route.group)} s",
+                         where="gateway")
             raise GatewayTimeout(f"The {route.service} service did not answer in time.") from None
-        except UpstreamUnavailable:
+        except UpstreamUnavailable as exc:
             gw.metrics.upstream_failures.labels(route.service, "unavailable").inc()
-            log.warning("upstream_unavailable", service=route.service, path=scope["path"])
-            raise ServiceUnavailable(f"The {route.service} service is unavailable right now; try again shortly.",
-                                     headers={"Retry-After": "2"}) from None
+            outages.down(f"{route.service} service", describe(exc.__cause__ or exc), where="gateway")
+            raise ServiceUnavailable(
+                f"The {route.service} service is unavailable right now; try again shortly.") from None
+        outages.up(f"{route.service} service")
 
     async def _limit(self, route: Route, caller: str) -> None:
         settings, limiter = self.gw.settings, self.gw.limiter

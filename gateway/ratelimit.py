@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from libs.common.logging import get_logger
+from libs.common.unavailable import REDIS, describe, outages
 
 log = get_logger(__name__)
 
@@ -55,7 +56,9 @@ class RateLimiter:
             wait_ms = int(await self._script(keys=[f"{self.prefix}{bucket}:{caller}"], args=[rate, burst]))
         except (RedisError, OSError) as exc:
             self._off_until = time.monotonic() + self._pause
-            log.warning("rate_limit_unavailable", error=type(exc).__name__)
+            if outages.note(exc, where="rate limiter", probes={REDIS: self.redis.ping}) is None:
+                log.error("rate_limit_failed", error=describe(exc), exc_info=exc)  # a bug, still failing open
             return 0
         self._off_until = 0.0
+        outages.up(REDIS)
         return 0 if wait_ms <= 0 else max(1, math.ceil(wait_ms / 1000))

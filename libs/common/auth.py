@@ -4,8 +4,10 @@ Every service (and the gateway) verifies tokens itself, so a service reached
 directly is exactly as safe as one behind the gateway. Rules (DESIGN.md section 4):
 RS256 only (no ``none``, no HS/RS confusion), ``exp``/``iat``/``iss``/``aud``/``sub``/``sid``
 required, keys from the auth service's JWKS cached by ``kid`` with one refresh on an
-unknown ``kid``, and revocation (logout, reset, block) checked in Redis. Redis being
-down fails closed: the request is refused with 503, never let through unchecked.
+unknown ``kid``, and revocation (logout, reset, block) checked in Redis. Redis or the
+JWKS being out of reach fails closed: the request is refused with 503 and Retry-After,
+never let through unchecked, and a token with a key we cannot look up is not called
+invalid (401) while the JWKS cannot be read: it may be signed with a key just rotated in.
 """
 
 from __future__ import annotations
@@ -26,10 +28,12 @@ from redis.exceptions import RedisError
 
 from libs.common.errors import Forbidden, ServiceUnavailable, Unauthorized
 from libs.common.logging import get_logger
+from libs.common.unavailable import REDIS, describe, outages
 
 ALGORITHM = "RS256"
 REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub", "sid", "jti"]
 INTERNAL_TOKEN_HEADER = "X-Internal-Token"
+IDENTITY = "identity service (JWKS)"
 log = get_logger(__name__)
 
 
@@ -96,6 +100,7 @@ class TokenVerifier:
         self._http = http
         self._keys: dict[str, Any] = {}
         self._fetched_at = 0.0
+        self._jwks_unreachable = False  # the last JWKS request failed
         self._min_refresh = min_refresh_interval
         self._lock = asyncio.Lock()
         self._verified: dict[str, tuple[str, Principal]] = {}  # token -> (kid, principal)
@@ -112,9 +117,10 @@ class TokenVerifier:
                 resp.raise_for_status()
                 jwks = resp.json()
             except (httpx.HTTPError, ValueError) as exc:
-                log.warning("jwks_fetch_failed", url=self.jwks_url, error=str(exc))
+                self._jwks_unreachable = True
+                outages.down(IDENTITY, describe(exc), where=self.jwks_url)
                 if not self._keys:
-                    raise ServiceUnavailable("The identity service cannot be reached to verify tokens.") from exc
+                    raise _identity_unreachable() from exc
                 return
             finally:
                 if self._http is None:
@@ -125,6 +131,8 @@ class TokenVerifier:
                     keys[jwk["kid"]] = jwt.PyJWK(jwk, algorithm=ALGORITHM).key
             self._keys = keys
             self._fetched_at = time.monotonic()
+            self._jwks_unreachable = False
+            outages.up(IDENTITY)
 
     async def _key_for(self, kid: str) -> Any:
         if not self._keys:
@@ -132,6 +140,8 @@ class TokenVerifier:
         if kid not in self._keys:
             await self._refresh(force=True)
         if kid not in self._keys:
+            if self._jwks_unreachable:
+                raise _identity_unreachable()
             raise Unauthorized("The token was signed with an unknown key.")
         return self._keys[kid]
 
@@ -185,11 +195,18 @@ class TokenVerifier:
             revoked, valid_after = await self.redis.mget(
                 revoked_session_key(self.redis_prefix, p.session_id), valid_after_key(self.redis_prefix, p.user_id))
         except (RedisError, OSError) as exc:
+            if outages.note(exc, where="token revocation check", probes={REDIS: self.redis.ping}) is None:
+                raise  # a wrong command or key type is a bug: a 500 with its traceback
             raise ServiceUnavailable("Sessions cannot be checked right now; try again shortly.") from exc
+        outages.up(REDIS)
         if revoked is not None:
             raise Unauthorized("The session has ended; sign in again.")
         if valid_after is not None and p.issued_at < int(valid_after):
             raise Unauthorized("The session has ended; sign in again.")
+
+
+def _identity_unreachable() -> ServiceUnavailable:
+    return ServiceUnavailable("The identity service cannot be reached to verify tokens; try again shortly.")
 
 
 _bearer = HTTPBearer(auto_error=False)

@@ -36,6 +36,9 @@ def problem_doc(description: str) -> dict[str, Any]:
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     "4XX": problem_doc("Refused: RFC 9457 problem details (`errors` per field on 422)")}
 log = get_logger(__name__)
+# Every 503 and 504 tells the client when to come back: without it clients either hammer
+# a recovering service or give up. One value for all of them, set by problem_response.
+RETRY_AFTER_SECONDS = 2
 
 
 class DomainError(Exception):
@@ -123,9 +126,12 @@ def problem_body(status: int, detail: str, *, title: str | None = None, type_: s
 
 def problem_response(status: int, detail: str, *, headers: Mapping[str, str] | None = None,
                      **kw: Any) -> JSONResponse:
-    """A ready ``application/problem+json`` response."""
+    """A ready ``application/problem+json`` response; a 503 or 504 always carries ``Retry-After``."""
+    headers = dict(headers or {})
+    if status in (503, 504) and not any(name.lower() == "retry-after" for name in headers):
+        headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return JSONResponse(problem_body(status, detail, **kw), status_code=status,
-                        media_type=PROBLEM_JSON, headers=dict(headers or {}))
+                        media_type=PROBLEM_JSON, headers=headers)
 
 
 def validation_errors(errors: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:

@@ -1,7 +1,9 @@
 """Service-to-service HTTP: pooled httpx client with timeouts and request-id propagation.
 
 Only idempotent methods are retried (on connection errors), so a retry never
-places an order twice. Transport failures surface as 503/504 domain errors.
+places an order twice. Transport failures surface as 503/504 domain errors (each with
+Retry-After, from ``problem_response``), and a peer that cannot be reached is logged once
+per outage (``outages``), with one line when it answers again.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import httpx
 
 from libs.common.errors import GatewayTimeout, ServiceUnavailable
 from libs.common.logging import request_id_var
+from libs.common.unavailable import describe, outages
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 
@@ -45,14 +48,23 @@ async def call(client: httpx.AsyncClient, method: str, url: str, *, service: str
     method = method.upper()
     safe = idempotent if idempotent is not None else method in IDEMPOTENT
     attempts = retries + 1 if safe else 1
+    dependency = f"{service} service"
     for attempt in range(1, attempts + 1):
         try:
-            return await client.request(method, url, **kwargs)
+            resp = await client.request(method, url, **kwargs)
         except httpx.TimeoutException as exc:
             if attempt == attempts or not isinstance(exc, httpx.ConnectTimeout):
+                outages.down(dependency, describe(exc), where=f"{method} {url}")
                 raise GatewayTimeout(f"The {service} service did not answer in time.") from exc
         except httpx.TransportError as exc:
             if attempt == attempts:
+                outages.down(dependency, describe(exc), where=f"{method} {url}")
                 raise ServiceUnavailable(f"The {service} service is unavailable right now.") from exc
+        else:
+            if resp.status_code in (502, 503, 504):
+                outages.down(dependency, f"answered {resp.status_code}", where=f"{method} {url}")
+            else:
+                outages.up(dependency)
+            return resp
         await asyncio.sleep(0.05 * attempt)
     raise AssertionError("unreachable")

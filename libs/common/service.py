@@ -44,7 +44,7 @@ from libs.common.http import make_client
 from libs.common.logging import configure_logging, correlation_id_var, get_logger, request_id_var
 from libs.common.redis_client import make_redis
 from libs.common.tasks import cancel_and_wait
-from libs.common.unavailable import is_db_unavailable
+from libs.common.unavailable import dependency_probes, describe, outages, quiet_library_outage_logs
 
 log = get_logger(__name__)
 ContextHandler = Callable[["ServiceContext", AsyncSession, Envelope], Awaitable[None]]
@@ -175,7 +175,11 @@ def _router(ctx: ServiceContext, db: Database, consumer: str, subs: Sequence[Sub
 
 
 async def _forever(fn: Hook, ctx: ServiceContext) -> None:
-    """Run a background loop; if it crashes, log and start it again after a pause."""
+    """Run a background loop; if it crashes, log and start it again after a pause.
+
+    An outage is the one warning of ``outages`` (and its recovery line), not a traceback a
+    second; any other crash is a bug, logged with its traceback.
+    """
     while True:
         try:
             await fn(ctx)
@@ -183,34 +187,34 @@ async def _forever(fn: Hook, ctx: ServiceContext) -> None:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            log.error("background_task_failed", task=getattr(fn, "__name__", "?"), error=str(exc))
+            if outages.note(exc, where=f"background task {getattr(fn, '__name__', '?')}",
+                            probes=dependency_probes(db=ctx.db, redis=ctx.redis, bus=ctx.bus)) is None:
+                log.error("background_task_failed", task=getattr(fn, "__name__", "?"), error=describe(exc),
+                          exc_info=exc)
             await asyncio.sleep(1.0)
 
 
 def _install_infra_errors(app: FastAPI) -> None:
-    """A database or Redis that cannot be reached is a 503, not a 500."""
+    """A database, Redis or peer that cannot be reached is a 503; any other error of theirs is a bug (500).
 
-    async def unavailable(_: Request, exc: Exception) -> JSONResponse:
-        log.warning("dependency_unavailable", error=f"{type(exc).__name__}")
-        return problem_response(503, "A dependency of this service is unavailable; try again shortly.",
-                                headers={"Retry-After": "2"})
+    Which is which comes from ``libs.common.unavailable`` (types and SQLSTATE classes): a
+    unique violation or a file not found is a 500 with its traceback logged, never a 503.
+    """
+    quiet_library_outage_logs()
 
-    async def db_error(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, sqlalchemy.exc.DBAPIError)
-        if getattr(exc.orig, "sqlstate", None) in ("22021", "22P05"):  # a NUL the client sent: text cannot hold it
-            field = nul_field(request)
+    async def infra_error(request: Request, exc: Exception) -> JSONResponse:
+        if getattr(getattr(exc, "orig", None), "sqlstate", None) in ("22021", "22P05"):
+            field = nul_field(request)  # a NUL the client sent: text cannot hold it
             return problem_response(422, f"Text must not contain NUL (\\u0000) characters: check {field}.",
                                     title="Validation failed",
                                     errors=[{"field": field, "message": "contains NUL", "type": "value_error"}])
-        if is_db_unavailable(exc):
-            return await unavailable(request, exc)
-        raise exc
+        ctx: ServiceContext = request.app.state.ctx
+        if outages.note(exc, where="request", probes=dependency_probes(db=ctx.db, redis=ctx.redis, bus=ctx.bus)):
+            return problem_response(503, "A dependency of this service is unavailable; try again shortly.")
+        return unhandled_problem(exc)
 
-    app.add_exception_handler(sqlalchemy.exc.DBAPIError, db_error)
-    app.add_exception_handler(sqlalchemy.exc.TimeoutError, unavailable)
-    app.add_exception_handler(RedisError, unavailable)
-    app.add_exception_handler(ConnectionError, unavailable)
-    app.add_exception_handler(OSError, unavailable)
+    for error in (sqlalchemy.exc.DBAPIError, sqlalchemy.exc.TimeoutError, RedisError, OSError):
+        app.add_exception_handler(error, infra_error)
 
 
 # where RequestContextMiddleware keeps a request's body, for an error handler that must point into it

@@ -7,6 +7,10 @@ queue), and ``<service>.events.dlq`` holding what failed ``max_attempts`` times 
 the reason in its headers; a failure caused by an outage spends no attempt. Every known consumer queue is declared at start by every
 part (``topology``), so an event published before its consumer first started is
 queued rather than dropped as unroutable.
+
+A broker outage is logged once per process (``outages``: one warning, one info line when
+the connection is back); aio-pika's and aiormq's own lines about it (a traceback per
+reconnect attempt) are dropped.
 """
 
 from __future__ import annotations
@@ -32,7 +36,14 @@ from libs.common.events.bus import DeadLetter, EventBus, Handler, PoisonMessage
 from libs.common.events.topology import retry_queue
 from libs.common.logging import get_logger
 from libs.common.tasks import cancel_and_wait
-from libs.common.unavailable import is_unavailable
+from libs.common.unavailable import (
+    RABBITMQ,
+    DependencyUnavailable,
+    describe,
+    outages,
+    quiet_library_outage_logs,
+    unavailable_dependency,
+)
 
 log = get_logger(__name__)
 PERSISTENT = aio_pika.DeliveryMode.PERSISTENT
@@ -56,6 +67,8 @@ class AmqpBus(EventBus):
         self._queues: dict[str, AbstractQueue] = {}
         self._connecting: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
+        self._closing = False
+        quiet_library_outage_logs()
 
     def subscribe(self, service: str, patterns: Sequence[str], handler: Handler) -> None:
         self._subs[service] = (list(patterns), handler)
@@ -69,7 +82,7 @@ class AmqpBus(EventBus):
         try:
             await self._connect()
         except Exception as exc:
-            log.warning("amqp_unavailable_at_start", error=str(exc))
+            outages.down(RABBITMQ, exc, where="event bus start")
             self._connecting = asyncio.create_task(self._connect_forever())
             return
         self._connecting = asyncio.create_task(asyncio.sleep(0))
@@ -82,7 +95,9 @@ class AmqpBus(EventBus):
                 await self._connect()
                 return
             except Exception as exc:
-                log.warning("amqp_connect_retry", error=str(exc))
+                if unavailable_dependency(exc) is None:  # not the broker being away: say what it was
+                    log.error("amqp_connect_failed", error=describe(exc), exc_info=exc)
+                outages.down(RABBITMQ, exc, where="event bus start")
                 delay = min(delay * 2, 2.0)
 
     async def _connect(self) -> None:
@@ -102,7 +117,8 @@ class AmqpBus(EventBus):
         self._conn = conn
         # after an outage the robust connection restores channels and consumers by itself;
         # this tells waiting publishers (the outbox relay) to retry now, not after their back-off
-        conn.reconnect_callbacks.add(lambda *_: self._notify_reconnected())
+        conn.reconnect_callbacks.add(lambda *_: self._reconnected())
+        conn.close_callbacks.add(self._on_close)
         # ready only once every subscription consumes: a publish right after
         # wait_connected() must find its queue bound, not be dropped as unroutable
         consuming: set[str] = set()
@@ -111,7 +127,15 @@ class AmqpBus(EventBus):
                 await self._consume(service)
                 consuming.add(service)
         self._ready.set()
+        self._reconnected()
+
+    def _reconnected(self) -> None:
+        outages.up(RABBITMQ)
         self._notify_reconnected()
+
+    def _on_close(self, _sender: object, exc: BaseException | None = None) -> None:
+        if not self._closing:
+            outages.down(RABBITMQ, exc or "the connection closed", where="event bus")
 
     async def _declare(self, service: str, patterns: Sequence[str]) -> AbstractQueue:
         assert self._pub is not None and self._exchange is not None
@@ -156,24 +180,29 @@ class AmqpBus(EventBus):
                 await message.nack(requeue=True)
             raise
         except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"
-            if is_unavailable(exc):
+            error = describe(exc)
+            dependency = unavailable_dependency(exc)
+            if dependency is not None:
                 waits = int(headers.get("x-outage-waits", 0)) + 1  # type: ignore[arg-type]
                 target = retry_queue(name, self.retry_delay(waits))
-                await self._forward(message, target, attempt, routing_key, error=error, outage_waits=waits)
-                log.warning("event_waits_for_dependency", queue=name, outage_waits=waits, error=error)
+                outages.down(dependency, exc, where=f"event consumer {name}")
+                await self._forward(message, target, attempt, routing_key, error=error, outage_waits=waits,
+                                    waited_for=dependency)
+                log.info("event_waits_for_dependency", queue=name, dependency=dependency, outage_waits=waits)
             elif attempt >= self.max_attempts:
                 await self._forward(message, f"{name}.dlq", attempt, routing_key, error=error)
-                log.error("event_dead_lettered", queue=name, attempts=attempt, error=error)
+                log.error("event_dead_lettered", queue=name, attempts=attempt, error=error, exc_info=exc)
             else:
                 target = retry_queue(name, self.retry_delay(attempt))
                 await self._forward(message, target, attempt + 1, routing_key, error=error)
                 log.warning("event_retry", queue=name, attempt=attempt, error=error)
         else:
             await message.ack()
+            if waited_for := headers.get("x-waited-for"):
+                outages.up(str(waited_for))
 
     async def _forward(self, message: AbstractIncomingMessage, queue: str, attempt: int, routing_key: str,
-                       *, error: str, outage_waits: int = 0) -> None:
+                       *, error: str, outage_waits: int = 0, waited_for: str | None = None) -> None:
         """Republish (confirmed) to a retry or dead-letter queue, then ack the original."""
         assert self._pub is not None
         try:
@@ -181,11 +210,15 @@ class AmqpBus(EventBus):
                 message.body, delivery_mode=PERSISTENT, message_id=message.message_id,
                 content_type=message.content_type,
                 headers={"x-attempt": attempt, "x-outage-waits": outage_waits, "x-routing-key": routing_key,
-                         "x-error": error[:1000], "x-failed-at": datetime.now(UTC).isoformat()},
+                         "x-error": error[:1000], "x-failed-at": datetime.now(UTC).isoformat(),
+                         **({"x-waited-for": waited_for} if waited_for else {})},
             ), routing_key=queue, timeout=10)
         except Exception as exc:
             # not acked: the broker redelivers it once the connection is back
-            log.warning("event_forward_failed", queue=queue, error=str(exc))
+            if unavailable_dependency(exc) is None:
+                log.warning("event_forward_failed", queue=queue, error=describe(exc))
+            else:
+                outages.down(RABBITMQ, exc, where="event bus")
             with contextlib.suppress(Exception):
                 await message.nack(requeue=True)
             return
@@ -193,7 +226,7 @@ class AmqpBus(EventBus):
 
     async def publish_raw(self, routing_key: str, body: bytes, *, message_id: str | None = None) -> None:
         if self._exchange is None or self._conn is None or self._conn.is_closed:
-            raise ConnectionError("not connected to RabbitMQ")
+            raise DependencyUnavailable(RABBITMQ, "not connected to RabbitMQ")
         try:
             await self._exchange.publish(aio_pika.Message(
                 body, delivery_mode=PERSISTENT, content_type="application/json",
@@ -201,7 +234,7 @@ class AmqpBus(EventBus):
             ), routing_key=routing_key, timeout=10)
         except (AMQPConnectionError, ChannelInvalidStateError, TimeoutError) as exc:
             # one error type for "not confirmed, try again later", whatever aio-pika's state
-            raise ConnectionError(f"RabbitMQ did not confirm the publish: {type(exc).__name__}") from exc
+            raise DependencyUnavailable(RABBITMQ, f"RabbitMQ did not confirm the publish: {type(exc).__name__}") from exc
 
     async def ping(self) -> None:
         # a robust connection is never "closed" while it reconnects: ``connected`` says if it is up now
@@ -214,6 +247,7 @@ class AmqpBus(EventBus):
             await self._ready.wait()
 
     async def close(self) -> None:
+        self._closing = True
         if self._connecting is not None:
             await cancel_and_wait([self._connecting])
         if self._conn is not None:

@@ -7,7 +7,8 @@ the handler returned, retries with back-off, and a dead-letter queue after
 ``max_attempts`` (poison messages go there at once). A failure that says a
 dependency is down (database, Redis, a peer service) spends no attempt: the event
 waits, retried on the back-off schedule, for as long as the outage lasts, since
-nothing is wrong with the event itself.
+nothing is wrong with the event itself. The outage is logged once per process (``outages``)
+and each wait as an info line; a bug's traceback is logged when its event is dead-lettered.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from datetime import UTC, datetime
 from libs.common.events.envelope import Envelope
 from libs.common.logging import correlation_id_var, get_logger, request_id_var
 from libs.common.tasks import cancel_and_wait
-from libs.common.unavailable import is_unavailable
+from libs.common.unavailable import describe, outages, unavailable_dependency
 
 Handler = Callable[[Envelope], Awaitable[None]]
 log = get_logger(__name__)
@@ -141,6 +142,7 @@ class _Message:
     message_id: str
     attempt: int = 1
     outage_waits: int = 0
+    waited_for: str | None = None  # the dependency it last waited for: its success shows that one is back
 
 
 @dataclass
@@ -232,23 +234,29 @@ class InMemoryBus(EventBus):
                 log.warning("event_dead_lettered", queue=q.name, reason=str(exc))
             except Exception as exc:
                 self._retry_or_dead_letter(q, msg, exc)
+            else:
+                if msg.waited_for:
+                    outages.up(msg.waited_for)
             finally:
                 q.in_flight -= 1
 
     def _retry_or_dead_letter(self, q: _Queue, msg: _Message, exc: Exception) -> None:
-        error = f"{type(exc).__name__}: {exc}"
-        outage = is_unavailable(exc)
-        if msg.attempt >= self.max_attempts and not outage:
+        error = describe(exc)
+        dependency = unavailable_dependency(exc)
+        if msg.attempt >= self.max_attempts and dependency is None:
             q.dlq.append(DeadLetter(msg.message_id, msg.routing_key, msg.body, msg.attempt, error))
-            log.error("event_dead_lettered", queue=q.name, attempts=msg.attempt, error=error)
+            log.error("event_dead_lettered", queue=q.name, attempts=msg.attempt, error=error, exc_info=exc)
             return
-        waits = msg.outage_waits + 1 if outage else 0
-        if outage:  # the same log lines as the AMQP bus, so an operator greps one name for either
-            log.warning("event_waits_for_dependency", queue=q.name, outage_waits=waits, error=error)
+        waits = msg.outage_waits + 1 if dependency else 0
+        # the same log lines as the AMQP bus, so an operator greps one name for either
+        if dependency:
+            outages.down(dependency, exc, where=f"event consumer {q.name}")
+            log.info("event_waits_for_dependency", queue=q.name, dependency=dependency, outage_waits=waits)
         else:
             log.warning("event_retry", queue=q.name, attempt=msg.attempt, error=error)
-        nxt = _Message(msg.routing_key, msg.body, msg.message_id, msg.attempt if outage else msg.attempt + 1, waits)
-        delay = self.retry_delay(waits if outage else msg.attempt)
+        attempt = msg.attempt if dependency else msg.attempt + 1
+        nxt = _Message(msg.routing_key, msg.body, msg.message_id, attempt, waits, dependency)
+        delay = self.retry_delay(waits if dependency else msg.attempt)
         loop = asyncio.get_running_loop()
 
         def requeue() -> None:

@@ -22,6 +22,7 @@ from libs.common.events.bus import EventBus
 from libs.common.events.envelope import Envelope
 from libs.common.events.tables import outbox_t
 from libs.common.logging import get_logger
+from libs.common.unavailable import POSTGRESQL, RABBITMQ, dependency_probes, describe, outages
 
 log = get_logger(__name__)
 _relays: weakref.WeakSet[OutboxRelay] = weakref.WeakSet()
@@ -124,9 +125,13 @@ class OutboxRelay:
         while True:
             self._wake.clear()
             try:
-                while await self.run_once() == self.batch:
-                    pass
+                published = 0
+                while (sent := await self.run_once()) == self.batch:
+                    published += sent
+                published += sent
                 self.backlog = await self.pending()
+                # the relay polls its database whatever happens: the one place sure to see it back
+                outages.up(POSTGRESQL, *((RABBITMQ,) if published else ()))
                 failures = 0
                 rounds += 1
                 if rounds % 3600 == 0:
@@ -135,7 +140,9 @@ class OutboxRelay:
                 raise
             except Exception as exc:
                 failures += 1
-                log.warning("outbox_relay_failed", error=f"{type(exc).__name__}: {exc}", failures=failures)
+                # an outage is one warning for the whole process (outages), not one per poll
+                if outages.note(exc, where="outbox relay", probes=dependency_probes(db=self.db, bus=self.bus)) is None:
+                    log.error("outbox_relay_failed", error=describe(exc), failures=failures, exc_info=exc)
             wait = self.poll_interval if failures == 0 else min(self.poll_interval * 2 ** failures, 10.0)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=wait)
