@@ -276,7 +276,7 @@ async def test_a_cut_database_is_a_503_with_retry_after_and_one_warning_then_one
                 await eventually(lambda: _one(captured, "dependency_recovered", dependency="postgresql"), timeout=10)
                 assert (await client.get("/count")).status_code == 200
     [warning] = lines(captured, "dependency_unavailable")
-    assert warning["dependency"] == "postgresql" and warning["where"] == "request"
+    assert warning["dependency"] == "postgresql"  # met first by a request or by the outbox relay's poll
     assert not [e for e in captured if e.get("exc_info") or e["log_level"] == "error"], captured
 
 
