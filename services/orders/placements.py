@@ -36,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from libs.common.errors import Conflict
 from libs.common.logging import get_logger
 from libs.common.service import ServiceContext
+from libs.common.unavailable import dependency_probes, describe, outages
 from services.orders import upstream
 from services.orders.models import IdempotencyKey, Order, Placement
 from services.orders.settings import OrdersSettings
@@ -266,7 +267,9 @@ async def _every(tick: float, ctx: ServiceContext, *steps: Callable[[ServiceCont
             try:
                 await step(ctx)
             except Exception as exc:  # a database or catalog outage: the next tick tries again
-                log.warning("placements_step_failed", step=step.__name__, error=type(exc).__name__)
+                if outages.note(exc, where=f"placements {step.__name__}",
+                                probes=dependency_probes(db=ctx.db, redis=ctx.redis, bus=ctx.bus)) is None:
+                    log.error("placements_step_failed", step=step.__name__, error=describe(exc), exc_info=exc)
         await asyncio.sleep(tick)
 
 
