@@ -127,7 +127,13 @@ async def _place(*, ctx: ServiceContext, session: AsyncSession, user: Principal,
     _check_limits(settings, merged)
     order_id = attempt.order_id
     attempt.reserved = True
-    reservation = await upstream.reserve(ctx, order_id=order_id, items=list(merged.items()))
+    try:
+        reservation = await upstream.reserve(ctx, order_id=order_id, items=list(merged.items()))
+    except (Conflict, Unprocessable):
+        # catalog refused (short stock, unknown products): its transaction reserved nothing under
+        # this order id, and nothing more is sent under it, so there is nothing to release
+        attempt.reserved = False
+        raise
     if any(i.currency and i.currency != reservation.currency for i in reservation.items):
         raise Unprocessable("Products priced in different currencies cannot be ordered together.")
     now = datetime.now(UTC)

@@ -207,3 +207,14 @@ async def test_several_replicas_sweep_orphans_but_never_the_stock_of_orders_bein
     assert all(standin.held(a.json()["id"]) for a in answers)
     assert not set(standin.release_calls) & {a.json()["id"] for a in answers}
     assert standin.stock(pid) == 100 - 12 * 2
+
+
+async def test_a_placement_catalog_refused_leaves_nothing_behind(orders_app, client, catalog, as_user):
+    standin = catalog[0]
+    pid = standin.add_product(stock=1)
+    resp = await client.post("/orders", headers={**as_user, "Idempotency-Key": "short"}, json=body_of(pid, 2))
+    assert_problem(resp, 409)
+    order_id = standin.reserve_calls[-1]
+    assert order_id not in standin.release_calls  # nothing was reserved: no release (nor tombstone) needed
+    assert await placement_state(orders_app, order_id) is None
+    assert standin.stock(pid) == 1
