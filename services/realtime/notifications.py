@@ -41,6 +41,7 @@ from redis.asyncio import Redis
 from libs.common.errors import ServiceUnavailable
 from libs.common.events import Envelope
 from libs.common.logging import get_logger
+from libs.common.unavailable import REDIS, outages
 from services.realtime.schemas import NotificationBody, Resync
 
 PUBLIC = "public"
@@ -266,6 +267,7 @@ class Notifier:
                 batches = cast(list[tuple[bytes, StreamEntries]],
                                await self.redis.xread({self._key("feed"): last_id}, count=500, block=block_ms))
                 pause = 0.0
+                outages.up(REDIS)
                 for _stream, entries in batches or []:
                     for entry_id, fields in entries:
                         last_id = entry_id
@@ -273,7 +275,9 @@ class Notifier:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("realtime_feed_read_failed", error=f"{type(exc).__name__}: {exc}")
+                # an outage is logged once (and its end once); anything else is a bug, logged each time
+                if outages.note(exc, where="realtime feed reader", probes={REDIS: self.redis.ping}) is None:
+                    log.exception("realtime_feed_read_failed")
                 await asyncio.sleep(pause)
                 pause = min(0.5, pause * 2 or 0.05)
 
@@ -313,7 +317,8 @@ class Notifier:
         try:
             heads = await self.redis.mget([self._key("seq", room) for room in rooms])
         except Exception as exc:  # Redis away: a guest still connects; a later resume may repeat some
-            log.warning("realtime_join_position_unknown", error=type(exc).__name__)
+            if outages.note(exc, where="realtime join") is None:
+                raise
             return
         for room, head in zip(rooms, heads, strict=True):
             conn.joined_at[room] = int(head or 0)

@@ -15,6 +15,7 @@ from libs.common.errors import DomainError, Unauthorized
 from libs.common.logging import get_logger
 from libs.common.metering import MessageMeter
 from libs.common.service import ServiceContext
+from libs.common.unavailable import outages
 from services.realtime.commands import COMMANDS, fingerprint, once, perform, refused, refused_by
 from services.realtime.notifications import ADMINS, NAMESPACE, PUBLIC, Notifier, user_room
 from services.realtime.schemas import Resumed, Resync, SessionEnded, TokenExpiry, TokenRefreshed
@@ -112,7 +113,8 @@ def build_server(app: FastAPI, settings: RealtimeSettings) -> socketio.AsyncServ
                     await asyncio.sleep(0.01)
             covered = await notifier().replay_gaps(sid, last_seq, on_connect=on_connect)
         except Exception as exc:  # a failed replay must not leave the connection deaf
-            log.warning("replay_failed", sid=sid, error=f"{type(exc).__name__}: {exc}")
+            if outages.note(exc, where="realtime replay") is None:
+                log.exception("replay_failed", sid=sid)
             for room in set(sio.rooms(sid, NAMESPACE)).intersection(last_seq):  # only the caller's rooms
                 await sio.emit("resync", Resync(room=room).model_dump(exclude_none=True), to=sid)
         finally:
