@@ -21,12 +21,13 @@ from libs.common.parts import PARTS
 
 
 def catalogues() -> list[EventCatalogue]:
-    """Every producer's catalogue: the ``EVENTS`` of each registered part's ``events`` module."""
+    """Every producer's catalogue: the ``EVENTS`` of each registered part's contract, ``libs.contracts.<part>``."""
     found = []
     for part in PARTS:
-        if importlib.util.find_spec(f"{part.module}.events") is None:
-            continue
-        catalogue = getattr(importlib.import_module(f"{part.module}.events"), "EVENTS", None)
+        contract = f"libs.contracts.{part.name}"
+        if importlib.util.find_spec(contract) is None:
+            continue  # it publishes nothing
+        catalogue = getattr(importlib.import_module(contract), "EVENTS", None)
         if isinstance(catalogue, EventCatalogue):
             found.append(catalogue)
     return found

@@ -93,7 +93,7 @@ def test_every_published_and_consumed_routing_key_is_documented(doc: dict) -> No
             assert f"{producer.producer}.send.{key}" in doc["operations"]
     patterns = [p for ps in CONSUMERS.values() for p in ps]
     for name in CONSUMING:
-        patterns += [p for s in importlib.import_module(f"services.{name}.events").SUBSCRIPTIONS
+        patterns += [p for s in importlib.import_module(f"services.{name}.handlers").SUBSCRIPTIONS
                      for p in s.patterns]
     for pattern in patterns:
         assert any(topic_matches(pattern, key) for key in keys), f"{pattern} matches no documented event"

@@ -134,6 +134,21 @@ def problem_response(status: int, detail: str, *, headers: Mapping[str, str] | N
                         media_type=PROBLEM_JSON, headers=headers)
 
 
+def domain_problem(exc: DomainError) -> dict[str, Any]:
+    """The problem body of a refusal: the one place a DomainError becomes RFC 9457 members.
+
+    HTTP answers, stored idempotent answers and Socket.IO acknowledgements all use it, so a
+    client reads the same fields (``extra`` included) whichever way the refusal reached it.
+    """
+    return problem_body(exc.status, exc.detail, title=exc.title, type_=exc.type_, **exc.extra)
+
+
+def domain_response(exc: DomainError) -> JSONResponse:
+    """:func:`domain_problem` as an ``application/problem+json`` response, with the error's headers."""
+    return JSONResponse(domain_problem(exc), status_code=exc.status, media_type=PROBLEM_JSON,
+                        headers=exc.headers)
+
+
 def validation_errors(errors: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Pydantic errors as ``{field, message, type}`` a frontend can put next to a field."""
     out = []
@@ -153,8 +168,7 @@ def _phrase(status: int) -> str:
 
 async def _domain_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)
-    return problem_response(exc.status, exc.detail, title=exc.title, type_=exc.type_,
-                            headers=exc.headers, **exc.extra)
+    return domain_response(exc)
 
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:

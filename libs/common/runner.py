@@ -6,7 +6,7 @@ import argparse
 import asyncio
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import uvicorn
 from fastapi import FastAPI
@@ -14,7 +14,8 @@ from fastapi import FastAPI
 from libs.common.config import CommonSettings
 from libs.common.db import migrate
 
-Command = Callable[[CommonSettings, argparse.Namespace], Any]
+SettingsT = TypeVar("SettingsT", bound=CommonSettings)
+Command = Callable[[SettingsT, argparse.Namespace], Any]
 
 
 def serve(app: FastAPI, settings: CommonSettings) -> None:
@@ -24,9 +25,10 @@ def serve(app: FastAPI, settings: CommonSettings) -> None:
                 timeout_keep_alive=30)
 
 
-def main(argv: Sequence[str] | None, *, settings: CommonSettings, app_factory: Callable[..., FastAPI],
+def main(argv: Sequence[str] | None, *, settings: SettingsT, app_factory: Callable[[SettingsT], FastAPI],
          migrations: Path | None = None,
-         commands: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Command]] | None = None) -> None:
+         commands: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Command[SettingsT]]] | None = None,
+         ) -> None:
     """Parse the command line and run ``serve`` (default), ``migrate`` or a service command."""
     parser = argparse.ArgumentParser(prog=f"python -m services.{settings.service_name}")
     sub = parser.add_subparsers(dest="command")

@@ -2,8 +2,10 @@
 
 ``create_service_app`` wires problem handlers, the request-id and metrics
 middleware, ``/healthz``, ``/readyz``, ``/metrics``, and a lifespan that opens the
-database (migrating it in dev/test), Redis and the event bus, subscribes the
-service's idempotent consumers and runs the outbox relay and any background loops.
+database (migrating it in dev/test), Redis and the event bus, then the part's own typed
+state, subscribes the part's idempotent consumers and runs the outbox relay and any
+background loops. Everything a part holds is reached through its
+``ServiceContext[ItsSettings, ItsState]``: nothing is looked up by a string key.
 """
 
 from __future__ import annotations
@@ -13,9 +15,9 @@ import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar, cast
 
 import httpx
 import orjson
@@ -23,6 +25,7 @@ import sqlalchemy.exc
 from fastapi import APIRouter, FastAPI, Request
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from pydantic import BaseModel, ValidationError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -38,7 +41,16 @@ from libs.common.errors import (
     problem_response,
     unhandled_problem,
 )
-from libs.common.events import Envelope, EventBus, InMemoryBus, OutboxRelay, idempotent
+from libs.common.events import (
+    Envelope,
+    EventBus,
+    Handler,
+    InMemoryBus,
+    OutboxRelay,
+    idempotent,
+    topic_matches,
+)
+from libs.common.events.bus import PoisonMessage
 from libs.common.events.topology import CONSUMERS
 from libs.common.http import make_client
 from libs.common.logging import configure_logging, correlation_id_var, get_logger, request_id_var
@@ -47,36 +59,73 @@ from libs.common.tasks import cancel_and_wait
 from libs.common.unavailable import dependency_probes, describe, outages, quiet_library_outage_logs
 
 log = get_logger(__name__)
-ContextHandler = Callable[["ServiceContext", AsyncSession, Envelope], Awaitable[None]]
+SettingsT = TypeVar("SettingsT", bound=CommonSettings)
+StateT = TypeVar("StateT")
+ContextT = TypeVar("ContextT", bound="ServiceContext[Any, Any]")
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 @dataclass
-class Subscription:
-    """Events (routing-key patterns) a service consumes, and the handler run once per event."""
+class Kernel(Generic[SettingsT]):
+    """The resources every part gets from the kernel, whatever it does."""
 
-    patterns: Sequence[str]
-    handler: ContextHandler
-
-
-@dataclass
-class ServiceContext:
-    """What a running service holds: reachable from routes as ``request.app.state.ctx``."""
-
-    settings: CommonSettings
+    settings: SettingsT
     db: Database | None
     redis: Redis
     bus: EventBus
     http: httpx.AsyncClient
     verifier: TokenVerifier
-    relay: OutboxRelay | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
 
     def key(self, *parts: object) -> str:
         """A Redis key under this deployment's prefix."""
         return self.settings.redis_prefix + ":".join(str(p) for p in parts)
 
 
-Hook = Callable[[ServiceContext], Awaitable[None]]
+@dataclass
+class ServiceContext(Kernel[SettingsT], Generic[SettingsT, StateT]):
+    """What a running part holds: its own settings, the kernel's resources and its one typed state.
+
+    Routes reach it through the part's ``Annotated`` alias over :func:`service_context`;
+    consumers and background loops receive it as their first argument.
+    """
+
+    state: StateT
+    relay: OutboxRelay | None = None
+
+
+StateFactory = Callable[[Kernel[SettingsT]], contextlib.AbstractAsyncContextManager[StateT]]
+Hook = Callable[[ServiceContext[SettingsT, StateT]], Awaitable[None]]
+ConsumerHandler = Callable[[ContextT, AsyncSession, ModelT, Envelope], Awaitable[None]]
+
+
+async def service_context(request: Request) -> ServiceContext[Any, Any]:
+    """FastAPI dependency: the running part's context (each part types it once in its alias).
+
+    ``async`` so FastAPI calls it in place rather than through its thread pool.
+    """
+    ctx: ServiceContext[Any, Any] = request.app.state.ctx
+    return ctx
+
+
+@dataclass(frozen=True)
+class Subscription(Generic[ContextT, ModelT]):
+    """Events (routing-key patterns) a part consumes, the producer's model of their data, and the handler.
+
+    The kernel parses ``data`` into ``model`` before the handler runs: data that does not
+    parse is a poison message (dead-lettered with the validation error), never a handler's guess.
+    """
+
+    patterns: Sequence[str]
+    model: type[ModelT]
+    handler: ConsumerHandler[ContextT, ModelT]
+
+    def parse(self, envelope: Envelope) -> ModelT:
+        """``envelope.data`` as the model; ``PoisonMessage`` naming every invalid field if it is not."""
+        try:
+            return self.model.model_validate(envelope.data)
+        except ValidationError as exc:
+            fields = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'data'}: {e['msg']}" for e in exc.errors())
+            raise PoisonMessage(f"{envelope.type} data is not a valid {self.model.__name__}: {fields}") from exc
 
 
 def make_bus(settings: CommonSettings) -> EventBus:
@@ -92,64 +141,60 @@ def make_bus(settings: CommonSettings) -> EventBus:
 
 def create_service_app(
     *,
-    settings: CommonSettings,
+    settings: SettingsT,
     title: str,
     routers: Sequence[APIRouter],
+    state: StateFactory[SettingsT, StateT] | None = None,
     migrations: Path | None = None,
-    subscriptions: Sequence[Subscription] = (),
-    background: Sequence[Hook] = (),
-    on_startup: Sequence[Hook] = (),
-    on_shutdown: Sequence[Hook] = (),
+    subscriptions: Sequence[Subscription[ServiceContext[SettingsT, StateT], Any]] = (),
+    background: Sequence[Hook[SettingsT, StateT]] = (),
+    on_startup: Sequence[Hook[SettingsT, StateT]] = (),
+    on_shutdown: Sequence[Hook[SettingsT, StateT]] = (),
     bus: EventBus | None = None,
     redis: Redis | None = None,
+    jwks_min_refresh: float = 5.0,
     description: str = "",
 ) -> FastAPI:
-    """Build a service app. A shared ``bus``/``redis`` (embedded mode) is used, not owned."""
+    """Build a service app. A shared ``bus``/``redis`` (embedded mode) is used, not owned.
+
+    ``state`` opens the part's one typed state object from the kernel's resources (an
+    async context manager: what it opens it closes at shutdown); without it the state is ``None``.
+    """
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(service=settings.service_name, level=settings.log_level, json=settings.log_json)
-        db = Database(settings.db_url, pool_size=settings.db_pool_size) if migrations is not None else None
-        if db is not None and migrations is not None and settings.env in ("dev", "test"):
-            await migrate(settings.db_url, migrations)
-        own_redis = redis is None
-        r = redis or make_redis(settings.redis_url, timeout=3, max_connections=settings.redis_max_connections)
-        own_bus = bus is None
-        b = bus or make_bus(settings)
-        http = make_client(timeout=5.0)
-        verifier = TokenVerifier(jwks_url=settings.jwks_url, issuer=settings.jwt_issuer,
-                                 audience=settings.jwt_audience, redis=r, redis_prefix=settings.redis_prefix,
-                                 http=http)
-        ctx = ServiceContext(settings=settings, db=db, redis=r, bus=b, http=http, verifier=verifier)
-        app.state.ctx = ctx
-        tasks: list[asyncio.Task[None]] = []
-        if subscriptions:
-            assert db is not None, "a consuming service needs its database (inbox)"
-            patterns = sorted({p for s in subscriptions for p in s.patterns})
-            b.subscribe(settings.service_name, patterns, _router(ctx, db, settings.service_name, subscriptions))
-        if db is not None:
-            ctx.relay = OutboxRelay(db, b, poll_interval=settings.outbox_poll_interval)
-            tasks.append(asyncio.create_task(ctx.relay.run(), name=f"{settings.service_name}-outbox"))
-        for hook in on_startup:
-            await hook(ctx)
-        await b.start()
-        for loop_fn in background:
-            tasks.append(asyncio.create_task(_forever(loop_fn, ctx), name=getattr(loop_fn, "__name__", "bg")))
-        log.info("service_started", port=settings.port)
-        try:
-            yield
-        finally:
-            await cancel_and_wait(tasks)  # the relay polls with wait_for, which can swallow one cancel
-            for hook in on_shutdown:
-                with contextlib.suppress(Exception):
+        async with _kernel(settings, migrations=migrations, bus=bus, redis=redis,
+                           jwks_min_refresh=jwks_min_refresh) as kernel:
+            opened = state(kernel) if state is not None else contextlib.nullcontext()
+            async with opened as part_state:
+                ctx = ServiceContext(settings=settings, db=kernel.db, redis=kernel.redis, bus=kernel.bus,
+                                     http=kernel.http, verifier=kernel.verifier, state=cast(StateT, part_state))
+                app.state.ctx = ctx
+                tasks: list[asyncio.Task[None]] = []
+                if subscriptions:
+                    assert ctx.db is not None, "a consuming service needs its database (inbox)"
+                    patterns = sorted({p for s in subscriptions for p in s.patterns})
+                    ctx.bus.subscribe(settings.service_name, patterns,
+                                      _consumer(ctx, ctx.db, settings.service_name, subscriptions))
+                if ctx.db is not None:
+                    ctx.relay = OutboxRelay(ctx.db, ctx.bus, poll_interval=settings.outbox_poll_interval)
+                    tasks.append(asyncio.create_task(ctx.relay.run(), name=f"{settings.service_name}-outbox"))
+                for hook in on_startup:
                     await hook(ctx)
-            if own_bus:
-                await b.close()
-            await http.aclose()
-            if own_redis:
-                await r.aclose()
-            if db is not None:
-                await db.dispose()
+                await ctx.bus.start()
+                for loop_fn in background:
+                    tasks.append(asyncio.create_task(_forever(loop_fn, ctx), name=getattr(loop_fn, "__name__", "bg")))
+                log.info("service_started", port=settings.port)
+                try:
+                    yield
+                finally:
+                    await cancel_and_wait(tasks)  # the relay polls with wait_for, which can swallow one cancel
+                    for hook in on_shutdown:
+                        with contextlib.suppress(Exception):
+                            await hook(ctx)
+                    if bus is None:  # consumers stop before the state they use is closed
+                        await ctx.bus.close()
 
     app = FastAPI(title=title, description=description, lifespan=lifespan, version="1.0.0")
     install_problem_handlers(app)
@@ -162,19 +207,48 @@ def create_service_app(
     return app
 
 
-def _router(ctx: ServiceContext, db: Database, consumer: str, subs: Sequence[Subscription]):  # type: ignore[no-untyped-def]
+@contextlib.asynccontextmanager
+async def _kernel(settings: SettingsT, *, migrations: Path | None, bus: EventBus | None, redis: Redis | None,
+                  jwks_min_refresh: float) -> AsyncIterator[Kernel[SettingsT]]:
+    """Open the database (migrated in dev/test), Redis, the bus, the HTTP client and the verifier.
+
+    What was passed in (embedded mode shares one bus and one Redis) is used, not closed;
+    the bus is closed by the lifespan, before the part's state.
+    """
+    db = Database(settings.db_url, pool_size=settings.db_pool_size) if migrations is not None else None
+    try:
+        if db is not None and migrations is not None and settings.env in ("dev", "test"):
+            await migrate(settings.db_url, migrations)
+        r = redis or make_redis(settings.redis_url, timeout=3, max_connections=settings.redis_max_connections)
+        http = make_client(timeout=5.0)
+        try:
+            verifier = TokenVerifier(jwks_url=settings.jwks_url, issuer=settings.jwt_issuer,
+                                     audience=settings.jwt_audience, redis=r, redis_prefix=settings.redis_prefix,
+                                     http=http, min_refresh_interval=jwks_min_refresh)
+            yield Kernel(settings=settings, db=db, redis=r, bus=bus or make_bus(settings), http=http,
+                         verifier=verifier)
+        finally:
+            await http.aclose()
+            if redis is None:
+                await r.aclose()
+    finally:
+        if db is not None:
+            await db.dispose()
+
+
+def _consumer(ctx: ContextT, db: Database, consumer: str, subs: Sequence[Subscription[ContextT, Any]]) -> Handler:
     """One bus handler that runs, once per event id, every subscription matching its type."""
-    from libs.common.events import topic_matches
 
     async def effect(session: AsyncSession, env: Envelope) -> None:
         for sub in subs:
             if any(topic_matches(p, env.type) for p in sub.patterns):
-                await sub.handler(ctx, session, env)
+                # parsed inside the inbox transaction: a poison message rolls back, leaving no trace
+                await sub.handler(ctx, session, sub.parse(env), env)
 
     return idempotent(db, consumer, effect)
 
 
-async def _forever(fn: Hook, ctx: ServiceContext) -> None:
+async def _forever(fn: Hook[Any, Any], ctx: ServiceContext[Any, Any]) -> None:
     """Run a background loop; if it crashes, log and start it again after a pause.
 
     An outage is the one warning of ``outages`` (and its recovery line), not a traceback a
@@ -256,6 +330,7 @@ def _path_to_nul(node: Any, path: tuple[str, ...] = ()) -> tuple[str, ...] | Non
 
 def _health_router(registry: CollectorRegistry) -> APIRouter:
     router = APIRouter(include_in_schema=False)
+    backlog = Gauge("outbox_backlog", "Outbox rows not yet published", registry=registry)
 
     @router.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -263,7 +338,7 @@ def _health_router(registry: CollectorRegistry) -> APIRouter:
 
     @router.get("/readyz")
     async def readyz(request: Request) -> JSONResponse:
-        ctx: ServiceContext = request.app.state.ctx
+        ctx: ServiceContext[Any, Any] = request.app.state.ctx
         checks: dict[str, str] = {}
 
         async def check(name: str, fn: Callable[[], Awaitable[Any]]) -> None:
@@ -285,7 +360,7 @@ def _health_router(registry: CollectorRegistry) -> APIRouter:
     async def metrics(request: Request) -> Response:
         relay = request.app.state.ctx.relay
         if relay is not None:
-            registry._outbox_backlog.set(relay.backlog)  # type: ignore[attr-defined]
+            backlog.set(relay.backlog)
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     return router
@@ -306,8 +381,6 @@ class RequestContextMiddleware:
         self.latency = Histogram("http_request_duration_seconds", "HTTP request latency", ["method", "route"],
                                  registry=registry,
                                  buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
-        registry._outbox_backlog = Gauge(  # type: ignore[attr-defined]
-            "outbox_backlog", "Outbox rows not yet published", registry=registry)
         self.service = service
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -5,9 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 
-from fastapi import FastAPI
-
-from libs.common.config import CommonSettings
 from libs.common.db import Database, migrate
 from libs.common.errors import DomainError
 from libs.common.runner import main
@@ -23,9 +20,8 @@ def _admin_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", default=None)
 
 
-async def create_admin(settings: CommonSettings, args: argparse.Namespace) -> None:
+async def create_admin(settings: AuthSettings, args: argparse.Namespace) -> None:
     """Create an admin account, or promote an existing account to admin."""
-    assert isinstance(settings, AuthSettings)
     await migrate(settings.db_url, MIGRATIONS)
     try:
         email = normalize_email(args.email)
@@ -44,9 +40,8 @@ async def create_admin(settings: CommonSettings, args: argparse.Namespace) -> No
     print(f"{user.email}: {'created as admin' if created else 'promoted to admin'} ({user.id})")
 
 
-async def rotate_key(settings: CommonSettings, _: argparse.Namespace) -> None:
+async def rotate_key(settings: AuthSettings, _: argparse.Namespace) -> None:
     """Add a signing key (it signs after the cache period); older keys stay in the JWKS."""
-    assert isinstance(settings, AuthSettings)
     await migrate(settings.db_url, MIGRATIONS)
     db = Database(settings.db_url, pool_size=1)
     try:
@@ -56,14 +51,9 @@ async def rotate_key(settings: CommonSettings, _: argparse.Namespace) -> None:
     print(f"new signing key {kid}; published now, signing after SIGNING_KEY_CACHE_SECONDS")
 
 
-def _app(settings: CommonSettings) -> FastAPI:
-    assert isinstance(settings, AuthSettings)
-    return create_app(settings)
-
-
 if __name__ == "__main__":
     settings = get_settings()
     # uvicorn resolves X-Forwarded-For itself before the app sees the peer: trust the same proxies
     os.environ.setdefault("FORWARDED_ALLOW_IPS", ",".join(settings.trusted_proxies))
-    main(None, settings=settings, app_factory=_app, migrations=MIGRATIONS,
+    main(None, settings=settings, app_factory=create_app, migrations=MIGRATIONS,
          commands={"create-admin": (_admin_args, create_admin), "rotate-key": (lambda p: None, rotate_key)})

@@ -9,8 +9,8 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from libs.common.auth import AdminUser, CurrentUser
 from libs.common.db import SessionDep
-from libs.common.service import ServiceContext
 from services.auth import recovery, service, throttle
+from services.auth.context import Ctx
 from services.auth.schemas import (
     Accepted,
     AdminUserUpdate,
@@ -31,17 +31,11 @@ from services.auth.schemas import (
 )
 
 
-def _ctx(request: Request) -> ServiceContext:
-    return request.app.state.ctx
-
-
-def _client(request: Request) -> service.Client:
-    ctx: ServiceContext = request.app.state.ctx
-    return service.Client(ip=throttle.client_ip(request, service.runtime(ctx).settings.trusted_proxies),
+def _client(request: Request, ctx: Ctx) -> service.Client:
+    return service.Client(ip=throttle.client_ip(request, ctx.settings.trusted_proxies),
                           user_agent=request.headers.get("user-agent"))
 
 
-Ctx = Annotated[ServiceContext, Depends(_ctx)]
 ClientDep = Annotated[service.Client, Depends(_client)]
 
 router = APIRouter()
@@ -138,7 +132,7 @@ async def update_user(user_id: uuid.UUID, body: AdminUserUpdate, admin_user: Adm
 async def jwks(ctx: Ctx, response: Response) -> dict[str, Any]:
     """The public keys that verify access tokens."""
     response.headers["Cache-Control"] = "public, max-age=60"
-    return (await service.runtime(ctx).keys.ring()).jwks()
+    return (await ctx.state.keys.ring()).jwks()
 
 
 for _r in (auth, users, admin):

@@ -16,8 +16,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.common.errors import BadRequest
-from libs.common.service import ServiceContext
 from services.auth import service, throttle
+from services.auth.context import AuthContext
 from services.auth.models import User
 from services.auth.passwords import check_policy
 from services.auth.schemas import ResetToken
@@ -46,9 +46,9 @@ def _otp_hash(ring: KeyRing, kid: str, email: str, otp: str) -> str:
     return hmac.new(ring.derived_secret(kid, _OTP_PURPOSE), f"{email}:{otp}".encode(), hashlib.sha256).hexdigest()
 
 
-async def forgot_password(*, ctx: ServiceContext, session: AsyncSession, email: str, ip: str) -> None:
+async def forgot_password(*, ctx: AuthContext, session: AsyncSession, email: str, ip: str) -> None:
     """Email a one-time code when the account exists; the caller learns nothing either way."""
-    rt = service.runtime(ctx)
+    rt = ctx.state
     s = rt.settings
     await throttle.hit(ctx, scope="forgot-ip", subject=ip, limit=s.forgot_per_ip, window=s.forgot_window)
     await throttle.hit(ctx, scope="forgot-email", subject=email, limit=s.forgot_per_email, window=s.forgot_window)
@@ -72,9 +72,9 @@ async def forgot_password(*, ctx: ServiceContext, session: AsyncSession, email: 
               "ignore this email; your password has not changed.\n"))
 
 
-async def verify_otp(*, ctx: ServiceContext, email: str, otp: str, ip: str) -> ResetToken:
+async def verify_otp(*, ctx: AuthContext, email: str, otp: str, ip: str) -> ResetToken:
     """Exchange a valid code for a short-lived, single-use reset token."""
-    rt = service.runtime(ctx)
+    rt = ctx.state
     s = rt.settings
     await throttle.hit(ctx, scope="verify-ip", subject=ip, limit=s.verify_otp_per_ip, window=s.verify_otp_window)
     await throttle.hit(ctx, scope="verify-email", subject=email, limit=s.verify_otp_per_email,
@@ -90,9 +90,9 @@ async def verify_otp(*, ctx: ServiceContext, email: str, otp: str, ip: str) -> R
     return ResetToken(reset_token=raw, expires_in=s.reset_token_ttl)
 
 
-async def reset_password(*, ctx: ServiceContext, session: AsyncSession, reset_token: str, new_password: str) -> None:
+async def reset_password(*, ctx: AuthContext, session: AsyncSession, reset_token: str, new_password: str) -> None:
     """Set a new password with a reset token (used up) and end every session of the account."""
-    rt = service.runtime(ctx)
+    rt = ctx.state
     check_policy(new_password, field="new_password")
     email = await ctx.redis.getdel(ctx.key("auth", "reset", service.token_hash(reset_token)))
     if email is None:

@@ -15,10 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from libs.common.auth import Principal, revoke_session, revoke_user_tokens
 from libs.common.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
 from libs.common.events import publish_in
-from libs.common.service import ServiceContext
 from services.auth import throttle
+from services.auth.context import AuthContext, Runtime
 from services.auth.events import user_registered
-from services.auth.mailer import Mailer
 from services.auth.models import AuthSession, RefreshToken, User
 from services.auth.passwords import Passwords, check_policy
 from services.auth.schemas import (
@@ -31,25 +30,9 @@ from services.auth.schemas import (
     UserPublic,
     UserUpdate,
 )
-from services.auth.settings import AuthSettings
-from services.auth.signing import Keys
 
 BAD_CREDENTIALS = "The email or password is not correct."
 BAD_REFRESH = "The refresh token is not valid; sign in again."
-
-
-@dataclass
-class Runtime:
-    """What the auth rules need beyond the shared service context."""
-
-    settings: AuthSettings
-    passwords: Passwords
-    keys: Keys
-    mailer: Mailer
-
-
-def runtime(ctx: ServiceContext) -> Runtime:
-    return ctx.extras["auth"]
 
 
 @dataclass(frozen=True)
@@ -92,9 +75,9 @@ async def _revoke_sessions(session: AsyncSession, *, user_id: uuid.UUID, reason:
     return list((await session.execute(stmt)).scalars())
 
 
-async def _kill_access_tokens(ctx: ServiceContext, sids: list[uuid.UUID], *, user_id: uuid.UUID | None = None) -> None:
+async def _kill_access_tokens(ctx: AuthContext, sids: list[uuid.UUID], *, user_id: uuid.UUID | None = None) -> None:
     """After the commit: make the sessions' access tokens fail at every verifier at once."""
-    rt = runtime(ctx)
+    rt = ctx.state
     ttl = rt.settings.access_token_ttl
     for sid in sids:
         await revoke_session(ctx.redis, rt.settings.redis_prefix, str(sid), ttl_seconds=ttl)
@@ -102,9 +85,9 @@ async def _kill_access_tokens(ctx: ServiceContext, sids: list[uuid.UUID], *, use
         await revoke_user_tokens(ctx.redis, rt.settings.redis_prefix, user_id, ttl_seconds=ttl)
 
 
-async def register(*, ctx: ServiceContext, session: AsyncSession, body: RegisterIn, client: Client) -> Registered:
+async def register(*, ctx: AuthContext, session: AsyncSession, body: RegisterIn, client: Client) -> Registered:
     """Create a customer account, sign it in and announce it (user.registered)."""
-    rt = runtime(ctx)
+    rt = ctx.state
     check_policy(body.password)
     password_hash = await rt.passwords.hash(body.password)
     try:
@@ -124,9 +107,9 @@ async def register(*, ctx: ServiceContext, session: AsyncSession, body: Register
     return Registered(**tokens.model_dump(), user=UserPublic.model_validate(user))
 
 
-async def login(*, ctx: ServiceContext, session: AsyncSession, body: LoginIn, client: Client) -> Tokens:
+async def login(*, ctx: AuthContext, session: AsyncSession, body: LoginIn, client: Client) -> Tokens:
     """Exchange email and password for tokens; unknown email and wrong password look the same."""
-    rt = runtime(ctx)
+    rt = ctx.state
     s = rt.settings
     await throttle.hit(ctx, scope="login-ip", subject=client.ip, limit=s.login_attempts_per_ip,
                        window=s.login_attempts_window)
@@ -150,9 +133,9 @@ async def login(*, ctx: ServiceContext, session: AsyncSession, body: LoginIn, cl
     return await _tokens(rt, user, sid, refresh)
 
 
-async def refresh(*, ctx: ServiceContext, session: AsyncSession, raw: str) -> Tokens:
+async def refresh(*, ctx: AuthContext, session: AsyncSession, raw: str) -> Tokens:
     """Rotate a refresh token; a token used twice ends its whole session."""
-    rt = runtime(ctx)
+    rt = ctx.state
     reused: uuid.UUID | None = None
     async with session.begin():
         row = (await session.execute(
@@ -187,7 +170,7 @@ def _sid(principal: Principal) -> uuid.UUID | None:
         return None
 
 
-async def logout(*, ctx: ServiceContext, session: AsyncSession, principal: Principal) -> None:
+async def logout(*, ctx: AuthContext, session: AsyncSession, principal: Principal) -> None:
     """End the caller's session: its refresh token and every access token of it stop working."""
     sid = _sid(principal)
     if sid is not None:
@@ -196,7 +179,7 @@ async def logout(*, ctx: ServiceContext, session: AsyncSession, principal: Princ
                 sa.update(AuthSession).where(AuthSession.id == sid, AuthSession.user_id == principal.user_id,
                                              AuthSession.revoked_at.is_(None))
                 .values(revoked_at=_now(), revoked_reason="logout"))
-    rt = runtime(ctx)
+    rt = ctx.state
     await revoke_session(ctx.redis, rt.settings.redis_prefix, principal.session_id,
                          ttl_seconds=rt.settings.access_token_ttl)
 
@@ -222,10 +205,10 @@ async def update_profile(*, session: AsyncSession, user_id: uuid.UUID, body: Use
     return user
 
 
-async def change_password(*, ctx: ServiceContext, session: AsyncSession, principal: Principal, current: str,
+async def change_password(*, ctx: AuthContext, session: AsyncSession, principal: Principal, current: str,
                           new: str) -> None:
     """Set a new password after checking the current one; other sessions end."""
-    rt = runtime(ctx)
+    rt = ctx.state
     s = rt.settings
     check_policy(new, field="new_password")
     async with session.begin():
@@ -245,7 +228,7 @@ async def change_password(*, ctx: ServiceContext, session: AsyncSession, princip
     await _kill_access_tokens(ctx, sids)
 
 
-async def set_password(*, ctx: ServiceContext, session: AsyncSession, user: User, password_hash: str,
+async def set_password(*, ctx: AuthContext, session: AsyncSession, user: User, password_hash: str,
                        reason: str) -> None:
     """Replace a password (reset) and end every session of the user."""
     async with session.begin():
@@ -273,7 +256,7 @@ async def list_users(*, session: AsyncSession, page: int, page_size: int, q: str
                     page_size=page_size)
 
 
-async def admin_update(*, ctx: ServiceContext, session: AsyncSession, admin: Principal, user_id: uuid.UUID,
+async def admin_update(*, ctx: AuthContext, session: AsyncSession, admin: Principal, user_id: uuid.UUID,
                        body: AdminUserUpdate) -> User:
     """Change a user's role or block/unblock them; a role change or a block ends their sessions."""
     if user_id == admin.user_id and (body.is_active is False or body.role == "user"):

@@ -7,10 +7,10 @@ from typing import Any
 from fastapi import Request
 
 from libs.common.errors import TooManyRequests
-from libs.common.service import ServiceContext
+from services.auth.context import AuthContext
 
 
-async def hit(ctx: ServiceContext, *, scope: str, subject: str, limit: int, window: int) -> None:
+async def hit(ctx: AuthContext, *, scope: str, subject: str, limit: int, window: int) -> None:
     """Count one attempt; 429 with Retry-After once more than ``limit`` happened in the window."""
     key = ctx.key("auth", "throttle", scope, subject)
     async with ctx.redis.pipeline(transaction=True) as pipe:
@@ -22,7 +22,7 @@ async def hit(ctx: ServiceContext, *, scope: str, subject: str, limit: int, wind
         raise TooManyRequests("Too many attempts; wait before trying again.", retry_after=_positive(ttl, window))
 
 
-async def check(ctx: ServiceContext, *, scope: str, subject: str, limit: int, window: int) -> None:
+async def check(ctx: AuthContext, *, scope: str, subject: str, limit: int, window: int) -> None:
     """Refuse (429) when the counter already reached ``limit``, without counting this attempt."""
     key = ctx.key("auth", "throttle", scope, subject)
     async with ctx.redis.pipeline(transaction=False) as pipe:
@@ -34,7 +34,7 @@ async def check(ctx: ServiceContext, *, scope: str, subject: str, limit: int, wi
                               retry_after=_positive(ttl, window))
 
 
-async def add_failure(ctx: ServiceContext, *, scope: str, subject: str, window: int) -> None:
+async def add_failure(ctx: AuthContext, *, scope: str, subject: str, window: int) -> None:
     key = ctx.key("auth", "throttle", scope, subject)
     async with ctx.redis.pipeline(transaction=True) as pipe:
         _start_window(pipe, key, window)
@@ -42,7 +42,7 @@ async def add_failure(ctx: ServiceContext, *, scope: str, subject: str, window: 
         await pipe.execute()
 
 
-async def clear(ctx: ServiceContext, *, scope: str, subject: str) -> None:
+async def clear(ctx: AuthContext, *, scope: str, subject: str) -> None:
     await ctx.redis.delete(ctx.key("auth", "throttle", scope, subject))
 
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 
 from libs.common.auth import CurrentUser, InternalCaller
 from libs.common.db import SessionDep
 from libs.common.errors import problem_doc
 from services.cart import service as cart_service
+from services.cart.context import Ctx
 from services.cart.schemas import (
     CartItemCreate,
     CartItemUpdate,
@@ -27,16 +28,16 @@ internal_router = APIRouter(prefix="/internal", tags=["internal"], include_in_sc
 
 
 @router.get("/cart")
-async def get_cart(user: CurrentUser, session: SessionDep, request: Request) -> CartPublic:
+async def get_cart(user: CurrentUser, session: SessionDep, ctx: Ctx) -> CartPublic:
     """The caller's cart with current names, prices and availability."""
-    return await cart_service.get_cart(ctx=request.app.state.ctx, session=session, user_id=user.user_id)
+    return await cart_service.get_cart(ctx=ctx, session=session, user_id=user.user_id)
 
 
 @router.post("/cart", status_code=201, responses={200: {"model": CartPublic, "description": "quantity increased"}})
-async def add_to_cart(body: CartItemCreate, user: CurrentUser, session: SessionDep, request: Request,
+async def add_to_cart(body: CartItemCreate, user: CurrentUser, session: SessionDep, ctx: Ctx,
                       response: Response) -> CartPublic:
     """Add a product (201, new line) or more of one already in the cart (200); returns the cart."""
-    cart, created = await cart_service.add_item(ctx=request.app.state.ctx, session=session, user_id=user.user_id,
+    cart, created = await cart_service.add_item(ctx=ctx, session=session, user_id=user.user_id,
                                                 product_id=body.product_id, quantity=body.quantity)
     response.status_code = 201 if created else 200
     return cart
@@ -44,23 +45,23 @@ async def add_to_cart(body: CartItemCreate, user: CurrentUser, session: SessionD
 
 # declared before /cart/{item_id}: "clear" must never be read as an item id
 @router.delete("/cart/clear")
-async def clear_cart(user: CurrentUser, session: SessionDep, request: Request) -> CartPublic:
+async def clear_cart(user: CurrentUser, session: SessionDep, ctx: Ctx) -> CartPublic:
     """Empty the caller's cart; returns the (empty) cart."""
-    return await cart_service.clear(ctx=request.app.state.ctx, session=session, user_id=user.user_id)
+    return await cart_service.clear(ctx=ctx, session=session, user_id=user.user_id)
 
 
 @router.put("/cart/{item_id}")
 async def set_quantity(item_id: uuid.UUID, body: CartItemUpdate, user: CurrentUser, session: SessionDep,
-                       request: Request) -> CartPublic:
+                       ctx: Ctx) -> CartPublic:
     """Set a line's quantity (0 removes it); returns the cart."""
-    return await cart_service.set_quantity(ctx=request.app.state.ctx, session=session, user_id=user.user_id,
+    return await cart_service.set_quantity(ctx=ctx, session=session, user_id=user.user_id,
                                            item_id=item_id, quantity=body.quantity)
 
 
 @router.delete("/cart/{item_id}")
-async def remove_item(item_id: uuid.UUID, user: CurrentUser, session: SessionDep, request: Request) -> CartPublic:
+async def remove_item(item_id: uuid.UUID, user: CurrentUser, session: SessionDep, ctx: Ctx) -> CartPublic:
     """Remove one line; returns the cart."""
-    return await cart_service.remove_item(ctx=request.app.state.ctx, session=session, user_id=user.user_id,
+    return await cart_service.remove_item(ctx=ctx, session=session, user_id=user.user_id,
                                           item_id=item_id)
 
 
@@ -72,10 +73,10 @@ async def get_wishlist(user: CurrentUser, session: SessionDep) -> WishlistPublic
 
 @router.post("/wishlist", status_code=201,
              responses={200: {"model": WishlistEntryPublic, "description": "already in the wishlist"}})
-async def add_to_wishlist(body: WishlistEntryCreate, user: CurrentUser, session: SessionDep, request: Request,
+async def add_to_wishlist(body: WishlistEntryCreate, user: CurrentUser, session: SessionDep, ctx: Ctx,
                           response: Response) -> WishlistEntryPublic:
     """Keep a product for later (201); the same product again returns the existing entry (200)."""
-    entry, created = await cart_service.add_to_wishlist(ctx=request.app.state.ctx, session=session,
+    entry, created = await cart_service.add_to_wishlist(ctx=ctx, session=session,
                                                         user_id=user.user_id, product_id=body.product_id)
     response.status_code = 201 if created else 200
     return entry
@@ -89,6 +90,6 @@ async def remove_from_wishlist(entry_id: uuid.UUID, user: CurrentUser, session: 
 
 
 @internal_router.get("/carts/{user_id}")
-async def internal_cart(user_id: uuid.UUID, _: InternalCaller, session: SessionDep, request: Request) -> CartPublic:
+async def internal_cart(user_id: uuid.UUID, _: InternalCaller, session: SessionDep, ctx: Ctx) -> CartPublic:
     """A user's cart, for the orders service."""
-    return await cart_service.get_cart(ctx=request.app.state.ctx, session=session, user_id=user_id)
+    return await cart_service.get_cart(ctx=ctx, session=session, user_id=user_id)

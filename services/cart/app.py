@@ -11,7 +11,7 @@ from libs.common.events import EventBus
 from libs.common.service import create_service_app
 from services import cart
 from services.cart.api import internal_router, router
-from services.cart.events import SUBSCRIPTIONS
+from services.cart.handlers import SUBSCRIPTIONS
 from services.cart.settings import CartSettings, get_settings
 
 MIGRATIONS = Path(__file__).parent / "migrations"

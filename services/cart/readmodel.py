@@ -13,50 +13,35 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from pydantic import ValidationError
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.common.errors import NotFound, ServiceUnavailable
 from libs.common.http import call
 from libs.common.logging import get_logger
-from libs.common.service import ServiceContext
+from libs.contracts.catalog import ProductPublic
+from services.cart.context import CartContext
 from services.cart.models import Product
 
 log = get_logger(__name__)
 _COLUMNS = ("name", "slug", "image", "price", "currency", "stock", "is_active", "deleted", "version")
 
 
-class BadProductData(ValueError):
-    """A product payload without the fields the read-model needs."""
-
-
-def product_values(data: dict[str, Any], *, deleted: bool = False) -> dict[str, Any]:
-    """Read-model columns from catalog's Product wire shape; raises BadProductData."""
-    try:
-        images = data.get("images") or []
-        image = data.get("image") or (str(images[0]) if images else None)
-        values = {
-            "product_id": uuid.UUID(str(data.get("id") or data.get("product_id"))),
-            "name": str(data["name"]),
-            "slug": str(data.get("slug") or ""),
-            "image": image,
-            "price": _int(data["price"]),
-            "currency": str(data["currency"]).upper()[:3],
-            "stock": max(0, _int(data.get("stock", 0))),
-            "is_active": bool(data.get("is_active", True)),
-            "deleted": deleted or bool(data.get("deleted", False)),
-            "version": _int(data["version"]),
-        }
-    except (KeyError, TypeError, ValueError, IndexError) as exc:
-        raise BadProductData(f"product data is not usable: {exc}") from exc
-    return values
-
-
-def _int(v: Any) -> int:
-    # bool is an int in Python, never a price, stock or version
-    if isinstance(v, bool) or not isinstance(v, int | str):
-        raise TypeError(f"not an integer: {v!r}")
-    return int(v)
+def product_values(product: ProductPublic, *, deleted: bool = False) -> dict[str, Any]:
+    """Read-model columns from catalog's Product wire shape."""
+    return {
+        "product_id": product.id,
+        "name": product.name,
+        "slug": product.slug,
+        "image": product.images[0] if product.images else None,
+        "price": product.price,
+        "currency": product.currency.upper()[:3],
+        "stock": max(0, product.stock),
+        "is_active": product.is_active,
+        "deleted": deleted or product.deleted,
+        "version": product.version,
+    }
 
 
 async def apply_product(session: AsyncSession, values: dict[str, Any]) -> bool:
@@ -71,14 +56,6 @@ async def apply_product(session: AsyncSession, values: dict[str, Any]) -> bool:
     return (await session.execute(stmt)).first() is not None
 
 
-async def mark_deleted(session: AsyncSession, *, product_id: uuid.UUID, version: int) -> bool:
-    """Mark a known product deleted when the event carries no full product."""
-    result = await session.execute(
-        sa.update(Product).where(Product.product_id == product_id, Product.version < version)
-        .values(deleted=True, version=version, updated_at=datetime.now(UTC)).returning(Product.product_id))
-    return result.first() is not None
-
-
 async def apply_stock(session: AsyncSession, *, product_id: uuid.UUID, stock: int, version: int) -> bool:
     """Set a known product's stock if ``version`` is newer; an unknown product is fetched later."""
     result = await session.execute(
@@ -88,7 +65,7 @@ async def apply_stock(session: AsyncSession, *, product_id: uuid.UUID, stock: in
     return result.first() is not None
 
 
-async def ensure_known(*, ctx: ServiceContext, session: AsyncSession, product_id: uuid.UUID) -> None:
+async def ensure_known(*, ctx: CartContext, session: AsyncSession, product_id: uuid.UUID) -> None:
     """Make sure the read-model holds ``product_id``, asking catalog once if it does not.
 
     Runs its own short transactions (the session must not be in one), and never holds a
@@ -103,7 +80,7 @@ async def ensure_known(*, ctx: ServiceContext, session: AsyncSession, product_id
         await apply_product(session, values)
 
 
-async def fetch_from_catalog(*, ctx: ServiceContext, product_id: uuid.UUID) -> dict[str, Any]:
+async def fetch_from_catalog(*, ctx: CartContext, product_id: uuid.UUID) -> dict[str, Any]:
     """The product as catalog has it now; 404 when catalog does not know it."""
     url = f"{ctx.settings.catalog_url.rstrip('/')}/products/{product_id}"
     resp = await call(ctx.http, "GET", url, service="catalog", headers={"Accept": "application/json"})
@@ -113,9 +90,8 @@ async def fetch_from_catalog(*, ctx: ServiceContext, product_id: uuid.UUID) -> d
         log.warning("catalog_unexpected_answer", status=resp.status_code, product_id=str(product_id))
         raise ServiceUnavailable("The catalog service cannot tell about this product right now; try again.")
     try:
-        body = resp.json()
-        values = product_values(body if isinstance(body, dict) else {})
-    except (ValueError, BadProductData) as exc:
+        values = product_values(ProductPublic.model_validate_json(resp.content))
+    except ValidationError as exc:
         log.warning("catalog_unusable_product", product_id=str(product_id), error=str(exc))
         raise ServiceUnavailable("The catalog service answered in an unexpected way.") from exc
     if values["product_id"] != product_id:

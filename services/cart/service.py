@@ -16,8 +16,8 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.common.errors import Conflict, NotFound
-from libs.common.service import ServiceContext
 from services.cart import readmodel
+from services.cart.context import CartContext
 from services.cart.models import CartItem, Product, WishlistEntry
 from services.cart.schemas import (
     MAX_QUANTITY,
@@ -27,12 +27,6 @@ from services.cart.schemas import (
     WishlistEntryPublic,
     WishlistPublic,
 )
-from services.cart.settings import CartSettings
-
-
-def _settings(ctx: ServiceContext) -> CartSettings:
-    assert isinstance(ctx.settings, CartSettings)
-    return ctx.settings
 
 
 async def _lock_cart(session: AsyncSession, user_id: uuid.UUID) -> None:
@@ -95,16 +89,16 @@ def _refuse_over_stock(product: Product, wanted: int, in_cart: int) -> None:
                        available=product.stock, in_cart=in_cart)
 
 
-async def get_cart(*, ctx: ServiceContext, session: AsyncSession, user_id: uuid.UUID) -> CartPublic:
+async def get_cart(*, ctx: CartContext, session: AsyncSession, user_id: uuid.UUID) -> CartPublic:
     """The user's cart with current names, prices and availability."""
     async with session.begin():
-        return _cart(await _lines(session, user_id), _settings(ctx).default_currency)
+        return _cart(await _lines(session, user_id), ctx.settings.default_currency)
 
 
-async def add_item(*, ctx: ServiceContext, session: AsyncSession, user_id: uuid.UUID, product_id: uuid.UUID,
+async def add_item(*, ctx: CartContext, session: AsyncSession, user_id: uuid.UUID, product_id: uuid.UUID,
                    quantity: int) -> tuple[CartPublic, bool]:
     """Add units of a product (a new line, or more of an existing one); True when a line was created."""
-    settings = _settings(ctx)
+    settings = ctx.settings
     await readmodel.ensure_known(ctx=ctx, session=session, product_id=product_id)
     async with session.begin():
         await _lock_cart(session, user_id)
@@ -147,7 +141,7 @@ async def _own_item(session: AsyncSession, *, user_id: uuid.UUID, item_id: uuid.
     return item
 
 
-async def set_quantity(*, ctx: ServiceContext, session: AsyncSession, user_id: uuid.UUID, item_id: uuid.UUID,
+async def set_quantity(*, ctx: CartContext, session: AsyncSession, user_id: uuid.UUID, item_id: uuid.UUID,
                        quantity: int) -> CartPublic:
     """Set a line's quantity; 0 removes the line."""
     async with session.begin():
@@ -163,25 +157,25 @@ async def set_quantity(*, ctx: ServiceContext, session: AsyncSession, user_id: u
             _refuse_over_stock(product, quantity, 0)
             item.quantity = quantity
         await session.flush()
-        return _cart(await _lines(session, user_id), _settings(ctx).default_currency)
+        return _cart(await _lines(session, user_id), ctx.settings.default_currency)
 
 
-async def remove_item(*, ctx: ServiceContext, session: AsyncSession, user_id: uuid.UUID,
+async def remove_item(*, ctx: CartContext, session: AsyncSession, user_id: uuid.UUID,
                       item_id: uuid.UUID) -> CartPublic:
     """Remove one line of the user's cart."""
     async with session.begin():
         await _lock_cart(session, user_id)
         await session.delete(await _own_item(session, user_id=user_id, item_id=item_id))
         await session.flush()
-        return _cart(await _lines(session, user_id), _settings(ctx).default_currency)
+        return _cart(await _lines(session, user_id), ctx.settings.default_currency)
 
 
-async def clear(*, ctx: ServiceContext, session: AsyncSession, user_id: uuid.UUID) -> CartPublic:
+async def clear(*, ctx: CartContext, session: AsyncSession, user_id: uuid.UUID) -> CartPublic:
     """Empty the user's cart."""
     async with session.begin():
         await _lock_cart(session, user_id)
         await session.execute(sa.delete(CartItem).where(CartItem.user_id == user_id))
-    return _cart([], _settings(ctx).default_currency)
+    return _cart([], ctx.settings.default_currency)
 
 
 async def remove_ordered(session: AsyncSession, *, user_id: uuid.UUID, items: list[tuple[uuid.UUID, int]]) -> None:
@@ -225,7 +219,7 @@ async def get_wishlist(*, session: AsyncSession, user_id: uuid.UUID) -> Wishlist
     return WishlistPublic(items=items, count=len(items))
 
 
-async def add_to_wishlist(*, ctx: ServiceContext, session: AsyncSession, user_id: uuid.UUID,
+async def add_to_wishlist(*, ctx: CartContext, session: AsyncSession, user_id: uuid.UUID,
                           product_id: uuid.UUID) -> tuple[WishlistEntryPublic, bool]:
     """Keep a product for later; adding it again returns the existing entry (False)."""
     await readmodel.ensure_known(ctx=ctx, session=session, product_id=product_id)
@@ -240,8 +234,8 @@ async def add_to_wishlist(*, ctx: ServiceContext, session: AsyncSession, user_id
         _refuse_unsold(product)
         count = await session.scalar(sa.select(sa.func.count()).select_from(WishlistEntry)
                                      .where(WishlistEntry.user_id == user_id))
-        if (count or 0) >= _settings(ctx).max_wishlist_entries:
-            raise Conflict(f"A wishlist holds at most {_settings(ctx).max_wishlist_entries} products.",
+        if (count or 0) >= ctx.settings.max_wishlist_entries:
+            raise Conflict(f"A wishlist holds at most {ctx.settings.max_wishlist_entries} products.",
                            title="Wishlist full")
         # a racing duplicate add lands on the unique constraint and returns the winner's entry
         inserted = await session.scalar(

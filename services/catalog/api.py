@@ -7,7 +7,6 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any
 
-import asyncpg
 import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
@@ -16,7 +15,7 @@ from libs.common.auth import AdminUser, InternalCaller, OptionalUser
 from libs.common.db import SessionDep
 from services.catalog import browse, reservations
 from services.catalog import service as catalog
-from services.catalog.cache import ResponseCache
+from services.catalog.context import CatalogContext, Ctx
 from services.catalog.schemas import (
     CategoryCreate,
     CategoryPublic,
@@ -34,10 +33,10 @@ from services.catalog.schemas import (
 )
 
 
-async def _clear_cached_reads(request: Request) -> AsyncIterator[None]:
+async def _clear_cached_reads(ctx: Ctx) -> AsyncIterator[None]:
     """After a write route succeeded (an error skips this), cached public reads are stale."""
     yield
-    request.app.state.ctx.extras["response_cache"].clear()
+    ctx.state.response_cache.clear()
 
 
 router = APIRouter(tags=["catalog"])
@@ -63,7 +62,8 @@ def _etag_matches(header: str, etag: str) -> bool:
 
 
 def _conditional(request: Request, body: bytes, etag: str, *, public: bool) -> Response:
-    max_age = request.app.state.ctx.settings.catalog_cache_max_age
+    ctx: CatalogContext = request.app.state.ctx
+    max_age = ctx.settings.catalog_cache_max_age
     headers = {"ETag": etag, "Cache-Control": f"public, max-age={max_age}" if public else "private, no-store",
                "Vary": "Authorization"}
     inm = request.headers.get("if-none-match")
@@ -78,7 +78,8 @@ def _etag(body: bytes) -> str:
 
 async def _public(request: Request, produce: Callable[[], Awaitable[Any]]) -> Response:
     """A public JSON read: micro-cached, with a content ETag; a matching If-None-Match gets a 304."""
-    cache: ResponseCache = request.app.state.ctx.extras["response_cache"]
+    ctx: CatalogContext = request.app.state.ctx
+    cache = ctx.state.response_cache
     key = f"{request.url.path}?{request.url.query}"
     hit = cache.get(key)
     if hit is None:
@@ -89,14 +90,6 @@ async def _public(request: Request, produce: Callable[[], Awaitable[Any]]) -> Re
     else:
         body, etag = hit
     return _conditional(request, body, etag, public=True)
-
-
-def _read_pool(request: Request) -> asyncpg.Pool:
-    return request.app.state.ctx.extras["read_pool"]
-
-
-def _currency(request: Request) -> str:
-    return str(request.app.state.ctx.settings.catalog_default_currency)
 
 
 # ---------------------------------------------------------------- public
@@ -117,6 +110,7 @@ async def get_category(id_or_slug: str, request: Request, session: SessionDep) -
 @router.get("/products", responses={200: {"model": ProductPage}})
 async def list_products(
     request: Request,
+    ctx: Ctx,
     category: Annotated[str | None, Query(max_length=200, description="id or slug; includes sub-categories")] = None,
     price_min: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,  # bigint: larger cannot be queried
     price_max: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,
@@ -130,7 +124,7 @@ async def list_products(
     query = browse.ProductQuery(category=category, price_min=price_min, price_max=price_max, in_stock=in_stock,
                                 q=q, sort=sort, page=page, page_size=page_size)
     async def produce() -> dict[str, Any]:
-        async with _read_pool(request).acquire() as conn:
+        async with ctx.state.read_pool.acquire() as conn:
             return await browse.list_products(conn=conn, query=query)
 
     return await _public(request, produce)
@@ -182,25 +176,25 @@ async def admin_get_product(product_id: uuid.UUID, _: AdminUser, session: Sessio
 
 
 @admin_router.post("/products", status_code=201, responses={201: {"model": ProductPublic}})
-async def create_product(body: ProductCreate, _: AdminUser, session: SessionDep, request: Request) -> Response:
+async def create_product(body: ProductCreate, _: AdminUser, session: SessionDep, ctx: Ctx) -> Response:
     """Create a product."""
-    return _json(await catalog.create_product(session=session, data=body, default_currency=_currency(request)), 201)
+    return _json(await catalog.create_product(session=session, data=body, default_currency=ctx.settings.catalog_default_currency), 201)
 
 
 @admin_router.put("/products/{product_id}", responses={200: {"model": ProductPublic}})
 async def replace_product(product_id: uuid.UUID, body: ProductReplace, _: AdminUser, session: SessionDep,
-                          request: Request) -> Response:
+                          ctx: Ctx) -> Response:
     """Replace a product's fields."""
     return _json(await catalog.update_product(session=session, product_id=product_id, data=body, replace=True,
-                                              default_currency=_currency(request)))
+                                              default_currency=ctx.settings.catalog_default_currency))
 
 
 @admin_router.patch("/products/{product_id}", responses={200: {"model": ProductPublic}})
 async def update_product(product_id: uuid.UUID, body: ProductUpdate, _: AdminUser, session: SessionDep,
-                         request: Request) -> Response:
+                         ctx: Ctx) -> Response:
     """Change some of a product's fields (``stock`` is absolute here)."""
     return _json(await catalog.update_product(session=session, product_id=product_id, data=body, replace=False,
-                                              default_currency=_currency(request)))
+                                              default_currency=ctx.settings.catalog_default_currency))
 
 
 @admin_router.delete("/products/{product_id}", status_code=204)

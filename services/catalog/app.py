@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
@@ -9,10 +11,11 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 
 from libs.common.events import EventBus
-from libs.common.service import ServiceContext, create_service_app
+from libs.common.service import Kernel, create_service_app
 from services.catalog.api import admin_router, internal_router, router
 from services.catalog.cache import ResponseCache
-from services.catalog.events import SUBSCRIPTIONS
+from services.catalog.context import CatalogState
+from services.catalog.handlers import SUBSCRIPTIONS
 from services.catalog.settings import CatalogSettings, get_settings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -22,21 +25,20 @@ async def _no_reset(_: asyncpg.Connection) -> None:
     """Read connections never change session state, so the per-release reset round trip is skipped."""
 
 
-async def open_read_pool(ctx: ServiceContext) -> None:
-    """A plain asyncpg pool for the browsing hot path.
+@contextlib.asynccontextmanager
+async def open_state(kernel: Kernel[CatalogSettings]) -> AsyncIterator[CatalogState]:
+    """A plain asyncpg pool for the browsing hot path, and the public reads' micro-cache.
 
-    It skips what the shared SQLAlchemy pool pays per checkout (a pre-ping of three round
-    trips, a transaction, statement compilation): on this path that was most of the time.
+    The pool skips what the shared SQLAlchemy pool pays per checkout (a pre-ping of three
+    round trips, a transaction, statement compilation): on this path that was most of the time.
     """
-    ctx.extras["response_cache"] = ResponseCache(ttl=ctx.settings.catalog_response_cache_ttl)  # type: ignore[attr-defined]
-    dsn = ctx.settings.db_url.replace("postgresql+asyncpg://", "postgresql://", 1)
-    ctx.extras["read_pool"] = await asyncpg.create_pool(
-        dsn, min_size=1, max_size=ctx.settings.db_pool_size, reset=_no_reset, command_timeout=30, timeout=5)
-
-
-async def close_read_pool(ctx: ServiceContext) -> None:
-    pool = ctx.extras.pop("read_pool", None)
-    if pool is not None:
+    settings = kernel.settings
+    dsn = settings.db_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=settings.db_pool_size, reset=_no_reset,
+                                     command_timeout=30, timeout=5)
+    try:
+        yield CatalogState(read_pool=pool, response_cache=ResponseCache(ttl=settings.catalog_response_cache_ttl))
+    finally:
         await pool.close()
 
 
@@ -45,7 +47,6 @@ def create_app(settings: CatalogSettings | None = None, *, bus: EventBus | None 
     settings = settings or get_settings()
     return create_service_app(
         settings=settings, title="Shop catalog", routers=[router, admin_router, internal_router],
-        migrations=MIGRATIONS, subscriptions=SUBSCRIPTIONS, bus=bus, redis=redis,
-        on_startup=[open_read_pool], on_shutdown=[close_read_pool],
+        migrations=MIGRATIONS, state=open_state, subscriptions=SUBSCRIPTIONS, bus=bus, redis=redis,
         description="Catalog: categories, products, full-text search, stock and reservations.",
     )

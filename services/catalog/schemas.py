@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -15,6 +14,10 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+# the wire shapes the catalog also publishes as events live with its event contract
+from libs.contracts.catalog import CategoryPublic as CategoryPublic
+from libs.contracts.catalog import ProductPublic
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Slug = Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, min_length=1, max_length=120,
@@ -68,19 +71,6 @@ class CategoryUpdate(_In):
             if name in self.model_fields_set and getattr(self, name) is None:
                 raise ValueError(f"{name} cannot be null")
         return self
-
-
-class CategoryPublic(BaseModel):
-    id: uuid.UUID
-    name: str
-    slug: str
-    description: str
-    image_url: str | None
-    parent_id: uuid.UUID | None
-    position: int
-    product_count: int
-    created_at: datetime
-    updated_at: datetime
 
 
 def _check_attributes(v: dict[str, Any]) -> dict[str, Any]:
@@ -208,27 +198,6 @@ def category_wire(c: Any, product_count: int) -> dict[str, Any]:
     out = {f: getattr(c, f) for f in CATEGORY_FIELDS}
     out["product_count"] = product_count
     return out
-
-
-class ProductPublic(BaseModel):
-    id: uuid.UUID
-    name: str
-    slug: str
-    description: str
-    price: int
-    compare_at_price: int | None
-    currency: str
-    sku: str
-    category_id: uuid.UUID | None
-    images: list[str]
-    stock: int
-    attributes: dict[str, Any]
-    is_active: bool
-    version: int
-    created_at: datetime
-    updated_at: datetime
-    deleted: bool = False
-    deleted_at: datetime | None = None
 
 
 class ProductPage(BaseModel):

@@ -18,7 +18,7 @@ from typing import Any
 import asyncpg
 
 from libs.common.db import migrate
-from services.catalog.events import EVENTS
+from libs.contracts.catalog import EVENTS
 from services.catalog.service import slugify
 from services.catalog.settings import CatalogSettings
 

@@ -3,16 +3,10 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
-from typing import cast
 
-from fastapi import FastAPI
-
-from libs.common.config import CommonSettings
 from libs.common.runner import main
 from services.orders.app import MIGRATIONS, create_app
 from services.orders.settings import get_settings
 
 if __name__ == "__main__":
-    main(sys.argv[1:], settings=get_settings(), app_factory=cast(Callable[[CommonSettings], FastAPI], create_app),
-         migrations=MIGRATIONS)
+    main(sys.argv[1:], settings=get_settings(), app_factory=create_app, migrations=MIGRATIONS)

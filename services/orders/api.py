@@ -6,14 +6,14 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Header, Query
 from starlette.responses import JSONResponse
 
 from libs.common.auth import AdminUser, CurrentUser
 from libs.common.db import SessionDep
 from libs.common.errors import PROBLEM_JSON, problem_doc
-from libs.common.service import ServiceContext
 from services.orders import service as order_service
+from services.orders.context import Ctx
 from services.orders.schemas import OrderCreate, OrderPublic, OrderStatus, Page, StatusUpdate
 
 router = APIRouter(tags=["orders"])
@@ -26,18 +26,14 @@ PageNo = Annotated[int, Query(ge=1, le=100_000)]
 PageSize = Annotated[int, Query(ge=1, le=100)]
 
 
-def _ctx(request: Request) -> ServiceContext:
-    return request.app.state.ctx
-
-
 @router.post("/orders", status_code=201, response_model=OrderPublic,
              responses={409: problem_doc("Not enough stock (`short` names each product)"),
                         422: problem_doc("Empty cart or invalid address"),
                         503: problem_doc("Catalog or cart unavailable; nothing was stored")})
-async def place_order(body: OrderCreate, user: CurrentUser, session: SessionDep, request: Request,
+async def place_order(body: OrderCreate, user: CurrentUser, session: SessionDep, ctx: Ctx,
                       idempotency_key: IdempotencyKey = None) -> JSONResponse:
     """Place an order from the caller's cart (or the given items), reserving its stock."""
-    placed = await order_service.place_order(ctx=_ctx(request), session=session, user=user, order_in=body,
+    placed = await order_service.place_order(ctx=ctx, session=session, user=user, order_in=body,
                                              key=idempotency_key)
     headers = {"Idempotent-Replayed": "true"} if placed.replayed else None
     media_type = PROBLEM_JSON if placed.status >= 400 else None

@@ -27,7 +27,6 @@ import asyncio
 import math
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
@@ -35,9 +34,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.common.errors import Conflict
 from libs.common.logging import get_logger
-from libs.common.service import ServiceContext
 from libs.common.unavailable import dependency_probes, describe, outages
 from services.orders import upstream
+from services.orders.context import Attempt, OrdersContext
 from services.orders.models import IdempotencyKey, Order, Placement
 from services.orders.settings import OrdersSettings
 
@@ -50,37 +49,6 @@ class TooManyUnpaidOrders(Conflict):
     """The account already has as many orders awaiting payment as a shop allows (not a key's answer)."""
 
     title = "Too many unpaid orders"
-
-
-@dataclass
-class Attempt:
-    """One request's placement, and how far it got (which decides what a failure must undo)."""
-
-    order_id: uuid.UUID
-    user_id: uuid.UUID
-    key: str | None
-    reserved: bool = False  # catalog was asked to reserve: stock may be held
-    committing: bool = False  # the order's transaction was tried: it may have committed
-
-
-@dataclass
-class Tracker:
-    """Per process: the placements its requests are working on, and clean-ups still to do."""
-
-    held: set[uuid.UUID] = field(default_factory=set)
-    pending: dict[uuid.UUID, Attempt] = field(default_factory=dict)
-
-
-def tracker(ctx: ServiceContext) -> Tracker:
-    found = ctx.extras.get("placements")
-    if not isinstance(found, Tracker):
-        found = ctx.extras["placements"] = Tracker()
-    return found
-
-
-def _settings(ctx: ServiceContext) -> OrdersSettings:
-    assert isinstance(ctx.settings, OrdersSettings)
-    return ctx.settings
 
 
 def _lease(settings: OrdersSettings) -> timedelta:
@@ -142,15 +110,15 @@ async def close_in(session: AsyncSession, order_id: uuid.UUID) -> bool:
     return closed is not None
 
 
-def hold(ctx: ServiceContext, order_id: uuid.UUID) -> None:
-    tracker(ctx).held.add(order_id)
+def hold(ctx: OrdersContext, order_id: uuid.UUID) -> None:
+    ctx.state.placements.held.add(order_id)
 
 
-def let_go(ctx: ServiceContext, order_id: uuid.UUID) -> None:
-    tracker(ctx).held.discard(order_id)
+def let_go(ctx: OrdersContext, order_id: uuid.UUID) -> None:
+    ctx.state.placements.held.discard(order_id)
 
 
-async def settle(ctx: ServiceContext, attempt: Attempt, *, free_key: bool) -> None:
+async def settle(ctx: OrdersContext, attempt: Attempt, *, free_key: bool) -> None:
     """After a failed placement: give the stock back and (``free_key``) the key, once it is safe.
 
     Before the order's transaction was tried, only this request could ever store the order, so the
@@ -164,15 +132,15 @@ async def settle(ctx: ServiceContext, attempt: Attempt, *, free_key: bool) -> No
         await _settle(ctx, attempt, free_key=free_key)
     except Exception as exc:  # orders' database is unreachable: the next tick retries
         log.warning("placement_settle_deferred", order_id=str(attempt.order_id), error=type(exc).__name__)
-        tracker(ctx).pending[attempt.order_id] = Attempt(
+        ctx.state.placements.pending[attempt.order_id] = Attempt(
             order_id=attempt.order_id, user_id=attempt.user_id, key=attempt.key if free_key else None,
             reserved=attempt.reserved, committing=attempt.committing)
     else:
-        tracker(ctx).pending.pop(attempt.order_id, None)
+        ctx.state.placements.pending.pop(attempt.order_id, None)
 
 
-async def _settle(ctx: ServiceContext, attempt: Attempt, *, free_key: bool) -> None:
-    settings = _settings(ctx)
+async def _settle(ctx: OrdersContext, attempt: Attempt, *, free_key: bool) -> None:
+    settings = ctx.settings
     assert ctx.db is not None
     k = IdempotencyKey
     key = None if attempt.key is None else (k.user_id == attempt.user_id) & (k.key == attempt.key)
@@ -194,7 +162,7 @@ async def _settle(ctx: ServiceContext, attempt: Attempt, *, free_key: bool) -> N
     await _forget(ctx, attempt.order_id)
 
 
-async def release_abandoned(ctx: ServiceContext, order_id: uuid.UUID) -> None:
+async def release_abandoned(ctx: OrdersContext, order_id: uuid.UUID) -> None:
     """Best effort, right after a takeover fenced ``order_id``: its stock goes back before the retry reserves."""
     try:
         if await upstream.release(ctx, order_id=order_id):
@@ -203,31 +171,31 @@ async def release_abandoned(ctx: ServiceContext, order_id: uuid.UUID) -> None:
         log.warning("placement_release_deferred", order_id=str(order_id), error=type(exc).__name__)
 
 
-async def _forget(ctx: ServiceContext, order_id: uuid.UUID) -> None:
+async def _forget(ctx: OrdersContext, order_id: uuid.UUID) -> None:
     assert ctx.db is not None
     async with ctx.db.session() as session, session.begin():
         await session.execute(sa.delete(P).where(P.order_id == order_id, P.state == ABANDONED))
 
 
-async def renew(ctx: ServiceContext) -> None:
+async def renew(ctx: OrdersContext) -> None:
     """Extend the lease of every placement this process is working on (rows being committed are skipped)."""
-    held = list(tracker(ctx).held)
+    held = list(ctx.state.placements.held)
     if not held:
         return
     assert ctx.db is not None
     mine = sa.select(P.order_id).where(P.order_id.in_(held), P.state == PLACING).with_for_update(skip_locked=True)
     async with ctx.db.session() as session, session.begin():
         await session.execute(sa.update(P).where(P.order_id.in_(mine.scalar_subquery()))
-                              .values(lease_until=sa.func.now() + _lease(_settings(ctx))))
+                              .values(lease_until=sa.func.now() + _lease(ctx.settings)))
 
 
-async def sweep(ctx: ServiceContext) -> int:
+async def sweep(ctx: OrdersContext) -> int:
     """Release the stock of placements whose owner is gone; safe with any number of replicas.
 
     ``SKIP LOCKED`` gives each row to one sweeper at a time; the fenced row's lease is pushed on,
     so another replica retries the release only if this one failed to finish it.
     """
-    settings = _settings(ctx)
+    settings = ctx.settings
     assert ctx.db is not None
     async with ctx.db.session() as session, session.begin():
         due = list((await session.execute(
@@ -252,16 +220,16 @@ async def sweep(ctx: ServiceContext) -> int:
     return released
 
 
-async def tend_placements(ctx: ServiceContext) -> None:
+async def tend_placements(ctx: OrdersContext) -> None:
     """Background work of placements: renew this process's leases; finish deferred clean-ups and sweep orphans.
 
     Renewing runs on its own: a sweep waiting on a slow catalog must not let a live lease lapse.
     """
-    tick = _settings(ctx).placement_lease / 4
+    tick = ctx.settings.placement_lease / 4
     await asyncio.gather(_every(tick, ctx, renew), _every(tick, ctx, _retry_pending, sweep))
 
 
-async def _every(tick: float, ctx: ServiceContext, *steps: Callable[[ServiceContext], Awaitable[object]]) -> None:
+async def _every(tick: float, ctx: OrdersContext, *steps: Callable[[OrdersContext], Awaitable[object]]) -> None:
     while True:
         for step in steps:
             try:
@@ -273,8 +241,8 @@ async def _every(tick: float, ctx: ServiceContext, *steps: Callable[[ServiceCont
         await asyncio.sleep(tick)
 
 
-async def _retry_pending(ctx: ServiceContext) -> None:
-    for attempt in list(tracker(ctx).pending.values()):
+async def _retry_pending(ctx: OrdersContext) -> None:
+    for attempt in list(ctx.state.placements.pending.values()):
         await settle(ctx, attempt, free_key=attempt.key is not None)
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from enum import StrEnum
 from typing import Annotated, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+# the shapes its events carry too live with its event contract
+from libs.contracts.orders import OrderItemPublic, OrderStatus
 
 # ISO 3166-1 alpha-2, officially assigned codes
 ISO_COUNTRIES = frozenset("""
@@ -21,15 +23,6 @@ TG TH TJ TK TL TM TN TO TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI VN VU WF
 """.split())
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-
-
-class OrderStatus(StrEnum):
-    pending_payment = "pending_payment"
-    paid = "paid"
-    processing = "processing"
-    shipped = "shipped"
-    delivered = "delivered"
-    cancelled = "cancelled"
 
 
 class ShippingAddress(BaseModel):
@@ -74,16 +67,6 @@ class StatusUpdate(BaseModel):
 
     status: OrderStatus
     reason: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)] | None = None
-
-
-class OrderItemPublic(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    product_id: uuid.UUID
-    name: str
-    unit_price: int
-    quantity: int
-    line_total: int
 
 
 class StatusChangePublic(BaseModel):

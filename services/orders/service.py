@@ -21,12 +21,13 @@ from libs.common.errors import (
     NotFound,
     ServiceUnavailable,
     Unprocessable,
-    problem_body,
+    domain_problem,
 )
 from libs.common.events import publish_in
 from libs.common.logging import get_logger
-from libs.common.service import ServiceContext
+from libs.contracts.payments import PaymentEventData
 from services.orders import events, idempotency, placements, upstream
+from services.orders.context import Attempt, OrdersContext
 from services.orders.models import Order, OrderItem, StatusChange
 from services.orders.schemas import OrderCreate, OrderPublic, OrderStatus, Page
 from services.orders.settings import OrdersSettings
@@ -54,12 +55,12 @@ def to_public(order: Order) -> dict[str, Any]:
     return OrderPublic.model_validate(order).model_dump(mode="json", by_alias=True)
 
 
-async def place_order(*, ctx: ServiceContext, session: AsyncSession, user: Principal, order_in: OrderCreate,
+async def place_order(*, ctx: OrdersContext, session: AsyncSession, user: Principal, order_in: OrderCreate,
                       key: str | None) -> PlacedOrder:
     """Place an order from the cart (or the given items); a repeated Idempotency-Key gets the first answer."""
-    settings: OrdersSettings = ctx.settings  # type: ignore[assignment]
+    settings = ctx.settings
     if key is None:
-        attempt = placements.Attempt(order_id=uuid.uuid4(), user_id=user.user_id, key=None)
+        attempt = Attempt(order_id=uuid.uuid4(), user_id=user.user_id, key=None)
         async with session.begin():
             await placements.open_in(session, settings=settings, order_id=attempt.order_id, user_id=user.user_id)
     else:
@@ -68,7 +69,7 @@ async def place_order(*, ctx: ServiceContext, session: AsyncSession, user: Princ
                                         fingerprint=fingerprint)
         if claim.answer is not None:
             return PlacedOrder(claim.answer[0], claim.answer[1], replayed=True)
-        attempt = placements.Attempt(order_id=claim.order_id, user_id=user.user_id, key=key)
+        attempt = Attempt(order_id=claim.order_id, user_id=user.user_id, key=key)
         if claim.abandoned is not None:
             await placements.release_abandoned(ctx, claim.abandoned)
     placements.hold(ctx, attempt.order_id)
@@ -78,7 +79,7 @@ async def place_order(*, ctx: ServiceContext, session: AsyncSession, user: Princ
         answered = key is not None and exc.status < 500 and not isinstance(exc, placements.TooManyUnpaidOrders)
         if answered and key is not None:
             # a refusal on the merits (empty cart, short stock, over a limit) is the key's answer
-            body = problem_body(exc.status, exc.detail, title=exc.title, type_=exc.type_, **exc.extra)
+            body = domain_problem(exc)
             try:
                 async with session.begin():
                     await idempotency.complete(session, user_id=user.user_id, key=key, order_id=attempt.order_id,
@@ -110,9 +111,9 @@ def _check_limits(settings: OrdersSettings, merged: dict[uuid.UUID, int]) -> Non
                             limit=settings.order_max_units)
 
 
-async def _place(*, ctx: ServiceContext, session: AsyncSession, user: Principal, order_in: OrderCreate,
-                 attempt: placements.Attempt) -> Order:
-    settings: OrdersSettings = ctx.settings  # type: ignore[assignment]
+async def _place(*, ctx: OrdersContext, session: AsyncSession, user: Principal, order_in: OrderCreate,
+                 attempt: Attempt) -> Order:
+    settings = ctx.settings
     if order_in.items is not None:
         wanted = [(i.product_id, i.quantity) for i in order_in.items]
     else:
@@ -245,47 +246,47 @@ async def _move(session: AsyncSession, order: Order, *, to: str, by: str, reason
     await publish_in(session, events.order_status_changed(order, entry))
 
 
-async def record_payment_succeeded(*, session: AsyncSession, data: dict[str, Any]) -> None:
+async def record_payment_succeeded(*, session: AsyncSession, payment: PaymentEventData) -> None:
     """An unpaid order becomes paid; a payment for a cancelled order is recorded (payments refunds it)."""
-    order = await _locked(session, uuid.UUID(str(data["order_id"])))
+    order = await _locked(session, payment.order_id)
     if order is None:
-        log.warning("payment_for_unknown_order", order_id=str(data["order_id"]))
+        log.warning("payment_for_unknown_order", order_id=str(payment.order_id))
         return
-    if order.status == S.pending_payment and (data.get("amount") != order.total
-                                              or str(data.get("currency", "")).upper() != order.currency.upper()):
-        log.error("payment_amount_mismatch", order_id=str(order.id), amount=data.get("amount"), total=order.total)
+    if order.status == S.pending_payment and (payment.amount != order.total
+                                              or payment.currency.upper() != order.currency.upper()):
+        log.error("payment_amount_mismatch", order_id=str(order.id), amount=payment.amount, total=order.total)
         order.last_payment_error = "The payment does not match the order total."
         order.last_payment_error_at = datetime.now(UTC)
         return
     if order.status not in (S.pending_payment, S.cancelled) or order.paid_at is not None:
         return  # already paid: a second report of the same payment changes nothing
     order.paid_at = datetime.now(UTC)
-    order.payment_id = _uuid_or_none(data.get("payment_id"))
-    order.payment_intent_id = data.get("payment_intent_id")
+    order.payment_id = payment.payment_id
+    order.payment_intent_id = payment.payment_intent_id
     if order.status == S.pending_payment:
         await _move(session, order, to=S.paid, by="payments", reason=None)
     else:
         log.warning("payment_after_cancellation", order_id=str(order.id))
 
 
-async def record_payment_failed(*, session: AsyncSession, data: dict[str, Any]) -> None:
+async def record_payment_failed(*, session: AsyncSession, payment: PaymentEventData) -> None:
     """Keep the failure on the order so the customer sees why; it stays payable."""
-    order = await _locked(session, uuid.UUID(str(data["order_id"])))
+    order = await _locked(session, payment.order_id)
     if order is None or order.status != S.pending_payment:
         return
-    order.last_payment_error = str(data.get("reason") or "The payment failed.")
+    order.last_payment_error = payment.reason or "The payment failed."
     order.last_payment_error_at = datetime.now(UTC)
     order.updated_at = datetime.now(UTC)
 
 
-async def record_refund(*, session: AsyncSession, data: dict[str, Any]) -> None:
+async def record_refund(*, session: AsyncSession, payment: PaymentEventData) -> None:
     """Note the refund on the (cancelled) order; its status does not change."""
-    order = await _locked(session, uuid.UUID(str(data["order_id"])))
+    order = await _locked(session, payment.order_id)
     if order is None:
         return
     now = datetime.now(UTC)
     order.refunded_at = order.refunded_at or now
-    order.refund_amount = (order.refund_amount or 0) + int(data.get("amount") or 0)
+    order.refund_amount = (order.refund_amount or 0) + payment.amount
     order.updated_at = now
 
 
@@ -305,9 +306,3 @@ async def cancel_unpaid(*, session: AsyncSession, batch: int) -> int:
 def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
-
-def _uuid_or_none(value: Any) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(str(value)) if value is not None else None
-    except ValueError:
-        return None

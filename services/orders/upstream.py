@@ -12,8 +12,7 @@ from libs.common.auth import INTERNAL_TOKEN_HEADER
 from libs.common.errors import Conflict, DomainError, ServiceUnavailable, Unprocessable
 from libs.common.http import call
 from libs.common.logging import get_logger
-from libs.common.service import ServiceContext
-from services.orders.settings import OrdersSettings
+from services.orders.context import OrdersContext
 
 log = get_logger(__name__)
 
@@ -35,17 +34,15 @@ class Reservation(BaseModel):
     currency: str
 
 
-def _timeout(ctx: ServiceContext) -> float:
-    settings = ctx.settings
-    assert isinstance(settings, OrdersSettings)
-    return settings.catalog_timeout
+def _timeout(ctx: OrdersContext) -> float:
+    return ctx.settings.catalog_timeout
 
 
-def _headers(ctx: ServiceContext) -> dict[str, str]:
+def _headers(ctx: OrdersContext) -> dict[str, str]:
     return {INTERNAL_TOKEN_HEADER: ctx.settings.internal_api_token.get_secret_value()}
 
 
-async def cart_items(ctx: ServiceContext, *, user_id: uuid.UUID) -> list[tuple[uuid.UUID, int]]:
+async def cart_items(ctx: OrdersContext, *, user_id: uuid.UUID) -> list[tuple[uuid.UUID, int]]:
     """The (product_id, quantity) pairs in the user's cart; an unknown cart is an empty one."""
     resp = await call(ctx.http, "GET", f"{ctx.settings.cart_url}/internal/carts/{user_id}", service="cart",
                       headers=_headers(ctx))
@@ -61,7 +58,7 @@ async def cart_items(ctx: ServiceContext, *, user_id: uuid.UUID) -> list[tuple[u
         raise ServiceUnavailable("The cart service answered in an unexpected way.") from exc
 
 
-async def reserve(ctx: ServiceContext, *, order_id: uuid.UUID, items: list[tuple[uuid.UUID, int]]) -> Reservation:
+async def reserve(ctx: OrdersContext, *, order_id: uuid.UUID, items: list[tuple[uuid.UUID, int]]) -> Reservation:
     """Reserve every item for ``order_id`` (all or nothing); 409 names what is short.
 
     When the outcome is unknown (timeout, broken answer) the caller's placement is what gets
@@ -99,7 +96,7 @@ async def reserve(ctx: ServiceContext, *, order_id: uuid.UUID, items: list[tuple
     raise ServiceUnavailable("The catalog service is unavailable right now.")
 
 
-async def release(ctx: ServiceContext, *, order_id: uuid.UUID) -> bool:
+async def release(ctx: OrdersContext, *, order_id: uuid.UUID) -> bool:
     """Give back whatever catalog holds for ``order_id``; True once catalog confirmed it.
 
     Idempotent on catalog's side, and final: catalog refuses a later reservation under this order id.

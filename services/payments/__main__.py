@@ -9,5 +9,5 @@ from services.payments.app import MIGRATIONS, create_app
 from services.payments.settings import get_settings
 
 if __name__ == "__main__":
-    main(sys.argv[1:], settings=get_settings(), app_factory=create_app,  # type: ignore[arg-type]
+    main(sys.argv[1:], settings=get_settings(), app_factory=create_app,
          migrations=MIGRATIONS)

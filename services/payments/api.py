@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Header, Request
 from libs.common.auth import CurrentUser
 from libs.common.db import SessionDep
 from services.payments import service as payment_service
+from services.payments.context import Ctx
 from services.payments.provider import PaymentProvider
 from services.payments.schemas import (
     CheckoutCreate,
@@ -22,12 +23,12 @@ from services.payments.settings import PaymentsSettings
 router = APIRouter(prefix="/payment", tags=["payments"])
 
 
-def _provider(request: Request) -> PaymentProvider:
-    return request.app.state.ctx.extras["provider"]
+def _provider(ctx: Ctx) -> PaymentProvider:
+    return ctx.state.provider
 
 
-def _settings(request: Request) -> PaymentsSettings:
-    return request.app.state.ctx.settings
+def _settings(ctx: Ctx) -> PaymentsSettings:
+    return ctx.settings
 
 
 ProviderDep = Annotated[PaymentProvider, Depends(_provider)]

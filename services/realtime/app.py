@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import socketio
@@ -9,11 +11,13 @@ from redis.asyncio import Redis
 
 from libs.common.events import Envelope, EventBus
 from libs.common.events.topology import CONSUMERS
-from libs.common.service import ServiceContext, create_service_app
+from libs.common.service import Kernel, ServiceContext, create_service_app
 from services.realtime.console import console_router, same_origin_or_listed
 from services.realtime.notifications import Notifier
 from services.realtime.server import build_server, watch_sessions
 from services.realtime.settings import RealtimeSettings, get_settings
+
+RealtimeContext = ServiceContext[RealtimeSettings, Notifier]
 
 
 def create_app(settings: RealtimeSettings | None = None, *, bus: EventBus | None = None,
@@ -22,24 +26,25 @@ def create_app(settings: RealtimeSettings | None = None, *, bus: EventBus | None
     settings = settings or get_settings()
     holder: dict[str, socketio.AsyncServer] = {}
 
-    async def start(ctx: ServiceContext) -> None:
-        notifier = Notifier(holder["sio"], ctx.redis, settings.redis_prefix, settings.replay_buffer,
-                            replay_limit=settings.replay_limit, http=ctx.http, catalog_url=settings.catalog_url)
-        ctx.extras["notifier"] = notifier
+    @contextlib.asynccontextmanager
+    async def open_notifier(kernel: Kernel[RealtimeSettings]) -> AsyncIterator[Notifier]:
+        yield Notifier(holder["sio"], kernel.redis, settings.redis_prefix, settings.replay_buffer,
+                       replay_limit=settings.replay_limit, http=kernel.http, catalog_url=settings.catalog_url)
 
+    async def start(ctx: RealtimeContext) -> None:
         async def on_event(envelope: Envelope) -> None:
-            await notifier.handle(envelope)
+            await ctx.state.handle(envelope)
 
         ctx.bus.subscribe(settings.service_name, CONSUMERS["realtime"], on_event)
 
-    async def deliver(ctx: ServiceContext) -> None:
-        await ctx.extras["notifier"].deliver()
+    async def deliver(ctx: RealtimeContext) -> None:
+        await ctx.state.deliver()
 
-    async def watchdog(ctx: ServiceContext) -> None:
+    async def watchdog(ctx: RealtimeContext) -> None:
         await watch_sessions(holder["sio"], ctx, settings.session_check_interval)
 
     api = create_service_app(settings=settings, title="Shop realtime", routers=[], migrations=None,
-                             on_startup=[start], background=[deliver, watchdog], bus=bus, redis=redis,
+                             state=open_notifier, on_startup=[start], background=[deliver, watchdog], bus=bus, redis=redis,
                              description="Socket.IO notifications and admin commands at /socket.io/.")
     api.include_router(console_router())  # the admin console page at /console/
     holder["sio"] = build_server(api, settings)

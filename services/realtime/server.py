@@ -41,7 +41,7 @@ def build_server(app: FastAPI, settings: RealtimeSettings) -> socketio.AsyncServ
         return app.state.ctx
 
     def notifier() -> Notifier:
-        return ctx().extras["notifier"]
+        return ctx().state
 
     async def verify(token: Any) -> Principal:
         """The token's principal; ``DomainError`` (401/503) when it cannot be trusted."""
@@ -201,7 +201,7 @@ async def watch_sessions(sio: socketio.AsyncServer, ctx: ServiceContext, interva
     """Disconnect this instance's connections whose session was revoked or whose token expired."""
     while True:
         await asyncio.sleep(interval)
-        notifier: Notifier = ctx.extras["notifier"]
+        notifier: Notifier = ctx.state
         for sid in list(notifier.connections):
             try:
                 principal: Principal | None = (await sio.get_session(sid)).get("principal")

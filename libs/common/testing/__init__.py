@@ -5,8 +5,8 @@ imported by tests directly.
 """
 
 from libs.common.testing.apps import running_app, serve_app
-from libs.common.testing.helpers import assert_problem, eventually
+from libs.common.testing.helpers import assert_problem, dead_lettered, eventually
 from libs.common.testing.infra import Infra, settings_for
 from libs.common.testing.keys import TestKeys
 
-__all__ = ["Infra", "TestKeys", "assert_problem", "eventually", "running_app", "serve_app", "settings_for"]
+__all__ = ["Infra", "TestKeys", "assert_problem", "dead_lettered", "eventually", "running_app", "serve_app", "settings_for"]

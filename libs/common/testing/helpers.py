@@ -9,6 +9,8 @@ from typing import Any, TypeVar
 
 import httpx
 
+from libs.common.events import DeadLetter, EventBus
+
 T = TypeVar("T")
 
 
@@ -36,3 +38,14 @@ async def eventually(check: Callable[[], Awaitable[T]], *, timeout: float = 10.0
             if time.monotonic() > deadline:
                 raise
         await asyncio.sleep(interval)
+
+
+async def dead_lettered(bus: EventBus, consumer: str, event_id: object, *, timeout: float = 10.0) -> DeadLetter:
+    """Wait until the event sits in ``consumer``'s dead-letter queue; returns it (``error`` says why)."""
+
+    async def parked() -> DeadLetter:
+        found = [d for d in await bus.dead_letters(consumer) if d.message_id == str(event_id)]
+        assert found, f"event {event_id} is not in {consumer}'s dead-letter queue"
+        return found[0]
+
+    return await eventually(parked, timeout=timeout, interval=0.2)

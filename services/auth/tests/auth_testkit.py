@@ -17,11 +17,11 @@ import pytest_asyncio
 from aiosmtpd.controller import Controller
 from fastapi import FastAPI
 
-from libs.common.service import ServiceContext
 from libs.common.testing import Infra, serve_app, settings_for
 from libs.common.testing.apps import free_port
 from services.auth import service
 from services.auth.app import create_app
+from services.auth.context import AuthContext
 from services.auth.settings import AuthSettings
 
 PASSWORD = "correct-Horse-7"
@@ -85,7 +85,7 @@ async def auth_app(auth_settings: AuthSettings, auth_port: int) -> AsyncIterator
 
 
 @pytest.fixture
-def ctx(auth_app: FastAPI) -> ServiceContext:
+def ctx(auth_app: FastAPI) -> AuthContext:
     return auth_app.state.ctx
 
 
@@ -124,12 +124,12 @@ async def sign_in(client: httpx.AsyncClient, email_: str, password: str = PASSWO
 
 
 @pytest_asyncio.fixture
-async def admin_tokens(ctx: ServiceContext, client: httpx.AsyncClient) -> dict[str, Any]:
+async def admin_tokens(ctx: AuthContext, client: httpx.AsyncClient) -> dict[str, Any]:
     """A fresh admin account (made the way the CLI makes one), signed in."""
     assert ctx.db is not None
     address = new_email("admin")
     async with ctx.db.session() as session:
-        user, _ = await service.make_admin(session=session, passwords=service.runtime(ctx).passwords,
+        user, _ = await service.make_admin(session=session, passwords=ctx.state.passwords,
                                            email=address, password=PASSWORD, name="Root")
     tokens = await sign_in(client, address)
     tokens["user_id"] = str(user.id)

@@ -22,11 +22,11 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from libs.common.config import ConfigurationError
 from libs.common.events.tables import outbox_t
-from libs.common.service import ServiceContext
 from libs.common.testing import Infra, assert_problem, eventually, running_app, settings_for
 from services.auth import signing
 from services.auth.__main__ import rotate_key
 from services.auth.app import create_app, make_passwords
+from services.auth.context import AuthContext
 from services.auth.models import User
 from services.auth.settings import AuthSettings
 
@@ -53,7 +53,7 @@ async def test_a_token_signed_by_an_unknown_key_is_refused(client: httpx.AsyncCl
 
 
 async def test_registration_writes_user_registered_to_the_outbox_and_it_is_sent(
-        client: httpx.AsyncClient, ctx: ServiceContext) -> None:
+        client: httpx.AsyncClient, ctx: AuthContext) -> None:
     body = await sign_up(client, name="Evented")
     assert ctx.db is not None
 
@@ -140,7 +140,7 @@ async def test_a_configured_pem_key_signs_and_stored_keys_stay_published(infra: 
 
 
 async def test_login_rehashes_a_password_stored_with_old_parameters(client: httpx.AsyncClient,
-                                                                    ctx: ServiceContext) -> None:
+                                                                    ctx: AuthContext) -> None:
     address = new_email()
     body = await sign_up(client, email_=address)
     weak_hash = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1).hash(PASSWORD)
@@ -168,7 +168,7 @@ def test_production_refuses_to_log_reset_codes(infra: Infra) -> None:
         settings_for(AuthSettings, infra, env="prod", internal_api_token="s3cret-token", email_backend="log")
 
 
-async def test_a_rotated_key_is_published_before_it_signs(ctx: ServiceContext, auth_settings: AuthSettings) -> None:
+async def test_a_rotated_key_is_published_before_it_signs(ctx: AuthContext, auth_settings: AuthSettings) -> None:
     assert ctx.db is not None
     slow = auth_settings.model_copy(update={"signing_key_cache_seconds": 3600})
     before = await signing.load(ctx.db, slow)

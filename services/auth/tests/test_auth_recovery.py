@@ -9,9 +9,9 @@ import httpx
 import pytest
 from auth_testkit import PASSWORD, Mailbox, bearer, new_email, sign_in, sign_up
 
-from libs.common.service import ServiceContext
 from libs.common.testing import assert_problem, eventually
-from services.auth import service, signing
+from services.auth import signing
+from services.auth.context import AuthContext
 from services.auth.settings import AuthSettings
 
 NEW_PASSWORD = "Brand-new-pass-9"
@@ -87,7 +87,7 @@ async def test_wrong_code_is_refused_and_the_right_one_still_works(client: httpx
 
 
 async def test_redis_holds_no_hash_a_guesser_could_check_without_the_signing_key(
-        client: httpx.AsyncClient, mailbox: Mailbox, ctx: ServiceContext) -> None:
+        client: httpx.AsyncClient, mailbox: Mailbox, ctx: AuthContext) -> None:
     address = new_email()
     await sign_up(client, email_=address)
     otp = await ask_code(client, mailbox, address)
@@ -98,13 +98,13 @@ async def test_redis_holds_no_hash_a_guesser_could_check_without_the_signing_key
 
 
 async def test_a_code_sent_before_a_key_rotation_still_works(client: httpx.AsyncClient, mailbox: Mailbox,
-                                                            ctx: ServiceContext) -> None:
+                                                            ctx: AuthContext) -> None:
     assert ctx.db is not None
     address = new_email()
     await sign_up(client, email_=address)
     otp = await ask_code(client, mailbox, address)
-    new_kid = await signing.rotate(ctx.db, service.runtime(ctx).settings)
-    assert (await service.runtime(ctx).keys.ring()).signing_kid == new_kid  # this test stack has no grace
+    new_kid = await signing.rotate(ctx.db, ctx.state.settings)
+    assert (await ctx.state.keys.ring()).signing_kid == new_kid  # this test stack has no grace
     assert "wrong or has expired" in assert_problem(await verify(client, address, wrong(otp)), 400)["detail"]
     assert (await verify(client, address, otp)).status_code == 200
 

@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from auth_testkit import PASSWORD, bearer, new_email, sign_in, sign_up
 
 from libs.common.errors import Unauthorized
-from libs.common.service import ServiceContext
 from libs.common.testing import assert_problem
+from services.auth.context import AuthContext
 from services.auth.models import RefreshToken
 from services.auth.service import purge_sessions, token_hash
 
@@ -67,7 +67,7 @@ async def test_logout_kills_the_access_and_refresh_tokens_at_once(client: httpx.
 
 
 async def test_logout_marks_the_session_revoked_for_every_verifier(client: httpx.AsyncClient,
-                                                                    ctx: ServiceContext) -> None:
+                                                                    ctx: AuthContext) -> None:
     tokens = await sign_up(client)
     await client.post("/auth/logout", headers=bearer(tokens))
     with pytest.raises(Unauthorized):
@@ -125,7 +125,7 @@ async def test_racing_refreshes_with_one_token_never_fork_the_session(client: ht
 
 
 async def test_ended_sessions_are_purged_with_their_refresh_tokens(client: httpx.AsyncClient,
-                                                                   ctx: ServiceContext) -> None:
+                                                                   ctx: AuthContext) -> None:
     tokens = await sign_up(client)
     await client.post("/auth/logout", headers=bearer(tokens))
     assert ctx.db is not None

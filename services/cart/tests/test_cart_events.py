@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime
 
-from cart_testkit import Shop
+from cart_testkit import FakeCatalog, Shop
 
-from libs.common.events import Envelope
+from libs.common.events import Envelope, InMemoryBus
+from libs.common.testing import Infra, TestKeys, dead_lettered, running_app, settings_for
+from libs.contracts import orders
+from services.cart.app import create_app
+from services.cart.settings import CartSettings
 
 
 async def test_a_price_change_shows_in_the_cart(shop: Shop) -> None:
@@ -85,11 +90,11 @@ async def test_order_created_delivered_twice_removes_the_items_once(shop: Shop) 
     await shop.add(me, a["id"], 5)
     await shop.add(me, b["id"], 1)
     await shop.add(other, a["id"], 5)
-    order = Envelope.new("order.created", {
-        "order_id": str(uuid.uuid4()), "user_id": str(uid), "status": "pending_payment", "currency": "EUR",
-        "items": [{"product_id": a["id"], "name": a["name"], "unit_price": 1999, "quantity": 2, "line_total": 3998},
-                  {"product_id": b["id"], "name": b["name"], "unit_price": 1999, "quantity": 1, "line_total": 1999}],
-    }, producer="orders")
+    order = orders.EVENTS.envelope("order.created", orders.OrderCreated(
+        order_id=uuid.uuid4(), user_id=uid, status=orders.OrderStatus.pending_payment, currency="EUR",
+        items=[orders.OrderItemPublic(product_id=a["id"], name=a["name"], unit_price=1999, quantity=2, line_total=3998),
+               orders.OrderItemPublic(product_id=b["id"], name=b["name"], unit_price=1999, quantity=1, line_total=1999)],
+        subtotal=5997, total=5997, created_at=datetime.now(UTC)))
 
     await shop.publish("order.created", {}, envelope=order)
     await shop.ctx.bus.publish(order)  # redelivered: same event id
@@ -98,15 +103,39 @@ async def test_order_created_delivered_twice_removes_the_items_once(shop: Shop) 
     [left] = (await shop.cart(me))["items"]
     assert (left["product_id"], left["quantity"]) == (a["id"], 3)
     assert (await shop.cart(other))["items"][0]["quantity"] == 5
-    assert await shop.ctx.bus.dead_letters("cart") == []
+    assert str(order.id) not in {d.message_id for d in await shop.ctx.bus.dead_letters("cart")}
 
 
-async def test_an_unusable_event_is_skipped_without_blocking_the_queue(shop: Shop) -> None:
+async def test_an_event_not_matching_the_producers_model_is_dead_lettered_with_the_reason(shop: Shop) -> None:
     p = await shop.known(price=100)
-    _, me = shop.user()
-    await shop.add(me, p["id"])
-    await shop.publish("product.updated", {"id": p["id"], "price": "lots"})
-    await shop.publish("stock.changed", {"product_id": "nope"})
-    await shop.publish("product.updated", {**p, "price": 150, "version": 2})
+    uid, me = shop.user()
+    await shop.add(me, p["id"], 2)
+    bad_price = Envelope.new("product.updated", {**p, "price": "lots", "version": 2}, producer="catalog")
+    bad_stock = Envelope.new("stock.changed", {"product_id": "nope", "stock": 0, "version": 3}, producer="catalog")
+    bad_order = Envelope.new("order.created", {"user_id": str(uid), "items": [{"product_id": p["id"], "quantity": 2}]},
+                             producer="orders")
+    for bad in (bad_price, bad_stock, bad_order):
+        await shop.ctx.bus.publish(bad)
+
+    assert "price: Input should be a valid integer" in (await dead_lettered(shop.ctx.bus, "cart", bad_price.id)).error
+    assert "product_id: Input should be a valid UUID" in (await dead_lettered(shop.ctx.bus, "cart", bad_stock.id)).error
+    assert "order_id: Field required" in (await dead_lettered(shop.ctx.bus, "cart", bad_order.id)).error
+    [line] = (await shop.cart(me))["items"]
+    assert (line["unit_price"], line["quantity"], line["availability"]) == (100, 2, "available")
+    await shop.publish("product.updated", {**p, "price": 150, "version": 2})  # the queue still flows
     assert (await shop.cart(me))["items"][0]["unit_price"] == 150
-    assert await shop.ctx.bus.dead_letters("cart") == []
+
+
+async def test_on_the_embedded_bus_too_an_event_not_matching_the_model_is_dead_lettered(
+        infra: Infra, keys: TestKeys, catalog: FakeCatalog) -> None:
+    bus = InMemoryBus()
+    settings = settings_for(CartSettings, infra, keys, catalog_url=catalog.url)
+    try:
+        async with running_app(create_app(settings, bus=bus)):
+            bad = Envelope.new("stock.changed", {"product_id": "nope", "version": 2}, producer="catalog")
+            await bus.publish(bad)
+
+            letter = await dead_lettered(bus, "cart", bad.id)
+    finally:
+        await bus.close()
+    assert "product_id: Input should be a valid UUID" in letter.error and "stock: Field required" in letter.error

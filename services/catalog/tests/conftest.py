@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
 
 import aio_pika
 import httpx
@@ -13,7 +13,9 @@ import pytest_asyncio
 from catalog_helpers import Builder, EventTap
 
 from libs.common.events import Envelope
+from libs.common.events.amqp import AmqpBus
 from libs.common.testing import Infra, TestKeys, serve_app, settings_for
+from libs.contracts import orders
 from services.catalog.app import create_app
 from services.catalog.settings import CatalogSettings
 
@@ -78,18 +80,22 @@ def build(client: httpx.AsyncClient, admin: dict[str, str]) -> Builder:
 
 
 @pytest_asyncio.fixture(scope="session")
-async def publish_order_status(infra: Infra) -> AsyncIterator[Any]:
-    """Publish ``order.status_changed`` facts on this run's exchange, as the orders service would."""
-    conn = await aio_pika.connect(infra.amqp_url, timeout=5)
-    channel = await conn.channel(publisher_confirms=True)
-    exchange = await channel.declare_exchange(infra.exchange, aio_pika.ExchangeType.TOPIC, durable=True)
+async def orders_bus(infra: Infra) -> AsyncIterator[AmqpBus]:
+    """This run's exchange as the orders service sees it: to publish its facts and read catalog's DLQ."""
+    bus = AmqpBus(infra.amqp_url, exchange=infra.exchange, queue_prefix=infra.queue_prefix)
+    await bus.start()
+    await bus.wait_connected()
+    yield bus
+    await bus.close()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def publish_order_status(orders_bus: AmqpBus) -> Callable[[str, str], Awaitable[None]]:
+    """Publish ``order.status_changed`` facts, built from the orders contract as the orders service does."""
 
     async def publish(order_id: str, to: str) -> None:
-        env = Envelope.new("order.status_changed", {
-            "order_id": order_id, "user_id": str(uuid.uuid4()), "from": "pending_payment", "to": to,
-            "by": "system", "reason": None, "total": 0, "currency": "USD"}, producer="orders")
-        await exchange.publish(aio_pika.Message(env.to_bytes(), message_id=str(env.id)),
-                               routing_key=env.type)
+        await orders_bus.publish(orders.EVENTS.envelope("order.status_changed", {
+            "order_id": order_id, "user_id": uuid.uuid4(), "from": "pending_payment", "to": to,
+            "by": "system", "reason": None, "total": 0, "currency": "USD", "at": datetime.now(UTC)}))
 
-    yield publish
-    await conn.close()
+    return publish

@@ -9,7 +9,9 @@ from typing import Any
 import httpx
 from catalog_helpers import Builder, EventTap
 
-from libs.common.testing import assert_problem, eventually
+from libs.common.events import Envelope
+from libs.common.events.amqp import AmqpBus
+from libs.common.testing import assert_problem, dead_lettered, eventually
 
 
 def order(*items: tuple[dict[str, Any], int], order_id: uuid.UUID | None = None) -> dict[str, Any]:
@@ -171,3 +173,20 @@ async def test_cancelled_order_event_releases_and_paid_commits(client: httpx.Asy
         assert [e.data["stock"] for e in event_tap.of("stock.changed", product_id=p["id"])] == [4, 2, 4]
 
     await eventually(stock_events)
+
+
+async def test_an_order_event_not_matching_the_orders_model_is_dead_lettered_and_releases_nothing(
+        client: httpx.AsyncClient, build: Builder, internal: dict[str, str], admin: dict[str, str],
+        orders_bus: AmqpBus) -> None:
+    cat = await build.category()
+    p = await build.product(cat["id"], stock=5)
+    reserved = order((p, 2))
+    assert (await client.post("/internal/reservations", json=reserved, headers=internal)).status_code == 201
+    # a cancel fact without the fields the orders contract requires
+    bad = Envelope.new("order.status_changed", {"order_id": reserved["order_id"], "to": "cancelled"},
+                       producer="orders")
+    await orders_bus.publish(bad)
+
+    letter = await dead_lettered(orders_bus, "catalog", bad.id)
+    assert "not a valid OrderStatusChanged" in letter.error and "user_id: Field required" in letter.error
+    assert await stock_of(client, admin, p) == 3

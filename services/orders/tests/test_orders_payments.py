@@ -5,14 +5,28 @@ from __future__ import annotations
 import uuid
 
 from libs.common.events import Envelope
-from libs.common.testing import assert_problem, eventually
+from libs.common.testing import assert_problem, dead_lettered, eventually
+from libs.contracts import payments
 
 
 def payment_event(type_: str, order: dict, **extra: object) -> Envelope:
-    return Envelope.new(type_, {"payment_id": str(uuid.uuid4()), "order_id": order["id"],
-                                "user_id": order["user_id"], "amount": order["total"],
-                                "currency": order["currency"], "payment_intent_id": "pi_test_123", **extra},
-                        producer="payments")
+    """A payment fact built from the payments contract, as the payments service builds it."""
+    return payments.EVENTS.envelope(type_, {"payment_id": uuid.uuid4(), "order_id": order["id"],
+                                            "user_id": order["user_id"], "amount": order["total"],
+                                            "currency": order["currency"], "payment_intent_id": "pi_test_123",
+                                            **extra})
+
+
+async def test_a_payment_event_not_matching_the_payments_model_is_dead_lettered_and_changes_nothing(
+        client, as_user, place, publish, orders_app):
+    order = await place(as_user)
+    bad = Envelope.new("payment.succeeded", {"order_id": order["id"], "amount": order["total"]}, producer="payments")
+    await publish(bad)
+
+    letter = await dead_lettered(orders_app[0].state.ctx.bus, "orders", bad.id)
+    assert "not a valid PaymentEventData" in letter.error and "payment_id: Field required" in letter.error
+    seen = (await client.get(f"/orders/{order['id']}", headers=as_user)).json()
+    assert (seen["status"], seen["paid_at"]) == ("pending_payment", None)
 
 
 async def test_payment_succeeded_marks_the_order_paid_once_even_when_delivered_twice(

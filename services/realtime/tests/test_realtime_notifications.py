@@ -97,7 +97,7 @@ async def test_a_live_client_hears_events_handled_at_once_in_sequence_order(infr
     """The bus hands events over concurrently; a client still sees seq 1, 2, 3... with no gap or swap."""
     async with realtime(infra, keys) as (url, app):
         guest = await listen(url)
-        notifier = app.state.ctx.extras["notifier"]
+        notifier = app.state.ctx.state
         await asyncio.gather(*(notifier.handle(event("category.updated", id="c", position=i)) for i in range(80)))
         heard = await guest.hears("category:updated", 80)
         seqs = [m["seq"] for m in heard]
@@ -166,7 +166,7 @@ async def test_an_event_that_could_not_be_stored_is_not_marked_seen_and_its_rede
     async with realtime(infra, keys) as (url, app):
         guest = await listen(url)
         ctx = app.state.ctx
-        notifier = ctx.extras["notifier"]
+        notifier = ctx.state
         broken = f"{ctx.settings.redis_prefix}realtime:stream:public"
         await ctx.redis.set(broken, "not a stream")  # the room's buffer cannot take an entry
         env = event("category.updated", id=str(uuid.uuid4()), name="Lamps")

@@ -1,0 +1,61 @@
+"""Events of the orders service, and the order shapes they carry."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from libs.common.events.catalogue import EventCatalogue, EventType
+
+
+class OrderStatus(StrEnum):
+    pending_payment = "pending_payment"
+    paid = "paid"
+    processing = "processing"
+    shipped = "shipped"
+    delivered = "delivered"
+    cancelled = "cancelled"
+
+
+class OrderItemPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    product_id: uuid.UUID
+    name: str
+    unit_price: int
+    quantity: int
+    line_total: int
+
+
+class OrderCreated(BaseModel):
+    order_id: uuid.UUID
+    user_id: uuid.UUID
+    status: OrderStatus
+    items: list[OrderItemPublic]
+    subtotal: int = Field(description="integer minor units (cents)")
+    total: int = Field(description="integer minor units (cents)")
+    currency: str
+    created_at: datetime
+
+
+class OrderStatusChanged(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    order_id: uuid.UUID
+    user_id: uuid.UUID
+    from_: OrderStatus | None = Field(alias="from")
+    to: OrderStatus
+    by: str = Field(description="who moved it: a user id, \"payments\" or \"system\" (payment timeout)")
+    reason: str | None
+    total: int
+    currency: str
+    at: datetime
+
+
+EVENTS = EventCatalogue(producer="orders", events={
+    "order.created": EventType(OrderCreated, "An order was placed and its stock reserved (pending_payment)."),
+    "order.status_changed": EventType(OrderStatusChanged, "An order moved from one status to another."),
+})
