@@ -17,11 +17,13 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from gateway import eventdocs
 from gateway.openapi import OpenApiAggregator
-from gateway.pipeline import Gateway, ProxyMiddleware, RequestIdMiddleware
+from gateway.pipeline import ProxyMiddleware, RequestIdMiddleware
 from gateway.proxy import make_forwarder
 from gateway.ratelimit import RateLimiter
 from gateway.routes import RouteTable
 from gateway.settings import GatewaySettings, get_settings
+from gateway.sockets import socket_meter
+from gateway.state import Gateway, GatewayState
 from libs.common.auth import TokenVerifier
 from libs.common.errors import install_problem_handlers, problem_response
 from libs.common.http import make_client
@@ -60,24 +62,27 @@ def create_app(settings: GatewaySettings | None = None, *, redis: Redis | None =
         common: dict[str, Any] = {"jwks_url": settings.jwks_url, "issuer": settings.jwt_issuer,
                                   "audience": settings.jwt_audience, "redis_prefix": settings.redis_prefix,
                                   "http": http}
-        gw.verifier = TokenVerifier(redis=r, **common)
-        gw.identifier = TokenVerifier(redis=None, **common)
-        gw.limiter = RateLimiter(r, settings.redis_prefix)
-        gw.forwarder = make_forwarder(settings.upstream_client, connect_timeout=settings.connect_timeout,
-                                      max_connections=settings.max_connections)
-        # aiohttp's default connector holds 100 connections: the 101st socket would wait forever
-        ws_session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar(),
-                                           connector=aiohttp.TCPConnector(limit=0))
-        gw.extras.update(upstreams=upstreams, redis=r, http=http, ws_session=ws_session, open_websockets=0,
-                         openapi=OpenApiAggregator(upstreams=upstreams, table=gw.table, http=http,
-                                                   ttl=settings.openapi_cache_seconds))
+        state = GatewayState(
+            upstreams=upstreams, redis=r, http=http,
+            verifier=TokenVerifier(redis=r, **common), identifier=TokenVerifier(redis=None, **common),
+            limiter=RateLimiter(r, settings.redis_prefix),
+            forwarder=make_forwarder(settings.upstream_client, connect_timeout=settings.connect_timeout,
+                                     max_connections=settings.max_connections),
+            # aiohttp's default connector holds 100 connections: the 101st socket would wait forever
+            ws_session=aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar(),
+                                             connector=aiohttp.TCPConnector(limit=0)),
+            socket_meter=socket_meter(settings),
+            openapi=OpenApiAggregator(upstreams=upstreams, table=gw.table, http=http,
+                                      ttl=settings.openapi_cache_seconds))
+        gw.opened = state
         app.state.gateway = gw
         log.info("gateway_started", port=settings.port, client=settings.upstream_client)
         try:
             yield
         finally:
-            await gw.forwarder.close()
-            await ws_session.close()
+            gw.opened = None
+            await state.forwarder.close()
+            await state.ws_session.close()
             await http.aclose()
             if redis is None:
                 await r.aclose()
@@ -99,7 +104,7 @@ def create_app(settings: GatewaySettings | None = None, *, redis: Redis | None =
     async def readyz(request: Request) -> JSONResponse:
         """Ready when Redis and every upstream's own /readyz answer; each is reported."""
         gateway: Gateway = request.app.state.gateway
-        http = gateway.extras["http"]
+        http = gateway.state.http
         checks: dict[str, str] = {}
 
         async def upstream(name: str, base: str) -> None:
@@ -111,7 +116,7 @@ def create_app(settings: GatewaySettings | None = None, *, redis: Redis | None =
 
         async def ping_redis() -> None:
             try:
-                await asyncio.wait_for(gateway.extras["redis"].ping(), timeout=2)
+                await asyncio.wait_for(gateway.state.redis.ping(), timeout=2)
                 checks["redis"] = "ok"
             except Exception as exc:
                 checks["redis"] = f"unavailable: {type(exc).__name__}"
@@ -123,7 +128,8 @@ def create_app(settings: GatewaySettings | None = None, *, redis: Redis | None =
 
     @app.get("/openapi.json", include_in_schema=False)
     async def openapi(request: Request) -> JSONResponse:
-        return JSONResponse(await request.app.state.gateway.extras["openapi"].document())
+        gateway: Gateway = request.app.state.gateway
+        return JSONResponse(await gateway.state.openapi.document())
 
     @app.get("/docs", include_in_schema=False)
     async def docs() -> HTMLResponse:

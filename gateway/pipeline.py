@@ -15,26 +15,24 @@ Decisions:
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gateway.metrics import UNMATCHED, GatewayMetrics, serve_metrics
+from gateway.metrics import UNMATCHED, serve_metrics
 from gateway.proxy import (
     BodyTooLarge,
     ClientGone,
-    Forwarder,
     RequestBody,
     UpstreamTimeout,
     UpstreamUnavailable,
     request_headers,
 )
-from gateway.ratelimit import RateLimiter
-from gateway.routes import Route, RouteTable
-from gateway.settings import GatewaySettings
-from libs.common.auth import Principal, TokenVerifier
+from gateway.routes import Route
+from gateway.sockets import proxy_websocket
+from gateway.state import Gateway
+from libs.common.auth import Principal
 from libs.common.errors import (
     DomainError,
     Forbidden,
@@ -42,6 +40,7 @@ from libs.common.errors import (
     ServiceUnavailable,
     TooManyRequests,
     Unauthorized,
+    domain_response,
     problem_response,
 )
 from libs.common.logging import correlation_id_var, get_logger, request_id_var
@@ -49,21 +48,6 @@ from libs.common.unavailable import describe, outages
 
 log = get_logger(__name__)
 _RID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:")
-
-
-@dataclass
-class Gateway:
-    """What the pipeline needs at run time; filled in by the app's lifespan."""
-
-    settings: GatewaySettings
-    table: RouteTable
-    verifier: TokenVerifier | None = None
-    # signature and claims only, no revocation look-up: used to pick a P route's rate bucket
-    identifier: TokenVerifier | None = None
-    limiter: RateLimiter | None = None
-    forwarder: Forwarder | None = None
-    metrics: GatewayMetrics = field(default_factory=GatewayMetrics)
-    extras: dict[str, Any] = field(default_factory=dict)
 
 
 class RequestIdMiddleware:
@@ -110,8 +94,6 @@ class ProxyMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket" and scope["path"].startswith("/socket.io/"):
-            from gateway.sockets import proxy_websocket
-
             await proxy_websocket(self.gw, scope, receive, send)
             return
         if scope["type"] != "http":
@@ -140,8 +122,7 @@ class ProxyMiddleware:
             try:
                 await self._handle(route, scope, receive, send)
             except DomainError as exc:
-                await problem_response(exc.status, exc.detail, title=exc.title, headers=exc.headers,
-                                       **exc.extra)(scope, receive, send)
+                await domain_response(exc)(scope, receive, send)
 
         await self.gw.metrics.observe(route.service, route.pattern, scope, receive, send, handle)
 
@@ -178,12 +159,11 @@ class ProxyMiddleware:
         if host:
             extra.append(("X-Forwarded-Host", host))
         raw_path = scope.get("raw_path") or quote(scope["path"]).encode()
-        url = gw.extras["upstreams"][route.service] + raw_path.decode("latin-1")
+        url = gw.state.upstreams[route.service] + raw_path.decode("latin-1")
         if scope.get("query_string"):
             url += "?" + scope["query_string"].decode("latin-1")
-        assert gw.forwarder is not None
         try:
-            await gw.forwarder.forward(method=scope["method"], url=url, headers=request_headers(headers, extra),
+            await gw.state.forwarder.forward(method=scope["method"], url=url, headers=request_headers(headers, extra),
                                        body=body, time_limit=settings.timeout_for(route.group), send=send)
         except BodyTooLarge:
             raise _too_large(settings.max_body_bytes) from None
@@ -202,8 +182,8 @@ class ProxyMiddleware:
         outages.up(f"{route.service} service")
 
     async def _limit(self, route: Route, caller: str) -> None:
-        settings, limiter = self.gw.settings, self.gw.limiter
-        if settings.rate_limit_enabled and limiter is not None:
+        settings, limiter = self.gw.settings, self.gw.state.limiter
+        if settings.rate_limit_enabled:
             bucket, limit = settings.limit_for(route.group)
             wait = await limiter.retry_after(bucket, caller, rate=limit.rate, burst=limit.burst)
             if wait:
@@ -212,18 +192,17 @@ class ProxyMiddleware:
     async def _caller(self, route: Route, authorization: str | None) -> Principal | None:
         token = _bearer(authorization)
         if route.access == "P":
-            if token is None or self.gw.identifier is None:
+            if token is None:
                 return None
             try:
-                return await self.gw.identifier.verify(token)
+                return await self.gw.state.identifier.verify(token)
             except DomainError:
                 return None  # the service decides what a bad token on a public route means
         if authorization is None:
             raise Unauthorized("Sign in to use this.")
         if token is None:
             raise Unauthorized("The Authorization header must be 'Bearer <token>'.")
-        assert self.gw.verifier is not None
-        principal = await self.gw.verifier.verify(token)
+        principal = await self.gw.state.verifier.verify(token)
         if route.access == "A" and not principal.is_admin:
             raise Forbidden("Only admins may do this.")
         return principal

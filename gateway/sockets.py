@@ -17,20 +17,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import aiohttp
 import yarl
 from starlette.types import Receive, Scope, Send
 
 from gateway.proxy import request_headers
-from gateway.settings import RateLimit
+from gateway.settings import GatewaySettings, RateLimit
+from gateway.state import Gateway
 from libs.common.logging import get_logger
 from libs.common.metering import MessageMeter
 from libs.common.tasks import cancel_and_wait
-
-if TYPE_CHECKING:
-    from gateway.pipeline import Gateway
 
 log = get_logger(__name__)
 PER_SOCKET = RateLimit(rate=30, burst=120)
@@ -46,23 +44,24 @@ async def proxy_websocket(gw: Gateway, scope: Scope, receive: Receive, send: Sen
         return
     client_ip = scope["client"][0] if scope.get("client") else "unknown"
     settings = gw.settings
-    if settings.rate_limit_enabled and gw.limiter is not None:
+    state = gw.state
+    if settings.rate_limit_enabled:
         bucket, limit = settings.limit_for("socket")
-        if await gw.limiter.retry_after(bucket, f"ip:{client_ip}", rate=limit.rate, burst=limit.burst):
+        if await state.limiter.retry_after(bucket, f"ip:{client_ip}", rate=limit.rate, burst=limit.burst):
             await send({"type": "websocket.close", "code": 1013})
             return
-    if gw.extras["open_websockets"] >= settings.max_websockets:
-        log.warning("websocket_refused_at_capacity", open=gw.extras["open_websockets"])
+    if state.open_websockets >= settings.max_websockets:
+        log.warning("websocket_refused_at_capacity", open=state.open_websockets)
         # accepted then closed, so the client reads 1013 "try again later" rather than a bare 403
         await send({"type": "websocket.accept"})
         await send({"type": "websocket.close", "code": 1013})
         return
-    gw.extras["open_websockets"] += 1
+    state.open_websockets += 1
     gw.metrics.websockets.inc()
     try:
         await _relay(gw, scope, receive, send, client_ip)
     finally:
-        gw.extras["open_websockets"] -= 1
+        state.open_websockets -= 1
         gw.metrics.websockets.dec()
 
 
@@ -75,7 +74,7 @@ async def _relay(gw: Gateway, scope: Scope, receive: Receive, send: Send, client
     # the realtime service compares the page's Origin with it: a page served by this gateway is same-origin
     forwarded += [("X-Forwarded-Host", v.decode("latin-1")) for k, v in scope["headers"] if k == b"host"][:1]
     headers = request_headers([(k, v) for k, v in scope["headers"] if k not in _WS_OWN], forwarded)
-    session: aiohttp.ClientSession = gw.extras["ws_session"]
+    session = gw.state.ws_session
     try:
         upstream = await session.ws_connect(yarl.URL(url, encoded=True), headers=headers,
                                             protocols=scope.get("subprotocols") or (),
@@ -87,7 +86,7 @@ async def _relay(gw: Gateway, scope: Scope, receive: Receive, send: Send, client
         return
     await send({"type": "websocket.accept", "subprotocol": upstream.protocol})
 
-    meter = _meter(gw)
+    meter = gw.state.socket_meter
     socket_id = str(id(upstream))
 
     async def client_to_upstream() -> None:
@@ -126,11 +125,8 @@ async def _relay(gw: Gateway, scope: Scope, receive: Receive, send: Send, client
         await upstream.close()
 
 
-def _meter(gw: Gateway) -> MessageMeter:
-    meter: MessageMeter | None = gw.extras.get("socket_meter")
-    if meter is None:
-        limits = gw.settings.rate_limits
-        socket, address = limits.get("socket_message", PER_SOCKET), limits.get("socket_message_address", PER_ADDRESS)
-        meter = gw.extras["socket_meter"] = MessageMeter(rate=socket.rate, burst=socket.burst, user_rate=address.rate,
-                                                         user_burst=address.burst)
-    return meter
+def socket_meter(settings: GatewaySettings) -> MessageMeter:
+    """The per-socket and per-address message budgets the relay enforces (GatewayState.socket_meter)."""
+    limits = settings.rate_limits
+    socket, address = limits.get("socket_message", PER_SOCKET), limits.get("socket_message_address", PER_ADDRESS)
+    return MessageMeter(rate=socket.rate, burst=socket.burst, user_rate=address.rate, user_burst=address.burst)
