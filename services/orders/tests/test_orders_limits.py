@@ -97,3 +97,17 @@ async def test_a_large_order_is_held_unpaid_for_less_time(start_orders, catalog,
 
         await eventually(large_cancelled, timeout=10)
         assert (await client.get(f"/orders/{small['id']}", headers=headers)).json()["status"] == "pending_payment"
+
+
+async def test_the_issues_denial_of_inventory_is_capped_at_what_the_limits_allow(client, catalog, as_user):
+    """Issue 21: one account asked for 5,121 units of 40 products at once, and repeated it 25 times."""
+    pids = [catalog[0].add_product(stock=1000) for _ in range(40)]
+    greedy = body_of(*((pid, 128) for pid in pids))  # 5,120 units
+    assert assert_problem(await client.post("/orders", headers=as_user, json=greedy), 422)["title"] == \
+        "Quantity limit exceeded"
+    most = body_of(*((pid, 20) for pid in pids[:5]))  # 100 units: the most one order may hold
+    codes = [(await client.post("/orders", headers={**as_user, "Idempotency-Key": uuid.uuid4().hex},
+                                json=most)).status_code for _ in range(25)]
+    assert codes == [201] * 5 + [409] * 20
+    held = sum(1000 - catalog[0].stock(pid) for pid in pids)
+    assert held == 500  # 5 open unpaid orders of 100 units, each held 10 minutes instead of 30
