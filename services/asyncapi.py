@@ -8,29 +8,13 @@ fails when the committed one has drifted from the models.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import json
 import sys
 from typing import Any
 
 from libs.asyncapi import build_asyncapi
-from libs.common.events.catalogue import EventCatalogue
 from libs.common.events.topology import CONSUMERS
-from libs.common.parts import PARTS
-
-
-def catalogues() -> list[EventCatalogue]:
-    """Every producer's catalogue: the ``EVENTS`` of each registered part's contract, ``libs.contracts.<part>``."""
-    found = []
-    for part in PARTS:
-        contract = f"libs.contracts.{part.name}"
-        if importlib.util.find_spec(contract) is None:
-            continue  # it publishes nothing
-        catalogue = getattr(importlib.import_module(contract), "EVENTS", None)
-        if isinstance(catalogue, EventCatalogue):
-            found.append(catalogue)
-    return found
+from libs.contracts import catalogues
 
 
 def document() -> dict[str, Any]:

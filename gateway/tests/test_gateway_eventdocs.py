@@ -20,6 +20,7 @@ from gateway.settings import GatewaySettings
 from libs.asyncapi import check_asyncapi3
 from libs.common.events.bus import topic_matches
 from libs.common.events.topology import CONSUMERS
+from libs.contracts import catalogues
 from services import asyncapi
 from services.realtime.commands import COMMANDS
 from services.realtime.notifications import ROUTES
@@ -86,9 +87,9 @@ def test_services_build_envelopes_only_through_their_catalogues() -> None:
 
 def test_every_published_and_consumed_routing_key_is_documented(doc: dict) -> None:
     keys = _routing_keys(doc)
-    published = {key for catalogue in asyncapi.catalogues() for key in catalogue.events}
+    published = {key for catalogue in catalogues() for key in catalogue.events}
     assert published == keys
-    for producer in asyncapi.catalogues():
+    for producer in catalogues():
         for key in producer.events:
             assert f"{producer.producer}.send.{key}" in doc["operations"]
     patterns = [p for ps in CONSUMERS.values() for p in ps]

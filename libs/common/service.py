@@ -25,7 +25,7 @@ import sqlalchemy.exc
 from fastapi import APIRouter, FastAPI, Request
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -50,7 +50,7 @@ from libs.common.events import (
     idempotent,
     topic_matches,
 )
-from libs.common.events.bus import PoisonMessage
+from libs.common.events.catalogue import parse_data
 from libs.common.events.topology import CONSUMERS
 from libs.common.http import make_client
 from libs.common.logging import configure_logging, correlation_id_var, get_logger, request_id_var
@@ -121,11 +121,7 @@ class Subscription(Generic[ContextT, ModelT]):
 
     def parse(self, envelope: Envelope) -> ModelT:
         """``envelope.data`` as the model; ``PoisonMessage`` naming every invalid field if it is not."""
-        try:
-            return self.model.model_validate(envelope.data)
-        except ValidationError as exc:
-            fields = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'data'}: {e['msg']}" for e in exc.errors())
-            raise PoisonMessage(f"{envelope.type} data is not a valid {self.model.__name__}: {fields}") from exc
+        return parse_data(self.model, envelope)
 
 
 def make_bus(settings: CommonSettings) -> EventBus:

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
+from libs.common.events.bus import PoisonMessage
 from libs.common.events.envelope import Envelope
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class UndeclaredEvent(LookupError):
@@ -60,3 +63,16 @@ class EventCatalogue:
             payload = model.model_validate(dict(data))
         body = payload.model_dump(mode="json", by_alias=True, exclude_unset=True)
         return Envelope.new(type_, body, producer=self.producer, correlation_id=correlation_id)
+
+
+def parse_data(model: type[M], envelope: Envelope) -> M:
+    """``envelope.data`` as ``model``; data that does not parse is a ``PoisonMessage`` naming every bad field.
+
+    The one rule for a consumer: no retry can fix such data, so the bus dead-letters it at
+    once with this message; fields the model does not know are ignored (tolerant reader).
+    """
+    try:
+        return model.model_validate(envelope.data)
+    except ValidationError as exc:
+        fields = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'data'}: {e['msg']}" for e in exc.errors())
+        raise PoisonMessage(f"{envelope.type} data is not a valid {model.__name__}: {fields}") from exc
