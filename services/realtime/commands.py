@@ -19,7 +19,7 @@ import httpx
 import orjson
 from redis.asyncio import Redis
 
-from libs.common.errors import DomainError
+from libs.common.errors import DomainError, domain_problem
 from services.realtime.schemas import (
     CategoryAddCommand,
     CategoryUpdateCommand,
@@ -51,8 +51,8 @@ def refused(status: int, title: str, detail: str, **extra: Any) -> dict[str, Any
 
 
 def refused_by(exc: DomainError) -> dict[str, Any]:
-    """A DomainError as the ack of a refused command."""
-    return refused(exc.status, exc.title, exc.detail, **exc.extra)
+    """A DomainError as the ack of a refused command: the same problem members REST would answer."""
+    return Refused(ok=False, error=Problem(**domain_problem(exc))).model_dump(mode="json", exclude_unset=True)
 
 
 async def perform(*, name: str, payload: Any, token: str, http: httpx.AsyncClient, base_urls: dict[str, str],

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 import socketio
-from fastapi import FastAPI
 from socketio.exceptions import ConnectionRefusedError as Refused
 
 from libs.common.auth import Principal
 from libs.common.errors import DomainError, Unauthorized
 from libs.common.logging import get_logger
 from libs.common.metering import MessageMeter
-from libs.common.service import ServiceContext
 from libs.common.unavailable import outages
 from services.realtime.commands import COMMANDS, fingerprint, once, perform, refused, refused_by
+from services.realtime.context import RealtimeContext
 from services.realtime.notifications import ADMINS, NAMESPACE, PUBLIC, Notifier, user_room
 from services.realtime.schemas import Resumed, Resync, SessionEnded, TokenExpiry, TokenRefreshed
 from services.realtime.settings import RealtimeSettings
@@ -25,8 +25,8 @@ log = get_logger(__name__)
 FLOODED = "Too many messages on this connection; it was closed. Reconnect and send fewer."
 
 
-def build_server(app: FastAPI, settings: RealtimeSettings) -> socketio.AsyncServer:
-    """A server whose handlers reach the running service through ``app.state.ctx``.
+def build_server(ctx: Callable[[], RealtimeContext], settings: RealtimeSettings) -> socketio.AsyncServer:
+    """A server whose handlers reach the running service through ``ctx()``.
 
     It keeps python-socketio's default (in-process) client manager: notifications reach
     every instance through the Redis feed (notifications.py), not through the manager.
@@ -36,9 +36,6 @@ def build_server(app: FastAPI, settings: RealtimeSettings) -> socketio.AsyncServ
     meter = MessageMeter(rate=settings.message_rate, burst=settings.message_burst,
                          user_rate=settings.user_message_rate, user_burst=settings.user_message_burst)
     replays: set[asyncio.Task[None]] = set()
-
-    def ctx() -> ServiceContext:
-        return app.state.ctx
 
     def notifier() -> Notifier:
         return ctx().state
@@ -172,7 +169,6 @@ def build_server(app: FastAPI, settings: RealtimeSettings) -> socketio.AsyncServ
                 return refused(403, "Forbidden", "Only admins may send this command.")
             if principal.expires_at <= time.time():
                 return refused(401, "Unauthorized", "The access token expired; send auth:refresh first.")
-            settings: RealtimeSettings = ctx().settings  # type: ignore[assignment]
             urls = {"catalog_url": settings.catalog_url, "orders_url": settings.orders_url}
 
             async def run() -> dict[str, Any]:
@@ -197,11 +193,11 @@ def build_server(app: FastAPI, settings: RealtimeSettings) -> socketio.AsyncServ
     return sio
 
 
-async def watch_sessions(sio: socketio.AsyncServer, ctx: ServiceContext, interval: float) -> None:
+async def watch_sessions(sio: socketio.AsyncServer, ctx: RealtimeContext, interval: float) -> None:
     """Disconnect this instance's connections whose session was revoked or whose token expired."""
     while True:
         await asyncio.sleep(interval)
-        notifier: Notifier = ctx.state
+        notifier = ctx.state
         for sid in list(notifier.connections):
             try:
                 principal: Principal | None = (await sio.get_session(sid)).get("principal")
