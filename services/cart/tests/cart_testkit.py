@@ -16,9 +16,9 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from libs.common.events import Envelope
-from libs.common.service import ServiceContext
 from libs.common.testing import Infra, TestKeys, eventually, running_app, serve_app, settings_for
 from services.cart.app import create_app
+from services.cart.context import CartContext
 from services.cart.models import Product
 from services.cart.settings import CartSettings
 
@@ -88,7 +88,7 @@ class Shop:
     """The running cart service as a test drives it: HTTP, the real bus, its database."""
 
     client: httpx.AsyncClient
-    ctx: ServiceContext
+    ctx: CartContext
     catalog: FakeCatalog
     keys: TestKeys
 

@@ -18,9 +18,9 @@ from fastapi import FastAPI
 from stripe_standin import StripeStandIn, sign, webhook_event
 
 from libs.common.events import Envelope, EventBus, InMemoryBus
-from libs.common.service import ServiceContext
 from libs.common.testing import Infra, TestKeys, eventually, running_app, serve_app, settings_for
 from services.payments.app import create_app
+from services.payments.context import PaymentsContext
 from services.payments.models import PayableOrder, Payment
 from services.payments.settings import PaymentsSettings
 
@@ -49,7 +49,7 @@ class Payments:
     standin: StripeStandIn | None = None
 
     @property
-    def ctx(self) -> ServiceContext:
+    def ctx(self) -> PaymentsContext:
         return self.app.state.ctx
 
     @property
