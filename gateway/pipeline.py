@@ -43,11 +43,11 @@ from libs.common.errors import (
     domain_response,
     problem_response,
 )
+from libs.common.headers import incoming_request_id
 from libs.common.logging import correlation_id_var, get_logger, request_id_var
 from libs.common.unavailable import describe, outages
 
 log = get_logger(__name__)
-_RID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:")
 
 
 class RequestIdMiddleware:
@@ -60,7 +60,7 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        rid = _incoming_request_id(scope) or uuid.uuid4().hex
+        rid = incoming_request_id(scope["headers"]) or uuid.uuid4().hex
         rtok, ctok = request_id_var.set(rid), correlation_id_var.set(rid)
         header = (b"x-request-id", rid.encode())
 
@@ -76,13 +76,6 @@ class RequestIdMiddleware:
             correlation_id_var.reset(ctok)
 
 
-def _incoming_request_id(scope: Scope) -> str | None:
-    for name, value in scope["headers"]:
-        if name == b"x-request-id":
-            rid = value.decode("latin-1")
-            if 0 < len(rid) <= 128 and all(c in _RID_CHARS for c in rid):
-                return rid
-    return None
 
 
 class ProxyMiddleware:

@@ -52,6 +52,7 @@ from libs.common.events import (
 )
 from libs.common.events.catalogue import parse_data
 from libs.common.events.topology import CONSUMERS
+from libs.common.headers import incoming_request_id
 from libs.common.http import make_client
 from libs.common.logging import configure_logging, correlation_id_var, get_logger, request_id_var
 from libs.common.redis_client import make_redis
@@ -399,7 +400,7 @@ class RequestContextMiddleware:
                 kept += len(chunk)
             return message
 
-        rid = _incoming_request_id(scope) or uuid.uuid4().hex
+        rid = incoming_request_id(scope.get("headers", ())) or uuid.uuid4().hex
         rtok = request_id_var.set(rid)
         ctok = correlation_id_var.set(rid)
         status = 500
@@ -434,10 +435,3 @@ class RequestContextMiddleware:
             correlation_id_var.reset(ctok)
 
 
-def _incoming_request_id(scope: Scope) -> str | None:
-    for name, value in scope.get("headers", ()):
-        if name == b"x-request-id":
-            rid = value.decode("latin-1")
-            if 0 < len(rid) <= 128 and rid.isprintable():
-                return rid
-    return None

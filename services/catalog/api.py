@@ -13,6 +13,7 @@ from starlette.responses import Response
 
 from libs.common.auth import AdminUser, InternalCaller, OptionalUser
 from libs.common.db import SessionDep
+from libs.common.headers import etag_matches
 from services.catalog import browse, reservations
 from services.catalog import service as catalog
 from services.catalog.context import CatalogContext, Ctx
@@ -54,11 +55,6 @@ def _json(payload: Any, status_code: int = 200) -> Response:
     return Response(_dumps(payload), status_code=status_code, media_type="application/json")
 
 
-def _etag_matches(header: str, etag: str) -> bool:
-    if header.strip() == "*":
-        return True
-    tags = {t.strip().removeprefix("W/") for t in header.split(",")}
-    return etag in tags
 
 
 def _conditional(request: Request, body: bytes, etag: str, *, public: bool) -> Response:
@@ -67,7 +63,7 @@ def _conditional(request: Request, body: bytes, etag: str, *, public: bool) -> R
     headers = {"ETag": etag, "Cache-Control": f"public, max-age={max_age}" if public else "private, no-store",
                "Vary": "Authorization"}
     inm = request.headers.get("if-none-match")
-    if inm and _etag_matches(inm, etag):
+    if inm and etag_matches(inm, etag):
         return Response(status_code=304, headers=headers)
     return Response(body, media_type="application/json", headers=headers)
 
