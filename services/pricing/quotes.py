@@ -4,7 +4,9 @@ A quote without an order id is a preview (the cart's checkout page): nothing is 
 order id it is the order's price: the promotions it uses are claimed in the same transaction, under
 a row lock on every promotion with a usage limit, so the last use of a code is spent once however
 many orders race for it. The answer is stored and a repeated claim for the order gets it again
-(idempotent on the order id); releasing the order gives its uses back.
+(idempotent on the order id); releasing the order gives its uses back: orders' cancellation of an
+unpaid order does it (an event), and so does a sweeper for claims whose order never appeared
+(orders failed after claiming; `PRICING_CLAIM_CONFIRM_TIMEOUT`, default an hour, long past any placement).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -23,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from libs.common.errors import Conflict, Unprocessable
 from services.pricing import engine, events, readmodel
 from services.pricing import service as admin_service
-from services.pricing.models import OrderPricing, Promotion, PromotionUsage, ShippingMethod
+from services.pricing.models import CustomerOrder, OrderPricing, Promotion, PromotionUsage, ShippingMethod
 from services.pricing.schemas import CouponStatus, QuoteAnswer, QuoteRequest
 
 
@@ -286,3 +288,18 @@ async def release_in(session: AsyncSession, *, order_id: uuid.UUID) -> list[uuid
             "amount": u.amount, "currency": u.currency, "times_used": times_used,
             "usage_limit": promotion.usage_limit})
     return [u.promotion_id for u in usages]
+
+
+async def release_unconfirmed(*, session: AsyncSession, older_than: timedelta, batch: int = 100) -> int:
+    """Give back the claims of orders that never came to be: priced, yet orders never announced
+    them (it failed after the claim and gave up). Safe with many replicas (SKIP LOCKED)."""
+    async with session.begin():
+        cutoff = datetime.now(UTC) - older_than
+        stale = list((await session.execute(
+            sa.select(OrderPricing.order_id).where(
+                OrderPricing.released_at.is_(None), OrderPricing.created_at < cutoff,
+                ~sa.exists().where(CustomerOrder.order_id == OrderPricing.order_id))
+            .order_by(OrderPricing.created_at).limit(batch).with_for_update(skip_locked=True))).scalars())
+        for order_id in stale:
+            await release_in(session, order_id=order_id)
+    return len(stale)

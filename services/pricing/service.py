@@ -234,10 +234,11 @@ async def create_zone(*, session: AsyncSession, data: ShippingZoneCreate) -> dic
         zone = ShippingZone(id=uuid.uuid4(), name=data.name, countries=list(data.countries),
                             regions=list(data.regions), postal_prefixes=list(data.postal_prefixes),
                             version=1, created_at=now, updated_at=now, methods=[])
-        for m in data.methods:
+        for position, m in enumerate(data.methods):
             if m.id is not None:
                 raise Unprocessable("A new zone's methods have no ids yet.",
-                                    errors=[{"field": "methods.id", "message": "leave id out", "type": "value_error"}])
+                                    errors=[{"field": f"methods.{position}.id", "message": "leave id out",
+                                             "type": "value_error"}])
         _set_methods(zone, data.methods)
         session.add(zone)
         await session.flush()

@@ -20,6 +20,9 @@ class PricingSettings(CommonSettings):
     default_currency: str = "USD"
     # PRICES_INCLUDE_TAX: whether catalog prices already include tax (the breakdown says which it was)
     prices_include_tax: bool = False
+    # seconds after which a claim whose order orders never announced (order.created) is given back
+    pricing_claim_confirm_timeout: float = 3600.0
+    pricing_claim_sweep_interval: float = 30.0
 
 
 @lru_cache

@@ -11,6 +11,7 @@ from typing import Any
 from pricing_testkit import ADDRESS, BusTap, Shop
 
 from libs.common.testing import assert_problem, eventually
+from services.pricing import quotes
 
 ZONE = {"name": "Germany", "countries": ["DE"],
         "methods": [{"name": "Standard", "amount": 490, "currency": "EUR", "free_over": 10_000},
@@ -207,3 +208,19 @@ async def test_200_customers_racing_for_the_last_50_uses_of_a_code_get_exactly_5
     assert statuses.count(200) == 50 and statuses.count(422) == 150, sorted(set(statuses))
     got = (await shop.client.get(f"/admin/promotions/{promo['id']}", headers=shop.admin)).json()
     assert got["times_used"] == 60
+
+
+async def test_a_claim_whose_order_never_appeared_is_given_back_by_the_sweeper(shop: Shop) -> None:
+    promo = await shop.create("/admin/promotions", {"name": "Two", "code": "TWO", "rules": {"usage_limit": 2},
+                                                    "action": {"type": "amount_off", "value": 500}})
+    ghost, real, customer = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    for order in (ghost, real):
+        assert (await shop.quote(cart(coupon_code="TWO", order_id=str(order)))).status_code == 200
+    await shop.publish("order.created", {"order_id": str(real), "user_id": str(customer),
+                                         "status": "pending_payment", "created_at": datetime.now(UTC).isoformat()})
+    assert shop.ctx.db is not None
+    async with shop.ctx.db.session() as session:
+        assert await quotes.release_unconfirmed(session=session, older_than=timedelta(hours=1)) == 0
+        assert await quotes.release_unconfirmed(session=session, older_than=timedelta(0)) == 1
+    usages = (await shop.client.get(f"/admin/promotions/{promo['id']}/usages", headers=shop.admin)).json()["items"]
+    assert {u["order_id"]: u["released_at"] is not None for u in usages} == {str(ghost): True, str(real): False}
