@@ -88,6 +88,15 @@ ROUTES: list[Route] = [
     r("POST", "/payment/checkout", "payments", "U", "payment"),
     r("POST", "/payment/verify", "payments", "U", "payment"),
     r("POST", "/payment/webhook", "payments", "P", "payment"),
+    # pricing (its quotes are internal: cart and orders ask for them)
+    r("GET", "/shipping-methods", "pricing", "P"),
+    r("GET POST", "/admin/promotions", "pricing", "A"),
+    r("GET PUT PATCH DELETE", "/admin/promotions/{promotion_id}", "pricing", "A"),
+    r("GET", "/admin/promotions/{promotion_id}/usages", "pricing", "A"),
+    r("GET POST", "/admin/shipping-zones", "pricing", "A"),
+    r("GET PUT PATCH DELETE", "/admin/shipping-zones/{zone_id}", "pricing", "A"),
+    r("GET POST", "/admin/tax-rates", "pricing", "A"),
+    r("GET PUT PATCH DELETE", "/admin/tax-rates/{rate_id}", "pricing", "A"),
     # realtime: the admin console page and Socket.IO long-polling (websockets: gateway.sockets)
     r("GET", "/console", "realtime", "P"),
     r("GET", "/console/{rest:path}", "realtime", "P"),

@@ -56,8 +56,10 @@ PARTS: tuple[Part, ...] = (
     Part("realtime", 8006, "services.realtime", "RealtimeSettings", database=False,
          calls=("auth", "catalog", "orders"),
          consumes=("user.registered", "category.*", "product.*", "stock.changed", "order.*", "payment.*")),
+    Part("pricing", 8007, "services.pricing", "PricingSettings",
+         consumes=("category.*", "product.*", "order.created", "order.status_changed")),
     Part("gateway", 8000, "gateway", "GatewaySettings", database=False, bus=False,
-         calls=("auth", "catalog", "cart", "orders", "payments", "realtime")),
+         calls=("auth", "catalog", "cart", "orders", "payments", "realtime", "pricing")),
 )
 
 BY_NAME: dict[str, Part] = {part.name: part for part in PARTS}
