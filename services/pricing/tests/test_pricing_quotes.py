@@ -11,7 +11,7 @@ from typing import Any
 from pricing_testkit import ADDRESS, BusTap, Shop
 
 from libs.common.testing import assert_problem, eventually
-from services.pricing import quotes
+from services.pricing import quotes, seed
 
 ZONE = {"name": "Germany", "countries": ["DE"],
         "methods": [{"name": "Standard", "amount": 490, "currency": "EUR", "free_over": 10_000},
@@ -224,3 +224,15 @@ async def test_a_claim_whose_order_never_appeared_is_given_back_by_the_sweeper(s
         assert await quotes.release_unconfirmed(session=session, older_than=timedelta(0)) == 1
     usages = (await shop.client.get(f"/admin/promotions/{promo['id']}/usages", headers=shop.admin)).json()["items"]
     assert {u["order_id"]: u["released_at"] is not None for u in usages} == {str(ghost): True, str(real): False}
+
+
+async def test_a_fresh_shop_is_seeded_with_a_zone_a_rate_and_a_demo_coupon_once(shop: Shop) -> None:
+    settings = shop.ctx.settings
+    assert await seed.seed(settings, country="DE", tax_name="VAT", tax_bp=1900) == "WELCOME10"  # type: ignore[arg-type]
+    assert await seed.seed(settings, country="DE") is None, "a configured pricing is left alone"  # type: ignore[arg-type]
+    resp = await shop.quote(cart(coupon_code="welcome10", customer_id=str(uuid.uuid4())))
+    body = resp.json()
+    assert body["coupon"]["applied"] is True
+    assert [m["name"] for m in body["shipping_methods"]] == ["Standard", "Express"]
+    assert body["breakdown"]["shipping_total"] == 0, "free over 50.00"
+    assert body["breakdown"]["tax_lines"][0]["rate"] == 1900
