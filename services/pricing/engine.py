@@ -436,7 +436,9 @@ def _apply(promos: Sequence[Promotion], *, lines: Sequence[Line], shipping: Ship
 def _best_offer(candidates: Sequence[Promotion], *, lines: Sequence[Line], shipping: ShippingMethod | None,
                 coupon_id: UUID | None) -> _Applied:
     stackable = [p for p in candidates if p.stackable]
-    offers: list[list[Promotion]] = [stackable] + [[p] for p in candidates if not p.stackable]
+    # a tie goes to the coupon, then to the stack, then to the lowest id: never to the order of the input
+    alone = sorted((p for p in candidates if not p.stackable), key=lambda p: str(p.id))
+    offers: list[list[Promotion]] = [stackable] + [[p] for p in alone]
     best: _Applied | None = None
     best_key: tuple[int, int, int] | None = None
     for rank, offer in enumerate(offers):
