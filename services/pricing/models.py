@@ -54,6 +54,11 @@ class Promotion(Base):
     updated_at: Mapped[datetime] = mapped_column(_ts)
     deleted_at: Mapped[datetime | None] = mapped_column(_ts)
 
+    @property
+    def rules_per_customer(self) -> bool:
+        """Whether a claim must look at this customer's other orders."""
+        return self.first_order_only or self.usage_limit_per_customer is not None
+
     __table_args__ = (
         sa.CheckConstraint("action_type IN ('percent_off', 'amount_off', 'free_shipping', 'buy_x_get_y')",
                            name="action_type_known"),

@@ -75,15 +75,14 @@ async def _usage_counts(session: AsyncSession, ids: list[uuid.UUID], customer_id
                         ) -> tuple[dict[uuid.UUID, int], dict[uuid.UUID, int]]:
     if not ids:
         return {}, {}
-    live = [PromotionUsage.promotion_id.in_(ids), PromotionUsage.released_at.is_(None)]
-    rows = await session.execute(sa.select(PromotionUsage.promotion_id, sa.func.count()).where(*live)
-                                 .group_by(PromotionUsage.promotion_id))
-    total = {promotion_id: int(n) for promotion_id, n in rows}
+    mine_count = (sa.func.count().filter(PromotionUsage.customer_id == customer_id) if customer_id is not None
+                  else sa.literal(0))
+    rows = await session.execute(sa.select(PromotionUsage.promotion_id, sa.func.count(), mine_count).where(
+        PromotionUsage.promotion_id.in_(ids), PromotionUsage.released_at.is_(None)).group_by(PromotionUsage.promotion_id))
+    total: dict[uuid.UUID, int] = {}
     mine: dict[uuid.UUID, int] = {}
-    if customer_id is not None:
-        rows = await session.execute(sa.select(PromotionUsage.promotion_id, sa.func.count()).where(
-            *live, PromotionUsage.customer_id == customer_id).group_by(PromotionUsage.promotion_id))
-        mine = {promotion_id: int(n) for promotion_id, n in rows}
+    for promotion_id, n, by_customer in rows:
+        total[promotion_id], mine[promotion_id] = int(n), int(by_customer)
     return total, mine
 
 
@@ -145,12 +144,17 @@ class _Priced:
     used: dict[uuid.UUID, int]
 
 
-async def _gather(session: AsyncSession, req: QuoteRequest) -> _Inputs:
+async def _gather(session: AsyncSession, req: QuoteRequest, *, claiming: bool = False) -> _Inputs:
     lines = await _lines(session, req)
     offers, chosen = await _shipping(session, req, sum(ln.subtotal for ln in lines))
     addr = req.shipping_address
     rates = await admin_service.rates_for(session=session, country=addr.country, region=addr.region)
     promos = await _load_promotions(session, req)
+    candidates = [*promos.automatic, *([promos.coupon] if promos.coupon else [])]
+    if claiming and req.customer_id is not None and any(p.rules_per_customer for p in candidates):
+        # one such claim per customer at a time: first-order and per-customer limits stay exact
+        await session.execute(sa.select(sa.func.pg_advisory_xact_lock(
+            sa.func.hashtext(f"pricing-customer:{req.customer_id}"))))
     first = await readmodel.is_first_order(session, customer_id=req.customer_id, order_id=req.order_id)
     return _Inputs(lines, offers, chosen, [engine.TaxRate(t.name, t.rate_bp, t.applies_to_shipping) for t in rates],
                    promos, first)
@@ -217,11 +221,7 @@ async def _claim(*, session: AsyncSession, req: QuoteRequest, prices_include_tax
     fingerprint = _fingerprint(req)
     try:
         async with session.begin():
-            if req.customer_id is not None:
-                # one claim per customer at a time: first-order and per-customer limits stay exact
-                await session.execute(sa.select(sa.func.pg_advisory_xact_lock(
-                    sa.func.hashtext(f"pricing-customer:{req.customer_id}"))))
-            inputs = await _gather(session, req)
+            inputs = await _gather(session, req, claiming=True)
             await _lock_limited(session, inputs)
             # checked under the locks: a concurrent claim of the same order has committed by now
             stored = await session.get(OrderPricing, req.order_id, populate_existing=True)

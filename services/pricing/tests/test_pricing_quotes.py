@@ -197,17 +197,30 @@ async def test_200_customers_racing_for_the_last_50_uses_of_a_code_get_exactly_5
                                                     "action": {"type": "amount_off", "value": 500}})
     for _ in range(10):  # ten uses are already gone
         assert (await shop.quote(cart(coupon_code="FLASH", order_id=str(uuid.uuid4())))).status_code == 200
+    busy = 0
 
     async def claim() -> int:
-        resp = await shop.quote(cart(coupon_code="FLASH", customer_id=str(uuid.uuid4()), order_id=str(uuid.uuid4())))
+        nonlocal busy
+        body = cart(coupon_code="FLASH", customer_id=str(uuid.uuid4()), order_id=str(uuid.uuid4()))
+        for _ in range(5):
+            resp = await shop.quote(body)
+            if resp.status_code != 503:
+                break
+            # a 503 (every database connection busy: 200 claims in one process on a shared machine)
+            # changed nothing; orders would say "try again", so the customer does
+            busy += 1
+            await asyncio.sleep(0.5)
         if resp.status_code == 422:
             assert resp.json()["reason"] == "used_up", resp.text
         return resp.status_code
 
     statuses = await asyncio.gather(*(claim() for _ in range(200)))
-    assert statuses.count(200) == 50 and statuses.count(422) == 150, sorted(set(statuses))
+    assert statuses.count(200) == 50 and statuses.count(422) == 150, (sorted(set(statuses)), busy)
     got = (await shop.client.get(f"/admin/promotions/{promo['id']}", headers=shop.admin)).json()
     assert got["times_used"] == 60
+    usages = (await shop.client.get(f"/admin/promotions/{promo['id']}/usages", params={"page_size": 100},
+                                    headers=shop.admin)).json()
+    assert usages["total"] == 60 and len({u["order_id"] for u in usages["items"]}) == 60
 
 
 async def test_a_claim_whose_order_never_appeared_is_given_back_by_the_sweeper(shop: Shop) -> None:
