@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Query, Response
 from fastapi.encoders import jsonable_encoder
 from starlette.responses import JSONResponse
 
@@ -14,6 +14,7 @@ from libs.common.db import SessionDep
 from libs.common.errors import problem_doc
 from services.pricing import quotes
 from services.pricing import service as pricing
+from services.pricing.context import Ctx
 from services.pricing.schemas import (
     Country,
     Page,
@@ -35,7 +36,6 @@ from services.pricing.schemas import (
     TaxRateReplace,
     TaxRateUpdate,
 )
-from services.pricing.settings import PricingSettings
 
 router = APIRouter(tags=["pricing"])
 admin_router = APIRouter(prefix="/admin", tags=["admin: pricing"])
@@ -43,11 +43,6 @@ internal_router = APIRouter(prefix="/internal", tags=["internal"], include_in_sc
 
 PageNo = Annotated[int, Query(ge=1, le=100_000)]
 PageSize = Annotated[int, Query(ge=1, le=100)]
-
-
-def _settings(request: Request) -> PricingSettings:
-    settings: PricingSettings = request.app.state.ctx.settings
-    return settings
 
 
 def _json(body: Any, status: int = 200) -> JSONResponse:
@@ -79,10 +74,10 @@ async def list_promotions(_: AdminUser, session: SessionDep, page: PageNo = 1, p
 
 @admin_router.post("/promotions", status_code=201, responses={201: {"model": PromotionPublic},
                                                               409: problem_doc("The code is taken")})
-async def create_promotion(body: PromotionCreate, _: AdminUser, session: SessionDep, request: Request) -> Response:
+async def create_promotion(body: PromotionCreate, _: AdminUser, session: SessionDep, ctx: Ctx) -> Response:
     """Create an automatic promotion, or a coupon when `code` is given."""
     return _json(await pricing.create_promotion(session=session, data=body,
-                                                default_currency=_settings(request).default_currency), 201)
+                                                default_currency=ctx.settings.default_currency), 201)
 
 
 @admin_router.get("/promotions/{promotion_id}", responses={200: {"model": PromotionPublic}})
@@ -93,18 +88,18 @@ async def get_promotion(promotion_id: uuid.UUID, _: AdminUser, session: SessionD
 
 @admin_router.put("/promotions/{promotion_id}", responses={200: {"model": PromotionPublic}})
 async def replace_promotion(promotion_id: uuid.UUID, body: PromotionReplace, _: AdminUser, session: SessionDep,
-                            request: Request) -> Response:
+                            ctx: Ctx) -> Response:
     """Replace a promotion (orders already placed keep what they were charged)."""
     return _json(await pricing.update_promotion(session=session, promotion_id=promotion_id, data=body, replace=True,
-                                                default_currency=_settings(request).default_currency))
+                                                default_currency=ctx.settings.default_currency))
 
 
 @admin_router.patch("/promotions/{promotion_id}", responses={200: {"model": PromotionPublic}})
 async def update_promotion(promotion_id: uuid.UUID, body: PromotionUpdate, _: AdminUser, session: SessionDep,
-                           request: Request) -> Response:
+                           ctx: Ctx) -> Response:
     """Change some of a promotion's fields (`rules` and `action` are replaced whole)."""
     return _json(await pricing.update_promotion(session=session, promotion_id=promotion_id, data=body, replace=False,
-                                                default_currency=_settings(request).default_currency))
+                                                default_currency=ctx.settings.default_currency))
 
 
 @admin_router.delete("/promotions/{promotion_id}", status_code=204)
@@ -199,11 +194,10 @@ async def delete_rate(rate_id: uuid.UUID, _: AdminUser, session: SessionDep) -> 
 # ---- internal -----------------------------------------------------------------------------------
 
 @internal_router.post("/quotes", responses={200: {"model": QuoteAnswer}})
-async def quote(body: QuoteRequest, _: InternalCaller, session: SessionDep, request: Request) -> Response:
+async def quote(body: QuoteRequest, _: InternalCaller, session: SessionDep, ctx: Ctx) -> Response:
     """The breakdown for lines and an address; with `order_id` the order's promotions are claimed
     (idempotent: the same order again gets the same answer)."""
-    settings = _settings(request)
-    return _json(await quotes.quote(session=session, req=body, prices_include_tax=settings.prices_include_tax))
+    return _json(await quotes.quote(session=session, req=body, prices_include_tax=ctx.settings.prices_include_tax))
 
 
 @internal_router.post("/orders/{order_id}/release")

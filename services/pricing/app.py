@@ -11,10 +11,11 @@ from redis.asyncio import Redis
 
 from libs.common.events import EventBus
 from libs.common.logging import get_logger
-from libs.common.service import ServiceContext, create_service_app
+from libs.common.service import create_service_app
 from services import pricing
 from services.pricing import quotes
 from services.pricing.api import admin_router, internal_router, router
+from services.pricing.context import PricingContext
 from services.pricing.handlers import SUBSCRIPTIONS
 from services.pricing.settings import PricingSettings, get_settings
 
@@ -22,9 +23,9 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 log = get_logger(__name__)
 
 
-async def sweep_unconfirmed_claims(ctx: ServiceContext) -> None:
+async def sweep_unconfirmed_claims(ctx: PricingContext) -> None:
     """Give back, now and then, the promotions of orders that never came to be."""
-    settings: PricingSettings = ctx.settings  # type: ignore[assignment]
+    settings = ctx.settings
     assert ctx.db is not None
     while True:
         async with ctx.db.session() as session:

@@ -23,6 +23,8 @@ from pydantic import (
     model_validator,
 )
 
+from libs.contracts.pricing import Breakdown
+
 T = TypeVar("T")
 
 
@@ -342,7 +344,7 @@ class CouponStatus(BaseModel):
 
 
 class QuoteAnswer(BaseModel):
-    breakdown: dict[str, Any]
+    breakdown: Breakdown
     shipping_methods: list[ShippingMethodPublic]
     coupon: CouponStatus | None
 

@@ -14,9 +14,9 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 
 from libs.common.events import Envelope
-from libs.common.service import ServiceContext
 from libs.common.testing import Infra, TestKeys, eventually, running_app, settings_for
 from services.pricing.app import create_app
+from services.pricing.context import PricingContext
 from services.pricing.settings import PricingSettings
 
 ADDRESS = {"name": "Ada Lovelace", "line1": "Unter den Linden 1", "line2": None, "city": "Berlin",
@@ -66,7 +66,7 @@ class Shop:
     """The running pricing service as a test drives it: HTTP as each kind of caller, the bus, its database."""
 
     client: httpx.AsyncClient
-    ctx: ServiceContext
+    ctx: PricingContext
     keys: TestKeys
 
     @property

@@ -65,11 +65,11 @@ async def test_a_shop_without_zones_or_rates_charges_the_goods_only(shop: Shop) 
 async def test_tax_inclusive_prices_show_the_tax_inside_the_total(shop: Shop, pricing_app: Any) -> None:
     await shop.create("/admin/tax-rates", VAT)
     settings = shop.ctx.settings
-    settings.prices_include_tax = True  # type: ignore[attr-defined]
+    settings.prices_include_tax = True
     try:
         b = (await shop.quote(cart(lines=[{"product_id": SHIRT, "unit_price": 11_900, "quantity": 1}]))).json()
     finally:
-        settings.prices_include_tax = False  # type: ignore[attr-defined]
+        settings.prices_include_tax = False
     assert (b["breakdown"]["total"], b["breakdown"]["tax_total"], b["breakdown"]["prices_include_tax"]) == (
         11_900, 1_900, True)
 
@@ -88,14 +88,33 @@ async def test_a_coupon_is_applied_with_automatic_promotions_that_stack(shop: Sh
     assert b["total"] == b["subtotal"] - b["discount_total"] + b["shipping_total"] + b["tax_total"]
 
 
+def category(category_id: uuid.UUID, parent_id: uuid.UUID | None, name: str) -> dict[str, Any]:
+    """A category as catalog publishes it."""
+    now = datetime.now(UTC).isoformat()
+    return {"id": str(category_id), "name": name, "slug": name.lower(), "description": "", "image_url": None,
+            "parent_id": None if parent_id is None else str(parent_id), "position": 0, "product_count": 0,
+            "created_at": now, "updated_at": now}
+
+
+def product(product_id: str, category_id: uuid.UUID) -> dict[str, Any]:
+    """A product as catalog publishes it."""
+    now = datetime.now(UTC).isoformat()
+    return {"id": product_id, "name": "Shirt", "slug": "shirt", "description": "", "price": 2_999,
+            "compare_at_price": None, "currency": "EUR", "sku": "SHIRT-1", "category_id": str(category_id),
+            "images": [], "stock": 5, "attributes": {}, "is_active": True, "version": 1, "created_at": now,
+            "updated_at": now}
+
+
+def order_created(order_id: uuid.UUID, customer: uuid.UUID) -> dict[str, Any]:
+    return {"order_id": str(order_id), "user_id": str(customer), "status": "pending_payment", "items": [],
+            "subtotal": 1, "total": 1, "currency": "EUR", "created_at": datetime.now(UTC).isoformat()}
+
+
 async def test_a_promotion_on_a_category_covers_products_in_its_sub_categories(shop: Shop) -> None:
     clothing, shirts = uuid.uuid4(), uuid.uuid4()
-    now = datetime.now(UTC).isoformat()
-    await shop.publish("category.created", {"id": str(clothing), "parent_id": None, "name": "Clothing",
-                                            "updated_at": now})
-    await shop.publish("category.created", {"id": str(shirts), "parent_id": str(clothing), "name": "Shirts",
-                                            "updated_at": now})
-    await shop.publish("product.created", {"id": SHIRT, "category_id": str(shirts), "version": 1, "name": "Shirt"})
+    await shop.publish("category.created", category(clothing, None, "Clothing"))
+    await shop.publish("category.created", category(shirts, clothing, "Shirts"))
+    await shop.publish("product.created", product(SHIRT, shirts))
     await shop.create("/admin/promotions", {"name": "Clothing -25%", "rules": {"category_ids": [str(clothing)]},
                                             "action": {"type": "percent_off", "value": 2500}})
     b = (await shop.quote(cart())).json()["breakdown"]
@@ -164,8 +183,7 @@ async def test_an_unpaid_order_cancelled_gives_its_coupon_back(shop: Shop, tap: 
     assert assert_problem(used_up, 422)["reason"] == "used_up"
 
     now = datetime.now(UTC).isoformat()
-    await shop.publish("order.created", {"order_id": str(first_order), "user_id": str(customer),
-                                         "status": "pending_payment", "created_at": now, "total": 1})
+    await shop.publish("order.created", order_created(first_order, customer))
     await shop.publish("order.status_changed", {"order_id": str(first_order), "user_id": str(customer),
                                                 "from": "pending_payment", "to": "cancelled", "by": "system",
                                                 "reason": None, "at": now, "total": 1, "currency": "EUR"})
@@ -229,8 +247,7 @@ async def test_a_claim_whose_order_never_appeared_is_given_back_by_the_sweeper(s
     ghost, real, customer = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     for order in (ghost, real):
         assert (await shop.quote(cart(coupon_code="TWO", order_id=str(order)))).status_code == 200
-    await shop.publish("order.created", {"order_id": str(real), "user_id": str(customer),
-                                         "status": "pending_payment", "created_at": datetime.now(UTC).isoformat()})
+    await shop.publish("order.created", order_created(real, customer))
     assert shop.ctx.db is not None
     async with shop.ctx.db.session() as session:
         assert await quotes.release_unconfirmed(session=session, older_than=timedelta(hours=1)) == 0
@@ -241,8 +258,8 @@ async def test_a_claim_whose_order_never_appeared_is_given_back_by_the_sweeper(s
 
 async def test_a_fresh_shop_is_seeded_with_a_zone_a_rate_and_a_demo_coupon_once(shop: Shop) -> None:
     settings = shop.ctx.settings
-    assert await seed.seed(settings, country="DE", tax_name="VAT", tax_bp=1900) == "WELCOME10"  # type: ignore[arg-type]
-    assert await seed.seed(settings, country="DE") is None, "a configured pricing is left alone"  # type: ignore[arg-type]
+    assert await seed.seed(settings, country="DE", tax_name="VAT", tax_bp=1900) == "WELCOME10"
+    assert await seed.seed(settings, country="DE") is None, "a configured pricing is left alone"
     resp = await shop.quote(cart(coupon_code="welcome10", customer_id=str(uuid.uuid4())))
     body = resp.json()
     assert body["coupon"]["applied"] is True
