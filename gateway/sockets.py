@@ -1,22 +1,25 @@
 """WebSocket passthrough for ``/socket.io/`` to the realtime service.
 
 Socket.IO's long-polling requests are plain HTTP and go through the route table;
-the websocket upgrade comes here. The gateway does not read the frames: the realtime
-service authenticates the connection itself (``auth: {token}`` at connect). A client
-IP's connection attempts count against the ``socket`` rate-limit group.
+the websocket upgrade comes here. The realtime service authenticates the connection
+itself (``auth: {token}`` at connect). A client IP's connection attempts count against
+the ``socket`` rate-limit group.
 
 The frames are counted, though: a websocket carries any number of messages past the
-per-request limits, so each one's client-to-server frames, and each client address's over
-all its websockets, are metered in memory (``RATE_LIMITS`` groups ``socket_message`` and
-``socket_message_address``). Past its allowance a websocket is closed with 1008 and a
-reason. The allowance is above the realtime service's own (which answers a flood with a
-``session:ended`` the client can show): this is the backstop for what realtime cannot see.
+per-request limits, so each one's client-to-server frames are metered in memory, and so
+are each client address's and each user's over all their websockets (``RATE_LIMITS``
+groups ``socket_message``, ``socket_message_address``, ``socket_message_user``; the user
+is read from the token of the Socket.IO CONNECT packet, signature checked). Past an
+allowance the websocket is closed with 1008 and a reason. The allowances are above the
+realtime service's own (which answers a flood with a ``session:ended`` the client can
+show): this is the backstop for what realtime cannot see.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from typing import Any
 
 import aiohttp
@@ -26,6 +29,7 @@ from starlette.types import Receive, Scope, Send
 from gateway.proxy import request_headers
 from gateway.settings import GatewaySettings, RateLimit
 from gateway.state import Gateway
+from libs.common.errors import DomainError
 from libs.common.logging import get_logger
 from libs.common.metering import MessageMeter
 from libs.common.tasks import cancel_and_wait
@@ -33,6 +37,7 @@ from libs.common.tasks import cancel_and_wait
 log = get_logger(__name__)
 PER_SOCKET = RateLimit(rate=30, burst=120)
 PER_ADDRESS = RateLimit(rate=100, burst=400)
+PER_USER = RateLimit(rate=60, burst=240)
 FLOODED = "Too many messages on this websocket"
 _WS_OWN = (b"sec-websocket-key", b"sec-websocket-version", b"sec-websocket-extensions", b"sec-websocket-protocol")
 
@@ -88,16 +93,20 @@ async def _relay(gw: Gateway, scope: Scope, receive: Receive, send: Send, client
 
     meter = gw.state.socket_meter
     socket_id = str(id(upstream))
+    user: str | None = None
 
     async def client_to_upstream() -> None:
+        nonlocal user
         while True:
             message = await receive()
             if message["type"] == "websocket.disconnect":
                 return
-            if not meter.allow(socket_id, client_ip):
-                log.warning("websocket_flood_closed", client_ip=client_ip)
+            if not meter.allow(socket_id, address=client_ip, user=user):
+                log.warning("websocket_flood_closed", client_ip=client_ip, user_id=user)
                 await send({"type": "websocket.close", "code": 1008, "reason": FLOODED})
                 return
+            if user is None and (text := message.get("text")) is not None and text.startswith("40"):
+                user = await _user_of_connect(gw, text)
             if message.get("text") is not None:
                 await upstream.send_str(message["text"])
             elif message.get("bytes") is not None:
@@ -125,8 +134,29 @@ async def _relay(gw: Gateway, scope: Scope, receive: Receive, send: Send, client
         await upstream.close()
 
 
+async def _user_of_connect(gw: Gateway, text: str) -> str | None:
+    """The user a Socket.IO CONNECT packet (``40[/ns,]{"token": ...}``) signs in as, if its token is genuine.
+
+    Only the signature and claims are checked (no revocation look-up): this attributes messages
+    to a user for metering; realtime decides who may connect.
+    """
+    body = text[2:]
+    if body.startswith("/"):
+        body = body.partition(",")[2]
+    try:
+        auth = json.loads(body) if body else None
+        token = auth.get("token") if isinstance(auth, dict) else None
+        if not isinstance(token, str):
+            return None
+        return str((await gw.state.identifier.verify(token)).user_id)
+    except (ValueError, DomainError):
+        return None
+
+
 def socket_meter(settings: GatewaySettings) -> MessageMeter:
-    """The per-socket and per-address message budgets the relay enforces (GatewayState.socket_meter)."""
+    """The per-socket, per-address and per-user message budgets the relay enforces (GatewayState.socket_meter)."""
     limits = settings.rate_limits
-    socket, address = limits.get("socket_message", PER_SOCKET), limits.get("socket_message_address", PER_ADDRESS)
-    return MessageMeter(rate=socket.rate, burst=socket.burst, user_rate=address.rate, user_burst=address.burst)
+    socket = limits.get("socket_message", PER_SOCKET)
+    owners = {"address": limits.get("socket_message_address", PER_ADDRESS), "user": limits.get("socket_message_user", PER_USER)}
+    return MessageMeter(rate=socket.rate, burst=socket.burst,
+                        owner_limits={kind: (limit.rate, limit.burst) for kind, limit in owners.items()})

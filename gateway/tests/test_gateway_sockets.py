@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import uuid
 from typing import Any
 
 import aiohttp
@@ -109,3 +111,32 @@ async def test_one_address_cannot_get_round_the_limit_with_many_websockets(infra
             codes.append(ws.close_code)
         assert 1008 in codes, codes
         await asyncio.gather(*(ws.close() for ws in sockets))
+
+
+async def test_one_user_cannot_get_round_the_limit_with_many_websockets(infra: Infra, keys: TestKeys,
+                                                                        upstreams: dict[str, Any]) -> None:
+    """The user is read from the Socket.IO CONNECT packet's token; a forged token attributes nothing."""
+    limits = {**GENEROUS, "socket_message": {"rate": 5, "burst": 100},
+              "socket_message_address": {"rate": 5, "burst": 1000}, "socket_message_user": {"rate": 1, "burst": 40}}
+    app = create_app(gateway_settings(infra, keys, upstreams, rate_limits=limits))
+    user_id = str(uuid.uuid4())
+    async with serve_app(app) as base, aiohttp.ClientSession() as session:
+        url = base.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
+
+        async def sends(token: str, frames: int) -> int | None:
+            """Opens a websocket as ``token``'s user, sends ``frames`` frames; its close code (None: still open)."""
+            ws = await session.ws_connect(url)
+            await ws.send_str("40" + json.dumps({"token": token}))
+            for i in range(frames):
+                await ws.send_str(f"n{i}")
+            while (msg := await ws.receive(timeout=5)).type == aiohttp.WSMsgType.TEXT:
+                if msg.data == f"echo echo: n{frames - 1}":
+                    await ws.close()
+                    return None
+            return ws.close_code
+
+        assert await sends(keys.mint(user_id=user_id), 25) is None
+        assert await sends(keys.mint(user_id=user_id), 25) == 1008  # the same user's 41st message
+        assert await sends(keys.mint(), 25) is None  # another user has an allowance of its own
+        forged = keys.mint(user_id=user_id)[:-4] + "AAAA"
+        assert await sends(forged, 25) is None  # not attributed to the user it names

@@ -11,6 +11,7 @@ with connections on several processes gets each one's allowance, which is still 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 
@@ -22,6 +23,10 @@ class TokenBucket:
     burst: float
     tokens: float = -1.0
     stamp: float = field(default_factory=time.monotonic)
+
+    def rested(self) -> bool:
+        """Whether the bucket is full again (forgetting it changes nothing)."""
+        return self.tokens < 0 or self.tokens + (time.monotonic() - self.stamp) * self.rate >= self.burst
 
     def take(self) -> bool:
         now = time.monotonic()
@@ -36,41 +41,58 @@ class TokenBucket:
 
 
 class MessageMeter:
-    """One bucket per connection and one per owner (a user, an address), shared by its connections here."""
+    """One bucket per connection, and one per owner (a user, an address) shared by its connections here.
 
-    def __init__(self, *, rate: float, burst: int, user_rate: float, user_burst: int) -> None:
+    ``owner_limits`` names the kinds of owner and their (rate, burst); a message must find a
+    token in the connection's bucket and in the bucket of every owner it is attributed to.
+    """
+
+    def __init__(self, *, rate: float, burst: int, owner_limits: Mapping[str, tuple[float, int]]) -> None:
         self.rate, self.burst = rate, burst
-        self.user_rate, self.user_burst = user_rate, user_burst
-        self._sockets: dict[str, TokenBucket] = {}
-        self._users: dict[str, TokenBucket] = {}
-        self._user_of: dict[str, str] = {}
-        self._connections_of: dict[str, int] = {}
+        self.owner_limits = dict(owner_limits)
+        self._connections: dict[str, TokenBucket] = {}
+        self._owners: dict[tuple[str, str], TokenBucket] = {}
+        self._owners_of: dict[str, set[tuple[str, str]]] = {}
+        self._connections_of: dict[tuple[str, str], int] = {}
         self.closing: set[str] = set()
+        self._pruned_at = time.monotonic()
 
-    def allow(self, sid: str, user: str | None) -> bool:  # sid: the connection; user: its owner
-        """Whether ``sid`` may send one more message now; False also for a connection being closed."""
-        if sid in self.closing:
+    def allow(self, connection: str, **owners: str | None) -> bool:
+        """Whether ``connection`` may send one more message now; False also for a connection being closed."""
+        if connection in self.closing:
             return False
-        socket = self._sockets.setdefault(sid, TokenBucket(self.rate, self.burst))
-        if user is not None:
-            if self._user_of.get(sid) != user:
-                self._release(sid)
-                self._user_of[sid] = user
-                self._connections_of[user] = self._connections_of.get(user, 0) + 1
-            shared = self._users.setdefault(user, TokenBucket(self.user_rate, self.user_burst))
-            if not shared.take():
-                return False
-        return socket.take()
+        own = self._connections.setdefault(connection, TokenBucket(self.rate, self.burst))
+        held = self._owners_of.setdefault(connection, set())
+        allowed = True
+        for kind, name in owners.items():
+            if name is None:
+                continue
+            key = (kind, name)
+            if key not in held:
+                held.add(key)
+                self._connections_of[key] = self._connections_of.get(key, 0) + 1
+            rate, burst = self.owner_limits[kind]
+            allowed = self._owners.setdefault(key, TokenBucket(rate, burst)).take() and allowed
+        return own.take() and allowed
 
-    def forget(self, sid: str) -> None:
-        self._sockets.pop(sid, None)
-        self.closing.discard(sid)
-        self._release(sid)
+    def forget(self, connection: str) -> None:
+        self._connections.pop(connection, None)
+        self.closing.discard(connection)
+        for key in self._owners_of.pop(connection, set()):
+            self._connections_of[key] -= 1
+            if not self._connections_of[key]:
+                del self._connections_of[key]
+        self._forget_rested_owners()
 
-    def _release(self, sid: str) -> None:
-        user = self._user_of.pop(sid, None)
-        if user is not None:
-            self._connections_of[user] -= 1
-            if not self._connections_of[user]:
-                del self._connections_of[user]
-                self._users.pop(user, None)
+    def _forget_rested_owners(self) -> None:
+        """Drop the buckets of owners with no connection left once they are full again.
+
+        Not before: an owner that reconnects must not find a fresh allowance.
+        """
+        now = time.monotonic()
+        if now - self._pruned_at < 10:
+            return  # now and then, not at every disconnect
+        self._pruned_at = now
+        for key, bucket in list(self._owners.items()):
+            if key not in self._connections_of and bucket.rested():
+                del self._owners[key]

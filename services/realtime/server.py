@@ -34,7 +34,7 @@ def build_server(ctx: Callable[[], RealtimeContext], settings: RealtimeSettings)
     sio = socketio.AsyncServer(async_mode="asgi", cors_allowed_origins=settings.cors_origins, logger=False,
                                engineio_logger=False)
     meter = MessageMeter(rate=settings.message_rate, burst=settings.message_burst,
-                         user_rate=settings.user_message_rate, user_burst=settings.user_message_burst)
+                         owner_limits={"user": (settings.user_message_rate, settings.user_message_burst)})
     replays: set[asyncio.Task[None]] = set()
 
     def notifier() -> Notifier:
@@ -55,7 +55,7 @@ def build_server(ctx: Callable[[], RealtimeContext], settings: RealtimeSettings)
     async def flooded(sid: str) -> dict[str, Any] | None:
         """None if ``sid`` may send this message; otherwise the connection is being closed, and why."""
         principal = await principal_of(sid)
-        if meter.allow(sid, str(principal.user_id) if principal else None):
+        if meter.allow(sid, user=str(principal.user_id) if principal else None):
             return None
         if sid not in meter.closing:
             meter.closing.add(sid)

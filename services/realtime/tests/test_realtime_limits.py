@@ -95,3 +95,23 @@ async def test_one_user_cannot_get_round_the_limit_with_several_connections(infr
         ack = await other.sio.call("auth:refresh", {"token": "bad"}, timeout=5)
         assert ack["error"]["status"] == 401  # another user's allowance is untouched
         await hang_up(other, *sockets)
+
+
+async def test_reconnecting_does_not_refill_a_users_allowance(infra: Infra, keys: TestKeys) -> None:
+    user_id = uuid.uuid4()
+    async with realtime(infra, keys, message_burst=100, user_message_burst=30, user_message_rate=1) as (url, _):
+        first = await listen(url, {"token": keys.mint(user_id=user_id)})
+        for _ in range(20):
+            assert (await first.sio.call("auth:refresh", {"token": "bad"}, timeout=5))["error"]["status"] == 401
+        await first.sio.disconnect()
+        again = await listen(url, {"token": keys.mint(user_id=user_id)})
+        for _ in range(20):
+            if not again.sio.connected:
+                break
+            await again.sio.emit("auth:refresh", {"token": "bad"})
+
+        async def cut_off() -> None:
+            assert not again.sio.connected
+
+        await eventually(cut_off, timeout=5)
+        assert "Too many messages" in again.of("session:ended")[0]["reason"]
