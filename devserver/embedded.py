@@ -146,6 +146,9 @@ def admin_credentials(data_dir: Path) -> tuple[str, str, Path | None]:
     return email, password, saved
 
 
+_RUN_INTERNAL_TOKEN = secrets.token_urlsafe(32)
+
+
 def part_overrides(part: Part, args: argparse.Namespace, infra: EmbeddedInfra,
                    admin: tuple[str, str]) -> dict[str, Any]:
     """Settings the embedded mode imposes on a part; everything else comes from the environment."""
@@ -162,6 +165,9 @@ def part_overrides(part: Part, args: argparse.Namespace, infra: EmbeddedInfra,
     }
     if infra.redis_url:
         values["redis_url"] = infra.redis_url
+    if not configured("INTERNAL_API_TOKEN"):
+        # not the published dev default: from it any local process could forge the gateway's proof
+        values["internal_api_token"] = _RUN_INTERNAL_TOKEN
     if part.name == "auth":
         values.update(email_backend=configured("EMAIL_BACKEND") or "log", admin_email=admin[0],
                       admin_password=admin[1])
@@ -242,7 +248,9 @@ async def run(args: argparse.Namespace, infra: EmbeddedInfra) -> int:
         s = settings[ld.part.name]
         app = ld.factory(s, bus=bus, redis=redis) if ld.part.bus else ld.factory(s, redis=redis)
         edge = ld.part is GATEWAY
-        forwarded = getattr(s, "forwarded_allow_ips", "") if edge else "127.0.0.1"
+        # a service believes X-Forwarded-For only with the gateway's proof (libs.common.forwarding), never
+        # by address: on 127.0.0.1 every local process would be "the gateway"
+        forwarded = getattr(s, "forwarded_allow_ips", "") if edge else ""
         config = uvicorn.Config(app, host=s.host, port=s.port, log_config=None, access_log=False, lifespan="on",
                                 timeout_graceful_shutdown=5, proxy_headers=bool(forwarded),
                                 forwarded_allow_ips=forwarded or None, timeout_keep_alive=30)

@@ -43,6 +43,7 @@ from libs.common.errors import (
     domain_response,
     problem_response,
 )
+from libs.common.forwarding import proof_header
 from libs.common.headers import incoming_request_id
 from libs.common.logging import correlation_id_var, get_logger, request_id_var
 from libs.common.unavailable import describe, outages
@@ -148,7 +149,7 @@ class ProxyMiddleware:
         if chunked or (declared is not None and declared > 0):
             body = RequestBody(receive, limit=settings.max_body_bytes, declared=declared)
         extra = [("X-Request-ID", request_id_var.get() or uuid.uuid4().hex), ("X-Forwarded-For", client_ip),
-                 ("X-Forwarded-Proto", scope.get("scheme", "http"))]
+                 ("X-Forwarded-Proto", scope.get("scheme", "http")), proof_header(settings)]
         if host:
             extra.append(("X-Forwarded-Host", host))
         raw_path = scope.get("raw_path") or quote(scope["path"]).encode()

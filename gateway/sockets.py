@@ -30,6 +30,7 @@ from gateway.proxy import request_headers
 from gateway.settings import GatewaySettings, RateLimit
 from gateway.state import Gateway
 from libs.common.errors import DomainError
+from libs.common.forwarding import proof_header
 from libs.common.logging import get_logger
 from libs.common.metering import MessageMeter
 from libs.common.tasks import cancel_and_wait
@@ -75,7 +76,7 @@ async def _relay(gw: Gateway, scope: Scope, receive: Receive, send: Send, client
     base = settings.realtime_url.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
     raw_path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
     url = base + raw_path + ("?" + scope["query_string"].decode("latin-1") if scope.get("query_string") else "")
-    forwarded = [("X-Forwarded-For", client_ip), ("X-Forwarded-Proto", "ws")]
+    forwarded = [("X-Forwarded-For", client_ip), ("X-Forwarded-Proto", "ws"), proof_header(settings)]
     # the realtime service compares the page's Origin with it: a page served by this gateway is same-origin
     forwarded += [("X-Forwarded-Host", v.decode("latin-1")) for k, v in scope["headers"] if k == b"host"][:1]
     headers = request_headers([(k, v) for k, v in scope["headers"] if k not in _WS_OWN], forwarded)

@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -52,6 +53,9 @@ def base_env() -> dict[str, str]:
     env["PYTHONUNBUFFERED"] = "1"
     # each part has its own port; a PORT inherited from the shell would put them all on one
     env.pop("PORT", None)
+    # every part shares one credential, and not the published dev default: from that any local
+    # process could forge the gateway's X-Forwarded-Proof (libs/common/forwarding.py)
+    env.setdefault("INTERNAL_API_TOKEN", secrets.token_urlsafe(32))
     return env
 
 

@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 from gateway_testkit import gateway_client, gateway_settings, seen_headers
 
+from libs.common.forwarding import forwarding_proof
 from libs.common.testing import Infra, TestKeys, assert_problem
 
 LIMIT = 1024 * 1024
@@ -35,15 +36,20 @@ async def test_non_ascii_body_comes_back_unchanged(gw: httpx.AsyncClient, keys: 
     assert resp.headers["content-type"] == "application/json; charset=utf-8"
 
 
-async def test_client_identity_headers_are_replaced_by_the_gateways(gw: httpx.AsyncClient, keys: TestKeys) -> None:
+async def test_client_identity_headers_are_replaced_by_the_gateways(gw: httpx.AsyncClient, keys: TestKeys,
+                                                                    infra: Infra, upstreams: dict[str, str]) -> None:
     forged = {"X-Internal-Token": "dev-internal-token-change-me", "X-User-Id": "someone", "X-User-Role": "admin",
               "Forwarded": "for=6.6.6.6", "X-Forwarded-For": "6.6.6.6", "X-Forwarded-Host": "evil.example",
-              "X-Forwarded-Proto": "https", "X-Real-IP": "6.6.6.6", "X-Custom-Client": "kept"}
+              "X-Forwarded-Proto": "https", "X-Real-IP": "6.6.6.6", "X-Custom-Client": "kept",
+              "X-Forwarded-Proof": "f" * 64}
     resp = await gw.get("/cart", headers={**keys.bearer(), **forged})
     seen = seen_headers(resp.json())
     for name in ("x-internal-token", "x-user-id", "x-user-role", "forwarded", "x-real-ip"):
         assert name not in seen, name
     assert seen["x-forwarded-for"] == ["127.0.0.1"]
+    # the proof that makes a service believe X-Forwarded-For is the gateway's alone
+    token = gateway_settings(infra, keys, upstreams).internal_api_token.get_secret_value()
+    assert seen["x-forwarded-proof"] == [forwarding_proof(token)]
     assert seen["x-forwarded-proto"] == ["http"]
     assert seen["x-forwarded-host"] == ["shop.test"]
     assert seen["x-custom-client"] == ["kept"]

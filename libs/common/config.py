@@ -65,6 +65,11 @@ class CommonSettings(BaseSettings):
     jwt_issuer: str = "shop-auth"
     jwt_audience: str = "shop"
     internal_api_token: SecretStr = SecretStr(DEV_INTERNAL_TOKEN)
+    # addresses (or networks) only the gateway sends from, whose X-Forwarded-For is believed without
+    # its proof header (libs/common/forwarding.py); loopback entries are ignored
+    trusted_proxies: list[str] = Field(default_factory=list)
+    # the largest request body, as at the gateway: reaching a service's port directly gives no more room
+    max_body_bytes: int = 1024 * 1024
 
     # the parts this code calls by name; empty: from PART_URL_TEMPLATE (any part: url_of)
     part_url_template: str = DEFAULT_URL_TEMPLATE

@@ -22,7 +22,7 @@ def serve(app: FastAPI, settings: CommonSettings) -> None:
     """Run the app with uvicorn on the settings' host and port (uvloop + httptools)."""
     uvicorn.run(app, host=settings.host, port=settings.port, loop="uvloop", http="httptools",
                 log_config=None, access_log=False, lifespan="on", timeout_graceful_shutdown=5,
-                timeout_keep_alive=30)
+                timeout_keep_alive=30, proxy_headers=False)  # libs.common.forwarding decides who forwarded
 
 
 def main(argv: Sequence[str] | None, *, settings: SettingsT, app_factory: Callable[[SettingsT], FastAPI],

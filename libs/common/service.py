@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from libs.common.auth import TokenVerifier
+from libs.common.auth import InternalCaller, TokenVerifier
 from libs.common.config import CommonSettings
 from libs.common.db import Database, migrate
 from libs.common.errors import (
@@ -52,11 +52,13 @@ from libs.common.events import (
 )
 from libs.common.events.catalogue import parse_data
 from libs.common.events.topology import CONSUMERS
+from libs.common.forwarding import TrustedForwarding
 from libs.common.headers import incoming_request_id
 from libs.common.http import make_client
 from libs.common.logging import configure_logging, correlation_id_var, get_logger, request_id_var
 from libs.common.redis_client import make_redis
 from libs.common.tasks import cancel_and_wait
+from libs.common.textcheck import BodyGuard
 from libs.common.unavailable import dependency_probes, describe, outages, quiet_library_outage_logs
 
 log = get_logger(__name__)
@@ -193,10 +195,13 @@ def create_service_app(
                     if bus is None:  # consumers stop before the state they use is closed
                         await ctx.bus.close()
 
-    app = FastAPI(title=title, description=description, lifespan=lifespan, version="1.0.0")
+    # no trailing-slash redirects: Starlette builds them from the Host header a caller chose
+    app = FastAPI(title=title, description=description, lifespan=lifespan, version="1.0.0", redirect_slashes=False)
     install_problem_handlers(app)
     _install_infra_errors(app)
     registry = CollectorRegistry()
+    app.add_middleware(BodyGuard, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(TrustedForwarding, settings=settings)
     app.add_middleware(RequestContextMiddleware, registry=registry, service=settings.service_name)
     app.include_router(_health_router(registry))
     for r_ in routers:
@@ -354,7 +359,7 @@ def _health_router(registry: CollectorRegistry) -> APIRouter:
                             status_code=200 if ok else 503)
 
     @router.get("/metrics")
-    async def metrics(request: Request) -> Response:
+    async def metrics(request: Request, _: InternalCaller) -> Response:
         relay = request.app.state.ctx.relay
         if relay is not None:
             backlog.set(relay.backlog)

@@ -31,9 +31,8 @@ from services.auth.schemas import (
 )
 
 
-def _client(request: Request, ctx: Ctx) -> service.Client:
-    return service.Client(ip=throttle.client_ip(request, ctx.settings.trusted_proxies),
-                          user_agent=request.headers.get("user-agent"))
+def _client(request: Request) -> service.Client:
+    return service.Client(ip=throttle.client_ip(request), user_agent=request.headers.get("user-agent"))
 
 
 ClientDep = Annotated[service.Client, Depends(_client)]

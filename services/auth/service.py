@@ -113,8 +113,10 @@ async def login(*, ctx: AuthContext, session: AsyncSession, body: LoginIn, clien
     s = rt.settings
     await throttle.hit(ctx, scope="login-ip", subject=client.ip, limit=s.login_attempts_per_ip,
                        window=s.login_attempts_window)
-    await throttle.check(ctx, scope="login-fail", subject=body.email, limit=s.login_failures_per_account,
-                         window=s.login_failures_window)
+    await throttle.check_ceiling(ctx, account=body.email, address=client.ip, limit=s.login_failures_per_account,
+                                 window=s.login_failures_window)
+    await throttle.claim_attempt(ctx, account=body.email, address=client.ip, free=s.login_free_failures,
+                                 max_delay=s.login_delay_max, memory=s.login_failures_window)
     async with session.begin():
         user = await session.scalar(sa.select(User).where(User.email == body.email))
     if user is None:
@@ -124,7 +126,8 @@ async def login(*, ctx: AuthContext, session: AsyncSession, body: LoginIn, clien
         raise Unauthorized(BAD_CREDENTIALS)
     if not user.is_active:
         raise Forbidden("This account has been blocked. Contact support.")
-    await throttle.clear(ctx, scope="login-fail", subject=body.email)
+    await throttle.forgive(ctx, account=body.email, address=client.ip)
+    await throttle.remember_address(ctx, account=body.email, address=client.ip, ttl=s.known_address_ttl)
     new_hash = await rt.passwords.hash(body.password) if rt.passwords.needs_rehash(user.password_hash) else None
     async with session.begin():
         if new_hash is not None:
@@ -213,12 +216,15 @@ async def change_password(*, ctx: AuthContext, session: AsyncSession, principal:
     check_policy(new, field="new_password")
     async with session.begin():
         user = await get_user(session=session, user_id=principal.user_id)
-    await throttle.check(ctx, scope="login-fail", subject=user.email, limit=s.login_failures_per_account,
-                         window=s.login_failures_window)
+    # a stolen access token must not buy unlimited guesses at the password it cannot change without
+    session_address = f"session:{principal.session_id}"
+    await throttle.claim_attempt(ctx, account=user.email, address=session_address, free=s.login_free_failures,
+                                 max_delay=s.login_delay_max, memory=s.login_failures_window)
     if not await rt.passwords.verify(user.password_hash, current):
         await throttle.add_failure(ctx, scope="login-fail", subject=user.email, window=s.login_failures_window)
         raise BadRequest("The current password is not correct.",
                          errors=[{"field": "current_password", "message": "not correct", "type": "wrong_password"}])
+    await throttle.forgive(ctx, account=user.email, address=session_address)
     if current == new:
         raise BadRequest("The new password must differ from the current one.")
     new_hash = await rt.passwords.hash(new)

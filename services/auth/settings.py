@@ -45,8 +45,15 @@ class AuthSettings(CommonSettings):
     smtp_starttls: bool = False
     smtp_timeout: float = 10.0
 
-    login_failures_per_account: int = 5
-    login_failures_window: int = 900
+    # password guesses: each (account, address) pair has this many free failures, then waits 1 s,
+    # 2 s, 4 s... up to login_delay_max before its next try; the pair is forgotten login_failures_window
+    # after its wait ends. Over all addresses an account takes login_failures_per_account failures per
+    # window, then only addresses it signed in from before (for known_address_ttl) may try.
+    login_free_failures: int = 5
+    login_delay_max: int = 900
+    login_failures_per_account: int = 100
+    login_failures_window: int = 3600
+    known_address_ttl: int = 90 * 24 * 3600
     login_attempts_per_ip: int = 30
     login_attempts_window: int = 60
     forgot_per_ip: int = 20
@@ -55,7 +62,6 @@ class AuthSettings(CommonSettings):
     verify_otp_per_ip: int = 30
     verify_otp_per_email: int = 15
     verify_otp_window: int = 900
-    trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1"])
 
     admin_email: str | None = None
     admin_password: SecretStr | None = None

@@ -14,6 +14,7 @@ from libs.common.auth import Principal
 from libs.common.errors import DomainError, Unauthorized
 from libs.common.logging import get_logger
 from libs.common.metering import MessageMeter
+from libs.common.textcheck import text_fields, unicode_errors
 from libs.common.unavailable import outages
 from services.realtime.commands import COMMANDS, fingerprint, once, perform, refused, refused_by
 from services.realtime.context import RealtimeContext
@@ -169,6 +170,8 @@ def build_server(ctx: Callable[[], RealtimeContext], settings: RealtimeSettings)
                 return refused(403, "Forbidden", "Only admins may send this command.")
             if principal.expires_at <= time.time():
                 return refused(401, "Unauthorized", "The access token expired; send auth:refresh first.")
+            if bad := text_fields(data):  # as every HTTP route does (libs/common/textcheck.py)
+                return refused(422, "Validation failed", "Text must be valid Unicode.", errors=unicode_errors(bad))
             urls = {"catalog_url": settings.catalog_url, "orders_url": settings.orders_url}
 
             async def run() -> dict[str, Any]:

@@ -32,7 +32,8 @@ async def serve_app(app: FastAPI, *, port: int | None = None) -> AsyncIterator[s
     """Serve the app with uvicorn on 127.0.0.1 in this event loop; yields its base URL."""
     port = port or free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False,
-                            lifespan="on", loop="asyncio")
+                            lifespan="on", loop="asyncio",
+                            proxy_headers=False)  # as runner.serve: libs.common.forwarding decides
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     try:

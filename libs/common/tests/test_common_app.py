@@ -164,14 +164,14 @@ async def test_head_answers_as_get_would_without_the_body(infra: Infra, keys: Te
         assert missing.status_code == 404 and missing.content == b""
         assert (await c.head("/items")).status_code == 405  # POST only: HEAD is not a way in
         assert (await c.head("/me")).status_code == 401
-        text = (await c.get("/metrics")).text
+        text = (await c.get("/metrics", headers={"X-Internal-Token": INTERNAL_TOKEN})).text
         assert 'http_requests_total{method="HEAD",route="/maybe",status="200"}' in text
 
 
 async def test_metrics_count_requests_per_route_template(client: httpx.AsyncClient) -> None:
     await client.get("/items/7")
     await client.get("/items/8")
-    text = (await client.get("/metrics")).text
+    text = (await client.get("/metrics", headers={"X-Internal-Token": INTERNAL_TOKEN})).text
     assert 'http_requests_total{method="GET",route="/items/{item_id}",status="404"}' in text
     assert "/items/7" not in text
 

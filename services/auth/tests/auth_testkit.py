@@ -17,6 +17,7 @@ import pytest_asyncio
 from aiosmtpd.controller import Controller
 from fastapi import FastAPI
 
+from libs.common.forwarding import proof_header
 from libs.common.testing import Infra, serve_app, settings_for
 from libs.common.testing.apps import free_port
 from services.auth import service
@@ -93,11 +94,16 @@ def some_ip() -> str:
     return f"10.{random.randrange(256)}.{random.randrange(256)}.{random.randrange(1, 255)}"
 
 
+def via_gateway(settings: AuthSettings, address: str) -> dict[str, str]:
+    """The headers the gateway adds for a client at ``address``: its X-Forwarded-For and its proof."""
+    return dict([("X-Forwarded-For", address), proof_header(settings)])
+
+
 @pytest_asyncio.fixture
-async def client(auth_app: FastAPI, auth_port: int) -> AsyncIterator[httpx.AsyncClient]:
-    """A client behind its own address (sent through the trusted local proxy), so throttles stay per test."""
+async def client(auth_app: FastAPI, auth_port: int, auth_settings: AuthSettings) -> AsyncIterator[httpx.AsyncClient]:
+    """A client behind its own address (relayed as the gateway does), so throttles stay per test."""
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{auth_port}", timeout=30,
-                                 headers={"X-Forwarded-For": some_ip()}) as c:
+                                 headers=via_gateway(auth_settings, some_ip())) as c:
         yield c
 
 
