@@ -10,6 +10,11 @@ Decisions:
 - Signed-in callers are limited per user, guests per client IP, so many customers behind
   one NAT address do not share a bucket once they sign in.
 - Client IP is the TCP peer: the gateway is the edge, client-sent forwarding headers are dropped.
+- The caller is authenticated before the rate limit is spent, so a missing or bad token is always
+  the 401 (or 403) that says what to fix, never a 429. Refusing costs no more than the limiter's
+  own Redis call would (a signature check; the JWKS is refetched at most every few seconds), and
+  nothing refused reaches a service, so repeating it buys a caller nothing; guessing a token
+  means forging an RS256 signature, which no request budget was needed to stop.
 """
 
 from __future__ import annotations
@@ -135,12 +140,7 @@ class ProxyMiddleware:
             elif name == b"host":
                 host = value.decode("latin-1")
         client_ip = scope["client"][0] if scope.get("client") else "unknown"
-        try:
-            principal = await self._caller(route, authorization)
-        except (Unauthorized, Forbidden):
-            # refused callers still spend their address's budget: no free guessing of tokens
-            await self._limit(route, f"ip:{client_ip}")
-            raise
+        principal = await self._caller(route, authorization)  # a refusal (401/403) spends no budget
         await self._limit(route, f"u:{principal.user_id}" if principal is not None else f"ip:{client_ip}")
         declared = _length(content_length)
         if declared is not None and declared > settings.max_body_bytes:

@@ -36,13 +36,29 @@ async def test_signed_in_user_has_a_bucket_of_their_own_behind_a_busy_address(
         assert (await client.get("/cart", headers=keys.bearer())).status_code == 200
 
 
-async def test_refused_tokens_spend_the_addresss_budget(infra: Infra, keys: TestKeys,
-                                                        upstreams: dict[str, Any]) -> None:
+async def test_a_missing_or_refused_token_is_a_401_even_past_the_budget(infra: Infra, keys: TestKeys,
+                                                                         upstreams: dict[str, Any]) -> None:
+    # was: 429 once the address's budget was spent, where the caller needed to hear "sign in"
     settings = gateway_settings(infra, keys, upstreams, rate_limits=TIGHT)
     async with gateway_client(settings, client_ip="10.5.0.1") as client:
         for _ in range(3):
+            assert (await client.get("/products")).status_code == 200
+        assert_problem(await client.get("/products"), 429)  # the budget is spent
+        assert_problem(await client.get("/orders"), 401)
+        assert_problem(await client.get("/orders", headers={"Authorization": "Bearer guess"}), 401)
+        assert_problem(await client.get("/admin/orders", headers=keys.bearer(role="user")), 403)
+        # a valid token is authenticated first, then limited per user: never refused as a guest
+        assert (await client.get("/cart", headers=keys.bearer())).status_code == 200
+
+
+async def test_refusals_spend_none_of_the_addresss_budget(infra: Infra, keys: TestKeys,
+                                                          upstreams: dict[str, Any]) -> None:
+    settings = gateway_settings(infra, keys, upstreams, rate_limits=TIGHT)
+    async with gateway_client(settings, client_ip="10.6.0.1") as client:
+        for _ in range(10):
             assert_problem(await client.get("/orders", headers={"Authorization": "Bearer guess"}), 401)
-        assert_problem(await client.get("/orders", headers={"Authorization": "Bearer guess"}), 429)
+        for _ in range(3):
+            assert (await client.get("/products")).status_code == 200
 
 
 async def test_auth_routes_have_their_own_stricter_limit(infra: Infra, keys: TestKeys,
