@@ -70,24 +70,26 @@ fuzz: $(TEST_DEPS)
 asyncapi:
 	$(PYTHON) -m services.asyncapi > gateway/asyncapi.json.tmp && mv gateway/asyncapi.json.tmp gateway/asyncapi.json
 
-# tests/e2e against the containers of docker-compose.yml (+ docker-compose.e2e.yml), always torn down after
-DOCKER ?= docker
+# tests/e2e against the containers of docker-compose.yml (+ docker-compose.e2e.yml), always torn down after.
+# scripts/containers.py brings what is missing: the engine (Debian's docker.io, as root), a compose
+# client (Compose v2 if the CLI has it, else Debian's docker-compose 1.29) and the Debian base image
+# (pulled, or made with debootstrap when no registry answers). SHOP_COMPOSE_CMD overrides the client.
 E2E_NET ?= 172.29
-E2E_COMPOSE ?= $(DOCKER) compose -p shop-e2e -f docker-compose.yml -f docker-compose.e2e.yml
+E2E_PROJECT ?= shop-e2e
 E2E_GATEWAY_PORT ?= 18000
 E2E_MAIL_PORT ?= 18025
 E2E_ADMIN_EMAIL ?= admin@e2e.shop.test
 E2E_ADMIN_PASSWORD ?= Admin-pass-e2e-1
-e2e-compose:
-	@$(DOCKER) info >/dev/null 2>&1 || { echo "make e2e-compose: no Docker engine answers ('$(DOCKER) info' failed)." \
-		"Install and start Docker (with Compose 2.24+), or run the suite against any running stack:" \
-		"SHOP_GATEWAY_URL=http://host:8000 $(PYTHON) -m pytest tests/e2e (see tests/e2e/external.py)." >&2; exit 2; }
-	export E2E_GATEWAY_PORT=$(E2E_GATEWAY_PORT) E2E_MAIL_PORT=$(E2E_MAIL_PORT) SHOP_NET=$(E2E_NET) \
-		SHOP_ADMIN_EMAIL='$(E2E_ADMIN_EMAIL)' SHOP_ADMIN_PASSWORD='$(E2E_ADMIN_PASSWORD)'; \
-	trap '$(E2E_COMPOSE) down -v --remove-orphans' EXIT; trap 'exit 130' INT TERM; \
-	$(E2E_COMPOSE) up -d --build --wait && \
+e2e-compose: $(TEST_DEPS)
+	eval "$$($(PYTHON) scripts/containers.py env)" && \
+	compose="$$SHOP_COMPOSE_CMD -p $(E2E_PROJECT) -f docker-compose.yml -f docker-compose.e2e.yml" && \
+	export GATEWAY_PORT=$(E2E_GATEWAY_PORT) E2E_MAIL_PORT=$(E2E_MAIL_PORT) SHOP_NET=$(E2E_NET) \
+		POSTGRES_PUBLISH=127.0.0.1: REDIS_PUBLISH=127.0.0.1: RABBITMQ_PUBLISH=127.0.0.1: \
+		SHOP_ADMIN_EMAIL='$(E2E_ADMIN_EMAIL)' SHOP_ADMIN_PASSWORD='$(E2E_ADMIN_PASSWORD)' && \
+	trap "$$compose down -v --remove-orphans" EXIT && trap 'exit 130' INT TERM && \
+	$$compose build && $$compose up -d && $(PYTHON) scripts/containers.py wait $(E2E_PROJECT) && \
 	SHOP_GATEWAY_URL=http://127.0.0.1:$(E2E_GATEWAY_PORT) SHOP_MAIL_URL=http://127.0.0.1:$(E2E_MAIL_PORT) \
-		SHOP_PART_CONTROL=compose SHOP_COMPOSE='$(E2E_COMPOSE)' $(PYTHON) -m pytest -q -rs tests/e2e
+		SHOP_PART_CONTROL=compose SHOP_COMPOSE="$$compose" $(PYTHON) -m pytest -q -rs tests/e2e
 
 # checkov and kubernetes-validate in a venv of their own (tests/deploy runs them on deploy/k8s)
 K8S_TOOLS := .tools/k8s
