@@ -76,18 +76,25 @@ asyncapi:
 # (pulled, or made with debootstrap when no registry answers). SHOP_COMPOSE_CMD overrides the client.
 E2E_NET ?= 172.29
 E2E_PROJECT ?= shop-e2e
-E2E_GATEWAY_PORT ?= 18000
-E2E_MAIL_PORT ?= 18025
+# free loopback ports, chosen once per make run, unless given
+ifneq ($(filter e2e-compose,$(MAKECMDGOALS)),)
+FREE_PORT = $(shell python3 -c "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
+E2E_GATEWAY_PORT ?= $(FREE_PORT)
+E2E_GATEWAY_PORT := $(E2E_GATEWAY_PORT)
+E2E_MAIL_PORT ?= $(FREE_PORT)
+E2E_MAIL_PORT := $(E2E_MAIL_PORT)
+endif
+DOCKER ?= docker
 E2E_ADMIN_EMAIL ?= admin@e2e.shop.test
 E2E_ADMIN_PASSWORD ?= Admin-pass-e2e-1
 e2e-compose: $(TEST_DEPS)
-	eval "$$($(PYTHON) scripts/containers.py env)" && \
+	found=$$(DOCKER='$(DOCKER)' python3 scripts/containers.py env) && eval "$$found" && \
 	compose="$$SHOP_COMPOSE_CMD -p $(E2E_PROJECT) -f docker-compose.yml -f docker-compose.e2e.yml" && \
 	export GATEWAY_PORT=$(E2E_GATEWAY_PORT) E2E_MAIL_PORT=$(E2E_MAIL_PORT) SHOP_NET=$(E2E_NET) \
 		POSTGRES_PUBLISH=127.0.0.1: REDIS_PUBLISH=127.0.0.1: RABBITMQ_PUBLISH=127.0.0.1: \
 		SHOP_ADMIN_EMAIL='$(E2E_ADMIN_EMAIL)' SHOP_ADMIN_PASSWORD='$(E2E_ADMIN_PASSWORD)' && \
 	trap "$$compose down -v --remove-orphans" EXIT && trap 'exit 130' INT TERM && \
-	$$compose build && $$compose up -d && $(PYTHON) scripts/containers.py wait $(E2E_PROJECT) && \
+	$$compose build && $$compose up -d && DOCKER='$(DOCKER)' python3 scripts/containers.py wait $(E2E_PROJECT) && \
 	SHOP_GATEWAY_URL=http://127.0.0.1:$(E2E_GATEWAY_PORT) SHOP_MAIL_URL=http://127.0.0.1:$(E2E_MAIL_PORT) \
 		SHOP_PART_CONTROL=compose SHOP_COMPOSE="$$compose" $(PYTHON) -m pytest -q -rs tests/e2e
 

@@ -36,6 +36,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PULLED_BASE = "debian:bookworm-slim"
 LOCAL_BASE = "shop-debian:bookworm"
 SUITE = "bookworm"
+# the docker CLI to drive (a stand-in in tests/runmodes); another than the default is never installed
+DOCKER = os.environ.get("DOCKER") or "docker"
 
 
 def say(message: str) -> None:
@@ -64,12 +66,16 @@ def apt_install(*packages: str) -> None:
 
 
 def engine_answers() -> bool:
-    return shutil.which("docker") is not None and run("docker", "info", timeout=30).returncode == 0
+    return shutil.which(DOCKER) is not None and run(DOCKER, "info", timeout=30).returncode == 0
 
 
 def ensure_engine() -> None:
     if engine_answers():
         return
+    if DOCKER != "docker":
+        raise SystemExit(f"containers: no Docker engine answers ('{DOCKER} info' failed). Start one, or run the "
+                         "suite against any running stack: SHOP_GATEWAY_URL=http://host:8000 python -m pytest "
+                         "tests/e2e (see tests/e2e/external.py)")
     if shutil.which("dockerd") is None:
         apt_install("docker.io")
     if not engine_answers():
@@ -89,15 +95,17 @@ def ensure_engine() -> None:
 
 
 def compose_command() -> str:
-    if run("docker", "compose", "version", timeout=30).returncode == 0:
-        return "docker compose"
+    if os.environ.get("SHOP_COMPOSE_CMD"):
+        return os.environ["SHOP_COMPOSE_CMD"]
+    if run(DOCKER, "compose", "version", timeout=30).returncode == 0:
+        return f"{DOCKER} compose"
     if shutil.which("docker-compose") is None:
         apt_install("docker-compose")
     return "docker-compose"
 
 
 def image_exists(name: str) -> bool:
-    return run("docker", "image", "inspect", name, timeout=30).returncode == 0
+    return run(DOCKER, "image", "inspect", name, timeout=30).returncode == 0
 
 
 def debian_mirror() -> str:
@@ -141,7 +149,7 @@ def build_local_base() -> str:
                 if item.is_file():
                     item.unlink()
         tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
-        imported = subprocess.run(["docker", "import", "--change", "CMD [\"bash\"]", "-", LOCAL_BASE],
+        imported = subprocess.run([DOCKER, "import", "--change", "CMD [\"bash\"]", "-", LOCAL_BASE],
                                   stdin=tar.stdout, capture_output=True, text=True, check=False)
         tar.wait()
         if imported.returncode != 0:
@@ -157,7 +165,7 @@ def base_image() -> str:
     for name in (PULLED_BASE, LOCAL_BASE):
         if image_exists(name):
             return name
-    if run("docker", "pull", PULLED_BASE, timeout=120).returncode == 0:
+    if run(DOCKER, "pull", PULLED_BASE, timeout=120).returncode == 0:
         return PULLED_BASE
     return build_local_base()
 
@@ -166,7 +174,7 @@ def wait_healthy(project: str, timeout: float) -> int:
     """Compose v2's ``up --wait`` for both clients: every container healthy, one-shots exited 0."""
     deadline = time.monotonic() + timeout
     while True:
-        listed = run("docker", "ps", "-a", "--filter", f"label=com.docker.compose.project={project}",
+        listed = run(DOCKER, "ps", "-a", "--filter", f"label=com.docker.compose.project={project}",
                      "--format", "{{.Names}}\t{{.State}}\t{{.Status}}", timeout=30).stdout.splitlines()
         waiting, failed = [], []
         for line in listed:
@@ -180,7 +188,10 @@ def wait_healthy(project: str, timeout: float) -> int:
         if failed:
             say(f"stopped with an error: {', '.join(failed)}")
             return 1
-        if listed and not waiting:
+        if not listed:
+            say(f"no container of {project} exists: did `up` fail?")
+            return 1
+        if not waiting:
             say(f"{len(listed)} containers of {project} are up")
             return 0
         if time.monotonic() > deadline:
