@@ -147,6 +147,8 @@ class TokenVerifier:
 
     async def verify(self, token: str) -> Principal:
         """The caller behind ``token``; raises ``Unauthorized`` for anything not trustworthy."""
+        if not token.isascii():  # a JWT is base64url and dots; other text (a lone surrogate) cannot even be encoded
+            raise Unauthorized("The token is malformed.")
         known = self._verified.get(token)
         if known is not None and known[0] in self._keys:
             principal = known[1]

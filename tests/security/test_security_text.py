@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+import socketio
 
 from libs.common.testing import assert_problem
 from tests.e2e.external import ExternalStack
@@ -158,3 +159,21 @@ async def test_an_admin_socket_command_with_invalid_text_is_refused_with_a_422(
         await console.close()
     listed = (await cast.http.get("/products", params={"category": box.category["id"]})).json()
     assert all(p["sku"] != sku for p in listed["items"])
+
+
+async def test_a_socket_token_with_invalid_text_is_refused_as_a_bad_token(stack: Stack | ExternalStack,
+                                                                          cast: Cast) -> None:
+    # was: UnicodeEncodeError inside the token check (at connect: no answer; auth:refresh: no acknowledgement)
+    guest = socketio.AsyncClient(reconnection=False)
+    refusals: list[Any] = []
+    guest.on("connect_error", refusals.append)
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        await guest.connect(stack.gateway, auth={"token": "ey\ud800.x.y"}, transports=["websocket"],
+                            socketio_path="socket.io", wait_timeout=10)
+    assert len(refusals) == 1 and "malformed" in str(refusals[0]), refusals
+    listener = await Listener(stack.gateway, cast.user.token).connect()
+    try:
+        ack = await listener.command("auth:refresh", {"token": "ey\udfff.x.y"}, timeout=5)
+    finally:
+        await listener.close()
+    assert ack["ok"] is False and ack["error"]["status"] == 401, ack
