@@ -300,7 +300,7 @@ async def run(args: argparse.Namespace, infra: EmbeddedInfra) -> int:
 
 async def _first_start(args: argparse.Namespace, settings: dict[str, CommonSettings], failed: list[str],
                        admin: tuple[str, str, Path | None], skipped: list[str], infra: EmbeddedInfra) -> None:
-    """Seed the demo catalog when it is empty, then say where everything is."""
+    """Seed the demo catalog and pricing's defaults when they are empty, then say where everything is."""
     catalog = settings.get("catalog")
     if catalog is not None and "catalog" not in failed and args.seed_products > 0:
         try:
@@ -310,6 +310,16 @@ async def _first_start(args: argparse.Namespace, settings: dict[str, CommonSetti
             await seed(catalog, products=args.seed_products, with_events=True)  # type: ignore[arg-type]
         except Exception:
             loud(f"seeding the catalog failed:\n{traceback.format_exc(limit=4)}")
+    coupon = None
+    pricing = settings.get("pricing")
+    if pricing is not None and "pricing" not in failed:
+        try:
+            from services.pricing.seed import seed as seed_pricing
+
+            # a shipping zone, a tax rate and a demo coupon, into a pricing with nothing configured
+            coupon = await seed_pricing(pricing)  # type: ignore[arg-type]
+        except Exception:
+            loud(f"seeding pricing failed:\n{traceback.format_exc(limit=4)}")
     base = f"http://127.0.0.1:{GATEWAY.port + args.port_offset}"
     running = [n for n in settings if n not in failed]
     lines = [
@@ -319,6 +329,8 @@ async def _first_start(args: argparse.Namespace, settings: dict[str, CommonSetti
     if "auth" in running:
         where = f"   (saved in {admin[2]})" if admin[2] else "   (from ADMIN_EMAIL/ADMIN_PASSWORD)"
         lines.append(f"  admin     {admin[0]} / {admin[1]}{where}")
+    if coupon:
+        lines.append(f"  coupon    {coupon}   (demo: 10% off a customer's first order)")
     bus = "RabbitMQ (EVENT_BUS=amqp)" if some_settings(settings).event_bus == "amqp" else "in-process"
     lines += [f"  parts     {', '.join(f'{n}:{settings[n].port}' for n in running)}",
               *(f"  {note}" for note in infra.notes), f"  Events: {bus}"]

@@ -196,6 +196,10 @@ def main(argv: list[str] | None = None) -> int:
         run_step("seeding the demo catalog if it is empty",
                  [sys.executable, "-m", BY_NAME["catalog"].module, "seed", "--products", str(args.seed_products),
                   "--events"], env)
+    if "pricing" in names:
+        # a shipping zone, a tax rate and the demo coupon for a pricing with nothing configured (it prints the coupon)
+        run_step("seeding pricing's defaults if it is empty", [sys.executable, "-m", BY_NAME["pricing"].module, "seed"],
+                 env)
     if "auth" in names and env.get("ADMIN_EMAIL") and env.get("ADMIN_PASSWORD"):
         run_step(f"admin account {env['ADMIN_EMAIL']}",
                  [sys.executable, "-m", BY_NAME["auth"].module, "create-admin", "--email", env["ADMIN_EMAIL"],

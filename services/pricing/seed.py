@@ -23,7 +23,8 @@ DEMO_COUPON = "WELCOME10"
 
 async def seed(settings: PricingSettings, *, country: str = "US", tax_name: str = "Sales tax",
                tax_bp: int = 800) -> str | None:
-    """Seed the defaults into an empty pricing; the demo coupon's code, or None when left alone."""
+    """Seed the defaults into an empty pricing; the demo coupon's code while it is live (seeded now
+    or before), None when the shop's own configuration has no such coupon."""
     from services.pricing.app import MIGRATIONS
 
     await migrate(settings.db_url, MIGRATIONS)
@@ -31,9 +32,13 @@ async def seed(settings: PricingSettings, *, country: str = "US", tax_name: str 
     currency = settings.default_currency
     try:
         async with db.session() as session:
-            for table in (ShippingZone, TaxRate, Promotion):
-                if (await session.execute(sa.select(sa.exists().select_from(table)))).scalar_one():
-                    return None
+            configured = [sa.exists().select_from(ShippingZone), sa.exists().select_from(TaxRate),
+                          sa.exists().where(Promotion.deleted_at.is_(None))]
+            for held in configured:
+                if (await session.execute(sa.select(held))).scalar_one():
+                    demo = (await session.execute(sa.select(Promotion.id).where(
+                        Promotion.code == DEMO_COUPON, Promotion.deleted_at.is_(None), Promotion.is_active))).first()
+                    return DEMO_COUPON if demo is not None else None
             await session.commit()
             place = pycountry.countries.get(alpha_2=country.upper())
             name = place.name if place is not None else country.upper()
@@ -63,4 +68,4 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 async def run(settings: PricingSettings, args: argparse.Namespace) -> None:
     code = await seed(settings, country=args.country, tax_name=args.tax_name, tax_bp=args.tax_bp)
-    print(f"pricing seeded; demo coupon {code}" if code else "pricing already configured; left alone")
+    print(f"pricing: demo coupon {code}" if code else "pricing already configured (no demo coupon); left alone")

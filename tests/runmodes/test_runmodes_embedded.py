@@ -154,6 +154,10 @@ def test_newcomer_runs_the_whole_shop_in_one_process_and_stops_it_with_ctrl_c(tm
             assert login.status_code == 200, login.text
             me = client.get(f"{gateway}/users/me", headers={"Authorization": f"Bearer {login.json()['access_token']}"})
             assert me.json()["role"] == "admin"
+            # pricing's defaults: the printed demo coupon and a shipping zone for the shop's country
+            dev.wait_until(lambda: "coupon    WELCOME10" in dev.log.read_text(), "the demo coupon printed", 30)
+            methods = client.get(f"{gateway}/shipping-methods", params={"country": "US"}).json()
+            assert [m["name"] for m in methods] == ["Standard", "Express"]
         assert dev.interrupt() == 0
         # PostgreSQL was stopped with it, and its data kept
         assert (data_dir / "pg" / "PG_VERSION").exists()

@@ -257,12 +257,28 @@ async def test_a_claim_whose_order_never_appeared_is_given_back_by_the_sweeper(s
 
 
 async def test_a_fresh_shop_is_seeded_with_a_zone_a_rate_and_a_demo_coupon_once(shop: Shop) -> None:
+    promo = await shop.create("/admin/promotions", {"name": "Own", "action": {"type": "free_shipping"}})
+    assert await seed.seed(shop.ctx.settings) is None, "a shop with its own promotions gets no demo"
+    await shop.client.delete(f"/admin/promotions/{promo['id']}", headers=shop.admin)
     settings = shop.ctx.settings
     assert await seed.seed(settings, country="DE", tax_name="VAT", tax_bp=1900) == "WELCOME10"
-    assert await seed.seed(settings, country="DE") is None, "a configured pricing is left alone"
+    assert await seed.seed(settings, country="FR") == "WELCOME10", "the live demo coupon is named again"
+    zones = (await shop.client.get("/admin/shipping-zones", headers=shop.admin)).json()
+    assert [z["countries"] for z in zones] == [["DE"]], "a configured pricing is left alone"
     resp = await shop.quote(cart(coupon_code="welcome10", customer_id=str(uuid.uuid4())))
     body = resp.json()
     assert body["coupon"]["applied"] is True
     assert [m["name"] for m in body["shipping_methods"]] == ["Standard", "Express"]
     assert body["breakdown"]["shipping_total"] == 0, "free over 50.00"
     assert body["breakdown"]["tax_lines"][0]["rate"] == 1900
+
+
+async def test_a_code_limited_per_customer_is_refused_to_that_customer_only(shop: Shop) -> None:
+    await shop.create("/admin/promotions", {"name": "Once each", "code": "ONCEEACH",
+                                            "rules": {"usage_limit_per_customer": 1},
+                                            "action": {"type": "amount_off", "value": 300}})
+    ada, bob = str(uuid.uuid4()), str(uuid.uuid4())
+    assert (await shop.quote(cart(coupon_code="ONCEEACH", customer_id=ada, order_id=str(uuid.uuid4())))).status_code == 200
+    again = await shop.quote(cart(coupon_code="ONCEEACH", customer_id=ada, order_id=str(uuid.uuid4())))
+    assert assert_problem(again, 422)["reason"] == "used_up_by_customer"
+    assert (await shop.quote(cart(coupon_code="ONCEEACH", customer_id=bob, order_id=str(uuid.uuid4())))).status_code == 200
