@@ -78,6 +78,7 @@ ROUTES: list[Route] = [
     r("PUT DELETE", "/cart/{item_id}", "cart", "U"),
     r("GET POST", "/wishlist", "cart", "U"),
     r("DELETE", "/wishlist/{item_id}", "cart", "U"),
+    r("POST", "/checkout/quote", "cart", "U"),
     # orders
     r("GET POST", "/orders", "orders", "U"),
     r("GET", "/orders/{order_id}", "orders", "U"),

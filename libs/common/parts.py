@@ -47,7 +47,7 @@ class Part:
 PARTS: tuple[Part, ...] = (
     Part("auth", 8001, "services.auth", "AuthSettings", calls=()),
     Part("catalog", 8002, "services.catalog", "CatalogSettings", consumes=("order.status_changed",)),
-    Part("cart", 8003, "services.cart", "CartSettings",
+    Part("cart", 8003, "services.cart", "CartSettings", calls=("auth", "catalog", "pricing"),
          consumes=("product.*", "stock.changed", "category.*", "order.created")),
     Part("orders", 8004, "services.orders", "OrdersSettings", consumes=("payment.*",),
          calls=("auth", "catalog", "cart")),

@@ -9,12 +9,15 @@ from fastapi import APIRouter, Response
 from libs.common.auth import CurrentUser, InternalCaller
 from libs.common.db import SessionDep
 from libs.common.errors import problem_doc
+from services.cart import checkout
 from services.cart import service as cart_service
 from services.cart.context import Ctx
 from services.cart.schemas import (
     CartItemCreate,
     CartItemUpdate,
     CartPublic,
+    CheckoutQuote,
+    CheckoutQuoteCreate,
     WishlistEntryCreate,
     WishlistEntryPublic,
     WishlistPublic,
@@ -87,6 +90,15 @@ async def remove_from_wishlist(entry_id: uuid.UUID, user: CurrentUser, session: 
     """Remove one wishlist entry."""
     await cart_service.remove_from_wishlist(session=session, user_id=user.user_id, entry_id=entry_id)
     return Response(status_code=204)
+
+
+@router.post("/checkout/quote", responses={422: problem_doc("empty cart, no shipping there, or the coupon does "
+                                                          "not apply (`reason`, `shortfall`, and the `quote` without it)"),
+                                          503: problem_doc("pricing unavailable")})
+async def checkout_quote(body: CheckoutQuoteCreate, user: CurrentUser, session: SessionDep, ctx: Ctx) -> CheckoutQuote:
+    """The caller's cart priced for an address: shipping, tax and promotions (the order will charge this)."""
+    return CheckoutQuote.model_validate(await checkout.quote(ctx=ctx, session=session, user_id=user.user_id,
+                                                             data=body))
 
 
 @internal_router.get("/carts/{user_id}")

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from libs.contracts.pricing import Breakdown
 
 Availability = Literal["available", "insufficient_stock", "unavailable"]
 MAX_QUANTITY = 99  # of one product in one cart
@@ -27,6 +29,36 @@ class CartItemCreate(_In):
 
 class CartItemUpdate(_In):
     quantity: SetQuantity
+
+
+class ShippingAddress(BaseModel):
+    """The one address shape (DESIGN.md section 10); pricing checks the country against ISO 3166-1."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, Field(max_length=200)] | None = None
+    line1: Annotated[str, Field(max_length=200)] | None = None
+    line2: Annotated[str, Field(max_length=200)] | None = None
+    city: Annotated[str, Field(max_length=100)] | None = None
+    region: Annotated[str, Field(min_length=1, max_length=100)] | None = None
+    postal_code: Annotated[str, Field(max_length=20)] | None = None
+    country: Annotated[str, Field(pattern=r"^[A-Za-z]{2}$", description="ISO 3166-1 alpha-2")]
+    phone: Annotated[str, Field(max_length=40)] | None = None
+
+
+class CheckoutQuoteCreate(_In):
+    shipping_address: ShippingAddress
+    shipping_method_id: uuid.UUID | None = None
+    coupon_code: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+
+
+class CheckoutQuote(BaseModel):
+    """Pricing's answer for the cart: the breakdown an order placed now would charge."""
+
+    breakdown: Breakdown
+    shipping_methods: list[dict[str, Any]] = Field(description="the methods that deliver to the address")
+    coupon: dict[str, Any] | None = Field(description="{code, applied, reason?, detail?, shortfall?}")
+    unavailable_items: list[str] = Field(description="cart lines left out (not sold now, or short of stock)")
 
 
 class WishlistEntryCreate(_In):

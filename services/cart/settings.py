@@ -20,6 +20,9 @@ class CartSettings(CommonSettings):
     default_currency: str = "USD"
     max_cart_lines: int = 100
     max_wishlist_entries: int = 500
+    # where the checkout quote is priced (default: the registry's), and how long cart waits for it
+    pricing_url: str = ""
+    pricing_timeout: float = 5.0
 
 
 @lru_cache

@@ -105,12 +105,18 @@ class Shop:
         return env
 
 
+async def _forget_configuration(ctx: PricingContext) -> None:
+    assert ctx.db is not None
+    async with ctx.db.session() as s, s.begin():
+        await s.execute(sa.text("TRUNCATE promotion_usages, promotions, order_pricings, shipping_methods, "
+                                "shipping_zones, tax_rates, customer_orders CASCADE"))
+
+
 @pytest_asyncio.fixture
 async def shop(pricing_app: tuple[FastAPI, httpx.AsyncClient], keys: TestKeys) -> AsyncIterator[Shop]:
     app, client = pricing_app
+    # each test starts from a shop without zones, rates or promotions (other suites price through
+    # this database too): what one configures never prices another's quote
+    await _forget_configuration(app.state.ctx)
     yield Shop(client=client, ctx=app.state.ctx, keys=keys)
-    # each test starts from a shop without zones, rates or promotions: what one configures never prices another's quote
-    assert app.state.ctx.db is not None
-    async with app.state.ctx.db.session() as s, s.begin():
-        await s.execute(sa.text("TRUNCATE promotion_usages, promotions, order_pricings, shipping_methods, "
-                                "shipping_zones, tax_rates, customer_orders CASCADE"))
+    await _forget_configuration(app.state.ctx)
