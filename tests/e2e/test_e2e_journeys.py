@@ -104,3 +104,42 @@ async def test_thirty_customers_race_for_five_units(gw: httpx.AsyncClient) -> No
     codes = await asyncio.gather(*(attempt(b) for b in buyers))
     assert codes.count(201) == 5 and codes.count(409) == 25
     assert (await gw.get(f"/products/{product['id']}")).json()["stock"] == 0
+
+
+async def test_a_customer_sees_shipping_tax_and_a_coupon_priced_on_their_cart(gw: httpx.AsyncClient) -> None:
+    boss = await admin(gw)
+    tag = uuid.uuid4().hex[:6].upper()
+    zone = await gw.post("/admin/shipping-zones", headers=boss.auth, json={
+        "name": f"Ontario {tag}", "countries": ["CA"], "regions": ["ON"],
+        "methods": [{"name": "Ground", "amount": 700, "currency": "USD", "free_over": 100_000},
+                    {"name": "Express", "amount": 1_900, "currency": "USD"}]})
+    assert zone.status_code == 201, zone.text
+    for rate in ({"name": "GST", "country": "CA", "rate_bp": 500, "applies_to_shipping": True},
+                 {"name": f"HST {tag}", "country": "CA", "region": "ON", "rate_bp": 800}):
+        assert (await gw.post("/admin/tax-rates", headers=boss.auth, json=rate)).status_code in (201, 409)
+    coupon = await gw.post("/admin/promotions", headers=boss.auth, json={
+        "name": "Ten percent", "code": f"E2E{tag}", "rules": {"usage_limit": 10},
+        "action": {"type": "percent_off", "value": 1_000}})
+    assert coupon.status_code == 201, coupon.text
+
+    methods = await gw.get("/shipping-methods", params={"country": "CA", "region": "ON"})
+    assert [m["name"] for m in methods.json()] == ["Ground", "Express"], "guests see what ships there"
+    buyer = await customer(gw, "pricing")
+    assert_problem(await gw.get("/admin/promotions", headers=buyer.auth), 403)
+    product = await make_product(gw, boss, price=2_000)
+
+    async def in_cart() -> None:
+        resp = await gw.post("/cart", json={"product_id": product["id"], "quantity": 3}, headers=buyer.auth)
+        assert resp.status_code in (200, 201), resp.text
+
+    await eventually(in_cart)
+    address = {"name": "Ada", "line1": "1 Front St", "city": "Toronto", "region": "ON", "postal_code": "M5J 2N8",
+               "country": "CA"}
+    quote = await gw.post("/checkout/quote", headers=buyer.auth,
+                          json={"shipping_address": address, "coupon_code": f"e2e{tag}"})
+    assert quote.status_code == 200, quote.text
+    b = quote.json()["breakdown"]
+    # 6000 - 10% = 5400; Ground 700; tax per line at 13% of 5400 = 702, GST 5% of shipping = 35
+    assert (b["subtotal"], b["discount_total"], b["shipping_total"]) == (6_000, 600, 700)
+    assert b["tax_total"] == 702 + 35 and b["total"] == 6_000 - 600 + 700 + 737
+    assert {t["name"] for t in b["tax_lines"]} == {"GST", f"HST {tag}"}
