@@ -35,7 +35,7 @@ from libs.common.service import create_service_app
 from libs.common.testing import Infra, TestKeys, assert_problem, eventually, running_app, settings_for
 from libs.common.testing.apps import free_port
 from libs.common.testing.tcp_proxy import TcpProxy, tcp_proxy
-from libs.common.unavailable import RABBITMQ, outages, unavailable_dependency
+from libs.common.unavailable import RABBITMQ, outages, quiet_library_outage_logs, unavailable_dependency
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -391,3 +391,24 @@ async def test_a_peer_that_cannot_be_reached_is_a_503_naming_it() -> None:
         with pytest.raises(ServiceUnavailable) as refused:
             await call(http, "GET", f"http://127.0.0.1:{free_port()}/x", service="cart", retries=0)
     assert "cart" in refused.value.detail and unavailable_dependency(refused.value) == "peer service"
+
+
+def test_a_broker_stopping_for_a_restart_is_an_outage_line_not_an_error(
+        logs: Captured, caplog: pytest.LogCaptureFixture) -> None:
+    """A RabbitMQ restart first closes every connection with reply code 320 (CONNECTION_FORCED), which
+    aiormq logs at error level; a cut proxy cannot send it, so the line is written as aiormq writes it."""
+    quiet_library_outage_logs()
+    caplog.set_level(logging.INFO)
+    aiormq_log = logging.getLogger("aiormq.connection")
+    for _ in range(2):
+        aiormq_log.error('Unexpected connection close from remote "%s", Connection.Close(reply_code=%r, '
+                         "reply_text=%r)", "amqp://guest:******@127.0.0.1:5672/", 320,
+                         "CONNECTION_FORCED - broker forced connection closure with reason 'shutdown'")
+    aiormq_log.error("Unexpected frame %r", "during the outage")  # dropped: the outage is known
+    assert [(e["dependency"], e["log_level"]) for e in lines(logs, "dependency_unavailable")] == [
+        (RABBITMQ, "warning")]
+    outages.up(RABBITMQ)
+    aiormq_log.error("Unexpected frame %r", "after the outage")
+    kept = [r.getMessage() for r in caplog.records if r.name == "aiormq.connection"]
+    assert kept == ["Unexpected frame 'after the outage'"], kept
+    assert len(lines(logs, "dependency_recovered", dependency=RABBITMQ)) == 1
