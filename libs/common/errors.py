@@ -127,11 +127,15 @@ def problem_body(status: int, detail: str, *, title: str | None = None, type_: s
 def problem_response(status: int, detail: str, *, headers: Mapping[str, str] | None = None,
                      **kw: Any) -> JSONResponse:
     """A ready ``application/problem+json`` response; a 503 or 504 always carries ``Retry-After``."""
-    headers = dict(headers or {})
-    if status in (503, 504) and not any(name.lower() == "retry-after" for name in headers):
-        headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return JSONResponse(problem_body(status, detail, **kw), status_code=status,
-                        media_type=PROBLEM_JSON, headers=headers)
+                        media_type=PROBLEM_JSON, headers=_answer_headers(status, headers))
+
+
+def _answer_headers(status: int, headers: Mapping[str, str] | None) -> dict[str, str]:
+    out = dict(headers or {})
+    if status in (503, 504) and not any(name.lower() == "retry-after" for name in out):
+        out["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return out
 
 
 def domain_problem(exc: DomainError) -> dict[str, Any]:
@@ -146,7 +150,7 @@ def domain_problem(exc: DomainError) -> dict[str, Any]:
 def domain_response(exc: DomainError) -> JSONResponse:
     """:func:`domain_problem` as an ``application/problem+json`` response, with the error's headers."""
     return JSONResponse(domain_problem(exc), status_code=exc.status, media_type=PROBLEM_JSON,
-                        headers=exc.headers)
+                        headers=_answer_headers(exc.status, exc.headers))
 
 
 def validation_errors(errors: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
