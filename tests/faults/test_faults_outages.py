@@ -174,8 +174,7 @@ async def test_redis_outage_refuses_with_retry_after_and_logs_it_once_per_part(
 
     assert answers.codes[503] > 0 and set(answers.codes) <= {200, 503}, answers.codes
     assert answers.without_retry_after == [], answers.without_retry_after
-    # realtime's feed reader (services/realtime/notifications.py) logs each of its retries itself
-    parts = [p for p in window.parts if window.outage_lines(p, "dependency_unavailable", "redis") and p != "realtime"]
+    parts = [p for p in window.parts if window.outage_lines(p, "dependency_unavailable", "redis")]
     assert "gateway" in parts and "auth" in parts, window.noise()
     await no_more_outage_lines(window, "redis", parts)
     assert_logged_like_an_outage(window, "redis", parts)
