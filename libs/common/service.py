@@ -135,7 +135,8 @@ def make_bus(settings: CommonSettings) -> EventBus:
         return InMemoryBus(**common)
     from libs.common.events.amqp import AmqpBus
 
-    return AmqpBus(settings.amqp_url, exchange=settings.events_exchange, topology=CONSUMERS, **common)
+    return AmqpBus(settings.amqp_url, exchange=settings.events_exchange, topology=CONSUMERS,
+                   queue_type=settings.event_queue_type, **common)
 
 
 def create_service_app(

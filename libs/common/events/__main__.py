@@ -86,7 +86,7 @@ async def _queue_exists(url: str, name: str) -> bool:
 async def run(args: argparse.Namespace, settings: CommonSettings) -> int:
     bus = AmqpBus(settings.amqp_url, exchange=settings.events_exchange,
                   queue_prefix=settings.events_queue_prefix, retry_delays=settings.event_retry_delays,
-                  max_attempts=settings.event_max_attempts)
+                  max_attempts=settings.event_max_attempts, queue_type=settings.event_queue_type)
     await bus.start()
     try:
         await bus.wait_connected(10)

@@ -20,7 +20,7 @@ import contextlib
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import aio_pika
 from aio_pika.abc import (
@@ -30,7 +30,7 @@ from aio_pika.abc import (
     AbstractQueue,
     AbstractRobustConnection,
 )
-from aiormq.exceptions import AMQPConnectionError, ChannelInvalidStateError
+from aiormq.exceptions import AMQPConnectionError, ChannelInvalidStateError, ChannelPreconditionFailed
 
 from libs.common.events.bus import DeadLetter, EventBus, Handler, PoisonMessage
 from libs.common.events.topology import retry_queue
@@ -47,15 +47,26 @@ from libs.common.unavailable import (
 
 log = get_logger(__name__)
 PERSISTENT = aio_pika.DeliveryMode.PERSISTENT
+# Quorum queues are replicated (Raft) and survive the loss of a broker node; classic ones live on
+# one node. A single-node broker runs quorum queues too, so they are the default everywhere, and
+# the same code path is tested. Classic stays for brokers older than 3.10 (no message TTL and
+# dead-lettering on quorum queues, which the retry queues need).
+QueueType = Literal["quorum", "classic"]
+
+
+class QueueTypeMismatch(RuntimeError):
+    """A queue this bus declares exists on the broker with another type (a broker queue never changes type)."""
 
 
 class AmqpBus(EventBus):
     """At-least-once delivery over RabbitMQ with publisher confirms and manual acks."""
 
     def __init__(self, url: str, *, exchange: str = "shop.events", prefetch: int = 16,
-                 topology: Mapping[str, Sequence[str]] | None = None, **kw: Any) -> None:
+                 topology: Mapping[str, Sequence[str]] | None = None, queue_type: QueueType = "quorum",
+                 **kw: Any) -> None:
         super().__init__(**kw)
         self.url = url
+        self.queue_type = queue_type
         self.exchange_name = exchange
         self.prefetch = prefetch
         self.topology = dict(topology or {})
@@ -140,24 +151,36 @@ class AmqpBus(EventBus):
     async def _declare(self, service: str, patterns: Sequence[str]) -> AbstractQueue:
         assert self._pub is not None and self._exchange is not None
         name = self.queue_name(service)
-        queue = await self._pub.declare_queue(name, durable=True)
+        queue = await self._declare_queue(self._pub, name)
         for pattern in patterns:
             await queue.bind(self._exchange, routing_key=pattern)
-        await self._pub.declare_queue(f"{name}.dlq", durable=True)
+        await self._declare_queue(self._pub, f"{name}.dlq")
         for delay in sorted(set(self.retry_delays)):
-            await self._pub.declare_queue(retry_queue(name, delay), durable=True, arguments={
+            await self._declare_queue(self._pub, retry_queue(name, delay), {
                 "x-message-ttl": int(delay * 1000),
                 "x-dead-letter-exchange": "",
                 "x-dead-letter-routing-key": name,
             })
         return queue
 
+    async def _declare_queue(self, channel: AbstractChannel, name: str,
+                             arguments: dict[str, Any] | None = None) -> AbstractQueue:
+        """A durable queue of this bus's type; one left by an earlier setting is named, not silently reused."""
+        try:
+            return await channel.declare_queue(name, durable=True,
+                                               arguments={"x-queue-type": self.queue_type, **(arguments or {})})
+        except ChannelPreconditionFailed as exc:
+            raise QueueTypeMismatch(
+                f"queue {name!r} exists with other arguments than a {self.queue_type} queue ({exc}); a queue "
+                f"keeps its type: set EVENT_QUEUE_TYPE to the type it has, or drain and delete it "
+                f"(python -m libs.common.events dlq ..., rabbitmqctl delete_queue) so it is declared anew") from exc
+
     async def _consume(self, service: str) -> None:
         assert self._sub is not None
         patterns, handler = self._subs[service]
         patterns = sorted(set(patterns) | set(self.topology.get(service, ())))
         await self._declare(service, patterns)
-        queue = await self._sub.declare_queue(self.queue_name(service), durable=True)
+        queue = await self._declare_queue(self._sub, self.queue_name(service))
         self._queues[service] = queue
 
         async def on_message(message: AbstractIncomingMessage) -> None:
@@ -259,7 +282,7 @@ class AmqpBus(EventBus):
 
     async def _drain(self, service: str) -> list[AbstractIncomingMessage]:
         assert self._pub is not None
-        dlq = await self._pub.declare_queue(f"{self.queue_name(service)}.dlq", durable=True)
+        dlq = await self._declare_queue(self._pub, f"{self.queue_name(service)}.dlq")
         held: list[AbstractIncomingMessage] = []
         while (msg := await dlq.get(no_ack=False, fail=False, timeout=5)) is not None:
             held.append(msg)

@@ -97,9 +97,11 @@ async def amqp(infra: Infra) -> AsyncIterator[AmqpNames]:
 BusFactory = Callable[..., EventBus]
 
 
-@pytest_asyncio.fixture(params=["memory", "amqp"])
+@pytest_asyncio.fixture(params=["memory", "amqp", "amqp-classic"])
 async def make_bus(request: pytest.FixtureRequest, amqp: AmqpNames) -> AsyncIterator[BusFactory]:
-    """Builds buses of one kind (each test runs once per kind); started buses are closed after."""
+    """Builds buses of one kind (each test runs once per kind: in-process, RabbitMQ with quorum
+    queues, the default, and with classic queues, the setting for older brokers); started buses
+    are closed after."""
     made: list[EventBus] = []
 
     def factory(**kw: Any) -> EventBus:
@@ -109,7 +111,7 @@ async def make_bus(request: pytest.FixtureRequest, amqp: AmqpNames) -> AsyncIter
             bus = InMemoryBus(retry_delays=kw.pop("retry_delays", RETRY_DELAYS),
                               max_attempts=kw.pop("max_attempts", MAX_ATTEMPTS), **kw)
         else:
-            bus = amqp.bus(**kw)
+            bus = amqp.bus(queue_type="classic" if request.param == "amqp-classic" else "quorum", **kw)
         made.append(bus)
         return bus
 

@@ -4,12 +4,15 @@ and the in-process bus's idle() helper."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import time
 from typing import TYPE_CHECKING
+from urllib.parse import unquote, urlsplit
 
 import pytest
 
 from libs.common.events import Envelope, InMemoryBus
+from libs.common.events.amqp import QueueTypeMismatch
 from libs.common.testing import eventually
 from libs.common.testing.tcp_proxy import tcp_proxy
 
@@ -162,3 +165,38 @@ async def test_in_memory_idle_says_so_when_the_bus_cannot_make_progress() -> Non
     await bus.publish(event("order.created"))
     with pytest.raises(RuntimeError, match="not running"):
         await bus.idle(timeout=1)
+
+
+@pytest.mark.parametrize("queue_type", ["quorum", "classic"])
+async def test_every_queue_of_a_consumer_has_the_configured_type(amqp: AmqpNames, queue_type: str) -> None:
+    async def handler(envelope: Envelope) -> None:
+        pass
+
+    bus = amqp.bus(queue_type=queue_type, topology={"cart": ["product.*"]})
+    bus.subscribe("cart", ["product.*"], handler)
+    await bus.start()
+    try:
+        await bus.wait_connected(10)
+        types = _queue_types(amqp.url)
+        ours = {name: kind for name, kind in types.items() if name.startswith(f"{amqp.queue_prefix}cart.events")}
+        assert len(ours) == 2 + len(set(bus.retry_delays)), ours  # the queue, its DLQ, one per retry delay
+        assert set(ours.values()) == {queue_type}
+    finally:
+        await bus.close()
+
+
+async def test_a_queue_left_with_another_type_stops_the_bus_with_a_message_naming_it(amqp: AmqpNames) -> None:
+    classic = amqp.bus(queue_type="classic", topology={"cart": ["product.*"]})
+    await classic.start()
+    await classic.close()
+    quorum = amqp.bus(queue_type="quorum", topology={"cart": ["product.*"]})
+    with pytest.raises(QueueTypeMismatch, match=r"cart\.events.*EVENT_QUEUE_TYPE"):
+        await quorum._connect()
+
+
+def _queue_types(url: str) -> dict[str, str]:
+    """name -> type of every queue of the URL's vhost, as the broker reports them."""
+    vhost = unquote(urlsplit(url).path.lstrip("/")) or "/"
+    out = subprocess.run(["rabbitmqctl", "-q", "list_queues", "-p", vhost, "name", "type", "--no-table-headers"],
+                         capture_output=True, text=True, timeout=30, check=True).stdout
+    return dict(line.split("\t")[:2] for line in out.splitlines() if "\t" in line)
