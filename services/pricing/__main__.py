@@ -11,4 +11,4 @@ from services.pricing.settings import get_settings
 
 if __name__ == "__main__":
     main(sys.argv[1:], settings=get_settings(), app_factory=create_app, migrations=MIGRATIONS,
-         commands={"seed": (seed.configure, seed.run)})  # type: ignore[dict-item]
+         commands={"seed": (seed.configure, seed.run)})
