@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.common.errors import Conflict, NotFound, Unprocessable
 from services.pricing import events
-from services.pricing.engine import zone_covers
+from services.pricing.engine import rate_applies, zone_covers
 from services.pricing.models import Promotion, PromotionUsage, ShippingMethod, ShippingZone, TaxRate
 from services.pricing.schemas import (
     PromotionCreate,
@@ -395,4 +395,4 @@ async def rates_for(*, session: AsyncSession, country: str, region: str | None) 
     query = sa.select(TaxRate).where(TaxRate.country == country).order_by(
         TaxRate.region.nulls_first(), TaxRate.name, TaxRate.id)
     return [t for t in (await session.execute(query)).scalars()
-            if t.region is None or t.region.casefold() == (region or "").casefold()]
+            if rate_applies(rate_country=t.country, rate_region=t.region, country=country, region=region)]

@@ -17,6 +17,7 @@ from services.pricing.engine import (
     ShippingMethod,
     TaxRate,
     quote,
+    rate_applies,
     zone_covers,
 )
 
@@ -219,3 +220,11 @@ def test_zones_match_country_then_region_then_postal_prefix() -> None:
     assert not zone_covers(countries=["US"], regions=["CA"], country="US", region="NY")
     assert zone_covers(countries=["GB"], postal_prefixes=["SW1A"], country="GB", postal_code="sw1a 1aa")
     assert not zone_covers(countries=["GB"], postal_prefixes=["SW1A"], country="GB", postal_code=None)
+
+
+def test_a_country_rate_applies_across_the_country_and_a_region_rate_only_there() -> None:
+    assert rate_applies(rate_country="CA", rate_region=None, country="ca", region="QC")
+    assert rate_applies(rate_country="CA", rate_region="ON", country="CA", region="on")
+    assert not rate_applies(rate_country="CA", rate_region="ON", country="CA", region="QC")
+    assert not rate_applies(rate_country="CA", rate_region="ON", country="CA", region=None)
+    assert not rate_applies(rate_country="CA", rate_region=None, country="US", region=None)
