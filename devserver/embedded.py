@@ -307,6 +307,7 @@ async def _first_start(args: argparse.Namespace, settings: dict[str, CommonSetti
             from services.catalog.seed import seed
 
             # with events, so the cart's read-model and live clients learn the products too
+            # the registry built catalog's settings from its own class: CatalogSettings
             await seed(catalog, products=args.seed_products, with_events=True)  # type: ignore[arg-type]
         except Exception:
             loud(f"seeding the catalog failed:\n{traceback.format_exc(limit=4)}")
@@ -317,6 +318,7 @@ async def _first_start(args: argparse.Namespace, settings: dict[str, CommonSetti
             from services.pricing.seed import seed as seed_pricing
 
             # a shipping zone, a tax rate and a demo coupon, into a pricing with nothing configured
+            # the registry built pricing's settings from its own class: PricingSettings
             coupon = await seed_pricing(pricing)  # type: ignore[arg-type]
         except Exception:
             loud(f"seeding pricing failed:\n{traceback.format_exc(limit=4)}")

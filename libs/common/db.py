@@ -11,12 +11,16 @@ import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import asyncpg
 from fastapi import Depends, Request
 from sqlalchemy import MetaData, make_url, text
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+if TYPE_CHECKING:
+    from alembic.config import Config  # alembic loads only where migrations run
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -106,7 +110,7 @@ def _ident(name: str) -> str:
     return name
 
 
-def alembic_config(url: str, migrations: Path):
+def alembic_config(url: str, migrations: Path) -> Config:
     """An Alembic config for one service's ``migrations/`` folder and database."""
     from alembic.config import Config
 
@@ -143,7 +147,7 @@ def run_migrations_online(target_metadata: MetaData) -> None:
     url = context.config.get_main_option("sqlalchemy.url")
     assert url
 
-    def do_run(connection) -> None:  # type: ignore[no-untyped-def]
+    def do_run(connection: Connection) -> None:
         context.configure(connection=connection, target_metadata=target_metadata, compare_type=True)
         with context.begin_transaction():
             context.run_migrations()

@@ -81,7 +81,7 @@ async def verify_otp(*, ctx: AuthContext, email: str, otp: str, ip: str) -> Rese
                        window=s.verify_otp_window)
     ring = await rt.keys.ring()
     guesses = [part for kid in ring.private for part in (kid, _otp_hash(ring, kid, email, otp))]
-    ok = await ctx.redis.eval(_CHECK_OTP, 1, ctx.key("auth", "otp", email),  # type: ignore[misc]
+    ok = await ctx.redis.eval(_CHECK_OTP, 1, ctx.key("auth", "otp", email),
                               s.otp_max_attempts, *guesses)
     if int(ok) != 1:
         raise BadRequest(BAD_OTP, title="Invalid code")

@@ -7,8 +7,10 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
 import sqlalchemy as sa
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -310,4 +312,4 @@ async def purge_sessions(*, session: AsyncSession, keep_revoked: timedelta) -> i
     async with session.begin():
         result = await session.execute(sa.delete(AuthSession).where(sa.or_(
             AuthSession.expires_at < _now(), AuthSession.revoked_at < _now() - keep_revoked)))
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return int(cast("CursorResult[Any]", result).rowcount or 0)

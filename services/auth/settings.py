@@ -85,4 +85,4 @@ class AuthSettings(CommonSettings):
 
 @lru_cache
 def get_settings() -> AuthSettings:
-    return AuthSettings()  # type: ignore[call-arg]  # values come from the environment
+    return AuthSettings()

@@ -55,7 +55,7 @@ async def claim_attempt(ctx: AuthContext, *, account: str, address: str, free: i
     anywhere else is not held back (OWASP's advice against lockout as a weapon).
     """
     key = ctx.key("auth", "throttle", "login-pair", account, address)
-    wait_ms = int(await ctx.redis.eval(_CLAIM, 1, key, free, max_delay * 1000, memory * 1000))  # type: ignore[misc]
+    wait_ms = int(await ctx.redis.eval(_CLAIM, 1, key, free, max_delay * 1000, memory * 1000))
     if wait_ms > 0:
         raise TooManyRequests("Too many wrong passwords from here; wait before trying again.",
                               retry_after=math.ceil(wait_ms / 1000))

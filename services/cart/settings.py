@@ -27,4 +27,4 @@ class CartSettings(CommonSettings):
 
 @lru_cache
 def get_settings() -> CartSettings:
-    return CartSettings()  # type: ignore[call-arg]  # pydantic-settings fills fields from the env
+    return CartSettings()

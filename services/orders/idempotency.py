@@ -14,11 +14,12 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.common.errors import Conflict, Unprocessable
@@ -128,4 +129,4 @@ async def complete(session: AsyncSession, *, user_id: uuid.UUID, key: str, order
 async def purge_expired(session: AsyncSession) -> int:
     async with session.begin():
         result = await session.execute(sa.delete(T).where(T.expires_at <= datetime.now(UTC)))
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return int(cast("CursorResult[Any]", result).rowcount or 0)

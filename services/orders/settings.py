@@ -42,4 +42,4 @@ class OrdersSettings(CommonSettings):
 
 @lru_cache
 def get_settings() -> OrdersSettings:
-    return OrdersSettings()  # type: ignore[call-arg]  # filled from the environment
+    return OrdersSettings()

@@ -125,6 +125,7 @@ class StripeProvider:
         if payment_method:
             params.update(payment_method=payment_method, confirm=True)
         return await self._intent_call(self.client.v1.payment_intents.create_async(
+            # stripe types params as its own TypedDict; ours is built key by key above
             params=params, options={"idempotency_key": idempotency_key}))  # type: ignore[arg-type]
 
     async def confirm_intent(self, intent_id: str, *, payment_method: str, idempotency_key: str) -> Intent:

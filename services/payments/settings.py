@@ -43,4 +43,4 @@ class PaymentsSettings(CommonSettings):
 
 @lru_cache
 def get_settings() -> PaymentsSettings:
-    return PaymentsSettings()  # type: ignore[call-arg]  # read from the environment
+    return PaymentsSettings()

@@ -181,7 +181,7 @@ async def _price(session: AsyncSession, req: QuoteRequest, inputs: _Inputs, *, p
             code=rejected.code, applied=False, reason=rejected.reason.value, detail=rejected.detail,
             shortfall=rejected.shortfall)
     answer = QuoteAnswer(breakdown=result.breakdown.as_dict(), coupon=coupon,
-                         shipping_methods=[admin_service.method_wire(m) for m in inputs.offers])  # type: ignore[arg-type]
+                         shipping_methods=[admin_service.method_wire(m) for m in inputs.offers])
     return _Priced(answer.model_dump(mode="json"), result, used)
 
 

@@ -27,4 +27,4 @@ class PricingSettings(CommonSettings):
 
 @lru_cache
 def get_settings() -> PricingSettings:
-    return PricingSettings()  # type: ignore[call-arg]  # pydantic-settings fills fields from the env
+    return PricingSettings()

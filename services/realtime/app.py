@@ -54,6 +54,6 @@ def create_app(settings: RealtimeSettings | None = None, *, bus: EventBus | None
                              redis=redis, description="Socket.IO notifications and admin commands at /socket.io/.")
     api.include_router(console_router())  # the admin console page at /console/
     asgi = socketio.ASGIApp(sio, other_asgi_app=api, socketio_path="socket.io")
-    asgi.state = api.state  # type: ignore[attr-defined]
-    asgi.fastapi = api  # type: ignore[attr-defined]
+    asgi.state = api.state
+    asgi.fastapi = api
     return asgi

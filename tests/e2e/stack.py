@@ -40,7 +40,7 @@ class MailCatcher:
         outer = self
 
         class Handler:
-            async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+            async def handle_DATA(self, server, session, envelope):
                 outer.messages.append(email.message_from_bytes(envelope.content))
                 return "250 OK"
 

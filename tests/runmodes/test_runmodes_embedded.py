@@ -74,7 +74,7 @@ class DevServer:
     def tail(self) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-60:])
 
-    def wait_until(self, check, what: str, timeout: float) -> None:  # type: ignore[no-untyped-def]
+    def wait_until(self, check, what: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while True:
             assert self.proc is not None

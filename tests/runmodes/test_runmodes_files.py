@@ -81,7 +81,7 @@ def test_every_part_is_reached_where_the_template_puts_it_unless_its_url_is_set(
     for p in PARTS:
         monkeypatch.delenv(p.url_env, raising=False)
     monkeypatch.setenv("CART_URL", "http://cart.example:9/")
-    settings = CommonSettings(_env_file=None, part_url_template="http://{name}.svc:{port}")  # type: ignore[call-arg]
+    settings = CommonSettings(_env_file=None, part_url_template="http://{name}.svc:{port}")
     for p in PARTS:
         want = "http://cart.example:9" if p.name == "cart" else f"http://{p.name}.svc:{p.port}"
         assert settings.url_of(p.name) == want
@@ -135,7 +135,7 @@ def test_compose_configures_each_part_by_environment_with_compose_hostnames(
             monkeypatch.delenv(k)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    settings = _settings_class(BY_NAME[name])(_env_file=None)  # type: ignore[call-arg]
+    settings = _settings_class(BY_NAME[name])(_env_file=None)
     assert {p.name: settings.url_of(p.name) for p in PARTS} == {p.name: f"http://{p.name}:{p.port}" for p in PARTS}
     assert settings.jwks_url == f"http://auth:{BY_NAME['auth'].port}/.well-known/jwks.json"
     assert settings.port == BY_NAME[name].port

@@ -191,7 +191,7 @@ class AmqpBus(EventBus):
     async def _handle(self, service: str, handler: Handler, message: AbstractIncomingMessage) -> None:
         name = self.queue_name(service)
         headers = message.headers or {}
-        attempt = int(headers.get("x-attempt", 1))  # type: ignore[arg-type]
+        attempt = _int_header(headers, "x-attempt", 1)
         routing_key = str(headers.get("x-routing-key") or message.routing_key or "")
         try:
             await self._dispatch(handler, message.body)
@@ -206,7 +206,7 @@ class AmqpBus(EventBus):
             error = describe(exc)
             dependency = unavailable_dependency(exc)
             if dependency is not None:
-                waits = int(headers.get("x-outage-waits", 0)) + 1  # type: ignore[arg-type]
+                waits = _int_header(headers, "x-outage-waits", 0) + 1
                 target = retry_queue(name, self.retry_delay(waits))
                 outages.down(dependency, exc, where=f"event consumer {name}")
                 await self._forward(message, target, attempt, routing_key, error=error, outage_waits=waits,
@@ -319,6 +319,12 @@ def _dead_letter(m: AbstractIncomingMessage) -> DeadLetter:
     failed_at = h.get("x-failed-at")
     return DeadLetter(
         message_id=str(m.message_id or ""), routing_key=str(h.get("x-routing-key") or ""), body=m.body,
-        attempts=int(h.get("x-attempt", 1)), error=str(h.get("x-error", "")),  # type: ignore[arg-type]
+        attempts=_int_header(h, "x-attempt", 1), error=str(h.get("x-error", "")),
         dead_at=datetime.fromisoformat(str(failed_at)) if failed_at else datetime.now(UTC),
     )
+
+
+def _int_header(headers: Mapping[str, Any], name: str, default: int) -> int:
+    """A count this bus wrote into a message header (AMQP hands headers back as loosely typed values)."""
+    value = headers.get(name, default)
+    return int(value) if isinstance(value, (int, str, bytes)) else default

@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from libs.common.events.envelope import Envelope
 from libs.common.logging import correlation_id_var, get_logger, request_id_var
@@ -159,7 +160,7 @@ class _Queue:
 class InMemoryBus(EventBus):
     """The embedded mode's bus: one per process, shared by every part running in it."""
 
-    def __init__(self, **kw) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, **kw: Any) -> None:
         super().__init__(**kw)
         self._queues: dict[str, _Queue] = {}
         self._running = False

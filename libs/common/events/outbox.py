@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy import event as sa_event
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from libs.common.db import Database
 from libs.common.events.bus import EventBus
@@ -41,13 +42,13 @@ async def publish_in(session: AsyncSession, envelope: Envelope) -> None:
         sa_event.listen(sync, "after_rollback", _forget_pending)
 
 
-def _wake_relays(sync_session) -> None:  # type: ignore[no-untyped-def]
+def _wake_relays(sync_session: Session) -> None:
     if sync_session.info.pop("outbox_pending", False):
         for relay in list(_relays):
             relay.wake()
 
 
-def _forget_pending(sync_session) -> None:  # type: ignore[no-untyped-def]
+def _forget_pending(sync_session: Session) -> None:
     sync_session.info.pop("outbox_pending", None)
 
 

@@ -96,8 +96,8 @@ class Infra:
 
         names = set(self._listed_queues())
         # retry queues of the default and the test delays, for machines without rabbitmqctl
-        default = CommonSettings.model_fields["event_retry_delays"].default_factory
-        delays = {*(default() if default else []), *RETRY_DELAYS}  # type: ignore[call-arg]
+        default = CommonSettings.model_fields["event_retry_delays"].get_default(call_default_factory=True)
+        delays = {*default, *RETRY_DELAYS}
         for service in CONSUMERS:
             names.update(declared_queues(f"{self.queue_prefix}{service}.events", delays))
         await delete_amqp(self.amqp_url, names, self.exchange)
@@ -147,4 +147,4 @@ def settings_for(cls: type[S], infra: Infra, keys: TestKeys | None = None, **ove
         values["jwt_issuer"] = keys.issuer
         values["jwt_audience"] = keys.audience
     values.update(overrides)
-    return cls(_env_file=None, **values)  # type: ignore[call-arg]
+    return cls(_env_file=None, **values)

@@ -67,7 +67,7 @@ async def boom() -> None:
     raise RuntimeError("password=hunter2 in /srv/app/secret.py line 42")
 
 
-def make_app(infra: Infra, keys: TestKeys, **overrides: Any):  # type: ignore[no-untyped-def]
+def make_app(infra: Infra, keys: TestKeys, **overrides: Any):
     settings = settings_for(CommonSettings, infra, keys, service_name="commontest", event_bus="memory",
                             internal_api_token=INTERNAL_TOKEN, **overrides)
     return create_service_app(settings=settings, title="common test", routers=[router])

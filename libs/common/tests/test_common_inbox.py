@@ -25,7 +25,7 @@ async def count_effects(db: Database, event_id: object) -> int:
                                           .where(effects.c.event_id == str(event_id)))).scalar_one())
 
 
-def record_effect(delay: float = 0.0):  # type: ignore[no-untyped-def]
+def record_effect(delay: float = 0.0):
     async def effect(session: AsyncSession, envelope: Envelope) -> None:
         await session.execute(sa.insert(effects).values(event_id=str(envelope.id)))
         await asyncio.sleep(delay)

@@ -119,7 +119,7 @@ class Payments:
 async def standin() -> AsyncIterator[StripeStandIn]:
     s = StripeStandIn(api_key=API_KEY)
     async with serve_app(s.app) as base:
-        s.base_url = base  # type: ignore[attr-defined]
+        s.base_url = base
         yield s
 
 
@@ -127,7 +127,7 @@ async def standin() -> AsyncIterator[StripeStandIn]:
 async def payments(infra: Infra, keys: TestKeys, standin: StripeStandIn) -> AsyncIterator[Payments]:
     """Payments with the stripe provider (real SDK -> stand-in) on this run's RabbitMQ."""
     settings = settings_for(PaymentsSettings, infra, keys, payment_provider="stripe", stripe_secret_key=API_KEY,
-                            stripe_api_base=standin.base_url,  # type: ignore[attr-defined]
+                            stripe_api_base=standin.base_url,
                             stripe_webhook_secret=WEBHOOK_SECRET, stripe_publishable_key="pk_test_standin",
                             stripe_max_network_retries=0)
     log = EventLog()

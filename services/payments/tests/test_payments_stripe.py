@@ -30,7 +30,7 @@ async def test_paying_with_a_card_records_one_payment_and_publishes_one_event(pa
     assert body["status"] == "succeeded" and body["paid"] is True
     assert (body["amount"], body["currency"], body["publishable_key"]) == (2599, "EUR", "pk_test_standin")
     assert body["client_secret"].startswith(body["payment_intent_id"])
-    intent = payments.standin.intents[body["payment_intent_id"]]  # type: ignore[union-attr]
+    intent = payments.standin.intents[body["payment_intent_id"]]
     assert intent["metadata"] == {"order_id": str(order_id), "user_id": str(user)}
     assert (intent["amount"], intent["currency"]) == (2599, "eur")
     await eventually(lambda: _one(payments.log.of("payment.succeeded", order_id)))
@@ -56,7 +56,7 @@ async def test_checking_out_twice_returns_the_same_intent(payments: Payments) ->
     assert len({(r.json()["payment_intent_id"], r.json()["client_secret"]) for r in answers}) == 1
     assert answers[0].json()["status"] == "requires_payment_method"
     assert len(await payments.payments_of(order_id)) == 1
-    assert payments.standin.idempotency_keys[f"order-{order_id}"] >= 1  # type: ignore[union-attr]
+    assert payments.standin.idempotency_keys[f"order-{order_id}"] >= 1
 
 
 async def test_declined_card_publishes_a_failure_and_the_order_stays_payable(payments: Payments) -> None:
@@ -183,7 +183,7 @@ async def test_failed_payment_webhook_publishes_the_failure_once(payments: Payme
     user = uuid.uuid4()
     order_id = await payments.place_order(user)
     declined = await payments.checkout(user, order_id, "pm_card_chargeDeclined")
-    intent = payments.standin.intents[declined.json()["payment_intent_id"]]  # type: ignore[union-attr]
+    intent = payments.standin.intents[declined.json()["payment_intent_id"]]
 
     for _ in range(2):
         assert (await payments.webhook("payment_intent.payment_failed", intent)).json() == {
@@ -198,7 +198,7 @@ async def test_cancelling_a_paid_order_refunds_it_once(payments: Payments) -> No
     user = uuid.uuid4()
     order_id = await payments.place_order(user)
     pi_id = (await payments.checkout(user, order_id, "pm_card_visa")).json()["payment_intent_id"]
-    refunds_before = payments.standin.refund_calls()  # type: ignore[union-attr]
+    refunds_before = payments.standin.refund_calls()
     cancelled = payments.status_changed(order_id, user, "cancelled")
 
     # the same event delivered twice, and a second cancellation report with its own id
@@ -208,12 +208,12 @@ async def test_cancelling_a_paid_order_refunds_it_once(payments: Payments) -> No
 
     await eventually(lambda: _one(payments.log.of("payment.refunded", order_id)))
     # Stripe then reports the refund by webhook: already known
-    charge = payments.standin.charge_refunded(pi_id)  # type: ignore[union-attr]
+    charge = payments.standin.charge_refunded(pi_id)
     assert (await payments.webhook("charge.refunded", charge)).status_code == 200
     await payments.settle()
-    assert payments.standin.refund_calls() - refunds_before == 1  # type: ignore[union-attr]
+    assert payments.standin.refund_calls() - refunds_before == 1
     [event] = payments.log.of("payment.refunded", order_id)
-    assert payments.standin.idempotency_keys[f"refund-{event.data['payment_id']}"] == 1  # type: ignore[union-attr]
+    assert payments.standin.idempotency_keys[f"refund-{event.data['payment_id']}"] == 1
     assert event.data["payment_intent_id"] == pi_id and event.data["amount"] == 2599
     [payment] = await payments.payments_of(order_id)
     assert payment.refunded_at is not None and payment.refund_id
@@ -262,7 +262,7 @@ async def test_payment_succeeding_after_the_order_was_cancelled_is_refunded(paym
     pi_id = (await payments.checkout(user, order_id)).json()["payment_intent_id"]
     await payments.bus.publish(payments.status_changed(order_id, user, "cancelled", from_="pending_payment"))
     await eventually(lambda: _equals(payments.order_status(order_id), "cancelled"))
-    refunds_before = payments.standin.refund_calls()  # type: ignore[union-attr]
+    refunds_before = payments.standin.refund_calls()
 
     # the customer confirmed in the browser after the order timed out
     resp = await payments.webhook("payment_intent.succeeded", _paid_at_stripe(payments, pi_id))
@@ -270,7 +270,7 @@ async def test_payment_succeeding_after_the_order_was_cancelled_is_refunded(paym
     assert resp.status_code == 200
     await eventually(lambda: _one(payments.log.of("payment.refunded", order_id)))
     assert len(payments.log.of("payment.succeeded", order_id)) == 1
-    assert payments.standin.refund_calls() - refunds_before == 1  # type: ignore[union-attr]
+    assert payments.standin.refund_calls() - refunds_before == 1
 
 
 async def test_webhook_for_a_payment_of_no_known_order_records_nothing(payments: Payments) -> None:
@@ -293,7 +293,7 @@ async def test_verify_of_an_unknown_payment_is_not_found(payments: Payments) -> 
 
 def _paid_at_stripe(payments: Payments, pi_id: str) -> dict:
     """Make the stand-in's intent succeed, as a confirmation by Stripe.js would."""
-    intent = payments.standin.intents[pi_id]  # type: ignore[union-attr]
+    intent = payments.standin.intents[pi_id]
     intent.update(status="succeeded", latest_charge="ch_" + uuid.uuid4().hex[:24], payment_method="pm_card_visa")
     return intent
 
@@ -302,5 +302,5 @@ async def _one(events: list) -> bool:
     return len(events) == 1
 
 
-async def _equals(awaitable, expected) -> bool:  # type: ignore[no-untyped-def]
+async def _equals(awaitable, expected) -> bool:
     return await awaitable == expected
