@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -107,9 +108,18 @@ class Shop:
 
 async def _forget_configuration(ctx: PricingContext) -> None:
     assert ctx.db is not None
-    async with ctx.db.session() as s, s.begin():
-        await s.execute(sa.text("TRUNCATE promotion_usages, promotions, order_pricings, shipping_methods, "
-                                "shipping_zones, tax_rates, customer_orders CASCADE"))
+    # the service's consumer and sweeper may hold row locks the TRUNCATE's table locks wait on in
+    # another order; PostgreSQL then breaks the deadlock by failing one side, and if it is us we go again
+    for attempt in range(5):
+        try:
+            async with ctx.db.session() as s, s.begin():
+                await s.execute(sa.text("TRUNCATE promotion_usages, promotions, order_pricings, shipping_methods, "
+                                        "shipping_zones, tax_rates, customer_orders CASCADE"))
+            return
+        except sa.exc.DBAPIError as exc:
+            if getattr(exc.orig, "sqlstate", None) != "40P01" or attempt == 4:
+                raise
+            await asyncio.sleep(0.1)
 
 
 @pytest_asyncio.fixture
