@@ -9,13 +9,12 @@ from typing import Any
 
 import aiohttp
 from fastapi import FastAPI, Request
-from fastapi.openapi.docs import get_swagger_ui_html
 from redis.asyncio import Redis
 from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
-from gateway import eventdocs
+from gateway import eventdocs, pages
 from gateway.openapi import OpenApiAggregator
 from gateway.pipeline import ProxyMiddleware, RequestIdMiddleware
 from gateway.proxy import make_forwarder
@@ -131,10 +130,6 @@ def create_app(settings: GatewaySettings | None = None, *, redis: Redis | None =
         gateway: Gateway = request.app.state.gateway
         return JSONResponse(await gateway.state.openapi.document())
 
-    @app.get("/docs", include_in_schema=False)
-    async def docs() -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url="/openapi.json", title="Shop API")
-
     @app.get(eventdocs.JSON_PATH, include_in_schema=False)
     async def asyncapi() -> JSONResponse:
         """The AsyncAPI 3 document of every domain event and Socket.IO message."""
@@ -144,4 +139,5 @@ def create_app(settings: GatewaySettings | None = None, *, redis: Redis | None =
     async def event_docs() -> HTMLResponse:
         return HTMLResponse(eventdocs.page())
 
+    app.include_router(pages.router)
     return app

@@ -4,6 +4,11 @@ Each upstream's ``/openapi.json`` is fetched (concurrently, cached a few seconds
 operations the route table serves under the same method and service are kept, so
 ``/internal``, health and metrics routes never show. Schemas with the same name but a
 different body in two services are renamed ``<Service><Name>`` in the second one.
+
+What an SDK generator reads is made to match what the gateway does: every problem body
+refers to one ``Problem`` schema; a public route whose service also reads an optional
+token says so (``security: [{}, bearer]``, anonymous allowed); operation ids are unique
+across services (a clash is prefixed with the service's name).
 """
 
 from __future__ import annotations
@@ -16,11 +21,13 @@ from typing import Any
 import httpx
 
 from gateway.routes import RouteTable
+from libs.common.errors import PROBLEM_SCHEMA
 from libs.common.logging import get_logger
 
 log = get_logger(__name__)
 METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
 REF_PREFIX = "#/components/schemas/"
+PROBLEM = "Problem"
 
 
 class OpenApiAggregator:
@@ -60,6 +67,7 @@ def merge(docs: dict[str, dict[str, Any]], table: RouteTable, *, title: str) -> 
     paths: dict[str, dict[str, Any]] = {}
     schemas: dict[str, Any] = {}
     security: dict[str, Any] = {}
+    operation_ids: set[str] = set()
     for service, original in docs.items():
         doc = copy.deepcopy(original)
         components = doc.get("components", {})
@@ -88,10 +96,18 @@ def merge(docs: dict[str, dict[str, Any]], table: RouteTable, *, title: str) -> 
                 if route is None or route.service != service:
                     continue
                 op.setdefault("tags", [service])
-                paths.setdefault(path, {})[method] = op
+                if route.access == "P" and op.get("security"):
+                    op["security"] = [{}, *[s for s in op["security"] if s]]  # a token is optional here
+                if "operationId" in op:
+                    if op["operationId"] in operation_ids:
+                        op["operationId"] = service + op["operationId"][:1].upper() + op["operationId"][1:]
+                    operation_ids.add(op["operationId"])
+                paths.setdefault(path, {})[method] = _refer_problems(op)
     out: dict[str, Any] = {"openapi": "3.1.0", "info": {"title": title, "version": "1.0.0",
                            "description": "Every service of the shop, as the gateway serves it."},
                            "paths": dict(sorted(paths.items()))}
+    # named even when nothing refers to it yet: clients type their error handling with it
+    schemas[PROBLEM] = copy.deepcopy(PROBLEM_SCHEMA)
     if schemas or security:
         out["components"] = {}
         if schemas:
@@ -114,6 +130,17 @@ def _probe(template: str) -> str:
         elif depth == 0:
             out.append(ch)
     return "".join(out)
+
+
+def _refer_problems(node: Any) -> Any:
+    """Each inline copy of the problem schema replaced by a reference to the one ``Problem``."""
+    if isinstance(node, dict):
+        if node == PROBLEM_SCHEMA:
+            return {"$ref": REF_PREFIX + PROBLEM}
+        return {key: _refer_problems(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_refer_problems(v) for v in node]
+    return node
 
 
 def _rename_refs(node: Any, renames: dict[str, str]) -> Any:

@@ -25,6 +25,7 @@ from urllib.parse import quote
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from gateway import pages
 from gateway.metrics import UNMATCHED, serve_metrics
 from gateway.proxy import (
     BodyTooLarge,
@@ -108,7 +109,7 @@ class ProxyMiddleware:
                 allow = ", ".join(sorted(match.allowed))
                 answer = problem_response(405, f"{scope['method']} is not allowed here; use {allow}.",
                                           headers={"Allow": allow})
-            elif scope["path"] in _OWN_PATHS:
+            elif scope["path"] in _OWN_PATHS or scope["path"].startswith(pages.OWN_PREFIXES):
                 await self.app(scope, receive, send)
                 return
             else:
@@ -202,8 +203,7 @@ class ProxyMiddleware:
         return principal
 
 
-_OWN_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/docs/events",
-                        "/docs/asyncapi.json"})
+_OWN_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json"}) | pages.OWN_PATHS
 
 
 def _bearer(authorization: str | None) -> str | None:

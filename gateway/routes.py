@@ -122,14 +122,19 @@ class RouteTable:
         self.routes = list(ROUTES if routes is None else routes)
         # most paths are looked up by their first segment, which keeps the scan short
         self._by_head: dict[str, list[Route]] = {}
+        # a literal path (/cart/clear) shadows the templates it also fits (/cart/{item_id}), as the
+        # OpenAPI document does: PUT /cart/clear is a 405 whose Allow lists only what /cart/clear has
+        self._literal: dict[str, list[Route]] = {}
         for route in self.routes:
             self._by_head.setdefault(_head(route.pattern), []).append(route)
+            if "{" not in route.pattern:
+                self._literal.setdefault(route.pattern, []).append(route)
 
     def match(self, method: str, path: str) -> Match:
         if not routable(path):
             return Match(None)
         allowed: frozenset[str] = frozenset()
-        for route in self._by_head.get(_head(path), ()):
+        for route in self._literal.get(path) or self._by_head.get(_head(path), []):
             if route.regex.match(path):
                 if method in route.methods:
                     return Match(route)

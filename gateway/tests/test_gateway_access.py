@@ -109,3 +109,14 @@ async def test_unknown_path_is_404_and_wrong_method_405(gw: httpx.AsyncClient) -
     resp = await gw.put("/products")
     assert_problem(resp, 405)
     assert resp.headers["allow"] == "GET, HEAD"
+
+
+async def test_a_literal_path_allows_only_its_own_methods_not_a_templates(gw: httpx.AsyncClient,
+                                                                          keys: TestKeys) -> None:
+    # /cart/clear also fits /cart/{item_id} (PUT, DELETE); the document lists DELETE alone for it
+    for method in ("OPTIONS", "PUT"):
+        resp = await gw.request(method, "/cart/clear", headers=keys.bearer())
+        assert_problem(resp, 405, "method-not-allowed")
+        assert resp.headers["allow"] == "DELETE"
+    assert (await gw.delete("/cart/clear", headers=keys.bearer())).status_code == 200
+    assert (await gw.put("/cart/some-item", headers=keys.bearer())).status_code == 200

@@ -3,6 +3,11 @@
 Business code raises a :class:`DomainError` subclass and never ``HTTPException``;
 :func:`install_problem_handlers` turns every error (domain, HTTP, validation,
 unhandled) into ``application/problem+json`` with the request id and no internals.
+
+Every problem's ``type`` is a stable URI from :data:`PROBLEM_TYPES` (``/problems/<slug>``),
+so a client branches on ``type`` instead of parsing ``title`` or ``detail``: a refusal with
+its own meaning names its slug (``Conflict(..., type_="insufficient-stock")``), any other
+gets its status's generic type. The gateway serves the list at ``/problems``.
 """
 
 from __future__ import annotations
@@ -19,18 +24,90 @@ from starlette.responses import JSONResponse
 from libs.common.logging import get_logger, request_id_var
 
 PROBLEM_JSON = "application/problem+json"
+PROBLEM_BASE = "/problems/"
+
+# The one list of problem types: slug -> what it means to a client. Slugs are part of the API
+# (clients branch on them): add new ones freely, never rename or reuse one.
+PROBLEM_TYPES: dict[str, str] = {
+    # generic, one per status: nothing more specific applies
+    "bad-request": "The request cannot be processed as sent (400).",
+    "unauthorized": "Sign in, or the token is missing, expired, revoked or not valid (401).",
+    "forbidden": "Signed in, but this caller may not do this (403).",
+    "not-found": "No such resource, or not one of the caller's (404).",
+    "method-not-allowed": "The path exists but not with this method; `Allow` lists the methods (405).",
+    "conflict": "The request conflicts with the current state of the resource (409).",
+    "gone": "The resource existed and is no longer available (410).",
+    "content-too-large": "The request body is over the size limit, given as `limit` (413).",
+    "unsupported-media-type": "The body's content type is not accepted here (415).",
+    "too-early": "The resource is not ready yet; retry after `Retry-After` seconds (425).",
+    "validation-failed": "A field is missing or not valid; `errors` says which and why (422).",
+    "unprocessable": "The request is well-formed but cannot be carried out (422).",
+    "too-many-requests": "Rate limited or throttled; retry after `Retry-After` seconds (429).",
+    "internal-error": "A bug on our side; it has been logged with the request id (500).",
+    "service-unavailable": "A part of the shop is down; retry after `Retry-After` seconds (503).",
+    "gateway-timeout": "A part of the shop did not answer in time; retrying is safe for reads (504).",
+    # specific refusals a frontend shows or acts on
+    "insufficient-stock": "Not enough stock: `short` lists each product with `requested` and `available` "
+                          "(orders), or `available` and `in_cart` name what can be added (cart, admin stock).",
+    "product-unavailable": "The product is not sold (any more) or not active; `product_id` names it.",
+    "currency-mismatch": "The items are priced in different currencies; one cart or order holds one.",
+    "quantity-limit": "At most `max_quantity` of one product per cart; `in_cart` is already there.",
+    "cart-full": "The cart holds its maximum number of different products.",
+    "wishlist-full": "The wishlist holds its maximum number of products.",
+    "nothing-to-order": "The cart (or the given item list) is empty.",
+    "status-change-not-allowed": "The order cannot move to that status; `current_status` and `allowed` say "
+                                 "where it can go.",
+    "idempotency-key-reused": "The Idempotency-Key was used for a different request; send a new key.",
+    "request-in-progress": "A request with this Idempotency-Key is still running; retry after `Retry-After`.",
+    "order-not-payable": "The order is not awaiting payment; `order_status` says what it is.",
+    "order-not-payable-yet": "Payments has not yet heard of this order (just placed); retry after "
+                             "`Retry-After` seconds.",
+    "payment-in-progress": "A payment of this order is already being processed; retry shortly.",
+    "payment-refused": "The provider refused the payment method or the request; show `detail`, let the "
+                       "customer try another method.",
+    "email-taken": "An account with this email already exists.",
+    "weak-password": "The password is too short or too simple; `errors` names the field.",
+    "wrong-password": "The current password is not correct.",
+    "account-blocked": "The account is blocked; contact support.",
+    "category-not-empty": "The category still has products or sub-categories (`product_count`, "
+                          "`subcategory_count`).",
+}
+_STATUS_TYPES: dict[int, str] = {
+    400: "bad-request", 401: "unauthorized", 403: "forbidden", 404: "not-found", 405: "method-not-allowed",
+    409: "conflict", 410: "gone", 413: "content-too-large", 415: "unsupported-media-type", 422: "unprocessable",
+    425: "too-early", 429: "too-many-requests", 500: "internal-error", 503: "service-unavailable",
+    504: "gateway-timeout"}
+
+
+def problem_type(slug: str | None, status: int) -> str:
+    """The ``type`` URI of a registered ``slug``, or the generic one of ``status``."""
+    if slug is None:
+        slug = _STATUS_TYPES.get(status, "internal-error" if status >= 500 else "bad-request")
+    if slug not in PROBLEM_TYPES:
+        raise ValueError(f"unknown problem type {slug!r}: add it to libs.common.errors.PROBLEM_TYPES")
+    return PROBLEM_BASE + slug
+
 # How every service documents its refusals in OpenAPI: any 4xx is a problem body, so clients
 # (and schema-driven tests) know 401/403/404/409/422/429 are not part of the success schema.
 _PROBLEM_SCHEMA: dict[str, Any] = {
     "type": "object", "required": ["type", "title", "status", "detail"],
-    "properties": {"type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
+    "properties": {"type": {"type": "string", "description": "Stable URI to branch on; the list is GET /problems.",
+                            "examples": [PROBLEM_BASE + "insufficient-stock"]},
+                   "title": {"type": "string"}, "status": {"type": "integer"},
                    "detail": {"type": "string"}, "request_id": {"type": "string"},
                    "errors": {"type": "array", "items": {"type": "object"}}}}
 
 
-def problem_doc(description: str) -> dict[str, Any]:
-    """An OpenAPI response entry for a status answered with problem+json."""
-    return {"description": description, "content": {PROBLEM_JSON: {"schema": _PROBLEM_SCHEMA}}}
+PROBLEM_SCHEMA: dict[str, Any] = _PROBLEM_SCHEMA  # the gateway's document names it once, as `Problem`
+
+
+def problem_doc(description: str, *, fields: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """An OpenAPI response entry for a status answered with problem+json; ``fields`` documents the
+    extra members this refusal adds (e.g. ``short`` of an insufficient-stock 409)."""
+    schema: dict[str, Any] = _PROBLEM_SCHEMA
+    if fields:
+        schema = {"allOf": [_PROBLEM_SCHEMA, {"type": "object", "properties": dict(fields)}]}
+    return {"description": description, "content": {PROBLEM_JSON: {"schema": schema}}}
 
 
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -46,14 +123,16 @@ class DomainError(Exception):
 
     status: int = 400
     title: str = "Bad request"
-    type_: str = "about:blank"
+    #: this class's own problem slug; None means the status's generic one
+    slug: str | None = None
 
     def __init__(self, detail: str, *, title: str | None = None, headers: Mapping[str, str] | None = None,
-                 **extra: Any) -> None:
+                 type_: str | None = None, **extra: Any) -> None:
         super().__init__(detail)
         self.detail = detail
         if title is not None:
             self.title = title
+        self.type_ = problem_type(type_ or self.slug, self.status)
         self.headers = dict(headers or {})
         reserved = {"type", "title", "status", "detail", "request_id", "type_"} & extra.keys()
         if reserved:
@@ -109,9 +188,14 @@ class GatewayTimeout(DomainError):
     status, title = 504, "Gateway timeout"
 
 
-def problem_body(status: int, detail: str, *, title: str | None = None, type_: str = "about:blank",
+def problem_body(status: int, detail: str, *, title: str | None = None, type_: str | None = None,
                  **extra: Any) -> dict[str, Any]:
-    """The RFC 9457 body; ``request_id`` is added from the current request's context."""
+    """The RFC 9457 body; ``request_id`` is added from the current request's context.
+
+    ``type_`` is a URI from :func:`problem_type` (or a bare registered slug); by default the status's.
+    """
+    if type_ is None or not type_.startswith(PROBLEM_BASE):
+        type_ = problem_type(type_, status)
     body: dict[str, Any] = {
         "type": type_,
         "title": title or _phrase(status),
@@ -186,7 +270,7 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     errors = validation_errors(exc.errors())
     fields = ", ".join(e["field"] for e in errors[:5])
     return problem_response(422, f"The request is not valid: check {fields}.", title="Validation failed",
-                            errors=errors)
+                            type_="validation-failed", errors=errors)
 
 
 def unhandled_problem(exc: BaseException) -> JSONResponse:

@@ -23,6 +23,7 @@ import httpx
 import orjson
 import sqlalchemy.exc
 from fastapi import APIRouter, FastAPI, Request
+from fastapi.routing import APIRoute
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
@@ -197,7 +198,8 @@ def create_service_app(
                         await ctx.bus.close()
 
     # no trailing-slash redirects: Starlette builds them from the Host header a caller chose
-    app = FastAPI(title=title, description=description, lifespan=lifespan, version="1.0.0", redirect_slashes=False)
+    app = FastAPI(title=title, description=description, lifespan=lifespan, version="1.0.0", redirect_slashes=False,
+                  generate_unique_id_function=operation_id)
     install_problem_handlers(app)
     _install_infra_errors(app)
     registry = CollectorRegistry()
@@ -208,6 +210,12 @@ def create_service_app(
     for r_ in routers:
         app.include_router(r_, responses=PROBLEM_RESPONSES)
     return app
+
+
+def operation_id(route: APIRoute) -> str:
+    """The route function's name in camelCase (``placeOrder``), the method name an SDK generator gives it."""
+    head, *rest = route.name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
 
 
 @contextlib.asynccontextmanager
@@ -283,7 +291,7 @@ def _install_infra_errors(app: FastAPI) -> None:
         if getattr(getattr(exc, "orig", None), "sqlstate", None) in ("22021", "22P05"):
             field = nul_field(request)  # a NUL the client sent: text cannot hold it
             return problem_response(422, f"Text must not contain NUL (\\u0000) characters: check {field}.",
-                                    title="Validation failed",
+                                    title="Validation failed", type_="validation-failed",
                                     errors=[{"field": field, "message": "contains NUL", "type": "value_error"}])
         ctx: ServiceContext = request.app.state.ctx
         if outages.note(exc, where="request", probes=dependency_probes(db=ctx.db, redis=ctx.redis, bus=ctx.bus)):

@@ -62,5 +62,5 @@ def check_policy(password: str, *, field: str = "password") -> None:
             problem = ("The password must mix at least two kinds of characters "
                        "(lower-case, upper-case, digits, symbols).")
     if problem is not None:
-        raise Unprocessable(problem, title="Weak password",
+        raise Unprocessable(problem, title="Weak password", type_="weak-password",
                             errors=[{"field": field, "message": problem, "type": "weak_password"}])

@@ -95,7 +95,7 @@ async def register(*, ctx: AuthContext, session: AsyncSession, body: RegisterIn,
     try:
         async with session.begin():
             if await session.scalar(sa.select(User.id).where(User.email == body.email)) is not None:
-                raise Conflict("An account with this email already exists.")
+                raise Conflict("An account with this email already exists.", type_="email-taken")
             user = User(email=body.email, name=body.name, password_hash=password_hash, role="user",
                         addresses=[])
             session.add(user)
@@ -104,7 +104,7 @@ async def register(*, ctx: AuthContext, session: AsyncSession, body: RegisterIn,
             sid, refresh = await _open_session(session, rt, user, client)
             await publish_in(session, user_registered(user))
     except IntegrityError as exc:
-        raise Conflict("An account with this email already exists.") from exc
+        raise Conflict("An account with this email already exists.", type_="email-taken") from exc
     tokens = await _tokens(rt, user, sid, refresh)
     return Registered(**tokens.model_dump(), user=UserPublic.model_validate(user))
 
@@ -127,7 +127,7 @@ async def login(*, ctx: AuthContext, session: AsyncSession, body: LoginIn, clien
         await throttle.add_failure(ctx, scope="login-fail", subject=body.email, window=s.login_failures_window)
         raise Unauthorized(BAD_CREDENTIALS)
     if not user.is_active:
-        raise Forbidden("This account has been blocked. Contact support.")
+        raise Forbidden("This account has been blocked. Contact support.", type_="account-blocked")
     await throttle.forgive(ctx, account=body.email, address=client.ip)
     await throttle.remember_address(ctx, account=body.email, address=client.ip, ttl=s.known_address_ttl)
     new_hash = await rt.passwords.hash(body.password) if rt.passwords.needs_rehash(user.password_hash) else None
@@ -224,7 +224,7 @@ async def change_password(*, ctx: AuthContext, session: AsyncSession, principal:
                                  max_delay=s.login_delay_max, memory=s.login_failures_window)
     if not await rt.passwords.verify(user.password_hash, current):
         await throttle.add_failure(ctx, scope="login-fail", subject=user.email, window=s.login_failures_window)
-        raise BadRequest("The current password is not correct.",
+        raise BadRequest("The current password is not correct.", type_="wrong-password",
                          errors=[{"field": "current_password", "message": "not correct", "type": "wrong_password"}])
     await throttle.forgive(ctx, account=user.email, address=session_address)
     if current == new:

@@ -54,15 +54,15 @@ async def clear_cart(user: CurrentUser, session: SessionDep, ctx: Ctx) -> CartPu
 
 
 @router.put("/cart/{item_id}")
-async def set_quantity(item_id: uuid.UUID, body: CartItemUpdate, user: CurrentUser, session: SessionDep,
-                       ctx: Ctx) -> CartPublic:
+async def set_cart_item_quantity(item_id: uuid.UUID, body: CartItemUpdate, user: CurrentUser,
+                                 session: SessionDep, ctx: Ctx) -> CartPublic:
     """Set a line's quantity (0 removes it); returns the cart."""
     return await cart_service.set_quantity(ctx=ctx, session=session, user_id=user.user_id,
                                            item_id=item_id, quantity=body.quantity)
 
 
 @router.delete("/cart/{item_id}")
-async def remove_item(item_id: uuid.UUID, user: CurrentUser, session: SessionDep, ctx: Ctx) -> CartPublic:
+async def remove_cart_item(item_id: uuid.UUID, user: CurrentUser, session: SessionDep, ctx: Ctx) -> CartPublic:
     """Remove one line; returns the cart."""
     return await cart_service.remove_item(ctx=ctx, session=session, user_id=user.user_id,
                                           item_id=item_id)

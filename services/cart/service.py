@@ -72,10 +72,10 @@ def _cart(lines: list[tuple[CartItem, Product]], default_currency: str) -> CartP
 def _refuse_unsold(product: Product) -> None:
     if product.deleted:
         raise Conflict(f"'{product.name}' is no longer sold.", title="Product unavailable",
-                       product_id=str(product.product_id))
+                       type_="product-unavailable", product_id=str(product.product_id))
     if not product.is_active:
         raise Conflict(f"'{product.name}' is not available right now.", title="Product unavailable",
-                       product_id=str(product.product_id))
+                       type_="product-unavailable", product_id=str(product.product_id))
 
 
 def _refuse_over_stock(product: Product, wanted: int, in_cart: int) -> None:
@@ -85,7 +85,7 @@ def _refuse_over_stock(product: Product, wanted: int, in_cart: int) -> None:
         else:
             detail = (f"Only {product.stock} of '{product.name}' are available"
                       + (f" and your cart already holds {in_cart}." if in_cart else "."))
-        raise Conflict(detail, title="Not enough stock", product_id=str(product.product_id),
+        raise Conflict(detail, title="Not enough stock", type_="insufficient-stock", product_id=str(product.product_id),
                        available=product.stock, in_cart=in_cart)
 
 
@@ -111,21 +111,21 @@ async def add_item(*, ctx: CartContext, session: AsyncSession, user_id: uuid.UUI
         others = [p for item, p in lines if item.product_id != product_id]
         if others and others[0].currency != product.currency:
             raise Conflict(f"Your cart is in {others[0].currency} and '{product.name}' is priced in "
-                           f"{product.currency}; one cart holds one currency.", title="Currency mismatch",
+                           f"{product.currency}; one cart holds one currency.", title="Currency mismatch", type_="currency-mismatch",
                            cart_currency=others[0].currency, product_currency=product.currency)
         in_cart = existing.quantity if existing else 0
         wanted = in_cart + quantity
         if wanted > MAX_QUANTITY:
             raise Conflict(f"A cart holds at most {MAX_QUANTITY} of one product; you have {in_cart} "
                            f"of '{product.name}', so you can add {MAX_QUANTITY - in_cart} more.",
-                           title="Quantity limit", max_quantity=MAX_QUANTITY, in_cart=in_cart)
+                           title="Quantity limit", type_="quantity-limit", max_quantity=MAX_QUANTITY, in_cart=in_cart)
         _refuse_over_stock(product, wanted, in_cart)
         if existing is not None:
             existing.quantity = wanted
         else:
             if len(lines) >= settings.max_cart_lines:
                 raise Conflict(f"A cart holds at most {settings.max_cart_lines} different products.",
-                               title="Cart full")
+                               title="Cart full", type_="cart-full")
             session.add(CartItem(user_id=user_id, product_id=product_id, quantity=quantity,
                                  added_unit_price=product.price, currency=product.currency))
         await session.flush()
@@ -236,7 +236,7 @@ async def add_to_wishlist(*, ctx: CartContext, session: AsyncSession, user_id: u
                                      .where(WishlistEntry.user_id == user_id))
         if (count or 0) >= ctx.settings.max_wishlist_entries:
             raise Conflict(f"A wishlist holds at most {ctx.settings.max_wishlist_entries} products.",
-                           title="Wishlist full")
+                           title="Wishlist full", type_="wishlist-full")
         # a racing duplicate add lands on the unique constraint and returns the winner's entry
         inserted = await session.scalar(
             insert(WishlistEntry).values(id=uuid.uuid4(), user_id=user_id, product_id=product_id)

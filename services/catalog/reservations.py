@@ -63,17 +63,17 @@ async def reserve(*, session: AsyncSession, data: ReservationCreate) -> tuple[di
                        if pid not in products or not products[pid].is_active or products[pid].deleted_at]
         if unavailable:
             raise Unprocessable(f"These products cannot be ordered: {', '.join(unavailable)}.",
-                                title="Products unavailable", unavailable=unavailable)
+                                title="Products unavailable", type_="product-unavailable", unavailable=unavailable)
         currencies = {products[pid].currency for pid in ids}
         if len(currencies) > 1:
             raise Unprocessable(f"One order cannot mix currencies ({', '.join(sorted(currencies))}).",
-                                title="Mixed currencies")
+                                title="Mixed currencies", type_="currency-mismatch")
         short = [{"product_id": str(pid), "requested": wanted[pid], "available": products[pid].stock}
                  for pid in ids if products[pid].stock < wanted[pid]]
         if short:
             raise Conflict("Not enough stock for: " + ", ".join(
                 f"{s['product_id']} (requested {s['requested']}, available {s['available']})" for s in short) + ".",
-                title="Insufficient stock", short=short)
+                title="Insufficient stock", type_="insufficient-stock", short=short)
         now = datetime.now(UTC)
         updated = (await session.execute(sa.text(
             "UPDATE products p SET stock = p.stock - v.q, version = p.version + 1, updated_at = :now "
@@ -82,7 +82,7 @@ async def reserve(*, session: AsyncSession, data: ReservationCreate) -> tuple[di
             "RETURNING p.id, p.stock, p.version"),
             {"ids": ids, "qs": [wanted[pid] for pid in ids], "now": now})).all()
         if len(updated) != len(ids):
-            raise Conflict("Not enough stock for this order.", title="Insufficient stock", short=[])
+            raise Conflict("Not enough stock for this order.", title="Insufficient stock", type_="insufficient-stock", short=[])
         currency = currencies.pop()
         await session.execute(sa.update(_r).where(_r.c.order_id == data.order_id).values(currency=currency))
         lines = [{"order_id": data.order_id, "product_id": pid, "name": products[pid].name,

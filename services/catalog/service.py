@@ -226,7 +226,7 @@ async def delete_category(*, session: AsyncSession, category_id: uuid.UUID) -> N
             parts = [f"{products} product{'s' * (products != 1)}"] if products else []
             parts += [f"{children} sub-categor{'ies' if children != 1 else 'y'}"] if children else []
             raise Conflict(f"The category still has {' and '.join(parts)}; move or delete them first.",
-                           title="Category not empty", product_count=products, subcategory_count=children)
+                           title="Category not empty", type_="category-not-empty", product_count=products, subcategory_count=children)
         wire = category_wire(category, 0)
         await session.delete(category)
         await events.category_changed(session, "deleted", wire)
@@ -342,7 +342,7 @@ async def change_stock(*, session: AsyncSession, product_id: uuid.UUID, delta: i
         product = await _locked_product(session, product_id)
         if product.stock + delta < 0:
             raise Conflict(f"Stock cannot go below zero: {product.stock} in stock, change {delta}.",
-                           title="Insufficient stock", available=product.stock, delta=delta)
+                           title="Insufficient stock", type_="insufficient-stock", available=product.stock, delta=delta)
         product.stock = product.stock + delta
         product.version = product.version + 1
         product.updated_at = datetime.now(UTC)

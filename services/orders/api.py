@@ -23,11 +23,16 @@ IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", min_lengt
                                               pattern=r"^[\x21-\x7e]+$",
                                               description="Any unique string per checkout attempt (e.g. a UUID)")]
 PageNo = Annotated[int, Query(ge=1, le=100_000)]
+# the members an insufficient-stock 409 adds to the problem, so a client can show each short line
+SHORT_FIELDS = {"short": {"type": "array", "items": {
+    "type": "object", "required": ["product_id", "requested", "available"],
+    "properties": {"product_id": {"type": "string", "format": "uuid"}, "requested": {"type": "integer"},
+                   "available": {"type": "integer"}}}}}
 PageSize = Annotated[int, Query(ge=1, le=100)]
 
 
 @router.post("/orders", status_code=201, response_model=OrderPublic,
-             responses={409: problem_doc("Not enough stock (`short` names each product)"),
+             responses={409: problem_doc("Not enough stock (`short` names each product)", fields=SHORT_FIELDS),
                         422: problem_doc("Empty cart or invalid address"),
                         503: problem_doc("Catalog or cart unavailable; nothing was stored")})
 async def place_order(body: OrderCreate, user: CurrentUser, session: SessionDep, ctx: Ctx,

@@ -79,7 +79,8 @@ async def claim(*, session: AsyncSession, settings: OrdersSettings, user_id: uui
                 continue  # the holder failed and let go of the key: claim it again
             if row.request_hash != fingerprint:
                 raise Unprocessable("This Idempotency-Key was already used for a different request; "
-                                    "send a new key for a new order.", title="Idempotency-Key reused")
+                                    "send a new key for a new order.", title="Idempotency-Key reused",
+                                    type_="idempotency-key-reused")
             if row.response_status is not None:
                 return Claim(order_id=row.order_id, answer=(row.response_status, row.response_body or {}))
             left = await placements.seconds_left(session, row.order_id)
@@ -91,7 +92,8 @@ async def claim(*, session: AsyncSession, settings: OrdersSettings, user_id: uui
                 continue
         if time.monotonic() > deadline:
             raise Conflict("A request with this Idempotency-Key is still being processed; retry shortly.",
-                           title="Request in progress", headers={"Retry-After": placements.retry_after(left)})
+                           title="Request in progress", type_="request-in-progress",
+                           headers={"Retry-After": placements.retry_after(left)})
         await asyncio.sleep(0.05)
 
 

@@ -124,7 +124,8 @@ async def _place(*, ctx: OrdersContext, session: AsyncSession, user: Principal, 
             merged[product_id] = merged.get(product_id, 0) + quantity
     if not merged:
         what = "The order has no items." if order_in.items is not None else "Your cart is empty."
-        raise Unprocessable(f"{what} Add products before placing an order.", title="Nothing to order")
+        raise Unprocessable(f"{what} Add products before placing an order.", title="Nothing to order",
+                            type_="nothing-to-order")
     _check_limits(settings, merged)
     order_id = attempt.order_id
     attempt.reserved = True
@@ -136,7 +137,8 @@ async def _place(*, ctx: OrdersContext, session: AsyncSession, user: Principal, 
         attempt.reserved = False
         raise
     if any(i.currency and i.currency != reservation.currency for i in reservation.items):
-        raise Unprocessable("Products priced in different currencies cannot be ordered together.")
+        raise Unprocessable("Products priced in different currencies cannot be ordered together.",
+                            type_="currency-mismatch")
     now = datetime.now(UTC)
     lines = [OrderItem(position=n, product_id=i.product_id, name=i.name, unit_price=i.unit_price,
                        quantity=i.quantity, line_total=i.unit_price * i.quantity)
@@ -207,6 +209,7 @@ async def cancel_order(*, session: AsyncSession, order_id: uuid.UUID, user: Prin
         if order.status != S.pending_payment:
             raise Conflict(f"An order that is {order.status} can no longer be cancelled by you; "
                            "contact support for a paid order.", title="Status change not allowed",
+                           type_="status-change-not-allowed",
                            current_status=order.status, allowed=[])
         await _move(session, order, to=S.cancelled, by=str(user.user_id), reason="cancelled by customer")
     return order
@@ -223,7 +226,8 @@ async def change_status(*, session: AsyncSession, order_id: uuid.UUID, to: Order
         if to not in allowed:
             moves = ", ".join(allowed) or "none (it is final)"
             raise Conflict(f"An order that is {order.status} cannot become {to}; allowed: {moves}.",
-                           title="Status change not allowed", current_status=order.status, allowed=list(allowed))
+                           title="Status change not allowed", type_="status-change-not-allowed",
+                           current_status=order.status, allowed=list(allowed))
         await _move(session, order, to=to, by=str(admin.user_id), reason=reason)
     return order
 

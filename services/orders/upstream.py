@@ -9,7 +9,14 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from libs.common.auth import INTERNAL_TOKEN_HEADER
-from libs.common.errors import Conflict, DomainError, ServiceUnavailable, Unprocessable
+from libs.common.errors import (
+    PROBLEM_BASE,
+    PROBLEM_TYPES,
+    Conflict,
+    DomainError,
+    ServiceUnavailable,
+    Unprocessable,
+)
 from libs.common.http import call
 from libs.common.logging import get_logger
 from services.orders.context import OrdersContext
@@ -87,11 +94,13 @@ async def reserve(ctx: OrdersContext, *, order_id: uuid.UUID, items: list[tuple[
         names = ", ".join(f"{s['product_id']} (requested {s['requested']}, available {s['available']})"
                           for s in short)
         raise Conflict(f"Not enough stock for: {names}." if short else "Not enough stock for this order.",
-                       title="Insufficient stock", short=short)
+                       title="Insufficient stock", type_="insufficient-stock", short=short)
     if resp.status_code in (400, 404, 422):
         # catalog refused the items themselves (unknown or inactive product): nothing was reserved
         extra = {k: v for k, v in problem.items() if k in ("errors", "unknown", "unavailable", "short")}
-        raise Unprocessable(str(problem.get("detail") or "Some items cannot be ordered."), **extra)
+        slug = str(problem.get("type") or "").removeprefix(PROBLEM_BASE)
+        raise Unprocessable(str(problem.get("detail") or "Some items cannot be ordered."),
+                            type_=slug if slug in PROBLEM_TYPES else None, **extra)
     log.warning("catalog_unexpected_answer", status=resp.status_code)
     raise ServiceUnavailable("The catalog service is unavailable right now.")
 

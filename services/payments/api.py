@@ -45,15 +45,16 @@ async def checkout(body: CheckoutCreate, user: CurrentUser, session: SessionDep,
 
 
 @router.post("/verify")
-async def verify(body: VerifyCreate, user: CurrentUser, session: SessionDep, provider: ProviderDep) -> PaymentPublic:
+async def verify_payment(body: VerifyCreate, user: CurrentUser, session: SessionDep,
+                         provider: ProviderDep) -> PaymentPublic:
     """Ask the provider for the payment's real status; records the payment once."""
     return await payment_service.verify(session=session, provider=provider, user=user,
                                         payment_intent_id=body.payment_intent_id)
 
 
 @router.post("/webhook")
-async def webhook(request: Request, session: SessionDep, provider: ProviderDep, settings: SettingsDep,
-                  stripe_signature: Annotated[str | None, Header(alias="Stripe-Signature")] = None) -> WebhookReceipt:
+async def stripe_webhook(request: Request, session: SessionDep, provider: ProviderDep, settings: SettingsDep,
+                         stripe_signature: Annotated[str | None, Header(alias="Stripe-Signature")] = None) -> WebhookReceipt:
     """Stripe's webhook: public, trusted only through its signature."""
     return await payment_service.handle_webhook(session=session, provider=provider,
                                                 payload=await request.body(), signature=stripe_signature,

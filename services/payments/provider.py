@@ -158,12 +158,13 @@ class StripeProvider:
             pi = (body.get("error") or {}).get("payment_intent")
             if isinstance(pi, dict) and pi.get("id"):
                 return Intent.from_stripe(pi)
-            raise BadRequest(exc.user_message or "The card was declined.", title="Payment refused") from exc
+            raise BadRequest(exc.user_message or "The card was declined.", title="Payment refused",
+                             type_="payment-refused") from exc
         except stripe.InvalidRequestError as exc:
             if exc.http_status == 404:
                 raise UnknownIntent("The payment provider does not know this payment.") from exc
             raise BadRequest(f"The payment provider refused the request: {exc.user_message or 'invalid'}",
-                             title="Payment refused") from exc
+                             title="Payment refused", type_="payment-refused") from exc
         except stripe.StripeError as exc:
             raise _unavailable(exc) from exc
         return Intent.from_stripe(obj.to_dict())
@@ -272,7 +273,7 @@ class FakeProvider:
 def _check_test_method(payment_method: str) -> None:
     if not payment_method.startswith("pm_card_"):
         raise BadRequest(f"No such PaymentMethod: '{payment_method}'. Use a test method such as pm_card_visa.",
-                         title="Payment refused")
+                         title="Payment refused", type_="payment-refused")
 
 
 def make_provider(settings: PaymentsSettings, db: Database | None = None) -> PaymentProvider:

@@ -81,7 +81,8 @@ async def checkout(*, session: AsyncSession, provider: PaymentProvider, user: Pr
             # a retried checkout whose answer was lost sees the same, now paid, intent
             return _checkout(existing, publishable_key)
         if order.status != PAYABLE:
-            raise Conflict(f"This order cannot be paid: it is {order.status}.", order_status=order.status)
+            raise Conflict(f"This order cannot be paid: it is {order.status}.", type_="order-not-payable",
+                           order_status=order.status)
     if existing is None:
         # the same key for every checkout of the order: the provider answers with the same intent
         intent = await provider.create_intent(
@@ -95,7 +96,8 @@ async def checkout(*, session: AsyncSession, provider: PaymentProvider, user: Pr
         return _checkout(existing, publishable_key)
     payment = await reconcile(session=session, intent=intent, provider=provider)
     if payment is None:
-        raise Conflict("A payment for this order is already under way; retry in a moment.")
+        raise Conflict("A payment for this order is already under way; retry in a moment.",
+                       type_="payment-in-progress", headers={"Retry-After": "1"})
     return _checkout(payment, publishable_key)
 
 

@@ -9,17 +9,22 @@ from typing import Any, TypeVar
 
 import httpx
 
+from libs.common.errors import PROBLEM_BASE, PROBLEM_TYPES
 from libs.common.events import DeadLetter, EventBus
 
 T = TypeVar("T")
 
 
-def assert_problem(resp: httpx.Response, status: int) -> dict[str, Any]:
-    """The response is an RFC 9457 problem with ``status`` and no internals; returns its body."""
+def assert_problem(resp: httpx.Response, status: int, type_: str | None = None) -> dict[str, Any]:
+    """The response is an RFC 9457 problem with ``status``, a registered ``type`` (the slug ``type_``
+    when given) and no internals; returns its body."""
     assert resp.status_code == status, f"expected {status}, got {resp.status_code}: {resp.text}"
     assert resp.headers["content-type"].startswith("application/problem+json"), resp.headers["content-type"]
     body = resp.json()
     assert body["status"] == status and body["title"] and "detail" in body, body
+    slug = str(body.get("type", "")).removeprefix(PROBLEM_BASE)
+    assert body.get("type") == PROBLEM_BASE + slug and slug in PROBLEM_TYPES, body
+    assert type_ is None or slug == type_, (type_, body)
     text = resp.text.lower()
     assert "traceback" not in text and "sqlalchemy" not in text and "asyncpg" not in text, body
     return body

@@ -59,6 +59,8 @@ async def create_item(body: ItemCreate) -> ItemCreate:
 async def get_item(item_id: int) -> dict[str, int]:
     if item_id == 409:
         raise Conflict("The item is being edited by someone else.", item_id=item_id)
+    if item_id == 0:
+        raise Conflict("Sold out.", type_="insufficient-stock", available=0)
     raise NotFound(f"No item {item_id}.")
 
 
@@ -141,6 +143,21 @@ async def test_domain_errors_map_to_their_status(client: httpx.AsyncClient) -> N
     body = assert_problem(await client.get("/items/409"), 409)
     assert body["item_id"] == 409
     assert_problem(await client.get("/no/such/route"), 404)
+
+
+async def test_every_problem_has_a_stable_type_uri_to_branch_on(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/items/7")).json()["type"] == "/problems/not-found"
+    assert (await client.get("/items/409")).json()["type"] == "/problems/conflict"
+    body = assert_problem(await client.get("/items/0"), 409, "insufficient-stock")
+    assert body["type"] == "/problems/insufficient-stock" and body["available"] == 0
+    assert assert_problem(await client.post("/items", json={}), 422)["type"] == "/problems/validation-failed"
+    assert assert_problem(await client.get("/me"), 401)["type"] == "/problems/unauthorized"
+    assert assert_problem(await client.get("/boom"), 500)["type"] == "/problems/internal-error"
+
+
+def test_a_problem_type_must_be_registered_before_it_is_used() -> None:
+    with pytest.raises(ValueError, match="PROBLEM_TYPES"):
+        Conflict("Nope.", type_="no-such-type")
 
 
 async def test_request_id_is_echoed_in_header_and_problem_body(client: httpx.AsyncClient) -> None:
