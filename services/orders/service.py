@@ -265,6 +265,7 @@ async def record_payment_succeeded(*, session: AsyncSession, payment: PaymentEve
     if order.status not in (S.pending_payment, S.cancelled) or order.paid_at is not None:
         return  # already paid: a second report of the same payment changes nothing
     order.paid_at = datetime.now(UTC)
+    order.last_payment_error = order.last_payment_error_at = None  # a declined attempt before it is over
     order.payment_id = payment.payment_id
     order.payment_intent_id = payment.payment_intent_id
     if order.status == S.pending_payment:

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Header, Request
 
 from libs.common.auth import CurrentUser
 from libs.common.db import SessionDep
+from libs.common.errors import problem_doc
 from services.payments import service as payment_service
 from services.payments.context import Ctx
 from services.payments.provider import PaymentProvider
@@ -35,13 +36,19 @@ ProviderDep = Annotated[PaymentProvider, Depends(_provider)]
 SettingsDep = Annotated[PaymentsSettings, Depends(_settings)]
 
 
-@router.post("/checkout")
+@router.post("/checkout", responses={
+    404: problem_doc("No such order of yours"),
+    409: problem_doc("The order is not awaiting payment (`order_status`), or a payment is under way"),
+    425: problem_doc("The order was just placed and payments has not heard of it yet: retry after `Retry-After`"),
+})
 async def checkout(body: CheckoutCreate, user: CurrentUser, session: SessionDep, provider: ProviderDep,
-                   settings: SettingsDep) -> CheckoutPublic:
+                   settings: SettingsDep, request: Request) -> CheckoutPublic:
     """Create or return the order's PaymentIntent; with ``payment_method`` it is confirmed at once."""
     return await payment_service.checkout(session=session, provider=provider, user=user, order_id=body.order_id,
                                           payment_method=body.payment_method,
-                                          publishable_key=settings.stripe_publishable_key)
+                                          publishable_key=settings.stripe_publishable_key,
+                                          http=request.app.state.ctx.http, orders_url=settings.orders_url,
+                                          authorization=request.headers.get("authorization"))
 
 
 @router.post("/verify")

@@ -11,6 +11,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import sqlalchemy as sa
 import stripe
 from pydantic import SecretStr
@@ -18,8 +19,9 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.common.auth import Principal
-from libs.common.errors import BadRequest, Conflict, NotFound
+from libs.common.errors import BadRequest, Conflict, DomainError, NotFound
 from libs.common.events import publish_in
+from libs.common.http import call
 from libs.common.logging import get_logger
 from services.payments.events import payment_event
 from services.payments.models import PayableOrder, Payment
@@ -35,6 +37,31 @@ FAILED_STATES = frozenset({"requires_payment_method", "canceled"})
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+class OrderNotKnownYet(DomainError):
+    """The order exists but its order.created has not reached payments yet: retry, do not give up."""
+
+    status, title, slug = 425, "Order not payable yet", "order-not-payable-yet"
+
+    def __init__(self) -> None:
+        super().__init__("Payments has not heard of this order yet (it was just placed); retry in a second.",
+                         headers={"Retry-After": "1"})
+
+
+async def _placed_order_exists(http: httpx.AsyncClient, orders_url: str, order_id: uuid.UUID,
+                               authorization: str | None) -> bool:
+    """Whether orders shows the caller this order (asked with the caller's own token).
+
+    Asked only when payments has no record of it: a 200 means its event is on the way. When
+    orders cannot answer we cannot tell, and a retry is the useful advice either way.
+    """
+    try:
+        resp = await call(http, "GET", f"{orders_url}/orders/{order_id}", service="orders", retries=0,
+                          headers={"Authorization": authorization or ""})
+    except DomainError:
+        return True
+    return resp.status_code != 404
 
 
 # --- read-model of payable orders -------------------------------------------------------------
@@ -69,20 +96,30 @@ async def record_order_status(*, session: AsyncSession, order_id: uuid.UUID, use
 # --- checkout and verify ----------------------------------------------------------------------
 
 async def checkout(*, session: AsyncSession, provider: PaymentProvider, user: Principal, order_id: uuid.UUID,
-                   payment_method: str | None, publishable_key: str) -> CheckoutPublic:
-    """Create (or return) the order's PaymentIntent; with a payment method, confirm it at once."""
+                   payment_method: str | None, publishable_key: str, http: httpx.AsyncClient, orders_url: str,
+                   authorization: str | None) -> CheckoutPublic:
+    """Create (or return) the order's PaymentIntent; with a payment method, confirm it at once.
+
+    An order placed a moment ago may not have reached payments yet: that is a 425 with
+    ``Retry-After``, told apart from an id that is nobody's (or someone else's) 404 by asking orders.
+    """
     async with session.begin():
         order = await session.get(PayableOrder, order_id)
-        if order is None or order.user_id != user.user_id:
-            raise NotFound("No payable order with this id. If you have just placed it, retry in a moment.")
-        existing = (await session.execute(sa.select(Payment).where(
-            Payment.order_id == order_id, Payment.status != "canceled"))).scalar_one_or_none()
-        if existing is not None and existing.paid_at is not None:
-            # a retried checkout whose answer was lost sees the same, now paid, intent
-            return _checkout(existing, publishable_key)
-        if order.status != PAYABLE:
-            raise Conflict(f"This order cannot be paid: it is {order.status}.", type_="order-not-payable",
-                           order_status=order.status)
+        if order is not None:
+            if order.user_id != user.user_id:
+                raise NotFound("No such order.")
+            existing = (await session.execute(sa.select(Payment).where(
+                Payment.order_id == order_id, Payment.status != "canceled"))).scalar_one_or_none()
+            if existing is not None and existing.paid_at is not None:
+                # a retried checkout whose answer was lost sees the same, now paid, intent
+                return _checkout(existing, publishable_key)
+            if order.status != PAYABLE:
+                raise Conflict(f"This order cannot be paid: it is {order.status}.", type_="order-not-payable",
+                               order_status=order.status)
+    if order is None:
+        if await _placed_order_exists(http, orders_url, order_id, authorization):
+            raise OrderNotKnownYet()
+        raise NotFound("No such order.")
     if existing is None:
         # the same key for every checkout of the order: the provider answers with the same intent
         intent = await provider.create_intent(

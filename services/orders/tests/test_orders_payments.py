@@ -68,7 +68,10 @@ async def test_failed_payment_is_recorded_and_the_order_stays_payable(client, as
     await publish(payment_event("payment.succeeded", order))
 
     async def paid_after_retry() -> None:
-        assert (await client.get(f"/orders/{order['id']}", headers=as_user)).json()["status"] == "paid"
+        seen = (await client.get(f"/orders/{order['id']}", headers=as_user)).json()
+        assert seen["status"] == "paid"
+        # the declined attempt is over: a paid order shows no payment error
+        assert seen["last_payment_error"] is None and seen["last_payment_error_at"] is None
 
     await eventually(paid_after_retry)
 

@@ -12,9 +12,11 @@ from typing import Any
 
 import aio_pika
 import httpx
+import jwt
 import pytest_asyncio
 import sqlalchemy as sa
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from starlette.responses import JSONResponse
 from stripe_standin import StripeStandIn, sign, webhook_event
 
 from libs.common.events import Envelope, EventBus, InMemoryBus
@@ -115,6 +117,40 @@ class Payments:
         await asyncio.sleep(seconds)
 
 
+@dataclass
+class OrdersStandIn:
+    """The orders service as payments asks it: GET /orders/{id} answers 200 only to the order's owner."""
+
+    owners: dict[str, uuid.UUID] = field(default_factory=dict)  # order id -> its owner
+    base_url: str = ""
+    asked: list[str] = field(default_factory=list)
+
+    def app(self) -> FastAPI:
+        app = FastAPI()
+
+        @app.get("/orders/{order_id}")
+        async def get_order(order_id: str, request: Request) -> JSONResponse:
+            self.asked.append(order_id)
+            token = request.headers.get("authorization", "").removeprefix("Bearer ")
+            try:
+                caller = jwt.decode(token, options={"verify_signature": False})["sub"]
+            except (jwt.PyJWTError, KeyError):
+                caller = None
+            if caller is None or str(self.owners.get(order_id)) != caller:
+                return JSONResponse({"status": 404}, status_code=404, media_type="application/problem+json")
+            return JSONResponse({"id": order_id, "status": "pending_payment"})
+
+        return app
+
+
+@pytest_asyncio.fixture(scope="session")
+async def orders_standin() -> AsyncIterator[OrdersStandIn]:
+    s = OrdersStandIn()
+    async with serve_app(s.app()) as base:
+        s.base_url = base
+        yield s
+
+
 @pytest_asyncio.fixture(scope="session")
 async def standin() -> AsyncIterator[StripeStandIn]:
     s = StripeStandIn(api_key=API_KEY)
@@ -124,9 +160,11 @@ async def standin() -> AsyncIterator[StripeStandIn]:
 
 
 @pytest_asyncio.fixture(scope="session")
-async def payments(infra: Infra, keys: TestKeys, standin: StripeStandIn) -> AsyncIterator[Payments]:
+async def payments(infra: Infra, keys: TestKeys, standin: StripeStandIn,
+                   orders_standin: OrdersStandIn) -> AsyncIterator[Payments]:
     """Payments with the stripe provider (real SDK -> stand-in) on this run's RabbitMQ."""
     settings = settings_for(PaymentsSettings, infra, keys, payment_provider="stripe", stripe_secret_key=API_KEY,
+                            orders_url=orders_standin.base_url,
                             stripe_api_base=standin.base_url,
                             stripe_webhook_secret=WEBHOOK_SECRET, stripe_publishable_key="pk_test_standin",
                             stripe_max_network_retries=0)
@@ -152,9 +190,10 @@ async def payments(infra: Infra, keys: TestKeys, standin: StripeStandIn) -> Asyn
 
 
 @pytest_asyncio.fixture(scope="session")
-async def fake_payments(infra: Infra, keys: TestKeys) -> AsyncIterator[Payments]:
+async def fake_payments(infra: Infra, keys: TestKeys, orders_standin: OrdersStandIn) -> AsyncIterator[Payments]:
     """Payments as in the embedded mode: fake provider, in-process bus, its own database."""
     settings = settings_for(PaymentsSettings, infra, keys, payment_provider="auto", event_bus="memory",
+                            orders_url=orders_standin.base_url,
                             stripe_webhook_secret=WEBHOOK_SECRET,
                             PAYMENTS_DATABASE_URL=f"{infra.pg_dsn}/{infra.db_prefix}payments_fake")
     assert settings.provider_name == "fake"

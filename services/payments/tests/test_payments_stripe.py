@@ -6,7 +6,7 @@ import asyncio
 import uuid
 from typing import Any
 
-from payments_testkit import Payments
+from payments_testkit import OrdersStandIn, Payments
 from stripe_standin import sign, webhook_event
 
 from libs.common.events import Envelope
@@ -91,9 +91,23 @@ async def test_user_cannot_pay_or_verify_another_users_order(payments: Payments)
     assert payment.paid_at is None
 
 
-async def test_unknown_order_is_not_found_with_a_hint_to_retry(payments: Payments) -> None:
-    body = assert_problem(await payments.checkout(uuid.uuid4(), uuid.uuid4()), 404)
-    assert "retry" in body["detail"]
+async def test_an_order_nobody_placed_is_not_found(payments: Payments,
+                                                   orders_standin: OrdersStandIn) -> None:
+    order_id = uuid.uuid4()
+    assert_problem(await payments.checkout(uuid.uuid4(), order_id), 404, "not-found")
+    assert str(order_id) in orders_standin.asked
+
+
+async def test_an_order_just_placed_that_payments_has_not_heard_of_says_retry_after(
+        payments: Payments, orders_standin: OrdersStandIn) -> None:
+    user, order_id = uuid.uuid4(), uuid.uuid4()
+    orders_standin.owners[str(order_id)] = user
+    resp = await payments.checkout(user, order_id)
+    body = assert_problem(resp, 425, "order-not-payable-yet")
+    assert resp.headers["retry-after"] == "1" and "retry" in body["detail"]
+    # someone else asking about that order learns nothing of it
+    assert_problem(await payments.checkout(uuid.uuid4(), order_id), 404, "not-found")
+    assert await payments.payments_of(order_id) == []
 
 
 async def test_order_that_is_not_pending_payment_cannot_be_paid(payments: Payments) -> None:
