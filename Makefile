@@ -36,10 +36,10 @@ $(CONSOLE_CLIENT): $(CONSOLE_DIR)/package.json
 	cd $(CONSOLE_DIR) && npm install --no-audit --no-fund --package-lock=false
 	touch $@
 
-# the whole shop in one process on embedded PostgreSQL and Redis (data in .data/)
+# the whole shop in one process on embedded PostgreSQL and Redis (data in .data/); ARGS="--port-offset 100" etc.
 dev: $(DEPS)
 	@$(MAKE) --no-print-directory console || echo "make dev: the admin console's client was not built (it needs npm); everything else runs" >&2
-	$(PYTHON) -m devserver
+	$(PYTHON) -m devserver $(ARGS)
 
 # every part as its own process against real PostgreSQL, Redis and RabbitMQ
 up: $(DEPS)

@@ -18,6 +18,7 @@ import os
 import secrets
 import shutil
 import signal
+import socket
 import sys
 import traceback
 import warnings
@@ -129,20 +130,22 @@ def shared_redis(url: str) -> Redis:
 
 # --- settings and admin ---------------------------------------------------------------------
 
-def admin_credentials(data_dir: Path) -> tuple[str, str, Path | None]:
-    """ADMIN_EMAIL/ADMIN_PASSWORD, else the ones generated on the first start (kept in admin.txt)."""
+def admin_credentials(data_dir: Path) -> tuple[str, str, Path]:
+    """ADMIN_EMAIL/ADMIN_PASSWORD, else the ones generated on the first start; either way kept in
+    admin.txt (owner-only), so the README's one place to look is always right."""
     email = configured("ADMIN_EMAIL") or DEFAULT_ADMIN_EMAIL
     password = configured("ADMIN_PASSWORD")
-    if password:
-        return email, password, None
     saved = data_dir / "admin.txt"
     stored = read_env_file(saved)
-    if stored.get("ADMIN_EMAIL") == email and stored.get("ADMIN_PASSWORD"):
-        return email, stored["ADMIN_PASSWORD"], saved
-    # letters, digits and a symbol: passes the password policy whatever token_urlsafe yields
-    password = f"{secrets.token_urlsafe(12)}-7a"
-    saved.write_text(f"ADMIN_EMAIL={email}\nADMIN_PASSWORD={password}\n")
-    saved.chmod(0o600)
+    if not password:
+        if stored.get("ADMIN_EMAIL") == email and stored.get("ADMIN_PASSWORD"):
+            return email, stored["ADMIN_PASSWORD"], saved
+        # letters, digits and a symbol: passes the password policy whatever token_urlsafe yields
+        password = f"{secrets.token_urlsafe(12)}-7a"
+    if stored.get("ADMIN_EMAIL") != email or stored.get("ADMIN_PASSWORD") != password:
+        saved.touch(mode=0o600)
+        saved.chmod(0o600)  # before the password is in it
+        saved.write_text(f"ADMIN_EMAIL={email}\nADMIN_PASSWORD={password}\n")
     return email, password, saved
 
 
@@ -172,7 +175,8 @@ def part_overrides(part: Part, args: argparse.Namespace, infra: EmbeddedInfra,
         values.update(email_backend=configured("EMAIL_BACKEND") or "log", admin_email=admin[0],
                       admin_password=admin[1])
     if part.name == "payments":
-        values["payment_provider"] = configured("PAYMENT_PROVIDER") or "fake"
+        # as documented for every run mode: Stripe when STRIPE_SECRET_KEY is set, else the fake
+        values["payment_provider"] = configured("PAYMENT_PROVIDER") or "auto"
     return values
 
 
@@ -224,8 +228,42 @@ async def _serve(name: str, server: PartServer) -> None:
     try:
         await server.serve()
     except SystemExit:
-        # uvicorn exits the process when it cannot bind; here that only ends this part
+        # uvicorn exits the process when it cannot bind; here that only ends this part (and run() stops)
         loud(f"{name} stopped at start-up (is port {server.config.port} in use?)")
+
+
+def busy_ports(parts: list[Part], host: str, offset: int) -> list[tuple[Part, int]]:
+    """The parts whose port (shifted by ``offset``) something else already listens on."""
+    return [(p, p.port + offset) for p in parts if not port_free(host, p.port + offset)]
+
+
+def port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        # as uvicorn binds: a port left in TIME_WAIT by our own last run counts as free
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_offset(parts: list[Part], host: str, start: int) -> int | None:
+    """The first offset from ``start + 100`` on, in hundreds, at which every part's port is free."""
+    for offset in range(start + 100, start + 5000, 100):
+        if all(p.port + offset < 65536 for p in parts) and not busy_ports(parts, host, offset):
+            return offset
+    return None
+
+
+def ports_in_use_message(busy: list[tuple[Part, int]], parts: list[Part], host: str, offset: int) -> str:
+    names = ", ".join(f"{port} ({part.name})" for part, port in busy)
+    lines = [f"port {names} already in use: another copy of the shop (maybe someone else's) or another "
+             f"program listens there. Nothing was started."]
+    if (other := free_offset(parts, host, offset)) is not None:
+        lines.append(f"Run beside it with:  make dev ARGS=\"--port-offset {other}\"   (or DEV_PORT_OFFSET={other}; "
+                     f"the gateway is then on http://127.0.0.1:{GATEWAY.port + other})")
+    return "\n".join(lines)
 
 
 async def run(args: argparse.Namespace, infra: EmbeddedInfra) -> int:
@@ -279,8 +317,17 @@ async def run(args: argparse.Namespace, infra: EmbeddedInfra) -> int:
         while not stop.is_set() and not all(servers[n].started or tasks[n].done() for n in wave):  # noqa: ASYNC110
             await asyncio.sleep(0.05)
     failed = [n for n, t in tasks.items() if t.done()]
+    unbound = [n for n in failed if not servers[n].started]
     for name in failed:
         loud(f"{name} failed to start (see the log above); the other parts keep running")
+    if unbound:
+        # a port taken between the check and the bind: a printed URL would lead to someone else's stack
+        loud(ports_in_use_message([(p, p.port + args.port_offset) for p in PARTS if p.name in unbound],
+                                  [ld.part for ld in loaded], args.host, args.port_offset))
+        stop.set()
+        status = 1
+    else:
+        status = 0
 
     try:
         if not stop.is_set():
@@ -295,7 +342,7 @@ async def run(args: argparse.Namespace, infra: EmbeddedInfra) -> int:
         await redis.aclose()
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1):
             loop.remove_signal_handler(sig)
-    return 0
+    return status
 
 
 async def _first_start(args: argparse.Namespace, settings: dict[str, CommonSettings], failed: list[str],
@@ -308,9 +355,14 @@ async def _first_start(args: argparse.Namespace, settings: dict[str, CommonSetti
 
             # with events, so the cart's read-model and live clients learn the products too
             # the registry built catalog's settings from its own class: CatalogSettings
-            await seed(catalog, products=args.seed_products, with_events=True)  # type: ignore[arg-type]
+            written = await seed(catalog, products=args.seed_products, with_events=True)  # type: ignore[arg-type]
+            seeded = (f"{written} demo products seeded" if written else
+                      f"kept from the last run in {args.data_dir} (an empty --data-dir starts afresh)")
         except Exception:
+            seeded = "NOT seeded (see the log above)"
             loud(f"seeding the catalog failed:\n{traceback.format_exc(limit=4)}")
+    else:
+        seeded = "not running" if catalog is None or "catalog" in failed else "not seeded (--seed-products 0)"
     coupon = None
     pricing = settings.get("pricing")
     if pricing is not None and "pricing" not in failed:
@@ -326,20 +378,31 @@ async def _first_start(args: argparse.Namespace, settings: dict[str, CommonSetti
     running = [n for n in settings if n not in failed]
     lines = [
         "", "=" * 72, "Shop is running (embedded: every part in this process)",
-        f"  gateway   {base}", f"  API docs  {base}/docs", f"  console   {base}/console/",
+        f"  gateway   {base}   (an index of everything below)", f"  API docs  {base}/docs",
+        f"  events    {base}/docs/events", f"  console   {base}/console/",
     ]
     if "auth" in running:
-        where = f"   (saved in {admin[2]})" if admin[2] else "   (from ADMIN_EMAIL/ADMIN_PASSWORD)"
-        lines.append(f"  admin     {admin[0]} / {admin[1]}{where}")
+        where = "from ADMIN_EMAIL/ADMIN_PASSWORD, " if configured("ADMIN_PASSWORD") else ""
+        lines.append(f"  admin     {admin[0]} / {admin[1]}   ({where}saved in {admin[2]})")
+    if (payments := settings.get("payments")) is not None:
+        lines.append(f"  payments  {_provider_line(payments)}")
     if coupon:
         lines.append(f"  coupon    {coupon}   (demo: 10% off a customer's first order)")
     bus = "RabbitMQ (EVENT_BUS=amqp)" if some_settings(settings).event_bus == "amqp" else "in-process"
-    lines += [f"  parts     {', '.join(f'{n}:{settings[n].port}' for n in running)}",
+    lines += [f"  catalog   {seeded}", f"  parts     {', '.join(f'{n}:{settings[n].port}' for n in running)}",
               *(f"  {note}" for note in infra.notes), f"  Events: {bus}"]
     if skipped or failed:
         lines.append(f"  NOT RUNNING: {', '.join(skipped + failed)}")
     lines += ["Press Ctrl-C to stop.", "=" * 72, ""]
     say("\n".join(lines))
+
+
+def _provider_line(settings: CommonSettings) -> str:
+    name = getattr(settings, "provider_name", "?")
+    why = {"auto": "STRIPE_SECRET_KEY is set" if name == "stripe" else "no STRIPE_SECRET_KEY"}.get(
+        getattr(settings, "payment_provider", ""), "PAYMENT_PROVIDER")
+    hint = "  (test cards: pm_card_visa pays, pm_card_chargeDeclined is declined)" if name == "fake" else ""
+    return f"{name} ({why}){hint}"
 
 
 def some_settings(settings: dict[str, CommonSettings]) -> CommonSettings:
@@ -350,8 +413,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m devserver", description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get("DEV_DATA_DIR", ".data")),
                         help="where the embedded PostgreSQL and Redis keep their data (default .data)")
-    parser.add_argument("--port-offset", type=int, default=0,
-                        help="added to every usual port (e.g. 20000: gateway on 28000)")
+    parser.add_argument("--port-offset", type=int, default=int(os.environ.get("DEV_PORT_OFFSET") or 0),
+                        help="added to every usual port, to run beside another copy (e.g. 100: gateway on "
+                             "8100); default DEV_PORT_OFFSET or 0")
     parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"), help="address to listen on")
     parser.add_argument("--seed-products", type=int, default=200,
                         help="demo products seeded into an empty catalog (0: none)")
@@ -363,6 +427,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    parts = [p for p in PARTS if not args.only or p.name in args.only]
+    if busy := busy_ports(parts, args.host, args.port_offset):
+        loud(ports_in_use_message(busy, parts, args.host, args.port_offset))
+        return 1
     infra = EmbeddedInfra(args.data_dir)
     try:
         say("devserver: starting PostgreSQL and Redis...")

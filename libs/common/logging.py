@@ -15,6 +15,7 @@ import structlog
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 correlation_id_var: ContextVar[str | None] = ContextVar("correlation_id", default=None)
+_HANDLER = "shop"
 
 
 def _add_ids(_: object, __: str, event_dict: dict) -> dict:
@@ -41,8 +42,21 @@ def configure_logging(*, service: str, level: str = "INFO", json: bool = True) -
         cache_logger_on_first_use=False,
     )
     structlog.contextvars.bind_contextvars(service=service)
-    logging.basicConfig(level=level.upper(), stream=sys.stderr, format="%(name)s %(levelname)s %(message)s")
+    # stdlib loggers (uvicorn, httpx, alembic...) are rendered like structlog's own lines: one format
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer]))
+    handler.set_name(_HANDLER)
+    root = logging.getLogger()
+    # one handler of ours however often this runs (every part of the embedded mode calls it)
+    root.handlers = [h for h in root.handlers if h.get_name() != _HANDLER] + [handler]
+    root.setLevel(level.upper())
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    # httpx logs every request at INFO: service-to-service calls are debug detail, not news
+    quiet = logging.DEBUG if level.upper() == "DEBUG" else logging.WARNING
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(quiet)
 
 
 def get_logger(name: str | None = None) -> structlog.stdlib.BoundLogger:

@@ -157,8 +157,7 @@ async def seed(settings: CatalogSettings, *, products: int, force: bool = False,
     try:
         existing = await conn.fetchval("SELECT count(*) FROM products")
         if existing and not force:
-            print(f"catalog already has {existing} products; use --force to add {products} more")
-            return 0
+            return 0  # the caller says what to do about it: its own options differ
         outbox: list[tuple[Any, ...]] = []
         async with conn.transaction():
             leaves = await _categories(conn, outbox)
@@ -187,4 +186,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 async def run(settings: CatalogSettings, args: argparse.Namespace) -> None:
-    await seed(settings, products=args.products, force=args.force, with_events=args.events)
+    written = await seed(settings, products=args.products, force=args.force, with_events=args.events)
+    if written == 0 and args.products > 0:
+        print(f"the catalog already has products: nothing seeded; --force adds {args.products} more")

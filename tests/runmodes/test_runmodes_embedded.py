@@ -149,7 +149,12 @@ def test_newcomer_runs_the_whole_shop_in_one_process_and_stops_it_with_ctrl_c(tm
             assert len(page["items"]) == 5 and all(p["name"] and p["price"] > 0 for p in page["items"])
             seeded = page["total"]
             # the printed admin credentials work (they are kept in <data-dir>/admin.txt)
-            assert "admin@shop.local" in dev.log.read_text()
+            banner = dev.log.read_text()
+            assert "admin@shop.local" in banner
+            assert f"{gateway}/docs/events" in banner and "payments  fake (no STRIPE_SECRET_KEY)" in banner
+            assert "20 demo products seeded" in banner and "--force" not in banner
+            index = client.get(f"{gateway}/").json()["links"]
+            assert client.get(f"{gateway}{index['docs']}").status_code == 200
             login = _login(client, gateway, data_dir)
             assert login.status_code == 200, login.text
             me = client.get(f"{gateway}/users/me", headers={"Authorization": f"Bearer {login.json()['access_token']}"})
@@ -169,6 +174,10 @@ def test_newcomer_runs_the_whole_shop_in_one_process_and_stops_it_with_ctrl_c(tm
             dev.wait_until(lambda: client.get(f"{gateway}/healthz").status_code == 200, "gateway /healthz", 90)
             assert client.get(f"{gateway}/products").json()["total"] == seeded
             assert _login(client, gateway, data_dir).status_code == 200
+            dev.wait_until(lambda: "kept from the last run" in dev.log.read_text(), "the second banner", 30)
         assert dev.interrupt() == 0
+        # one log format: no plain stdlib lines, and internal HTTP calls are not logged at INFO
+        log = dev.log.read_text()
+        assert "HTTP Request:" not in log and "INFO:" not in log, log[-2000:]
     finally:
         dev.kill()
