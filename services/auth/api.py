@@ -50,8 +50,8 @@ async def register(body: RegisterIn, ctx: Ctx, session: SessionDep, client: Clie
 
 
 @auth.post("/login")
-async def login(body: LoginIn, ctx: Ctx, session: SessionDep, client: ClientDep) -> Tokens:
-    """Sign in with email and password."""
+async def login(body: LoginIn, ctx: Ctx, session: SessionDep, client: ClientDep) -> Registered:
+    """Sign in with email and password; answers with the user and the session's tokens, as register does."""
     return await service.login(ctx=ctx, session=session, body=body, client=client)
 
 

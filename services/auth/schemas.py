@@ -86,6 +86,8 @@ class Tokens(BaseModel):
 
 
 class Registered(Tokens):
+    """A signed-in session's tokens with its user: the answer of register and of login."""
+
     user: UserPublic
 
 

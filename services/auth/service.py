@@ -109,7 +109,7 @@ async def register(*, ctx: AuthContext, session: AsyncSession, body: RegisterIn,
     return Registered(**tokens.model_dump(), user=UserPublic.model_validate(user))
 
 
-async def login(*, ctx: AuthContext, session: AsyncSession, body: LoginIn, client: Client) -> Tokens:
+async def login(*, ctx: AuthContext, session: AsyncSession, body: LoginIn, client: Client) -> Registered:
     """Exchange email and password for tokens; unknown email and wrong password look the same."""
     rt = ctx.state
     s = rt.settings
@@ -135,7 +135,8 @@ async def login(*, ctx: AuthContext, session: AsyncSession, body: LoginIn, clien
         if new_hash is not None:
             await session.execute(sa.update(User).where(User.id == user.id).values(password_hash=new_hash))
         sid, refresh = await _open_session(session, rt, user, client)
-    return await _tokens(rt, user, sid, refresh)
+    tokens = await _tokens(rt, user, sid, refresh)
+    return Registered(**tokens.model_dump(), user=UserPublic.model_validate(user))  # as register answers
 
 
 async def refresh(*, ctx: AuthContext, session: AsyncSession, raw: str) -> Tokens:

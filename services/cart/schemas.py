@@ -10,7 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from libs.contracts.pricing import Breakdown
 
-Availability = Literal["available", "insufficient_stock", "unavailable"]
+# one vocabulary for cart lines and wishlist entries: out_of_stock is none left, insufficient_stock
+# some but fewer than the line's quantity (cart only), unavailable not sold or not in the cart's currency
+Availability = Literal["available", "insufficient_stock", "out_of_stock", "unavailable"]
 MAX_QUANTITY = 99  # of one product in one cart
 # strict: "2", 2.0 or true are not quantities
 AddQuantity = Annotated[int, Field(ge=1, le=MAX_QUANTITY, strict=True, description="units to add (1..99)")]
@@ -80,7 +82,10 @@ class CartItemPublic(BaseModel):
 
 
 class CartPublic(BaseModel):
+    """A list shape shared with the wishlist: ``items``, ``count`` (entries) and ``item_count`` (units)."""
+
     items: list[CartItemPublic]
+    count: int
     item_count: int
     subtotal: int
     currency: str
@@ -95,10 +100,13 @@ class WishlistEntryPublic(BaseModel):
     price: int
     currency: str
     stock: int
-    availability: Literal["available", "out_of_stock", "unavailable"]
+    availability: Availability
     created_at: datetime
 
 
 class WishlistPublic(BaseModel):
+    """The cart's list shape: ``count`` entries, ``item_count`` units (one per entry)."""
+
     items: list[WishlistEntryPublic]
     count: int
+    item_count: int

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
@@ -50,6 +49,8 @@ def _availability(product: Product, quantity: int, currency: str) -> Availabilit
     # a line whose product changed currency can no longer be bought in this cart's currency
     if not _sold(product) or product.currency != currency:
         return "unavailable"
+    if product.stock <= 0:
+        return "out_of_stock"
     if product.stock < quantity:
         return "insufficient_stock"
     return "available"
@@ -64,7 +65,7 @@ def _cart(lines: list[tuple[CartItem, Product]], default_currency: str) -> CartP
             unit_price=product.price, added_unit_price=item.added_unit_price, currency=product.currency,
             quantity=item.quantity, line_total=product.price * item.quantity, stock=product.stock,
             availability=_availability(product, item.quantity, currency)))
-    return CartPublic(items=items, item_count=sum(i.quantity for i in items),
+    return CartPublic(items=items, count=len(items), item_count=sum(i.quantity for i in items),
                       subtotal=sum(i.line_total for i in items if i.availability != "unavailable"),
                       currency=currency)
 
@@ -201,8 +202,8 @@ async def remove_ordered(session: AsyncSession, *, user_id: uuid.UUID, items: li
 
 
 def _entry(entry: WishlistEntry, product: Product) -> WishlistEntryPublic:
-    availability: Any = ("unavailable" if not _sold(product)
-                         else "out_of_stock" if product.stock <= 0 else "available")
+    availability: Availability = ("unavailable" if not _sold(product)
+                                  else "out_of_stock" if product.stock <= 0 else "available")
     return WishlistEntryPublic(id=entry.id, product_id=entry.product_id, name=product.name, slug=product.slug,
                                image=product.image, price=product.price, currency=product.currency,
                                stock=product.stock, availability=availability, created_at=entry.created_at)
@@ -216,7 +217,7 @@ async def get_wishlist(*, session: AsyncSession, user_id: uuid.UUID) -> Wishlist
             .where(WishlistEntry.user_id == user_id)
             .order_by(WishlistEntry.created_at.desc(), WishlistEntry.id))
         items = [_entry(e, p) for e, p in rows.all()]
-    return WishlistPublic(items=items, count=len(items))
+    return WishlistPublic(items=items, count=len(items), item_count=len(items))
 
 
 async def add_to_wishlist(*, ctx: CartContext, session: AsyncSession, user_id: uuid.UUID,

@@ -67,6 +67,17 @@ async def test_login_is_case_insensitive_on_email(client: httpx.AsyncClient) -> 
     assert (await client.get("/users/me", headers=bearer(tokens))).json()["email"] == address
 
 
+async def test_login_answers_with_the_user_as_register_does(client: httpx.AsyncClient) -> None:
+    address = new_email()
+    registered = await client.post("/auth/register", json={"email": address, "password": PASSWORD, "name": "Ann"})
+    login = await client.post("/auth/login", json={"email": address, "password": PASSWORD})
+    assert login.status_code == 200, login.text
+    body = login.json()
+    assert set(body) == set(registered.json())
+    assert body["user"] == registered.json()["user"] and body["user"]["email"] == address
+    assert body["access_token"] and body["refresh_token"] and body["token_type"] == "bearer"
+
+
 async def test_wrong_password_and_unknown_email_get_the_same_answer(client: httpx.AsyncClient) -> None:
     address = new_email()
     await sign_up(client, email_=address)

@@ -61,7 +61,7 @@ async def test_a_deactivated_product_makes_its_line_unavailable(shop: Shop) -> N
     assert (await shop.cart(me))["items"][0]["availability"] == "unavailable"
 
 
-async def test_stock_falling_to_zero_marks_the_line_insufficient(shop: Shop) -> None:
+async def test_stock_falling_below_the_quantity_then_to_zero_marks_the_line(shop: Shop) -> None:
     p = await shop.known(stock=10)
     _, me = shop.user()
     await shop.add(me, p["id"], 3)
@@ -71,7 +71,7 @@ async def test_stock_falling_to_zero_marks_the_line_insufficient(shop: Shop) -> 
     await shop.publish("stock.changed", {"product_id": p["id"], "stock": 50, "version": 2})  # stale
 
     [line] = (await shop.cart(me))["items"]
-    assert (line["availability"], line["stock"]) == ("insufficient_stock", 0)
+    assert (line["availability"], line["stock"]) == ("out_of_stock", 0)  # the wishlist's word for it
 
 
 async def test_stock_coming_back_makes_the_line_available_again(shop: Shop) -> None:

@@ -41,7 +41,7 @@ async def test_a_product_known_from_events_is_not_fetched_from_catalog(shop: Sho
 
 async def test_empty_cart_has_no_items_and_zero_subtotal(shop: Shop) -> None:
     _, me = shop.user()
-    assert await shop.cart(me) == {"items": [], "item_count": 0, "subtotal": 0, "currency": "USD"}
+    assert await shop.cart(me) == {"items": [], "count": 0, "item_count": 0, "subtotal": 0, "currency": "USD"}
 
 
 async def test_unknown_product_is_a_404_and_changes_nothing(shop: Shop) -> None:

@@ -19,7 +19,7 @@ async def test_adding_a_product_twice_keeps_one_entry(shop: Shop) -> None:
     assert again.status_code == 200 and again.json()["id"] == first.json()["id"]
 
     listed = (await shop.client.get("/wishlist", headers=me)).json()
-    assert listed["count"] == 1
+    assert listed["count"] == listed["item_count"] == 1
     [entry] = listed["items"]
     assert entry["product_id"] == p["id"] and entry["name"] == p["name"]
     assert (entry["price"], entry["currency"], entry["availability"]) == (4500, "EUR", "out_of_stock")
@@ -49,7 +49,7 @@ async def test_removing_an_entry(shop: Shop) -> None:
     entry = (await shop.client.post("/wishlist", json={"product_id": p["id"]}, headers=me)).json()
     resp = await shop.client.delete(f"/wishlist/{entry['id']}", headers=me)
     assert resp.status_code == 204
-    assert (await shop.client.get("/wishlist", headers=me)).json() == {"items": [], "count": 0}
+    assert (await shop.client.get("/wishlist", headers=me)).json() == {"items": [], "count": 0, "item_count": 0}
     assert_problem(await shop.client.delete(f"/wishlist/{entry['id']}", headers=me), 404)
 
 
@@ -75,3 +75,19 @@ async def test_user_cannot_read_or_delete_another_users_wishlist_entry(shop: Sho
     assert "your wishlist" in body["detail"]
     [kept] = (await shop.client.get("/wishlist", headers=alice)).json()["items"]
     assert kept["id"] == entry["id"]
+
+
+async def test_cart_and_wishlist_share_one_list_shape_and_one_availability_vocabulary(shop: Shop) -> None:
+    sold_out, plenty = await shop.known(stock=0), await shop.known(stock=5)
+    _, me = shop.user()
+    for p in (sold_out, plenty):
+        await shop.client.post("/wishlist", json={"product_id": p["id"]}, headers=me)
+    await shop.add(me, plenty["id"], 2)
+    await shop.publish("stock.changed", {"product_id": plenty["id"], "stock": 0, "version": 2})
+    wishlist = (await shop.client.get("/wishlist", headers=me)).json()
+    cart = await shop.cart(me)
+    assert {"items", "count", "item_count"} <= set(wishlist) and {"items", "count", "item_count"} <= set(cart)
+    assert (cart["count"], cart["item_count"], wishlist["count"]) == (1, 2, 2)
+    # the same product, sold out, in the same words in both
+    assert cart["items"][0]["availability"] == "out_of_stock"
+    assert {e["availability"] for e in wishlist["items"]} == {"out_of_stock"}
