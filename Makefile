@@ -10,7 +10,7 @@ TEST_DEPS := $(if $(filter $(VENV)/bin/python,$(PYTHON)),$(VENV)/.installed,)
 # pytest exits 5 when it collects nothing: a failure unless ALLOW_EMPTY=1 says an empty suite is expected
 ALLOW_EMPTY ?= 0
 
-.PHONY: install dev up infra test lint console asyncapi e2e-compose
+.PHONY: install dev up infra test lint console asyncapi e2e-compose client-check
 
 install: $(VENV)/.installed
 
@@ -36,6 +36,22 @@ $(CONSOLE_CLIENT): $(CONSOLE_DIR)/package.json
 	cd $(CONSOLE_DIR) && npm install --no-audit --no-fund --package-lock=false
 	touch $@
 
+# TypeScript types generated from the gateway's merged OpenAPI document (openapi-typescript, pinned in
+# clients/typescript/package.json; npm, never committed) and a frontend-style script type-checked against
+# them: renaming a field or changing a problem's shape fails the build
+CLIENT_DIR := clients/typescript
+CLIENT_TOOLS := $(CLIENT_DIR)/node_modules/.bin/tsc
+$(CLIENT_TOOLS): $(CLIENT_DIR)/package.json
+	@command -v npm >/dev/null || { echo "make client-check: npm is needed (Debian: apt-get install nodejs npm)" >&2; exit 1; }
+	cd $(CLIENT_DIR) && npm install --no-audit --no-fund --package-lock=false
+	touch $@
+
+client-check: $(DEPS) $(CLIENT_TOOLS)
+	@mkdir -p $(CLIENT_DIR)/build
+	$(PYTHON) -m services.openapi > $(CLIENT_DIR)/build/shop-openapi.json
+	cd $(CLIENT_DIR) && node_modules/.bin/openapi-typescript build/shop-openapi.json -o build/shop-api.d.ts --silent \
+		&& node_modules/.bin/tsc -p . && echo "make client-check: frontend.ts type-checks against the generated client"
+
 # the whole shop in one process on embedded PostgreSQL and Redis (data in .data/); ARGS="--port-offset 100" etc.
 dev: $(DEPS)
 	@$(MAKE) --no-print-directory console || echo "make dev: the admin console's client was not built (it needs npm); everything else runs" >&2
@@ -49,7 +65,7 @@ up: $(DEPS)
 infra: $(DEPS)
 	$(PYTHON) scripts/infra.py ensure --profile dev
 
-test: $(TEST_DEPS) console k8s-tools
+test: $(TEST_DEPS) console k8s-tools client-check
 	$(PYTHON) scripts/ensure_browser.py
 	$(PYTHON) scripts/infra.py ensure --profile test
 	set -a; . ./.test-infra.env; set +a; \

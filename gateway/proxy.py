@@ -55,10 +55,14 @@ def request_headers(raw: list[tuple[bytes, bytes]], extra: list[tuple[str, str]]
     return out
 
 
+# set on every answer by the gateway's own server (and its request-id middleware: the same id the
+# upstream saw); passing the upstream's on as well would send each twice
+GATEWAY_SETS = frozenset({b"x-request-id", b"date", b"server"})
+
+
 def response_headers(raw: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-    # the gateway's request-id middleware adds x-request-id (the same id the upstream saw)
     return [(name.lower(), value) for name, value in raw
-            if name.lower() not in HOP_BY_HOP and name.lower() != b"x-request-id"]
+            if name.lower() not in HOP_BY_HOP and name.lower() not in GATEWAY_SETS]
 
 
 class RequestBody:

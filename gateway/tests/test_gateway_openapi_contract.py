@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
-from gateway.routes import RouteTable
+from gateway.routes import SERVICES, RouteTable
 from services.openapi import document
 
 METHODS = ("get", "put", "post", "delete", "patch")
@@ -62,3 +64,23 @@ def test_an_insufficient_stock_409_documents_its_short_lines(doc: dict[str, Any]
     assert schema["allOf"][0] == {"$ref": "#/components/schemas/Problem"}
     short = schema["allOf"][1]["properties"]["short"]["items"]
     assert set(short["required"]) == {"product_id", "requested", "available"}
+
+
+def test_request_schemas_state_what_the_services_enforce(doc: dict[str, Any]) -> None:
+    schemas = doc["components"]["schemas"]
+    for name in ("ForgotIn", "VerifyOtpIn", "LoginIn", "RegisterIn"):
+        assert schemas[name]["properties"]["email"]["format"] == "email", name
+    for name, field in (("RegisterIn", "password"), ("ResetIn", "new_password"), ("ChangePasswordIn", "new_password")):
+        assert schemas[name]["properties"][field]["minLength"] == 8, name
+    # a body model that refuses unknown fields says so; one that ignores them does not
+    checked = 0
+    for service in SERVICES:
+        module = importlib.import_module(f"services.{service}.schemas")
+        for model in vars(module).values():
+            if not (isinstance(model, type) and issubclass(model, BaseModel) and model.__module__ == module.__name__
+                    and model.__name__ in schemas):
+                continue
+            forbids = model.model_config.get("extra") == "forbid"
+            assert (schemas[model.__name__].get("additionalProperties") is False) == forbids, (service, model)
+            checked += 1
+    assert checked > 30

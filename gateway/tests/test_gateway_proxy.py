@@ -8,8 +8,9 @@ from typing import Any
 import httpx
 from gateway_testkit import gateway_client, gateway_settings, seen_headers
 
+from gateway.app import create_app
 from libs.common.forwarding import forwarding_proof
-from libs.common.testing import Infra, TestKeys, assert_problem
+from libs.common.testing import Infra, TestKeys, assert_problem, serve_app
 
 LIMIT = 1024 * 1024
 
@@ -141,3 +142,12 @@ async def test_httpx_client_forwards_the_same_way(infra: Infra, keys: TestKeys, 
         assert (await client.get("/products/x?status=409")).status_code == 409
         assert_problem(await client.get("/orders", headers=keys.bearer()), 503)
         assert_problem(await client.get("/products/slow?sleep=1.5"), 504)
+
+
+async def test_date_and_server_headers_are_sent_once(infra: Infra, keys: TestKeys, upstreams: dict[str, Any]) -> None:
+    # served by uvicorn as in production: the gateway's server sets its own Date and Server
+    async with serve_app(create_app(gateway_settings(infra, keys, upstreams))) as base, \
+            httpx.AsyncClient(base_url=base) as client:
+        for resp in (await client.get("/products/x"), await client.get("/products/x?status=409")):
+            assert len(resp.headers.get_list("date")) == 1, resp.headers
+            assert len(resp.headers.get_list("server")) == 1, resp.headers

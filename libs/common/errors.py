@@ -95,7 +95,10 @@ _PROBLEM_SCHEMA: dict[str, Any] = {
                             "examples": [PROBLEM_BASE + "insufficient-stock"]},
                    "title": {"type": "string"}, "status": {"type": "integer"},
                    "detail": {"type": "string"}, "request_id": {"type": "string"},
-                   "errors": {"type": "array", "items": {"type": "object"}}}}
+                   "errors": {"type": "array", "items": {
+                       "type": "object", "required": ["field", "message", "type"],
+                       "properties": {"field": {"type": "string"}, "message": {"type": "string"},
+                                      "type": {"type": "string"}}}}}}
 
 
 PROBLEM_SCHEMA: dict[str, Any] = _PROBLEM_SCHEMA  # the gateway's document names it once, as `Problem`

@@ -7,7 +7,9 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
+
+from services.auth.passwords import MIN_LENGTH
 
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
 
@@ -19,8 +21,14 @@ def normalize_email(value: str) -> str:
     return value
 
 
-Email = Annotated[str, AfterValidator(normalize_email)]
+# the schema says what the validators enforce, so a schema-valid body is not refused for its shape
+Email = Annotated[str, AfterValidator(normalize_email),
+                  WithJsonSchema({"type": "string", "format": "email", "maxLength": 254})]
 Password = Annotated[str, Field(min_length=1, max_length=1024)]
+# a password being set: the policy (passwords.check_policy) refuses it as a 422 weak-password problem
+NewPassword = Annotated[str, Field(min_length=1, max_length=1024), WithJsonSchema({
+    "type": "string", "minLength": MIN_LENGTH, "maxLength": 1024,
+    "description": f"at least {MIN_LENGTH} characters of at least two kinds (lower, upper, digit, other)"})]
 Role = Literal["user", "admin"]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
@@ -93,7 +101,7 @@ class Registered(Tokens):
 
 class RegisterIn(BaseModel):
     email: Email
-    password: Password
+    password: NewPassword
     name: Name
 
 
@@ -122,12 +130,12 @@ class ResetToken(BaseModel):
 
 class ResetIn(BaseModel):
     reset_token: str = Field(min_length=1, max_length=200)
-    new_password: Password
+    new_password: NewPassword
 
 
 class ChangePasswordIn(BaseModel):
     current_password: Password
-    new_password: Password
+    new_password: NewPassword
 
 
 class Accepted(BaseModel):
