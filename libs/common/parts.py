@@ -51,7 +51,8 @@ PARTS: tuple[Part, ...] = (
          consumes=("product.*", "stock.changed", "category.*", "order.created")),
     Part("orders", 8004, "services.orders", "OrdersSettings", consumes=("payment.*",),
          calls=("auth", "catalog", "cart")),
-    Part("payments", 8005, "services.payments", "PaymentsSettings",
+    # payments asks orders about an order it has not heard of yet (checkout: 425 or 404)
+    Part("payments", 8005, "services.payments", "PaymentsSettings", calls=("auth", "orders"),
          consumes=("order.created", "order.status_changed")),
     Part("realtime", 8006, "services.realtime", "RealtimeSettings", database=False,
          calls=("auth", "catalog", "orders"),
