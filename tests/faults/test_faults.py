@@ -96,8 +96,9 @@ async def test_broker_outage_delays_events_but_loses_and_doubles_none(faults: Fa
             orders[b.email] = (await b.place_order()).json()["id"]
         for b in early:
             assert (await b.order(orders[b.email]))["status"] == "pending_payment"  # paid shows once told
-        assert (await gw.post("/payment/checkout", json={"order_id": orders[late[0].email]},
-                              headers=late[0].auth)).status_code == 404  # payments has not heard of it yet
+        unheard = await gw.post("/payment/checkout", json={"order_id": orders[late[0].email]}, headers=late[0].auth)
+        # payments has not heard of it yet: retry, rather than a 404 that says it does not exist
+        assert unheard.status_code == 425 and unheard.headers["retry-after"] == "1", unheard.text
         ready = (await gw.get(f"{faults.stack.url('catalog')}/readyz")).json()
         assert ready["checks"]["broker"].startswith("unavailable"), ready
         await asyncio.sleep(max(0.0, BROKER_OUTAGE - (time.monotonic() - cut_at)))
