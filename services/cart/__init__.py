@@ -10,8 +10,9 @@ Decisions where DESIGN.md is silent:
   can still be bought (``unavailable`` lines are shown with their line total but left out).
 - ``unit_price`` is the price now (from the read-model); ``added_unit_price`` is the price when
   the line was first added, so a frontend can say "the price changed".
-- A line is ``unavailable`` when its product is inactive or deleted, ``insufficient_stock`` when
-  the stock the read-model knows is below the quantity (stock 0 included), else ``available``.
+- A line is ``unavailable`` when its product is inactive or deleted, ``out_of_stock`` when the
+  stock the read-model knows is 0 (the wishlist's word too), ``insufficient_stock`` when it is
+  below the quantity, else ``available``.
 - The read-model keeps one ``version`` per product (catalog raises it on every change, stock
   included); an event is applied only when its version is higher, so a stale or repeated
   event never overwrites newer data.
