@@ -7,6 +7,7 @@ import type { components, paths } from "./build/shop-api";
 type Schemas = components["schemas"];
 type Problem = Schemas["Problem"];
 type Availability = Schemas["CartItemPublic"]["availability"];
+type OrderCreate = NonNullable<paths["/orders"]["post"]["requestBody"]>["content"]["application/json"];
 
 const shop = createClient<paths>({ baseUrl: "http://127.0.0.1:8000" });
 
@@ -52,7 +53,8 @@ export async function cartSummary(token: string): Promise<string[]> {
 
 export async function placeOrderAndPay(token: string, key: string): Promise<Schemas["PaymentPublic"]> {
   const auth = { Authorization: `Bearer ${token}` };
-  const address: Schemas["ShippingAddress"] = {
+  // typed from the operation, not a schema name: two services may both name a schema ShippingAddress
+  const address: OrderCreate["shipping_address"] = {
     name: "Ann Example", line1: "Main St 1", city: "Berlin", postal_code: "10115", country: "DE",
   };
   const placed = await shop.POST("/orders", {
