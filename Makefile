@@ -128,6 +128,7 @@ $(K8S_TOOLS)/.installed: deploy/k8s/tools.txt
 # boundaries of DESIGN.md section 1 (the contracts in pyproject.toml's [tool.importlinter])
 lint: $(TEST_DEPS)
 	$(PYTHON) -m ruff check .
+	$(PYTHON) -m ruff format --check .
 	$(PYTHON) -m mypy libs services gateway tests devserver scripts
 	$(PYTHON) -c "import sys; from importlinter.cli import lint_imports_command as lint; sys.exit(lint())" --no-cache
 

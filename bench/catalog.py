@@ -62,7 +62,9 @@ async def wait_healthy(url: str, proc: subprocess.Popen[bytes], limit: float = 2
     return False
 
 
-async def measure(base: str, path: str, *, requests: int, concurrency: int, budget: float) -> dict[str, float]:
+async def measure(
+    base: str, path: str, *, requests: int, concurrency: int, budget: float
+) -> dict[str, float]:
     """Closed loop: ``concurrency`` workers send requests back to back until done or out of time."""
     latencies: list[float] = []
     errors = 0
@@ -89,21 +91,30 @@ async def measure(base: str, path: str, *, requests: int, concurrency: int, budg
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         elapsed = time.perf_counter() - start
     q = statistics.quantiles(latencies, n=100)
-    return {"n": len(latencies), "rps": len(latencies) / elapsed, "p50": q[49] * 1000, "p95": q[94] * 1000,
-            "p99": q[98] * 1000, "errors": errors}
+    return {
+        "n": len(latencies),
+        "rps": len(latencies) / elapsed,
+        "p50": q[49] * 1000,
+        "p95": q[94] * 1000,
+        "p99": q[98] * 1000,
+        "errors": errors,
+    }
 
 
 def report(title: str, results: dict[str, dict[str, float]], concurrency: int) -> None:
     print(f"\n{title} (concurrency {concurrency})")
     print(f"{'query':<18}{'requests':>9}{'req/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'errors':>8}")
     for name, r in results.items():
-        print(f"{name:<18}{r['n']:>9.0f}{r['rps']:>9.0f}{r['p50']:>9.1f}{r['p95']:>9.1f}{r['p99']:>9.1f}"
-              f"{r['errors']:>8.0f}")
+        print(
+            f"{name:<18}{r['n']:>9.0f}{r['rps']:>9.0f}{r['p50']:>9.1f}{r['p95']:>9.1f}{r['p99']:>9.1f}"
+            f"{r['errors']:>8.0f}"
+        )
 
 
 def start(cmd: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        cmd, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
 
 
 async def main() -> None:
@@ -116,8 +127,15 @@ async def main() -> None:
 
     run = uuid.uuid4().hex[:8]
     pg_dsn = os.environ.get("PG_DSN", "postgresql://postgres@127.0.0.1:5432")
-    env = {"ENV": "test", "PG_DSN": pg_dsn, "DB_PREFIX": f"shopbench_{run}_", "EVENT_BUS": "memory",
-           "LOG_LEVEL": "WARNING", "REDIS_PREFIX": f"shopbench:{run}:", "CATALOG_CACHE_MAX_AGE": "30"}
+    env = {
+        "ENV": "test",
+        "PG_DSN": pg_dsn,
+        "DB_PREFIX": f"shopbench_{run}_",
+        "EVENT_BUS": "memory",
+        "LOG_LEVEL": "WARNING",
+        "REDIS_PREFIX": f"shopbench:{run}:",
+        "CATALOG_CACHE_MAX_AGE": "30",
+    }
     settings = CatalogSettings(_env_file=None, pg_dsn=pg_dsn, db_prefix=env["DB_PREFIX"])  # type: ignore[call-arg]
     procs: list[subprocess.Popen[bytes]] = []
     t0 = time.perf_counter()
@@ -126,28 +144,43 @@ async def main() -> None:
         print(f"seeded {args.products} products in {time.perf_counter() - t0:.1f}s")
         base = ""
         # uncached: every request runs the query; micro-cached: the service as deployed (2 s TTL)
-        for title, ttl in (("catalog direct, no response cache (every request queries)", "0"),
-                           ("catalog direct, micro-cache on (default 2 s TTL)", "2")):
+        for title, ttl in (
+            ("catalog direct, no response cache (every request queries)", "0"),
+            ("catalog direct, micro-cache on (default 2 s TTL)", "2"),
+        ):
             port = free_port()
-            catalog = start([sys.executable, "-m", "services.catalog"],
-                            {**env, "PORT": str(port), "CATALOG_RESPONSE_CACHE_TTL": ttl})
+            catalog = start(
+                [sys.executable, "-m", "services.catalog"],
+                {**env, "PORT": str(port), "CATALOG_RESPONSE_CACHE_TTL": ttl},
+            )
             procs.append(catalog)
             base = f"http://127.0.0.1:{port}"
             if not await wait_healthy(base, catalog):
-                raise SystemExit(f"catalog did not start: {catalog.stderr.read().decode() if catalog.stderr else ''}")
-            results = {name: await measure(base, path, requests=args.requests, concurrency=args.concurrency,
-                                           budget=5.0) for name, path in SHAPES.items()}
+                raise SystemExit(
+                    f"catalog did not start: {catalog.stderr.read().decode() if catalog.stderr else ''}"
+                )
+            results = {
+                name: await measure(
+                    base, path, requests=args.requests, concurrency=args.concurrency, budget=5.0
+                )
+                for name, path in SHAPES.items()
+            }
             report(title, results, args.concurrency)
         if args.gateway:
             gport = free_port()
-            gateway = start([sys.executable, "-m", "gateway"], {
-                **env, "PORT": str(gport), "CATALOG_URL": base, "RATE_LIMIT_ENABLED": "false"})
+            gateway = start(
+                [sys.executable, "-m", "gateway"],
+                {**env, "PORT": str(gport), "CATALOG_URL": base, "RATE_LIMIT_ENABLED": "false"},
+            )
             procs.append(gateway)
             gbase = f"http://127.0.0.1:{gport}"
             if await wait_healthy(gbase, gateway):
-                results = {name: await measure(gbase, path, requests=args.requests,
-                                               concurrency=args.concurrency, budget=4.0)
-                           for name, path in SHAPES.items()}
+                results = {
+                    name: await measure(
+                        gbase, path, requests=args.requests, concurrency=args.concurrency, budget=4.0
+                    )
+                    for name, path in SHAPES.items()
+                }
                 report("through the gateway (micro-cache on)", results, args.concurrency)
             else:
                 print("\ngateway did not start; skipped")

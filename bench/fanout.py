@@ -86,12 +86,26 @@ class PriceWorkers(realtime_bench.Workers):  # type: ignore[misc,name-defined]
         self.processes = processes
 
     async def __aenter__(self) -> PriceWorkers:
-        shares = [self.n // self.processes + (1 if i < self.n % self.processes else 0)
-                  for i in range(self.processes)]
+        shares = [
+            self.n // self.processes + (1 if i < self.n % self.processes else 0)
+            for i in range(self.processes)
+        ]
         for share in shares:
-            self.procs.append(await asyncio.create_subprocess_exec(
-                sys.executable, __file__, "--url", self.url, "--clients", str(share), "--product", self.product_id,
-                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=2**26))
+            self.procs.append(
+                await asyncio.create_subprocess_exec(
+                    sys.executable,
+                    __file__,
+                    "--url",
+                    self.url,
+                    "--clients",
+                    str(share),
+                    "--product",
+                    self.product_id,
+                    stdin=asyncio.subprocess.PIPE,
+                    stdout=asyncio.subprocess.PIPE,
+                    limit=2**26,
+                )
+            )
         for proc in self.procs:
             line = (await proc.stdout.readline()).decode()  # type: ignore[union-attr]
             if not line.startswith("ready"):

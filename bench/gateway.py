@@ -98,10 +98,19 @@ async def load(url: str, *, concurrency: int, seconds: float, headers: dict[str,
 
 
 def start_gateway(port: int, upstream: str, client: str, keys_env: dict[str, str]) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PORT": str(port), "HOST": "127.0.0.1", "ENV": "dev", "LOG_LEVEL": "WARNING",
-           "UPSTREAM_CLIENT": client, "CATALOG_URL": upstream, "CART_URL": upstream,
-           "REDIS_PREFIX": f"bench:{uuid.uuid4().hex[:8]}:",
-           "RATE_LIMITS": json.dumps({"default": {"rate": 1_000_000, "burst": 1_000_000}}), **keys_env}
+    env = {
+        **os.environ,
+        "PORT": str(port),
+        "HOST": "127.0.0.1",
+        "ENV": "dev",
+        "LOG_LEVEL": "WARNING",
+        "UPSTREAM_CLIENT": client,
+        "CATALOG_URL": upstream,
+        "CART_URL": upstream,
+        "REDIS_PREFIX": f"bench:{uuid.uuid4().hex[:8]}:",
+        "RATE_LIMITS": json.dumps({"default": {"rate": 1_000_000, "burst": 1_000_000}}),
+        **keys_env,
+    }
     return subprocess.Popen([sys.executable, "-m", "gateway"], cwd=ROOT, env=env)
 
 
@@ -112,38 +121,56 @@ async def run(seconds: float) -> None:
     keys_env = {"JWKS_URL": keys.jwks_url, "JWT_ISSUER": keys.issuer, "JWT_AUDIENCE": keys.audience}
     up_port, gw_port, gwx_port = free_port(), free_port(), free_port()
     upstream = f"http://127.0.0.1:{up_port}"
-    procs = [subprocess.Popen([sys.executable, __file__, "--serve-upstream", str(up_port)], cwd=ROOT),
-             start_gateway(gw_port, upstream, "aiohttp", keys_env),
-             start_gateway(gwx_port, upstream, "httpx", keys_env)]
-    print(f"pids (for py-spy): upstream {procs[0].pid}, gateway aiohttp {procs[1].pid}, "
-          f"gateway httpx {procs[2].pid}", flush=True)
+    procs = [
+        subprocess.Popen([sys.executable, __file__, "--serve-upstream", str(up_port)], cwd=ROOT),
+        start_gateway(gw_port, upstream, "aiohttp", keys_env),
+        start_gateway(gwx_port, upstream, "httpx", keys_env),
+    ]
+    print(
+        f"pids (for py-spy): upstream {procs[0].pid}, gateway aiohttp {procs[1].pid}, "
+        f"gateway httpx {procs[2].pid}",
+        flush=True,
+    )
     try:
         for port, proc in zip((up_port, gw_port, gwx_port), procs, strict=True):
             await wait_ready(f"http://127.0.0.1:{port}", proc)
         path = "/products/espresso-cup"
         bearer = {"Authorization": f"Bearer {keys.mint(expires_in=3600)}"}
-        cases = [("direct", upstream + path, {}), ("gateway aiohttp", f"http://127.0.0.1:{gw_port}{path}", {}),
-                 ("gateway httpx", f"http://127.0.0.1:{gwx_port}{path}", {}),
-                 ("direct /cart", upstream + "/cart", bearer),
-                 ("gateway aiohttp /cart (JWT)", f"http://127.0.0.1:{gw_port}/cart", bearer)]
+        cases = [
+            ("direct", upstream + path, {}),
+            ("gateway aiohttp", f"http://127.0.0.1:{gw_port}{path}", {}),
+            ("gateway httpx", f"http://127.0.0.1:{gwx_port}{path}", {}),
+            ("direct /cart", upstream + "/cart", bearer),
+            ("gateway aiohttp /cart (JWT)", f"http://127.0.0.1:{gw_port}/cart", bearer),
+        ]
         results: dict[tuple[str, int], dict[str, float]] = {}
         print(f"{'case':32} {'conc':>4} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}")
         for concurrency in (1, 32):
             for name, url, headers in cases:
-                r = results[(name, concurrency)] = await load(url, concurrency=concurrency, seconds=seconds,
-                                                              headers=headers)
-                print(f"{name:32} {concurrency:>4} {r['rps']:>9.0f} {r['p50']:>8.2f} {r['p99']:>8.2f} "
-                      f"{r['errors']:>6.0f}")
+                r = results[(name, concurrency)] = await load(
+                    url, concurrency=concurrency, seconds=seconds, headers=headers
+                )
+                print(
+                    f"{name:32} {concurrency:>4} {r['rps']:>9.0f} {r['p50']:>8.2f} {r['p99']:>8.2f} "
+                    f"{r['errors']:>6.0f}"
+                )
         print()
         for concurrency in (1, 32):
             base = results[("direct", concurrency)]
             for name in ("gateway aiohttp", "gateway httpx"):
                 r = results[(name, concurrency)]
-                print(f"c={concurrency:<3} {name:16} throughput {r['rps'] / base['rps']:6.1%} of direct, "
-                      f"p50 +{r['p50'] - base['p50']:.2f} ms, p99 +{r['p99'] - base['p99']:.2f} ms")
-            base, r = results[("direct /cart", concurrency)], results[("gateway aiohttp /cart (JWT)", concurrency)]
-            print(f"c={concurrency:<3} {'JWT route':16} throughput {r['rps'] / base['rps']:6.1%} of direct, "
-                  f"p50 +{r['p50'] - base['p50']:.2f} ms")
+                print(
+                    f"c={concurrency:<3} {name:16} throughput {r['rps'] / base['rps']:6.1%} of direct, "
+                    f"p50 +{r['p50'] - base['p50']:.2f} ms, p99 +{r['p99'] - base['p99']:.2f} ms"
+                )
+            base, r = (
+                results[("direct /cart", concurrency)],
+                results[("gateway aiohttp /cart (JWT)", concurrency)],
+            )
+            print(
+                f"c={concurrency:<3} {'JWT route':16} throughput {r['rps'] / base['rps']:6.1%} of direct, "
+                f"p50 +{r['p50'] - base['p50']:.2f} ms"
+            )
     finally:
         for proc in procs:
             proc.terminate()
@@ -163,8 +190,15 @@ def main() -> None:
     if args.serve_upstream:
         import uvicorn
 
-        uvicorn.run(upstream_app(), host="127.0.0.1", port=args.serve_upstream, loop="uvloop", http="httptools",
-                    log_level="warning", access_log=False)
+        uvicorn.run(
+            upstream_app(),
+            host="127.0.0.1",
+            port=args.serve_upstream,
+            loop="uvloop",
+            http="httptools",
+            log_level="warning",
+            access_log=False,
+        )
         return
     try:
         import uvloop

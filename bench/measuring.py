@@ -50,13 +50,20 @@ class Sample:
         return len(self.latencies) / self.elapsed if self.elapsed else 0.0
 
     def figures(self) -> dict[str, Any]:
-        return {"requests": len(self.latencies), "rps": round(self.rps, 1), "p50_ms": round(pct(self.latencies, .5), 2),
-                "p95_ms": round(pct(self.latencies, .95), 2), "p99_ms": round(pct(self.latencies, .99), 2),
-                "errors": self.errors, "failures": self.failures}
+        return {
+            "requests": len(self.latencies),
+            "rps": round(self.rps, 1),
+            "p50_ms": round(pct(self.latencies, 0.5), 2),
+            "p95_ms": round(pct(self.latencies, 0.95), 2),
+            "p99_ms": round(pct(self.latencies, 0.99), 2),
+            "errors": self.errors,
+            "failures": self.failures,
+        }
 
 
-async def closed_loop(session: aiohttp.ClientSession, urls: Callable[[], str | None], *, concurrency: int,
-                      seconds: float) -> Sample:
+async def closed_loop(
+    session: aiohttp.ClientSession, urls: Callable[[], str | None], *, concurrency: int, seconds: float
+) -> Sample:
     """``concurrency`` workers send GETs back to back until ``seconds`` pass or ``urls`` runs out."""
     sample = Sample()
     stop = time.perf_counter() + seconds
@@ -96,6 +103,7 @@ def pool(urls: list[str]) -> Callable[[], str | None]:
 
 # --- memory ------------------------------------------------------------------------------------
 
+
 class RssSampler:
     """Resident memory of each part, sampled every half second; keeps the peak."""
 
@@ -122,6 +130,7 @@ class RssSampler:
 
 # --- the report --------------------------------------------------------------------------------
 
+
 @dataclass
 class Row:
     measure: str
@@ -135,18 +144,32 @@ class Row:
 
 
 def machine() -> dict[str, Any]:
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.processor() or "unknown")
-    return {"nproc": len(os.sched_getaffinity(0)), "cpu": model, "python": platform.python_version(),
-            "load_at_start": [round(x, 2) for x in os.getloadavg()]}
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor() or "unknown",
+    )
+    return {
+        "nproc": len(os.sched_getaffinity(0)),
+        "cpu": model,
+        "python": platform.python_version(),
+        "load_at_start": [round(x, 2) for x in os.getloadavg()],
+    }
 
 
 def render(info: dict[str, Any], rows: list[Row]) -> str:
-    head = (f"machine: {info['nproc']} CPUs ({info['cpu']}), Python {info['python']}, load average "
-            f"{' '.join(map(str, info['load_at_start']))} at start, {' '.join(map(str, info.get('load_at_end', [])))}"
-            f" at end\n{info.get('config', '')}\n")
+    head = (
+        f"machine: {info['nproc']} CPUs ({info['cpu']}), Python {info['python']}, load average "
+        f"{' '.join(map(str, info['load_at_start']))} at start, {' '.join(map(str, info.get('load_at_end', [])))}"
+        f" at end\n{info.get('config', '')}\n"
+    )
     table = [["measure", "figure", "goal", "met?"], *(r.cells() for r in rows)]
     widths = [max(len(line[i]) for line in table) for i in range(4)]
-    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)) + " |" for line in table]
+    lines = [
+        "| " + " | ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)) + " |" for line in table
+    ]
     lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
     return head + "\n".join(lines)

@@ -67,6 +67,7 @@ async def wait_up(url: str, proc: subprocess.Popen[bytes]) -> None:
 
 # --- a worker process: n clients, arrival times reported on stdout ---------------------------
 
+
 async def worker(url: str, n: int) -> None:
     arrivals: dict[str, list[float]] = {}
     clients: list[socketio.AsyncClient] = []
@@ -109,9 +110,20 @@ class Workers:
     async def __aenter__(self) -> Workers:
         shares = [self.n // WORKERS + (1 if i < self.n % WORKERS else 0) for i in range(WORKERS)]
         for share in shares:
-            self.procs.append(await asyncio.create_subprocess_exec(
-                sys.executable, __file__, "worker", "--url", self.url, "--clients", str(share),
-                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=2**26))
+            self.procs.append(
+                await asyncio.create_subprocess_exec(
+                    sys.executable,
+                    __file__,
+                    "worker",
+                    "--url",
+                    self.url,
+                    "--clients",
+                    str(share),
+                    stdin=asyncio.subprocess.PIPE,
+                    stdout=asyncio.subprocess.PIPE,
+                    limit=2**26,
+                )
+            )
         for proc in self.procs:
             line = (await proc.stdout.readline()).decode()  # type: ignore[union-attr]
             if not line.startswith("ready"):
@@ -181,6 +193,7 @@ async def fan_out(url: str, n: int, rounds: int, emit: Any) -> tuple[list[float]
 
 # --- the baseline: a bare python-socketio server ----------------------------------------------
 
+
 def bare_server(port: int) -> None:
     import uvicorn
     from starlette.applications import Starlette
@@ -199,8 +212,14 @@ def bare_server(port: int) -> None:
         return JSONResponse({"status": "ok"})
 
     web = Starlette(routes=[Route("/emit", emit, methods=["POST"]), Route("/healthz", healthz)])
-    uvicorn.run(socketio.ASGIApp(sio, web), host="127.0.0.1", port=port, loop="uvloop", http="httptools",
-                log_level="warning")
+    uvicorn.run(
+        socketio.ASGIApp(sio, web),
+        host="127.0.0.1",
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        log_level="warning",
+    )
 
 
 async def admin_latency(bus: AmqpBus, url: str, token: str, events: int) -> list[float]:
@@ -217,8 +236,11 @@ async def admin_latency(bus: AmqpBus, url: str, token: str, events: int) -> list
     for _ in range(events):
         order_id = str(uuid.uuid4())
         sent[order_id] = time.perf_counter()
-        await bus.publish(Envelope.new("order.created", {"order_id": order_id, "user_id": str(uuid.uuid4())},
-                                       producer="bench"))
+        await bus.publish(
+            Envelope.new(
+                "order.created", {"order_id": order_id, "user_id": str(uuid.uuid4())}, producer="bench"
+            )
+        )
         await asyncio.sleep(0.02)
     await asyncio.sleep(1)
     await c.disconnect()
@@ -226,20 +248,28 @@ async def admin_latency(bus: AmqpBus, url: str, token: str, events: int) -> list
 
 
 def start(argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, *argv], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [sys.executable, *argv], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
 
 
 async def main(args: argparse.Namespace) -> dict[str, dict[str, float]]:
     infra = Infra.from_env()
     keys = TestKeys()
     ports = {"realtime": free_port(), "gateway": free_port(), "bare": free_port()}
-    env = {**os.environ, **infra.env(), "JWKS_URL": keys.jwks_url, "LOG_LEVEL": "WARNING",
-           "REALTIME_URL": f"http://127.0.0.1:{ports['realtime']}",
-           "RATE_LIMITS": '{"default": {"rate": 100000, "burst": 100000}, '
-                          '"socket": {"rate": 100000, "burst": 100000}}'}
-    procs = {"bare": start([__file__, "bare", "--port", str(ports["bare"])], env),
-             "realtime": start(["-m", "services.realtime"], {**env, "PORT": str(ports["realtime"])})}
+    env = {
+        **os.environ,
+        **infra.env(),
+        "JWKS_URL": keys.jwks_url,
+        "LOG_LEVEL": "WARNING",
+        "REALTIME_URL": f"http://127.0.0.1:{ports['realtime']}",
+        "RATE_LIMITS": '{"default": {"rate": 100000, "burst": 100000}, '
+        '"socket": {"rate": 100000, "burst": 100000}}',
+    }
+    procs = {
+        "bare": start([__file__, "bare", "--port", str(ports["bare"])], env),
+        "realtime": start(["-m", "services.realtime"], {**env, "PORT": str(ports["realtime"])}),
+    }
     if args.gateway:
         procs["gateway"] = start(["-m", "gateway"], {**env, "PORT": str(ports["gateway"])})
     urls = {name: f"http://127.0.0.1:{ports[name]}" for name in procs}
@@ -258,11 +288,14 @@ async def main(args: argparse.Namespace) -> dict[str, dict[str, float]]:
                 (await http.post(f"{urls['bare']}/emit", params={"run": run})).raise_for_status()
 
             async def publish(run: str) -> None:
-                await bus.publish(Envelope.new("product.updated", {"id": str(uuid.uuid4()), "run": run},
-                                               producer="bench"))
+                await bus.publish(
+                    Envelope.new("product.updated", {"id": str(uuid.uuid4()), "run": run}, producer="bench")
+                )
 
-            targets = [("baseline: bare python-socketio", urls["bare"], bare_emit),
-                       ("RabbitMQ -> realtime", urls["realtime"], publish)]
+            targets = [
+                ("baseline: bare python-socketio", urls["bare"], bare_emit),
+                ("RabbitMQ -> realtime", urls["realtime"], publish),
+            ]
             if args.gateway:
                 targets.append(("RabbitMQ -> realtime -> gateway", urls["gateway"], publish))
             for label, url, emit in targets:
@@ -271,21 +304,30 @@ async def main(args: argparse.Namespace) -> dict[str, dict[str, float]]:
                 rows.append((f"{label}: each of {n} clients", every))
                 rows.append((f"{label}: last of {n} ({len(alls)}/{args.rounds} rounds)", alls))
                 if every:
-                    results[label] = {"p50_ms": pct(every, .5), "p99_ms": pct(every, .99),
-                                      "max_ms": max(every) * 1000, "missed": missed}
+                    results[label] = {
+                        "p50_ms": pct(every, 0.5),
+                        "p99_ms": pct(every, 0.99),
+                        "max_ms": max(every) * 1000,
+                        "missed": missed,
+                    }
                 if missed:
                     print(f"  {missed} deliveries missing after 10 s", flush=True)
             lat = await admin_latency(bus, urls["realtime"], keys.mint(role="admin"), args.events)
             rows.append((f"order.created -> admin ({len(lat)}/{args.events} events)", lat))
             if lat:
-                results["order.created -> admin"] = {"p50_ms": pct(lat, .5), "p99_ms": pct(lat, .99),
-                                                     "max_ms": max(lat) * 1000,
-                                                     "missed": args.events - len(lat)}
+                results["order.created -> admin"] = {
+                    "p50_ms": pct(lat, 0.5),
+                    "p99_ms": pct(lat, 0.99),
+                    "max_ms": max(lat) * 1000,
+                    "missed": args.events - len(lat),
+                }
     finally:
         print(f"\n{'measure':64} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
         for label, values in rows:
             if values:
-                print(f"{label:64} {pct(values, .5):8.1f} {pct(values, .99):8.1f} {max(values) * 1000:8.1f}")
+                print(
+                    f"{label:64} {pct(values, 0.5):8.1f} {pct(values, 0.99):8.1f} {max(values) * 1000:8.1f}"
+                )
         base = results.get("baseline: bare python-socketio")
         for label, figures in results.items():
             if base and label.startswith("RabbitMQ"):

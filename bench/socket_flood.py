@@ -56,8 +56,9 @@ class RawSocket:
 
     @classmethod
     async def open(cls, session: aiohttp.ClientSession, base: str, auth: dict[str, Any] | None) -> RawSocket:
-        ws = await session.ws_connect(base.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket",
-                                      max_msg_size=0)
+        ws = await session.ws_connect(
+            base.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket", max_msg_size=0
+        )
         sock = cls(ws)
         opened = await ws.receive(timeout=5)
         assert opened.type == aiohttp.WSMsgType.TEXT and opened.data.startswith("0"), opened
@@ -117,9 +118,14 @@ async def flood_resumes(base: str, resumes: int, window: float, last_seq: int) -
         await guest.drain(window)
         took = time.monotonic() - started
         await guest.ws.close()
-        return {"resumes_sent": resumes, "messages_back": guest.messages, "bytes_back": guest.bytes,
-                "notifications_back": sum(v for k, v in guest.events.items() if k == "category:updated"),
-                "seconds": round(took, 2), "closed": guest.closed_with}
+        return {
+            "resumes_sent": resumes,
+            "messages_back": guest.messages,
+            "bytes_back": guest.bytes,
+            "notifications_back": sum(v for k, v in guest.events.items() if k == "category:updated"),
+            "seconds": round(took, 2),
+            "closed": guest.closed_with,
+        }
 
 
 async def flood_commands(base: str, token: str, name: str, payload: Any, count: int) -> dict[str, Any]:
@@ -134,9 +140,16 @@ async def flood_commands(base: str, token: str, name: str, payload: Any, count: 
         await user.drain(3.0)
         took = time.monotonic() - started
         await user.ws.close()
-        return {"command": name, "sent": sent, "answered": user.acks, "seconds": round(took, 2),
-                "answered_per_second": round(user.acks / max(user.last_ack_at - started, 0.001)) if user.acks else 0,
-                "closed": user.closed_with}
+        return {
+            "command": name,
+            "sent": sent,
+            "answered": user.acks,
+            "seconds": round(took, 2),
+            "answered_per_second": round(user.acks / max(user.last_ack_at - started, 0.001))
+            if user.acks
+            else 0,
+            "closed": user.closed_with,
+        }
 
 
 async def main() -> None:
@@ -149,41 +162,56 @@ async def main() -> None:
     parser.add_argument("--window", type=float, default=10.0)
     args = parser.parse_args()
     infra, keys = Infra.from_env(), TestKeys()
-    rt_settings = settings_for(RealtimeSettings, infra, keys, events_queue_prefix=f"{infra.queue_prefix}flood.",
-                               replay_buffer=1000)
+    rt_settings = settings_for(
+        RealtimeSettings, infra, keys, events_queue_prefix=f"{infra.queue_prefix}flood.", replay_buffer=1000
+    )
     realtime = create_realtime(rt_settings)
     results: dict[str, Any] = {"via": args.via}
     try:
         async with serve_app(realtime) as rt_url, contextlib.AsyncExitStack() as stack:
             base = rt_url
             if args.via == "gateway":
-                gw_settings = settings_for(GatewaySettings, infra, keys, realtime_url=rt_url,
-                                           rate_limits={"default": UNLIMITED, "auth": UNLIMITED,
-                                                        "socket": UNLIMITED})
+                gw_settings = settings_for(
+                    GatewaySettings,
+                    infra,
+                    keys,
+                    realtime_url=rt_url,
+                    rate_limits={"default": UNLIMITED, "auth": UNLIMITED, "socket": UNLIMITED},
+                )
                 base = await stack.enter_async_context(serve_app(create_gateway(gw_settings)))
             product_id = str(uuid.uuid4())
             first_seq: list[int] = []
             async with aiohttp.ClientSession() as session:  # where the room's numbers start
                 watcher = await RawSocket.open(session, base, None)
-                await realtime.state.ctx.bus.publish(Envelope.new(
-                    "category.updated", {"id": product_id, "name": "Lamps"}, producer="bench"))
+                await realtime.state.ctx.bus.publish(
+                    Envelope.new("category.updated", {"id": product_id, "name": "Lamps"}, producer="bench")
+                )
                 while not first_seq:
                     msg = await watcher.ws.receive(timeout=10)
                     if msg.type == aiohttp.WSMsgType.TEXT and msg.data.startswith("42"):
                         first_seq.append(json.loads(msg.data[2:])[1]["seq"])
                 await watcher.ws.close()
             for i in range(args.backlog - 1):
-                await realtime.state.ctx.bus.publish(Envelope.new(
-                    "category.updated", {"id": product_id, "name": f"Lamps {i}", "description": "x" * 40},
-                    producer="bench"))
+                await realtime.state.ctx.bus.publish(
+                    Envelope.new(
+                        "category.updated",
+                        {"id": product_id, "name": f"Lamps {i}", "description": "x" * 40},
+                        producer="bench",
+                    )
+                )
             await asyncio.sleep(2.0)
             results["resume_flood"] = await flood_resumes(base, args.resumes, args.window, first_seq[0] - 1)
             token = keys.mint()
             results["command_flood"] = await flood_commands(
-                base, token, "product:add", {"name": "x", "price": 1, "sku": "x", "category_id": product_id},
-                args.commands)
-            results["refresh_flood"] = await flood_commands(base, token, "auth:refresh", {"token": "bad"},
-                                                            args.refreshes)
+                base,
+                token,
+                "product:add",
+                {"name": "x", "price": 1, "sku": "x", "category_id": product_id},
+                args.commands,
+            )
+            results["refresh_flood"] = await flood_commands(
+                base, token, "auth:refresh", {"token": "bad"}, args.refreshes
+            )
     finally:
         keys.close()
         await infra.cleanup()

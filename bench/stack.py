@@ -56,13 +56,16 @@ from tests.e2e.stack import PARTS, MailCatcher, Stack  # noqa: E402
 
 # every shopper of the run comes from one loopback address: limits no crowd behind a NAT reaches
 UNLIMITED = {"rate": 1_000_000, "burst": 1_000_000}
-EXTRA_ENV = {"LOG_LEVEL": "WARNING",
-             "RATE_LIMITS": json.dumps({"default": UNLIMITED, "auth": UNLIMITED, "socket": UNLIMITED}),
-             # the event-latency measure places all its unpaid orders as one customer
-             "ORDER_MAX_OPEN_UNPAID": "1000000"}
+EXTRA_ENV = {
+    "LOG_LEVEL": "WARNING",
+    "RATE_LIMITS": json.dumps({"default": UNLIMITED, "auth": UNLIMITED, "socket": UNLIMITED}),
+    # the event-latency measure places all its unpaid orders as one customer
+    "ORDER_MAX_OPEN_UNPAID": "1000000",
+}
 
 
 # --- the measures ------------------------------------------------------------------------------
+
 
 @dataclass
 class Bench:
@@ -102,8 +105,10 @@ class Bench:
                 await asyncio.sleep(0.5)
             first = (await http.get("/products?page_size=1&sort=name")).json()["items"][0]
         self.product_id = first["id"]
-        print(f"  seeded {self.args.products} products in {time.perf_counter() - t0:.1f} s; catalog sees {total}",
-              flush=True)
+        print(
+            f"  seeded {self.args.products} products in {time.perf_counter() - t0:.1f} s; catalog sees {total}",
+            flush=True,
+        )
 
     async def gateway_overhead(self) -> None:
         """The same public read direct to catalog and through the gateway, interleaved in slices."""
@@ -118,43 +123,81 @@ class Bench:
                         await warm(s, url, concurrency)
                     for _ in range(2):
                         for target, (s, url) in clients.items():
-                            samples[target].add(await closed_loop(s, itertools.repeat(url).__next__,
-                                                                  concurrency=concurrency, seconds=per_slice))
+                            samples[target].add(
+                                await closed_loop(
+                                    s,
+                                    itertools.repeat(url).__next__,
+                                    concurrency=concurrency,
+                                    seconds=per_slice,
+                                )
+                            )
                 base, via = samples["direct"], samples["gateway"]
-                added = pct(via.latencies, .5) - pct(base.latencies, .5)
+                added = pct(via.latencies, 0.5) - pct(base.latencies, 0.5)
                 share = via.rps / base.rps if base.rps else 0.0
-                values = {"path": path, "concurrency": concurrency, "direct": base.figures(),
-                          "gateway": via.figures(), "p50_added_ms": round(added, 2), "throughput_ratio": round(share, 3)}
+                values = {
+                    "path": path,
+                    "concurrency": concurrency,
+                    "direct": base.figures(),
+                    "gateway": via.figures(),
+                    "p50_added_ms": round(added, 2),
+                    "throughput_ratio": round(share, 3),
+                }
                 said = "".join(f"; {side}{s.said()}" for side, s in samples.items() if s.errors)
-                figure = (f"p50 +{added:.2f} ms ({pct(base.latencies, .5):.2f} -> {pct(via.latencies, .5):.2f}), "
-                          f"p99 {pct(base.latencies, .99):.2f} -> {pct(via.latencies, .99):.2f}; "
-                          f"{via.rps:.0f} vs {base.rps:.0f} req/s = {share:.0%} of direct" + said)
+                figure = (
+                    f"p50 +{added:.2f} ms ({pct(base.latencies, 0.5):.2f} -> {pct(via.latencies, 0.5):.2f}), "
+                    f"p99 {pct(base.latencies, 0.99):.2f} -> {pct(via.latencies, 0.99):.2f}; "
+                    f"{via.rps:.0f} vs {base.rps:.0f} req/s = {share:.0%} of direct" + said
+                )
                 # one request at a time shows what the hop adds; 32 at once, what it takes from capacity
                 # (at c=1 throughput is 1/latency, so a +1 ms hop on a sub-ms read cannot keep 70%)
                 if concurrency == 1:
                     goal, met = "p50 <= +1 ms", added <= 1.0
                 else:
                     goal, met = ">= 70% of direct req/s", share >= 0.7
-                self.row(f"gateway cost, GET {name}, c={concurrency}", figure, goal,
-                         met and not base.errors and not via.errors, values)
+                self.row(
+                    f"gateway cost, GET {name}, c={concurrency}",
+                    figure,
+                    goal,
+                    met and not base.errors and not via.errors,
+                    values,
+                )
 
     async def browsing(self) -> None:
         """Filters, search and deep pages over the seeded catalog: distinct URLs, so no cache hits."""
         rng = random.Random(7)
-        categories = ["clothing", "shoes", "electronics", "home-kitchen", "sports-outdoors", "books", "audio",
-                      "laptops", "boots", "fitness"]
-        words = [*catalog_seed.BRANDS, *catalog_seed.COLOURS, *catalog_seed.MATERIALS,
-                 *{w for nouns, _ in catalog_seed.NOUNS.values() for n in nouns for w in n.lower().split()}]
+        categories = [
+            "clothing",
+            "shoes",
+            "electronics",
+            "home-kitchen",
+            "sports-outdoors",
+            "books",
+            "audio",
+            "laptops",
+            "boots",
+            "fitness",
+        ]
+        words = [
+            *catalog_seed.BRANDS,
+            *catalog_seed.COLOURS,
+            *catalog_seed.MATERIALS,
+            *{w for nouns, _ in catalog_seed.NOUNS.values() for n in nouns for w in n.lower().split()},
+        ]
         n = self.args.requests
         shapes = {
             "category + price range": [
                 f"/products?category={c}&price_min={lo}&price_max={lo + width}"
-                for c, lo, width in itertools.product(categories, range(1000, 40000, 250), (2500, 5000, 10000))],
+                for c, lo, width in itertools.product(
+                    categories, range(1000, 40000, 250), (2500, 5000, 10000)
+                )
+            ],
             "text search (q=)": [f"/products?q={a}+{b}" for a, b in itertools.permutations(words, 2)],
             "deep page (page 300-499)": [
                 f"/products?sort={s}&page={p}&page_size={size}"
-                for s, p, size in itertools.product(("price_asc", "price_desc", "newest", "name"),
-                                                    range(300, 500), (20, 21))],
+                for s, p, size in itertools.product(
+                    ("price_asc", "price_desc", "newest", "name"), range(300, 500), (20, 21)
+                )
+            ],
         }
         concurrency = self.args.browse_concurrency
         alone = max(50, n // 5)
@@ -164,23 +207,35 @@ class Bench:
                 rng.shuffle(urls)
                 # one shopper at a time (the latency a person sees), then c at once (the machine's capacity);
                 # distinct URLs in each, so the catalog's micro-cache never answers
-                for c, chosen in ((1, urls[n:n + alone]), (concurrency, urls[:n])):
+                for c, chosen in ((1, urls[n : n + alone]), (concurrency, urls[:n])):
                     sample = await closed_loop(s, pool(chosen), concurrency=c, seconds=self.args.seconds * 2)
-                    p95 = pct(sample.latencies, .95)
-                    self.row(f"browse {self.args.products} products via gateway: {name}, c={c}",
-                             f"{sample.rps:.0f} req/s, p95 {p95:.1f} ms (p50 {pct(sample.latencies, .5):.1f}, "
-                             f"{len(sample.latencies)} requests)" + sample.said(),
-                             "p95 < 25 ms", p95 < 25 and not sample.errors,
-                             {"shape": name, "concurrency": c, **sample.figures()})
+                    p95 = pct(sample.latencies, 0.95)
+                    self.row(
+                        f"browse {self.args.products} products via gateway: {name}, c={c}",
+                        f"{sample.rps:.0f} req/s, p95 {p95:.1f} ms (p50 {pct(sample.latencies, 0.5):.1f}, "
+                        f"{len(sample.latencies)} requests)" + sample.said(),
+                        "p95 < 25 ms",
+                        p95 < 25 and not sample.errors,
+                        {"shape": name, "concurrency": c, **sample.figures()},
+                    )
 
     async def register(self, count: int) -> list[str]:
         """``count`` customers through the gateway; argon2 makes this the slow part of the setup."""
         sem = asyncio.Semaphore(8)
         async with session(8, base_url=self.gw) as s:
+
             async def one(i: int) -> str:
-                async with sem, s.post("/auth/register", json={
-                        "email": f"bench-{i}-{uuid.uuid4().hex[:8]}@bench.shop.test",
-                        "password": "Customer-pass-1", "name": f"Buyer {i}"}) as resp:
+                async with (
+                    sem,
+                    s.post(
+                        "/auth/register",
+                        json={
+                            "email": f"bench-{i}-{uuid.uuid4().hex[:8]}@bench.shop.test",
+                            "password": "Customer-pass-1",
+                            "name": f"Buyer {i}",
+                        },
+                    ) as resp,
+                ):
                     body = await resp.json()
                     if resp.status != 201:
                         raise RuntimeError(f"register answered {resp.status}: {body}")
@@ -235,18 +290,44 @@ class Bench:
         failed = len(statuses) - sold - refused
         oversold = max(0, sold - units, -stock)
         lost = units - sold - stock  # units gone that no order holds
-        values = {"buyers": len(tokens), "units": units, "created": sold, "conflicts": refused, "failed": failed,
-                  "final_stock": stock, "seconds": round(elapsed, 3), "orders_per_s": round(len(tokens) / elapsed, 1),
-                  "p50_ms": round(pct(latencies, .5), 1), "p99_ms": round(pct(latencies, .99), 1),
-                  "other_statuses": sorted({str(x) for x in statuses} - {"201", "409"}),
-                  "first_problems": sorted(set(problems))[:3]}
-        self.row(f"checkout race: {len(tokens)} buyers, {units} units, POST /orders",
-                 f"{len(tokens) / elapsed:.0f} orders/s answered ({sold} x 201, {refused} x 409 in {elapsed:.2f} s; "
-                 f"p50 {pct(latencies, .5):.0f} ms, p99 {pct(latencies, .99):.0f} ms)", "-", None, values)
-        self.row("checkout race: oversold units", f"{oversold} (final stock {stock}, {sold} orders"
-                 + (f", {lost} units unaccounted" if lost else "") + ")", "0", oversold == 0 and lost == 0, values)
-        self.row("checkout race: failures other than 409", f"{failed}" + (
-            f" ({', '.join(values['other_statuses'])})" if failed else ""), "0", failed == 0, values)
+        values = {
+            "buyers": len(tokens),
+            "units": units,
+            "created": sold,
+            "conflicts": refused,
+            "failed": failed,
+            "final_stock": stock,
+            "seconds": round(elapsed, 3),
+            "orders_per_s": round(len(tokens) / elapsed, 1),
+            "p50_ms": round(pct(latencies, 0.5), 1),
+            "p99_ms": round(pct(latencies, 0.99), 1),
+            "other_statuses": sorted({str(x) for x in statuses} - {"201", "409"}),
+            "first_problems": sorted(set(problems))[:3],
+        }
+        self.row(
+            f"checkout race: {len(tokens)} buyers, {units} units, POST /orders",
+            f"{len(tokens) / elapsed:.0f} orders/s answered ({sold} x 201, {refused} x 409 in {elapsed:.2f} s; "
+            f"p50 {pct(latencies, 0.5):.0f} ms, p99 {pct(latencies, 0.99):.0f} ms)",
+            "-",
+            None,
+            values,
+        )
+        self.row(
+            "checkout race: oversold units",
+            f"{oversold} (final stock {stock}, {sold} orders"
+            + (f", {lost} units unaccounted" if lost else "")
+            + ")",
+            "0",
+            oversold == 0 and lost == 0,
+            values,
+        )
+        self.row(
+            "checkout race: failures other than 409",
+            f"{failed}" + (f" ({', '.join(values['other_statuses'])})" if failed else ""),
+            "0",
+            failed == 0,
+            values,
+        )
         return oversold == 0 and lost == 0 and failed == 0
 
     async def event_latency(self) -> bool:
@@ -262,7 +343,9 @@ class Bench:
             arrived.setdefault(order_id, time.perf_counter())
             signals.setdefault(order_id, asyncio.Event()).set()
 
-        await sio.connect(self.gw, auth={"token": self.admin_token}, transports=["websocket"], wait_timeout=20)
+        await sio.connect(
+            self.gw, auth={"token": self.admin_token}, transports=["websocket"], wait_timeout=20
+        )
         latencies: list[float] = []
         answered: list[float] = []  # POST /orders alone: the rest of the latency is the event's way
         failed = missed = 0
@@ -272,7 +355,9 @@ class Bench:
             async with session(1, base_url=self.gw, headers=customer) as s:
                 for _ in range(self.args.orders):
                     t0 = time.perf_counter()
-                    async with s.post("/orders", json=body, headers={"Idempotency-Key": uuid.uuid4().hex}) as resp:
+                    async with s.post(
+                        "/orders", json=body, headers={"Idempotency-Key": uuid.uuid4().hex}
+                    ) as resp:
                         answer = await resp.json()
                     answered.append(time.perf_counter() - t0)
                     if resp.status != 201:
@@ -286,15 +371,24 @@ class Bench:
                         missed += 1
         finally:
             await sio.disconnect()
-        p99 = pct(latencies, .99)
-        self.row(f"POST /orders -> admin socket order:created ({len(latencies)} orders, one at a time)",
-                 f"p50 {pct(latencies, .5):.1f} ms, p99 {p99:.1f} ms, max {max(latencies, default=0) * 1000:.1f} ms "
-                 f"(the POST alone: p50 {pct(answered, .5):.1f} ms)"
-                 + (f"; {missed} never arrived, {failed} orders failed" if missed or failed else ""),
-                 "p99 < 100 ms", p99 < 100 and not missed and not failed,
-                 {"orders": self.args.orders, "p50_ms": round(pct(latencies, .5), 2), "p99_ms": round(p99, 2),
-                  "max_ms": round(max(latencies, default=0) * 1000, 2), "post_p50_ms": round(pct(answered, .5), 2),
-                  "missed": missed, "failed": failed})
+        p99 = pct(latencies, 0.99)
+        self.row(
+            f"POST /orders -> admin socket order:created ({len(latencies)} orders, one at a time)",
+            f"p50 {pct(latencies, 0.5):.1f} ms, p99 {p99:.1f} ms, max {max(latencies, default=0) * 1000:.1f} ms "
+            f"(the POST alone: p50 {pct(answered, 0.5):.1f} ms)"
+            + (f"; {missed} never arrived, {failed} orders failed" if missed or failed else ""),
+            "p99 < 100 ms",
+            p99 < 100 and not missed and not failed,
+            {
+                "orders": self.args.orders,
+                "p50_ms": round(pct(latencies, 0.5), 2),
+                "p99_ms": round(p99, 2),
+                "max_ms": round(max(latencies, default=0) * 1000, 2),
+                "post_p50_ms": round(pct(answered, 0.5), 2),
+                "missed": missed,
+                "failed": failed,
+            },
+        )
         return not missed and not failed
 
     async def fan_out(self) -> bool:
@@ -304,10 +398,13 @@ class Bench:
         sent: dict[str, float] = {}
         t0 = time.perf_counter()
         async with PriceWorkers(self.gw, n, product["id"]) as workers:
-            print(f"  {n} sockets connected through the gateway in {time.perf_counter() - t0:.1f} s", flush=True)
+            print(
+                f"  {n} sockets connected through the gateway in {time.perf_counter() - t0:.1f} s", flush=True
+            )
             await asyncio.sleep(1)
-            async with httpx.AsyncClient(base_url=self.gw, timeout=20,
-                                         headers={"Authorization": f"Bearer {self.admin_token}"}) as http:
+            async with httpx.AsyncClient(
+                base_url=self.gw, timeout=20, headers={"Authorization": f"Bearer {self.admin_token}"}
+            ) as http:
                 for i in range(1, rounds + 1):
                     key = price_key(product["id"], 10_000 + i)
                     sent[key] = time.perf_counter()
@@ -325,23 +422,43 @@ class Bench:
             missed += n - len(got)
             if len(got) == n:
                 lasts.append(max(got) - start)
-        values = {"sockets": n, "rounds": rounds, "p50_ms": round(pct(every, .5), 1),
-                  "p99_ms": round(pct(every, .99), 1), "max_ms": round(max(every, default=0) * 1000, 1),
-                  "last_p50_ms": round(pct(lasts, .5), 1), "last_max_ms": round(max(lasts, default=0) * 1000, 1),
-                  "missed": missed}
-        self.row(f"price change -> {n} sockets via gateway: each delivery ({rounds} rounds)",
-                 f"p50 {values['p50_ms']} ms, p99 {values['p99_ms']} ms, max {values['max_ms']} ms", "-", None, values)
-        self.row(f"price change -> {n} sockets via gateway: the last one",
-                 f"p50 {values['last_p50_ms']} ms, max {values['last_max_ms']} ms over {len(lasts)} complete rounds"
-                 + (f"; {missed} deliveries missing" if missed else ""), "every socket told",
-                 missed == 0, values)
+        values = {
+            "sockets": n,
+            "rounds": rounds,
+            "p50_ms": round(pct(every, 0.5), 1),
+            "p99_ms": round(pct(every, 0.99), 1),
+            "max_ms": round(max(every, default=0) * 1000, 1),
+            "last_p50_ms": round(pct(lasts, 0.5), 1),
+            "last_max_ms": round(max(lasts, default=0) * 1000, 1),
+            "missed": missed,
+        }
+        self.row(
+            f"price change -> {n} sockets via gateway: each delivery ({rounds} rounds)",
+            f"p50 {values['p50_ms']} ms, p99 {values['p99_ms']} ms, max {values['max_ms']} ms",
+            "-",
+            None,
+            values,
+        )
+        self.row(
+            f"price change -> {n} sockets via gateway: the last one",
+            f"p50 {values['last_p50_ms']} ms, max {values['last_max_ms']} ms over {len(lasts)} complete rounds"
+            + (f"; {missed} deliveries missing" if missed else ""),
+            "every socket told",
+            missed == 0,
+            values,
+        )
         return missed == 0
 
     def memory(self, idle: dict[str, int], sampler: RssSampler) -> None:
         for part in PARTS:
             before, peak = idle.get(part, 0) / 1024, sampler.peak.get(part, 0) / 1024
-            self.row(f"memory (VmRSS) {part}", f"idle {before:.0f} MiB, peak {peak:.0f} MiB", "-", None,
-                     {"part": part, "idle_mib": round(before, 1), "peak_mib": round(peak, 1)})
+            self.row(
+                f"memory (VmRSS) {part}",
+                f"idle {before:.0f} MiB, peak {peak:.0f} MiB",
+                "-",
+                None,
+                {"part": part, "idle_mib": round(before, 1), "peak_mib": round(peak, 1)},
+            )
 
 
 async def run(args: argparse.Namespace, info: dict[str, Any]) -> tuple[list[Row], bool]:
@@ -352,11 +469,16 @@ async def run(args: argparse.Namespace, info: dict[str, Any]) -> tuple[list[Row]
     if args.catalog_cache_ttl is not None:
         env["CATALOG_RESPONSE_CACHE_TTL"] = str(args.catalog_cache_ttl)
     stack = Stack(infra=infra, workdir=workdir, mail=MailCatcher(), extra_env=env)
-    ttl = float(stack.env("catalog").get("CATALOG_RESPONSE_CACHE_TTL",
-                                         CatalogSettings.model_fields["catalog_response_cache_ttl"].default))
-    info["config"] = (f"catalog response micro-cache: {f'on, {ttl:g} s TTL' if ttl > 0 else 'off'}; "
-                      f"DB pool per service: {stack.env('catalog').get('DB_POOL_SIZE', 'default')} "
-                      f"(+ as many overflow); logs at WARNING; rate limits out of the way")
+    ttl = float(
+        stack.env("catalog").get(
+            "CATALOG_RESPONSE_CACHE_TTL", CatalogSettings.model_fields["catalog_response_cache_ttl"].default
+        )
+    )
+    info["config"] = (
+        f"catalog response micro-cache: {f'on, {ttl:g} s TTL' if ttl > 0 else 'off'}; "
+        f"DB pool per service: {stack.env('catalog').get('DB_POOL_SIZE', 'default')} "
+        f"(+ as many overflow); logs at WARNING; rate limits out of the way"
+    )
     bench = Bench(stack, args)
     ok = True
     sampler_task: asyncio.Task[None] | None = None
@@ -365,11 +487,28 @@ async def run(args: argparse.Namespace, info: dict[str, Any]) -> tuple[list[Row]
             t0 = time.perf_counter()
             await stack.up()
             await asyncio.to_thread(
-                subprocess.run, [sys.executable, "-m", "services.auth", "create-admin", "--email", ADMIN_EMAIL,
-                                 "--password", ADMIN_PASSWORD], cwd=ROOT, env=stack.env("auth"), check=True,
-                capture_output=True, timeout=60)
-            print(f"stack up in {time.perf_counter() - t0:.1f} s: "
-                  + ", ".join(f"{p} {stack.procs[p].pid}" for p in PARTS), flush=True)
+                subprocess.run,
+                [
+                    sys.executable,
+                    "-m",
+                    "services.auth",
+                    "create-admin",
+                    "--email",
+                    ADMIN_EMAIL,
+                    "--password",
+                    ADMIN_PASSWORD,
+                ],
+                cwd=ROOT,
+                env=stack.env("auth"),
+                check=True,
+                capture_output=True,
+                timeout=60,
+            )
+            print(
+                f"stack up in {time.perf_counter() - t0:.1f} s: "
+                + ", ".join(f"{p} {stack.procs[p].pid}" for p in PARTS),
+                flush=True,
+            )
             sampler = RssSampler({p: stack.procs[p].pid for p in PARTS})
             await asyncio.sleep(2)
             idle = sampler.read()
@@ -380,7 +519,8 @@ async def run(args: argparse.Namespace, info: dict[str, Any]) -> tuple[list[Row]
                 ("browse", f"2. browsing {args.products} products", bench.browsing),
                 ("checkout", "3. checkout under contention", bench.checkout_race),
                 ("events", "4. event pipeline latency", bench.event_latency),
-                ("fanout", "5. realtime fan-out", bench.fan_out)]
+                ("fanout", "5. realtime fan-out", bench.fan_out),
+            ]
             only = set(args.only.split(",")) if args.only else {name for name, _, _ in steps}
             if only & {"gateway", "browse"}:
                 only.add("seed")
@@ -427,9 +567,15 @@ def main() -> None:
     parser.add_argument("--orders", type=int, default=100)
     parser.add_argument("--sockets", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--db-pool-size", type=int, default=CommonSettings.model_fields["db_pool_size"].default,
-                        help="DB_POOL_SIZE of every service (default: the settings' default)")
-    parser.add_argument("--catalog-cache-ttl", type=float, help="override CATALOG_RESPONSE_CACHE_TTL (0: off)")
+    parser.add_argument(
+        "--db-pool-size",
+        type=int,
+        default=CommonSettings.model_fields["db_pool_size"].default,
+        help="DB_POOL_SIZE of every service (default: the settings' default)",
+    )
+    parser.add_argument(
+        "--catalog-cache-ttl", type=float, help="override CATALOG_RESPONSE_CACHE_TTL (0: off)"
+    )
     parser.add_argument("--deadline", type=float, default=300.0, help="seconds before the run is cut short")
     parser.add_argument("--only", help="comma-separated: seed,gateway,browse,checkout,events,fanout")
     args = parser.parse_args()
@@ -445,7 +591,9 @@ def main() -> None:
     report = render(info, rows)
     print("\n" + report)
     if args.json:
-        args.json.write_text(json.dumps({"machine": info, "rows": [r.__dict__ for r in rows]}, indent=2) + "\n")
+        args.json.write_text(
+            json.dumps({"machine": info, "rows": [r.__dict__ for r in rows]}, indent=2) + "\n"
+        )
     sys.exit(0 if ok else 1)
 
 

@@ -63,6 +63,7 @@ def configured(key: str) -> str | None:
 
 # --- infrastructure -------------------------------------------------------------------------
 
+
 @dataclass
 class EmbeddedInfra:
     """The PostgreSQL and Redis this run uses: embedded ones are started and stopped here."""
@@ -130,6 +131,7 @@ def shared_redis(url: str) -> Redis:
 
 # --- settings and admin ---------------------------------------------------------------------
 
+
 def admin_credentials(data_dir: Path) -> tuple[str, str, Path]:
     """ADMIN_EMAIL/ADMIN_PASSWORD, else the ones generated on the first start; either way kept in
     admin.txt (owner-only), so the README's one place to look is always right."""
@@ -152,15 +154,20 @@ def admin_credentials(data_dir: Path) -> tuple[str, str, Path]:
 _RUN_INTERNAL_TOKEN = secrets.token_urlsafe(32)
 
 
-def part_overrides(part: Part, args: argparse.Namespace, infra: EmbeddedInfra,
-                   admin: tuple[str, str]) -> dict[str, Any]:
+def part_overrides(
+    part: Part, args: argparse.Namespace, infra: EmbeddedInfra, admin: tuple[str, str]
+) -> dict[str, Any]:
     """Settings the embedded mode imposes on a part; everything else comes from the environment."""
+
     def url(p: Part) -> str:
         return f"http://127.0.0.1:{p.port + args.port_offset}"
 
     urls = {p.name: url(p) for p in PARTS}
     values: dict[str, Any] = {
-        "env": "dev", "host": args.host, "port": part.port + args.port_offset, "part_urls": urls,
+        "env": "dev",
+        "host": args.host,
+        "port": part.port + args.port_offset,
+        "part_urls": urls,
         **{f"{name}_url": u for name, u in urls.items()},  # over any <PART>_URL of the environment
         "jwks_url": f"{urls['auth']}/.well-known/jwks.json",
         "event_bus": "amqp" if configured("EVENT_BUS") == "amqp" and configured("AMQP_URL") else "memory",
@@ -172,15 +179,18 @@ def part_overrides(part: Part, args: argparse.Namespace, infra: EmbeddedInfra,
         # not the published dev default: from it any local process could forge the gateway's proof
         values["internal_api_token"] = _RUN_INTERNAL_TOKEN
     if part.name == "auth":
-        values.update(email_backend=configured("EMAIL_BACKEND") or "log", admin_email=admin[0],
-                      admin_password=admin[1])
+        values.update(
+            email_backend=configured("EMAIL_BACKEND") or "log", admin_email=admin[0], admin_password=admin[1]
+        )
     if part.name == "payments":
         # as documented for every run mode: Stripe when STRIPE_SECRET_KEY is set, else the fake
         values["payment_provider"] = configured("PAYMENT_PROVIDER") or "auto"
     return values
 
 
-def build_settings(cls: type[CommonSettings], overrides: dict[str, Any], infra: EmbeddedInfra) -> CommonSettings:
+def build_settings(
+    cls: type[CommonSettings], overrides: dict[str, Any], infra: EmbeddedInfra
+) -> CommonSettings:
     known = {k: v for k, v in overrides.items() if k in cls.model_fields}
     settings = cls(**known)
     db_url = infra.database_url(settings.db_name)
@@ -215,6 +225,7 @@ def load_parts(only: list[str] | None) -> tuple[list[Loaded], list[str]]:
 
 
 # --- serving --------------------------------------------------------------------------------
+
 
 class PartServer(uvicorn.Server):
     """A uvicorn server that leaves signals to the runner: several share one loop."""
@@ -258,11 +269,15 @@ def free_offset(parts: list[Part], host: str, start: int) -> int | None:
 
 def ports_in_use_message(busy: list[tuple[Part, int]], parts: list[Part], host: str, offset: int) -> str:
     names = ", ".join(f"{port} ({part.name})" for part, port in busy)
-    lines = [f"port {names} already in use: another copy of the shop (maybe someone else's) or another "
-             f"program listens there. Nothing was started."]
+    lines = [
+        f"port {names} already in use: another copy of the shop (maybe someone else's) or another "
+        f"program listens there. Nothing was started."
+    ]
     if (other := free_offset(parts, host, offset)) is not None:
-        lines.append(f"Run beside it with:  make dev ARGS=\"--port-offset {other}\"   (or DEV_PORT_OFFSET={other}; "
-                     f"the gateway is then on http://127.0.0.1:{GATEWAY.port + other})")
+        lines.append(
+            f'Run beside it with:  make dev ARGS="--port-offset {other}"   (or DEV_PORT_OFFSET={other}; '
+            f"the gateway is then on http://127.0.0.1:{GATEWAY.port + other})"
+        )
     return "\n".join(lines)
 
 
@@ -273,7 +288,9 @@ async def run(args: argparse.Namespace, infra: EmbeddedInfra) -> int:
         return 1
     admin = admin_credentials(args.data_dir)
     overrides = {ld.part.name: part_overrides(ld.part, args, infra, admin[:2]) for ld in loaded}
-    settings = {ld.part.name: build_settings(ld.settings_cls, overrides[ld.part.name], infra) for ld in loaded}
+    settings = {
+        ld.part.name: build_settings(ld.settings_cls, overrides[ld.part.name], infra) for ld in loaded
+    }
     some = next(iter(settings.values()))
     redis_url = infra.redis_url or some.redis_url
     redis = shared_redis(redis_url)
@@ -289,9 +306,18 @@ async def run(args: argparse.Namespace, infra: EmbeddedInfra) -> int:
         # a service believes X-Forwarded-For only with the gateway's proof (libs.common.forwarding), never
         # by address: on 127.0.0.1 every local process would be "the gateway"
         forwarded = getattr(s, "forwarded_allow_ips", "") if edge else ""
-        config = uvicorn.Config(app, host=s.host, port=s.port, log_config=None, access_log=False, lifespan="on",
-                                timeout_graceful_shutdown=5, proxy_headers=bool(forwarded),
-                                forwarded_allow_ips=forwarded or None, timeout_keep_alive=30)
+        config = uvicorn.Config(
+            app,
+            host=s.host,
+            port=s.port,
+            log_config=None,
+            access_log=False,
+            lifespan="on",
+            timeout_graceful_shutdown=5,
+            proxy_headers=bool(forwarded),
+            forwarded_allow_ips=forwarded or None,
+            timeout_keep_alive=30,
+        )
         servers[ld.part.name] = PartServer(config)
 
     stop = asyncio.Event()
@@ -322,8 +348,14 @@ async def run(args: argparse.Namespace, infra: EmbeddedInfra) -> int:
         loud(f"{name} failed to start (see the log above); the other parts keep running")
     if unbound:
         # a port taken between the check and the bind: a printed URL would lead to someone else's stack
-        loud(ports_in_use_message([(p, p.port + args.port_offset) for p in PARTS if p.name in unbound],
-                                  [ld.part for ld in loaded], args.host, args.port_offset))
+        loud(
+            ports_in_use_message(
+                [(p, p.port + args.port_offset) for p in PARTS if p.name in unbound],
+                [ld.part for ld in loaded],
+                args.host,
+                args.port_offset,
+            )
+        )
         stop.set()
         status = 1
     else:
@@ -345,8 +377,14 @@ async def run(args: argparse.Namespace, infra: EmbeddedInfra) -> int:
     return status
 
 
-async def _first_start(args: argparse.Namespace, settings: dict[str, CommonSettings], failed: list[str],
-                       admin: tuple[str, str, Path | None], skipped: list[str], infra: EmbeddedInfra) -> None:
+async def _first_start(
+    args: argparse.Namespace,
+    settings: dict[str, CommonSettings],
+    failed: list[str],
+    admin: tuple[str, str, Path | None],
+    skipped: list[str],
+    infra: EmbeddedInfra,
+) -> None:
     """Seed the demo catalog and pricing's defaults when they are empty, then say where everything is."""
     catalog = settings.get("catalog")
     if catalog is not None and "catalog" not in failed and args.seed_products > 0:
@@ -356,8 +394,11 @@ async def _first_start(args: argparse.Namespace, settings: dict[str, CommonSetti
             # with events, so the cart's read-model and live clients learn the products too
             # the registry built catalog's settings from its own class: CatalogSettings
             written = await seed(catalog, products=args.seed_products, with_events=True)  # type: ignore[arg-type]
-            seeded = (f"{written} demo products seeded" if written else
-                      f"kept from the last run in {args.data_dir} (an empty --data-dir starts afresh)")
+            seeded = (
+                f"{written} demo products seeded"
+                if written
+                else f"kept from the last run in {args.data_dir} (an empty --data-dir starts afresh)"
+            )
         except Exception:
             seeded = "NOT seeded (see the log above)"
             loud(f"seeding the catalog failed:\n{traceback.format_exc(limit=4)}")
@@ -377,9 +418,13 @@ async def _first_start(args: argparse.Namespace, settings: dict[str, CommonSetti
     base = f"http://127.0.0.1:{GATEWAY.port + args.port_offset}"
     running = [n for n in settings if n not in failed]
     lines = [
-        "", "=" * 72, "Shop is running (embedded: every part in this process)",
-        f"  gateway   {base}   (an index of everything below)", f"  API docs  {base}/docs",
-        f"  events    {base}/docs/events", f"  console   {base}/console/",
+        "",
+        "=" * 72,
+        "Shop is running (embedded: every part in this process)",
+        f"  gateway   {base}   (an index of everything below)",
+        f"  API docs  {base}/docs",
+        f"  events    {base}/docs/events",
+        f"  console   {base}/console/",
     ]
     if "auth" in running:
         where = "from ADMIN_EMAIL/ADMIN_PASSWORD, " if configured("ADMIN_PASSWORD") else ""
@@ -389,8 +434,12 @@ async def _first_start(args: argparse.Namespace, settings: dict[str, CommonSetti
     if coupon:
         lines.append(f"  coupon    {coupon}   (demo: 10% off a customer's first order)")
     bus = "RabbitMQ (EVENT_BUS=amqp)" if some_settings(settings).event_bus == "amqp" else "in-process"
-    lines += [f"  catalog   {seeded}", f"  parts     {', '.join(f'{n}:{settings[n].port}' for n in running)}",
-              *(f"  {note}" for note in infra.notes), f"  Events: {bus}"]
+    lines += [
+        f"  catalog   {seeded}",
+        f"  parts     {', '.join(f'{n}:{settings[n].port}' for n in running)}",
+        *(f"  {note}" for note in infra.notes),
+        f"  Events: {bus}",
+    ]
     if skipped or failed:
         lines.append(f"  NOT RUNNING: {', '.join(skipped + failed)}")
     lines += ["Press Ctrl-C to stop.", "=" * 72, ""]
@@ -400,7 +449,8 @@ async def _first_start(args: argparse.Namespace, settings: dict[str, CommonSetti
 def _provider_line(settings: CommonSettings) -> str:
     name = getattr(settings, "provider_name", "?")
     why = {"auto": "STRIPE_SECRET_KEY is set" if name == "stripe" else "no STRIPE_SECRET_KEY"}.get(
-        getattr(settings, "payment_provider", ""), "PAYMENT_PROVIDER")
+        getattr(settings, "payment_provider", ""), "PAYMENT_PROVIDER"
+    )
     hint = "  (test cards: pm_card_visa pays, pm_card_chargeDeclined is declined)" if name == "fake" else ""
     return f"{name} ({why}){hint}"
 
@@ -411,14 +461,23 @@ def some_settings(settings: dict[str, CommonSettings]) -> CommonSettings:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m devserver", description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get("DEV_DATA_DIR", ".data")),
-                        help="where the embedded PostgreSQL and Redis keep their data (default .data)")
-    parser.add_argument("--port-offset", type=int, default=int(os.environ.get("DEV_PORT_OFFSET") or 0),
-                        help="added to every usual port, to run beside another copy (e.g. 100: gateway on "
-                             "8100); default DEV_PORT_OFFSET or 0")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(os.environ.get("DEV_DATA_DIR", ".data")),
+        help="where the embedded PostgreSQL and Redis keep their data (default .data)",
+    )
+    parser.add_argument(
+        "--port-offset",
+        type=int,
+        default=int(os.environ.get("DEV_PORT_OFFSET") or 0),
+        help="added to every usual port, to run beside another copy (e.g. 100: gateway on "
+        "8100); default DEV_PORT_OFFSET or 0",
+    )
     parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"), help="address to listen on")
-    parser.add_argument("--seed-products", type=int, default=200,
-                        help="demo products seeded into an empty catalog (0: none)")
+    parser.add_argument(
+        "--seed-products", type=int, default=200, help="demo products seeded into an empty catalog (0: none)"
+    )
     parser.add_argument("--only", nargs="+", choices=[p.name for p in PARTS], help="run only these parts")
     args = parser.parse_args(argv)
     args.data_dir = args.data_dir.resolve()

@@ -18,11 +18,20 @@ def main(argv: list[str] | None = None) -> None:
     settings = get_settings()
     # unlike the services, the gateway is the edge: X-Forwarded-For is only believed from
     # the proxies named in FORWARDED_ALLOW_IPS (none by default)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, loop="uvloop", http="httptools",
-                log_config=None, access_log=False, lifespan="on", timeout_graceful_shutdown=5,
-                proxy_headers=bool(settings.forwarded_allow_ips),
-                forwarded_allow_ips=settings.forwarded_allow_ips or None,
-                timeout_keep_alive=75)  # longer than browsers and mobile clients keep idle connections
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=5,
+        proxy_headers=bool(settings.forwarded_allow_ips),
+        forwarded_allow_ips=settings.forwarded_allow_ips or None,
+        timeout_keep_alive=75,
+    )  # longer than browsers and mobile clients keep idle connections
 
 
 if __name__ == "__main__":

@@ -41,9 +41,12 @@ class ProblemCORSMiddleware(CORSMiddleware):
             return resp
         reason = bytes(resp.body).decode("utf-8", "replace")
         keep = {k: v for k, v in resp.headers.items() if k.lower().startswith(("access-control-", "vary"))}
-        return problem_response(resp.status_code, f"{reason}; this gateway allows "
-                                f"{', '.join(self.allow_origins) or 'no cross-origin pages'}.",
-                                title="CORS preflight refused", headers=keep)
+        return problem_response(
+            resp.status_code,
+            f"{reason}; this gateway allows {', '.join(self.allow_origins) or 'no cross-origin pages'}.",
+            title="CORS preflight refused",
+            headers=keep,
+        )
 
 
 def create_app(settings: GatewaySettings | None = None, *, redis: Redis | None = None) -> FastAPI:
@@ -58,21 +61,34 @@ def create_app(settings: GatewaySettings | None = None, *, redis: Redis | None =
         # short timeouts: a hung Redis must not hold every request for long
         r = redis or make_redis(settings.redis_url, timeout=1, max_connections=settings.redis_max_connections)
         http = make_client(timeout=5.0)
-        common: dict[str, Any] = {"jwks_url": settings.jwks_url, "issuer": settings.jwt_issuer,
-                                  "audience": settings.jwt_audience, "redis_prefix": settings.redis_prefix,
-                                  "http": http}
+        common: dict[str, Any] = {
+            "jwks_url": settings.jwks_url,
+            "issuer": settings.jwt_issuer,
+            "audience": settings.jwt_audience,
+            "redis_prefix": settings.redis_prefix,
+            "http": http,
+        }
         state = GatewayState(
-            upstreams=upstreams, redis=r, http=http,
-            verifier=TokenVerifier(redis=r, **common), identifier=TokenVerifier(redis=None, **common),
+            upstreams=upstreams,
+            redis=r,
+            http=http,
+            verifier=TokenVerifier(redis=r, **common),
+            identifier=TokenVerifier(redis=None, **common),
             limiter=RateLimiter(r, settings.redis_prefix),
-            forwarder=make_forwarder(settings.upstream_client, connect_timeout=settings.connect_timeout,
-                                     max_connections=settings.max_connections),
+            forwarder=make_forwarder(
+                settings.upstream_client,
+                connect_timeout=settings.connect_timeout,
+                max_connections=settings.max_connections,
+            ),
             # aiohttp's default connector holds 100 connections: the 101st socket would wait forever
-            ws_session=aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar(),
-                                             connector=aiohttp.TCPConnector(limit=0)),
+            ws_session=aiohttp.ClientSession(
+                cookie_jar=aiohttp.DummyCookieJar(), connector=aiohttp.TCPConnector(limit=0)
+            ),
             socket_meter=socket_meter(settings),
-            openapi=OpenApiAggregator(upstreams=upstreams, table=gw.table, http=http,
-                                      ttl=settings.openapi_cache_seconds))
+            openapi=OpenApiAggregator(
+                upstreams=upstreams, table=gw.table, http=http, ttl=settings.openapi_cache_seconds
+            ),
+        )
         gw.opened = state
         app.state.gateway = gw
         log.info("gateway_started", port=settings.port, client=settings.upstream_client)
@@ -90,9 +106,15 @@ def create_app(settings: GatewaySettings | None = None, *, redis: Redis | None =
     install_problem_handlers(app)
     # the last added is the outermost: request id, then CORS (answers preflights), then the proxy
     app.add_middleware(ProxyMiddleware, gateway=gw)
-    app.add_middleware(ProblemCORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=True,
-                       allow_methods=["*"], allow_headers=["*"], max_age=600,
-                       expose_headers=["X-Request-ID", "Retry-After", "Location"])
+    app.add_middleware(
+        ProblemCORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_credentials=True,
+        allow_methods=["*"],
+        allow_headers=["*"],
+        max_age=600,
+        expose_headers=["X-Request-ID", "Retry-After", "Location"],
+    )
     app.add_middleware(RequestIdMiddleware)
 
     @app.get("/healthz", include_in_schema=False)
@@ -122,8 +144,10 @@ def create_app(settings: GatewaySettings | None = None, *, redis: Redis | None =
 
         await asyncio.gather(ping_redis(), *(upstream(n, u) for n, u in upstreams.items()))
         ok = all(v == "ok" for v in checks.values())
-        return JSONResponse({"status": "ready" if ok else "unavailable", "checks": dict(sorted(checks.items()))},
-                            status_code=200 if ok else 503)
+        return JSONResponse(
+            {"status": "ready" if ok else "unavailable", "checks": dict(sorted(checks.items()))},
+            status_code=200 if ok else 503,
+        )
 
     @app.get("/openapi.json", include_in_schema=False)
     async def openapi(request: Request) -> JSONResponse:

@@ -64,26 +64,40 @@ def render(doc: dict[str, Any]) -> str:
         key = channel["address"]
         (mid,) = channel["messages"]
         msg = messages[mid]
-        senders = [o["x-service"] for o in ops.values() if o["action"] == "send" and
-                   o["channel"]["$ref"] == f"#/channels/{cid}"]
-        receivers = [o["x-service"] for o in ops.values() if o["action"] == "receive" and
-                     o["channel"]["$ref"] == f"#/channels/{cid}"]
+        senders = [
+            o["x-service"]
+            for o in ops.values()
+            if o["action"] == "send" and o["channel"]["$ref"] == f"#/channels/{cid}"
+        ]
+        receivers = [
+            o["x-service"]
+            for o in ops.values()
+            if o["action"] == "receive" and o["channel"]["$ref"] == f"#/channels/{cid}"
+        ]
         data = msg["payload"]["allOf"][1]["properties"]["data"]
-        out.append(f"<tr id='event-{escape(key)}'><td><code>{escape(key)}</code></td>"
-                   f"<td>{escape(', '.join(senders))}</td><td>{escape(', '.join(receivers))}</td>"
-                   f"<td>{escape(msg.get('summary', ''))}</td><td>{_links(data)}</td></tr>")
+        out.append(
+            f"<tr id='event-{escape(key)}'><td><code>{escape(key)}</code></td>"
+            f"<td>{escape(', '.join(senders))}</td><td>{escape(', '.join(receivers))}</td>"
+            f"<td>{escape(msg.get('summary', ''))}</td><td>{_links(data)}</td></tr>"
+        )
     out.append("</table>")
     envelope_ref = "<a href='#schema-Envelope'>Envelope</a>"
-    out.append(f"<p>Every message is the {envelope_ref} (JSON) whose <code>type</code> is the routing key "
-               "and whose <code>data</code> is the schema named in the table.</p>")
+    out.append(
+        f"<p>Every message is the {envelope_ref} (JSON) whose <code>type</code> is the routing key "
+        "and whose <code>data</code> is the schema named in the table.</p>"
+    )
     for cid, channel in doc["channels"].items():
         if cid.startswith("event."):
             continue
-        out.append(f"<h2 id='socket'>{escape(channel.get('title', cid))} at <code>{escape(channel['address'])}"
-                   f"</code></h2><p>{escape(channel.get('description', ''))}</p>")
+        out.append(
+            f"<h2 id='socket'>{escape(channel.get('title', cid))} at <code>{escape(channel['address'])}"
+            f"</code></h2><p>{escape(channel.get('description', ''))}</p>"
+        )
         for action, heading in (("send", "Server to client"), ("receive", "Client to server")):
-            out.append(f"<h3>{heading}</h3><table><tr><th>event</th><th>what it is</th><th>payload</th>"
-                       "<th>acknowledgement</th></tr>")
+            out.append(
+                f"<h3>{heading}</h3><table><tr><th>event</th><th>what it is</th><th>payload</th>"
+                "<th>acknowledgement</th></tr>"
+            )
             for op in ops.values():
                 if op["action"] != action or op["channel"]["$ref"] != f"#/channels/{cid}":
                     continue
@@ -92,9 +106,11 @@ def render(doc: dict[str, Any]) -> str:
                 ack = ""
                 if "reply" in op:
                     ack = _links(messages[op["reply"]["messages"][0]["$ref"].rsplit("/", 1)[1]]["payload"])
-                out.append(f"<tr id='socket-{escape(msg['name'])}'><td><code>{escape(msg['name'])}</code></td>"
-                           f"<td>{escape(msg.get('summary', ''))}</td><td>{_links(msg['payload'])}</td>"
-                           f"<td>{ack}</td></tr>")
+                out.append(
+                    f"<tr id='socket-{escape(msg['name'])}'><td><code>{escape(msg['name'])}</code></td>"
+                    f"<td>{escape(msg.get('summary', ''))}</td><td>{_links(msg['payload'])}</td>"
+                    f"<td>{ack}</td></tr>"
+                )
             out.append("</table>")
     out.append("<h2 id='schemas'>Schemas</h2>")
     for name, schema in doc["components"]["schemas"].items():

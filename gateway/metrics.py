@@ -24,19 +24,32 @@ UNMATCHED = "unmatched"
 class GatewayMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.requests = Counter("gateway_requests_total", "Requests answered, by route and status",
-                                ["service", "route", "method", "status"], registry=self.registry)
-        self.latency = Histogram("gateway_request_duration_seconds", "Time to answer, upstream included",
-                                 ["service", "route"], registry=self.registry,
-                                 buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
-        self.upstream_failures = Counter("gateway_upstream_failures_total",
-                                         "Upstreams that could not be reached (unavailable) or were too slow (timeout)",
-                                         ["service", "kind"], registry=self.registry)
-        self.websockets = Gauge("gateway_open_websockets", "Socket.IO websockets being relayed",
-                                registry=self.registry)
+        self.requests = Counter(
+            "gateway_requests_total",
+            "Requests answered, by route and status",
+            ["service", "route", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "gateway_request_duration_seconds",
+            "Time to answer, upstream included",
+            ["service", "route"],
+            registry=self.registry,
+            buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+        )
+        self.upstream_failures = Counter(
+            "gateway_upstream_failures_total",
+            "Upstreams that could not be reached (unavailable) or were too slow (timeout)",
+            ["service", "kind"],
+            registry=self.registry,
+        )
+        self.websockets = Gauge(
+            "gateway_open_websockets", "Socket.IO websockets being relayed", registry=self.registry
+        )
 
-    async def observe(self, service: str, route: str, scope: Scope, receive: Receive, send: Send,
-                      app: ASGIApp) -> None:
+    async def observe(
+        self, service: str, route: str, scope: Scope, receive: Receive, send: Send, app: ASGIApp
+    ) -> None:
         """Run ``app`` for this request and count its answer."""
         status = 500
         start = time.perf_counter()
@@ -57,7 +70,9 @@ class GatewayMetrics:
         return generate_latest(self.registry)
 
 
-async def serve_metrics(metrics: GatewayMetrics, token: str, scope: Scope, receive: Receive, send: Send) -> None:
+async def serve_metrics(
+    metrics: GatewayMetrics, token: str, scope: Scope, receive: Receive, send: Send
+) -> None:
     """The Prometheus text to the shop's own scrapers; anybody else learns only that it is refused."""
     offered = None
     for name, value in scope["headers"]:
@@ -68,6 +83,11 @@ async def serve_metrics(metrics: GatewayMetrics, token: str, scope: Scope, recei
     if offered is None or not hmac.compare_digest(offered, token.encode()):
         await problem_response(403, "Metrics are for the shop's own monitoring.")(scope, receive, send)
         return
-    await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-type", CONTENT_TYPE_LATEST.encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", CONTENT_TYPE_LATEST.encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": metrics.exposition()})

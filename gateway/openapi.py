@@ -31,8 +31,15 @@ PROBLEM = "Problem"
 
 
 class OpenApiAggregator:
-    def __init__(self, *, upstreams: dict[str, str], table: RouteTable, http: httpx.AsyncClient,
-                 ttl: float, title: str = "Shop API") -> None:
+    def __init__(
+        self,
+        *,
+        upstreams: dict[str, str],
+        table: RouteTable,
+        http: httpx.AsyncClient,
+        ttl: float,
+        title: str = "Shop API",
+    ) -> None:
         self.upstreams = upstreams
         self.table = table
         self.http = http
@@ -46,8 +53,11 @@ class OpenApiAggregator:
         async with self._lock:
             if self._doc is None or time.monotonic() - self._at > self.ttl:
                 docs = await asyncio.gather(*(self._fetch(name, url) for name, url in self.upstreams.items()))
-                self._doc = merge({name: doc for name, doc in zip(self.upstreams, docs, strict=True)
-                                   if doc is not None}, self.table, title=self.title)
+                self._doc = merge(
+                    {name: doc for name, doc in zip(self.upstreams, docs, strict=True) if doc is not None},
+                    self.table,
+                    title=self.title,
+                )
                 self._at = time.monotonic()
             return self._doc
 
@@ -103,9 +113,15 @@ def merge(docs: dict[str, dict[str, Any]], table: RouteTable, *, title: str) -> 
                         op["operationId"] = service + op["operationId"][:1].upper() + op["operationId"][1:]
                     operation_ids.add(op["operationId"])
                 paths.setdefault(path, {})[method] = _refer_problems(op)
-    out: dict[str, Any] = {"openapi": "3.1.0", "info": {"title": title, "version": "1.0.0",
-                           "description": "Every service of the shop, as the gateway serves it."},
-                           "paths": dict(sorted(paths.items()))}
+    out: dict[str, Any] = {
+        "openapi": "3.1.0",
+        "info": {
+            "title": title,
+            "version": "1.0.0",
+            "description": "Every service of the shop, as the gateway serves it.",
+        },
+        "paths": dict(sorted(paths.items())),
+    }
     # named even when nothing refers to it yet: clients type their error handling with it
     schemas[PROBLEM] = copy.deepcopy(PROBLEM_SCHEMA)
     if schemas or security:
@@ -148,7 +164,7 @@ def _rename_refs(node: Any, renames: dict[str, str]) -> Any:
         out = {}
         for key, value in node.items():
             if key == "$ref" and isinstance(value, str) and value.startswith(REF_PREFIX):
-                name = value[len(REF_PREFIX):]
+                name = value[len(REF_PREFIX) :]
                 out[key] = REF_PREFIX + renames.get(name, name)
             else:
                 out[key] = _rename_refs(value, renames)

@@ -19,7 +19,9 @@ ASSETS_PATH = "/docs/assets/"
 # the files of the wheel that the docs page loads; nothing else of the package is served
 ASSETS = {"swagger-ui-bundle.js": "text/javascript", "swagger-ui.css": "text/css", "favicon.png": "image/png"}
 # paths and path prefixes answered here rather than looked up in the route table
-OWN_PATHS = frozenset({"/", "/problems", "/docs", "/docs/oauth2-redirect", eventdocs.PAGE_PATH, eventdocs.JSON_PATH})
+OWN_PATHS = frozenset(
+    {"/", "/problems", "/docs", "/docs/oauth2-redirect", eventdocs.PAGE_PATH, eventdocs.JSON_PATH}
+)
 OWN_PREFIXES = (PROBLEM_BASE, ASSETS_PATH)
 LINKS = {
     "docs": "/docs",
@@ -43,10 +45,13 @@ async def index() -> dict[str, object]:
 
 @router.get("/docs")
 async def docs() -> HTMLResponse:
-    return get_swagger_ui_html(openapi_url="/openapi.json", title="Shop API",
-                               swagger_js_url=f"{ASSETS_PATH}swagger-ui-bundle.js",
-                               swagger_css_url=f"{ASSETS_PATH}swagger-ui.css",
-                               swagger_favicon_url=f"{ASSETS_PATH}favicon.png")
+    return get_swagger_ui_html(
+        openapi_url="/openapi.json",
+        title="Shop API",
+        swagger_js_url=f"{ASSETS_PATH}swagger-ui-bundle.js",
+        swagger_css_url=f"{ASSETS_PATH}swagger-ui.css",
+        swagger_favicon_url=f"{ASSETS_PATH}favicon.png",
+    )
 
 
 @router.get(ASSETS_PATH + "{name}")
@@ -54,7 +59,9 @@ async def docs_asset(name: str) -> FileResponse:
     if name not in ASSETS:
         raise NotFound(f"The docs have no file {name[:80]!r}.")
     path = resources.files("fastapi_offline") / "static" / name
-    return FileResponse(str(path), media_type=ASSETS[name], headers={"Cache-Control": "public, max-age=86400"})
+    return FileResponse(
+        str(path), media_type=ASSETS[name], headers={"Cache-Control": "public, max-age=86400"}
+    )
 
 
 @router.get("/problems")

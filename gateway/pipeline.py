@@ -83,8 +83,6 @@ class RequestIdMiddleware:
             correlation_id_var.reset(ctok)
 
 
-
-
 class ProxyMiddleware:
     """Serves every path of the route table; everything else goes on to the gateway's own app."""
 
@@ -107,8 +105,9 @@ class ProxyMiddleware:
         if match.route is None:
             if match.allowed:
                 allow = ", ".join(sorted(match.allowed))
-                answer = problem_response(405, f"{scope['method']} is not allowed here; use {allow}.",
-                                          headers={"Allow": allow})
+                answer = problem_response(
+                    405, f"{scope['method']} is not allowed here; use {allow}.", headers={"Allow": allow}
+                )
             elif scope["path"] in _OWN_PATHS or scope["path"].startswith(pages.OWN_PREFIXES):
                 await self.app(scope, receive, send)
                 return
@@ -149,8 +148,12 @@ class ProxyMiddleware:
         body = None
         if chunked or (declared is not None and declared > 0):
             body = RequestBody(receive, limit=settings.max_body_bytes, declared=declared)
-        extra = [("X-Request-ID", request_id_var.get() or uuid.uuid4().hex), ("X-Forwarded-For", client_ip),
-                 ("X-Forwarded-Proto", scope.get("scheme", "http")), proof_header(settings)]
+        extra = [
+            ("X-Request-ID", request_id_var.get() or uuid.uuid4().hex),
+            ("X-Forwarded-For", client_ip),
+            ("X-Forwarded-Proto", scope.get("scheme", "http")),
+            proof_header(settings),
+        ]
         if host:
             extra.append(("X-Forwarded-Host", host))
         raw_path = scope.get("raw_path") or quote(scope["path"]).encode()
@@ -158,22 +161,32 @@ class ProxyMiddleware:
         if scope.get("query_string"):
             url += "?" + scope["query_string"].decode("latin-1")
         try:
-            await gw.state.forwarder.forward(method=scope["method"], url=url, headers=request_headers(headers, extra),
-                                       body=body, time_limit=settings.timeout_for(route.group), send=send)
+            await gw.state.forwarder.forward(
+                method=scope["method"],
+                url=url,
+                headers=request_headers(headers, extra),
+                body=body,
+                time_limit=settings.timeout_for(route.group),
+                send=send,
+            )
         except BodyTooLarge:
             raise _too_large(settings.max_body_bytes) from None
         except ClientGone:
             return
         except UpstreamTimeout:
             gw.metrics.upstream_failures.labels(route.service, "timeout").inc()
-            outages.down(f"{route.service} service", f"no answer within {settings.timeout_for(route.group)} s",
-                         where="gateway")
+            outages.down(
+                f"{route.service} service",
+                f"no answer within {settings.timeout_for(route.group)} s",
+                where="gateway",
+            )
             raise GatewayTimeout(f"The {route.service} service did not answer in time.") from None
         except UpstreamUnavailable as exc:
             gw.metrics.upstream_failures.labels(route.service, "unavailable").inc()
             outages.down(f"{route.service} service", describe(exc.__cause__ or exc), where="gateway")
             raise ServiceUnavailable(
-                f"The {route.service} service is unavailable right now; try again shortly.") from None
+                f"The {route.service} service is unavailable right now; try again shortly."
+            ) from None
         outages.up(f"{route.service} service")
 
     async def _limit(self, route: Route, caller: str) -> None:

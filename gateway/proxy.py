@@ -19,8 +19,20 @@ import yarl
 from starlette.types import Receive, Send
 
 # hop-by-hop headers (RFC 9110 section 7.6.1) never cross the gateway; the server answers Expect itself
-HOP_BY_HOP = frozenset({b"expect", b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer",
-                        b"transfer-encoding", b"upgrade", b"proxy-authorization", b"proxy-authenticate"})
+HOP_BY_HOP = frozenset(
+    {
+        b"expect",
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+        b"proxy-authorization",
+        b"proxy-authenticate",
+    }
+)
 # identity and forwarding headers the gateway owns: a client must not be able to set them
 OWNED = frozenset({b"x-internal-token", b"forwarded", b"x-real-ip", b"x-request-id", b"host"})
 # a response this small is read at once and sent in one message: cheaper than streaming it
@@ -49,8 +61,11 @@ def request_headers(raw: list[tuple[bytes, bytes]], extra: list[tuple[str, str]]
     for name, value in raw:
         if name == b"connection":  # headers named in Connection are hop-by-hop too
             drop.update(v.strip().lower().encode() for v in value.decode("latin-1").split(","))
-    out = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in raw
-           if name not in drop and name not in OWNED and not name.startswith((b"x-forwarded-", b"x-user-"))]
+    out = [
+        (name.decode("latin-1"), value.decode("latin-1"))
+        for name, value in raw
+        if name not in drop and name not in OWNED and not name.startswith((b"x-forwarded-", b"x-user-"))
+    ]
     out.extend(extra)
     return out
 
@@ -61,8 +76,11 @@ GATEWAY_SETS = frozenset({b"x-request-id", b"date", b"server"})
 
 
 def response_headers(raw: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-    return [(name.lower(), value) for name, value in raw
-            if name.lower() not in HOP_BY_HOP and name.lower() not in GATEWAY_SETS]
+    return [
+        (name.lower(), value)
+        for name, value in raw
+        if name.lower() not in HOP_BY_HOP and name.lower() not in GATEWAY_SETS
+    ]
 
 
 class RequestBody:
@@ -100,8 +118,16 @@ class RequestBody:
 
 
 class Forwarder(Protocol):
-    async def forward(self, *, method: str, url: str, headers: list[tuple[str, str]],
-                      body: RequestBody | None, time_limit: float, send: Send) -> None: ...
+    async def forward(
+        self,
+        *,
+        method: str,
+        url: str,
+        headers: list[tuple[str, str]],
+        body: RequestBody | None,
+        time_limit: float,
+        send: Send,
+    ) -> None: ...
 
     async def close(self) -> None: ...
 
@@ -119,28 +145,48 @@ class AiohttpForwarder:
 
     def __init__(self, *, connect_timeout: float, max_connections: int) -> None:
         self.connect_timeout = connect_timeout
-        connector = aiohttp.TCPConnector(limit=max_connections, limit_per_host=0, keepalive_timeout=30,
-                                         ttl_dns_cache=60)
+        connector = aiohttp.TCPConnector(
+            limit=max_connections, limit_per_host=0, keepalive_timeout=30, ttl_dns_cache=60
+        )
         self.session = aiohttp.ClientSession(
-            connector=connector, auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar(),
+            connector=connector,
+            auto_decompress=False,
+            cookie_jar=aiohttp.DummyCookieJar(),
             skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
-            timeout=aiohttp.ClientTimeout(total=None), raise_for_status=False)
+            timeout=aiohttp.ClientTimeout(total=None),
+            raise_for_status=False,
+        )
         self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
 
     def _timeout(self, seconds: float) -> aiohttp.ClientTimeout:
         if (t := self._timeouts.get(seconds)) is None:
-            t = self._timeouts[seconds] = aiohttp.ClientTimeout(total=None, sock_connect=self.connect_timeout,
-                                                                sock_read=seconds)
+            t = self._timeouts[seconds] = aiohttp.ClientTimeout(
+                total=None, sock_connect=self.connect_timeout, sock_read=seconds
+            )
         return t
 
-    async def forward(self, *, method: str, url: str, headers: list[tuple[str, str]],
-                      body: RequestBody | None, time_limit: float, send: Send) -> None:
+    async def forward(
+        self,
+        *,
+        method: str,
+        url: str,
+        headers: list[tuple[str, str]],
+        body: RequestBody | None,
+        time_limit: float,
+        send: Send,
+    ) -> None:
         data = await _body_payload(body)
         try:
             async with asyncio.timeout(time_limit):
-                resp = await self.session.request(method, yarl.URL(url, encoded=True), headers=headers, data=data,
-                                                  timeout=self._timeout(time_limit), allow_redirects=False,
-                                                  compress=False)
+                resp = await self.session.request(
+                    method,
+                    yarl.URL(url, encoded=True),
+                    headers=headers,
+                    data=data,
+                    timeout=self._timeout(time_limit),
+                    allow_redirects=False,
+                    compress=False,
+                )
         except (BodyTooLarge, ClientGone):
             raise
         except aiohttp.ConnectionTimeoutError as exc:
@@ -156,8 +202,11 @@ class AiohttpForwarder:
         try:
             if body is not None and body.too_large:
                 raise BodyTooLarge
-            start = {"type": "http.response.start", "status": resp.status,
-                     "headers": response_headers(list(resp.raw_headers))}
+            start = {
+                "type": "http.response.start",
+                "status": resp.status,
+                "headers": response_headers(list(resp.raw_headers)),
+            }
             length = resp.content_length
             if method == "HEAD" or (length is not None and length <= SMALL_BODY):
                 try:
@@ -185,14 +234,28 @@ class HttpxForwarder:
 
     def __init__(self, *, connect_timeout: float, max_connections: int) -> None:
         self.connect_timeout = connect_timeout
-        self.client = httpx.AsyncClient(limits=httpx.Limits(max_connections=max_connections,
-                                                            max_keepalive_connections=max_connections))
+        self.client = httpx.AsyncClient(
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+        )
 
-    async def forward(self, *, method: str, url: str, headers: list[tuple[str, str]],
-                      body: RequestBody | None, time_limit: float, send: Send) -> None:
+    async def forward(
+        self,
+        *,
+        method: str,
+        url: str,
+        headers: list[tuple[str, str]],
+        body: RequestBody | None,
+        time_limit: float,
+        send: Send,
+    ) -> None:
         data = await _body_payload(body)
-        request = self.client.build_request(method, url, headers=headers, content=data,
-                                            timeout=httpx.Timeout(time_limit, connect=self.connect_timeout))
+        request = self.client.build_request(
+            method,
+            url,
+            headers=headers,
+            content=data,
+            timeout=httpx.Timeout(time_limit, connect=self.connect_timeout),
+        )
         try:
             resp = await self.client.send(request, stream=True)
         except (BodyTooLarge, ClientGone):
@@ -206,8 +269,13 @@ class HttpxForwarder:
                 raise BodyTooLarge from exc
             raise UpstreamUnavailable from exc
         try:
-            await send({"type": "http.response.start", "status": resp.status_code,
-                        "headers": response_headers(resp.headers.raw)})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": resp.status_code,
+                    "headers": response_headers(resp.headers.raw),
+                }
+            )
             async for chunk in resp.aiter_raw():
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await send({"type": "http.response.body", "body": b""})

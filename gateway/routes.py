@@ -37,7 +37,7 @@ def _compile(pattern: str) -> re.Pattern[str]:
     # {name} is one path segment, {name:path} the rest of the path (possibly empty)
     out, pos = [], 0
     for m in re.finditer(r"\{(\w+)(:path)?\}", pattern):
-        out.append(re.escape(pattern[pos:m.start()]))
+        out.append(re.escape(pattern[pos : m.start()]))
         out.append(".*" if m.group(2) else "[^/]+")
         pos = m.end()
     out.append(re.escape(pattern[pos:]))

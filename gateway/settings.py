@@ -25,15 +25,19 @@ class GatewaySettings(CommonSettings):
     service_name: str = "gateway"
     port: int = 8000
 
-    cors_origins: list[str] = Field(default_factory=lambda: ["http://localhost:3000", "http://localhost:5173"])
+    cors_origins: list[str] = Field(
+        default_factory=lambda: ["http://localhost:3000", "http://localhost:5173"]
+    )
     max_body_bytes: int = 1024 * 1024
 
     # per route group (routes.py); a group without its own entry shares the "default" bucket
     rate_limit_enabled: bool = True
-    rate_limits: dict[str, RateLimit] = Field(default_factory=lambda: {
-        "default": DEFAULT_LIMIT, "auth": RateLimit(rate=5, burst=30)})
-    upstream_timeouts: dict[str, float] = Field(default_factory=lambda: {
-        "default": 10.0, "payment": 30.0, "socket": 60.0})
+    rate_limits: dict[str, RateLimit] = Field(
+        default_factory=lambda: {"default": DEFAULT_LIMIT, "auth": RateLimit(rate=5, burst=30)}
+    )
+    upstream_timeouts: dict[str, float] = Field(
+        default_factory=lambda: {"default": 10.0, "payment": 30.0, "socket": 60.0}
+    )
     connect_timeout: float = 2.0
     upstream_client: Literal["aiohttp", "httpx"] = "aiohttp"
     max_connections: int = 512

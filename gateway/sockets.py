@@ -40,7 +40,12 @@ PER_SOCKET = RateLimit(rate=30, burst=120)
 PER_ADDRESS = RateLimit(rate=100, burst=400)
 PER_USER = RateLimit(rate=60, burst=240)
 FLOODED = "Too many messages on this websocket"
-_WS_OWN = (b"sec-websocket-key", b"sec-websocket-version", b"sec-websocket-extensions", b"sec-websocket-protocol")
+_WS_OWN = (
+    b"sec-websocket-key",
+    b"sec-websocket-version",
+    b"sec-websocket-extensions",
+    b"sec-websocket-protocol",
+)
 
 
 async def proxy_websocket(gw: Gateway, scope: Scope, receive: Receive, send: Send) -> None:
@@ -75,17 +80,22 @@ async def _relay(gw: Gateway, scope: Scope, receive: Receive, send: Send, client
     settings = gw.settings
     base = settings.realtime_url.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
     raw_path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
-    url = base + raw_path + ("?" + scope["query_string"].decode("latin-1") if scope.get("query_string") else "")
+    url = (
+        base + raw_path + ("?" + scope["query_string"].decode("latin-1") if scope.get("query_string") else "")
+    )
     forwarded = [("X-Forwarded-For", client_ip), ("X-Forwarded-Proto", "ws"), proof_header(settings)]
     # the realtime service compares the page's Origin with it: a page served by this gateway is same-origin
     forwarded += [("X-Forwarded-Host", v.decode("latin-1")) for k, v in scope["headers"] if k == b"host"][:1]
     headers = request_headers([(k, v) for k, v in scope["headers"] if k not in _WS_OWN], forwarded)
     session = gw.state.ws_session
     try:
-        upstream = await session.ws_connect(yarl.URL(url, encoded=True), headers=headers,
-                                            protocols=scope.get("subprotocols") or (),
-                                            timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=5),
-                                            autoping=True)
+        upstream = await session.ws_connect(
+            yarl.URL(url, encoded=True),
+            headers=headers,
+            protocols=scope.get("subprotocols") or (),
+            timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=5),
+            autoping=True,
+        )
     except (aiohttp.ClientError, OSError, TimeoutError) as exc:
         log.warning("websocket_upstream_unavailable", error=type(exc).__name__)
         await send({"type": "websocket.close", "code": 1011})
@@ -158,6 +168,12 @@ def socket_meter(settings: GatewaySettings) -> MessageMeter:
     """The per-socket, per-address and per-user message budgets the relay enforces (GatewayState.socket_meter)."""
     limits = settings.rate_limits
     socket = limits.get("socket_message", PER_SOCKET)
-    owners = {"address": limits.get("socket_message_address", PER_ADDRESS), "user": limits.get("socket_message_user", PER_USER)}
-    return MessageMeter(rate=socket.rate, burst=socket.burst,
-                        owner_limits={kind: (limit.rate, limit.burst) for kind, limit in owners.items()})
+    owners = {
+        "address": limits.get("socket_message_address", PER_ADDRESS),
+        "user": limits.get("socket_message_user", PER_USER),
+    }
+    return MessageMeter(
+        rate=socket.rate,
+        burst=socket.burst,
+        owner_limits={kind: (limit.rate, limit.burst) for kind, limit in owners.items()},
+    )

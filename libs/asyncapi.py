@@ -69,10 +69,17 @@ def message_id(kind: Literal["event", "socket"], name: str) -> str:
     return f"{kind}.{name.replace(':', '.')}"
 
 
-def build_asyncapi(*, title: str, version: str, description: str, exchange: str,
-                   catalogues: Iterable[EventCatalogue], consumers: Mapping[str, list[str]],
-                   socket: SocketContract | None = None, servers: Mapping[str, Any] | None = None,
-                   ) -> dict[str, Any]:
+def build_asyncapi(
+    *,
+    title: str,
+    version: str,
+    description: str,
+    exchange: str,
+    catalogues: Iterable[EventCatalogue],
+    consumers: Mapping[str, list[str]],
+    socket: SocketContract | None = None,
+    servers: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """The AsyncAPI 3.0 document of every event in ``catalogues`` and every message of ``socket``.
 
     Raises ``ValueError`` when two producers declare the same routing key or a
@@ -106,30 +113,52 @@ def build_asyncapi(*, title: str, version: str, description: str, exchange: str,
         producer, declared = events[key]
         mid, cid = message_id("event", key), f"event.{key}"
         messages[mid] = {
-            "name": key, "title": key, "summary": declared.summary, "contentType": "application/json",
+            "name": key,
+            "title": key,
+            "summary": declared.summary,
+            "contentType": "application/json",
             "payload": _with_data(refs[Envelope], refs[declared.model], {"type": {"const": key}}),
             "bindings": {"amqp": {"contentEncoding": "utf-8", "messageType": key, "bindingVersion": "0.3.0"}},
             "x-producer": producer,
         }
         channels[cid] = {
-            "address": key, "title": key,
+            "address": key,
+            "title": key,
             "description": f"Routing key `{key}` on the topic exchange `{exchange}`.",
             "messages": {mid: {"$ref": f"#/components/messages/{mid}"}},
-            "bindings": {"amqp": {"is": "routingKey", "exchange": {
-                "name": exchange, "type": "topic", "durable": True, "autoDelete": False, "vhost": "/"},
-                "bindingVersion": "0.3.0"}},
+            "bindings": {
+                "amqp": {
+                    "is": "routingKey",
+                    "exchange": {
+                        "name": exchange,
+                        "type": "topic",
+                        "durable": True,
+                        "autoDelete": False,
+                        "vhost": "/",
+                    },
+                    "bindingVersion": "0.3.0",
+                }
+            },
         }
         channel_ref = {"$ref": f"#/channels/{cid}"}
         message_ref = [{"$ref": f"#/channels/{cid}/messages/{mid}"}]
         operations[f"{producer}.send.{key}"] = {
-            "action": "send", "channel": channel_ref, "messages": message_ref,
-            "summary": f"{producer} publishes {key} through its outbox.", "x-service": producer}
+            "action": "send",
+            "channel": channel_ref,
+            "messages": message_ref,
+            "summary": f"{producer} publishes {key} through its outbox.",
+            "x-service": producer,
+        }
         for consumer in sorted(consumers):
             if any(topic_matches(pattern, key) for pattern in consumers[consumer]):
                 operations[f"{consumer}.receive.{key}"] = {
-                    "action": "receive", "channel": channel_ref, "messages": message_ref,
+                    "action": "receive",
+                    "channel": channel_ref,
+                    "messages": message_ref,
                     "summary": f"{consumer} consumes {key} from the queue {consumer}.events (inbox, retries, DLQ).",
-                    "bindings": {"amqp": {"ack": True, "bindingVersion": "0.3.0"}}, "x-service": consumer}
+                    "bindings": {"amqp": {"ack": True, "bindingVersion": "0.3.0"}},
+                    "x-service": consumer,
+                }
 
     if socket is not None:
         _socket(socket, events, refs, channels, operations, messages)
@@ -141,29 +170,46 @@ def build_asyncapi(*, title: str, version: str, description: str, exchange: str,
     }
     if servers:
         doc["servers"] = dict(servers)
-    doc.update({"channels": channels, "operations": operations,
-                "components": {"messages": messages, "schemas": schemas}})
+    doc.update(
+        {
+            "channels": channels,
+            "operations": operations,
+            "components": {"messages": messages, "schemas": schemas},
+        }
+    )
     problems = check_asyncapi3(doc)
     if problems:
         raise ValueError("the generated document is not valid AsyncAPI 3: " + "; ".join(problems))
     return doc
 
 
-def _socket(socket: SocketContract, events: Mapping[str, tuple[str, Any]], refs: Mapping[type[BaseModel], str],
-            channels: dict[str, Any], operations: dict[str, Any], messages: dict[str, Any]) -> None:
+def _socket(
+    socket: SocketContract,
+    events: Mapping[str, tuple[str, Any]],
+    refs: Mapping[type[BaseModel], str],
+    channels: dict[str, Any],
+    operations: dict[str, Any],
+    messages: dict[str, Any],
+) -> None:
     own: dict[str, Any] = {}
     for msg in socket.messages:
         mid = message_id("socket", msg.name)
         if msg.relays is not None:
             if msg.relays not in events or msg.payload is None:
                 raise ValueError(f"{msg.name} relays {msg.relays}, which no producer declares")
-            payload = _with_data(refs[msg.payload], refs[events[msg.relays][1].model],
-                                 {"type": {"const": msg.relays}})
+            payload = _with_data(
+                refs[msg.payload], refs[events[msg.relays][1].model], {"type": {"const": msg.relays}}
+            )
         else:
             payload = {"$ref": refs[msg.payload]} if msg.payload else {"type": "null"}
         summary = msg.summary + (f" Sent to: {msg.audience}." if msg.audience else "")
-        messages[mid] = {"name": msg.name, "title": msg.name, "summary": summary,
-                         "contentType": "application/json", "payload": payload}
+        messages[mid] = {
+            "name": msg.name,
+            "title": msg.name,
+            "summary": summary,
+            "contentType": "application/json",
+            "payload": payload,
+        }
         if msg.relays:
             messages[mid]["x-relays"] = msg.relays
         own[mid] = {"$ref": f"#/components/messages/{mid}"}
@@ -176,29 +222,46 @@ def _socket(socket: SocketContract, events: Mapping[str, tuple[str, Any]], refs:
         if msg.ack:
             ack_id = f"{mid}.ack"
             ack = [{"$ref": refs[m]} for m in msg.ack]
-            messages[ack_id] = {"name": f"{msg.name} (ack)", "title": f"{msg.name} acknowledgement",
-                                "summary": f"The Socket.IO acknowledgement of {msg.name}.",
-                                "contentType": "application/json",
-                                "payload": ack[0] if len(ack) == 1 else {"oneOf": ack}}
+            messages[ack_id] = {
+                "name": f"{msg.name} (ack)",
+                "title": f"{msg.name} acknowledgement",
+                "summary": f"The Socket.IO acknowledgement of {msg.name}.",
+                "contentType": "application/json",
+                "payload": ack[0] if len(ack) == 1 else {"oneOf": ack},
+            }
             own[ack_id] = {"$ref": f"#/components/messages/{ack_id}"}
-            operation["reply"] = {"channel": {"$ref": f"#/channels/{SOCKET_CHANNEL}"},
-                                  "messages": [{"$ref": f"#/channels/{SOCKET_CHANNEL}/messages/{ack_id}"}]}
+            operation["reply"] = {
+                "channel": {"$ref": f"#/channels/{SOCKET_CHANNEL}"},
+                "messages": [{"$ref": f"#/channels/{SOCKET_CHANNEL}/messages/{ack_id}"}],
+            }
         side = "send" if msg.sender == "server" else "receive"
         operations[f"socket.{side}.{msg.name.replace(':', '.')}"] = operation
-    channels[SOCKET_CHANNEL] = {"address": socket.path, "title": "Socket.IO",
-                                "description": socket.description, "messages": own}
+    channels[SOCKET_CHANNEL] = {
+        "address": socket.path,
+        "title": "Socket.IO",
+        "description": socket.description,
+        "messages": own,
+    }
 
 
-def _schemas(wanted: Mapping[type[BaseModel], JsonSchemaMode]) -> tuple[dict[type[BaseModel], str], dict[str, Any]]:
-    keys, top = models_json_schema([(m, mode) for m, mode in wanted.items()], ref_template=SCHEMAS + "{model}")
+def _schemas(
+    wanted: Mapping[type[BaseModel], JsonSchemaMode],
+) -> tuple[dict[type[BaseModel], str], dict[str, Any]]:
+    keys, top = models_json_schema(
+        [(m, mode) for m, mode in wanted.items()], ref_template=SCHEMAS + "{model}"
+    )
     refs = {model: keys[(model, mode)]["$ref"] for model, mode in wanted.items()}
     return refs, dict(sorted(top.get("$defs", {}).items()))
 
 
 def _with_data(base_ref: str, data_ref: str, extra: Mapping[str, Any]) -> dict[str, Any]:
     """The wrapper schema with its ``data`` narrowed to one model (and its ``type`` to one value)."""
-    return {"allOf": [{"$ref": base_ref}, {"type": "object", "required": ["data"],
-                                           "properties": {**extra, "data": {"$ref": data_ref}}}]}
+    return {
+        "allOf": [
+            {"$ref": base_ref},
+            {"type": "object", "required": ["data"], "properties": {**extra, "data": {"$ref": data_ref}}},
+        ]
+    }
 
 
 def check_asyncapi3(doc: Mapping[str, Any]) -> list[str]:

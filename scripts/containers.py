@@ -54,13 +54,16 @@ def is_root() -> bool:
 
 def apt_install(*packages: str) -> None:
     if not is_root():
-        raise SystemExit(f"containers: {' '.join(packages)} missing; install them (Debian: apt-get install "
-                         f"{' '.join(packages)}) or run as root")
+        raise SystemExit(
+            f"containers: {' '.join(packages)} missing; install them (Debian: apt-get install "
+            f"{' '.join(packages)}) or run as root"
+        )
     say(f"installing {' '.join(packages)} (apt-get)")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     subprocess.run(["apt-get", "update", "-q"], check=False, env=env, stdout=subprocess.DEVNULL)
-    result = subprocess.run(["apt-get", "install", "-y", "-q", *packages], check=False, env=env,
-                            stdout=subprocess.DEVNULL)
+    result = subprocess.run(
+        ["apt-get", "install", "-y", "-q", *packages], check=False, env=env, stdout=subprocess.DEVNULL
+    )
     if result.returncode != 0:
         raise SystemExit(f"containers: apt-get install {' '.join(packages)} failed")
 
@@ -73,9 +76,11 @@ def ensure_engine() -> None:
     if engine_answers():
         return
     if DOCKER != "docker":
-        raise SystemExit(f"containers: no Docker engine answers ('{DOCKER} info' failed). Start one, or run the "
-                         "suite against any running stack: SHOP_GATEWAY_URL=http://host:8000 python -m pytest "
-                         "tests/e2e (see tests/e2e/external.py)")
+        raise SystemExit(
+            f"containers: no Docker engine answers ('{DOCKER} info' failed). Start one, or run the "
+            "suite against any running stack: SHOP_GATEWAY_URL=http://host:8000 python -m pytest "
+            "tests/e2e (see tests/e2e/external.py)"
+        )
     if shutil.which("dockerd") is None:
         apt_install("docker.io")
     if not engine_answers():
@@ -120,7 +125,9 @@ def debian_mirror() -> str:
             parts = line.split()
             if len(parts) >= 3 and parts[0] == "deb" and "security" not in parts[1]:
                 return parts[1] if not parts[1].startswith("[") else parts[2]
-    raise SystemExit("containers: no Debian mirror found in /etc/apt; set SHOP_BASE_IMAGE to an image you have")
+    raise SystemExit(
+        "containers: no Debian mirror found in /etc/apt; set SHOP_BASE_IMAGE to an image you have"
+    )
 
 
 def build_local_base() -> str:
@@ -132,10 +139,19 @@ def build_local_base() -> str:
         rootfs = Path(tmp) / "rootfs"
         say(f"no base image can be pulled: making {LOCAL_BASE} with debootstrap ({SUITE}, minbase)")
         started = time.monotonic()
-        result = run("debootstrap", "--variant=minbase", "--include=ca-certificates", SUITE, str(rootfs), mirror,
-                     timeout=1800)
+        result = run(
+            "debootstrap",
+            "--variant=minbase",
+            "--include=ca-certificates",
+            SUITE,
+            str(rootfs),
+            mirror,
+            timeout=1800,
+        )
         if result.returncode != 0:
-            raise SystemExit(f"containers: debootstrap failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
+            raise SystemExit(
+                f"containers: debootstrap failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}"
+            )
         # the image trusts what this machine trusts: a host behind an inspecting proxy adds its
         # authority there, and pip and npm inside the builds go through the same proxy
         extra = sorted(Path("/usr/local/share/ca-certificates").glob("*.crt"))
@@ -149,8 +165,13 @@ def build_local_base() -> str:
                 if item.is_file():
                     item.unlink()
         tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
-        imported = subprocess.run([DOCKER, "import", "--change", "CMD [\"bash\"]", "-", LOCAL_BASE],
-                                  stdin=tar.stdout, capture_output=True, text=True, check=False)
+        imported = subprocess.run(
+            [DOCKER, "import", "--change", 'CMD ["bash"]', "-", LOCAL_BASE],
+            stdin=tar.stdout,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         tar.wait()
         if imported.returncode != 0:
             raise SystemExit(f"containers: docker import failed: {imported.stderr}")
@@ -174,8 +195,16 @@ def wait_healthy(project: str, timeout: float) -> int:
     """Compose v2's ``up --wait`` for both clients: every container healthy, one-shots exited 0."""
     deadline = time.monotonic() + timeout
     while True:
-        listed = run(DOCKER, "ps", "-a", "--filter", f"label=com.docker.compose.project={project}",
-                     "--format", "{{.Names}}\t{{.State}}\t{{.Status}}", timeout=30).stdout.splitlines()
+        listed = run(
+            DOCKER,
+            "ps",
+            "-a",
+            "--filter",
+            f"label=com.docker.compose.project={project}",
+            "--format",
+            "{{.Names}}\t{{.State}}\t{{.Status}}",
+            timeout=30,
+        ).stdout.splitlines()
         waiting, failed = [], []
         for line in listed:
             name, state, status = ([*line.split("\t"), "", ""])[:3]

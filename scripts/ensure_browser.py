@@ -34,8 +34,9 @@ def install() -> str | None:
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     for args in (["apt-get", "update"], ["apt-get", "install", "-y", "--no-install-recommends", *PACKAGES]):
         print(f"ensure_browser: {shlex.join(args)}", flush=True)
-        result = subprocess.run(args, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=900,
-                                check=False, env=env)
+        result = subprocess.run(
+            args, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=900, check=False, env=env
+        )
         if result.returncode != 0:
             return f"`{shlex.join(args)}` failed: {result.stderr.strip()[-500:]}"
     return None
@@ -49,9 +50,11 @@ def main() -> int:
         print(f"ensure_browser: CHROMIUM={os.environ['CHROMIUM']} is not an executable file", file=sys.stderr)
         return 1
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        print("ensure_browser: no Chromium found; the console's browser tests need one. Install it with "
-              f"`sudo apt-get install -y {' '.join(PACKAGES)}` (or set CHROMIUM to a Chromium binary).",
-              file=sys.stderr)
+        print(
+            "ensure_browser: no Chromium found; the console's browser tests need one. Install it with "
+            f"`sudo apt-get install -y {' '.join(PACKAGES)}` (or set CHROMIUM to a Chromium binary).",
+            file=sys.stderr,
+        )
         return 1
     if (error := install()) is not None:
         print(f"ensure_browser: {error}", file=sys.stderr)

@@ -86,7 +86,9 @@ def which(binary: str) -> str | None:
     return shutil.which(binary, path=os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"]))
 
 
-def run(args: list[str], timeout: float = 120, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    args: list[str], timeout: float = 120, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     # the commands are this script's own fixed lists, never shell strings; no stdin so CI never blocks
     return subprocess.run(
         args, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout, check=False, env=env
@@ -94,6 +96,7 @@ def run(args: list[str], timeout: float = 120, env: dict[str, str] | None = None
 
 
 # ---- reachability: TCP plus one real exchange of the server's protocol ----
+
 
 def connect(server: Server, timeout: float = 3) -> socket.socket:
     sock = socket.create_connection((server.host, server.port), timeout=timeout)
@@ -104,7 +107,16 @@ def connect(server: Server, timeout: float = 3) -> socket.socket:
 
 def postgres_answers(server: Server) -> bool:
     parts = urlsplit(server.url)
-    args = ["-h", server.host, "-p", str(server.port), "-U", unquote(parts.username or "postgres"), "-d", "postgres"]
+    args = [
+        "-h",
+        server.host,
+        "-p",
+        str(server.port),
+        "-U",
+        unquote(parts.username or "postgres"),
+        "-d",
+        "postgres",
+    ]
     if pg_isready := which("pg_isready"):
         return run([pg_isready, *args, "-t", "3", "-q"], timeout=10).returncode == 0
     if psql := which("psql"):
@@ -160,6 +172,7 @@ def wait_until_reachable(server: Server) -> bool:
 
 # ---- installing and starting local servers ----
 
+
 def postgres_version() -> str | None:
     """The newest PostgreSQL version with a ``main`` cluster under /etc/postgresql."""
     if not PG_CONF_DIR.is_dir():
@@ -178,8 +191,20 @@ def start_command(server: Server) -> list[str]:
     if server.name == "postgres":
         return ["pg_ctlcluster", "--skip-systemctl-redirect", str(postgres_version()), "main", "start"]
     if server.name == "redis":
-        command = ["redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "-::1", "--port", str(server.port),
-                   "--save", "", "--appendonly", "no"]
+        command = [
+            "redis-server",
+            "--daemonize",
+            "yes",
+            "--bind",
+            "127.0.0.1",
+            "-::1",
+            "--port",
+            str(server.port),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ]
         return [*command, "--dir", str(REDIS_DIR)] if REDIS_DIR.is_dir() else command
     return ["rabbitmq-server", "-detached"]
 
@@ -232,9 +257,12 @@ def trust_local_postgres(server: Server) -> None:
 
 # ---- commands ----
 
+
 def missing_hint(server: Server) -> str:
-    return (f"{server.name}: not reachable at {server.address} and {server.binary} is not installed; "
-            f"install it with `sudo apt-get install -y {server.package}` or run `{COMPOSE_HINT}`")
+    return (
+        f"{server.name}: not reachable at {server.address} and {server.binary} is not installed; "
+        f"install it with `sudo apt-get install -y {server.package}` or run `{COMPOSE_HINT}`"
+    )
 
 
 def ensure_all(servers: list[Server]) -> list[str]:
@@ -246,7 +274,9 @@ def ensure_all(servers: list[Server]) -> list[str]:
             print(f"{server.name}: reachable at {server.address} (already running)")
     for server in down:
         if not server.is_local:
-            problems.append(f"{server.name}: not reachable at {server.address} (remote host: not managed here)")
+            problems.append(
+                f"{server.name}: not reachable at {server.address} (remote host: not managed here)"
+            )
     local_down = [server for server in down if server.is_local]
     missing = [server for server in local_down if not installed(server)]
     if missing and not can_install():
@@ -270,8 +300,10 @@ def ensure_all(servers: list[Server]) -> list[str]:
         if wait_until_reachable(server):
             print(f"{server.name}: reachable at {server.address} ({how})")
         else:
-            problems.append(f"{server.name}: {how} but still not reachable at {server.address} after "
-                            f"{server.wait_seconds:.0f} s; see its log")
+            problems.append(
+                f"{server.name}: {how} but still not reachable at {server.address} after "
+                f"{server.wait_seconds:.0f} s; see its log"
+            )
     return problems
 
 
@@ -286,8 +318,10 @@ def test_amqp_url(amqp_url: str) -> str:
         result = run([rabbitmqctl, "-q", *args], timeout=60)
         if result.returncode != 0 and "already exists" not in result.stderr + result.stdout:
             reason = next((line.strip() for line in result.stderr.splitlines() if line.strip()), "no output")
-            print(f"rabbitmq: could not prepare vhost {TEST_VHOST} ({reason}); tests use the URL's vhost",
-                  file=sys.stderr)
+            print(
+                f"rabbitmq: could not prepare vhost {TEST_VHOST} ({reason}); tests use the URL's vhost",
+                file=sys.stderr,
+            )
             return amqp_url
     return urlunsplit(parts._replace(path="/" + quote(TEST_VHOST, safe="")))
 
@@ -304,8 +338,19 @@ def ensure_postgres_capacity(server: Server) -> None:
     if psql is None or version is None or not server.is_local or not can_install():
         return
     parts = urlsplit(server.url)
-    args = [psql, "-h", server.host, "-p", str(server.port), "-U", unquote(parts.username or "postgres"),
-            "-d", "postgres", "-w", "-Atqc"]
+    args = [
+        psql,
+        "-h",
+        server.host,
+        "-p",
+        str(server.port),
+        "-U",
+        unquote(parts.username or "postgres"),
+        "-d",
+        "postgres",
+        "-w",
+        "-Atqc",
+    ]
     shown = run([*args, "SHOW max_connections"], timeout=10)
     if shown.returncode != 0 or not shown.stdout.strip().isdigit():
         return
@@ -317,8 +362,10 @@ def ensure_postgres_capacity(server: Server) -> None:
     if wait_until_reachable(server):
         print(f"postgres: max_connections raised to {TEST_PG_CONNECTIONS} for the test suite (restarted)")
     else:
-        print("postgres: restarted to raise max_connections but not reachable again; see its log",
-              file=sys.stderr)
+        print(
+            "postgres: restarted to raise max_connections but not reachable again; see its log",
+            file=sys.stderr,
+        )
 
 
 def write_env_file(path: Path, values: dict[str, str]) -> None:
@@ -334,8 +381,11 @@ def status(servers: list[Server]) -> int:
             print(f"{server.name}: reachable at {server.address} (running)")
         else:
             up = False
-            state = "installed, stopped" if server.is_local and installed(server) else (
-                "not installed" if server.is_local else "remote host")
+            state = (
+                "installed, stopped"
+                if server.is_local and installed(server)
+                else ("not installed" if server.is_local else "remote host")
+            )
             print(f"{server.name}: NOT reachable at {server.address} ({state})")
     return 0 if up else 1
 

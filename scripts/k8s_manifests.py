@@ -60,9 +60,15 @@ def peers_env() -> list[dict[str, str]]:
 
 
 def security_context() -> dict[str, Any]:
-    return {"runAsNonRoot": True, "runAsUser": UID, "runAsGroup": UID, "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]},
-            "seccompProfile": {"type": "RuntimeDefault"}}
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": UID,
+        "runAsGroup": UID,
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
 
 
 def container(part: Part, *, name: str, args: list[str] | None = None) -> dict[str, Any]:
@@ -71,10 +77,17 @@ def container(part: Part, *, name: str, args: list[str] | None = None) -> dict[s
         "image": APP,  # one image holds every part; the command picks one
         "imagePullPolicy": "Always",
         "command": ["python", "-m", part.module, *(args or [])],
-        "env": [{"name": "PORT", "value": str(part.port)}, {"name": "HOST", "value": "0.0.0.0"}, *peers_env()],
+        "env": [
+            {"name": "PORT", "value": str(part.port)},
+            {"name": "HOST", "value": "0.0.0.0"},
+            *peers_env(),
+        ],
         "envFrom": [{"configMapRef": {"name": f"{APP}-config"}}, {"secretRef": {"name": f"{APP}-secrets"}}],
         "securityContext": security_context(),
-        "resources": {"requests": {"cpu": "100m", "memory": "160Mi"}, "limits": {"cpu": "1", "memory": "384Mi"}},
+        "resources": {
+            "requests": {"cpu": "100m", "memory": "160Mi"},
+            "limits": {"cpu": "1", "memory": "384Mi"},
+        },
         # the root filesystem is read-only: Python, asyncpg and uvicorn still need a scratch /tmp
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],  # noqa: S108
     }
@@ -87,12 +100,20 @@ def deployment(part: Part) -> dict[str, Any]:
     probe = {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10, "timeoutSeconds": 3}
     main["startupProbe"] = {**probe, "failureThreshold": 30, "periodSeconds": 2}
     main["livenessProbe"] = {**probe, "failureThreshold": 3}
-    main["readinessProbe"] = {"httpGet": {"path": "/readyz", "port": "http"}, "periodSeconds": 5,
-                              "timeoutSeconds": 3, "failureThreshold": 2}
+    main["readinessProbe"] = {
+        "httpGet": {"path": "/readyz", "port": "http"},
+        "periodSeconds": 5,
+        "timeoutSeconds": 3,
+        "failureThreshold": 2,
+    }
     spec: dict[str, Any] = {
         "automountServiceAccountToken": False,
-        "securityContext": {"runAsNonRoot": True, "runAsUser": UID, "fsGroup": UID,
-                            "seccompProfile": {"type": "RuntimeDefault"}},
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": UID,
+            "fsGroup": UID,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
         "terminationGracePeriodSeconds": 30,
         "containers": [main],
         "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}],
@@ -100,7 +121,8 @@ def deployment(part: Part) -> dict[str, Any]:
     if part.database:
         spec["initContainers"] = [container(part, name="migrate", args=["migrate"])]
     return {
-        "apiVersion": "apps/v1", "kind": "Deployment",
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
         "metadata": {"name": name_of(part), "labels": labels(part)},
         "spec": {
             "replicas": 2,
@@ -113,24 +135,43 @@ def deployment(part: Part) -> dict[str, Any]:
 
 
 def service(part: Part) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name_of(part), "labels": labels(part)},
-            "spec": {"selector": selector(part), "ports": [{"name": "http", "port": part.port, "targetPort": "http"}]}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name_of(part), "labels": labels(part)},
+        "spec": {
+            "selector": selector(part),
+            "ports": [{"name": "http", "port": part.port, "targetPort": "http"}],
+        },
+    }
 
 
 def disruption_budget(part: Part) -> dict[str, Any]:
-    return {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
-            "metadata": {"name": name_of(part), "labels": labels(part)},
-            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector(part)}}}
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {"name": name_of(part), "labels": labels(part)},
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector(part)}},
+    }
 
 
 def autoscaler(part: Part) -> dict[str, Any]:
-    return {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
-            "metadata": {"name": name_of(part), "labels": labels(part)},
-            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name_of(part)},
-                     "minReplicas": 2, "maxReplicas": 10,
-                     "metrics": [{"type": "Resource",
-                                  "resource": {"name": "cpu", "target": {"type": "Utilization",
-                                                                         "averageUtilization": 70}}}]}}
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": name_of(part), "labels": labels(part)},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name_of(part)},
+            "minReplicas": 2,
+            "maxReplicas": 10,
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}},
+                }
+            ],
+        },
+    }
 
 
 def callers(part: Part) -> list[Part]:
@@ -149,8 +190,12 @@ def network_policy(part: Part) -> dict[str, Any]:
     dns = {"ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}
     egress: list[dict[str, Any]] = [dns]
     for peer in (p for p in PARTS if p.name in part.calls):
-        egress.append({"to": [{"podSelector": {"matchLabels": selector(peer)}}],
-                       "ports": [{"protocol": "TCP", "port": peer.port}]})
+        egress.append(
+            {
+                "to": [{"podSelector": {"matchLabels": selector(peer)}}],
+                "ports": [{"protocol": "TCP", "port": peer.port}],
+            }
+        )
     infra = [INFRA_PORTS["redis"]]
     if part.database:
         infra.append(INFRA_PORTS["postgres"])
@@ -160,16 +205,26 @@ def network_policy(part: Part) -> dict[str, Any]:
     # PostgreSQL, Redis and RabbitMQ are outside the cluster (their URLs come from the Secret):
     # the policy names their ports; an operator who knows their addresses narrows `to` in an overlay
     egress.append({"ports": [{"protocol": "TCP", "port": port} for port in sorted(set(infra))]})
-    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-            "metadata": {"name": name_of(part), "labels": labels(part)},
-            "spec": {"podSelector": {"matchLabels": selector(part)}, "policyTypes": ["Ingress", "Egress"],
-                     "ingress": ingress, "egress": egress}}
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": name_of(part), "labels": labels(part)},
+        "spec": {
+            "podSelector": {"matchLabels": selector(part)},
+            "policyTypes": ["Ingress", "Egress"],
+            "ingress": ingress,
+            "egress": egress,
+        },
+    }
 
 
 def default_deny() -> dict[str, Any]:
-    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-            "metadata": {"name": f"{APP}-default-deny"},
-            "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}}
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": f"{APP}-default-deny"},
+        "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
+    }
 
 
 def ingress() -> dict[str, Any]:
@@ -177,24 +232,44 @@ def ingress() -> dict[str, Any]:
     realtime = next(p for p in PARTS if p.name == SOCKET_PART)
 
     def path(p: str, part: Part) -> dict[str, Any]:
-        return {"path": p, "pathType": "Prefix",
-                "backend": {"service": {"name": name_of(part), "port": {"number": part.port}}}}
+        return {
+            "path": p,
+            "pathType": "Prefix",
+            "backend": {"service": {"name": name_of(part), "port": {"number": part.port}}},
+        }
 
-    return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
-            "metadata": {"name": APP, "annotations": {
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": {
+            "name": APP,
+            "annotations": {
                 # websockets live long: no idle cut at 60 s
                 "nginx.ingress.kubernetes.io/proxy-read-timeout": "3600",
                 "nginx.ingress.kubernetes.io/proxy-send-timeout": "3600",
-                "nginx.ingress.kubernetes.io/proxy-body-size": "12m"}},
-            "spec": {"ingressClassName": "nginx",
-                     "tls": [{"hosts": ["shop.example.com"], "secretName": f"{APP}-tls"}],
-                     "rules": [{"host": "shop.example.com", "http": {"paths": [
-                         path("/socket.io/", realtime), path("/", GATEWAY)]}}]}}
+                "nginx.ingress.kubernetes.io/proxy-body-size": "12m",
+            },
+        },
+        "spec": {
+            "ingressClassName": "nginx",
+            "tls": [{"hosts": ["shop.example.com"], "secretName": f"{APP}-tls"}],
+            "rules": [
+                {
+                    "host": "shop.example.com",
+                    "http": {"paths": [path("/socket.io/", realtime), path("/", GATEWAY)]},
+                }
+            ],
+        },
+    }
 
 
 def config_map() -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"{APP}-config"},
-            "data": {"ENV": "prod", "LOG_JSON": "true", "LOG_LEVEL": "INFO", "EVENT_BUS": "amqp"}}
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": f"{APP}-config"},
+        "data": {"ENV": "prod", "LOG_JSON": "true", "LOG_LEVEL": "INFO", "EVENT_BUS": "amqp"},
+    }
 
 
 def documents() -> dict[str, list[dict[str, Any]]]:
@@ -205,13 +280,21 @@ def documents() -> dict[str, list[dict[str, Any]]]:
         "ingress.yaml": [ingress()],
     }
     for part in PARTS:
-        files[f"{part.name}.yaml"] = [deployment(part), service(part), disruption_budget(part),
-                                      autoscaler(part), network_policy(part)]
-    files["kustomization.yaml"] = [{
-        "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
-        "labels": [{"pairs": {"app.kubernetes.io/part-of": APP}}],
-        "resources": sorted(f for f in files if f != "kustomization.yaml"),
-    }]
+        files[f"{part.name}.yaml"] = [
+            deployment(part),
+            service(part),
+            disruption_budget(part),
+            autoscaler(part),
+            network_policy(part),
+        ]
+    files["kustomization.yaml"] = [
+        {
+            "apiVersion": "kustomize.config.k8s.io/v1beta1",
+            "kind": "Kustomization",
+            "labels": [{"pairs": {"app.kubernetes.io/part-of": APP}}],
+            "resources": sorted(f for f in files if f != "kustomization.yaml"),
+        }
+    ]
     return files
 
 
@@ -219,23 +302,33 @@ HEADER = "# Generated by scripts/k8s_manifests.py from libs/common/parts.py: edi
 
 
 def render() -> dict[str, str]:
-    return {name: HEADER + yaml.safe_dump_all(docs, sort_keys=False, default_flow_style=False)
-            for name, docs in documents().items()}
+    return {
+        name: HEADER + yaml.safe_dump_all(docs, sort_keys=False, default_flow_style=False)
+        for name, docs in documents().items()
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="exit 1 if deploy/k8s/base is not what the registry gives")
+    parser.add_argument(
+        "--check", action="store_true", help="exit 1 if deploy/k8s/base is not what the registry gives"
+    )
     args = parser.parse_args(argv)
     wanted = render()
     present = {p.name for p in BASE.glob("*.yaml")} if BASE.exists() else set()
     stale = sorted(present - set(wanted))
-    changed = sorted(n for n, text in wanted.items()
-                     if not (BASE / n).exists() or (BASE / n).read_text(encoding="utf-8") != text)
+    changed = sorted(
+        n
+        for n, text in wanted.items()
+        if not (BASE / n).exists() or (BASE / n).read_text(encoding="utf-8") != text
+    )
     if args.check:
         if stale or changed:
-            print(f"deploy/k8s/base is out of date ({', '.join(changed + stale)}): "
-                  "run python scripts/k8s_manifests.py", file=sys.stderr)
+            print(
+                f"deploy/k8s/base is out of date ({', '.join(changed + stale)}): "
+                "run python scripts/k8s_manifests.py",
+                file=sys.stderr,
+            )
             return 1
         return 0
     BASE.mkdir(parents=True, exist_ok=True)

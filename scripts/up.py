@@ -78,8 +78,11 @@ def run_step(title: str, args: list[str], env: dict[str, str]) -> None:
 
 def migrate_all(parts: list[Part], env: dict[str, str]) -> None:
     """Every service's migrations, side by side (each touches only its own database)."""
-    procs = {p.name: subprocess.Popen([sys.executable, "-m", p.module, "migrate"], cwd=ROOT, env=env)
-             for p in parts if p.database}
+    procs = {
+        p.name: subprocess.Popen([sys.executable, "-m", p.module, "migrate"], cwd=ROOT, env=env)
+        for p in parts
+        if p.database
+    }
     failed = [name for name, proc in procs.items() if proc.wait() != 0]
     if failed:
         raise SystemExit(f"up: migrations failed for {', '.join(failed)}")
@@ -128,8 +131,15 @@ class Supervisor:
             started = time.monotonic()
             # its own session: Ctrl-C at the terminal reaches this supervisor only, which stops every part in turn
             proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", part.module, cwd=ROOT, env=part_env(part, self.env, self.offset),
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, start_new_session=True)
+                sys.executable,
+                "-m",
+                part.module,
+                cwd=ROOT,
+                env=part_env(part, self.env, self.offset),
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,
+            )
             self.procs[part.name] = proc
             self.say(part.name, f"started (pid {proc.pid}, port {part.port + self.offset})")
             rc = await self.pump_until_exit(part, proc)
@@ -140,8 +150,11 @@ class Supervisor:
             if ran >= STABLE_AFTER:
                 backoff = FIRST_BACKOFF
             restarts += 1
-            self.say(part.name, f"exited ({describe_exit(rc)}) after {ran:.1f} s; "
-                                f"restarting in {backoff:g} s (restart {restarts})")
+            self.say(
+                part.name,
+                f"exited ({describe_exit(rc)}) after {ran:.1f} s; "
+                f"restarting in {backoff:g} s (restart {restarts})",
+            )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stopping.wait(), backoff)
             backoff = min(backoff * 2, MAX_BACKOFF)
@@ -173,10 +186,13 @@ class Supervisor:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python scripts/up.py", description=__doc__.splitlines()[0])
     parser.add_argument("--skip-infra", action="store_true", help="do not run scripts/infra.py ensure")
-    parser.add_argument("--seed-products", type=int, default=200, help="demo products for an empty catalog (0: none)")
+    parser.add_argument(
+        "--seed-products", type=int, default=200, help="demo products for an empty catalog (0: none)"
+    )
     parser.add_argument("--only", nargs="+", choices=[p.name for p in PARTS], help="run only these parts")
-    parser.add_argument("--port-offset", type=int, default=0,
-                        help="added to every usual port (e.g. 20000: gateway on 28000)")
+    parser.add_argument(
+        "--port-offset", type=int, default=0, help="added to every usual port (e.g. 20000: gateway on 28000)"
+    )
     return parser.parse_args(argv)
 
 
@@ -184,8 +200,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     env = base_env()
     if not args.skip_infra:
-        run_step("checking PostgreSQL, Redis and RabbitMQ (scripts/infra.py ensure --profile dev)",
-                 [sys.executable, str(ROOT / "scripts" / "infra.py"), "ensure", "--profile", "dev"], env)
+        run_step(
+            "checking PostgreSQL, Redis and RabbitMQ (scripts/infra.py ensure --profile dev)",
+            [sys.executable, str(ROOT / "scripts" / "infra.py"), "ensure", "--profile", "dev"],
+            env,
+        )
         for key, value in read_env_file(ROOT / ".infra.env").items():
             env.setdefault(key, value)
     parts = [p for p in PARTS if not args.only or p.name in args.only]
@@ -193,24 +212,53 @@ def main(argv: list[str] | None = None) -> int:
     migrate_all(parts, env)
     if "catalog" in names and args.seed_products > 0:
         # leaves a catalog that has products alone; --events tells the cart and live clients about them
-        run_step("seeding the demo catalog if it is empty",
-                 [sys.executable, "-m", BY_NAME["catalog"].module, "seed", "--products", str(args.seed_products),
-                  "--events"], env)
+        run_step(
+            "seeding the demo catalog if it is empty",
+            [
+                sys.executable,
+                "-m",
+                BY_NAME["catalog"].module,
+                "seed",
+                "--products",
+                str(args.seed_products),
+                "--events",
+            ],
+            env,
+        )
     if "pricing" in names:
         # a shipping zone, a tax rate and the demo coupon for a pricing with nothing configured (it prints the coupon)
-        run_step("seeding pricing's defaults if it is empty", [sys.executable, "-m", BY_NAME["pricing"].module, "seed"],
-                 env)
+        run_step(
+            "seeding pricing's defaults if it is empty",
+            [sys.executable, "-m", BY_NAME["pricing"].module, "seed"],
+            env,
+        )
     if "auth" in names and env.get("ADMIN_EMAIL") and env.get("ADMIN_PASSWORD"):
-        run_step(f"admin account {env['ADMIN_EMAIL']}",
-                 [sys.executable, "-m", BY_NAME["auth"].module, "create-admin", "--email", env["ADMIN_EMAIL"],
-                  "--password", env["ADMIN_PASSWORD"]], env)
+        run_step(
+            f"admin account {env['ADMIN_EMAIL']}",
+            [
+                sys.executable,
+                "-m",
+                BY_NAME["auth"].module,
+                "create-admin",
+                "--email",
+                env["ADMIN_EMAIL"],
+                "--password",
+                env["ADMIN_PASSWORD"],
+            ],
+            env,
+        )
     elif "auth" in names:
-        print("up: no ADMIN_EMAIL/ADMIN_PASSWORD: no admin account made "
-              "(later: python -m services.auth create-admin --email E --password P)", flush=True)
+        print(
+            "up: no ADMIN_EMAIL/ADMIN_PASSWORD: no admin account made "
+            "(later: python -m services.auth create-admin --email E --password P)",
+            flush=True,
+        )
     gateway = f"http://127.0.0.1:{GATEWAY.port + args.port_offset}"
-    print(f"up: starting {', '.join(p.name for p in parts)}\n"
-          f"up: gateway {gateway}  docs {gateway}/docs  console {gateway}/console/  (Ctrl-C stops all)",
-          flush=True)
+    print(
+        f"up: starting {', '.join(p.name for p in parts)}\n"
+        f"up: gateway {gateway}  docs {gateway}/docs  console {gateway}/console/  (Ctrl-C stops all)",
+        flush=True,
+    )
     return asyncio.run(Supervisor(parts, env, args.port_offset).run())
 
 

@@ -21,17 +21,30 @@ def document() -> dict[str, Any]:
     from services.realtime.contract import socket_contract
 
     return build_asyncapi(
-        title="Shop events", version="1.0.0",
+        title="Shop events",
+        version="1.0.0",
         description="Domain events on RabbitMQ (topic exchange shop.events, routing key = event type, "
-                    "transactional outbox, idempotent consumers) and the Socket.IO messages of the realtime "
-                    "service. Generated from the pydantic models the services use.",
-        exchange="shop.events", catalogues=catalogues(), consumers=CONSUMERS, socket=socket_contract(),
+        "transactional outbox, idempotent consumers) and the Socket.IO messages of the realtime "
+        "service. Generated from the pydantic models the services use.",
+        exchange="shop.events",
+        catalogues=catalogues(),
+        consumers=CONSUMERS,
+        socket=socket_contract(),
         servers={
-            "rabbitmq": {"host": "localhost:5672", "protocol": "amqp", "protocolVersion": "0.9.1",
-                         "description": "the broker (AMQP_URL); every consumer has its queue <service>.events"},
-            "gateway": {"host": "localhost:8000", "pathname": "/socket.io/", "protocol": "ws",
-                        "description": "Socket.IO through the gateway (also long-polling over http)"},
-        })
+            "rabbitmq": {
+                "host": "localhost:5672",
+                "protocol": "amqp",
+                "protocolVersion": "0.9.1",
+                "description": "the broker (AMQP_URL); every consumer has its queue <service>.events",
+            },
+            "gateway": {
+                "host": "localhost:8000",
+                "pathname": "/socket.io/",
+                "protocol": "ws",
+                "description": "Socket.IO through the gateway (also long-polling over http)",
+            },
+        },
+    )
 
 
 def render() -> str:

@@ -34,8 +34,9 @@ def local_infra(request: pytest.FixtureRequest) -> Infra | None:
 
 
 @pytest_asyncio.fixture(scope="session")
-async def stack(local_infra: Infra | None,
-                tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack | ExternalStack]:
+async def stack(
+    local_infra: Infra | None, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Stack | ExternalStack]:
     external = external_stack(os.environ)
     if external is not None or local_infra is None:
         assert external is not None
@@ -47,9 +48,23 @@ async def stack(local_infra: Infra | None,
     try:
         await s.up()
         await asyncio.to_thread(
-            subprocess.run, [sys.executable, "-m", "services.auth", "create-admin", "--email", ADMIN_EMAIL,
-             "--password", ADMIN_PASSWORD], cwd=ROOT, env=s.env("auth"), check=True, capture_output=True,
-            timeout=60)
+            subprocess.run,
+            [
+                sys.executable,
+                "-m",
+                "services.auth",
+                "create-admin",
+                "--email",
+                ADMIN_EMAIL,
+                "--password",
+                ADMIN_PASSWORD,
+            ],
+            cwd=ROOT,
+            env=s.env("auth"),
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
         yield s
     finally:
         s.down()

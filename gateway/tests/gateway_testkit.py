@@ -38,6 +38,7 @@ def upstream_app(name: str) -> FastAPI:
     app = FastAPI(title=name)
 
     if name == "auth":
+
         @app.get("/users/me")
         async def me() -> Page:
             return Page(items=["auth"])
@@ -46,6 +47,7 @@ def upstream_app(name: str) -> FastAPI:
         async def secret() -> dict[str, str]:
             return {"secret": "never through the gateway"}
     else:
+
         @app.get("/categories/{id_or_slug}")
         async def category(id_or_slug: str) -> Product:
             return Product(name=id_or_slug)
@@ -61,34 +63,45 @@ def upstream_app(name: str) -> FastAPI:
             text = await ws.receive_text()
             await ws.send_text(f"{name} echo: {text}")
 
-    @app.api_route("/{path:path}", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"],
-                   include_in_schema=False)
+    @app.api_route(
+        "/{path:path}", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False
+    )
     async def echo(request: Request, path: str) -> Response:
         body = b"".join([chunk async for chunk in request.stream()])
         q = request.query_params
         if "sleep" in q:
             await asyncio.sleep(float(q["sleep"]))
         if "status" in q:
-            resp = Response(b'{"type":"about:blank","title":"Conflict","status":409,"detail":"Already taken."}',
-                            status_code=int(q["status"]), media_type="application/problem+json",
-                            headers={"X-Custom": "kept", "Cache-Control": "no-store"})
+            resp = Response(
+                b'{"type":"about:blank","title":"Conflict","status":409,"detail":"Already taken."}',
+                status_code=int(q["status"]),
+                media_type="application/problem+json",
+                headers={"X-Custom": "kept", "Cache-Control": "no-store"},
+            )
             resp.set_cookie("a", "1")
             resp.set_cookie("b", "2")
             return resp
         if "stream" in q:  # chunked, no Content-Length
+
             async def chunks() -> AsyncIterator[bytes]:
                 for i in range(int(q["stream"])):
                     yield b"%06d" % i + b"z" * 4090
+
             return StreamingResponse(chunks(), media_type="application/octet-stream")
         if "raw" in q:
             return Response(body, media_type=request.headers.get("content-type", "application/octet-stream"))
         scope = request.scope
-        return JSONResponse({
-            "service": name, "method": request.method, "path": scope["path"],
-            "raw_path": scope["raw_path"].decode("latin-1"), "query": scope["query_string"].decode("latin-1"),
-            "headers": [[k.decode("latin-1"), v.decode("latin-1")] for k, v in scope["headers"]],
-            "body_len": len(body),
-        })
+        return JSONResponse(
+            {
+                "service": name,
+                "method": request.method,
+                "path": scope["path"],
+                "raw_path": scope["raw_path"].decode("latin-1"),
+                "query": scope["query_string"].decode("latin-1"),
+                "headers": [[k.decode("latin-1"), v.decode("latin-1")] for k, v in scope["headers"]],
+                "body_len": len(body),
+            }
+        )
 
     return app
 
@@ -103,25 +116,40 @@ def seen_headers(echo: dict[str, Any]) -> dict[str, list[str]]:
 @pytest_asyncio.fixture(scope="session")
 async def upstreams() -> AsyncIterator[dict[str, str]]:
     """auth and catalog as two distinct servers; the others share one echo server."""
-    async with serve_app(upstream_app("auth")) as auth, serve_app(upstream_app("catalog")) as catalog, \
-            serve_app(upstream_app("echo")) as echo:
-        yield {"auth_url": auth, "catalog_url": catalog, "cart_url": echo, "payments_url": echo,
-               "realtime_url": echo,
-               # nothing listens here: a stopped service
-               "orders_url": f"http://127.0.0.1:{free_port()}"}
+    async with (
+        serve_app(upstream_app("auth")) as auth,
+        serve_app(upstream_app("catalog")) as catalog,
+        serve_app(upstream_app("echo")) as echo,
+    ):
+        yield {
+            "auth_url": auth,
+            "catalog_url": catalog,
+            "cart_url": echo,
+            "payments_url": echo,
+            "realtime_url": echo,
+            # nothing listens here: a stopped service
+            "orders_url": f"http://127.0.0.1:{free_port()}",
+        }
 
 
-def gateway_settings(infra: Infra, keys: TestKeys, upstreams: dict[str, str], **overrides: Any) -> GatewaySettings:
-    values: dict[str, Any] = {**upstreams, "rate_limits": GENEROUS,
-                              "upstream_timeouts": {"default": 0.5, "socket": 5.0},
-                              "cors_origins": ["https://shop.example"], "openapi_cache_seconds": 0.0}
+def gateway_settings(
+    infra: Infra, keys: TestKeys, upstreams: dict[str, str], **overrides: Any
+) -> GatewaySettings:
+    values: dict[str, Any] = {
+        **upstreams,
+        "rate_limits": GENEROUS,
+        "upstream_timeouts": {"default": 0.5, "socket": 5.0},
+        "cors_origins": ["https://shop.example"],
+        "openapi_cache_seconds": 0.0,
+    }
     values.update(overrides)
     return settings_for(GatewaySettings, infra, keys, **values)
 
 
 @contextlib.asynccontextmanager
-async def gateway_client(settings: GatewaySettings, *, client_ip: str = "127.0.0.1"
-                         ) -> AsyncIterator[httpx.AsyncClient]:
+async def gateway_client(
+    settings: GatewaySettings, *, client_ip: str = "127.0.0.1"
+) -> AsyncIterator[httpx.AsyncClient]:
     """The gateway in-process (its lifespan entered) with a client that appears to come from ``client_ip``."""
     app = create_app(settings)
     async with app.router.lifespan_context(app):

@@ -21,7 +21,9 @@ async def test_guest_gets_401_on_a_user_route(gw: httpx.AsyncClient) -> None:
     assert resp.headers["www-authenticate"] == "Bearer"
 
 
-async def test_signed_in_user_reaches_user_route_with_token_passed_on(gw: httpx.AsyncClient, keys: TestKeys) -> None:
+async def test_signed_in_user_reaches_user_route_with_token_passed_on(
+    gw: httpx.AsyncClient, keys: TestKeys
+) -> None:
     headers = keys.bearer()
     resp = await gw.get("/cart", headers=headers)
     assert resp.status_code == 200, resp.text
@@ -34,8 +36,16 @@ async def test_non_bearer_authorization_is_401(gw: httpx.AsyncClient) -> None:
 
 async def test_alg_none_token_is_401(gw: httpx.AsyncClient, keys: TestKeys) -> None:
     now = int(time.time())
-    claims = {"sub": str(uuid.uuid4()), "role": "admin", "sid": "s", "jti": "j", "iat": now, "exp": now + 600,
-              "iss": keys.issuer, "aud": keys.audience}
+    claims = {
+        "sub": str(uuid.uuid4()),
+        "role": "admin",
+        "sid": "s",
+        "jti": "j",
+        "iat": now,
+        "exp": now + 600,
+        "iss": keys.issuer,
+        "aud": keys.audience,
+    }
     token = jwt.encode(claims, "", algorithm="none", headers={"kid": keys.kid})
     assert_problem(await gw.get("/admin/users", headers={"Authorization": f"Bearer {token}"}), 401)
 
@@ -72,15 +82,18 @@ async def test_user_gets_403_on_admin_route(gw: httpx.AsyncClient, keys: TestKey
 
 
 async def test_admin_reaches_admin_route(gw: httpx.AsyncClient, keys: TestKeys) -> None:
-    resp = await gw.patch("/admin/orders/abc/status", headers=keys.bearer(role="admin"), json={"status": "paid"})
+    resp = await gw.patch(
+        "/admin/orders/abc/status", headers=keys.bearer(role="admin"), json={"status": "paid"}
+    )
     # orders is stopped in these tests: reaching it at all is the point
     assert_problem(resp, 503)
     resp = await gw.post("/admin/products/abc/stock", headers=keys.bearer(role="admin"), json={"stock": 1})
     assert resp.status_code == 200 and resp.json()["path"] == "/admin/products/abc/stock"
 
 
-async def test_revoked_session_is_refused_at_the_gateway(gw: httpx.AsyncClient, keys: TestKeys,
-                                                         infra: Infra) -> None:
+async def test_revoked_session_is_refused_at_the_gateway(
+    gw: httpx.AsyncClient, keys: TestKeys, infra: Infra
+) -> None:
     sid = uuid.uuid4().hex
     headers = keys.bearer(sid=sid)
     assert (await gw.get("/wishlist", headers=headers)).status_code == 200
@@ -100,7 +113,9 @@ async def test_public_route_passes_a_bad_token_on_for_the_service_to_judge(gw: h
 
 async def test_internal_routes_are_never_routed(gw: httpx.AsyncClient, keys: TestKeys) -> None:
     for path in ("/internal/secret", "/internal/carts/abc", "/internal", "/products/../internal/secret"):
-        assert_problem(await gw.get(path, headers={**keys.bearer(role="admin"), "X-Internal-Token": "x"}), 404)
+        assert_problem(
+            await gw.get(path, headers={**keys.bearer(role="admin"), "X-Internal-Token": "x"}), 404
+        )
     assert_problem(await gw.post("/internal/reservations", json={}), 404)
 
 
@@ -111,8 +126,9 @@ async def test_unknown_path_is_404_and_wrong_method_405(gw: httpx.AsyncClient) -
     assert resp.headers["allow"] == "GET, HEAD"
 
 
-async def test_a_literal_path_allows_only_its_own_methods_not_a_templates(gw: httpx.AsyncClient,
-                                                                          keys: TestKeys) -> None:
+async def test_a_literal_path_allows_only_its_own_methods_not_a_templates(
+    gw: httpx.AsyncClient, keys: TestKeys
+) -> None:
     # /cart/clear also fits /cart/{item_id} (PUT, DELETE); the document lists DELETE alone for it
     for method in ("OPTIONS", "PUT"):
         resp = await gw.request(method, "/cart/clear", headers=keys.bearer())

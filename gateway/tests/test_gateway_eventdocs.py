@@ -26,8 +26,11 @@ from services.realtime.commands import COMMANDS
 from services.realtime.notifications import ROUTES
 
 ROOT = Path(__file__).resolve().parents[2]
-SOURCES = [p for p in sorted((ROOT / "services").rglob("*.py"))
-           if "tests" not in p.parts and "migrations" not in p.parts]
+SOURCES = [
+    p
+    for p in sorted((ROOT / "services").rglob("*.py"))
+    if "tests" not in p.parts and "migrations" not in p.parts
+]
 CONSUMING = ["cart", "catalog", "orders", "payments"]
 # Socket.IO's own lifecycle event: nothing a client sends or receives as a message
 BUILT_IN = {"disconnect", "*"}  # "*": python-socketio's catch-all for events no handler names
@@ -43,8 +46,11 @@ def _routing_keys(doc: dict) -> set[str]:
 
 
 def _socket_names(doc: dict) -> set[str]:
-    return {m["name"] for mid, m in doc["components"]["messages"].items()
-            if mid.startswith("socket.") and not mid.endswith(".ack")}
+    return {
+        m["name"]
+        for mid, m in doc["components"]["messages"].items()
+        if mid.startswith("socket.") and not mid.endswith(".ack")
+    }
 
 
 def _calls(path: Path) -> list[ast.Call]:
@@ -58,7 +64,8 @@ def _name(call: ast.Call) -> str:
 
 def test_committed_document_is_what_the_models_generate() -> None:
     assert eventdocs.DOCUMENT.read_text() == asyncapi.render(), (
-        "gateway/asyncapi.json is stale: run `make asyncapi` and commit the result")
+        "gateway/asyncapi.json is stale: run `make asyncapi` and commit the result"
+    )
 
 
 def test_document_keeps_to_asyncapi_3(doc: dict) -> None:
@@ -69,7 +76,8 @@ def test_document_keeps_to_asyncapi_3(doc: dict) -> None:
     # every event message is the envelope narrowed to its own type and data model
     envelope = doc["components"]["schemas"]["Envelope"]
     assert {"id", "type", "version", "occurred_at", "producer", "correlation_id", "data"} <= set(
-        envelope["properties"])
+        envelope["properties"]
+    )
     created = doc["components"]["messages"]["event.order.created"]["payload"]["allOf"]
     assert created[0] == {"$ref": "#/components/schemas/Envelope"}
     assert created[1]["properties"]["type"] == {"const": "order.created"}
@@ -79,9 +87,15 @@ def test_document_keeps_to_asyncapi_3(doc: dict) -> None:
 
 
 def test_services_build_envelopes_only_through_their_catalogues() -> None:
-    direct = [f"{p.relative_to(ROOT)}:{c.lineno}" for p in SOURCES for c in _calls(p)
-              if isinstance(c.func, ast.Attribute) and c.func.attr == "new"
-              and isinstance(c.func.value, ast.Name) and c.func.value.id == "Envelope"]
+    direct = [
+        f"{p.relative_to(ROOT)}:{c.lineno}"
+        for p in SOURCES
+        for c in _calls(p)
+        if isinstance(c.func, ast.Attribute)
+        and c.func.attr == "new"
+        and isinstance(c.func.value, ast.Name)
+        and c.func.value.id == "Envelope"
+    ]
     assert direct == [], "publish through the service's EVENTS catalogue, so the event is documented"
 
 
@@ -94,8 +108,9 @@ def test_every_published_and_consumed_routing_key_is_documented(doc: dict) -> No
             assert f"{producer.producer}.send.{key}" in doc["operations"]
     patterns = [p for ps in CONSUMERS.values() for p in ps]
     for name in CONSUMING:
-        patterns += [p for s in importlib.import_module(f"services.{name}.handlers").SUBSCRIPTIONS
-                     for p in s.patterns]
+        patterns += [
+            p for s in importlib.import_module(f"services.{name}.handlers").SUBSCRIPTIONS for p in s.patterns
+        ]
     for pattern in patterns:
         assert any(topic_matches(pattern, key) for key in keys), f"{pattern} matches no documented event"
     for consumer, consumed in CONSUMERS.items():
@@ -113,14 +128,21 @@ def test_every_socket_event_realtime_emits_or_handles_is_documented(doc: dict) -
             args = [a.value for a in call.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
             if name in ("on", "emit") and args:
                 literal.add(args[0])
-            elif (name == "send_local" and len(call.args) >= 2 and isinstance(call.args[1], ast.Constant)
-                  and isinstance(call.args[1].value, str)):
+            elif (
+                name == "send_local"
+                and len(call.args) >= 2
+                and isinstance(call.args[1], ast.Constant)
+                and isinstance(call.args[1].value, str)
+            ):
                 literal.add(call.args[1].value)
         for fn in ast.walk(ast.parse(path.read_text())):
             if isinstance(fn, ast.AsyncFunctionDef) and any(
-                    isinstance(d, ast.Attribute) and d.attr == "event" for d in fn.decorator_list):
+                isinstance(d, ast.Attribute) and d.attr == "event" for d in fn.decorator_list
+            ):
                 literal.add(fn.name)
-    assert {"resume", "auth:refresh", "resync", "session:ended", "connect"} <= literal, "the scan found too little"
+    assert {"resume", "auth:refresh", "resync", "session:ended", "connect"} <= literal, (
+        "the scan found too little"
+    )
     names = _socket_names(doc)
     assert literal - BUILT_IN <= names
     assert {name for name, _ in ROUTES.values()} <= names

@@ -12,8 +12,9 @@ from libs.common.testing.apps import free_port
 TIGHT = {"default": {"rate": 0.5, "burst": 3}, "auth": {"rate": 0.5, "burst": 1}}
 
 
-async def test_client_over_its_burst_gets_429_with_retry_after(infra: Infra, keys: TestKeys,
-                                                               upstreams: dict[str, Any]) -> None:
+async def test_client_over_its_burst_gets_429_with_retry_after(
+    infra: Infra, keys: TestKeys, upstreams: dict[str, Any]
+) -> None:
     settings = gateway_settings(infra, keys, upstreams, rate_limits=TIGHT)
     async with gateway_client(settings, client_ip="10.1.0.1") as client:
         for _ in range(3):
@@ -26,7 +27,8 @@ async def test_client_over_its_burst_gets_429_with_retry_after(infra: Infra, key
 
 
 async def test_signed_in_user_has_a_bucket_of_their_own_behind_a_busy_address(
-        infra: Infra, keys: TestKeys, upstreams: dict[str, Any]) -> None:
+    infra: Infra, keys: TestKeys, upstreams: dict[str, Any]
+) -> None:
     settings = gateway_settings(infra, keys, upstreams, rate_limits=TIGHT)
     async with gateway_client(settings, client_ip="10.2.0.1") as client:
         for _ in range(3):
@@ -36,8 +38,9 @@ async def test_signed_in_user_has_a_bucket_of_their_own_behind_a_busy_address(
         assert (await client.get("/cart", headers=keys.bearer())).status_code == 200
 
 
-async def test_a_missing_or_refused_token_is_a_401_even_past_the_budget(infra: Infra, keys: TestKeys,
-                                                                         upstreams: dict[str, Any]) -> None:
+async def test_a_missing_or_refused_token_is_a_401_even_past_the_budget(
+    infra: Infra, keys: TestKeys, upstreams: dict[str, Any]
+) -> None:
     # was: 429 once the address's budget was spent, where the caller needed to hear "sign in"
     settings = gateway_settings(infra, keys, upstreams, rate_limits=TIGHT)
     async with gateway_client(settings, client_ip="10.5.0.1") as client:
@@ -51,8 +54,9 @@ async def test_a_missing_or_refused_token_is_a_401_even_past_the_budget(infra: I
         assert (await client.get("/cart", headers=keys.bearer())).status_code == 200
 
 
-async def test_refusals_spend_none_of_the_addresss_budget(infra: Infra, keys: TestKeys,
-                                                          upstreams: dict[str, Any]) -> None:
+async def test_refusals_spend_none_of_the_addresss_budget(
+    infra: Infra, keys: TestKeys, upstreams: dict[str, Any]
+) -> None:
     settings = gateway_settings(infra, keys, upstreams, rate_limits=TIGHT)
     async with gateway_client(settings, client_ip="10.6.0.1") as client:
         for _ in range(10):
@@ -61,8 +65,9 @@ async def test_refusals_spend_none_of_the_addresss_budget(infra: Infra, keys: Te
             assert (await client.get("/products")).status_code == 200
 
 
-async def test_auth_routes_have_their_own_stricter_limit(infra: Infra, keys: TestKeys,
-                                                         upstreams: dict[str, Any]) -> None:
+async def test_auth_routes_have_their_own_stricter_limit(
+    infra: Infra, keys: TestKeys, upstreams: dict[str, Any]
+) -> None:
     settings = gateway_settings(infra, keys, upstreams, rate_limits=TIGHT)
     async with gateway_client(settings, client_ip="10.3.0.1") as client:
         assert (await client.post("/auth/login", json={})).status_code == 200
@@ -71,9 +76,11 @@ async def test_auth_routes_have_their_own_stricter_limit(infra: Infra, keys: Tes
 
 
 async def test_redis_down_lets_public_routes_through_but_refuses_tokens(
-        infra: Infra, keys: TestKeys, upstreams: dict[str, Any]) -> None:
-    settings = gateway_settings(infra, keys, upstreams, rate_limits=TIGHT,
-                                redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    infra: Infra, keys: TestKeys, upstreams: dict[str, Any]
+) -> None:
+    settings = gateway_settings(
+        infra, keys, upstreams, rate_limits=TIGHT, redis_url=f"redis://127.0.0.1:{free_port()}/0"
+    )
     async with gateway_client(settings, client_ip="10.4.0.1") as client:
         for _ in range(5):
             assert (await client.get("/products")).status_code == 200  # rate limiting fails open

@@ -18,7 +18,8 @@ def sample(text: str, name: str, **labels: str) -> float:
 
 
 async def test_metrics_count_answers_by_route_pattern_and_upstream_failures(
-        infra: Infra, keys: TestKeys, upstreams: dict[str, str]) -> None:
+    infra: Infra, keys: TestKeys, upstreams: dict[str, str]
+) -> None:
     settings = gateway_settings(infra, keys, upstreams)
     token = settings.internal_api_token.get_secret_value()
     async with gateway_client(settings) as gw:
@@ -28,16 +29,45 @@ async def test_metrics_count_answers_by_route_pattern_and_upstream_failures(
         assert_problem(await gw.get("/no/such/thing"), 404)
 
         text = (await gw.get("/metrics", headers={"X-Internal-Token": token})).text
-        assert sample(text, "gateway_requests_total", service="catalog", route="/categories/{id_or_slug}",
-                      method="GET", status="200") == 3
+        assert (
+            sample(
+                text,
+                "gateway_requests_total",
+                service="catalog",
+                route="/categories/{id_or_slug}",
+                method="GET",
+                status="200",
+            )
+            == 3
+        )
         assert "red-shoe" not in text  # raw paths never become series
-        assert sample(text, "gateway_requests_total", service="orders", route="/orders", method="GET",
-                      status="503") == 1
+        assert (
+            sample(
+                text, "gateway_requests_total", service="orders", route="/orders", method="GET", status="503"
+            )
+            == 1
+        )
         assert sample(text, "gateway_upstream_failures_total", service="orders", kind="unavailable") == 1
-        assert sample(text, "gateway_requests_total", service="gateway", route="unmatched", method="GET",
-                      status="404") == 1
-        assert sample(text, "gateway_request_duration_seconds_count", service="catalog",
-                      route="/categories/{id_or_slug}") == 3
+        assert (
+            sample(
+                text,
+                "gateway_requests_total",
+                service="gateway",
+                route="unmatched",
+                method="GET",
+                status="404",
+            )
+            == 1
+        )
+        assert (
+            sample(
+                text,
+                "gateway_request_duration_seconds_count",
+                service="catalog",
+                route="/categories/{id_or_slug}",
+            )
+            == 3
+        )
         bearer = await gw.get("/metrics", headers={"Authorization": f"Bearer {token}"})
         assert bearer.status_code == 200 and "gateway_open_websockets" in bearer.text
 

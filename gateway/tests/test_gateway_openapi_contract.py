@@ -60,7 +60,9 @@ def test_security_says_what_the_gateway_asks_for(doc: dict[str, Any]) -> None:
 
 
 def test_an_insufficient_stock_409_documents_its_short_lines(doc: dict[str, Any]) -> None:
-    schema = doc["paths"]["/orders"]["post"]["responses"]["409"]["content"]["application/problem+json"]["schema"]
+    schema = doc["paths"]["/orders"]["post"]["responses"]["409"]["content"]["application/problem+json"][
+        "schema"
+    ]
     assert schema["allOf"][0] == {"$ref": "#/components/schemas/Problem"}
     short = schema["allOf"][1]["properties"]["short"]["items"]
     assert set(short["required"]) == {"product_id", "requested", "available"}
@@ -70,15 +72,23 @@ def test_request_schemas_state_what_the_services_enforce(doc: dict[str, Any]) ->
     schemas = doc["components"]["schemas"]
     for name in ("ForgotIn", "VerifyOtpIn", "LoginIn", "RegisterIn"):
         assert schemas[name]["properties"]["email"]["format"] == "email", name
-    for name, field in (("RegisterIn", "password"), ("ResetIn", "new_password"), ("ChangePasswordIn", "new_password")):
+    for name, field in (
+        ("RegisterIn", "password"),
+        ("ResetIn", "new_password"),
+        ("ChangePasswordIn", "new_password"),
+    ):
         assert schemas[name]["properties"][field]["minLength"] == 8, name
     # a body model that refuses unknown fields says so; one that ignores them does not
     checked = 0
     for service in SERVICES:
         module = importlib.import_module(f"services.{service}.schemas")
         for model in vars(module).values():
-            if not (isinstance(model, type) and issubclass(model, BaseModel) and model.__module__ == module.__name__
-                    and model.__name__ in schemas):
+            if not (
+                isinstance(model, type)
+                and issubclass(model, BaseModel)
+                and model.__module__ == module.__name__
+                and model.__name__ in schemas
+            ):
                 continue
             forbids = model.model_config.get("extra") == "forbid"
             assert (schemas[model.__name__].get("additionalProperties") is False) == forbids, (service, model)

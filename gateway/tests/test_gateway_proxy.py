@@ -30,19 +30,31 @@ async def test_encoded_path_segment_is_forwarded_as_sent(gw: httpx.AsyncClient) 
 
 async def test_non_ascii_body_comes_back_unchanged(gw: httpx.AsyncClient, keys: TestKeys) -> None:
     body = '{"name": "Crème brûlée \u2013 日本語 🍮"}'.encode()
-    resp = await gw.post("/cart?raw", content=body,
-                         headers={**keys.bearer(), "Content-Type": "application/json; charset=utf-8"})
+    resp = await gw.post(
+        "/cart?raw",
+        content=body,
+        headers={**keys.bearer(), "Content-Type": "application/json; charset=utf-8"},
+    )
     assert resp.status_code == 200
     assert resp.content == body
     assert resp.headers["content-type"] == "application/json; charset=utf-8"
 
 
-async def test_client_identity_headers_are_replaced_by_the_gateways(gw: httpx.AsyncClient, keys: TestKeys,
-                                                                    infra: Infra, upstreams: dict[str, str]) -> None:
-    forged = {"X-Internal-Token": "dev-internal-token-change-me", "X-User-Id": "someone", "X-User-Role": "admin",
-              "Forwarded": "for=6.6.6.6", "X-Forwarded-For": "6.6.6.6", "X-Forwarded-Host": "evil.example",
-              "X-Forwarded-Proto": "https", "X-Real-IP": "6.6.6.6", "X-Custom-Client": "kept",
-              "X-Forwarded-Proof": "f" * 64}
+async def test_client_identity_headers_are_replaced_by_the_gateways(
+    gw: httpx.AsyncClient, keys: TestKeys, infra: Infra, upstreams: dict[str, str]
+) -> None:
+    forged = {
+        "X-Internal-Token": "dev-internal-token-change-me",
+        "X-User-Id": "someone",
+        "X-User-Role": "admin",
+        "Forwarded": "for=6.6.6.6",
+        "X-Forwarded-For": "6.6.6.6",
+        "X-Forwarded-Host": "evil.example",
+        "X-Forwarded-Proto": "https",
+        "X-Real-IP": "6.6.6.6",
+        "X-Custom-Client": "kept",
+        "X-Forwarded-Proof": "f" * 64,
+    }
     resp = await gw.get("/cart", headers={**keys.bearer(), **forged})
     seen = seen_headers(resp.json())
     for name in ("x-internal-token", "x-user-id", "x-user-role", "forwarded", "x-real-ip"):
@@ -89,7 +101,9 @@ async def test_head_request_gets_headers_without_body(gw: httpx.AsyncClient) -> 
     assert resp.status_code == 200 and resp.content == b""
 
 
-async def test_body_at_the_limit_passes_and_one_byte_more_is_413(gw: httpx.AsyncClient, keys: TestKeys) -> None:
+async def test_body_at_the_limit_passes_and_one_byte_more_is_413(
+    gw: httpx.AsyncClient, keys: TestKeys
+) -> None:
     resp = await gw.post("/cart", content=b"x" * LIMIT, headers=keys.bearer())
     assert resp.status_code == 200 and resp.json()["body_len"] == LIMIT
     body = assert_problem(await gw.post("/cart", content=b"x" * (LIMIT + 1), headers=keys.bearer()), 413)
@@ -121,20 +135,32 @@ async def test_slow_service_is_504_problem(gw: httpx.AsyncClient) -> None:
 
 
 async def test_cors_preflight_and_response_for_a_configured_origin(gw: httpx.AsyncClient) -> None:
-    resp = await gw.options("/cart", headers={"Origin": "https://shop.example", "Access-Control-Request-Method": "POST",
-                                              "Access-Control-Request-Headers": "authorization,content-type"})
+    resp = await gw.options(
+        "/cart",
+        headers={
+            "Origin": "https://shop.example",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization,content-type",
+        },
+    )
     assert resp.status_code == 200
     assert resp.headers["access-control-allow-origin"] == "https://shop.example"
     resp = await gw.get("/products", headers={"Origin": "https://shop.example"})
     assert resp.headers["access-control-allow-origin"] == "https://shop.example"
     resp = await gw.get("/products", headers={"Origin": "https://evil.example"})
     assert "access-control-allow-origin" not in resp.headers
-    refused = assert_problem(await gw.options("/cart", headers={
-        "Origin": "https://evil.example", "Access-Control-Request-Method": "POST"}), 400)
+    refused = assert_problem(
+        await gw.options(
+            "/cart", headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"}
+        ),
+        400,
+    )
     assert "origin" in refused["detail"].lower() and "https://shop.example" in refused["detail"]
 
 
-async def test_httpx_client_forwards_the_same_way(infra: Infra, keys: TestKeys, upstreams: dict[str, Any]) -> None:
+async def test_httpx_client_forwards_the_same_way(
+    infra: Infra, keys: TestKeys, upstreams: dict[str, Any]
+) -> None:
     settings = gateway_settings(infra, keys, upstreams, upstream_client="httpx")
     async with gateway_client(settings) as client:
         resp = await client.get("/products?a=1&a=2")
@@ -144,10 +170,14 @@ async def test_httpx_client_forwards_the_same_way(infra: Infra, keys: TestKeys, 
         assert_problem(await client.get("/products/slow?sleep=1.5"), 504)
 
 
-async def test_date_and_server_headers_are_sent_once(infra: Infra, keys: TestKeys, upstreams: dict[str, Any]) -> None:
+async def test_date_and_server_headers_are_sent_once(
+    infra: Infra, keys: TestKeys, upstreams: dict[str, Any]
+) -> None:
     # served by uvicorn as in production: the gateway's server sets its own Date and Server
-    async with serve_app(create_app(gateway_settings(infra, keys, upstreams))) as base, \
-            httpx.AsyncClient(base_url=base) as client:
+    async with (
+        serve_app(create_app(gateway_settings(infra, keys, upstreams))) as base,
+        httpx.AsyncClient(base_url=base) as client,
+    ):
         for resp in (await client.get("/products/x"), await client.get("/products/x?status=409")):
             assert len(resp.headers.get_list("date")) == 1, resp.headers
             assert len(resp.headers.get_list("server")) == 1, resp.headers

@@ -21,8 +21,9 @@ async def test_socketio_long_polling_reaches_realtime(gw: httpx.AsyncClient) -> 
     assert resp.json()["path"] == "/socket.io/" and resp.json()["query"] == "EIO=4&transport=polling&t=abc"
 
 
-async def test_websocket_frames_are_relayed_both_ways(infra: Infra, keys: TestKeys,
-                                                      upstreams: dict[str, Any]) -> None:
+async def test_websocket_frames_are_relayed_both_ways(
+    infra: Infra, keys: TestKeys, upstreams: dict[str, Any]
+) -> None:
     app = create_app(gateway_settings(infra, keys, upstreams))
     async with serve_app(app) as base, aiohttp.ClientSession() as session:
         url = base.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
@@ -33,12 +34,15 @@ async def test_websocket_frames_are_relayed_both_ways(infra: Infra, keys: TestKe
                 assert msg.type == aiohttp.WSMsgType.TEXT and msg.data == f"echo echo: {text}"
 
 
-async def test_more_websockets_than_a_connection_pool_holds_are_all_relayed(infra: Infra, keys: TestKeys,
-                                                                            upstreams: dict[str, Any]) -> None:
+async def test_more_websockets_than_a_connection_pool_holds_are_all_relayed(
+    infra: Infra, keys: TestKeys, upstreams: dict[str, Any]
+) -> None:
     """Each relayed socket keeps its upstream connection open: 150 at once must all get through."""
     app = create_app(gateway_settings(infra, keys, upstreams))
-    async with serve_app(app) as base, aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0)) as session:
+    async with (
+        serve_app(app) as base,
+        aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session,
+    ):
         url = base.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
         sockets = await asyncio.wait_for(asyncio.gather(*(session.ws_connect(url) for _ in range(150))), 20)
         try:
@@ -50,8 +54,9 @@ async def test_more_websockets_than_a_connection_pool_holds_are_all_relayed(infr
             await asyncio.gather(*(ws.close() for ws in sockets))
 
 
-async def test_past_its_socket_capacity_the_gateway_says_try_again_later(infra: Infra, keys: TestKeys,
-                                                                         upstreams: dict[str, Any]) -> None:
+async def test_past_its_socket_capacity_the_gateway_says_try_again_later(
+    infra: Infra, keys: TestKeys, upstreams: dict[str, Any]
+) -> None:
     app = create_app(gateway_settings(infra, keys, upstreams, max_websockets=2))
     async with serve_app(app) as base, aiohttp.ClientSession() as session:
         url = base.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
@@ -72,8 +77,9 @@ async def test_past_its_socket_capacity_the_gateway_says_try_again_later(infra: 
         await second.close()
 
 
-async def test_a_websocket_flooding_frames_is_closed_with_a_reason(infra: Infra, keys: TestKeys,
-                                                                   upstreams: dict[str, Any]) -> None:
+async def test_a_websocket_flooding_frames_is_closed_with_a_reason(
+    infra: Infra, keys: TestKeys, upstreams: dict[str, Any]
+) -> None:
     limits = {**GENEROUS, "socket_message": {"rate": 5, "burst": 20}}
     app = create_app(gateway_settings(infra, keys, upstreams, rate_limits=limits))
     async with serve_app(app) as base, aiohttp.ClientSession() as session:
@@ -91,10 +97,14 @@ async def test_a_websocket_flooding_frames_is_closed_with_a_reason(infra: Infra,
         await calm.close()
 
 
-async def test_one_address_cannot_get_round_the_limit_with_many_websockets(infra: Infra, keys: TestKeys,
-                                                                           upstreams: dict[str, Any]) -> None:
-    limits = {**GENEROUS, "socket_message": {"rate": 5, "burst": 50},
-              "socket_message_address": {"rate": 5, "burst": 60}}
+async def test_one_address_cannot_get_round_the_limit_with_many_websockets(
+    infra: Infra, keys: TestKeys, upstreams: dict[str, Any]
+) -> None:
+    limits = {
+        **GENEROUS,
+        "socket_message": {"rate": 5, "burst": 50},
+        "socket_message_address": {"rate": 5, "burst": 60},
+    }
     app = create_app(gateway_settings(infra, keys, upstreams, rate_limits=limits))
     async with serve_app(app) as base, aiohttp.ClientSession() as session:
         url = base.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
@@ -113,11 +123,16 @@ async def test_one_address_cannot_get_round_the_limit_with_many_websockets(infra
         await asyncio.gather(*(ws.close() for ws in sockets))
 
 
-async def test_one_user_cannot_get_round_the_limit_with_many_websockets(infra: Infra, keys: TestKeys,
-                                                                        upstreams: dict[str, Any]) -> None:
+async def test_one_user_cannot_get_round_the_limit_with_many_websockets(
+    infra: Infra, keys: TestKeys, upstreams: dict[str, Any]
+) -> None:
     """The user is read from the Socket.IO CONNECT packet's token; a forged token attributes nothing."""
-    limits = {**GENEROUS, "socket_message": {"rate": 5, "burst": 100},
-              "socket_message_address": {"rate": 5, "burst": 1000}, "socket_message_user": {"rate": 1, "burst": 40}}
+    limits = {
+        **GENEROUS,
+        "socket_message": {"rate": 5, "burst": 100},
+        "socket_message_address": {"rate": 5, "burst": 1000},
+        "socket_message_user": {"rate": 1, "burst": 40},
+    }
     app = create_app(gateway_settings(infra, keys, upstreams, rate_limits=limits))
     user_id = str(uuid.uuid4())
     async with serve_app(app) as base, aiohttp.ClientSession() as session:

@@ -67,8 +67,9 @@ async def revoke_session(redis: Redis, prefix: str, session_id: str, *, ttl_seco
     await redis.set(revoked_session_key(prefix, session_id), "1", ex=max(1, ttl_seconds))
 
 
-async def revoke_user_tokens(redis: Redis, prefix: str, user_id: uuid.UUID | str, *, ttl_seconds: int,
-                             now: float | None = None) -> None:
+async def revoke_user_tokens(
+    redis: Redis, prefix: str, user_id: uuid.UUID | str, *, ttl_seconds: int, now: float | None = None
+) -> None:
     """Make every access token of a user issued until now invalid (reset, block, role change)."""
     # iat has whole seconds: tokens of this very second pass this check, so callers also
     # revoke each of the user's sessions by id (auth knows them); this mark is the backstop
@@ -88,9 +89,18 @@ class TokenVerifier:
 
     remembered = 4096
 
-    def __init__(self, *, jwks_url: str, issuer: str, audience: str, redis: Redis | None,
-                 redis_prefix: str, http: httpx.AsyncClient | None = None, leeway: int = 0,
-                 min_refresh_interval: float = 5.0) -> None:
+    def __init__(
+        self,
+        *,
+        jwks_url: str,
+        issuer: str,
+        audience: str,
+        redis: Redis | None,
+        redis_prefix: str,
+        http: httpx.AsyncClient | None = None,
+        leeway: int = 0,
+        min_refresh_interval: float = 5.0,
+    ) -> None:
         self.jwks_url = jwks_url
         self.issuer = issuer
         self.audience = audience
@@ -147,7 +157,9 @@ class TokenVerifier:
 
     async def verify(self, token: str) -> Principal:
         """The caller behind ``token``; raises ``Unauthorized`` for anything not trustworthy."""
-        if not token.isascii():  # a JWT is base64url and dots; other text (a lone surrogate) cannot even be encoded
+        if (
+            not token.isascii()
+        ):  # a JWT is base64url and dots; other text (a lone surrogate) cannot even be encoded
             raise Unauthorized("The token is malformed.")
         known = self._verified.get(token)
         if known is not None and known[0] in self._keys:
@@ -173,16 +185,29 @@ class TokenVerifier:
             raise Unauthorized("The token names no signing key.")
         key = await self._key_for(kid)
         try:
-            claims = jwt.decode(token, key, algorithms=[ALGORITHM], audience=self.audience, issuer=self.issuer,
-                                leeway=self.leeway, options={"require": REQUIRED_CLAIMS})
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=[ALGORITHM],
+                audience=self.audience,
+                issuer=self.issuer,
+                leeway=self.leeway,
+                options={"require": REQUIRED_CLAIMS},
+            )
         except jwt.ExpiredSignatureError as exc:
             raise Unauthorized("The token has expired.") from exc
         except jwt.PyJWTError as exc:
             raise Unauthorized("The token is not valid.") from exc
         try:
-            principal = Principal(user_id=uuid.UUID(str(claims["sub"])), role=str(claims.get("role", "user")),
-                                  session_id=str(claims["sid"]), token_id=str(claims["jti"]),
-                                  issued_at=int(claims["iat"]), expires_at=int(claims["exp"]), token=token)
+            principal = Principal(
+                user_id=uuid.UUID(str(claims["sub"])),
+                role=str(claims.get("role", "user")),
+                session_id=str(claims["sid"]),
+                token_id=str(claims["jti"]),
+                issued_at=int(claims["iat"]),
+                expires_at=int(claims["exp"]),
+                token=token,
+            )
         except (ValueError, TypeError) as exc:
             raise Unauthorized("The token's claims are not valid.") from exc
         if len(self._verified) >= self.remembered:
@@ -195,7 +220,9 @@ class TokenVerifier:
             return
         try:
             revoked, valid_after = await self.redis.mget(
-                revoked_session_key(self.redis_prefix, p.session_id), valid_after_key(self.redis_prefix, p.user_id))
+                revoked_session_key(self.redis_prefix, p.session_id),
+                valid_after_key(self.redis_prefix, p.user_id),
+            )
         except (RedisError, OSError) as exc:
             if outages.note(exc, where="token revocation check", probes={REDIS: self.redis.ping}) is None:
                 raise  # a wrong command or key type is a bug: a 500 with its traceback
@@ -218,8 +245,9 @@ def _verifier(request: Request) -> TokenVerifier:
     return request.app.state.ctx.verifier
 
 
-async def optional_user(request: Request,
-                        creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Principal | None:
+async def optional_user(
+    request: Request, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> Principal | None:
     """The caller if a token was sent; a bad token is still a 401, never a silent guest."""
     if creds is None:
         if request.headers.get("authorization"):
@@ -244,8 +272,9 @@ async def require_admin(principal: Annotated[Principal, Depends(current_user)]) 
     return principal
 
 
-async def internal_caller(request: Request,
-                          x_internal_token: Annotated[str | None, Header(include_in_schema=False)] = None) -> None:
+async def internal_caller(
+    request: Request, x_internal_token: Annotated[str | None, Header(include_in_schema=False)] = None
+) -> None:
     """Refuse any caller of an ``/internal`` route without the service credential."""
     expected = request.app.state.ctx.settings.internal_api_token.get_secret_value().encode()
     if x_internal_token is None or not hmac.compare_digest(x_internal_token.encode(), expected):

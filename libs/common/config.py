@@ -99,8 +99,13 @@ class CommonSettings(BaseSettings):
         for p in PARTS:
             field = f"{p.name}_url"
             declared = getattr(self, field, "") if field in type(self).model_fields else ""
-            url = (declared or self.part_urls.get(p.name) or os.environ.get(p.url_env) or dotenv.get(p.url_env)
-                   or self.part_url_template.format(name=p.name, port=p.port))
+            url = (
+                declared
+                or self.part_urls.get(p.name)
+                or os.environ.get(p.url_env)
+                or dotenv.get(p.url_env)
+                or self.part_url_template.format(name=p.name, port=p.port)
+            )
             self._part_urls[p.name] = url.rstrip("/")
             if field in type(self).model_fields:
                 setattr(self, field, self._part_urls[p.name])

@@ -51,8 +51,14 @@ class Database:
         # no pre-ping: it costs round trips on every checkout; a connection found dead fails
         # that one request with a 503 and is dropped from the pool
         self.engine: AsyncEngine = create_async_engine(
-            url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False, pool_recycle=1800, pool_timeout=10,
-            echo=echo, connect_args={"timeout": 5, "command_timeout": 30},
+            url,
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            pool_pre_ping=False,
+            pool_recycle=1800,
+            pool_timeout=10,
+            echo=echo,
+            connect_args={"timeout": 5, "command_timeout": 30},
         )
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
 

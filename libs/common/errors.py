@@ -48,7 +48,7 @@ PROBLEM_TYPES: dict[str, str] = {
     "gateway-timeout": "A part of the shop did not answer in time; retrying is safe for reads (504).",
     # specific refusals a frontend shows or acts on
     "insufficient-stock": "Not enough stock: `short` lists each product with `requested` and `available` "
-                          "(orders), or `available` and `in_cart` name what can be added (cart, admin stock).",
+    "(orders), or `available` and `in_cart` name what can be added (cart, admin stock).",
     "product-unavailable": "The product is not sold (any more) or not active; `product_id` names it.",
     "currency-mismatch": "The items are priced in different currencies; one cart or order holds one.",
     "quantity-limit": "At most `max_quantity` of one product per cart; `in_cart` is already there.",
@@ -56,27 +56,39 @@ PROBLEM_TYPES: dict[str, str] = {
     "wishlist-full": "The wishlist holds its maximum number of products.",
     "nothing-to-order": "The cart (or the given item list) is empty.",
     "status-change-not-allowed": "The order cannot move to that status; `current_status` and `allowed` say "
-                                 "where it can go.",
+    "where it can go.",
     "idempotency-key-reused": "The Idempotency-Key was used for a different request; send a new key.",
     "request-in-progress": "A request with this Idempotency-Key is still running; retry after `Retry-After`.",
     "order-not-payable": "The order is not awaiting payment; `order_status` says what it is.",
     "order-not-payable-yet": "Payments has not yet heard of this order (just placed); retry after "
-                             "`Retry-After` seconds.",
+    "`Retry-After` seconds.",
     "payment-in-progress": "A payment of this order is already being processed; retry shortly.",
     "payment-refused": "The provider refused the payment method or the request; show `detail`, let the "
-                       "customer try another method.",
+    "customer try another method.",
     "email-taken": "An account with this email already exists.",
     "weak-password": "The password is too short or too simple; `errors` names the field.",
     "wrong-password": "The current password is not correct.",
     "account-blocked": "The account is blocked; contact support.",
     "category-not-empty": "The category still has products or sub-categories (`product_count`, "
-                          "`subcategory_count`).",
+    "`subcategory_count`).",
 }
 _STATUS_TYPES: dict[int, str] = {
-    400: "bad-request", 401: "unauthorized", 403: "forbidden", 404: "not-found", 405: "method-not-allowed",
-    409: "conflict", 410: "gone", 413: "content-too-large", 415: "unsupported-media-type", 422: "unprocessable",
-    425: "too-early", 429: "too-many-requests", 500: "internal-error", 503: "service-unavailable",
-    504: "gateway-timeout"}
+    400: "bad-request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not-found",
+    405: "method-not-allowed",
+    409: "conflict",
+    410: "gone",
+    413: "content-too-large",
+    415: "unsupported-media-type",
+    422: "unprocessable",
+    425: "too-early",
+    429: "too-many-requests",
+    500: "internal-error",
+    503: "service-unavailable",
+    504: "gateway-timeout",
+}
 
 
 def problem_type(slug: str | None, status: int) -> str:
@@ -87,18 +99,36 @@ def problem_type(slug: str | None, status: int) -> str:
         raise ValueError(f"unknown problem type {slug!r}: add it to libs.common.errors.PROBLEM_TYPES")
     return PROBLEM_BASE + slug
 
+
 # How every service documents its refusals in OpenAPI: any 4xx is a problem body, so clients
 # (and schema-driven tests) know 401/403/404/409/422/429 are not part of the success schema.
 _PROBLEM_SCHEMA: dict[str, Any] = {
-    "type": "object", "required": ["type", "title", "status", "detail"],
-    "properties": {"type": {"type": "string", "description": "Stable URI to branch on; the list is GET /problems.",
-                            "examples": [PROBLEM_BASE + "insufficient-stock"]},
-                   "title": {"type": "string"}, "status": {"type": "integer"},
-                   "detail": {"type": "string"}, "request_id": {"type": "string"},
-                   "errors": {"type": "array", "items": {
-                       "type": "object", "required": ["field", "message", "type"],
-                       "properties": {"field": {"type": "string"}, "message": {"type": "string"},
-                                      "type": {"type": "string"}}}}}}
+    "type": "object",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {
+            "type": "string",
+            "description": "Stable URI to branch on; the list is GET /problems.",
+            "examples": [PROBLEM_BASE + "insufficient-stock"],
+        },
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "request_id": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["field", "message", "type"],
+                "properties": {
+                    "field": {"type": "string"},
+                    "message": {"type": "string"},
+                    "type": {"type": "string"},
+                },
+            },
+        },
+    },
+}
 
 
 PROBLEM_SCHEMA: dict[str, Any] = _PROBLEM_SCHEMA  # the gateway's document names it once, as `Problem`
@@ -114,7 +144,8 @@ def problem_doc(description: str, *, fields: Mapping[str, Any] | None = None) ->
 
 
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
-    "4XX": problem_doc("Refused: RFC 9457 problem details (`errors` per field on 422)")}
+    "4XX": problem_doc("Refused: RFC 9457 problem details (`errors` per field on 422)")
+}
 log = get_logger(__name__)
 # Every 503 and 504 tells the client when to come back: without it clients either hammer
 # a recovering service or give up. One value for all of them, set by problem_response.
@@ -129,8 +160,15 @@ class DomainError(Exception):
     #: this class's own problem slug; None means the status's generic one
     slug: str | None = None
 
-    def __init__(self, detail: str, *, title: str | None = None, headers: Mapping[str, str] | None = None,
-                 type_: str | None = None, **extra: Any) -> None:
+    def __init__(
+        self,
+        detail: str,
+        *,
+        title: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        type_: str | None = None,
+        **extra: Any,
+    ) -> None:
         super().__init__(detail)
         self.detail = detail
         if title is not None:
@@ -191,8 +229,9 @@ class GatewayTimeout(DomainError):
     status, title = 504, "Gateway timeout"
 
 
-def problem_body(status: int, detail: str, *, title: str | None = None, type_: str | None = None,
-                 **extra: Any) -> dict[str, Any]:
+def problem_body(
+    status: int, detail: str, *, title: str | None = None, type_: str | None = None, **extra: Any
+) -> dict[str, Any]:
     """The RFC 9457 body; ``request_id`` is added from the current request's context.
 
     ``type_`` is a URI from :func:`problem_type` (or a bare registered slug); by default the status's.
@@ -211,11 +250,16 @@ def problem_body(status: int, detail: str, *, title: str | None = None, type_: s
     return body
 
 
-def problem_response(status: int, detail: str, *, headers: Mapping[str, str] | None = None,
-                     **kw: Any) -> JSONResponse:
+def problem_response(
+    status: int, detail: str, *, headers: Mapping[str, str] | None = None, **kw: Any
+) -> JSONResponse:
     """A ready ``application/problem+json`` response; a 503 or 504 always carries ``Retry-After``."""
-    return JSONResponse(problem_body(status, detail, **kw), status_code=status,
-                        media_type=PROBLEM_JSON, headers=_answer_headers(status, headers))
+    return JSONResponse(
+        problem_body(status, detail, **kw),
+        status_code=status,
+        media_type=PROBLEM_JSON,
+        headers=_answer_headers(status, headers),
+    )
 
 
 def _answer_headers(status: int, headers: Mapping[str, str] | None) -> dict[str, str]:
@@ -236,8 +280,12 @@ def domain_problem(exc: DomainError) -> dict[str, Any]:
 
 def domain_response(exc: DomainError) -> JSONResponse:
     """:func:`domain_problem` as an ``application/problem+json`` response, with the error's headers."""
-    return JSONResponse(domain_problem(exc), status_code=exc.status, media_type=PROBLEM_JSON,
-                        headers=_answer_headers(exc.status, exc.headers))
+    return JSONResponse(
+        domain_problem(exc),
+        status_code=exc.status,
+        media_type=PROBLEM_JSON,
+        headers=_answer_headers(exc.status, exc.headers),
+    )
 
 
 def validation_errors(errors: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -245,8 +293,13 @@ def validation_errors(errors: Sequence[Mapping[str, Any]]) -> list[dict[str, Any
     out = []
     for err in errors:
         loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path", "header")]
-        out.append({"field": ".".join(loc) or str(next(iter(err.get("loc", ["body"])), "body")),
-                    "message": str(err.get("msg", "invalid")), "type": str(err.get("type", "value_error"))})
+        out.append(
+            {
+                "field": ".".join(loc) or str(next(iter(err.get("loc", ["body"])), "body")),
+                "message": str(err.get("msg", "invalid")),
+                "type": str(err.get("type", "value_error")),
+            }
+        )
     return out
 
 
@@ -272,15 +325,21 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = validation_errors(exc.errors())
     fields = ", ".join(e["field"] for e in errors[:5])
-    return problem_response(422, f"The request is not valid: check {fields}.", title="Validation failed",
-                            type_="validation-failed", errors=errors)
+    return problem_response(
+        422,
+        f"The request is not valid: check {fields}.",
+        title="Validation failed",
+        type_="validation-failed",
+        errors=errors,
+    )
 
 
 def unhandled_problem(exc: BaseException) -> JSONResponse:
     """Log ``exc`` with its traceback and answer a 500 problem that reveals nothing of it."""
     log.error("unhandled_error", error_type=type(exc).__name__, exc_info=exc)
-    return problem_response(500, "An unexpected error occurred. It has been logged.",
-                            title="Internal server error")
+    return problem_response(
+        500, "An unexpected error occurred. It has been logged.", title="Internal server error"
+    )
 
 
 async def _unhandled(_: Request, exc: Exception) -> JSONResponse:

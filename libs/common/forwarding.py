@@ -44,8 +44,9 @@ _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 @functools.lru_cache(maxsize=4)
 def forwarding_proof(internal_api_token: str) -> str:
     """What the gateway sends in ``X-Forwarded-Proof``: derived from the token, not the token."""
-    return hmac.new(internal_api_token.encode(), b"shop: the gateway forwarded this request",
-                    hashlib.sha256).hexdigest()
+    return hmac.new(
+        internal_api_token.encode(), b"shop: the gateway forwarded this request", hashlib.sha256
+    ).hexdigest()
 
 
 def proof_header(settings: CommonSettings) -> tuple[str, str]:
@@ -59,8 +60,11 @@ def trusted_networks(addresses: list[str]) -> list[_Network]:
     for entry in addresses:
         network = ipaddress.ip_network(entry.strip(), strict=False)
         if network.is_loopback or network.is_unspecified:
-            log.warning("trusted_proxy_ignored", entry=entry,
-                        reason="every local process has a loopback address; the gateway's proof header is used")
+            log.warning(
+                "trusted_proxy_ignored",
+                entry=entry,
+                reason="every local process has a loopback address; the gateway's proof header is used",
+            )
             continue
         networks.append(network)
     return networks

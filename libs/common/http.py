@@ -25,21 +25,37 @@ async def _propagate_request_id(request: httpx.Request) -> None:
         request.headers["X-Request-ID"] = rid
 
 
-def make_client(*, base_url: str = "", timeout: float = 5.0, max_connections: int = 100,
-                headers: dict[str, str] | None = None) -> httpx.AsyncClient:
+def make_client(
+    *,
+    base_url: str = "",
+    timeout: float = 5.0,
+    max_connections: int = 100,
+    headers: dict[str, str] | None = None,
+) -> httpx.AsyncClient:
     """A pooled client whose requests carry the current request id."""
     return httpx.AsyncClient(
-        base_url=base_url, timeout=httpx.Timeout(timeout, connect=2.0), headers=headers,
+        base_url=base_url,
+        timeout=httpx.Timeout(timeout, connect=2.0),
+        headers=headers,
         # idle connections are dropped well before the servers' keep-alive timeout (runner: 30 s),
         # so a request is never written onto a connection the server is closing
-        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections,
-                            keepalive_expiry=4.0),
+        limits=httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections, keepalive_expiry=4.0
+        ),
         event_hooks={"request": [_propagate_request_id]},
     )
 
 
-async def call(client: httpx.AsyncClient, method: str, url: str, *, service: str, retries: int = 2,
-               idempotent: bool | None = None, **kwargs: Any) -> httpx.Response:
+async def call(
+    client: httpx.AsyncClient,
+    method: str,
+    url: str,
+    *,
+    service: str,
+    retries: int = 2,
+    idempotent: bool | None = None,
+    **kwargs: Any,
+) -> httpx.Response:
     """Send a request to another service; 503 when it cannot be reached, 504 when too slow.
 
     ``idempotent=True`` lets a POST be retried when the receiver de-duplicates it

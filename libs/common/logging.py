@@ -44,11 +44,17 @@ def configure_logging(*, service: str, level: str = "INFO", json: bool = True) -
     structlog.contextvars.bind_contextvars(service=service)
     # stdlib loggers (uvicorn, httpx, alembic...) are rendered like structlog's own lines: one format
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
-        # tracebacks as plain text: the console renderer's pretty ones cost ~100 ms each
-        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                    structlog.processors.format_exc_info, renderer]))
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
+            # tracebacks as plain text: the console renderer's pretty ones cost ~100 ms each
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                renderer,
+            ],
+        )
+    )
     handler.set_name(_HANDLER)
     root = logging.getLogger()
     # one handler of ours however often this runs (every part of the embedded mode calls it)

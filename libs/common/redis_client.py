@@ -19,7 +19,13 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 
 def make_redis(url: str, *, timeout: float = 3.0, max_connections: int = 64) -> Redis:
-    pool = BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=timeout,
-                                           socket_timeout=timeout, socket_connect_timeout=timeout,
-                                           retry=Retry(NoBackoff(), 1), retry_on_error=[RedisConnectionError])
+    pool = BlockingConnectionPool.from_url(
+        url,
+        max_connections=max_connections,
+        timeout=timeout,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        retry=Retry(NoBackoff(), 1),
+        retry_on_error=[RedisConnectionError],
+    )
     return Redis.from_pool(pool)

@@ -20,15 +20,29 @@ Command = Callable[[SettingsT, argparse.Namespace], Any]
 
 def serve(app: FastAPI, settings: CommonSettings) -> None:
     """Run the app with uvicorn on the settings' host and port (uvloop + httptools)."""
-    uvicorn.run(app, host=settings.host, port=settings.port, loop="uvloop", http="httptools",
-                log_config=None, access_log=False, lifespan="on", timeout_graceful_shutdown=5,
-                timeout_keep_alive=30, proxy_headers=False)  # libs.common.forwarding decides who forwarded
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=5,
+        timeout_keep_alive=30,
+        proxy_headers=False,
+    )  # libs.common.forwarding decides who forwarded
 
 
-def main(argv: Sequence[str] | None, *, settings: SettingsT, app_factory: Callable[[SettingsT], FastAPI],
-         migrations: Path | None = None,
-         commands: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Command[SettingsT]]] | None = None,
-         ) -> None:
+def main(
+    argv: Sequence[str] | None,
+    *,
+    settings: SettingsT,
+    app_factory: Callable[[SettingsT], FastAPI],
+    migrations: Path | None = None,
+    commands: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Command[SettingsT]]] | None = None,
+) -> None:
     """Parse the command line and run ``serve`` (default), ``migrate`` or a service command."""
     parser = argparse.ArgumentParser(prog=f"python -m services.{settings.service_name}")
     sub = parser.add_subparsers(dest="command")

@@ -130,14 +130,22 @@ class Subscription(Generic[ContextT, ModelT]):
 
 def make_bus(settings: CommonSettings) -> EventBus:
     """The bus the settings ask for."""
-    common: dict[str, Any] = {"retry_delays": settings.event_retry_delays, "max_attempts": settings.event_max_attempts,
-              "queue_prefix": settings.events_queue_prefix}
+    common: dict[str, Any] = {
+        "retry_delays": settings.event_retry_delays,
+        "max_attempts": settings.event_max_attempts,
+        "queue_prefix": settings.events_queue_prefix,
+    }
     if settings.event_bus == "memory":
         return InMemoryBus(**common)
     from libs.common.events.amqp import AmqpBus
 
-    return AmqpBus(settings.amqp_url, exchange=settings.events_exchange, topology=CONSUMERS,
-                   queue_type=settings.event_queue_type, **common)
+    return AmqpBus(
+        settings.amqp_url,
+        exchange=settings.events_exchange,
+        topology=CONSUMERS,
+        queue_type=settings.event_queue_type,
+        **common,
+    )
 
 
 def create_service_app(
@@ -165,19 +173,30 @@ def create_service_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(service=settings.service_name, level=settings.log_level, json=settings.log_json)
-        async with _kernel(settings, migrations=migrations, bus=bus, redis=redis,
-                           jwks_min_refresh=jwks_min_refresh) as kernel:
+        async with _kernel(
+            settings, migrations=migrations, bus=bus, redis=redis, jwks_min_refresh=jwks_min_refresh
+        ) as kernel:
             opened = state(kernel) if state is not None else contextlib.nullcontext()
             async with opened as part_state:
-                ctx = ServiceContext(settings=settings, db=kernel.db, redis=kernel.redis, bus=kernel.bus,
-                                     http=kernel.http, verifier=kernel.verifier, state=cast(StateT, part_state))
+                ctx = ServiceContext(
+                    settings=settings,
+                    db=kernel.db,
+                    redis=kernel.redis,
+                    bus=kernel.bus,
+                    http=kernel.http,
+                    verifier=kernel.verifier,
+                    state=cast(StateT, part_state),
+                )
                 app.state.ctx = ctx
                 tasks: list[asyncio.Task[None]] = []
                 if subscriptions:
                     assert ctx.db is not None, "a consuming service needs its database (inbox)"
                     patterns = sorted({p for s in subscriptions for p in s.patterns})
-                    ctx.bus.subscribe(settings.service_name, patterns,
-                                      _consumer(ctx, ctx.db, settings.service_name, subscriptions))
+                    ctx.bus.subscribe(
+                        settings.service_name,
+                        patterns,
+                        _consumer(ctx, ctx.db, settings.service_name, subscriptions),
+                    )
                 if ctx.db is not None:
                     ctx.relay = OutboxRelay(ctx.db, ctx.bus, poll_interval=settings.outbox_poll_interval)
                     tasks.append(asyncio.create_task(ctx.relay.run(), name=f"{settings.service_name}-outbox"))
@@ -185,12 +204,16 @@ def create_service_app(
                     await hook(ctx)
                 await ctx.bus.start()
                 for loop_fn in background:
-                    tasks.append(asyncio.create_task(_forever(loop_fn, ctx), name=getattr(loop_fn, "__name__", "bg")))
+                    tasks.append(
+                        asyncio.create_task(_forever(loop_fn, ctx), name=getattr(loop_fn, "__name__", "bg"))
+                    )
                 log.info("service_started", port=settings.port)
                 try:
                     yield
                 finally:
-                    await cancel_and_wait(tasks)  # the relay polls with wait_for, which can swallow one cancel
+                    await cancel_and_wait(
+                        tasks
+                    )  # the relay polls with wait_for, which can swallow one cancel
                     for hook in on_shutdown:
                         with contextlib.suppress(Exception):
                             await hook(ctx)
@@ -198,8 +221,14 @@ def create_service_app(
                         await ctx.bus.close()
 
     # no trailing-slash redirects: Starlette builds them from the Host header a caller chose
-    app = FastAPI(title=title, description=description, lifespan=lifespan, version="1.0.0", redirect_slashes=False,
-                  generate_unique_id_function=operation_id)
+    app = FastAPI(
+        title=title,
+        description=description,
+        lifespan=lifespan,
+        version="1.0.0",
+        redirect_slashes=False,
+        generate_unique_id_function=operation_id,
+    )
     install_problem_handlers(app)
     _install_infra_errors(app)
     registry = CollectorRegistry()
@@ -219,8 +248,14 @@ def operation_id(route: APIRoute) -> str:
 
 
 @contextlib.asynccontextmanager
-async def _kernel(settings: SettingsT, *, migrations: Path | None, bus: EventBus | None, redis: Redis | None,
-                  jwks_min_refresh: float) -> AsyncIterator[Kernel[SettingsT]]:
+async def _kernel(
+    settings: SettingsT,
+    *,
+    migrations: Path | None,
+    bus: EventBus | None,
+    redis: Redis | None,
+    jwks_min_refresh: float,
+) -> AsyncIterator[Kernel[SettingsT]]:
     """Open the database (migrated in dev/test), Redis, the bus, the HTTP client and the verifier.
 
     What was passed in (embedded mode shares one bus and one Redis) is used, not closed;
@@ -233,11 +268,18 @@ async def _kernel(settings: SettingsT, *, migrations: Path | None, bus: EventBus
         r = redis or make_redis(settings.redis_url, timeout=3, max_connections=settings.redis_max_connections)
         http = make_client(timeout=5.0)
         try:
-            verifier = TokenVerifier(jwks_url=settings.jwks_url, issuer=settings.jwt_issuer,
-                                     audience=settings.jwt_audience, redis=r, redis_prefix=settings.redis_prefix,
-                                     http=http, min_refresh_interval=jwks_min_refresh)
-            yield Kernel(settings=settings, db=db, redis=r, bus=bus or make_bus(settings), http=http,
-                         verifier=verifier)
+            verifier = TokenVerifier(
+                jwks_url=settings.jwks_url,
+                issuer=settings.jwt_issuer,
+                audience=settings.jwt_audience,
+                redis=r,
+                redis_prefix=settings.redis_prefix,
+                http=http,
+                min_refresh_interval=jwks_min_refresh,
+            )
+            yield Kernel(
+                settings=settings, db=db, redis=r, bus=bus or make_bus(settings), http=http, verifier=verifier
+            )
         finally:
             await http.aclose()
             if redis is None:
@@ -247,7 +289,9 @@ async def _kernel(settings: SettingsT, *, migrations: Path | None, bus: EventBus
             await db.dispose()
 
 
-def _consumer(ctx: ContextT, db: Database, consumer: str, subs: Sequence[Subscription[ContextT, Any]]) -> Handler:
+def _consumer(
+    ctx: ContextT, db: Database, consumer: str, subs: Sequence[Subscription[ContextT, Any]]
+) -> Handler:
     """One bus handler that runs, once per event id, every subscription matching its type."""
 
     async def effect(session: AsyncSession, env: Envelope) -> None:
@@ -272,10 +316,20 @@ async def _forever(fn: Hook[Any, Any], ctx: ServiceContext[Any, Any]) -> None:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            if outages.note(exc, where=f"background task {getattr(fn, '__name__', '?')}",
-                            probes=dependency_probes(db=ctx.db, redis=ctx.redis, bus=ctx.bus)) is None:
-                log.error("background_task_failed", task=getattr(fn, "__name__", "?"), error=describe(exc),
-                          exc_info=exc)
+            if (
+                outages.note(
+                    exc,
+                    where=f"background task {getattr(fn, '__name__', '?')}",
+                    probes=dependency_probes(db=ctx.db, redis=ctx.redis, bus=ctx.bus),
+                )
+                is None
+            ):
+                log.error(
+                    "background_task_failed",
+                    task=getattr(fn, "__name__", "?"),
+                    error=describe(exc),
+                    exc_info=exc,
+                )
             await asyncio.sleep(1.0)
 
 
@@ -290,11 +344,17 @@ def _install_infra_errors(app: FastAPI) -> None:
     async def infra_error(request: Request, exc: Exception) -> JSONResponse:
         if getattr(getattr(exc, "orig", None), "sqlstate", None) in ("22021", "22P05"):
             field = nul_field(request)  # a NUL the client sent: text cannot hold it
-            return problem_response(422, f"Text must not contain NUL (\\u0000) characters: check {field}.",
-                                    title="Validation failed", type_="validation-failed",
-                                    errors=[{"field": field, "message": "contains NUL", "type": "value_error"}])
+            return problem_response(
+                422,
+                f"Text must not contain NUL (\\u0000) characters: check {field}.",
+                title="Validation failed",
+                type_="validation-failed",
+                errors=[{"field": field, "message": "contains NUL", "type": "value_error"}],
+            )
         ctx: ServiceContext = request.app.state.ctx
-        if outages.note(exc, where="request", probes=dependency_probes(db=ctx.db, redis=ctx.redis, bus=ctx.bus)):
+        if outages.note(
+            exc, where="request", probes=dependency_probes(db=ctx.db, redis=ctx.redis, bus=ctx.bus)
+        ):
             return problem_response(503, "A dependency of this service is unavailable; try again shortly.")
         return unhandled_problem(exc)
 
@@ -364,8 +424,9 @@ def _health_router(registry: CollectorRegistry) -> APIRouter:
             jobs.append(check("database", ctx.db.ping))
         await asyncio.gather(*jobs)
         ok = all(v == "ok" for v in checks.values())
-        return JSONResponse({"status": "ready" if ok else "unavailable", "checks": checks},
-                            status_code=200 if ok else 503)
+        return JSONResponse(
+            {"status": "ready" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503
+        )
 
     @router.get("/metrics")
     async def metrics(request: Request, _: InternalCaller) -> Response:
@@ -387,11 +448,16 @@ class RequestContextMiddleware:
 
     def __init__(self, app: ASGIApp, *, registry: CollectorRegistry, service: str) -> None:
         self.app = app
-        self.requests = Counter("http_requests_total", "HTTP requests", ["method", "route", "status"],
-                                registry=registry)
-        self.latency = Histogram("http_request_duration_seconds", "HTTP request latency", ["method", "route"],
-                                 registry=registry,
-                                 buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+        self.requests = Counter(
+            "http_requests_total", "HTTP requests", ["method", "route", "status"], registry=registry
+        )
+        self.latency = Histogram(
+            "http_request_duration_seconds",
+            "HTTP request latency",
+            ["method", "route"],
+            registry=registry,
+            buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )
         self.service = service
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -447,5 +513,3 @@ class RequestContextMiddleware:
                 self.latency.labels(method, template).observe(time.perf_counter() - start)
             request_id_var.reset(rtok)
             correlation_id_var.reset(ctok)
-
-

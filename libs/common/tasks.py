@@ -21,6 +21,8 @@ async def cancel_and_wait(tasks: Iterable[asyncio.Future[Any]], *, again_after: 
         for task in pending:
             task.cancel()
         _, pending = await asyncio.wait(pending, timeout=again_after)
-    for task in every:  # their errors were logged where they happened; retrieved, so asyncio does not repeat them
+    for (
+        task
+    ) in every:  # their errors were logged where they happened; retrieved, so asyncio does not repeat them
         if not task.cancelled():
             task.exception()

@@ -66,8 +66,12 @@ class BodyGuard:
         await self.app(scope, _replay(body, receive), send)
 
     def _too_large(self) -> Any:
-        return problem_response(413, f"The request body is larger than {self.max_body_bytes} bytes.",
-                                title="Content too large", limit=self.max_body_bytes)
+        return problem_response(
+            413,
+            f"The request body is larger than {self.max_body_bytes} bytes.",
+            title="Content too large",
+            limit=self.max_body_bytes,
+        )
 
 
 def json_fields(body: bytes) -> list[str]:
@@ -151,8 +155,12 @@ def _walk(node: Any, path: tuple[str, ...], found: list[str]) -> None:
 
 
 def _refuse_text(fields: list[str]) -> Any:
-    return problem_response(422, f"Text must be valid Unicode: check {', '.join(fields[:5])}.",
-                            title="Validation failed", errors=unicode_errors(fields))
+    return problem_response(
+        422,
+        f"Text must be valid Unicode: check {', '.join(fields[:5])}.",
+        title="Validation failed",
+        errors=unicode_errors(fields),
+    )
 
 
 def _body_headers(scope: Scope) -> tuple[bytes | None, int | None]:

@@ -49,15 +49,36 @@ POSTGRESQL, REDIS, RABBITMQ, PEER, NETWORK = "postgresql", "redis", "rabbitmq", 
 # is about the statement: a bug.
 _SERVER_STATE_SQLSTATES = ("08", "53", "57P")
 # what a socket says when the network or the server is not there (not ENOENT, EACCES, ...)
-_NETWORK_ERRNOS = frozenset({
-    errno.ECONNREFUSED, errno.ECONNRESET, errno.ECONNABORTED, errno.EPIPE, errno.ETIMEDOUT,
-    errno.EHOSTUNREACH, errno.EHOSTDOWN, errno.ENETUNREACH, errno.ENETDOWN, errno.ENETRESET,
-    errno.ENOTCONN, errno.ESHUTDOWN, errno.EADDRNOTAVAIL})
+_NETWORK_ERRNOS = frozenset(
+    {
+        errno.ECONNREFUSED,
+        errno.ECONNRESET,
+        errno.ECONNABORTED,
+        errno.EPIPE,
+        errno.ETIMEDOUT,
+        errno.EHOSTUNREACH,
+        errno.EHOSTDOWN,
+        errno.ENETUNREACH,
+        errno.ENETDOWN,
+        errno.ENETRESET,
+        errno.ENOTCONN,
+        errno.ESHUTDOWN,
+        errno.EADDRNOTAVAIL,
+    }
+)
 # AMQP reply code of a connection the broker closes because it is stopping (or an admin closed it)
 _AMQP_CONNECTION_FORCED = 320
 # which dependency a bare socket error is about, by the library whose code raised it
-_LIBRARY_DEPENDENCY = {"asyncpg": POSTGRESQL, "sqlalchemy": POSTGRESQL, "redis": REDIS, "aiormq": RABBITMQ,
-                       "aio_pika": RABBITMQ, "httpx": PEER, "httpcore": PEER, "aiohttp": PEER}
+_LIBRARY_DEPENDENCY = {
+    "asyncpg": POSTGRESQL,
+    "sqlalchemy": POSTGRESQL,
+    "redis": REDIS,
+    "aiormq": RABBITMQ,
+    "aio_pika": RABBITMQ,
+    "httpx": PEER,
+    "httpcore": PEER,
+    "aiohttp": PEER,
+}
 
 Probe = Callable[[], Awaitable[object]]
 
@@ -124,7 +145,8 @@ def _verdict(e: BaseException) -> str | Literal[False] | None:
     if isinstance(e, (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)):
         return PEER
     if isinstance(e, (ConnectionError, TimeoutError, socket.gaierror)) or (
-            isinstance(e, OSError) and e.errno in _NETWORK_ERRNOS):
+        isinstance(e, OSError) and e.errno in _NETWORK_ERRNOS
+    ):
         return _raised_in(e.__traceback__) or NETWORK
     return None
 
@@ -164,13 +186,19 @@ class Outages:
         """Forget every open outage without logging (a test that starts from a known state)."""
         self._since.clear()
 
-    def down(self, dependency: str, error: BaseException | str, *, where: str, probe: Probe | None = None) -> bool:
+    def down(
+        self, dependency: str, error: BaseException | str, *, where: str, probe: Probe | None = None
+    ) -> bool:
         """Note ``dependency`` as down; True if this began the outage (and logged it)."""
         began = dependency not in self._since
         if began:
             self._since[dependency] = time.monotonic()
-            log.warning("dependency_unavailable", dependency=dependency, where=where,
-                        error=error if isinstance(error, str) else describe(error))
+            log.warning(
+                "dependency_unavailable",
+                dependency=dependency,
+                where=where,
+                error=error if isinstance(error, str) else describe(error),
+            )
         if probe is not None and dependency not in self._watchers:
             with contextlib.suppress(RuntimeError):  # no running loop (a library logging from a thread)
                 task = asyncio.get_running_loop().create_task(self._watch(dependency, probe))
@@ -183,16 +211,23 @@ class Outages:
         for dependency in dependencies:
             since = self._since.pop(dependency, None)
             if since is not None:
-                log.info("dependency_recovered", dependency=dependency,
-                         down_for_s=round(time.monotonic() - since, 1))
+                log.info(
+                    "dependency_recovered",
+                    dependency=dependency,
+                    down_for_s=round(time.monotonic() - since, 1),
+                )
 
-    def note(self, exc: BaseException, *, where: str, probes: Mapping[str, Probe] | None = None) -> str | None:
+    def note(
+        self, exc: BaseException, *, where: str, probes: Mapping[str, Probe] | None = None
+    ) -> str | None:
         """Classify ``exc``; if it is an outage, note its dependency down. Returns the dependency or None."""
         dependency = unavailable_dependency(exc)
         if dependency is not None:
             probes = probes or {}
             # an error naming no dependency (a bare socket error) is over when all of them answer
-            probe = probes.get(dependency) or (_all_of(probes.values()) if dependency == NETWORK and probes else None)
+            probe = probes.get(dependency) or (
+                _all_of(probes.values()) if dependency == NETWORK and probes else None
+            )
             self.down(dependency, exc, where=where, probe=probe)
         return dependency
 
@@ -243,25 +278,41 @@ class _LibraryOutageFilter(logging.Filter):
         self.dependency = dependency
 
     def filter(self, record: logging.LogRecord) -> bool:
-        errors = [a for a in (record.args if isinstance(record.args, tuple) else ()) if isinstance(a, BaseException)]
+        errors = [
+            a for a in (record.args if isinstance(record.args, tuple) else ()) if isinstance(a, BaseException)
+        ]
         if record.exc_info and record.exc_info[1] is not None:
             errors.append(record.exc_info[1])
         for error in errors:
             if (dependency := unavailable_dependency(error)) is not None:
                 outages.down(dependency, error, where=record.name)
                 return False
-        if (self.dependency == RABBITMQ and isinstance(record.args, tuple)
-                and _AMQP_CONNECTION_FORCED in record.args):  # aiormq: the broker closed us as it stopped
-            outages.down(RABBITMQ, f"the broker closed the connection ({_AMQP_CONNECTION_FORCED})",
-                         where=record.name)
+        if (
+            self.dependency == RABBITMQ
+            and isinstance(record.args, tuple)
+            and _AMQP_CONNECTION_FORCED in record.args
+        ):  # aiormq: the broker closed us as it stopped
+            outages.down(
+                RABBITMQ, f"the broker closed the connection ({_AMQP_CONNECTION_FORCED})", where=record.name
+            )
             return False
         return not outages.is_down(self.dependency)
 
 
 _LIBRARY_LOGGERS = {
-    RABBITMQ: ("aiormq.connection", "aiormq.channel", "aio_pika.connection", "aio_pika.robust_connection",
-               "aio_pika.channel", "aio_pika.robust_channel", "aio_pika.queue", "aio_pika.robust_queue",
-               "aio_pika.exchange", "aio_pika.robust_exchange", "aio_pika.tools"),
+    RABBITMQ: (
+        "aiormq.connection",
+        "aiormq.channel",
+        "aio_pika.connection",
+        "aio_pika.robust_connection",
+        "aio_pika.channel",
+        "aio_pika.robust_channel",
+        "aio_pika.queue",
+        "aio_pika.robust_queue",
+        "aio_pika.exchange",
+        "aio_pika.robust_exchange",
+        "aio_pika.tools",
+    ),
     POSTGRESQL: ("asyncpg.pool", "sqlalchemy.pool.impl.AsyncAdaptedQueuePool"),
 }
 

@@ -15,6 +15,9 @@ class UserRegistered(BaseModel):
     name: str
 
 
-EVENTS = EventCatalogue(producer="auth", events={
-    "user.registered": EventType(UserRegistered, "A new customer account was created."),
-})
+EVENTS = EventCatalogue(
+    producer="auth",
+    events={
+        "user.registered": EventType(UserRegistered, "A new customer account was created."),
+    },
+)

@@ -51,12 +51,21 @@ class StockChanged(BaseModel):
     version: int
 
 
-EVENTS = EventCatalogue(producer="catalog", events={
-    "category.created": EventType(CategoryPublic, "A category was created."),
-    "category.updated": EventType(CategoryPublic, "A category was changed; data is the whole category."),
-    "category.deleted": EventType(CategoryPublic, "A category was deleted; data is its last state."),
-    "product.created": EventType(ProductPublic, "A product was created."),
-    "product.updated": EventType(ProductPublic, "A product was changed; apply it only if version is newer."),
-    "product.deleted": EventType(ProductPublic, "A product was soft-deleted (deleted: true, kept for orders)."),
-    "stock.changed": EventType(StockChanged, "A product's stock moved (reservation, release, admin change)."),
-})
+EVENTS = EventCatalogue(
+    producer="catalog",
+    events={
+        "category.created": EventType(CategoryPublic, "A category was created."),
+        "category.updated": EventType(CategoryPublic, "A category was changed; data is the whole category."),
+        "category.deleted": EventType(CategoryPublic, "A category was deleted; data is its last state."),
+        "product.created": EventType(ProductPublic, "A product was created."),
+        "product.updated": EventType(
+            ProductPublic, "A product was changed; apply it only if version is newer."
+        ),
+        "product.deleted": EventType(
+            ProductPublic, "A product was soft-deleted (deleted: true, kept for orders)."
+        ),
+        "stock.changed": EventType(
+            StockChanged, "A product's stock moved (reservation, release, admin change)."
+        ),
+    },
+)

@@ -48,14 +48,19 @@ class OrderStatusChanged(BaseModel):
     user_id: uuid.UUID
     from_: OrderStatus | None = Field(alias="from")
     to: OrderStatus
-    by: str = Field(description="who moved it: a user id, \"payments\" or \"system\" (payment timeout)")
+    by: str = Field(description='who moved it: a user id, "payments" or "system" (payment timeout)')
     reason: str | None
     total: int
     currency: str
     at: datetime
 
 
-EVENTS = EventCatalogue(producer="orders", events={
-    "order.created": EventType(OrderCreated, "An order was placed and its stock reserved (pending_payment)."),
-    "order.status_changed": EventType(OrderStatusChanged, "An order moved from one status to another."),
-})
+EVENTS = EventCatalogue(
+    producer="orders",
+    events={
+        "order.created": EventType(
+            OrderCreated, "An order was placed and its stock reserved (pending_payment)."
+        ),
+        "order.status_changed": EventType(OrderStatusChanged, "An order moved from one status to another."),
+    },
+)

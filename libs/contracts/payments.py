@@ -22,8 +22,15 @@ class PaymentEventData(BaseModel):
     refund_id: str | None = None
 
 
-EVENTS = EventCatalogue(producer="payments", events={
-    "payment.succeeded": EventType(PaymentEventData, "A payment of an order went through (recorded once)."),
-    "payment.failed": EventType(PaymentEventData, "A payment attempt failed; the order stays payable."),
-    "payment.refunded": EventType(PaymentEventData, "A payment was refunded (after an admin cancelled a paid order)."),
-})
+EVENTS = EventCatalogue(
+    producer="payments",
+    events={
+        "payment.succeeded": EventType(
+            PaymentEventData, "A payment of an order went through (recorded once)."
+        ),
+        "payment.failed": EventType(PaymentEventData, "A payment attempt failed; the order stays payable."),
+        "payment.refunded": EventType(
+            PaymentEventData, "A payment was refunded (after an admin cancelled a paid order)."
+        ),
+    },
+)

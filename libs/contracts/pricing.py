@@ -118,16 +118,29 @@ class TaxRateChanged(BaseModel):
     deleted: bool = False
 
 
-EVENTS = EventCatalogue(producer="pricing", events={
-    "promotion.created": EventType(PromotionChanged, "A promotion or coupon was created."),
-    "promotion.updated": EventType(PromotionChanged, "A promotion was changed; data is the whole promotion."),
-    "promotion.deleted": EventType(PromotionChanged, "A promotion was deleted; its code is free again."),
-    "promotion.claimed": EventType(PromotionUsageChanged, "An order used a promotion (claimed at placement)."),
-    "promotion.released": EventType(PromotionUsageChanged, "An unpaid order was cancelled: its use is given back."),
-    "shipping.zone_created": EventType(ShippingZoneChanged, "A shipping zone (with its methods) was created."),
-    "shipping.zone_updated": EventType(ShippingZoneChanged, "A shipping zone or its methods changed."),
-    "shipping.zone_deleted": EventType(ShippingZoneChanged, "A shipping zone and its methods were deleted."),
-    "tax.rate_created": EventType(TaxRateChanged, "A tax rate was created."),
-    "tax.rate_updated": EventType(TaxRateChanged, "A tax rate was changed."),
-    "tax.rate_deleted": EventType(TaxRateChanged, "A tax rate was deleted."),
-})
+EVENTS = EventCatalogue(
+    producer="pricing",
+    events={
+        "promotion.created": EventType(PromotionChanged, "A promotion or coupon was created."),
+        "promotion.updated": EventType(
+            PromotionChanged, "A promotion was changed; data is the whole promotion."
+        ),
+        "promotion.deleted": EventType(PromotionChanged, "A promotion was deleted; its code is free again."),
+        "promotion.claimed": EventType(
+            PromotionUsageChanged, "An order used a promotion (claimed at placement)."
+        ),
+        "promotion.released": EventType(
+            PromotionUsageChanged, "An unpaid order was cancelled: its use is given back."
+        ),
+        "shipping.zone_created": EventType(
+            ShippingZoneChanged, "A shipping zone (with its methods) was created."
+        ),
+        "shipping.zone_updated": EventType(ShippingZoneChanged, "A shipping zone or its methods changed."),
+        "shipping.zone_deleted": EventType(
+            ShippingZoneChanged, "A shipping zone and its methods were deleted."
+        ),
+        "tax.rate_created": EventType(TaxRateChanged, "A tax rate was created."),
+        "tax.rate_updated": EventType(TaxRateChanged, "A tax rate was changed."),
+        "tax.rate_deleted": EventType(TaxRateChanged, "A tax rate was deleted."),
+    },
+)

@@ -30,9 +30,13 @@ async def create_admin(settings: AuthSettings, args: argparse.Namespace) -> None
     db = Database(settings.db_url, pool_size=1)
     try:
         async with db.session() as session:
-            user, created = await service.make_admin(session=session, passwords=make_passwords(settings),
-                                                     email=email, password=args.password,
-                                                     name=args.name)
+            user, created = await service.make_admin(
+                session=session,
+                passwords=make_passwords(settings),
+                email=email,
+                password=args.password,
+                name=args.name,
+            )
     except DomainError as exc:
         raise SystemExit(f"create-admin: {exc.detail}") from exc
     finally:
@@ -55,5 +59,10 @@ if __name__ == "__main__":
     settings = get_settings()
     # uvicorn resolves X-Forwarded-For itself before the app sees the peer: trust the same proxies
     os.environ.setdefault("FORWARDED_ALLOW_IPS", ",".join(settings.trusted_proxies))
-    main(None, settings=settings, app_factory=create_app, migrations=MIGRATIONS,
-         commands={"create-admin": (_admin_args, create_admin), "rotate-key": (lambda p: None, rotate_key)})
+    main(
+        None,
+        settings=settings,
+        app_factory=create_app,
+        migrations=MIGRATIONS,
+        commands={"create-admin": (_admin_args, create_admin), "rotate-key": (lambda p: None, rotate_key)},
+    )

@@ -84,8 +84,9 @@ async def verify_otp(body: VerifyOtpIn, ctx: Ctx, client: ClientDep) -> ResetTok
 @auth.post("/reset-password", status_code=204)
 async def reset_password(body: ResetIn, ctx: Ctx, session: SessionDep) -> Response:
     """Set a new password with a reset token; every session of the account ends."""
-    await recovery.reset_password(ctx=ctx, session=session, reset_token=body.reset_token,
-                                  new_password=body.new_password)
+    await recovery.reset_password(
+        ctx=ctx, session=session, reset_token=body.reset_token, new_password=body.new_password
+    )
     return Response(status_code=204)
 
 
@@ -98,30 +99,42 @@ async def read_me(user: CurrentUser, session: SessionDep) -> UserPublic:
 @users.put("/me")
 async def update_me(body: UserUpdate, user: CurrentUser, session: SessionDep) -> UserPublic:
     """Change name, phone or addresses."""
-    return UserPublic.model_validate(await service.update_profile(session=session, user_id=user.user_id, body=body))
+    return UserPublic.model_validate(
+        await service.update_profile(session=session, user_id=user.user_id, body=body)
+    )
 
 
 @users.put("/change-password", status_code=204)
-async def change_password(body: ChangePasswordIn, user: CurrentUser, ctx: Ctx, session: SessionDep) -> Response:
+async def change_password(
+    body: ChangePasswordIn, user: CurrentUser, ctx: Ctx, session: SessionDep
+) -> Response:
     """Change the password; the caller's other sessions end."""
-    await service.change_password(ctx=ctx, session=session, principal=user, current=body.current_password,
-                                  new=body.new_password)
+    await service.change_password(
+        ctx=ctx, session=session, principal=user, current=body.current_password, new=body.new_password
+    )
     return Response(status_code=204)
 
 
 @admin.get("")
-async def list_users(_: AdminUser, session: SessionDep, page: Annotated[int, Query(ge=1)] = 1,
-                     page_size: Annotated[int, Query(ge=1, le=100)] = 20,
-                     q: Annotated[str | None, Query(max_length=200)] = None, role: Role | None = None,
-                     is_active: bool | None = None) -> UserPage:
+async def list_users(
+    _: AdminUser,
+    session: SessionDep,
+    page: Annotated[int, Query(ge=1)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=100)] = 20,
+    q: Annotated[str | None, Query(max_length=200)] = None,
+    role: Role | None = None,
+    is_active: bool | None = None,
+) -> UserPage:
     """Accounts, newest first; search by email or name, filter by role and state."""
-    return await service.list_users(session=session, page=page, page_size=page_size, q=q, role=role,
-                                    is_active=is_active)
+    return await service.list_users(
+        session=session, page=page, page_size=page_size, q=q, role=role, is_active=is_active
+    )
 
 
 @admin.patch("/{user_id}")
-async def update_user(user_id: uuid.UUID, body: AdminUserUpdate, admin_user: AdminUser, ctx: Ctx,
-                      session: SessionDep) -> UserPublic:
+async def update_user(
+    user_id: uuid.UUID, body: AdminUserUpdate, admin_user: AdminUser, ctx: Ctx, session: SessionDep
+) -> UserPublic:
     """Set a user's role or block/unblock them."""
     user = await service.admin_update(ctx=ctx, session=session, admin=admin_user, user_id=user_id, body=body)
     return UserPublic.model_validate(user)

@@ -29,8 +29,11 @@ log = get_logger(__name__)
 
 
 def make_passwords(settings: AuthSettings) -> Passwords:
-    return Passwords(memory_kib=settings.argon2_memory_kib, time_cost=settings.argon2_time_cost,
-                     parallelism=settings.argon2_parallelism)
+    return Passwords(
+        memory_kib=settings.argon2_memory_kib,
+        time_cost=settings.argon2_time_cost,
+        parallelism=settings.argon2_parallelism,
+    )
 
 
 @contextlib.asynccontextmanager
@@ -39,8 +42,12 @@ async def open_state(kernel: Kernel[AuthSettings]) -> AsyncIterator[Runtime]:
     settings, db = kernel.settings, kernel.db
     assert db is not None, "auth runs with its database"
     await signing.ensure_key(db, settings)
-    rt = Runtime(settings=settings, passwords=make_passwords(settings), keys=signing.Keys(db, settings),
-                 mailer=Mailer(settings))
+    rt = Runtime(
+        settings=settings,
+        passwords=make_passwords(settings),
+        keys=signing.Keys(db, settings),
+        mailer=Mailer(settings),
+    )
     await _bootstrap_admin(db, rt)
     try:
         yield rt
@@ -48,15 +55,24 @@ async def open_state(kernel: Kernel[AuthSettings]) -> AsyncIterator[Runtime]:
         await rt.mailer.drain()
 
 
-def create_app(settings: AuthSettings | None = None, *, bus: EventBus | None = None,
-               redis: Redis | None = None) -> FastAPI:
+def create_app(
+    settings: AuthSettings | None = None, *, bus: EventBus | None = None, redis: Redis | None = None
+) -> FastAPI:
     settings = settings or get_settings()
     # the shared verifier waits 5 s between JWKS refreshes; ours is configurable so a
     # rotation is picked up by this service's own routes as soon as the settings allow
-    return create_service_app(settings=settings, title="Shop auth service", routers=[router],
-                              migrations=MIGRATIONS, state=open_state, background=[_purge_sessions_hourly],
-                              bus=bus, redis=redis, jwks_min_refresh=settings.jwks_min_refresh_seconds,
-                              description=service.__doc__ or "")
+    return create_service_app(
+        settings=settings,
+        title="Shop auth service",
+        routers=[router],
+        migrations=MIGRATIONS,
+        state=open_state,
+        background=[_purge_sessions_hourly],
+        bus=bus,
+        redis=redis,
+        jwks_min_refresh=settings.jwks_min_refresh_seconds,
+        description=service.__doc__ or "",
+    )
 
 
 async def _purge_sessions_hourly(ctx: AuthContext) -> None:
@@ -80,6 +96,11 @@ async def _bootstrap_admin(db: Database, rt: Runtime) -> None:
         if await session.scalar(sa.select(User.id).where(User.email == email)) is not None:
             return
     async with db.session() as session:
-        await service.make_admin(session=session, passwords=rt.passwords, email=email,
-                                 password=s.admin_password.get_secret_value(), name="Admin")
+        await service.make_admin(
+            session=session,
+            passwords=rt.passwords,
+            email=email,
+            password=s.admin_password.get_secret_value(),
+            name="Admin",
+        )
     log.info("dev_admin_created", email=email)

@@ -12,4 +12,6 @@ if TYPE_CHECKING:
 
 
 def user_registered(user: User) -> Envelope:
-    return EVENTS.envelope("user.registered", UserRegistered(user_id=user.id, email=user.email, name=user.name))
+    return EVENTS.envelope(
+        "user.registered", UserRegistered(user_id=user.id, email=user.email, name=user.name)
+    )

@@ -37,9 +37,14 @@ class Mailer:
             return
         try:
             await aiosmtplib.send(
-                msg, hostname=s.smtp_host, port=s.smtp_port, start_tls=s.smtp_starttls, timeout=s.smtp_timeout,
+                msg,
+                hostname=s.smtp_host,
+                port=s.smtp_port,
+                start_tls=s.smtp_starttls,
+                timeout=s.smtp_timeout,
                 username=s.smtp_username,
-                password=s.smtp_password.get_secret_value() if s.smtp_password else None)
+                password=s.smtp_password.get_secret_value() if s.smtp_password else None,
+            )
         except (aiosmtplib.SMTPException, OSError) as exc:
             # the user can ask again; the answer they got did not depend on delivery
             log.error("email_send_failed", to=to, subject=subject, error=f"{type(exc).__name__}: {exc}")

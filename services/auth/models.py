@@ -39,8 +39,9 @@ class User(Base):
     is_active: Mapped[bool] = mapped_column(default=True, server_default=sa.true())
     email_verified: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())
-    updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now(),
-                                                 onupdate=_now())
+    updated_at: Mapped[datetime] = mapped_column(
+        sa.DateTime(timezone=True), server_default=_now(), onupdate=_now()
+    )
 
 
 class AuthSession(Base):
@@ -64,7 +65,9 @@ class RefreshToken(Base):
     __tablename__ = "refresh_tokens"
 
     token_hash: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
-    session_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("sessions.id", ondelete="CASCADE"), index=True)
+    session_id: Mapped[uuid.UUID] = mapped_column(
+        sa.ForeignKey("sessions.id", ondelete="CASCADE"), index=True
+    )
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())
     used_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
 

@@ -18,8 +18,9 @@ class Passwords:
     """An argon2id hasher whose CPU-heavy calls run in worker threads."""
 
     def __init__(self, *, memory_kib: int, time_cost: int, parallelism: int) -> None:
-        self._ph = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism,
-                                  type=Type.ID)
+        self._ph = PasswordHasher(
+            time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism, type=Type.ID
+        )
         self._dummy: str | None = None
 
     async def hash(self, password: str) -> str:
@@ -55,12 +56,23 @@ def check_policy(password: str, *, field: str = "password") -> None:
     elif len(password) > MAX_LENGTH:
         problem = f"The password must have at most {MAX_LENGTH} characters."
     else:
-        classes = sum([any(c.islower() for c in password), any(c.isupper() for c in password),
-                       any(c.isdigit() for c in password),
-                       any(not c.isalnum() or c in string.punctuation for c in password)])
+        classes = sum(
+            [
+                any(c.islower() for c in password),
+                any(c.isupper() for c in password),
+                any(c.isdigit() for c in password),
+                any(not c.isalnum() or c in string.punctuation for c in password),
+            ]
+        )
         if classes < 2:
-            problem = ("The password must mix at least two kinds of characters "
-                       "(lower-case, upper-case, digits, symbols).")
+            problem = (
+                "The password must mix at least two kinds of characters "
+                "(lower-case, upper-case, digits, symbols)."
+            )
     if problem is not None:
-        raise Unprocessable(problem, title="Weak password", type_="weak-password",
-                            errors=[{"field": field, "message": problem, "type": "weak_password"}])
+        raise Unprocessable(
+            problem,
+            title="Weak password",
+            type_="weak-password",
+            errors=[{"field": field, "message": problem, "type": "weak_password"}],
+        )

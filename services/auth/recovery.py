@@ -43,7 +43,9 @@ _OTP_PURPOSE = b"shop auth: password reset code"
 
 
 def _otp_hash(ring: KeyRing, kid: str, email: str, otp: str) -> str:
-    return hmac.new(ring.derived_secret(kid, _OTP_PURPOSE), f"{email}:{otp}".encode(), hashlib.sha256).hexdigest()
+    return hmac.new(
+        ring.derived_secret(kid, _OTP_PURPOSE), f"{email}:{otp}".encode(), hashlib.sha256
+    ).hexdigest()
 
 
 async def forgot_password(*, ctx: AuthContext, session: AsyncSession, email: str, ip: str) -> None:
@@ -51,7 +53,9 @@ async def forgot_password(*, ctx: AuthContext, session: AsyncSession, email: str
     rt = ctx.state
     s = rt.settings
     await throttle.hit(ctx, scope="forgot-ip", subject=ip, limit=s.forgot_per_ip, window=s.forgot_window)
-    await throttle.hit(ctx, scope="forgot-email", subject=email, limit=s.forgot_per_email, window=s.forgot_window)
+    await throttle.hit(
+        ctx, scope="forgot-email", subject=email, limit=s.forgot_per_email, window=s.forgot_window
+    )
     user = await session.scalar(sa.select(User).where(User.email == email))
     if user is None or not user.is_active:
         return
@@ -66,23 +70,29 @@ async def forgot_password(*, ctx: AuthContext, session: AsyncSession, email: str
         await pipe.execute()
     minutes = max(1, s.otp_ttl // 60)
     rt.mailer.send_later(
-        to=email, subject="Your Shop password reset code",
-        body=(f"Hello {user.name},\n\nYour code to reset your Shop password is: {otp}\n\n"
-              f"It is valid for {minutes} minutes and can be used once. If you did not ask for it, "
-              "ignore this email; your password has not changed.\n"))
+        to=email,
+        subject="Your Shop password reset code",
+        body=(
+            f"Hello {user.name},\n\nYour code to reset your Shop password is: {otp}\n\n"
+            f"It is valid for {minutes} minutes and can be used once. If you did not ask for it, "
+            "ignore this email; your password has not changed.\n"
+        ),
+    )
 
 
 async def verify_otp(*, ctx: AuthContext, email: str, otp: str, ip: str) -> ResetToken:
     """Exchange a valid code for a short-lived, single-use reset token."""
     rt = ctx.state
     s = rt.settings
-    await throttle.hit(ctx, scope="verify-ip", subject=ip, limit=s.verify_otp_per_ip, window=s.verify_otp_window)
-    await throttle.hit(ctx, scope="verify-email", subject=email, limit=s.verify_otp_per_email,
-                       window=s.verify_otp_window)
+    await throttle.hit(
+        ctx, scope="verify-ip", subject=ip, limit=s.verify_otp_per_ip, window=s.verify_otp_window
+    )
+    await throttle.hit(
+        ctx, scope="verify-email", subject=email, limit=s.verify_otp_per_email, window=s.verify_otp_window
+    )
     ring = await rt.keys.ring()
     guesses = [part for kid in ring.private for part in (kid, _otp_hash(ring, kid, email, otp))]
-    ok = await ctx.redis.eval(_CHECK_OTP, 1, ctx.key("auth", "otp", email),
-                              s.otp_max_attempts, *guesses)
+    ok = await ctx.redis.eval(_CHECK_OTP, 1, ctx.key("auth", "otp", email), s.otp_max_attempts, *guesses)
     if int(ok) != 1:
         raise BadRequest(BAD_OTP, title="Invalid code")
     raw = secrets.token_urlsafe(32)
@@ -90,7 +100,9 @@ async def verify_otp(*, ctx: AuthContext, email: str, otp: str, ip: str) -> Rese
     return ResetToken(reset_token=raw, expires_in=s.reset_token_ttl)
 
 
-async def reset_password(*, ctx: AuthContext, session: AsyncSession, reset_token: str, new_password: str) -> None:
+async def reset_password(
+    *, ctx: AuthContext, session: AsyncSession, reset_token: str, new_password: str
+) -> None:
     """Set a new password with a reset token (used up) and end every session of the account."""
     rt = ctx.state
     check_policy(new_password, field="new_password")
@@ -103,6 +115,7 @@ async def reset_password(*, ctx: AuthContext, session: AsyncSession, reset_token
     if user is None:
         raise BadRequest(BAD_RESET, title="Invalid reset token")
     password_hash = await rt.passwords.hash(new_password)
-    await service.set_password(ctx=ctx, session=session, user=user, password_hash=password_hash,
-                               reason="password_reset")
+    await service.set_password(
+        ctx=ctx, session=session, user=user, password_hash=password_hash, reason="password_reset"
+    )
     await throttle.clear(ctx, scope="login-fail", subject=email)

@@ -22,13 +22,25 @@ def normalize_email(value: str) -> str:
 
 
 # the schema says what the validators enforce, so a schema-valid body is not refused for its shape
-Email = Annotated[str, AfterValidator(normalize_email),
-                  WithJsonSchema({"type": "string", "format": "email", "maxLength": 254})]
+Email = Annotated[
+    str,
+    AfterValidator(normalize_email),
+    WithJsonSchema({"type": "string", "format": "email", "maxLength": 254}),
+]
 Password = Annotated[str, Field(min_length=1, max_length=1024)]
 # a password being set: the policy (passwords.check_policy) refuses it as a 422 weak-password problem
-NewPassword = Annotated[str, Field(min_length=1, max_length=1024), WithJsonSchema({
-    "type": "string", "minLength": MIN_LENGTH, "maxLength": 1024,
-    "description": f"at least {MIN_LENGTH} characters of at least two kinds (lower, upper, digit, other)"})]
+NewPassword = Annotated[
+    str,
+    Field(min_length=1, max_length=1024),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "minLength": MIN_LENGTH,
+            "maxLength": 1024,
+            "description": f"at least {MIN_LENGTH} characters of at least two kinds (lower, upper, digit, other)",
+        }
+    ),
+]
 Role = Literal["user", "admin"]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 

@@ -74,12 +74,15 @@ class AuthSettings(CommonSettings):
     @model_validator(mode="after")
     def _no_codes_in_production_logs(self) -> AuthSettings:
         if self.env == "prod" and self.email_backend == "log":
-            raise ConfigurationError("EMAIL_BACKEND=log would write reset codes to the logs; use smtp in prod")
+            raise ConfigurationError(
+                "EMAIL_BACKEND=log would write reset codes to the logs; use smtp in prod"
+            )
         if self.env == "prod" and self.jwt_private_key is None and self.signing_key_encryption_key is None:
             raise ConfigurationError(
                 "signing keys would be kept readable in the database; set SIGNING_KEY_ENCRYPTION_KEY "
                 "(python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())') "
-                "or JWT_PRIVATE_KEY in prod")
+                "or JWT_PRIVATE_KEY in prod"
+            )
         return self
 
 

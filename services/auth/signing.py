@@ -49,8 +49,9 @@ class KeyRing:
         """
         cached = self._derived.get((kid, purpose))
         if cached is None:
-            der = self.private[kid].private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
-                                                  serialization.NoEncryption())
+            der = self.private[kid].private_bytes(
+                serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
             cached = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose).derive(der)
             self._derived[(kid, purpose)] = cached
         return cached
@@ -66,8 +67,9 @@ class KeyRing:
 
 def _generate() -> tuple[str, str]:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption()).decode()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
     return uuid.uuid4().hex[:16], pem
 
 
@@ -76,11 +78,15 @@ def _fernets(settings: AuthSettings) -> list[Fernet]:
     if settings.signing_key_encryption_key is None:
         return []
     try:
-        return [Fernet(part.strip()) for part in
-                settings.signing_key_encryption_key.get_secret_value().split(",") if part.strip()]
+        return [
+            Fernet(part.strip())
+            for part in settings.signing_key_encryption_key.get_secret_value().split(",")
+            if part.strip()
+        ]
     except ValueError as exc:
-        raise RuntimeError("SIGNING_KEY_ENCRYPTION_KEY must be Fernet keys (32 url-safe base64 bytes), "
-                           "comma-separated") from exc
+        raise RuntimeError(
+            "SIGNING_KEY_ENCRYPTION_KEY must be Fernet keys (32 url-safe base64 bytes), comma-separated"
+        ) from exc
 
 
 def _sealer(settings: AuthSettings) -> MultiFernet | None:
@@ -125,7 +131,9 @@ def _configured(settings: AuthSettings) -> tuple[str, rsa.RSAPrivateKey] | None:
     if settings.jwt_private_key is None:
         return None
     key = _load_pem(settings.jwt_private_key.get_secret_value())
-    der = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    der = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     return settings.jwt_key_id or hashlib.sha256(der).hexdigest()[:16], key
 
 
@@ -149,7 +157,9 @@ async def ensure_key(db: Database, settings: AuthSettings) -> None:
             if sealer is not None and not _sealed_by(fernets[0], key.private_pem):
                 if not key.private_pem.startswith(_SEALED):
                     log.warning("signing_key_sealed", kid=key.kid)
-                key.private_pem = _seal(opened, sealer)  # under the first encryption key; the others only open
+                key.private_pem = _seal(
+                    opened, sealer
+                )  # under the first encryption key; the others only open
         if settings.jwt_private_key is None and not any(key.active for key in stored):
             kid = await add_key(session, settings)
             log.warning("signing_key_generated", kid=kid)
@@ -166,10 +176,15 @@ async def load(db: Database, settings: AuthSettings) -> KeyRing:
     # verifier meets a kid that the JWKS it fetched (from any instance) does not list yet
     grace = sa.func.now() - sa.func.make_interval(0, 0, 0, 0, 0, 0, settings.signing_key_cache_seconds)
     async with db.session() as session:
-        rows = (await session.execute(sa.select(SigningKey.kid, SigningKey.private_pem,
-                                                (SigningKey.created_at <= grace).label("ripe"))
-                                      .where(SigningKey.active)
-                                      .order_by(SigningKey.created_at, SigningKey.kid))).all()
+        rows = (
+            await session.execute(
+                sa.select(
+                    SigningKey.kid, SigningKey.private_pem, (SigningKey.created_at <= grace).label("ripe")
+                )
+                .where(SigningKey.active)
+                .order_by(SigningKey.created_at, SigningKey.kid)
+            )
+        ).all()
     sealer = _sealer(settings)
     private = {row.kid: _load_pem(_open(row.kid, row.private_pem, sealer)) for row in rows}
     configured = _configured(settings)
@@ -203,8 +218,17 @@ class Keys:
         ring = await self.ring()
         now = int(time.time())
         ttl = self.settings.access_token_ttl
-        claims = {"sub": str(user_id), "role": role, "sid": str(sid), "jti": uuid.uuid4().hex, "iat": now,
-                  "exp": now + ttl, "iss": self.settings.jwt_issuer, "aud": self.settings.jwt_audience}
-        token = jwt.encode(claims, ring.private[ring.signing_kid], algorithm="RS256",
-                           headers={"kid": ring.signing_kid})
+        claims = {
+            "sub": str(user_id),
+            "role": role,
+            "sid": str(sid),
+            "jti": uuid.uuid4().hex,
+            "iat": now,
+            "exp": now + ttl,
+            "iss": self.settings.jwt_issuer,
+            "aud": self.settings.jwt_audience,
+        }
+        token = jwt.encode(
+            claims, ring.private[ring.signing_kid], algorithm="RS256", headers={"kid": ring.signing_kid}
+        )
         return token, ttl

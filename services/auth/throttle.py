@@ -20,7 +20,9 @@ async def hit(ctx: AuthContext, *, scope: str, subject: str, limit: int, window:
         pipe.ttl(key)
         _, count, ttl = await pipe.execute()
     if int(count) > limit:
-        raise TooManyRequests("Too many attempts; wait before trying again.", retry_after=_positive(ttl, window))
+        raise TooManyRequests(
+            "Too many attempts; wait before trying again.", retry_after=_positive(ttl, window)
+        )
 
 
 # One round trip decides a password attempt of one (account, address) pair: refused while the
@@ -47,8 +49,9 @@ return 0
 """
 
 
-async def claim_attempt(ctx: AuthContext, *, account: str, address: str, free: int, max_delay: int,
-                        memory: int) -> None:
+async def claim_attempt(
+    ctx: AuthContext, *, account: str, address: str, free: int, max_delay: int, memory: int
+) -> None:
     """Let one password guess at ``account`` from ``address`` go on, or 429 while the pair must wait.
 
     The pair, not the account: a guesser slows only itself down, and the owner signing in from
@@ -57,8 +60,10 @@ async def claim_attempt(ctx: AuthContext, *, account: str, address: str, free: i
     key = ctx.key("auth", "throttle", "login-pair", account, address)
     wait_ms = int(await ctx.redis.eval(_CLAIM, 1, key, free, max_delay * 1000, memory * 1000))
     if wait_ms > 0:
-        raise TooManyRequests("Too many wrong passwords from here; wait before trying again.",
-                              retry_after=math.ceil(wait_ms / 1000))
+        raise TooManyRequests(
+            "Too many wrong passwords from here; wait before trying again.",
+            retry_after=math.ceil(wait_ms / 1000),
+        )
 
 
 async def forgive(ctx: AuthContext, *, account: str, address: str) -> None:
@@ -66,7 +71,9 @@ async def forgive(ctx: AuthContext, *, account: str, address: str) -> None:
     await ctx.redis.delete(ctx.key("auth", "throttle", "login-pair", account, address))
 
 
-async def check_ceiling(ctx: AuthContext, *, account: str, address: str | None, limit: int, window: int) -> None:
+async def check_ceiling(
+    ctx: AuthContext, *, account: str, address: str | None, limit: int, window: int
+) -> None:
     """Refuse (429) an account past its ceiling of failures from everywhere, except from an address it used.
 
     Guessing spread over many addresses passes every per-pair slow-down; the ceiling bounds it. An
@@ -81,8 +88,11 @@ async def check_ceiling(ctx: AuthContext, *, account: str, address: str | None, 
             pipe.sismember(ctx.key("auth", "known-address", account), address)
         count, ttl, *known = await pipe.execute()
     if count is not None and int(count) >= limit and not (known and known[0]):
-        raise TooManyRequests("Too many failed sign-ins for this account from many places; wait before trying "
-                              "again from a new address.", retry_after=_positive(ttl, window))
+        raise TooManyRequests(
+            "Too many failed sign-ins for this account from many places; wait before trying "
+            "again from a new address.",
+            retry_after=_positive(ttl, window),
+        )
 
 
 async def remember_address(ctx: AuthContext, *, account: str, address: str, ttl: int) -> None:

@@ -7,5 +7,4 @@ from services.cart.app import MIGRATIONS, create_app
 from services.cart.settings import get_settings
 
 if __name__ == "__main__":
-    main(None, settings=get_settings(), app_factory=create_app,
-         migrations=MIGRATIONS)
+    main(None, settings=get_settings(), app_factory=create_app, migrations=MIGRATIONS)

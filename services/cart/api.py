@@ -24,8 +24,14 @@ from services.cart.schemas import (
 )
 
 _problems: dict[int | str, dict[str, object]] = {
-    s: problem_doc(d) for s, d in {401: "not signed in", 404: "unknown product or item", 409: "refused (stock, limit, currency)",
-                 422: "invalid input"}.items()}
+    s: problem_doc(d)
+    for s, d in {
+        401: "not signed in",
+        404: "unknown product or item",
+        409: "refused (stock, limit, currency)",
+        422: "invalid input",
+    }.items()
+}
 router = APIRouter(tags=["cart"], responses=_problems)
 internal_router = APIRouter(prefix="/internal", tags=["internal"], include_in_schema=False)
 
@@ -36,12 +42,16 @@ async def get_cart(user: CurrentUser, session: SessionDep, ctx: Ctx) -> CartPubl
     return await cart_service.get_cart(ctx=ctx, session=session, user_id=user.user_id)
 
 
-@router.post("/cart", status_code=201, responses={200: {"model": CartPublic, "description": "quantity increased"}})
-async def add_to_cart(body: CartItemCreate, user: CurrentUser, session: SessionDep, ctx: Ctx,
-                      response: Response) -> CartPublic:
+@router.post(
+    "/cart", status_code=201, responses={200: {"model": CartPublic, "description": "quantity increased"}}
+)
+async def add_to_cart(
+    body: CartItemCreate, user: CurrentUser, session: SessionDep, ctx: Ctx, response: Response
+) -> CartPublic:
     """Add a product (201, new line) or more of one already in the cart (200); returns the cart."""
-    cart, created = await cart_service.add_item(ctx=ctx, session=session, user_id=user.user_id,
-                                                product_id=body.product_id, quantity=body.quantity)
+    cart, created = await cart_service.add_item(
+        ctx=ctx, session=session, user_id=user.user_id, product_id=body.product_id, quantity=body.quantity
+    )
     response.status_code = 201 if created else 200
     return cart
 
@@ -54,18 +64,21 @@ async def clear_cart(user: CurrentUser, session: SessionDep, ctx: Ctx) -> CartPu
 
 
 @router.put("/cart/{item_id}")
-async def set_cart_item_quantity(item_id: uuid.UUID, body: CartItemUpdate, user: CurrentUser,
-                                 session: SessionDep, ctx: Ctx) -> CartPublic:
+async def set_cart_item_quantity(
+    item_id: uuid.UUID, body: CartItemUpdate, user: CurrentUser, session: SessionDep, ctx: Ctx
+) -> CartPublic:
     """Set a line's quantity (0 removes it); returns the cart."""
-    return await cart_service.set_quantity(ctx=ctx, session=session, user_id=user.user_id,
-                                           item_id=item_id, quantity=body.quantity)
+    return await cart_service.set_quantity(
+        ctx=ctx, session=session, user_id=user.user_id, item_id=item_id, quantity=body.quantity
+    )
 
 
 @router.delete("/cart/{item_id}")
-async def remove_cart_item(item_id: uuid.UUID, user: CurrentUser, session: SessionDep, ctx: Ctx) -> CartPublic:
+async def remove_cart_item(
+    item_id: uuid.UUID, user: CurrentUser, session: SessionDep, ctx: Ctx
+) -> CartPublic:
     """Remove one line; returns the cart."""
-    return await cart_service.remove_item(ctx=ctx, session=session, user_id=user.user_id,
-                                          item_id=item_id)
+    return await cart_service.remove_item(ctx=ctx, session=session, user_id=user.user_id, item_id=item_id)
 
 
 @router.get("/wishlist")
@@ -74,13 +87,18 @@ async def get_wishlist(user: CurrentUser, session: SessionDep) -> WishlistPublic
     return await cart_service.get_wishlist(session=session, user_id=user.user_id)
 
 
-@router.post("/wishlist", status_code=201,
-             responses={200: {"model": WishlistEntryPublic, "description": "already in the wishlist"}})
-async def add_to_wishlist(body: WishlistEntryCreate, user: CurrentUser, session: SessionDep, ctx: Ctx,
-                          response: Response) -> WishlistEntryPublic:
+@router.post(
+    "/wishlist",
+    status_code=201,
+    responses={200: {"model": WishlistEntryPublic, "description": "already in the wishlist"}},
+)
+async def add_to_wishlist(
+    body: WishlistEntryCreate, user: CurrentUser, session: SessionDep, ctx: Ctx, response: Response
+) -> WishlistEntryPublic:
     """Keep a product for later (201); the same product again returns the existing entry (200)."""
-    entry, created = await cart_service.add_to_wishlist(ctx=ctx, session=session,
-                                                        user_id=user.user_id, product_id=body.product_id)
+    entry, created = await cart_service.add_to_wishlist(
+        ctx=ctx, session=session, user_id=user.user_id, product_id=body.product_id
+    )
     response.status_code = 201 if created else 200
     return entry
 
@@ -92,13 +110,23 @@ async def remove_from_wishlist(entry_id: uuid.UUID, user: CurrentUser, session: 
     return Response(status_code=204)
 
 
-@router.post("/checkout/quote", responses={422: problem_doc("empty cart, no shipping there, or the coupon does "
-                                                          "not apply (`reason`, `shortfall`, and the `quote` without it)"),
-                                          503: problem_doc("pricing unavailable")})
-async def checkout_quote(body: CheckoutQuoteCreate, user: CurrentUser, session: SessionDep, ctx: Ctx) -> CheckoutQuote:
+@router.post(
+    "/checkout/quote",
+    responses={
+        422: problem_doc(
+            "empty cart, no shipping there, or the coupon does "
+            "not apply (`reason`, `shortfall`, and the `quote` without it)"
+        ),
+        503: problem_doc("pricing unavailable"),
+    },
+)
+async def checkout_quote(
+    body: CheckoutQuoteCreate, user: CurrentUser, session: SessionDep, ctx: Ctx
+) -> CheckoutQuote:
     """The caller's cart priced for an address: shipping, tax and promotions (the order will charge this)."""
-    return CheckoutQuote.model_validate(await checkout.quote(ctx=ctx, session=session, user_id=user.user_id,
-                                                             data=body))
+    return CheckoutQuote.model_validate(
+        await checkout.quote(ctx=ctx, session=session, user_id=user.user_id, data=body)
+    )
 
 
 @internal_router.get("/carts/{user_id}")

@@ -17,9 +17,17 @@ from services.cart.settings import CartSettings, get_settings
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def create_app(settings: CartSettings | None = None, *, bus: EventBus | None = None,
-               redis: Redis | None = None) -> FastAPI:
+def create_app(
+    settings: CartSettings | None = None, *, bus: EventBus | None = None, redis: Redis | None = None
+) -> FastAPI:
     settings = settings or get_settings()
-    return create_service_app(settings=settings, title="Shop cart service", routers=[router, internal_router],
-                              migrations=MIGRATIONS, subscriptions=SUBSCRIPTIONS, bus=bus, redis=redis,
-                              description=cart.__doc__ or "")
+    return create_service_app(
+        settings=settings,
+        title="Shop cart service",
+        routers=[router, internal_router],
+        migrations=MIGRATIONS,
+        subscriptions=SUBSCRIPTIONS,
+        bus=bus,
+        redis=redis,
+        description=cart.__doc__ or "",
+    )

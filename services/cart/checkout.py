@@ -25,28 +25,47 @@ class PricingRefused(DomainError):
     """Pricing's own 4xx problem, passed on as it said it."""
 
     def __init__(self, status: int, body: dict[str, Any]) -> None:
-        extra = {k: v for k, v in body.items() if k not in ("type", "title", "status", "detail", "request_id")}
-        super().__init__(str(body.get("detail") or "The quote was refused."), title=body.get("title"), **extra)
+        extra = {
+            k: v for k, v in body.items() if k not in ("type", "title", "status", "detail", "request_id")
+        }
+        super().__init__(
+            str(body.get("detail") or "The quote was refused."), title=body.get("title"), **extra
+        )
         self.status = status
 
 
-async def quote(*, ctx: CartContext, session: AsyncSession, user_id: uuid.UUID,
-                data: CheckoutQuoteCreate) -> dict[str, Any]:
+async def quote(
+    *, ctx: CartContext, session: AsyncSession, user_id: uuid.UUID, data: CheckoutQuoteCreate
+) -> dict[str, Any]:
     """Price the caller's cart for an address; 422 when it is empty or a typed coupon does not apply."""
     cart = await cart_service.get_cart(ctx=ctx, session=session, user_id=user_id)
-    lines = [{"product_id": str(i.product_id), "unit_price": i.unit_price, "quantity": i.quantity}
-             for i in cart.items if i.availability == "available"]
+    lines = [
+        {"product_id": str(i.product_id), "unit_price": i.unit_price, "quantity": i.quantity}
+        for i in cart.items
+        if i.availability == "available"
+    ]
     if not lines:
         raise Unprocessable("Your cart has nothing that can be bought right now.", title="Empty cart")
-    body: dict[str, Any] = {"currency": cart.currency, "lines": lines, "customer_id": str(user_id),
-                            "shipping_address": data.shipping_address.model_dump(mode="json")}
+    body: dict[str, Any] = {
+        "currency": cart.currency,
+        "lines": lines,
+        "customer_id": str(user_id),
+        "shipping_address": data.shipping_address.model_dump(mode="json"),
+    }
     if data.shipping_method_id is not None:
         body["shipping_method_id"] = str(data.shipping_method_id)
     if data.coupon_code is not None:
         body["coupon_code"] = data.coupon_code
-    resp = await call(ctx.http, "POST", f"{ctx.settings.pricing_url}/internal/quotes", service="pricing",
-                      idempotent=True, json=body, timeout=ctx.settings.pricing_timeout,
-                      headers={INTERNAL_TOKEN_HEADER: ctx.settings.internal_api_token.get_secret_value()})
+    resp = await call(
+        ctx.http,
+        "POST",
+        f"{ctx.settings.pricing_url}/internal/quotes",
+        service="pricing",
+        idempotent=True,
+        json=body,
+        timeout=ctx.settings.pricing_timeout,
+        headers={INTERNAL_TOKEN_HEADER: ctx.settings.internal_api_token.get_secret_value()},
+    )
     if 400 <= resp.status_code < 500:
         problem = resp.json()
         # pricing names its own fields; the caller sent shipping_address, shipping_method_id and coupon_code
@@ -57,8 +76,18 @@ async def quote(*, ctx: CartContext, session: AsyncSession, user_id: uuid.UUID,
     answer["unavailable_items"] = [str(i.id) for i in cart.items if i.availability != "available"]
     coupon = answer.get("coupon")
     if coupon is not None and not coupon.get("applied"):
-        raise Unprocessable(coupon.get("detail") or "This code does not apply.", title="Coupon does not apply",
-                            reason=coupon.get("reason"), shortfall=coupon.get("shortfall"), quote=answer,
-                            errors=[{"field": "coupon_code", "message": coupon.get("detail") or "does not apply",
-                                     "type": coupon.get("reason") or "not_applicable"}])
+        raise Unprocessable(
+            coupon.get("detail") or "This code does not apply.",
+            title="Coupon does not apply",
+            reason=coupon.get("reason"),
+            shortfall=coupon.get("shortfall"),
+            quote=answer,
+            errors=[
+                {
+                    "field": "coupon_code",
+                    "message": coupon.get("detail") or "does not apply",
+                    "type": coupon.get("reason") or "not_applicable",
+                }
+            ],
+        )
     return answer

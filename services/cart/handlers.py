@@ -22,27 +22,39 @@ from services.cart.context import CartContext
 log = get_logger(__name__)
 
 
-async def on_product_changed(ctx: CartContext, session: AsyncSession, product: ProductPublic,
-                             event: Envelope) -> None:
+async def on_product_changed(
+    ctx: CartContext, session: AsyncSession, product: ProductPublic, event: Envelope
+) -> None:
     """product.created|updated|deleted: store the product if the event is newer than what is held."""
     values = readmodel.product_values(product, deleted=event.type == "product.deleted")
     if not await readmodel.apply_product(session, values):
-        log.info("product_event_stale", event_id=str(event.id), product_id=str(product.id), version=product.version)
+        log.info(
+            "product_event_stale", event_id=str(event.id), product_id=str(product.id), version=product.version
+        )
 
 
-async def on_stock_changed(ctx: CartContext, session: AsyncSession, change: StockChanged, event: Envelope) -> None:
+async def on_stock_changed(
+    ctx: CartContext, session: AsyncSession, change: StockChanged, event: Envelope
+) -> None:
     """stock.changed: newer stock for a product the read-model holds."""
-    await readmodel.apply_stock(session, product_id=change.product_id, stock=change.stock, version=change.version)
+    await readmodel.apply_stock(
+        session, product_id=change.product_id, stock=change.stock, version=change.version
+    )
 
 
-async def on_order_created(ctx: CartContext, session: AsyncSession, order: OrderCreated, event: Envelope) -> None:
+async def on_order_created(
+    ctx: CartContext, session: AsyncSession, order: OrderCreated, event: Envelope
+) -> None:
     """order.created: the ordered quantities leave the buyer's cart."""
-    await cart_service.remove_ordered(session, user_id=order.user_id,
-                                      items=[(i.product_id, i.quantity) for i in order.items])
+    await cart_service.remove_ordered(
+        session, user_id=order.user_id, items=[(i.product_id, i.quantity) for i in order.items]
+    )
 
 
 SUBSCRIPTIONS: list[Subscription[CartContext, Any]] = [
-    Subscription(["product.created", "product.updated", "product.deleted"], ProductPublic, on_product_changed),
+    Subscription(
+        ["product.created", "product.updated", "product.deleted"], ProductPublic, on_product_changed
+    ),
     Subscription(["stock.changed"], StockChanged, on_stock_changed),
     Subscription(["order.created"], OrderCreated, on_order_created),
 ]

@@ -59,9 +59,11 @@ async def apply_product(session: AsyncSession, values: dict[str, Any]) -> bool:
 async def apply_stock(session: AsyncSession, *, product_id: uuid.UUID, stock: int, version: int) -> bool:
     """Set a known product's stock if ``version`` is newer; an unknown product is fetched later."""
     result = await session.execute(
-        sa.update(Product).where(Product.product_id == product_id, Product.version < version)
+        sa.update(Product)
+        .where(Product.product_id == product_id, Product.version < version)
         .values(stock=max(0, stock), version=version, updated_at=datetime.now(UTC))
-        .returning(Product.product_id))
+        .returning(Product.product_id)
+    )
     return result.first() is not None
 
 

@@ -16,8 +16,9 @@ Availability = Literal["available", "insufficient_stock", "out_of_stock", "unava
 MAX_QUANTITY = 99  # of one product in one cart
 # strict: "2", 2.0 or true are not quantities
 AddQuantity = Annotated[int, Field(ge=1, le=MAX_QUANTITY, strict=True, description="units to add (1..99)")]
-SetQuantity = Annotated[int, Field(ge=0, le=MAX_QUANTITY, strict=True,
-                                   description="units wanted (0 removes the line)")]
+SetQuantity = Annotated[
+    int, Field(ge=0, le=MAX_QUANTITY, strict=True, description="units wanted (0 removes the line)")
+]
 
 
 class _In(BaseModel):

@@ -42,8 +42,12 @@ async def _clear_cached_reads(ctx: Ctx) -> AsyncIterator[None]:
 
 router = APIRouter(tags=["catalog"])
 admin_router = APIRouter(prefix="/admin", tags=["catalog admin"], dependencies=[Depends(_clear_cached_reads)])
-internal_router = APIRouter(prefix="/internal", tags=["internal"], include_in_schema=False,
-                            dependencies=[Depends(_clear_cached_reads)])
+internal_router = APIRouter(
+    prefix="/internal",
+    tags=["internal"],
+    include_in_schema=False,
+    dependencies=[Depends(_clear_cached_reads)],
+)
 
 
 def _dumps(payload: Any) -> bytes:
@@ -55,13 +59,14 @@ def _json(payload: Any, status_code: int = 200) -> Response:
     return Response(_dumps(payload), status_code=status_code, media_type="application/json")
 
 
-
-
 def _conditional(request: Request, body: bytes, etag: str, *, public: bool) -> Response:
     ctx: CatalogContext = request.app.state.ctx
     max_age = ctx.settings.catalog_cache_max_age
-    headers = {"ETag": etag, "Cache-Control": f"public, max-age={max_age}" if public else "private, no-store",
-               "Vary": "Authorization"}
+    headers = {
+        "ETag": etag,
+        "Cache-Control": f"public, max-age={max_age}" if public else "private, no-store",
+        "Vary": "Authorization",
+    }
     inm = request.headers.get("if-none-match")
     if inm and etag_matches(inm, etag):
         return Response(status_code=304, headers=headers)
@@ -107,7 +112,9 @@ async def get_category(id_or_slug: str, request: Request, session: SessionDep) -
 async def list_products(
     request: Request,
     ctx: Ctx,
-    category: Annotated[str | None, Query(max_length=200, description="id or slug; includes sub-categories")] = None,
+    category: Annotated[
+        str | None, Query(max_length=200, description="id or slug; includes sub-categories")
+    ] = None,
     price_min: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,  # bigint: larger cannot be queried
     price_max: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,
     in_stock: bool | None = None,
@@ -117,8 +124,17 @@ async def list_products(
     page_size: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> Response:
     """Browse visible products: filters, full-text search, sorting, pagination."""
-    query = browse.ProductQuery(category=category, price_min=price_min, price_max=price_max, in_stock=in_stock,
-                                q=q, sort=sort, page=page, page_size=page_size)
+    query = browse.ProductQuery(
+        category=category,
+        price_min=price_min,
+        price_max=price_max,
+        in_stock=in_stock,
+        q=q,
+        sort=sort,
+        page=page,
+        page_size=page_size,
+    )
+
     async def produce() -> dict[str, Any]:
         async with ctx.state.read_pool.acquire() as conn:
             return await browse.list_products(conn=conn, query=query)
@@ -145,17 +161,23 @@ async def create_category(body: CategoryCreate, _: AdminUser, session: SessionDe
 
 
 @admin_router.put("/categories/{category_id}", responses={200: {"model": CategoryPublic}})
-async def replace_category(category_id: uuid.UUID, body: CategoryReplace, _: AdminUser,
-                           session: SessionDep) -> Response:
+async def replace_category(
+    category_id: uuid.UUID, body: CategoryReplace, _: AdminUser, session: SessionDep
+) -> Response:
     """Replace a category's fields."""
-    return _json(await catalog.update_category(session=session, category_id=category_id, data=body, replace=True))
+    return _json(
+        await catalog.update_category(session=session, category_id=category_id, data=body, replace=True)
+    )
 
 
 @admin_router.patch("/categories/{category_id}", responses={200: {"model": CategoryPublic}})
-async def update_category(category_id: uuid.UUID, body: CategoryUpdate, _: AdminUser,
-                          session: SessionDep) -> Response:
+async def update_category(
+    category_id: uuid.UUID, body: CategoryUpdate, _: AdminUser, session: SessionDep
+) -> Response:
     """Change some of a category's fields."""
-    return _json(await catalog.update_category(session=session, category_id=category_id, data=body, replace=False))
+    return _json(
+        await catalog.update_category(session=session, category_id=category_id, data=body, replace=False)
+    )
 
 
 @admin_router.delete("/categories/{category_id}", status_code=204)
@@ -174,23 +196,44 @@ async def admin_get_product(product_id: uuid.UUID, _: AdminUser, session: Sessio
 @admin_router.post("/products", status_code=201, responses={201: {"model": ProductPublic}})
 async def create_product(body: ProductCreate, _: AdminUser, session: SessionDep, ctx: Ctx) -> Response:
     """Create a product."""
-    return _json(await catalog.create_product(session=session, data=body, default_currency=ctx.settings.catalog_default_currency), 201)
+    return _json(
+        await catalog.create_product(
+            session=session, data=body, default_currency=ctx.settings.catalog_default_currency
+        ),
+        201,
+    )
 
 
 @admin_router.put("/products/{product_id}", responses={200: {"model": ProductPublic}})
-async def replace_product(product_id: uuid.UUID, body: ProductReplace, _: AdminUser, session: SessionDep,
-                          ctx: Ctx) -> Response:
+async def replace_product(
+    product_id: uuid.UUID, body: ProductReplace, _: AdminUser, session: SessionDep, ctx: Ctx
+) -> Response:
     """Replace a product's fields."""
-    return _json(await catalog.update_product(session=session, product_id=product_id, data=body, replace=True,
-                                              default_currency=ctx.settings.catalog_default_currency))
+    return _json(
+        await catalog.update_product(
+            session=session,
+            product_id=product_id,
+            data=body,
+            replace=True,
+            default_currency=ctx.settings.catalog_default_currency,
+        )
+    )
 
 
 @admin_router.patch("/products/{product_id}", responses={200: {"model": ProductPublic}})
-async def update_product(product_id: uuid.UUID, body: ProductUpdate, _: AdminUser, session: SessionDep,
-                         ctx: Ctx) -> Response:
+async def update_product(
+    product_id: uuid.UUID, body: ProductUpdate, _: AdminUser, session: SessionDep, ctx: Ctx
+) -> Response:
     """Change some of a product's fields (``stock`` is absolute here)."""
-    return _json(await catalog.update_product(session=session, product_id=product_id, data=body, replace=False,
-                                              default_currency=ctx.settings.catalog_default_currency))
+    return _json(
+        await catalog.update_product(
+            session=session,
+            product_id=product_id,
+            data=body,
+            replace=False,
+            default_currency=ctx.settings.catalog_default_currency,
+        )
+    )
 
 
 @admin_router.delete("/products/{product_id}", status_code=204)
@@ -201,7 +244,9 @@ async def delete_product(product_id: uuid.UUID, _: AdminUser, session: SessionDe
 
 
 @admin_router.post("/products/{product_id}/stock", responses={200: {"model": ProductPublic}})
-async def change_stock(product_id: uuid.UUID, body: StockChange, _: AdminUser, session: SessionDep) -> Response:
+async def change_stock(
+    product_id: uuid.UUID, body: StockChange, _: AdminUser, session: SessionDep
+) -> Response:
     """Add (or with a negative delta, remove) stock; never below zero."""
     return _json(await catalog.change_stock(session=session, product_id=product_id, delta=body.delta))
 

@@ -34,19 +34,29 @@ async def open_state(kernel: Kernel[CatalogSettings]) -> AsyncIterator[CatalogSt
     """
     settings = kernel.settings
     dsn = settings.db_url.replace("postgresql+asyncpg://", "postgresql://", 1)
-    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=settings.db_pool_size, reset=_no_reset,
-                                     command_timeout=30, timeout=5)
+    pool = await asyncpg.create_pool(
+        dsn, min_size=1, max_size=settings.db_pool_size, reset=_no_reset, command_timeout=30, timeout=5
+    )
     try:
-        yield CatalogState(read_pool=pool, response_cache=ResponseCache(ttl=settings.catalog_response_cache_ttl))
+        yield CatalogState(
+            read_pool=pool, response_cache=ResponseCache(ttl=settings.catalog_response_cache_ttl)
+        )
     finally:
         await pool.close()
 
 
-def create_app(settings: CatalogSettings | None = None, *, bus: EventBus | None = None,
-               redis: Redis | None = None) -> FastAPI:
+def create_app(
+    settings: CatalogSettings | None = None, *, bus: EventBus | None = None, redis: Redis | None = None
+) -> FastAPI:
     settings = settings or get_settings()
     return create_service_app(
-        settings=settings, title="Shop catalog", routers=[router, admin_router, internal_router],
-        migrations=MIGRATIONS, state=open_state, subscriptions=SUBSCRIPTIONS, bus=bus, redis=redis,
+        settings=settings,
+        title="Shop catalog",
+        routers=[router, admin_router, internal_router],
+        migrations=MIGRATIONS,
+        state=open_state,
+        subscriptions=SUBSCRIPTIONS,
+        bus=bus,
+        redis=redis,
         description="Catalog: categories, products, full-text search, stock and reservations.",
     )

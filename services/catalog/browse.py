@@ -29,8 +29,10 @@ class ProductQuery:
     page_size: int = 20
 
 
-_TREE_SQL = ("WITH RECURSIVE tree(id) AS (SELECT id FROM categories WHERE {anchor} "
-             "UNION SELECT c.id FROM categories c JOIN tree ON c.parent_id = tree.id) SELECT id FROM tree")
+_TREE_SQL = (
+    "WITH RECURSIVE tree(id) AS (SELECT id FROM categories WHERE {anchor} "
+    "UNION SELECT c.id FROM categories c JOIN tree ON c.parent_id = tree.id) SELECT id FROM tree"
+)
 
 
 async def _category_tree(conn: Any, key: str) -> list[uuid.UUID]:
@@ -64,8 +66,10 @@ async def list_products(*, conn: asyncpg.Connection, query: ProductQuery) -> dic
     are fetched in full, and the total is counted in the same round trip.
     """
     if query.price_min is not None and query.price_max is not None and query.price_min > query.price_max:
-        raise Unprocessable("price_min must not be greater than price_max.", errors=[
-            {"field": "price_min", "message": "greater than price_max", "type": "value_error"}])
+        raise Unprocessable(
+            "price_min must not be greater than price_max.",
+            errors=[{"field": "price_min", "message": "greater than price_max", "type": "value_error"}],
+        )
     args: list[Any] = []
 
     def arg(value: Any) -> str:

@@ -23,5 +23,7 @@ async def product_changed(session: AsyncSession, kind: str, product: dict[str, A
 
 async def stock_changed(session: AsyncSession, *, product_id: uuid.UUID, stock: int, version: int) -> None:
     """``stock.changed``: the new stock of one product and the version it reached."""
-    await publish_in(session, EVENTS.envelope("stock.changed", StockChanged(
-        product_id=product_id, stock=stock, version=version)))
+    await publish_in(
+        session,
+        EVENTS.envelope("stock.changed", StockChanged(product_id=product_id, stock=stock, version=version)),
+    )

@@ -13,8 +13,9 @@ from services.catalog import reservations
 from services.catalog.context import CatalogContext
 
 
-async def on_order_status_changed(ctx: CatalogContext, session: AsyncSession, change: OrderStatusChanged,
-                                  event: Envelope) -> None:
+async def on_order_status_changed(
+    ctx: CatalogContext, session: AsyncSession, change: OrderStatusChanged, event: Envelope
+) -> None:
     """A cancelled order gives its stock back; a paid one makes its reservation final."""
     if change.to == OrderStatus.cancelled:
         await reservations.release_in(session, order_id=change.order_id, missing_ok=True)

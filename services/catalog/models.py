@@ -42,7 +42,8 @@ class Category(Base):
     description: Mapped[str] = mapped_column(sa.Text, server_default="")
     image_url: Mapped[str | None] = mapped_column(sa.Text)
     parent_id: Mapped[uuid.UUID | None] = mapped_column(
-        UUID(as_uuid=True), sa.ForeignKey("categories.id", ondelete="RESTRICT"), index=True)
+        UUID(as_uuid=True), sa.ForeignKey("categories.id", ondelete="RESTRICT"), index=True
+    )
     position: Mapped[int] = mapped_column(sa.Integer, server_default="0")
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())
     updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())
@@ -63,7 +64,8 @@ class Product(Base):
     sku: Mapped[str] = mapped_column(sa.Text, unique=True)
     # soft-deleted products outlive their category: the link is cleared, the product kept
     category_id: Mapped[uuid.UUID | None] = mapped_column(
-        UUID(as_uuid=True), sa.ForeignKey("categories.id", ondelete="SET NULL"))
+        UUID(as_uuid=True), sa.ForeignKey("categories.id", ondelete="SET NULL")
+    )
     images: Mapped[list[str]] = mapped_column(JSONB, server_default=sa.text("'[]'::jsonb"))
     stock: Mapped[int] = mapped_column(sa.Integer, server_default="0")
     attributes: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=sa.text("'{}'::jsonb"))
@@ -77,22 +79,47 @@ class Product(Base):
     __table_args__ = (
         sa.CheckConstraint("stock >= 0", name="stock_not_negative"),
         sa.CheckConstraint("price >= 0", name="price_not_negative"),
-        sa.CheckConstraint("compare_at_price IS NULL OR compare_at_price >= 0", name="compare_at_not_negative"),
+        sa.CheckConstraint(
+            "compare_at_price IS NULL OR compare_at_price >= 0", name="compare_at_not_negative"
+        ),
         # fastupdate off: rows go straight into the index, so bulk loads never leave a pending
         # list that makes the planner skip the index (writes are rare, searches are not)
-        sa.Index("ix_products_search", "search", postgresql_using="gin", postgresql_with={"fastupdate": "off"}),
+        sa.Index(
+            "ix_products_search", "search", postgresql_using="gin", postgresql_with={"fastupdate": "off"}
+        ),
         # browsing only ever reads visible products: one partial index per sort key, each covering
         # the filter columns, so counting and picking a page's ids are index-only scans
-        sa.Index("ix_products_visible_category", "category_id", "created_at", "id",
-                 postgresql_include=["price", "stock"], postgresql_where=sa.text(VISIBLE)),
-        sa.Index("ix_products_visible_price", "price", "id", postgresql_include=["category_id", "stock"],
-                 postgresql_where=sa.text(VISIBLE)),
-        sa.Index("ix_products_visible_created", "created_at", "id",
-                 postgresql_include=["category_id", "price", "stock"], postgresql_where=sa.text(VISIBLE)),
+        sa.Index(
+            "ix_products_visible_category",
+            "category_id",
+            "created_at",
+            "id",
+            postgresql_include=["price", "stock"],
+            postgresql_where=sa.text(VISIBLE),
+        ),
+        sa.Index(
+            "ix_products_visible_price",
+            "price",
+            "id",
+            postgresql_include=["category_id", "stock"],
+            postgresql_where=sa.text(VISIBLE),
+        ),
+        sa.Index(
+            "ix_products_visible_created",
+            "created_at",
+            "id",
+            postgresql_include=["category_id", "price", "stock"],
+            postgresql_where=sa.text(VISIBLE),
+        ),
         # name itself is included because PostgreSQL returns an expression (lower(name)) from
         # an index-only scan only when the column it is computed from is in the index too
-        sa.Index("ix_products_visible_name", sa.text("lower(name)"), "id",
-                 postgresql_include=["name", "category_id", "price", "stock"], postgresql_where=sa.text(VISIBLE)),
+        sa.Index(
+            "ix_products_visible_name",
+            sa.text("lower(name)"),
+            "id",
+            postgresql_include=["name", "category_id", "price", "stock"],
+            postgresql_where=sa.text(VISIBLE),
+        ),
         sa.Index("ix_products_category_id", "category_id"),
     )
 
@@ -115,7 +142,8 @@ class ReservationLine(Base):
     __tablename__ = "reservation_lines"
 
     order_id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True), sa.ForeignKey("reservations.order_id", ondelete="CASCADE"), primary_key=True)
+        UUID(as_uuid=True), sa.ForeignKey("reservations.order_id", ondelete="CASCADE"), primary_key=True
+    )
     product_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
     name: Mapped[str] = mapped_column(sa.Text)
     unit_price: Mapped[int] = mapped_column(sa.BigInteger)

@@ -20,10 +20,22 @@ from libs.contracts.catalog import CategoryPublic as CategoryPublic
 from libs.contracts.catalog import ProductPublic
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Slug = Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, min_length=1, max_length=120,
-                                        pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$")]
-Sku = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64,
-                                       pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")]
+Slug = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True,
+        to_lower=True,
+        min_length=1,
+        max_length=120,
+        pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$",
+    ),
+]
+Sku = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*$"
+    ),
+]
 Currency = Annotated[str, StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"^[A-Za-z]{3}$")]
 Description = Annotated[str, StringConstraints(max_length=10_000)]
 Money = Annotated[int, Field(ge=0, le=10**12, description="integer minor units (cents)")]
@@ -177,11 +189,35 @@ class ReservationPublic(BaseModel):
     currency: str
 
 
-PRODUCT_FIELDS = ("id", "name", "slug", "description", "price", "compare_at_price", "currency", "sku",
-                  "category_id", "images", "stock", "attributes", "is_active", "version", "created_at",
-                  "updated_at")
-CATEGORY_FIELDS = ("id", "name", "slug", "description", "image_url", "parent_id", "position", "created_at",
-                   "updated_at")
+PRODUCT_FIELDS = (
+    "id",
+    "name",
+    "slug",
+    "description",
+    "price",
+    "compare_at_price",
+    "currency",
+    "sku",
+    "category_id",
+    "images",
+    "stock",
+    "attributes",
+    "is_active",
+    "version",
+    "created_at",
+    "updated_at",
+)
+CATEGORY_FIELDS = (
+    "id",
+    "name",
+    "slug",
+    "description",
+    "image_url",
+    "parent_id",
+    "position",
+    "created_at",
+    "updated_at",
+)
 
 
 def product_wire(p: Any) -> dict[str, Any]:

@@ -24,10 +24,18 @@ from services.catalog.settings import CatalogSettings
 
 # top level -> second level -> leaves (None: the second level is itself a leaf)
 TREE: dict[str, dict[str, list[str] | None]] = {
-    "Clothing": {"Men": ["Shirts", "Trousers", "Jackets"], "Women": ["Dresses", "Tops", "Skirts"], "Kids": None},
+    "Clothing": {
+        "Men": ["Shirts", "Trousers", "Jackets"],
+        "Women": ["Dresses", "Tops", "Skirts"],
+        "Kids": None,
+    },
     "Shoes": {"Running Shoes": None, "Boots": None, "Sandals": None, "Sneakers": None},
-    "Electronics": {"Audio": ["Headphones", "Speakers"], "Computers": ["Laptops", "Keyboards", "Monitors"],
-                    "Phones": None, "Cameras": None},
+    "Electronics": {
+        "Audio": ["Headphones", "Speakers"],
+        "Computers": ["Laptops", "Keyboards", "Monitors"],
+        "Phones": None,
+        "Cameras": None,
+    },
     "Home & Kitchen": {"Cookware": None, "Furniture": None, "Lighting": None, "Bedding": None},
     "Sports & Outdoors": {"Camping": None, "Cycling": None, "Fitness": None},
     "Books": {"Fiction": None, "Non-fiction": None, "Children's Books": None},
@@ -69,10 +77,35 @@ NOUNS: dict[str, tuple[list[str], tuple[int, int]]] = {
     "Skincare": (["Moisturiser", "Face Serum", "Sunscreen", "Cleanser"], (800, 9000)),
     "Fragrance": (["Eau de Parfum", "Eau de Toilette", "Body Mist"], (2000, 15000)),
 }
-ADJECTIVES = ["Classic", "Modern", "Essential", "Premium", "Lightweight", "Vintage", "Everyday", "Urban",
-              "Deluxe", "Compact", "Eco", "Pro", "Heritage", "Ultra", "Soft", "Rugged"]
+ADJECTIVES = [
+    "Classic",
+    "Modern",
+    "Essential",
+    "Premium",
+    "Lightweight",
+    "Vintage",
+    "Everyday",
+    "Urban",
+    "Deluxe",
+    "Compact",
+    "Eco",
+    "Pro",
+    "Heritage",
+    "Ultra",
+    "Soft",
+    "Rugged",
+]
 COLOURS = ["Black", "White", "Navy", "Red", "Olive", "Grey", "Sand", "Blue", "Green", "Burgundy"]
-MATERIALS = ["cotton", "recycled polyester", "leather", "aluminium", "oak", "stainless steel", "wool", "bamboo"]
+MATERIALS = [
+    "cotton",
+    "recycled polyester",
+    "leather",
+    "aluminium",
+    "oak",
+    "stainless steel",
+    "wool",
+    "bamboo",
+]
 BRANDS = ["Northwind", "Acme", "Lumen", "Fjord", "Solace", "Trailhead", "Brightside", "Kestrel"]
 SIZES = ["XS", "S", "M", "L", "XL"]
 
@@ -89,14 +122,33 @@ async def _categories(conn: asyncpg.Connection, outbox: list[tuple[Any, ...]]) -
         slug = slugify(name, fallback="category")
         row = await conn.fetchrow(
             "INSERT INTO categories (id, name, slug, description, parent_id, position) VALUES ($1,$2,$3,$4,$5,$6) "
-            "ON CONFLICT (slug) DO NOTHING RETURNING id, created_at", uuid.uuid4(), name, slug,
-            f"Everything in {name.lower()}.", parent, position)
+            "ON CONFLICT (slug) DO NOTHING RETURNING id, created_at",
+            uuid.uuid4(),
+            name,
+            slug,
+            f"Everything in {name.lower()}.",
+            parent,
+            position,
+        )
         if row is None:
             return await conn.fetchval("SELECT id FROM categories WHERE slug = $1", slug)
-        outbox.append(_event("category.created", {
-            "id": row["id"], "name": name, "slug": slug, "description": f"Everything in {name.lower()}.",
-            "image_url": None, "parent_id": parent, "position": position, "product_count": 0,
-            "created_at": row["created_at"], "updated_at": row["created_at"]}))
+        outbox.append(
+            _event(
+                "category.created",
+                {
+                    "id": row["id"],
+                    "name": name,
+                    "slug": slug,
+                    "description": f"Everything in {name.lower()}.",
+                    "image_url": None,
+                    "parent_id": parent,
+                    "position": position,
+                    "product_count": 0,
+                    "created_at": row["created_at"],
+                    "updated_at": row["created_at"],
+                },
+            )
+        )
         return row["id"]
 
     for i, (top, subs) in enumerate(TREE.items()):
@@ -133,22 +185,62 @@ def _products(n: int, offset: int, leaves: dict[str, uuid.UUID], rng: random.Ran
         attributes: dict[str, Any] = {"colour": colour.lower(), "material": material, "brand": brand}
         if leaf in ("Shirts", "Trousers", "Jackets", "Dresses", "Tops", "Skirts", "Kids"):
             attributes["size"] = rng.choice(SIZES)
-        description = (f"A {material} {noun.lower()} from {brand} in {colour.lower()}. "
-                       f"{rng.choice(['Built to last.', 'Designed for everyday use.', 'A customer favourite.', 'Limited edition.'])}")
+        description = (
+            f"A {material} {noun.lower()} from {brand} in {colour.lower()}. "
+            f"{rng.choice(['Built to last.', 'Designed for everyday use.', 'A customer favourite.', 'Limited edition.'])}"
+        )
         created = now - timedelta(seconds=rng.randrange(0, 365 * 86400))
-        rows.append((uuid.uuid4(), name, f"{slugify(name, fallback='product')}-{sku.lower()}", description, price,
-                     compare_at, "USD", sku, leaves[leaf], json.dumps([f"https://img.example.com/p/{sku}.jpg"]),
-                     stock, json.dumps(attributes), rng.random() > 0.02, 1, created, created))
+        rows.append(
+            (
+                uuid.uuid4(),
+                name,
+                f"{slugify(name, fallback='product')}-{sku.lower()}",
+                description,
+                price,
+                compare_at,
+                "USD",
+                sku,
+                leaves[leaf],
+                json.dumps([f"https://img.example.com/p/{sku}.jpg"]),
+                stock,
+                json.dumps(attributes),
+                rng.random() > 0.02,
+                1,
+                created,
+                created,
+            )
+        )
     return rows
 
 
-PRODUCT_COLUMNS = ["id", "name", "slug", "description", "price", "compare_at_price", "currency", "sku",
-                   "category_id", "images", "stock", "attributes", "is_active", "version", "created_at",
-                   "updated_at"]
+PRODUCT_COLUMNS = [
+    "id",
+    "name",
+    "slug",
+    "description",
+    "price",
+    "compare_at_price",
+    "currency",
+    "sku",
+    "category_id",
+    "images",
+    "stock",
+    "attributes",
+    "is_active",
+    "version",
+    "created_at",
+    "updated_at",
+]
 
 
-async def seed(settings: CatalogSettings, *, products: int, force: bool = False, with_events: bool = False,
-               seed_value: int = 42) -> int:
+async def seed(
+    settings: CatalogSettings,
+    *,
+    products: int,
+    force: bool = False,
+    with_events: bool = False,
+    seed_value: int = 42,
+) -> int:
     """Create the demo catalog; returns how many products were written."""
     from services.catalog.app import MIGRATIONS
 
@@ -167,10 +259,15 @@ async def seed(settings: CatalogSettings, *, products: int, force: bool = False,
                 cols = {c: i for i, c in enumerate(PRODUCT_COLUMNS)}
                 for r in rows:
                     data = {c: r[i] for c, i in cols.items()}
-                    data["images"], data["attributes"] = json.loads(r[cols["images"]]), json.loads(r[cols["attributes"]])
+                    data["images"], data["attributes"] = (
+                        json.loads(r[cols["images"]]),
+                        json.loads(r[cols["attributes"]]),
+                    )
                     data.update(deleted=False, deleted_at=None)
                     outbox.append(_event("product.created", data))
-                await conn.copy_records_to_table("outbox", records=outbox, columns=["id", "routing_key", "payload"])
+                await conn.copy_records_to_table(
+                    "outbox", records=outbox, columns=["id", "routing_key", "payload"]
+                )
         # fresh statistics (and a vacuumed visibility map) so the planner picks the indexes at once
         await conn.execute("VACUUM ANALYZE products")
     finally:

@@ -47,11 +47,19 @@ async def open_state(_: Kernel[OrdersSettings]) -> AsyncIterator[OrdersState]:
     yield OrdersState()
 
 
-def create_app(settings: OrdersSettings | None = None, *, bus: EventBus | None = None,
-               redis: Redis | None = None) -> FastAPI:
+def create_app(
+    settings: OrdersSettings | None = None, *, bus: EventBus | None = None, redis: Redis | None = None
+) -> FastAPI:
     settings = settings or get_settings()
     return create_service_app(
-        settings=settings, title="Shop orders", routers=[router, admin_router], migrations=MIGRATIONS,
-        state=open_state, subscriptions=SUBSCRIPTIONS, background=[sweep_unpaid_orders, tend_placements], bus=bus, redis=redis,
+        settings=settings,
+        title="Shop orders",
+        routers=[router, admin_router],
+        migrations=MIGRATIONS,
+        state=open_state,
+        subscriptions=SUBSCRIPTIONS,
+        background=[sweep_unpaid_orders, tend_placements],
+        bus=bus,
+        redis=redis,
         description="Orders: placing with stock reservation, status machine, payment facts.",
     )

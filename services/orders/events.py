@@ -8,18 +8,42 @@ from services.orders.models import Order, StatusChange
 
 
 def order_created(order: Order) -> Envelope:
-    return EVENTS.envelope("order.created", {
-        "order_id": order.id, "user_id": order.user_id, "status": order.status,
-        "items": [{"product_id": i.product_id, "name": i.name, "unit_price": i.unit_price,
-                   "quantity": i.quantity, "line_total": i.line_total} for i in order.items],
-        "subtotal": order.subtotal, "total": order.total, "currency": order.currency,
-        "created_at": order.created_at,
-    })
+    return EVENTS.envelope(
+        "order.created",
+        {
+            "order_id": order.id,
+            "user_id": order.user_id,
+            "status": order.status,
+            "items": [
+                {
+                    "product_id": i.product_id,
+                    "name": i.name,
+                    "unit_price": i.unit_price,
+                    "quantity": i.quantity,
+                    "line_total": i.line_total,
+                }
+                for i in order.items
+            ],
+            "subtotal": order.subtotal,
+            "total": order.total,
+            "currency": order.currency,
+            "created_at": order.created_at,
+        },
+    )
 
 
 def order_status_changed(order: Order, change: StatusChange) -> Envelope:
-    return EVENTS.envelope("order.status_changed", {
-        "order_id": order.id, "user_id": order.user_id, "from": change.from_status, "to": change.to_status,
-        "by": change.by, "reason": change.reason, "total": order.total, "currency": order.currency,
-        "at": change.at,
-    })
+    return EVENTS.envelope(
+        "order.status_changed",
+        {
+            "order_id": order.id,
+            "user_id": order.user_id,
+            "from": change.from_status,
+            "to": change.to_status,
+            "by": change.by,
+            "reason": change.reason,
+            "total": order.total,
+            "currency": order.currency,
+            "at": change.at,
+        },
+    )

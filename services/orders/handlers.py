@@ -13,18 +13,21 @@ from services.orders import service
 from services.orders.context import OrdersContext
 
 
-async def on_payment_succeeded(ctx: OrdersContext, session: AsyncSession, payment: PaymentEventData,
-                               event: Envelope) -> None:
+async def on_payment_succeeded(
+    ctx: OrdersContext, session: AsyncSession, payment: PaymentEventData, event: Envelope
+) -> None:
     await service.record_payment_succeeded(session=session, payment=payment)
 
 
-async def on_payment_failed(ctx: OrdersContext, session: AsyncSession, payment: PaymentEventData,
-                            event: Envelope) -> None:
+async def on_payment_failed(
+    ctx: OrdersContext, session: AsyncSession, payment: PaymentEventData, event: Envelope
+) -> None:
     await service.record_payment_failed(session=session, payment=payment)
 
 
-async def on_payment_refunded(ctx: OrdersContext, session: AsyncSession, payment: PaymentEventData,
-                              event: Envelope) -> None:
+async def on_payment_refunded(
+    ctx: OrdersContext, session: AsyncSession, payment: PaymentEventData, event: Envelope
+) -> None:
     await service.record_refund(session=session, payment=payment)
 
 

@@ -48,8 +48,9 @@ def request_hash(payload: Any) -> str:
     return hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
-async def claim(*, session: AsyncSession, settings: OrdersSettings, user_id: uuid.UUID, key: str,
-                fingerprint: str) -> Claim:
+async def claim(
+    *, session: AsyncSession, settings: OrdersSettings, user_id: uuid.UUID, key: str, fingerprint: str
+) -> Claim:
     """Claim ``key`` for this request (opening its placement), or return the answer of the request that had it.
 
     A key whose placement is live is being worked on: wait up to ``IDEMPOTENCY_WAIT`` for its
@@ -63,56 +64,93 @@ async def claim(*, session: AsyncSession, settings: OrdersSettings, user_id: uui
         order_id = uuid.uuid4()
         async with session.begin():
             await session.execute(sa.delete(T).where(mine, T.expires_at <= now))
-            inserted = (await session.execute(
-                insert(T).values(user_id=user_id, key=key, request_hash=fingerprint, order_id=order_id,
-                                 claimed_at=now, expires_at=now + timedelta(seconds=settings.idempotency_ttl))
-                .on_conflict_do_nothing().returning(T.order_id)
-            )).first()
+            inserted = (
+                await session.execute(
+                    insert(T)
+                    .values(
+                        user_id=user_id,
+                        key=key,
+                        request_hash=fingerprint,
+                        order_id=order_id,
+                        claimed_at=now,
+                        expires_at=now + timedelta(seconds=settings.idempotency_ttl),
+                    )
+                    .on_conflict_do_nothing()
+                    .returning(T.order_id)
+                )
+            ).first()
             if inserted is not None:
                 await placements.open_in(session, settings=settings, order_id=order_id, user_id=user_id)
                 return Claim(order_id=order_id)
         async with session.begin():
-            row = (await session.execute(
-                sa.select(T.request_hash, T.order_id, T.response_status, T.response_body).where(mine)
-            )).first()
+            row = (
+                await session.execute(
+                    sa.select(T.request_hash, T.order_id, T.response_status, T.response_body).where(mine)
+                )
+            ).first()
             if row is None:
                 continue  # the holder failed and let go of the key: claim it again
             if row.request_hash != fingerprint:
-                raise Unprocessable("This Idempotency-Key was already used for a different request; "
-                                    "send a new key for a new order.", title="Idempotency-Key reused",
-                                    type_="idempotency-key-reused")
+                raise Unprocessable(
+                    "This Idempotency-Key was already used for a different request; "
+                    "send a new key for a new order.",
+                    title="Idempotency-Key reused",
+                    type_="idempotency-key-reused",
+                )
             if row.response_status is not None:
                 return Claim(order_id=row.order_id, answer=(row.response_status, row.response_body or {}))
             left = await placements.seconds_left(session, row.order_id)
             if left is None:
-                taken = await _take_over(session, settings=settings, user_id=user_id, key=key,
-                                         old=row.order_id, new=order_id, now=now)
+                taken = await _take_over(
+                    session,
+                    settings=settings,
+                    user_id=user_id,
+                    key=key,
+                    old=row.order_id,
+                    new=order_id,
+                    now=now,
+                )
                 if taken is not None:
                     return taken
                 continue
         if time.monotonic() > deadline:
-            raise Conflict("A request with this Idempotency-Key is still being processed; retry shortly.",
-                           title="Request in progress", type_="request-in-progress",
-                           headers={"Retry-After": placements.retry_after(left)})
+            raise Conflict(
+                "A request with this Idempotency-Key is still being processed; retry shortly.",
+                title="Request in progress",
+                type_="request-in-progress",
+                headers={"Retry-After": placements.retry_after(left)},
+            )
         await asyncio.sleep(0.05)
 
 
-async def _take_over(session: AsyncSession, *, settings: OrdersSettings, user_id: uuid.UUID, key: str,
-                     old: uuid.UUID, new: uuid.UUID, now: datetime) -> Claim | None:
+async def _take_over(
+    session: AsyncSession,
+    *,
+    settings: OrdersSettings,
+    user_id: uuid.UUID,
+    key: str,
+    old: uuid.UUID,
+    new: uuid.UUID,
+    now: datetime,
+) -> Claim | None:
     """Under the key's row lock: fence the old placement, open a new one, point the key at it.
 
     Never the old order id again: its reservation may have been released already, and catalog's
     replay of it would look like stock that is not held. None when someone else moved first.
     """
-    locked = (await session.execute(
-        sa.select(T.order_id).where(T.user_id == user_id, T.key == key, T.order_id == old,
-                                    T.response_status.is_(None)).with_for_update()
-    )).first()
+    locked = (
+        await session.execute(
+            sa.select(T.order_id)
+            .where(T.user_id == user_id, T.key == key, T.order_id == old, T.response_status.is_(None))
+            .with_for_update()
+        )
+    ).first()
     if locked is None or not await placements.fence_in(session, old, settings=settings):
         return None
     await placements.open_in(session, settings=settings, order_id=new, user_id=user_id)
-    await session.execute(sa.update(T).where(T.user_id == user_id, T.key == key)
-                          .values(order_id=new, claimed_at=now))
+    await session.execute(
+        sa.update(T).where(T.user_id == user_id, T.key == key).values(order_id=new, claimed_at=now)
+    )
     return Claim(order_id=new, abandoned=old)
 
 
@@ -121,11 +159,21 @@ async def lock(session: AsyncSession, *, user_id: uuid.UUID, key: str) -> None:
     await session.execute(sa.select(T.order_id).where(T.user_id == user_id, T.key == key).with_for_update())
 
 
-async def complete(session: AsyncSession, *, user_id: uuid.UUID, key: str, order_id: uuid.UUID, status: int,
-                   body: dict[str, Any]) -> None:
+async def complete(
+    session: AsyncSession,
+    *,
+    user_id: uuid.UUID,
+    key: str,
+    order_id: uuid.UUID,
+    status: int,
+    body: dict[str, Any],
+) -> None:
     """Store the answer in the caller's open transaction (only while the key is still this placement's)."""
-    await session.execute(sa.update(T).where(T.user_id == user_id, T.key == key, T.order_id == order_id)
-                          .values(response_status=status, response_body=body))
+    await session.execute(
+        sa.update(T)
+        .where(T.user_id == user_id, T.key == key, T.order_id == order_id)
+        .values(response_status=status, response_body=body)
+    )
 
 
 async def purge_expired(session: AsyncSession) -> int:

@@ -44,16 +44,20 @@ class Order(Base):
     refunded_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     refund_amount: Mapped[int | None] = mapped_column(sa.BigInteger)
 
-    items: Mapped[list[OrderItem]] = relationship(lazy="selectin", order_by="OrderItem.position",
-                                                  cascade="all, delete-orphan")
-    history: Mapped[list[StatusChange]] = relationship(lazy="selectin", order_by="StatusChange.seq",
-                                                       cascade="all, delete-orphan")
+    items: Mapped[list[OrderItem]] = relationship(
+        lazy="selectin", order_by="OrderItem.position", cascade="all, delete-orphan"
+    )
+    history: Mapped[list[StatusChange]] = relationship(
+        lazy="selectin", order_by="StatusChange.seq", cascade="all, delete-orphan"
+    )
 
     __table_args__ = (
         sa.CheckConstraint("subtotal >= 0 AND total >= 0", name="amounts_not_negative"),
         sa.Index("ix_orders_user_created", "user_id", "created_at"),
         # the sweeper's query (unpaid orders past due) and the open-unpaid limit per account
-        sa.Index("ix_orders_unpaid_due", "payment_due_at", postgresql_where=sa.text("status = 'pending_payment'")),
+        sa.Index(
+            "ix_orders_unpaid_due", "payment_due_at", postgresql_where=sa.text("status = 'pending_payment'")
+        ),
         sa.Index("ix_orders_unpaid_user", "user_id", postgresql_where=sa.text("status = 'pending_payment'")),
     )
 
@@ -61,7 +65,9 @@ class Order(Base):
 class OrderItem(Base):
     __tablename__ = "order_items"
 
-    order_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("orders.id", ondelete="CASCADE"), primary_key=True)
+    order_id: Mapped[uuid.UUID] = mapped_column(
+        sa.ForeignKey("orders.id", ondelete="CASCADE"), primary_key=True
+    )
     position: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
     product_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
     name: Mapped[str] = mapped_column(sa.Text)

@@ -59,8 +59,9 @@ def _account_lock(user_id: uuid.UUID) -> int:
     return int.from_bytes(user_id.bytes[:8], "big", signed=True)
 
 
-async def open_in(session: AsyncSession, *, settings: OrdersSettings, order_id: uuid.UUID,
-                  user_id: uuid.UUID) -> None:
+async def open_in(
+    session: AsyncSession, *, settings: OrdersSettings, order_id: uuid.UUID, user_id: uuid.UUID
+) -> None:
     """Record a placement in the caller's transaction; refuse an account at its limit of unpaid orders.
 
     Placements in progress count as unpaid orders and the account's advisory lock serialises the
@@ -68,33 +69,57 @@ async def open_in(session: AsyncSession, *, settings: OrdersSettings, order_id: 
     """
     await session.execute(sa.select(sa.func.pg_advisory_xact_lock(_account_lock(user_id))))
     # one statement, one snapshot: an order committing in between moves from one count to the other
-    unpaid = sa.select(sa.func.count()).select_from(Order).where(
-        Order.user_id == user_id, Order.status == "pending_payment").scalar_subquery()
-    placing = sa.select(sa.func.count()).select_from(P).where(
-        P.user_id == user_id, P.state == PLACING, P.lease_until > sa.func.now()).scalar_subquery()
+    unpaid = (
+        sa.select(sa.func.count())
+        .select_from(Order)
+        .where(Order.user_id == user_id, Order.status == "pending_payment")
+        .scalar_subquery()
+    )
+    placing = (
+        sa.select(sa.func.count())
+        .select_from(P)
+        .where(P.user_id == user_id, P.state == PLACING, P.lease_until > sa.func.now())
+        .scalar_subquery()
+    )
     open_unpaid = int((await session.execute(sa.select(unpaid + placing))).scalar_one())
     limit = settings.order_max_open_unpaid
     if open_unpaid >= limit:
         raise TooManyUnpaidOrders(
             f"You have {open_unpaid} orders awaiting payment; at most {limit} may be open at once. "
-            "Pay for or cancel one of them before placing another.", open_unpaid=open_unpaid, limit=limit)
-    await session.execute(sa.insert(P).values(order_id=order_id, user_id=user_id, state=PLACING,
-                                              lease_until=sa.func.now() + _lease(settings),
-                                              created_at=datetime.now(UTC)))
+            "Pay for or cancel one of them before placing another.",
+            open_unpaid=open_unpaid,
+            limit=limit,
+        )
+    await session.execute(
+        sa.insert(P).values(
+            order_id=order_id,
+            user_id=user_id,
+            state=PLACING,
+            lease_until=sa.func.now() + _lease(settings),
+            created_at=datetime.now(UTC),
+        )
+    )
 
 
 async def seconds_left(session: AsyncSession, order_id: uuid.UUID) -> float | None:
     """How long the placement's owner still holds it; None when it is not live (gone, abandoned, lapsed)."""
-    left = (await session.execute(sa.select(sa.extract("epoch", P.lease_until - sa.func.now())).where(
-        P.order_id == order_id, P.state == PLACING, P.lease_until > sa.func.now()))).scalar_one_or_none()
+    left = (
+        await session.execute(
+            sa.select(sa.extract("epoch", P.lease_until - sa.func.now())).where(
+                P.order_id == order_id, P.state == PLACING, P.lease_until > sa.func.now()
+            )
+        )
+    ).scalar_one_or_none()
     return None if left is None else float(left)
 
 
 async def fence_in(session: AsyncSession, order_id: uuid.UUID, *, settings: OrdersSettings) -> bool:
     """Make a lapsed placement unable to become an order; False if its owner renewed it meanwhile."""
-    await session.execute(sa.update(P).where(P.order_id == order_id, P.state == PLACING,
-                                             P.lease_until <= sa.func.now())
-                          .values(state=ABANDONED, lease_until=sa.func.now() + _lease(settings)))
+    await session.execute(
+        sa.update(P)
+        .where(P.order_id == order_id, P.state == PLACING, P.lease_until <= sa.func.now())
+        .values(state=ABANDONED, lease_until=sa.func.now() + _lease(settings))
+    )
     state = (await session.execute(sa.select(P.state).where(P.order_id == order_id))).scalar_one_or_none()
     return state != PLACING
 
@@ -105,8 +130,11 @@ async def close_in(session: AsyncSession, order_id: uuid.UUID) -> bool:
     A caller holding an Idempotency-Key locks the key's row first: every path takes the key's row
     before the placement's, so a takeover and a commit cannot deadlock.
     """
-    closed = (await session.execute(sa.delete(P).where(P.order_id == order_id, P.state == PLACING)
-                                    .returning(P.order_id))).first()
+    closed = (
+        await session.execute(
+            sa.delete(P).where(P.order_id == order_id, P.state == PLACING).returning(P.order_id)
+        )
+    ).first()
     return closed is not None
 
 
@@ -133,8 +161,12 @@ async def settle(ctx: OrdersContext, attempt: Attempt, *, free_key: bool) -> Non
     except Exception as exc:  # orders' database is unreachable: the next tick retries
         log.warning("placement_settle_deferred", order_id=str(attempt.order_id), error=type(exc).__name__)
         ctx.state.placements.pending[attempt.order_id] = Attempt(
-            order_id=attempt.order_id, user_id=attempt.user_id, key=attempt.key if free_key else None,
-            reserved=attempt.reserved, committing=attempt.committing)
+            order_id=attempt.order_id,
+            user_id=attempt.user_id,
+            key=attempt.key if free_key else None,
+            reserved=attempt.reserved,
+            committing=attempt.committing,
+        )
     else:
         ctx.state.placements.pending.pop(attempt.order_id, None)
 
@@ -148,12 +180,16 @@ async def _settle(ctx: OrdersContext, attempt: Attempt, *, free_key: bool) -> No
         if key is not None:  # the key's row before the placement's, as everywhere (no deadlock)
             await session.execute(sa.select(k.order_id).where(key).with_for_update())
         # waits for a transaction that may still be committing the order, then fences the row
-        await session.execute(sa.update(P).where(P.order_id == attempt.order_id, P.state == PLACING)
-                              .values(state=ABANDONED, lease_until=sa.func.now() + _lease(settings)))
+        await session.execute(
+            sa.update(P)
+            .where(P.order_id == attempt.order_id, P.state == PLACING)
+            .values(state=ABANDONED, lease_until=sa.func.now() + _lease(settings))
+        )
         stored = (await session.execute(sa.select(Order.id).where(Order.id == attempt.order_id))).first()
         if stored is None and free_key and key is not None:
-            await session.execute(sa.delete(k).where(key, k.order_id == attempt.order_id,
-                                                     k.response_status.is_(None)))
+            await session.execute(
+                sa.delete(k).where(key, k.order_id == attempt.order_id, k.response_status.is_(None))
+            )
     if stored is not None:
         log.warning("placement_committed_after_all", order_id=str(attempt.order_id))
         return
@@ -183,10 +219,17 @@ async def renew(ctx: OrdersContext) -> None:
     if not held:
         return
     assert ctx.db is not None
-    mine = sa.select(P.order_id).where(P.order_id.in_(held), P.state == PLACING).with_for_update(skip_locked=True)
+    mine = (
+        sa.select(P.order_id)
+        .where(P.order_id.in_(held), P.state == PLACING)
+        .with_for_update(skip_locked=True)
+    )
     async with ctx.db.session() as session, session.begin():
-        await session.execute(sa.update(P).where(P.order_id.in_(mine.scalar_subquery()))
-                              .values(lease_until=sa.func.now() + _lease(ctx.settings)))
+        await session.execute(
+            sa.update(P)
+            .where(P.order_id.in_(mine.scalar_subquery()))
+            .values(lease_until=sa.func.now() + _lease(ctx.settings))
+        )
 
 
 async def sweep(ctx: OrdersContext) -> int:
@@ -198,9 +241,17 @@ async def sweep(ctx: OrdersContext) -> int:
     settings = ctx.settings
     assert ctx.db is not None
     async with ctx.db.session() as session, session.begin():
-        due = list((await session.execute(
-            sa.select(P.order_id).where(P.lease_until <= sa.func.now()).order_by(P.lease_until)
-            .limit(settings.placement_sweep_batch).with_for_update(skip_locked=True))).scalars())
+        due = list(
+            (
+                await session.execute(
+                    sa.select(P.order_id)
+                    .where(P.lease_until <= sa.func.now())
+                    .order_by(P.lease_until)
+                    .limit(settings.placement_sweep_batch)
+                    .with_for_update(skip_locked=True)
+                )
+            ).scalars()
+        )
         if not due:
             return 0
         stored = set((await session.execute(sa.select(Order.id).where(Order.id.in_(due)))).scalars())
@@ -208,8 +259,11 @@ async def sweep(ctx: OrdersContext) -> int:
             await session.execute(sa.delete(P).where(P.order_id.in_(stored)))
         orphans = [oid for oid in due if oid not in stored]
         if orphans:
-            await session.execute(sa.update(P).where(P.order_id.in_(orphans))
-                                  .values(state=ABANDONED, lease_until=sa.func.now() + _lease(settings)))
+            await session.execute(
+                sa.update(P)
+                .where(P.order_id.in_(orphans))
+                .values(state=ABANDONED, lease_until=sa.func.now() + _lease(settings))
+            )
     released = 0
     for order_id in orphans:
         if await upstream.release(ctx, order_id=order_id):
@@ -229,14 +283,22 @@ async def tend_placements(ctx: OrdersContext) -> None:
     await asyncio.gather(_every(tick, ctx, renew), _every(tick, ctx, _retry_pending, sweep))
 
 
-async def _every(tick: float, ctx: OrdersContext, *steps: Callable[[OrdersContext], Awaitable[object]]) -> None:
+async def _every(
+    tick: float, ctx: OrdersContext, *steps: Callable[[OrdersContext], Awaitable[object]]
+) -> None:
     while True:
         for step in steps:
             try:
                 await step(ctx)
             except Exception as exc:  # a database or catalog outage: the next tick tries again
-                if outages.note(exc, where=f"placements {step.__name__}",
-                                probes=dependency_probes(db=ctx.db, redis=ctx.redis, bus=ctx.bus)) is None:
+                if (
+                    outages.note(
+                        exc,
+                        where=f"placements {step.__name__}",
+                        probes=dependency_probes(db=ctx.db, redis=ctx.redis, bus=ctx.bus),
+                    )
+                    is None
+                ):
                     log.error("placements_step_failed", step=step.__name__, error=describe(exc), exc_info=exc)
         await asyncio.sleep(tick)
 

@@ -12,7 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 from libs.contracts.orders import OrderItemPublic, OrderStatus
 
 # ISO 3166-1 alpha-2, officially assigned codes
-ISO_COUNTRIES = frozenset("""
+ISO_COUNTRIES = frozenset(
+    """
 AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ BR BS BT BV BW BY
 BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ DK DM DO DZ EC EE EG EH ER ES ET FI FJ FK
 FM FO FR GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS GT GU GW GY HK HM HN HR HT HU ID IE IL IM IN IO IQ IR
@@ -20,7 +21,8 @@ IS IT JE JM JO JP KE KG KH KI KM KN KP KR KW KY KZ LA LB LC LI LK LR LS LT LU LV
 ML MM MN MO MP MQ MR MS MT MU MV MW MX MY MZ NA NC NE NF NG NI NL NO NP NR NU NZ OM PA PE PF PG PH PK PL PM
 PN PR PS PT PW PY QA RE RO RS RU RW SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV SX SY SZ TC TD TF
 TG TH TJ TK TL TM TN TO TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI VN VU WF WS YE YT ZA ZM ZW
-""".split())
+""".split()
+)
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
@@ -32,10 +34,16 @@ class ShippingAddress(BaseModel):
     line1: Text
     line2: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] | None = None
     city: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-    postal_code: Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=12,
-                                                  pattern=r"^[A-Za-z0-9][A-Za-z0-9 -]*$")]
+    postal_code: Annotated[
+        str,
+        StringConstraints(
+            strip_whitespace=True, min_length=2, max_length=12, pattern=r"^[A-Za-z0-9][A-Za-z0-9 -]*$"
+        ),
+    ]
     country: Annotated[str, Field(description="ISO 3166-1 alpha-2 code, e.g. DE")]
-    phone: Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\+?[0-9 ()./-]{5,24}$")] | None = None
+    phone: (
+        Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\+?[0-9 ()./-]{5,24}$")] | None
+    ) = None
 
     @field_validator("country")
     @classmethod
@@ -93,7 +101,9 @@ class OrderPublic(BaseModel):
     status_history: list[StatusChangePublic] = Field(validation_alias="history")
     created_at: datetime
     updated_at: datetime
-    payment_due_at: datetime = Field(description="an unpaid order is cancelled (its stock released) after this")
+    payment_due_at: datetime = Field(
+        description="an unpaid order is cancelled (its stock released) after this"
+    )
     paid_at: datetime | None
     payment_id: uuid.UUID | None
     last_payment_error: str | None

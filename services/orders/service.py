@@ -55,18 +55,22 @@ def to_public(order: Order) -> dict[str, Any]:
     return OrderPublic.model_validate(order).model_dump(mode="json", by_alias=True)
 
 
-async def place_order(*, ctx: OrdersContext, session: AsyncSession, user: Principal, order_in: OrderCreate,
-                      key: str | None) -> PlacedOrder:
+async def place_order(
+    *, ctx: OrdersContext, session: AsyncSession, user: Principal, order_in: OrderCreate, key: str | None
+) -> PlacedOrder:
     """Place an order from the cart (or the given items); a repeated Idempotency-Key gets the first answer."""
     settings = ctx.settings
     if key is None:
         attempt = Attempt(order_id=uuid.uuid4(), user_id=user.user_id, key=None)
         async with session.begin():
-            await placements.open_in(session, settings=settings, order_id=attempt.order_id, user_id=user.user_id)
+            await placements.open_in(
+                session, settings=settings, order_id=attempt.order_id, user_id=user.user_id
+            )
     else:
         fingerprint = idempotency.request_hash(order_in.model_dump(mode="json"))
-        claim = await idempotency.claim(session=session, settings=settings, user_id=user.user_id, key=key,
-                                        fingerprint=fingerprint)
+        claim = await idempotency.claim(
+            session=session, settings=settings, user_id=user.user_id, key=key, fingerprint=fingerprint
+        )
         if claim.answer is not None:
             return PlacedOrder(claim.answer[0], claim.answer[1], replayed=True)
         attempt = Attempt(order_id=claim.order_id, user_id=user.user_id, key=key)
@@ -76,14 +80,22 @@ async def place_order(*, ctx: OrdersContext, session: AsyncSession, user: Princi
     try:
         order = await _place(ctx=ctx, session=session, user=user, order_in=order_in, attempt=attempt)
     except DomainError as exc:
-        answered = key is not None and exc.status < 500 and not isinstance(exc, placements.TooManyUnpaidOrders)
+        answered = (
+            key is not None and exc.status < 500 and not isinstance(exc, placements.TooManyUnpaidOrders)
+        )
         if answered and key is not None:
             # a refusal on the merits (empty cart, short stock, over a limit) is the key's answer
             body = domain_problem(exc)
             try:
                 async with session.begin():
-                    await idempotency.complete(session, user_id=user.user_id, key=key, order_id=attempt.order_id,
-                                               status=exc.status, body=body)
+                    await idempotency.complete(
+                        session,
+                        user_id=user.user_id,
+                        key=key,
+                        order_id=attempt.order_id,
+                        status=exc.status,
+                        body=body,
+                    )
             except Exception:
                 answered = False
         await placements.settle(ctx, attempt, free_key=not answered)
@@ -99,20 +111,31 @@ async def place_order(*, ctx: OrdersContext, session: AsyncSession, user: Princi
 def _check_limits(settings: OrdersSettings, merged: dict[uuid.UUID, int]) -> None:
     """What one unpaid order may take off sale: per product and in all (issue 21)."""
     per_line = settings.order_max_line_quantity
-    over = [{"product_id": str(pid), "requested": qty, "limit": per_line} for pid, qty in merged.items()
-            if qty > per_line]
+    over = [
+        {"product_id": str(pid), "requested": qty, "limit": per_line}
+        for pid, qty in merged.items()
+        if qty > per_line
+    ]
     if over:
-        raise Unprocessable(f"At most {per_line} units of one product can be ordered at once; "
-                            f"{len(over)} line(s) ask for more.", title="Quantity limit exceeded", over=over)
+        raise Unprocessable(
+            f"At most {per_line} units of one product can be ordered at once; "
+            f"{len(over)} line(s) ask for more.",
+            title="Quantity limit exceeded",
+            over=over,
+        )
     units = sum(merged.values())
     if units > settings.order_max_units:
-        raise Unprocessable(f"At most {settings.order_max_units} units can be ordered at once; "
-                            f"this order has {units}.", title="Order too large", units=units,
-                            limit=settings.order_max_units)
+        raise Unprocessable(
+            f"At most {settings.order_max_units} units can be ordered at once; this order has {units}.",
+            title="Order too large",
+            units=units,
+            limit=settings.order_max_units,
+        )
 
 
-async def _place(*, ctx: OrdersContext, session: AsyncSession, user: Principal, order_in: OrderCreate,
-                 attempt: Attempt) -> Order:
+async def _place(
+    *, ctx: OrdersContext, session: AsyncSession, user: Principal, order_in: OrderCreate, attempt: Attempt
+) -> Order:
     settings = ctx.settings
     if order_in.items is not None:
         wanted = [(i.product_id, i.quantity) for i in order_in.items]
@@ -124,8 +147,11 @@ async def _place(*, ctx: OrdersContext, session: AsyncSession, user: Principal, 
             merged[product_id] = merged.get(product_id, 0) + quantity
     if not merged:
         what = "The order has no items." if order_in.items is not None else "Your cart is empty."
-        raise Unprocessable(f"{what} Add products before placing an order.", title="Nothing to order",
-                            type_="nothing-to-order")
+        raise Unprocessable(
+            f"{what} Add products before placing an order.",
+            title="Nothing to order",
+            type_="nothing-to-order",
+        )
     _check_limits(settings, merged)
     order_id = attempt.order_id
     attempt.reserved = True
@@ -137,40 +163,76 @@ async def _place(*, ctx: OrdersContext, session: AsyncSession, user: Principal, 
         attempt.reserved = False
         raise
     if any(i.currency and i.currency != reservation.currency for i in reservation.items):
-        raise Unprocessable("Products priced in different currencies cannot be ordered together.",
-                            type_="currency-mismatch")
+        raise Unprocessable(
+            "Products priced in different currencies cannot be ordered together.", type_="currency-mismatch"
+        )
     now = datetime.now(UTC)
-    lines = [OrderItem(position=n, product_id=i.product_id, name=i.name, unit_price=i.unit_price,
-                       quantity=i.quantity, line_total=i.unit_price * i.quantity)
-             for n, i in enumerate(reservation.items)]
+    lines = [
+        OrderItem(
+            position=n,
+            product_id=i.product_id,
+            name=i.name,
+            unit_price=i.unit_price,
+            quantity=i.quantity,
+            line_total=i.unit_price * i.quantity,
+        )
+        for n, i in enumerate(reservation.items)
+    ]
     subtotal = sum(line.line_total for line in lines)
     large = sum(line.quantity for line in lines) > settings.order_large_units
     hold_for = settings.order_large_payment_timeout if large else settings.order_payment_timeout
-    order = Order(id=order_id, user_id=user.user_id, status=S.pending_payment, subtotal=subtotal,
-                  total=subtotal, currency=reservation.currency,
-                  shipping_address=order_in.shipping_address.model_dump(mode="json"),
-                  created_at=now, updated_at=now, payment_due_at=now + timedelta(seconds=hold_for), items=lines,
-                  history=[StatusChange(from_status=None, to_status=S.pending_payment, by=str(user.user_id),
-                                        at=now, reason=None)])
+    order = Order(
+        id=order_id,
+        user_id=user.user_id,
+        status=S.pending_payment,
+        subtotal=subtotal,
+        total=subtotal,
+        currency=reservation.currency,
+        shipping_address=order_in.shipping_address.model_dump(mode="json"),
+        created_at=now,
+        updated_at=now,
+        payment_due_at=now + timedelta(seconds=hold_for),
+        items=lines,
+        history=[
+            StatusChange(
+                from_status=None, to_status=S.pending_payment, by=str(user.user_id), at=now, reason=None
+            )
+        ],
+    )
     attempt.committing = True
     async with session.begin():
         if attempt.key is not None:
             await idempotency.lock(session, user_id=user.user_id, key=attempt.key)
         if not await placements.close_in(session, order_id):
-            raise ServiceUnavailable("This checkout took too long and was given up; nothing was ordered. "
-                                     "Please retry.", headers={"Retry-After": "1"})
+            raise ServiceUnavailable(
+                "This checkout took too long and was given up; nothing was ordered. Please retry.",
+                headers={"Retry-After": "1"},
+            )
         session.add(order)
         await publish_in(session, events.order_created(order))
         if attempt.key is not None:
-            await idempotency.complete(session, user_id=user.user_id, key=attempt.key, order_id=order_id,
-                                       status=201, body=to_public(order))
+            await idempotency.complete(
+                session,
+                user_id=user.user_id,
+                key=attempt.key,
+                order_id=order_id,
+                status=201,
+                body=to_public(order),
+            )
     log.info("order_placed", order_id=str(order_id), total=subtotal, currency=order.currency)
     return order
 
 
-async def list_orders(*, session: AsyncSession, page: int, page_size: int, user_id: uuid.UUID | None = None,
-                      status: OrderStatus | None = None, created_from: datetime | None = None,
-                      created_to: datetime | None = None) -> Page[OrderPublic]:
+async def list_orders(
+    *,
+    session: AsyncSession,
+    page: int,
+    page_size: int,
+    user_id: uuid.UUID | None = None,
+    status: OrderStatus | None = None,
+    created_from: datetime | None = None,
+    created_to: datetime | None = None,
+) -> Page[OrderPublic]:
     """Orders matching the filters, newest first."""
     where = []
     if user_id is not None:
@@ -182,13 +244,25 @@ async def list_orders(*, session: AsyncSession, page: int, page_size: int, user_
     if created_to is not None:
         where.append(Order.created_at <= _aware(created_to))
     async with session.begin():
-        total = (await session.execute(sa.select(sa.func.count()).select_from(Order).where(*where))).scalar_one()
-        rows = (await session.execute(
-            sa.select(Order).where(*where).order_by(Order.created_at.desc(), Order.id)
-            .offset((page - 1) * page_size).limit(page_size)
-        )).scalars().all()
-    return Page[OrderPublic](items=[OrderPublic.model_validate(o) for o in rows], total=total, page=page,
-                             page_size=page_size)
+        total = (
+            await session.execute(sa.select(sa.func.count()).select_from(Order).where(*where))
+        ).scalar_one()
+        rows = (
+            (
+                await session.execute(
+                    sa.select(Order)
+                    .where(*where)
+                    .order_by(Order.created_at.desc(), Order.id)
+                    .offset((page - 1) * page_size)
+                    .limit(page_size)
+                )
+            )
+            .scalars()
+            .all()
+        )
+    return Page[OrderPublic](
+        items=[OrderPublic.model_validate(o) for o in rows], total=total, page=page, page_size=page_size
+    )
 
 
 async def get_order(*, session: AsyncSession, order_id: uuid.UUID, user: Principal) -> Order:
@@ -207,16 +281,21 @@ async def cancel_order(*, session: AsyncSession, order_id: uuid.UUID, user: Prin
         if order is None or order.user_id != user.user_id:
             raise NotFound("No such order.")
         if order.status != S.pending_payment:
-            raise Conflict(f"An order that is {order.status} can no longer be cancelled by you; "
-                           "contact support for a paid order.", title="Status change not allowed",
-                           type_="status-change-not-allowed",
-                           current_status=order.status, allowed=[])
+            raise Conflict(
+                f"An order that is {order.status} can no longer be cancelled by you; "
+                "contact support for a paid order.",
+                title="Status change not allowed",
+                type_="status-change-not-allowed",
+                current_status=order.status,
+                allowed=[],
+            )
         await _move(session, order, to=S.cancelled, by=str(user.user_id), reason="cancelled by customer")
     return order
 
 
-async def change_status(*, session: AsyncSession, order_id: uuid.UUID, to: OrderStatus, admin: Principal,
-                        reason: str | None) -> Order:
+async def change_status(
+    *, session: AsyncSession, order_id: uuid.UUID, to: OrderStatus, admin: Principal, reason: str | None
+) -> Order:
     """Move an order along the status machine on an admin's behalf."""
     async with session.begin():
         order = await _locked(session, order_id)
@@ -225,18 +304,27 @@ async def change_status(*, session: AsyncSession, order_id: uuid.UUID, to: Order
         allowed = TRANSITIONS[order.status]
         if to not in allowed:
             moves = ", ".join(allowed) or "none (it is final)"
-            raise Conflict(f"An order that is {order.status} cannot become {to}; allowed: {moves}.",
-                           title="Status change not allowed", type_="status-change-not-allowed",
-                           current_status=order.status, allowed=list(allowed))
+            raise Conflict(
+                f"An order that is {order.status} cannot become {to}; allowed: {moves}.",
+                title="Status change not allowed",
+                type_="status-change-not-allowed",
+                current_status=order.status,
+                allowed=list(allowed),
+            )
         await _move(session, order, to=to, by=str(admin.user_id), reason=reason)
     return order
 
 
 async def _locked(session: AsyncSession, order_id: uuid.UUID) -> Order | None:
     # the row lock serialises admin moves, payment events and the sweeper on one order
-    return (await session.execute(
-        sa.select(Order).where(Order.id == order_id).with_for_update().execution_options(populate_existing=True)
-    )).scalar_one_or_none()
+    return (
+        await session.execute(
+            sa.select(Order)
+            .where(Order.id == order_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    ).scalar_one_or_none()
 
 
 async def _move(session: AsyncSession, order: Order, *, to: str, by: str, reason: str | None) -> None:
@@ -256,8 +344,9 @@ async def record_payment_succeeded(*, session: AsyncSession, payment: PaymentEve
     if order is None:
         log.warning("payment_for_unknown_order", order_id=str(payment.order_id))
         return
-    if order.status == S.pending_payment and (payment.amount != order.total
-                                              or payment.currency.upper() != order.currency.upper()):
+    if order.status == S.pending_payment and (
+        payment.amount != order.total or payment.currency.upper() != order.currency.upper()
+    ):
         log.error("payment_amount_mismatch", order_id=str(order.id), amount=payment.amount, total=order.total)
         order.last_payment_error = "The payment does not match the order total."
         order.last_payment_error_at = datetime.now(UTC)
@@ -298,11 +387,20 @@ async def record_refund(*, session: AsyncSession, payment: PaymentEventData) -> 
 async def cancel_unpaid(*, session: AsyncSession, batch: int) -> int:
     """Cancel up to ``batch`` unpaid orders past their payment due time; returns how many."""
     async with session.begin():
-        orders = (await session.execute(
-            sa.select(Order).where(Order.status == S.pending_payment, Order.payment_due_at < sa.func.now())
-            .order_by(Order.payment_due_at).limit(batch).with_for_update(skip_locked=True)
-            .execution_options(populate_existing=True)
-        )).scalars().all()
+        orders = (
+            (
+                await session.execute(
+                    sa.select(Order)
+                    .where(Order.status == S.pending_payment, Order.payment_due_at < sa.func.now())
+                    .order_by(Order.payment_due_at)
+                    .limit(batch)
+                    .with_for_update(skip_locked=True)
+                    .execution_options(populate_existing=True)
+                )
+            )
+            .scalars()
+            .all()
+        )
         for order in orders:
             await _move(session, order, to=S.cancelled, by="system", reason="payment timeout")
     return len(orders)
@@ -310,4 +408,3 @@ async def cancel_unpaid(*, session: AsyncSession, batch: int) -> int:
 
 def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-

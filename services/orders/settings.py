@@ -40,6 +40,7 @@ class OrdersSettings(CommonSettings):
     placement_sweep_batch: int = 50
     catalog_timeout: float = 5.0
 
+
 @lru_cache
 def get_settings() -> OrdersSettings:
     return OrdersSettings()

@@ -51,8 +51,13 @@ def _headers(ctx: OrdersContext) -> dict[str, str]:
 
 async def cart_items(ctx: OrdersContext, *, user_id: uuid.UUID) -> list[tuple[uuid.UUID, int]]:
     """The (product_id, quantity) pairs in the user's cart; an unknown cart is an empty one."""
-    resp = await call(ctx.http, "GET", f"{ctx.settings.cart_url}/internal/carts/{user_id}", service="cart",
-                      headers=_headers(ctx))
+    resp = await call(
+        ctx.http,
+        "GET",
+        f"{ctx.settings.cart_url}/internal/carts/{user_id}",
+        service="cart",
+        headers=_headers(ctx),
+    )
     if resp.status_code == 404:
         return []
     if resp.status_code != 200:
@@ -65,17 +70,28 @@ async def cart_items(ctx: OrdersContext, *, user_id: uuid.UUID) -> list[tuple[uu
         raise ServiceUnavailable("The cart service answered in an unexpected way.") from exc
 
 
-async def reserve(ctx: OrdersContext, *, order_id: uuid.UUID, items: list[tuple[uuid.UUID, int]]) -> Reservation:
+async def reserve(
+    ctx: OrdersContext, *, order_id: uuid.UUID, items: list[tuple[uuid.UUID, int]]
+) -> Reservation:
     """Reserve every item for ``order_id`` (all or nothing); 409 names what is short.
 
     When the outcome is unknown (timeout, broken answer) the caller's placement is what gets
     the stock back (placements.settle), so nothing is released from here.
     """
-    body = {"order_id": str(order_id),
-            "items": [{"product_id": str(pid), "quantity": qty} for pid, qty in items]}
-    resp = await call(ctx.http, "POST", f"{ctx.settings.catalog_url}/internal/reservations",
-                      service="catalog", headers=_headers(ctx), json=body,
-                      timeout=_timeout(ctx), idempotent=True)  # catalog de-duplicates by order_id
+    body = {
+        "order_id": str(order_id),
+        "items": [{"product_id": str(pid), "quantity": qty} for pid, qty in items],
+    }
+    resp = await call(
+        ctx.http,
+        "POST",
+        f"{ctx.settings.catalog_url}/internal/reservations",
+        service="catalog",
+        headers=_headers(ctx),
+        json=body,
+        timeout=_timeout(ctx),
+        idempotent=True,
+    )  # catalog de-duplicates by order_id
     if resp.status_code in (200, 201):
         try:
             reservation = Reservation.model_validate(resp.json())
@@ -84,23 +100,40 @@ async def reserve(ctx: OrdersContext, *, order_id: uuid.UUID, items: list[tuple[
         if reservation.status != "reserved":
             # this order id's reservation was already released (its placement was given up as
             # abandoned): an order must not be built on it; a retry gets a new order id
-            raise ServiceUnavailable("This checkout attempt was given up; nothing was ordered. Please retry.",
-                                     headers={"Retry-After": "1"})
+            raise ServiceUnavailable(
+                "This checkout attempt was given up; nothing was ordered. Please retry.",
+                headers={"Retry-After": "1"},
+            )
         return reservation
     problem = _json(resp)
     if resp.status_code == 409:
-        short = [{"product_id": s.get("product_id"), "requested": s.get("requested"),
-                  "available": s.get("available")} for s in problem.get("short") or [] if isinstance(s, dict)]
-        names = ", ".join(f"{s['product_id']} (requested {s['requested']}, available {s['available']})"
-                          for s in short)
-        raise Conflict(f"Not enough stock for: {names}." if short else "Not enough stock for this order.",
-                       title="Insufficient stock", type_="insufficient-stock", short=short)
+        short = [
+            {
+                "product_id": s.get("product_id"),
+                "requested": s.get("requested"),
+                "available": s.get("available"),
+            }
+            for s in problem.get("short") or []
+            if isinstance(s, dict)
+        ]
+        names = ", ".join(
+            f"{s['product_id']} (requested {s['requested']}, available {s['available']})" for s in short
+        )
+        raise Conflict(
+            f"Not enough stock for: {names}." if short else "Not enough stock for this order.",
+            title="Insufficient stock",
+            type_="insufficient-stock",
+            short=short,
+        )
     if resp.status_code in (400, 404, 422):
         # catalog refused the items themselves (unknown or inactive product): nothing was reserved
         extra = {k: v for k, v in problem.items() if k in ("errors", "unknown", "unavailable", "short")}
         slug = str(problem.get("type") or "").removeprefix(PROBLEM_BASE)
-        raise Unprocessable(str(problem.get("detail") or "Some items cannot be ordered."),
-                            type_=slug if slug in PROBLEM_TYPES else None, **extra)
+        raise Unprocessable(
+            str(problem.get("detail") or "Some items cannot be ordered."),
+            type_=slug if slug in PROBLEM_TYPES else None,
+            **extra,
+        )
     log.warning("catalog_unexpected_answer", status=resp.status_code)
     raise ServiceUnavailable("The catalog service is unavailable right now.")
 
@@ -111,8 +144,15 @@ async def release(ctx: OrdersContext, *, order_id: uuid.UUID) -> bool:
     Idempotent on catalog's side, and final: catalog refuses a later reservation under this order id.
     """
     try:
-        resp = await call(ctx.http, "POST", f"{ctx.settings.catalog_url}/internal/reservations/{order_id}/release",
-                          service="catalog", headers=_headers(ctx), timeout=_timeout(ctx), idempotent=True)
+        resp = await call(
+            ctx.http,
+            "POST",
+            f"{ctx.settings.catalog_url}/internal/reservations/{order_id}/release",
+            service="catalog",
+            headers=_headers(ctx),
+            timeout=_timeout(ctx),
+            idempotent=True,
+        )
     except DomainError as exc:
         log.warning("reservation_release_failed", order_id=str(order_id), error=exc.detail)
         return False

@@ -9,5 +9,4 @@ from services.payments.app import MIGRATIONS, create_app
 from services.payments.settings import get_settings
 
 if __name__ == "__main__":
-    main(sys.argv[1:], settings=get_settings(), app_factory=create_app,
-         migrations=MIGRATIONS)
+    main(sys.argv[1:], settings=get_settings(), app_factory=create_app, migrations=MIGRATIONS)

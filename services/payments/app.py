@@ -29,11 +29,18 @@ async def open_state(kernel: Kernel[PaymentsSettings]) -> AsyncIterator[Payments
         await provider.close()
 
 
-def create_app(settings: PaymentsSettings | None = None, *, bus: EventBus | None = None,
-               redis: Redis | None = None) -> FastAPI:
+def create_app(
+    settings: PaymentsSettings | None = None, *, bus: EventBus | None = None, redis: Redis | None = None
+) -> FastAPI:
     settings = settings or get_settings()
     return create_service_app(
-        settings=settings, title="Shop payments", routers=[router], migrations=MIGRATIONS, state=open_state,
-        subscriptions=SUBSCRIPTIONS, bus=bus, redis=redis,
+        settings=settings,
+        title="Shop payments",
+        routers=[router],
+        migrations=MIGRATIONS,
+        state=open_state,
+        subscriptions=SUBSCRIPTIONS,
+        bus=bus,
+        redis=redis,
         description="Payments: Stripe PaymentIntents for payable orders, webhooks, refunds of cancelled orders.",
     )

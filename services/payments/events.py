@@ -12,8 +12,11 @@ from services.payments.models import Payment
 def payment_event(type_: str, payment: Payment, *, reason: str | None = None) -> Envelope:
     """payment.succeeded / payment.failed / payment.refunded, all with the same fields."""
     data: dict[str, Any] = {
-        "payment_id": payment.id, "order_id": payment.order_id, "user_id": payment.user_id,
-        "amount": payment.amount, "currency": payment.currency,
+        "payment_id": payment.id,
+        "order_id": payment.order_id,
+        "user_id": payment.user_id,
+        "amount": payment.amount,
+        "currency": payment.currency,
         "payment_intent_id": payment.payment_intent_id,
     }
     if reason is not None:

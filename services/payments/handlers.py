@@ -13,19 +13,36 @@ from services.payments import service
 from services.payments.context import PaymentsContext
 
 
-async def on_order_created(ctx: PaymentsContext, session: AsyncSession, order: OrderCreated, event: Envelope) -> None:
-    await service.record_payable_order(session=session, order_id=order.order_id, user_id=order.user_id,
-                                       amount=order.total, currency=order.currency, status=order.status,
-                                       at=order.created_at)
+async def on_order_created(
+    ctx: PaymentsContext, session: AsyncSession, order: OrderCreated, event: Envelope
+) -> None:
+    await service.record_payable_order(
+        session=session,
+        order_id=order.order_id,
+        user_id=order.user_id,
+        amount=order.total,
+        currency=order.currency,
+        status=order.status,
+        at=order.created_at,
+    )
 
 
-async def on_order_status_changed(ctx: PaymentsContext, session: AsyncSession, change: OrderStatusChanged,
-                                  event: Envelope) -> None:
-    await service.record_order_status(session=session, order_id=change.order_id, user_id=change.user_id,
-                                      status=change.to, amount=change.total, currency=change.currency,
-                                      at=change.at)
+async def on_order_status_changed(
+    ctx: PaymentsContext, session: AsyncSession, change: OrderStatusChanged, event: Envelope
+) -> None:
+    await service.record_order_status(
+        session=session,
+        order_id=change.order_id,
+        user_id=change.user_id,
+        status=change.to,
+        amount=change.total,
+        currency=change.currency,
+        at=change.at,
+    )
     if change.to == OrderStatus.cancelled:
-        await service.refund_cancelled_order(session=session, provider=ctx.state.provider, order_id=change.order_id)
+        await service.refund_cancelled_order(
+            session=session, provider=ctx.state.provider, order_id=change.order_id
+        )
 
 
 SUBSCRIPTIONS: list[Subscription[PaymentsContext, Any]] = [

@@ -42,8 +42,12 @@ class Payment(Base):
     __tablename__ = "payments"
     __table_args__ = (
         # one open intent per order; a cancelled intent makes room for a new one
-        sa.Index("uq_payments_open_order", "order_id", unique=True,
-                 postgresql_where=sa.text("status <> 'canceled'")),
+        sa.Index(
+            "uq_payments_open_order",
+            "order_id",
+            unique=True,
+            postgresql_where=sa.text("status <> 'canceled'"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)

@@ -58,10 +58,17 @@ class Intent:
         charge = obj.get("latest_charge")
         if isinstance(charge, dict):
             charge = charge.get("id")
-        return cls(id=str(obj["id"]), amount=int(obj["amount"]), currency=str(obj["currency"]).upper(),
-                   status=str(obj["status"]), client_secret=obj.get("client_secret"),
-                   metadata={str(k): str(v) for k, v in (obj.get("metadata") or {}).items()},
-                   latest_charge=charge, failure_key=failure_key, failure_reason=failure_reason)
+        return cls(
+            id=str(obj["id"]),
+            amount=int(obj["amount"]),
+            currency=str(obj["currency"]).upper(),
+            status=str(obj["status"]),
+            client_secret=obj.get("client_secret"),
+            metadata={str(k): str(v) for k, v in (obj.get("metadata") or {}).items()},
+            latest_charge=charge,
+            failure_key=failure_key,
+            failure_reason=failure_reason,
+        )
 
 
 @dataclass(frozen=True)
@@ -76,10 +83,19 @@ class PaymentProvider(Protocol):
 
     name: str
 
-    async def create_intent(self, *, amount: int, currency: str, metadata: dict[str, str],
-                            payment_method: str | None, idempotency_key: str) -> Intent: ...
+    async def create_intent(
+        self,
+        *,
+        amount: int,
+        currency: str,
+        metadata: dict[str, str],
+        payment_method: str | None,
+        idempotency_key: str,
+    ) -> Intent: ...
 
-    async def confirm_intent(self, intent_id: str, *, payment_method: str, idempotency_key: str) -> Intent: ...
+    async def confirm_intent(
+        self, intent_id: str, *, payment_method: str, idempotency_key: str
+    ) -> Intent: ...
 
     async def retrieve_intent(self, intent_id: str) -> Intent | None: ...
 
@@ -118,20 +134,39 @@ class StripeProvider:
             http_client=self._http,
         )
 
-    async def create_intent(self, *, amount: int, currency: str, metadata: dict[str, str],
-                            payment_method: str | None, idempotency_key: str) -> Intent:
-        params: dict[str, Any] = {"amount": amount, "currency": currency.lower(), "metadata": metadata,
-                                  "automatic_payment_methods": {"enabled": True, "allow_redirects": "never"}}
+    async def create_intent(
+        self,
+        *,
+        amount: int,
+        currency: str,
+        metadata: dict[str, str],
+        payment_method: str | None,
+        idempotency_key: str,
+    ) -> Intent:
+        params: dict[str, Any] = {
+            "amount": amount,
+            "currency": currency.lower(),
+            "metadata": metadata,
+            "automatic_payment_methods": {"enabled": True, "allow_redirects": "never"},
+        }
         if payment_method:
             params.update(payment_method=payment_method, confirm=True)
-        return await self._intent_call(self.client.v1.payment_intents.create_async(
-            # stripe types params as its own TypedDict; ours is built key by key above
-            params=params, options={"idempotency_key": idempotency_key}))  # type: ignore[arg-type]
+        return await self._intent_call(
+            self.client.v1.payment_intents.create_async(
+                # stripe types params as its own TypedDict; ours is built key by key above
+                params=params,  # type: ignore[arg-type]
+                options={"idempotency_key": idempotency_key},
+            )
+        )
 
     async def confirm_intent(self, intent_id: str, *, payment_method: str, idempotency_key: str) -> Intent:
-        return await self._intent_call(self.client.v1.payment_intents.confirm_async(
-            intent_id, params={"payment_method": payment_method},
-            options={"idempotency_key": idempotency_key}))
+        return await self._intent_call(
+            self.client.v1.payment_intents.confirm_async(
+                intent_id,
+                params={"payment_method": payment_method},
+                options={"idempotency_key": idempotency_key},
+            )
+        )
 
     async def retrieve_intent(self, intent_id: str) -> Intent | None:
         try:
@@ -143,7 +178,8 @@ class StripeProvider:
         try:
             r = await self.client.v1.refunds.create_async(
                 params={"payment_intent": intent_id, "amount": amount},
-                options={"idempotency_key": idempotency_key})
+                options={"idempotency_key": idempotency_key},
+            )
         except stripe.StripeError as exc:
             raise _unavailable(exc) from exc
         d = r.to_dict()
@@ -158,13 +194,17 @@ class StripeProvider:
             pi = (body.get("error") or {}).get("payment_intent")
             if isinstance(pi, dict) and pi.get("id"):
                 return Intent.from_stripe(pi)
-            raise BadRequest(exc.user_message or "The card was declined.", title="Payment refused",
-                             type_="payment-refused") from exc
+            raise BadRequest(
+                exc.user_message or "The card was declined.", title="Payment refused", type_="payment-refused"
+            ) from exc
         except stripe.InvalidRequestError as exc:
             if exc.http_status == 404:
                 raise UnknownIntent("The payment provider does not know this payment.") from exc
-            raise BadRequest(f"The payment provider refused the request: {exc.user_message or 'invalid'}",
-                             title="Payment refused", type_="payment-refused") from exc
+            raise BadRequest(
+                f"The payment provider refused the request: {exc.user_message or 'invalid'}",
+                title="Payment refused",
+                type_="payment-refused",
+            ) from exc
         except stripe.StripeError as exc:
             raise _unavailable(exc) from exc
         return Intent.from_stripe(obj.to_dict())
@@ -175,8 +215,9 @@ class StripeProvider:
 
 def _unavailable(exc: stripe.StripeError) -> ServiceUnavailable:
     log.warning("stripe_error", error=type(exc).__name__, status=exc.http_status, request_id=exc.request_id)
-    return ServiceUnavailable("The payment provider cannot be reached right now; try again shortly.",
-                              headers={"Retry-After": "2"})
+    return ServiceUnavailable(
+        "The payment provider cannot be reached right now; try again shortly.", headers={"Retry-After": "2"}
+    )
 
 
 DECLINED = "Your card was declined."
@@ -210,21 +251,38 @@ class FakeProvider:
             self._memory[(kind, key)] = body
             return
         async with self._db.session() as session, session.begin():
-            await session.execute(pg_insert(FakeProviderObject).values(kind=kind, key=key, body=body)
-                                  .on_conflict_do_update(index_elements=["kind", "key"], set_={"body": body}))
+            await session.execute(
+                pg_insert(FakeProviderObject)
+                .values(kind=kind, key=key, body=body)
+                .on_conflict_do_update(index_elements=["kind", "key"], set_={"body": body})
+            )
 
-    async def create_intent(self, *, amount: int, currency: str, metadata: dict[str, str],
-                            payment_method: str | None, idempotency_key: str) -> Intent:
+    async def create_intent(
+        self,
+        *,
+        amount: int,
+        currency: str,
+        metadata: dict[str, str],
+        payment_method: str | None,
+        idempotency_key: str,
+    ) -> Intent:
         if payment_method:
             _check_test_method(payment_method)
         async with self._lock:
             if (known := await self._get("reply", idempotency_key)) is not None:
                 return Intent.from_stripe(await self._get("intent", known["intent_id"]))
             pi_id = "pi_fake_" + secrets.token_hex(12)
-            obj: dict[str, Any] = {"id": pi_id, "object": "payment_intent", "amount": amount,
-                                   "currency": currency.lower(), "status": "requires_payment_method",
-                                   "client_secret": f"{pi_id}_secret_{secrets.token_hex(12)}",
-                                   "metadata": dict(metadata), "latest_charge": None, "last_payment_error": None}
+            obj: dict[str, Any] = {
+                "id": pi_id,
+                "object": "payment_intent",
+                "amount": amount,
+                "currency": currency.lower(),
+                "status": "requires_payment_method",
+                "client_secret": f"{pi_id}_secret_{secrets.token_hex(12)}",
+                "metadata": dict(metadata),
+                "latest_charge": None,
+                "last_payment_error": None,
+            }
             if payment_method:
                 self._attempt(obj, payment_method)
             await self._put("intent", pi_id, obj)
@@ -260,9 +318,18 @@ class FakeProvider:
     def _attempt(self, obj: dict[str, Any], payment_method: str) -> None:
         charge = "ch_fake_" + secrets.token_hex(12)
         if "chargeDeclined" in payment_method:
-            obj.update(status="requires_payment_method", latest_charge=charge, last_payment_error={
-                "type": "card_error", "code": "card_declined", "decline_code": "generic_decline",
-                "message": DECLINED, "charge": charge, "payment_method": {"id": payment_method}})
+            obj.update(
+                status="requires_payment_method",
+                latest_charge=charge,
+                last_payment_error={
+                    "type": "card_error",
+                    "code": "card_declined",
+                    "decline_code": "generic_decline",
+                    "message": DECLINED,
+                    "charge": charge,
+                    "payment_method": {"id": payment_method},
+                },
+            )
         else:
             obj.update(status="succeeded", latest_charge=charge, last_payment_error=None)
 
@@ -272,8 +339,11 @@ class FakeProvider:
 
 def _check_test_method(payment_method: str) -> None:
     if not payment_method.startswith("pm_card_"):
-        raise BadRequest(f"No such PaymentMethod: '{payment_method}'. Use a test method such as pm_card_visa.",
-                         title="Payment refused", type_="payment-refused")
+        raise BadRequest(
+            f"No such PaymentMethod: '{payment_method}'. Use a test method such as pm_card_visa.",
+            title="Payment refused",
+            type_="payment-refused",
+        )
 
 
 def make_provider(settings: PaymentsSettings, db: Database | None = None) -> PaymentProvider:

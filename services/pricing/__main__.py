@@ -10,5 +10,10 @@ from services.pricing.app import MIGRATIONS, create_app
 from services.pricing.settings import get_settings
 
 if __name__ == "__main__":
-    main(sys.argv[1:], settings=get_settings(), app_factory=create_app, migrations=MIGRATIONS,
-         commands={"seed": (seed.configure, seed.run)})
+    main(
+        sys.argv[1:],
+        settings=get_settings(),
+        app_factory=create_app,
+        migrations=MIGRATIONS,
+        commands={"seed": (seed.configure, seed.run)},
+    )

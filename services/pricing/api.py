@@ -51,33 +51,55 @@ def _json(body: Any, status: int = 200) -> JSONResponse:
 
 # ---- public -------------------------------------------------------------------------------------
 
+
 @router.get("/shipping-methods", responses={200: {"model": list[ShippingMethodPublic]}})
-async def shipping_methods(session: SessionDep, country: Annotated[Country, Query()],
-                           region: Annotated[Region | None, Query()] = None,
-                           postal_code: Annotated[str | None, Query(max_length=20)] = None) -> Response:
+async def shipping_methods(
+    session: SessionDep,
+    country: Annotated[Country, Query()],
+    region: Annotated[Region | None, Query()] = None,
+    postal_code: Annotated[str | None, Query(max_length=20)] = None,
+) -> Response:
     """The shipping methods that deliver to an address, cheapest first."""
-    methods = await pricing.methods_for(session=session, country=country, region=region, postal_code=postal_code)
+    methods = await pricing.methods_for(
+        session=session, country=country, region=region, postal_code=postal_code
+    )
     return _json([pricing.method_wire(m) for m in methods])
 
 
 # ---- admin: promotions --------------------------------------------------------------------------
 
+
 @admin_router.get("/promotions", responses={200: {"model": Page[PromotionPublic]}})
-async def list_promotions(_: AdminUser, session: SessionDep, page: PageNo = 1, page_size: PageSize = 20,
-                          q: Annotated[str | None, Query(max_length=200)] = None,
-                          kind: Literal["automatic", "coupon"] | None = None,
-                          is_active: bool | None = None) -> Response:
+async def list_promotions(
+    _: AdminUser,
+    session: SessionDep,
+    page: PageNo = 1,
+    page_size: PageSize = 20,
+    q: Annotated[str | None, Query(max_length=200)] = None,
+    kind: Literal["automatic", "coupon"] | None = None,
+    is_active: bool | None = None,
+) -> Response:
     """Promotions and coupons with how often each is used, newest first."""
-    return _json(await pricing.list_promotions(session=session, page=page, page_size=page_size, q=q, kind=kind,
-                                               is_active=is_active))
+    return _json(
+        await pricing.list_promotions(
+            session=session, page=page, page_size=page_size, q=q, kind=kind, is_active=is_active
+        )
+    )
 
 
-@admin_router.post("/promotions", status_code=201, responses={201: {"model": PromotionPublic},
-                                                              409: problem_doc("The code is taken")})
+@admin_router.post(
+    "/promotions",
+    status_code=201,
+    responses={201: {"model": PromotionPublic}, 409: problem_doc("The code is taken")},
+)
 async def create_promotion(body: PromotionCreate, _: AdminUser, session: SessionDep, ctx: Ctx) -> Response:
     """Create an automatic promotion, or a coupon when `code` is given."""
-    return _json(await pricing.create_promotion(session=session, data=body,
-                                                default_currency=ctx.settings.default_currency), 201)
+    return _json(
+        await pricing.create_promotion(
+            session=session, data=body, default_currency=ctx.settings.default_currency
+        ),
+        201,
+    )
 
 
 @admin_router.get("/promotions/{promotion_id}", responses={200: {"model": PromotionPublic}})
@@ -87,19 +109,35 @@ async def get_promotion(promotion_id: uuid.UUID, _: AdminUser, session: SessionD
 
 
 @admin_router.put("/promotions/{promotion_id}", responses={200: {"model": PromotionPublic}})
-async def replace_promotion(promotion_id: uuid.UUID, body: PromotionReplace, _: AdminUser, session: SessionDep,
-                            ctx: Ctx) -> Response:
+async def replace_promotion(
+    promotion_id: uuid.UUID, body: PromotionReplace, _: AdminUser, session: SessionDep, ctx: Ctx
+) -> Response:
     """Replace a promotion (orders already placed keep what they were charged)."""
-    return _json(await pricing.update_promotion(session=session, promotion_id=promotion_id, data=body, replace=True,
-                                                default_currency=ctx.settings.default_currency))
+    return _json(
+        await pricing.update_promotion(
+            session=session,
+            promotion_id=promotion_id,
+            data=body,
+            replace=True,
+            default_currency=ctx.settings.default_currency,
+        )
+    )
 
 
 @admin_router.patch("/promotions/{promotion_id}", responses={200: {"model": PromotionPublic}})
-async def update_promotion(promotion_id: uuid.UUID, body: PromotionUpdate, _: AdminUser, session: SessionDep,
-                           ctx: Ctx) -> Response:
+async def update_promotion(
+    promotion_id: uuid.UUID, body: PromotionUpdate, _: AdminUser, session: SessionDep, ctx: Ctx
+) -> Response:
     """Change some of a promotion's fields (`rules` and `action` are replaced whole)."""
-    return _json(await pricing.update_promotion(session=session, promotion_id=promotion_id, data=body, replace=False,
-                                                default_currency=ctx.settings.default_currency))
+    return _json(
+        await pricing.update_promotion(
+            session=session,
+            promotion_id=promotion_id,
+            data=body,
+            replace=False,
+            default_currency=ctx.settings.default_currency,
+        )
+    )
 
 
 @admin_router.delete("/promotions/{promotion_id}", status_code=204)
@@ -110,17 +148,22 @@ async def delete_promotion(promotion_id: uuid.UUID, _: AdminUser, session: Sessi
 
 
 @admin_router.get("/promotions/{promotion_id}/usages", responses={200: {"model": Page[PromotionUsagePublic]}})
-async def list_promotion_usages(promotion_id: uuid.UUID, _: AdminUser, session: SessionDep, page: PageNo = 1,
-                                page_size: PageSize = 20) -> Response:
+async def list_promotion_usages(
+    promotion_id: uuid.UUID, _: AdminUser, session: SessionDep, page: PageNo = 1, page_size: PageSize = 20
+) -> Response:
     """The orders that used a promotion, newest first (given-back uses show `released_at`)."""
-    return _json(await pricing.list_usages(session=session, promotion_id=promotion_id, page=page,
-                                           page_size=page_size))
+    return _json(
+        await pricing.list_usages(session=session, promotion_id=promotion_id, page=page, page_size=page_size)
+    )
 
 
 # ---- admin: shipping zones ----------------------------------------------------------------------
 
+
 @admin_router.get("/shipping-zones", responses={200: {"model": list[ShippingZonePublic]}})
-async def list_zones(_: AdminUser, session: SessionDep, country: Annotated[Country | None, Query()] = None) -> Response:
+async def list_zones(
+    _: AdminUser, session: SessionDep, country: Annotated[Country | None, Query()] = None
+) -> Response:
     """Every shipping zone with its methods (or those reaching `country`)."""
     return _json(await pricing.list_zones(session=session, country=country))
 
@@ -137,13 +180,17 @@ async def get_zone(zone_id: uuid.UUID, _: AdminUser, session: SessionDep) -> Res
 
 
 @admin_router.put("/shipping-zones/{zone_id}", responses={200: {"model": ShippingZonePublic}})
-async def replace_zone(zone_id: uuid.UUID, body: ShippingZoneReplace, _: AdminUser, session: SessionDep) -> Response:
+async def replace_zone(
+    zone_id: uuid.UUID, body: ShippingZoneReplace, _: AdminUser, session: SessionDep
+) -> Response:
     """Replace a zone; methods sent with their id are kept, others added, the rest removed."""
     return _json(await pricing.update_zone(session=session, zone_id=zone_id, data=body, replace=True))
 
 
 @admin_router.patch("/shipping-zones/{zone_id}", responses={200: {"model": ShippingZonePublic}})
-async def update_zone(zone_id: uuid.UUID, body: ShippingZoneUpdate, _: AdminUser, session: SessionDep) -> Response:
+async def update_zone(
+    zone_id: uuid.UUID, body: ShippingZoneUpdate, _: AdminUser, session: SessionDep
+) -> Response:
     """Change some of a zone's fields; `methods`, when given, is the zone's whole list."""
     return _json(await pricing.update_zone(session=session, zone_id=zone_id, data=body, replace=False))
 
@@ -157,14 +204,20 @@ async def delete_zone(zone_id: uuid.UUID, _: AdminUser, session: SessionDep) -> 
 
 # ---- admin: tax rates ---------------------------------------------------------------------------
 
+
 @admin_router.get("/tax-rates", responses={200: {"model": list[TaxRatePublic]}})
-async def list_rates(_: AdminUser, session: SessionDep, country: Annotated[Country | None, Query()] = None) -> Response:
+async def list_rates(
+    _: AdminUser, session: SessionDep, country: Annotated[Country | None, Query()] = None
+) -> Response:
     """Every tax rate (or a country's), by country and region."""
     return _json(await pricing.list_rates(session=session, country=country))
 
 
-@admin_router.post("/tax-rates", status_code=201, responses={201: {"model": TaxRatePublic},
-                                                             409: problem_doc("A rate of this name exists here")})
+@admin_router.post(
+    "/tax-rates",
+    status_code=201,
+    responses={201: {"model": TaxRatePublic}, 409: problem_doc("A rate of this name exists here")},
+)
 async def create_rate(body: TaxRateCreate, _: AdminUser, session: SessionDep) -> Response:
     """Create a tax rate for a country, or for one of its regions (region rates add to the country's)."""
     return _json(await pricing.create_rate(session=session, data=body), 201)
@@ -176,7 +229,9 @@ async def get_rate(rate_id: uuid.UUID, _: AdminUser, session: SessionDep) -> Res
 
 
 @admin_router.put("/tax-rates/{rate_id}", responses={200: {"model": TaxRatePublic}})
-async def replace_rate(rate_id: uuid.UUID, body: TaxRateReplace, _: AdminUser, session: SessionDep) -> Response:
+async def replace_rate(
+    rate_id: uuid.UUID, body: TaxRateReplace, _: AdminUser, session: SessionDep
+) -> Response:
     return _json(await pricing.update_rate(session=session, rate_id=rate_id, data=body, replace=True))
 
 
@@ -193,11 +248,14 @@ async def delete_rate(rate_id: uuid.UUID, _: AdminUser, session: SessionDep) -> 
 
 # ---- internal -----------------------------------------------------------------------------------
 
+
 @internal_router.post("/quotes", responses={200: {"model": QuoteAnswer}})
 async def quote(body: QuoteRequest, _: InternalCaller, session: SessionDep, ctx: Ctx) -> Response:
     """The breakdown for lines and an address; with `order_id` the order's promotions are claimed
     (idempotent: the same order again gets the same answer)."""
-    return _json(await quotes.quote(session=session, req=body, prices_include_tax=ctx.settings.prices_include_tax))
+    return _json(
+        await quotes.quote(session=session, req=body, prices_include_tax=ctx.settings.prices_include_tax)
+    )
 
 
 @internal_router.post("/orders/{order_id}/release")

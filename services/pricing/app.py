@@ -30,17 +30,25 @@ async def sweep_unconfirmed_claims(ctx: PricingContext) -> None:
     while True:
         async with ctx.db.session() as session:
             released = await quotes.release_unconfirmed(
-                session=session, older_than=timedelta(seconds=settings.pricing_claim_confirm_timeout))
+                session=session, older_than=timedelta(seconds=settings.pricing_claim_confirm_timeout)
+            )
         if released:
             log.info("unconfirmed_claims_released", count=released)
         await asyncio.sleep(settings.pricing_claim_sweep_interval)
 
 
-def create_app(settings: PricingSettings | None = None, *, bus: EventBus | None = None,
-               redis: Redis | None = None) -> FastAPI:
+def create_app(
+    settings: PricingSettings | None = None, *, bus: EventBus | None = None, redis: Redis | None = None
+) -> FastAPI:
     settings = settings or get_settings()
-    return create_service_app(settings=settings, title="Shop pricing service",
-                              routers=[router, admin_router, internal_router], migrations=MIGRATIONS,
-                              subscriptions=SUBSCRIPTIONS, background=[sweep_unconfirmed_claims], bus=bus,
-                              redis=redis,
-                              description=pricing.__doc__ or "")
+    return create_service_app(
+        settings=settings,
+        title="Shop pricing service",
+        routers=[router, admin_router, internal_router],
+        migrations=MIGRATIONS,
+        subscriptions=SUBSCRIPTIONS,
+        background=[sweep_unconfirmed_claims],
+        bus=bus,
+        redis=redis,
+        description=pricing.__doc__ or "",
+    )

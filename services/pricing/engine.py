@@ -61,11 +61,16 @@ class RejectionReason(StrEnum):
 
 # Order in which the actions of one stack apply: item-level freebies first, then percentages
 # of what is left, then fixed amounts, then shipping (which no line discount touches).
-_ACTION_ORDER = {ActionType.BUY_X_GET_Y: 0, ActionType.PERCENT_OFF: 1, ActionType.AMOUNT_OFF: 2,
-                 ActionType.FREE_SHIPPING: 3}
+_ACTION_ORDER = {
+    ActionType.BUY_X_GET_Y: 0,
+    ActionType.PERCENT_OFF: 1,
+    ActionType.AMOUNT_OFF: 2,
+    ActionType.FREE_SHIPPING: 3,
+}
 
 
 # ---- inputs -------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True, slots=True)
 class Line:
@@ -182,6 +187,7 @@ class Promotion:
 
 # ---- outputs ------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True, slots=True)
 class Discount:
     promotion_id: UUID
@@ -238,19 +244,40 @@ class Breakdown:
         """The wire shape of DESIGN.md section 10 (plus `lines` and `prices_include_tax`)."""
         ship = self.shipping_method
         return {
-            "subtotal": self.subtotal, "discount_total": self.discount_total,
-            "shipping_total": self.shipping_total, "tax_total": self.tax_total, "total": self.total,
-            "currency": self.currency, "prices_include_tax": self.prices_include_tax,
-            "discounts": [{"promotion_id": str(d.promotion_id), "code": d.code, "label": d.label,
-                           "amount": d.amount} for d in self.discounts],
-            "shipping_method": None if ship is None else {
-                "id": str(ship.id), "name": ship.name, "amount": ship.amount,
-                "discount": ship.discount, "tax": ship.tax},
+            "subtotal": self.subtotal,
+            "discount_total": self.discount_total,
+            "shipping_total": self.shipping_total,
+            "tax_total": self.tax_total,
+            "total": self.total,
+            "currency": self.currency,
+            "prices_include_tax": self.prices_include_tax,
+            "discounts": [
+                {"promotion_id": str(d.promotion_id), "code": d.code, "label": d.label, "amount": d.amount}
+                for d in self.discounts
+            ],
+            "shipping_method": None
+            if ship is None
+            else {
+                "id": str(ship.id),
+                "name": ship.name,
+                "amount": ship.amount,
+                "discount": ship.discount,
+                "tax": ship.tax,
+            },
             "tax_lines": [{"name": t.name, "rate": t.rate, "amount": t.amount} for t in self.tax_lines],
-            "lines": [{"product_id": str(ln.product_id),
-                       "variant_id": None if ln.variant_id is None else str(ln.variant_id),
-                       "unit_price": ln.unit_price, "quantity": ln.quantity, "subtotal": ln.subtotal,
-                       "discount": ln.discount, "tax": ln.tax, "total": ln.total} for ln in self.lines],
+            "lines": [
+                {
+                    "product_id": str(ln.product_id),
+                    "variant_id": None if ln.variant_id is None else str(ln.variant_id),
+                    "unit_price": ln.unit_price,
+                    "quantity": ln.quantity,
+                    "subtotal": ln.subtotal,
+                    "discount": ln.discount,
+                    "tax": ln.tax,
+                    "total": ln.total,
+                }
+                for ln in self.lines
+            ],
         }
 
 
@@ -269,6 +296,7 @@ class Quote:
 
 
 # ---- arithmetic ---------------------------------------------------------------------------------
+
 
 def div_half_even(numerator: int, denominator: int) -> int:
     """`numerator / denominator` rounded half to even, for a non-negative numerator."""
@@ -309,12 +337,20 @@ def money(amount: int, currency: str) -> str:
 
 # ---- address matching ---------------------------------------------------------------------------
 
+
 def _postal(value: str | None) -> str:
     return "".join((value or "").split()).upper()
 
 
-def zone_covers(*, countries: Iterable[str], regions: Iterable[str] = (), postal_prefixes: Iterable[str] = (),
-                country: str, region: str | None = None, postal_code: str | None = None) -> bool:
+def zone_covers(
+    *,
+    countries: Iterable[str],
+    regions: Iterable[str] = (),
+    postal_prefixes: Iterable[str] = (),
+    country: str,
+    region: str | None = None,
+    postal_code: str | None = None,
+) -> bool:
     """Whether a shipping zone reaches an address. Regions and postal prefixes narrow the zone
     when given; postal codes compare without spaces and case (`"sw1a 1aa"` is in `"SW1A"`)."""
     if country.upper() not in {c.upper() for c in countries}:
@@ -335,45 +371,65 @@ def rate_applies(*, rate_country: str, rate_region: str | None, country: str, re
 
 # ---- promotions ---------------------------------------------------------------------------------
 
-def _check_rules(promo: Promotion, *, lines: Sequence[Line], currency: str, first_order: bool,
-                 now: datetime) -> CouponRejection | None:
+
+def _check_rules(
+    promo: Promotion, *, lines: Sequence[Line], currency: str, first_order: bool, now: datetime
+) -> CouponRejection | None:
     """The first rule the promotion fails, or None when it applies to these lines."""
     rules, code = promo.rules, promo.code or ""
     if rules.starts_at is not None and now < rules.starts_at:
-        return CouponRejection(code, RejectionReason.NOT_STARTED,
-                               f"This code is valid from {rules.starts_at.isoformat()}.")
+        return CouponRejection(
+            code, RejectionReason.NOT_STARTED, f"This code is valid from {rules.starts_at.isoformat()}."
+        )
     if rules.ends_at is not None and now >= rules.ends_at:
-        return CouponRejection(code, RejectionReason.EXPIRED,
-                               f"This code expired at {rules.ends_at.isoformat()}.")
+        return CouponRejection(
+            code, RejectionReason.EXPIRED, f"This code expired at {rules.ends_at.isoformat()}."
+        )
     if rules.usage_limit is not None and promo.times_used >= rules.usage_limit:
         return CouponRejection(code, RejectionReason.USED_UP, "This code has been used up.")
-    if rules.usage_limit_per_customer is not None and promo.times_used_by_customer >= rules.usage_limit_per_customer:
-        return CouponRejection(code, RejectionReason.USED_UP_BY_CUSTOMER,
-                               "You have already used this code as often as it allows.")
+    if (
+        rules.usage_limit_per_customer is not None
+        and promo.times_used_by_customer >= rules.usage_limit_per_customer
+    ):
+        return CouponRejection(
+            code,
+            RejectionReason.USED_UP_BY_CUSTOMER,
+            "You have already used this code as often as it allows.",
+        )
     if rules.first_order_only and not first_order:
         return CouponRejection(code, RejectionReason.FIRST_ORDER_ONLY, "This code is for a first order only.")
     eligible = [ln for ln in lines if rules.covers(ln)]
     if not eligible:
-        return CouponRejection(code, RejectionReason.NOT_FOR_THESE_ITEMS,
-                               "This code does not apply to the items in the cart.")
+        return CouponRejection(
+            code, RejectionReason.NOT_FOR_THESE_ITEMS, "This code does not apply to the items in the cart."
+        )
     subtotal = sum(ln.subtotal for ln in lines)
     if rules.min_subtotal is not None and subtotal < rules.min_subtotal:
         short = rules.min_subtotal - subtotal
-        return CouponRejection(code, RejectionReason.MINIMUM_NOT_MET,
-                               f"Add {money(short, currency)} more to use this code "
-                               f"(minimum {money(rules.min_subtotal, currency)}).", shortfall=short)
+        return CouponRejection(
+            code,
+            RejectionReason.MINIMUM_NOT_MET,
+            f"Add {money(short, currency)} more to use this code "
+            f"(minimum {money(rules.min_subtotal, currency)}).",
+            shortfall=short,
+        )
     action = promo.action
     if action.type is ActionType.BUY_X_GET_Y:
         units = sum(ln.quantity for ln in eligible)
         group = action.buy + action.get
         if units < group:
-            return CouponRejection(code, RejectionReason.QUANTITY_NOT_MET,
-                                   f"Add {group - units} more eligible item(s): buy {action.buy}, "
-                                   f"get {action.get}.", shortfall=group - units)
+            return CouponRejection(
+                code,
+                RejectionReason.QUANTITY_NOT_MET,
+                f"Add {group - units} more eligible item(s): buy {action.buy}, get {action.get}.",
+                shortfall=group - units,
+            )
     return None
 
 
-def _buy_x_get_y(action: Action, lines: Sequence[Line], eligible: Sequence[int], remaining: list[int]) -> list[int]:
+def _buy_x_get_y(
+    action: Action, lines: Sequence[Line], eligible: Sequence[int], remaining: list[int]
+) -> list[int]:
     """Per-line discount: of every `buy + get` eligible units, the cheapest `get` are (partly) free."""
     free = (sum(lines[i].quantity for i in eligible) // (action.buy + action.get)) * action.get
     out = [0] * len(lines)
@@ -396,8 +452,13 @@ class _Applied:
         return sum(self.line_discounts) + self.shipping_discount
 
 
-def _apply(promos: Sequence[Promotion], *, lines: Sequence[Line], shipping: ShippingMethod | None,
-           keep_zero: UUID | None) -> _Applied:
+def _apply(
+    promos: Sequence[Promotion],
+    *,
+    lines: Sequence[Line],
+    shipping: ShippingMethod | None,
+    keep_zero: UUID | None,
+) -> _Applied:
     """Apply one stack of promotions in the engine's fixed order."""
     remaining = [ln.subtotal for ln in lines]
     line_discounts = [0] * len(lines)
@@ -428,13 +489,21 @@ def _apply(promos: Sequence[Promotion], *, lines: Sequence[Line], shipping: Ship
             cut_ship = shipping_amount - shipping_discount
             shipping_discount += cut_ship
             amounts[promo.id] = cut_ship
-    discounts = [Discount(p.id, p.code, p.label, amounts[p.id]) for p in ordered
-                 if amounts[p.id] > 0 or p.id == keep_zero]
+    discounts = [
+        Discount(p.id, p.code, p.label, amounts[p.id])
+        for p in ordered
+        if amounts[p.id] > 0 or p.id == keep_zero
+    ]
     return _Applied(line_discounts, shipping_amount, shipping_discount, discounts)
 
 
-def _best_offer(candidates: Sequence[Promotion], *, lines: Sequence[Line], shipping: ShippingMethod | None,
-                coupon_id: UUID | None) -> _Applied:
+def _best_offer(
+    candidates: Sequence[Promotion],
+    *,
+    lines: Sequence[Line],
+    shipping: ShippingMethod | None,
+    coupon_id: UUID | None,
+) -> _Applied:
     stackable = [p for p in candidates if p.stackable]
     # a tie goes to the coupon, then to the stack, then to the lowest id: never to the order of the input
     alone = sorted((p for p in candidates if not p.stackable), key=lambda p: str(p.id))
@@ -453,6 +522,7 @@ def _best_offer(candidates: Sequence[Promotion], *, lines: Sequence[Line], shipp
 
 # ---- tax ----------------------------------------------------------------------------------------
 
+
 def _line_tax(amount: int, rates: Sequence[TaxRate], *, inclusive: bool) -> list[int]:
     """Tax on one amount, per rate: rounded once at the combined rate, split by largest remainder."""
     combined = sum(r.rate_bp for r in rates)
@@ -467,14 +537,27 @@ def _line_tax(amount: int, rates: Sequence[TaxRate], *, inclusive: bool) -> list
 
 # ---- the quote ----------------------------------------------------------------------------------
 
-def quote(*, lines: Sequence[Line], currency: str, now: datetime, shipping: ShippingMethod | None = None,
-          tax_rates: Sequence[TaxRate] = (), prices_include_tax: bool = False,
-          automatic: Sequence[Promotion] = (), coupon: Promotion | None = None,
-          first_order: bool = False) -> Quote:
+
+def quote(
+    *,
+    lines: Sequence[Line],
+    currency: str,
+    now: datetime,
+    shipping: ShippingMethod | None = None,
+    tax_rates: Sequence[TaxRate] = (),
+    prices_include_tax: bool = False,
+    automatic: Sequence[Promotion] = (),
+    coupon: Promotion | None = None,
+    first_order: bool = False,
+) -> Quote:
     """The breakdown for these lines; a coupon that does not apply comes back with its reason."""
     rejection: CouponRejection | None = None
-    candidates = [p for p in automatic if p.code is None
-                  and _check_rules(p, lines=lines, currency=currency, first_order=first_order, now=now) is None]
+    candidates = [
+        p
+        for p in automatic
+        if p.code is None
+        and _check_rules(p, lines=lines, currency=currency, first_order=first_order, now=now) is None
+    ]
     coupon_id: UUID | None = None
     if coupon is not None:
         rejection = _check_rules(coupon, lines=lines, currency=currency, first_order=first_order, now=now)
@@ -482,9 +565,16 @@ def quote(*, lines: Sequence[Line], currency: str, now: datetime, shipping: Ship
             candidates.append(coupon)
             coupon_id = coupon.id
     applied = _best_offer(candidates, lines=lines, shipping=shipping, coupon_id=coupon_id)
-    if coupon is not None and coupon_id is not None and all(d.promotion_id != coupon_id for d in applied.discounts):
-        rejection = CouponRejection(coupon.code or "", RejectionReason.NOT_COMBINABLE,
-                                    "A better promotion already applies and this code does not combine with it.")
+    if (
+        coupon is not None
+        and coupon_id is not None
+        and all(d.promotion_id != coupon_id for d in applied.discounts)
+    ):
+        rejection = CouponRejection(
+            coupon.code or "",
+            RejectionReason.NOT_COMBINABLE,
+            "A better promotion already applies and this code does not combine with it.",
+        )
 
     ship_rates = [r for r in tax_rates if r.applies_to_shipping]
     line_rows: list[LineBreakdown] = []
@@ -495,8 +585,18 @@ def quote(*, lines: Sequence[Line], currency: str, now: datetime, shipping: Ship
         for k, t in enumerate(per_rate):
             tax_by_rate[k] += t
         tax = sum(per_rate)
-        line_rows.append(LineBreakdown(ln.product_id, ln.variant_id, ln.unit_price, ln.quantity, ln.subtotal,
-                                       disc, tax, taxable + (0 if prices_include_tax else tax)))
+        line_rows.append(
+            LineBreakdown(
+                ln.product_id,
+                ln.variant_id,
+                ln.unit_price,
+                ln.quantity,
+                ln.subtotal,
+                disc,
+                tax,
+                taxable + (0 if prices_include_tax else tax),
+            )
+        )
 
     charge: ShippingCharge | None = None
     ship_tax = 0
@@ -507,8 +607,9 @@ def quote(*, lines: Sequence[Line], currency: str, now: datetime, shipping: Ship
         for k, t in zip(ship_positions, per_rate, strict=True):
             tax_by_rate[k] += t
         ship_tax = sum(per_rate)
-        charge = ShippingCharge(shipping.id, shipping.name, applied.shipping_amount,
-                                applied.shipping_discount, ship_tax)
+        charge = ShippingCharge(
+            shipping.id, shipping.name, applied.shipping_amount, applied.shipping_discount, ship_tax
+        )
 
     subtotal = sum(ln.subtotal for ln in lines)
     discount_total = applied.saving
@@ -516,9 +617,16 @@ def quote(*, lines: Sequence[Line], currency: str, now: datetime, shipping: Ship
     tax_total = sum(tax_by_rate)
     total = subtotal - discount_total + shipping_total + (0 if prices_include_tax else tax_total)
     breakdown = Breakdown(
-        subtotal=subtotal, discount_total=discount_total, shipping_total=shipping_total, tax_total=tax_total,
-        total=total, currency=currency, prices_include_tax=prices_include_tax,
-        discounts=tuple(applied.discounts), shipping_method=charge,
+        subtotal=subtotal,
+        discount_total=discount_total,
+        shipping_total=shipping_total,
+        tax_total=tax_total,
+        total=total,
+        currency=currency,
+        prices_include_tax=prices_include_tax,
+        discounts=tuple(applied.discounts),
+        shipping_method=charge,
         tax_lines=tuple(TaxLine(r.name, r.rate_bp, a) for r, a in zip(tax_rates, tax_by_rate, strict=True)),
-        lines=tuple(line_rows))
+        lines=tuple(line_rows),
+    )
     return Quote(breakdown, rejection)

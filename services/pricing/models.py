@@ -60,16 +60,26 @@ class Promotion(Base):
         return self.first_order_only or self.usage_limit_per_customer is not None
 
     __table_args__ = (
-        sa.CheckConstraint("action_type IN ('percent_off', 'amount_off', 'free_shipping', 'buy_x_get_y')",
-                           name="action_type_known"),
-        sa.CheckConstraint("action_value >= 0 AND (min_subtotal IS NULL OR min_subtotal >= 0)",
-                           name="amounts_not_negative"),
+        sa.CheckConstraint(
+            "action_type IN ('percent_off', 'amount_off', 'free_shipping', 'buy_x_get_y')",
+            name="action_type_known",
+        ),
+        sa.CheckConstraint(
+            "action_value >= 0 AND (min_subtotal IS NULL OR min_subtotal >= 0)", name="amounts_not_negative"
+        ),
         # one live promotion per code; a deleted one's code may be used again
-        sa.Index("uq_promotions_live_code", "code", unique=True,
-                 postgresql_where=sa.text("deleted_at IS NULL AND code IS NOT NULL")),
+        sa.Index(
+            "uq_promotions_live_code",
+            "code",
+            unique=True,
+            postgresql_where=sa.text("deleted_at IS NULL AND code IS NOT NULL"),
+        ),
         # the quote's lookup of automatic promotions
-        sa.Index("ix_promotions_automatic", "is_active",
-                 postgresql_where=sa.text("deleted_at IS NULL AND code IS NULL")),
+        sa.Index(
+            "ix_promotions_automatic",
+            "is_active",
+            postgresql_where=sa.text("deleted_at IS NULL AND code IS NULL"),
+        ),
     )
 
 
@@ -88,8 +98,12 @@ class PromotionUsage(Base):
     released_at: Mapped[datetime | None] = mapped_column(_ts)
 
     __table_args__ = (
-        sa.Index("ix_promotion_usages_live", "promotion_id", "customer_id",
-                 postgresql_where=sa.text("released_at IS NULL")),
+        sa.Index(
+            "ix_promotion_usages_live",
+            "promotion_id",
+            "customer_id",
+            postgresql_where=sa.text("released_at IS NULL"),
+        ),
         sa.Index("ix_promotion_usages_order", "order_id"),
     )
 
@@ -107,8 +121,11 @@ class OrderPricing(Base):
     released_at: Mapped[datetime | None] = mapped_column(_ts)
 
     # is this a customer's first order: the orders pricing priced and did not release
-    __table_args__ = (sa.Index("ix_order_pricings_customer", "customer_id",
-                               postgresql_where=sa.text("released_at IS NULL")),)
+    __table_args__ = (
+        sa.Index(
+            "ix_order_pricings_customer", "customer_id", postgresql_where=sa.text("released_at IS NULL")
+        ),
+    )
 
 
 class ShippingZone(Base):
@@ -123,8 +140,9 @@ class ShippingZone(Base):
     created_at: Mapped[datetime] = mapped_column(_ts)
     updated_at: Mapped[datetime] = mapped_column(_ts)
 
-    methods: Mapped[list[ShippingMethod]] = relationship(lazy="selectin", order_by="ShippingMethod.position",
-                                                         cascade="all, delete-orphan")
+    methods: Mapped[list[ShippingMethod]] = relationship(
+        lazy="selectin", order_by="ShippingMethod.position", cascade="all, delete-orphan"
+    )
 
     __table_args__ = (sa.Index("ix_shipping_zones_countries", "countries", postgresql_using="gin"),)
 
@@ -133,7 +151,9 @@ class ShippingMethod(Base):
     __tablename__ = "shipping_methods"
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
-    zone_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("shipping_zones.id", ondelete="CASCADE"), index=True)
+    zone_id: Mapped[uuid.UUID] = mapped_column(
+        sa.ForeignKey("shipping_zones.id", ondelete="CASCADE"), index=True
+    )
     position: Mapped[int] = mapped_column(sa.Integer)
     name: Mapped[str] = mapped_column(sa.String(200))
     amount: Mapped[int] = mapped_column(sa.BigInteger)
@@ -144,7 +164,9 @@ class ShippingMethod(Base):
     is_active: Mapped[bool] = mapped_column(sa.Boolean)
 
     __table_args__ = (
-        sa.CheckConstraint("amount >= 0 AND (free_over IS NULL OR free_over >= 0)", name="amounts_not_negative"),
+        sa.CheckConstraint(
+            "amount >= 0 AND (free_over IS NULL OR free_over >= 0)", name="amounts_not_negative"
+        ),
     )
 
 

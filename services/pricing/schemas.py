@@ -42,16 +42,30 @@ def _currency(value: str) -> str:
     return code
 
 
-Country = Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=2),
-                    AfterValidator(_country)]
-Currency = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=3),
-                     AfterValidator(_currency)]
+Country = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=2, max_length=2), AfterValidator(_country)
+]
+Currency = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=3, max_length=3), AfterValidator(_currency)
+]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Region = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-PostalPrefix = Annotated[str, StringConstraints(strip_whitespace=True, to_upper=True, min_length=1, max_length=20,
-                                                pattern=r"^[A-Za-z0-9 -]+$")]
-Code = Annotated[str, StringConstraints(strip_whitespace=True, to_upper=True, min_length=3, max_length=64,
-                                        pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$")]
+PostalPrefix = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, to_upper=True, min_length=1, max_length=20, pattern=r"^[A-Za-z0-9 -]+$"
+    ),
+]
+Code = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True,
+        to_upper=True,
+        min_length=3,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$",
+    ),
+]
 Money = Annotated[int, Field(ge=0, le=10**12, description="integer minor units (cents)")]
 PositiveMoney = Annotated[int, Field(ge=1, le=10**12, description="integer minor units (cents)")]
 BasisPoints = Annotated[int, Field(ge=0, le=10_000, description="basis points: 1900 = 19%")]
@@ -77,6 +91,7 @@ def _unique(values: list[Any], what: str) -> list[Any]:
 
 
 # ---- promotions ---------------------------------------------------------------------------------
+
 
 class PromotionRules(_In):
     min_subtotal: Money | None = None
@@ -117,7 +132,9 @@ class BuyXGetY(_In):
     type: Literal["buy_x_get_y"]
     buy: Annotated[int, Field(ge=1, le=1000)]
     get: Annotated[int, Field(ge=1, le=1000)]
-    value: Annotated[int, Field(ge=1, le=10_000, description="basis points off the `get` units; 10000 = free")] = 10_000
+    value: Annotated[
+        int, Field(ge=1, le=10_000, description="basis points off the `get` units; 10000 = free")
+    ] = 10_000
 
 
 Action = Annotated[PercentOff | AmountOff | FreeShipping | BuyXGetY, Field(discriminator="type")]
@@ -182,6 +199,7 @@ class PromotionUsagePublic(BaseModel):
 
 
 # ---- shipping -----------------------------------------------------------------------------------
+
 
 class Estimate(_In):
     min_days: Annotated[int, Field(ge=0, le=365)]
@@ -265,6 +283,7 @@ class ShippingZonePublic(BaseModel):
 
 # ---- tax ----------------------------------------------------------------------------------------
 
+
 class TaxRateCreate(_In):
     name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
     country: Country
@@ -306,6 +325,7 @@ class TaxRatePublic(BaseModel):
 
 # ---- quotes -------------------------------------------------------------------------------------
 
+
 class QuoteAddress(BaseModel):
     """The parts of the one address shape that pricing reads; the other fields are accepted and ignored."""
 
@@ -319,7 +339,9 @@ class QuoteAddress(BaseModel):
 class QuoteLine(_In):
     product_id: uuid.UUID
     variant_id: uuid.UUID | None = None
-    category_id: uuid.UUID | None = Field(None, description="default: the product's category as catalog last said")
+    category_id: uuid.UUID | None = Field(
+        None, description="default: the product's category as catalog last said"
+    )
     unit_price: Money
     quantity: Annotated[int, Field(ge=1, le=100_000)]
 
@@ -329,10 +351,14 @@ class QuoteRequest(_In):
     lines: list[QuoteLine] = Field(min_length=1, max_length=500)
     shipping_address: QuoteAddress
     shipping_method_id: uuid.UUID | None = Field(None, description="default: the cheapest method on offer")
-    coupon_code: Annotated[str, StringConstraints(strip_whitespace=True, to_upper=True, min_length=1,
-                                                  max_length=64)] | None = None
+    coupon_code: (
+        Annotated[str, StringConstraints(strip_whitespace=True, to_upper=True, min_length=1, max_length=64)]
+        | None
+    ) = None
     customer_id: uuid.UUID | None = None
-    order_id: uuid.UUID | None = Field(None, description="price this order and claim its promotions (idempotent)")
+    order_id: uuid.UUID | None = Field(
+        None, description="price this order and claim its promotions (idempotent)"
+    )
 
 
 class CouponStatus(BaseModel):

@@ -21,8 +21,9 @@ from services.pricing.settings import PricingSettings
 DEMO_COUPON = "WELCOME10"
 
 
-async def seed(settings: PricingSettings, *, country: str = "US", tax_name: str = "Sales tax",
-               tax_bp: int = 800) -> str | None:
+async def seed(
+    settings: PricingSettings, *, country: str = "US", tax_name: str = "Sales tax", tax_bp: int = 800
+) -> str | None:
     """Seed the defaults into an empty pricing; the demo coupon's code while it is live (seeded now
     or before), None when the shop's own configuration has no such coupon."""
     from services.pricing.app import MIGRATIONS
@@ -32,29 +33,68 @@ async def seed(settings: PricingSettings, *, country: str = "US", tax_name: str 
     currency = settings.default_currency
     try:
         async with db.session() as session:
-            configured = [sa.exists().select_from(ShippingZone), sa.exists().select_from(TaxRate),
-                          sa.exists().where(Promotion.deleted_at.is_(None))]
+            configured = [
+                sa.exists().select_from(ShippingZone),
+                sa.exists().select_from(TaxRate),
+                sa.exists().where(Promotion.deleted_at.is_(None)),
+            ]
             for held in configured:
                 if (await session.execute(sa.select(held))).scalar_one():
-                    demo = (await session.execute(sa.select(Promotion.id).where(
-                        Promotion.code == DEMO_COUPON, Promotion.deleted_at.is_(None), Promotion.is_active))).first()
+                    demo = (
+                        await session.execute(
+                            sa.select(Promotion.id).where(
+                                Promotion.code == DEMO_COUPON,
+                                Promotion.deleted_at.is_(None),
+                                Promotion.is_active,
+                            )
+                        )
+                    ).first()
                     return DEMO_COUPON if demo is not None else None
             await session.commit()
             place = pycountry.countries.get(alpha_2=country.upper())
             name = place.name if place is not None else country.upper()
-            await service.create_zone(session=session, data=ShippingZoneCreate.model_validate({
-                "name": name, "countries": [country],
-                "methods": [{"name": "Standard", "amount": 499, "currency": currency, "free_over": 5_000,
-                             "estimate": {"min_days": 3, "max_days": 5}},
-                            {"name": "Express", "amount": 1_499, "currency": currency,
-                             "estimate": {"min_days": 1, "max_days": 2}}]}))
-            await service.create_rate(session=session, data=TaxRateCreate.model_validate(
-                {"name": tax_name, "country": country, "rate_bp": tax_bp, "applies_to_shipping": False}))
-            await service.create_promotion(session=session, default_currency=currency,
-                                           data=PromotionCreate.model_validate({
-                                               "name": "Welcome: 10% off a first order", "code": DEMO_COUPON,
-                                               "rules": {"first_order_only": True, "usage_limit_per_customer": 1},
-                                               "action": {"type": "percent_off", "value": 1_000}}))
+            await service.create_zone(
+                session=session,
+                data=ShippingZoneCreate.model_validate(
+                    {
+                        "name": name,
+                        "countries": [country],
+                        "methods": [
+                            {
+                                "name": "Standard",
+                                "amount": 499,
+                                "currency": currency,
+                                "free_over": 5_000,
+                                "estimate": {"min_days": 3, "max_days": 5},
+                            },
+                            {
+                                "name": "Express",
+                                "amount": 1_499,
+                                "currency": currency,
+                                "estimate": {"min_days": 1, "max_days": 2},
+                            },
+                        ],
+                    }
+                ),
+            )
+            await service.create_rate(
+                session=session,
+                data=TaxRateCreate.model_validate(
+                    {"name": tax_name, "country": country, "rate_bp": tax_bp, "applies_to_shipping": False}
+                ),
+            )
+            await service.create_promotion(
+                session=session,
+                default_currency=currency,
+                data=PromotionCreate.model_validate(
+                    {
+                        "name": "Welcome: 10% off a first order",
+                        "code": DEMO_COUPON,
+                        "rules": {"first_order_only": True, "usage_limit_per_customer": 1},
+                        "action": {"type": "percent_off", "value": 1_000},
+                    }
+                ),
+            )
     finally:
         await db.dispose()
     return DEMO_COUPON
@@ -68,4 +108,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 async def run(settings: PricingSettings, args: argparse.Namespace) -> None:
     code = await seed(settings, country=args.country, tax_name=args.tax_name, tax_bp=args.tax_bp)
-    print(f"pricing: demo coupon {code}" if code else "pricing already configured (no demo coupon); left alone")
+    print(
+        f"pricing: demo coupon {code}" if code else "pricing already configured (no demo coupon); left alone"
+    )

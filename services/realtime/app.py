@@ -19,8 +19,9 @@ from services.realtime.server import build_server, watch_sessions
 from services.realtime.settings import RealtimeSettings, get_settings
 
 
-def create_app(settings: RealtimeSettings | None = None, *, bus: EventBus | None = None,
-               redis: Redis | None = None) -> Any:
+def create_app(
+    settings: RealtimeSettings | None = None, *, bus: EventBus | None = None, redis: Redis | None = None
+) -> Any:
     """The ASGI app: ``/socket.io/`` to Socket.IO, everything else to the service app."""
     settings = settings or get_settings()
 
@@ -34,8 +35,15 @@ def create_app(settings: RealtimeSettings | None = None, *, bus: EventBus | None
 
     @contextlib.asynccontextmanager
     async def open_notifier(kernel: Kernel[RealtimeSettings]) -> AsyncIterator[Notifier]:
-        yield Notifier(sio, kernel.redis, settings.redis_prefix, settings.replay_buffer,
-                       replay_limit=settings.replay_limit, http=kernel.http, catalog_url=settings.catalog_url)
+        yield Notifier(
+            sio,
+            kernel.redis,
+            settings.redis_prefix,
+            settings.replay_buffer,
+            replay_limit=settings.replay_limit,
+            http=kernel.http,
+            catalog_url=settings.catalog_url,
+        )
 
     async def start(ctx: RealtimeContext) -> None:
         async def on_event(envelope: Envelope) -> None:
@@ -49,9 +57,18 @@ def create_app(settings: RealtimeSettings | None = None, *, bus: EventBus | None
     async def watchdog(ctx: RealtimeContext) -> None:
         await watch_sessions(sio, ctx, settings.session_check_interval)
 
-    api = create_service_app(settings=settings, title="Shop realtime", routers=[], migrations=None,
-                             state=open_notifier, on_startup=[start], background=[deliver, watchdog], bus=bus,
-                             redis=redis, description="Socket.IO notifications and admin commands at /socket.io/.")
+    api = create_service_app(
+        settings=settings,
+        title="Shop realtime",
+        routers=[],
+        migrations=None,
+        state=open_notifier,
+        on_startup=[start],
+        background=[deliver, watchdog],
+        bus=bus,
+        redis=redis,
+        description="Socket.IO notifications and admin commands at /socket.io/.",
+    )
     api.include_router(console_router())  # the admin console page at /console/
     asgi = socketio.ASGIApp(sio, other_asgi_app=api, socketio_path="socket.io")
     asgi.state = api.state

@@ -47,7 +47,8 @@ COMMANDS: dict[str, tuple[type[Command], str, str, str]] = {
 
 def refused(status: int, title: str, detail: str, **extra: Any) -> dict[str, Any]:
     return Refused(ok=False, error=Problem(status=status, title=title, detail=detail, **extra)).model_dump(
-        mode="json", exclude_unset=True)
+        mode="json", exclude_unset=True
+    )
 
 
 def refused_by(exc: DomainError) -> dict[str, Any]:
@@ -55,8 +56,9 @@ def refused_by(exc: DomainError) -> dict[str, Any]:
     return Refused(ok=False, error=Problem(**domain_problem(exc))).model_dump(mode="json", exclude_unset=True)
 
 
-async def perform(*, name: str, payload: Any, token: str, http: httpx.AsyncClient, base_urls: dict[str, str],
-                  timeout: float) -> dict[str, Any]:
+async def perform(
+    *, name: str, payload: Any, token: str, http: httpx.AsyncClient, base_urls: dict[str, str], timeout: float
+) -> dict[str, Any]:
     """Call the admin route with the admin's token; the ack carries its answer or its problem."""
     _, method, template, upstream = COMMANDS[name]
     if not isinstance(payload, dict):
@@ -67,14 +69,23 @@ async def perform(*, name: str, payload: Any, token: str, http: httpx.AsyncClien
         try:
             resource = uuid.UUID(str(body.pop(path_key)))
         except (KeyError, ValueError):
-            return refused(422, "Validation failed", f"The command needs {path_key}, the resource's UUID.",
-                           errors=[{"field": path_key, "message": "a UUID is required", "type": "uuid_parsing"}])
+            return refused(
+                422,
+                "Validation failed",
+                f"The command needs {path_key}, the resource's UUID.",
+                errors=[{"field": path_key, "message": "a UUID is required", "type": "uuid_parsing"}],
+            )
         path = template.format(**{path_key: resource})
     else:
         path = template
     try:
-        resp = await http.request(method, base_urls[upstream] + path, headers={"Authorization": f"Bearer {token}"},
-                                  json=body if method != "DELETE" else None, timeout=timeout)
+        resp = await http.request(
+            method,
+            base_urls[upstream] + path,
+            headers={"Authorization": f"Bearer {token}"},
+            json=body if method != "DELETE" else None,
+            timeout=timeout,
+        )
     except httpx.TimeoutException:
         return refused(504, "Gateway timeout", "The service did not answer in time.")
     except httpx.TransportError:
@@ -89,19 +100,25 @@ async def perform(*, name: str, payload: Any, token: str, http: httpx.AsyncClien
         # the owning service's problem travels unchanged (errors, allowed moves, short items...)
         problem = answer if isinstance(answer, dict) else {}
         service = upstream.removesuffix("_url")
-        return refused(resp.status_code, str(problem.get("title") or "Refused"),
-                       str(problem.get("detail") or f"The {service} service refused it."),
-                       **{k: v for k, v in problem.items() if k not in ("status", "title", "detail")})
+        return refused(
+            resp.status_code,
+            str(problem.get("title") or "Refused"),
+            str(problem.get("detail") or f"The {service} service refused it."),
+            **{k: v for k, v in problem.items() if k not in ("status", "title", "detail")},
+        )
     return Done(ok=True, data=answer).model_dump(mode="json")
 
 
 def fingerprint(name: str, payload: Any) -> str:
     """What a command asks for, so a reused request_id with another payload is told apart."""
-    return hashlib.sha256(name.encode() + b"\0" + orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    return hashlib.sha256(
+        name.encode() + b"\0" + orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
+    ).hexdigest()
 
 
-async def once(redis: Redis, key: str, run: Callable[[], Awaitable[dict[str, Any]]], *, fingerprint: str,
-               ttl: int = 600) -> dict[str, Any]:
+async def once(
+    redis: Redis, key: str, run: Callable[[], Awaitable[dict[str, Any]]], *, fingerprint: str, ttl: int = 600
+) -> dict[str, Any]:
     """Run a command once per key: a retried command (lost ack) gets the first result.
 
     The key is claimed together with the payload's fingerprint: the same request_id with
@@ -113,9 +130,12 @@ async def once(redis: Redis, key: str, run: Callable[[], Awaitable[dict[str, Any
         for _ in range(200):
             stored = orjson.loads(await redis.get(key) or claim)
             if stored.get("fingerprint") != fingerprint:
-                return refused(422, "Request id reused",
-                               "This request_id was already used for a different command or payload; "
-                               "send a new request_id.")
+                return refused(
+                    422,
+                    "Request id reused",
+                    "This request_id was already used for a different command or payload; "
+                    "send a new request_id.",
+                )
             if "result" in stored:
                 return stored["result"]
             await asyncio.sleep(0.05)

@@ -23,46 +23,87 @@ from services.realtime.schemas import (
     TokenRefreshed,
 )
 
-AUDIENCES = {"public": "everyone (room public)", "admins": "admins (room admins)",
-             "owner": "admins and the owning user (rooms admins and user:<id>)"}
+AUDIENCES = {
+    "public": "everyone (room public)",
+    "admins": "admins (room admins)",
+    "owner": "admins and the owning user (rooms admins and user:<id>)",
+}
 
 
 def socket_contract(path: str = "/socket.io/") -> SocketContract:
     """The endpoint, the notifications it pushes and the commands it answers."""
-    messages = [SocketMessage(name=name, sender="server", payload=Notification, relays=event,
-                              summary=f"The domain event {event}, numbered in its room.",
-                              audience=AUDIENCES[audience])
-                for event, (name, audience) in ROUTES.items()]
-    messages += [
-        SocketMessage(name="session:ended", sender="server", payload=SessionEnded,
-                      summary="The session was revoked, its token expired, or the connection sent more messages "
-                              "than it may (see the description); the server disconnects next.",
-                      audience="that connection"),
-        SocketMessage(name="resync", sender="server", payload=Resync,
-                      summary="What was missed in a room is older than the replay buffer or larger than one "
-                              "replay, or Redis lost what was not yet delivered: refetch over REST.",
-                      audience="that connection"),
-        SocketMessage(name="connect", sender="client", payload=ConnectAuth,
-                      summary="The auth object of the Socket.IO CONNECT packet (guests send none)."),
-        SocketMessage(name="resume", sender="client", payload=Resume, ack=(Resumed, Refused),
-                      summary="Replay what each room had after the given numbers, in order, before anything new; "
-                              "once per room and connection, at most replay_limit (500) notifications."),
-        SocketMessage(name="auth:refresh", sender="client", payload=AuthRefresh, ack=(TokenRefreshed, Refused),
-                      summary="Swap in a fresh access token of the same user without reconnecting."),
+    messages = [
+        SocketMessage(
+            name=name,
+            sender="server",
+            payload=Notification,
+            relays=event,
+            summary=f"The domain event {event}, numbered in its room.",
+            audience=AUDIENCES[audience],
+        )
+        for event, (name, audience) in ROUTES.items()
     ]
-    messages += [SocketMessage(name=name, sender="client", payload=model, ack=(Done, Refused),
-                               summary=f"Admins only: performs {method} {template} on {upstream.removesuffix('_url')} "
-                                       "with the admin's token, the payload as its body; the service's answer or "
-                                       "problem (errors included) is the ack. A repeated request_id is performed "
-                                       "once; reused with another payload it is refused (422).")
-                 for name, (model, method, template, upstream) in COMMANDS.items()]
+    messages += [
+        SocketMessage(
+            name="session:ended",
+            sender="server",
+            payload=SessionEnded,
+            summary="The session was revoked, its token expired, or the connection sent more messages "
+            "than it may (see the description); the server disconnects next.",
+            audience="that connection",
+        ),
+        SocketMessage(
+            name="resync",
+            sender="server",
+            payload=Resync,
+            summary="What was missed in a room is older than the replay buffer or larger than one "
+            "replay, or Redis lost what was not yet delivered: refetch over REST.",
+            audience="that connection",
+        ),
+        SocketMessage(
+            name="connect",
+            sender="client",
+            payload=ConnectAuth,
+            summary="The auth object of the Socket.IO CONNECT packet (guests send none).",
+        ),
+        SocketMessage(
+            name="resume",
+            sender="client",
+            payload=Resume,
+            ack=(Resumed, Refused),
+            summary="Replay what each room had after the given numbers, in order, before anything new; "
+            "once per room and connection, at most replay_limit (500) notifications.",
+        ),
+        SocketMessage(
+            name="auth:refresh",
+            sender="client",
+            payload=AuthRefresh,
+            ack=(TokenRefreshed, Refused),
+            summary="Swap in a fresh access token of the same user without reconnecting.",
+        ),
+    ]
+    messages += [
+        SocketMessage(
+            name=name,
+            sender="client",
+            payload=model,
+            ack=(Done, Refused),
+            summary=f"Admins only: performs {method} {template} on {upstream.removesuffix('_url')} "
+            "with the admin's token, the payload as its body; the service's answer or "
+            "problem (errors included) is the ack. A repeated request_id is performed "
+            "once; reused with another payload it is refused (422).",
+        )
+        for name, (model, method, template, upstream) in COMMANDS.items()
+    ]
     return SocketContract(
-        path=path, messages=tuple(messages),
+        path=path,
+        messages=tuple(messages),
         description="python-socketio at /socket.io/ (long-polling or WebSocket), also through the gateway. "
-                    "Every connection is in the room public; signed-in users also in user:<id>; admins also "
-                    "in admins. Every acknowledgement is {ok: true, data} or {ok: false, error: problem}. "
-                    "Guests hear only what the public REST API shows: an inactive product's news go to "
-                    "admins only, and when a product is withdrawn the public room hears just "
-                    "{id, is_active: false, version}. Sequence numbers grow per room and never go back (they may jump). "
-                    "A connection may send 20 messages a second (bursts of 60), a user 40 (120) over "
-                    "its connections; past that it gets session:ended and is disconnected.")
+        "Every connection is in the room public; signed-in users also in user:<id>; admins also "
+        "in admins. Every acknowledgement is {ok: true, data} or {ok: false, error: problem}. "
+        "Guests hear only what the public REST API shows: an inactive product's news go to "
+        "admins only, and when a product is withdrawn the public room hears just "
+        "{id, is_active: false, version}. Sequence numbers grow per room and never go back (they may jump). "
+        "A connection may send 20 messages a second (bursts of 60), a user 40 (120) over "
+        "its connections; past that it gets session:ended and is disconnected.",
+    )

@@ -127,9 +127,19 @@ class _Connection:
 class Notifier:
     """Numbers and stores notifications, delivers the feed to this instance's connections, answers replays."""
 
-    def __init__(self, sio: socketio.AsyncServer, redis: Redis, prefix: str, buffer: int, *,
-                 replay_limit: int = 500, feed_length: int = 10000, dedupe_ttl: int = 86400,
-                 http: httpx.AsyncClient | None = None, catalog_url: str = "") -> None:
+    def __init__(
+        self,
+        sio: socketio.AsyncServer,
+        redis: Redis,
+        prefix: str,
+        buffer: int,
+        *,
+        replay_limit: int = 500,
+        feed_length: int = 10000,
+        dedupe_ttl: int = 86400,
+        http: httpx.AsyncClient | None = None,
+        catalog_url: str = "",
+    ) -> None:
         self.sio = sio
         self.redis = redis
         self.prefix = prefix
@@ -158,8 +168,13 @@ class Notifier:
         keys = [self._key("seen", str(envelope.id)), self._key("epoch"), self._key("feed")]
         args: list[Any] = [self.dedupe_ttl, self.buffer, self.feed_length, uuid.uuid4().hex, name]
         for room in rooms:
-            body = NotificationBody(event_id=envelope.id, type=envelope.type, room=room,
-                                    occurred_at=envelope.occurred_at, data=redacted.get(room, envelope.data))
+            body = NotificationBody(
+                event_id=envelope.id,
+                type=envelope.type,
+                room=room,
+                occurred_at=envelope.occurred_at,
+                data=redacted.get(room, envelope.data),
+            )
             keys += [self._key("seq", room), self._key("stream", room)]
             args += [room, orjson.dumps(body.model_dump(mode="json"))]
         await self._store(keys=keys, args=args)
@@ -182,16 +197,18 @@ class Notifier:
         owner = envelope.data.get("user_id")
         return name, [ADMINS, user_room(owner)] if owner else [ADMINS], {}
 
-    async def _product_target(self, name: str, data: dict[str, Any]
-                              ) -> tuple[str, list[str], dict[str, dict[str, Any]]]:
+    async def _product_target(
+        self, name: str, data: dict[str, Any]
+    ) -> tuple[str, list[str], dict[str, dict[str, Any]]]:
         """Public while the product is; when guests saw it and it stops being, they learn only that it went."""
         version, visible = data.get("version"), _visible(data)
         before: bytes | None = None
         if isinstance(version, int) and data.get("id"):
             # a deleted product's stock is nobody's business but the admins'
             shown = visible and not data.get("deleted")
-            before = await self._remember_visibility(keys=[self._key("visible")],
-                                                     args=[str(data["id"]), version, "1" if shown else "0"])
+            before = await self._remember_visibility(
+                keys=[self._key("visible")], args=[str(data["id"]), version, "1" if shown else "0"]
+            )
         if visible:
             return name, [PUBLIC], {}
         known_version, _, was_shown = (before or b"0:0").partition(b":")
@@ -223,8 +240,9 @@ class Notifier:
         product = resp.json()
         visible = _visible(product)
         if isinstance(product.get("version"), int):
-            await self._remember_visibility(keys=[self._key("visible")],
-                                            args=[product_id, product["version"], "1" if visible else "0"])
+            await self._remember_visibility(
+                keys=[self._key("visible")], args=[product_id, product["version"], "1" if visible else "0"]
+            )
         return visible
 
     # --- delivering --------------------------------------------------------------------------
@@ -255,7 +273,11 @@ class Notifier:
                     log.warning("realtime_redis_lost_its_data")
                     await self._resync_everyone()
                     last_id = b"0-0"  # the feed is a new one: all of it is unread
-                elif last_id not in (None, b"0-0") and oldest is not None and _stream_id(oldest) > _stream_id(last_id):
+                elif (
+                    last_id not in (None, b"0-0")
+                    and oldest is not None
+                    and _stream_id(oldest) > _stream_id(last_id)
+                ):
                     # this reader fell further behind than the feed keeps: what was trimmed is gone
                     log.warning("realtime_feed_overrun", last_read=last_id, oldest=oldest)
                     await self._resync_everyone()
@@ -264,8 +286,10 @@ class Notifier:
                 if last_id is None:  # start at the end: what came before is the replays' business
                     newest = cast(StreamEntries, await self.redis.xrevrange(self._key("feed"), count=1))
                     last_id = newest[0][0] if newest else b"0-0"
-                batches = cast(list[tuple[bytes, StreamEntries]],
-                               await self.redis.xread({self._key("feed"): last_id}, count=500, block=block_ms))
+                batches = cast(
+                    list[tuple[bytes, StreamEntries]],
+                    await self.redis.xread({self._key("feed"): last_id}, count=500, block=block_ms),
+                )
                 pause = 0.0
                 outages.up(REDIS)
                 for _stream, entries in batches or []:
@@ -295,8 +319,9 @@ class Notifier:
         for sid in list(self.connections):
             for room in self.sio.rooms(sid, NAMESPACE):
                 if room != sid:
-                    await self.sio.emit("resync", Resync(room=room).model_dump(exclude_none=True), to=sid,
-                                        namespace=NAMESPACE)
+                    await self.sio.emit(
+                        "resync", Resync(room=room).model_dump(exclude_none=True), to=sid, namespace=NAMESPACE
+                    )
 
     # --- connections and replays -------------------------------------------------------------
 
@@ -375,18 +400,25 @@ class Notifier:
             await self._resync(sid, room, last_seq=current, oldest_seq=oldest_seq)
             return end
         covered = last_seq
-        missed = cast(StreamEntries, await self.redis.xrange(stream, min=f"{last_seq + 1}-0", max=f"{end}-0",
-                                                             count=self.replay_limit))
+        missed = cast(
+            StreamEntries,
+            await self.redis.xrange(stream, min=f"{last_seq + 1}-0", max=f"{end}-0", count=self.replay_limit),
+        )
         for entry_id, fields in missed:
             seq = _seq_of(entry_id)
-            await self.sio.emit(fields[b"event"].decode(), {**orjson.loads(fields[b"payload"]), "seq": seq},
-                                to=sid, namespace=NAMESPACE)
+            await self.sio.emit(
+                fields[b"event"].decode(),
+                {**orjson.loads(fields[b"payload"]), "seq": seq},
+                to=sid,
+                namespace=NAMESPACE,
+            )
             covered = seq
         return covered
 
     async def _resync(self, sid: str, room: str, **numbers: int) -> None:
-        await self.sio.emit("resync", Resync(room=room, **numbers).model_dump(exclude_none=True), to=sid,
-                            namespace=NAMESPACE)
+        await self.sio.emit(
+            "resync", Resync(room=room, **numbers).model_dump(exclude_none=True), to=sid, namespace=NAMESPACE
+        )
 
 
 def _stream_id(entry_id: bytes) -> tuple[int, int]:

@@ -53,7 +53,8 @@ class ConnectAuth(BaseModel):
 
     token: str | None = Field(None, description="an access token (JWT)")
     last_seq: dict[str, int] | None = Field(
-        None, description="{room: last seq seen}: what was missed is replayed before anything new")
+        None, description="{room: last seq seen}: what was missed is replayed before anything new"
+    )
 
 
 class Resume(RootModel[dict[str, int]]):
@@ -107,8 +108,13 @@ class Command(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    request_id: str | None = Field(None, max_length=128, description=(
-        "retry key: a repeat gets the first answer; the same key with another payload is refused (422)"))
+    request_id: str | None = Field(
+        None,
+        max_length=128,
+        description=(
+            "retry key: a repeat gets the first answer; the same key with another payload is refused (422)"
+        ),
+    )
 
 
 class CategoryAddCommand(Command):

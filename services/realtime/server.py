@@ -32,10 +32,14 @@ def build_server(ctx: Callable[[], RealtimeContext], settings: RealtimeSettings)
     It keeps python-socketio's default (in-process) client manager: notifications reach
     every instance through the Redis feed (notifications.py), not through the manager.
     """
-    sio = socketio.AsyncServer(async_mode="asgi", cors_allowed_origins=settings.cors_origins, logger=False,
-                               engineio_logger=False)
-    meter = MessageMeter(rate=settings.message_rate, burst=settings.message_burst,
-                         owner_limits={"user": (settings.user_message_rate, settings.user_message_burst)})
+    sio = socketio.AsyncServer(
+        async_mode="asgi", cors_allowed_origins=settings.cors_origins, logger=False, engineio_logger=False
+    )
+    meter = MessageMeter(
+        rate=settings.message_rate,
+        burst=settings.message_burst,
+        owner_limits={"user": (settings.user_message_rate, settings.user_message_burst)},
+    )
     replays: set[asyncio.Task[None]] = set()
 
     def notifier() -> Notifier:
@@ -64,7 +68,9 @@ def build_server(ctx: Callable[[], RealtimeContext], settings: RealtimeSettings)
             eio_sid = sio.manager.eio_sid_from_sid(sid, NAMESPACE)
             await sio.emit("session:ended", SessionEnded(reason=FLOODED).model_dump(), to=sid)
             await sio.disconnect(sid)
-            if eio_sid is not None:  # the whole transport: a fresh CONNECT on it would start a fresh allowance
+            if (
+                eio_sid is not None
+            ):  # the whole transport: a fresh CONNECT on it would start a fresh allowance
                 await sio.eio.disconnect(eio_sid)
         return refused(429, "Too many requests", FLOODED)
 
@@ -123,7 +129,7 @@ def build_server(ctx: Callable[[], RealtimeContext], settings: RealtimeSettings)
         if (flood := await flooded(sid)) is not None:
             return flood
         if not isinstance(data, dict):
-            return refused(422, "Validation failed", "resume takes {room: last_seq}, e.g. {\"public\": 40}.")
+            return refused(422, "Validation failed", 'resume takes {room: last_seq}, e.g. {"public": 40}.')
         notifier().hold(sid)
         await replay(sid, data, on_connect=False)
         return Resumed(ok=True).model_dump()
@@ -139,7 +145,9 @@ def build_server(ctx: Callable[[], RealtimeContext], settings: RealtimeSettings)
         except DomainError as exc:
             return refused_by(exc)
         if current is not None and principal.user_id != current.user_id:
-            return refused(403, "Forbidden", "The new token belongs to another user; reconnect to switch users.")
+            return refused(
+                403, "Forbidden", "The new token belongs to another user; reconnect to switch users."
+            )
         entered = []
         if current is None:
             entered.append(user_room(principal.user_id))
@@ -171,23 +179,35 @@ def build_server(ctx: Callable[[], RealtimeContext], settings: RealtimeSettings)
             if principal.expires_at <= time.time():
                 return refused(401, "Unauthorized", "The access token expired; send auth:refresh first.")
             if bad := text_fields(data):  # as every HTTP route does (libs/common/textcheck.py)
-                return refused(422, "Validation failed", "Text must be valid Unicode.", errors=unicode_errors(bad))
+                return refused(
+                    422, "Validation failed", "Text must be valid Unicode.", errors=unicode_errors(bad)
+                )
             urls = {"catalog_url": settings.catalog_url, "orders_url": settings.orders_url}
 
             async def run() -> dict[str, Any]:
-                return await perform(name=name, payload=data, token=principal.token, http=ctx().http,
-                                     base_urls=urls, timeout=settings.command_timeout)
+                return await perform(
+                    name=name,
+                    payload=data,
+                    token=principal.token,
+                    http=ctx().http,
+                    base_urls=urls,
+                    timeout=settings.command_timeout,
+                )
 
             request_id = data.get("request_id") if isinstance(data, dict) else None
             if request_id is None:
                 return await run()
             if not isinstance(request_id, str) or not 0 < len(request_id) <= 128:
-                return refused(422, "Validation failed", "request_id must be a string of 1 to 128 characters.",
-                               errors=[{"field": "request_id", "message": "1 to 128 characters",
-                                        "type": "string_type"}])
+                return refused(
+                    422,
+                    "Validation failed",
+                    "request_id must be a string of 1 to 128 characters.",
+                    errors=[{"field": "request_id", "message": "1 to 128 characters", "type": "string_type"}],
+                )
             key = ctx().key("realtime", "cmd", principal.user_id, name, request_id)
-            return await once(ctx().redis, key, run, fingerprint=fingerprint(name, data),
-                              ttl=settings.command_result_ttl)
+            return await once(
+                ctx().redis, key, run, fingerprint=fingerprint(name, data), ttl=settings.command_result_ttl
+            )
 
         sio.on(name, handler)
 

@@ -14,8 +14,14 @@ class RealtimeSettings(CommonSettings):
 
     service_name: str = "realtime"
     port: int = 8006
-    cors_origins: list[str] = Field(default_factory=lambda: ["http://localhost:3000", "http://localhost:5173",
-                                                             "http://127.0.0.1:8000", "http://localhost:8000"])
+    cors_origins: list[str] = Field(
+        default_factory=lambda: [
+            "http://localhost:3000",
+            "http://localhost:5173",
+            "http://127.0.0.1:8000",
+            "http://localhost:8000",
+        ]
+    )
     # how often live connections' tokens are checked again (logout, block, expiry)
     session_check_interval: float = 2.0
     replay_buffer: int = 1000

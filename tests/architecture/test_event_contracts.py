@@ -27,21 +27,32 @@ def test_each_subscription_parses_the_model_its_producer_publishes(part: Part) -
     for sub in importlib.import_module(f"{part.module}.handlers").SUBSCRIPTIONS:
         for pattern in sub.patterns:
             models = {PUBLISHED[key] for key in PUBLISHED if topic_matches(pattern, key)}
-            assert models == {sub.model}, f"{part.name} reads {pattern} as {sub.model.__name__}, published as {models}"
-            assert any(topic_matches(bound, pattern) for bound in part.consumes), \
+            assert models == {sub.model}, (
+                f"{part.name} reads {pattern} as {sub.model.__name__}, published as {models}"
+            )
+            assert any(topic_matches(bound, pattern) for bound in part.consumes), (
                 f"{part.name} subscribes to {pattern}, outside its queue's bindings {part.consumes}"
+            )
 
 
 def test_a_consumer_of_many_types_parses_each_into_its_producers_model() -> None:
     product_id = uuid.uuid4()
-    parsed = contracts.parse(Envelope.new("stock.changed", {"product_id": str(product_id), "stock": 3, "version": 7,
-                                                            "added_later": "ignored"}, producer="catalog"))
+    parsed = contracts.parse(
+        Envelope.new(
+            "stock.changed",
+            {"product_id": str(product_id), "stock": 3, "version": 7, "added_later": "ignored"},
+            producer="catalog",
+        )
+    )
     assert parsed == StockChanged(product_id=product_id, stock=3, version=7)
 
 
 def test_data_not_matching_its_producers_model_or_an_undeclared_event_is_poison() -> None:
-    with pytest.raises(PoisonMessage, match=r"stock\.changed data is not a valid StockChanged: stock: Field required"):
-        contracts.parse(Envelope.new("stock.changed", {"product_id": str(uuid.uuid4()), "version": 1},
-                                     producer="catalog"))
+    with pytest.raises(
+        PoisonMessage, match=r"stock\.changed data is not a valid StockChanged: stock: Field required"
+    ):
+        contracts.parse(
+            Envelope.new("stock.changed", {"product_id": str(uuid.uuid4()), "version": 1}, producer="catalog")
+        )
     with pytest.raises(PoisonMessage, match=r"no part declares the event 'stock\.vanished'"):
         contracts.parse(Envelope.new("stock.vanished", {}, producer="catalog"))

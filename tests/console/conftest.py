@@ -33,18 +33,29 @@ def build_console_client() -> None:
     if CLIENT.is_file():
         return
     if shutil.which("npm") is None:
-        pytest.fail("The console's socket.io-client is not built and npm is missing: install Node.js "
-                    "(Debian packages nodejs, npm), then run `make console`.", pytrace=False)
-    subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--package-lock=false"], cwd=HERE, check=True,
-                   capture_output=True, timeout=300)
+        pytest.fail(
+            "The console's socket.io-client is not built and npm is missing: install Node.js "
+            "(Debian packages nodejs, npm), then run `make console`.",
+            pytrace=False,
+        )
+    subprocess.run(
+        ["npm", "install", "--no-audit", "--no-fund", "--package-lock=false"],
+        cwd=HERE,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
 
 
 @pytest_asyncio.fixture(scope="session")
 async def browser() -> AsyncIterator[Browser]:
     path = find_chromium()
     if path is None:
-        pytest.fail("No Chromium for the console's browser tests: run `python scripts/ensure_browser.py` "
-                    "(`make test` does), or set CHROMIUM to a Chromium binary.", pytrace=False)
+        pytest.fail(
+            "No Chromium for the console's browser tests: run `python scripts/ensure_browser.py` "
+            "(`make test` does), or set CHROMIUM to a Chromium binary.",
+            pytrace=False,
+        )
     await asyncio.to_thread(build_console_client)
     async with async_playwright() as pw:
         chromium = await pw.chromium.launch(executable_path=path, headless=True)

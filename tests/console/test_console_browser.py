@@ -23,7 +23,8 @@ XSS = "<img src=x onerror=alert(1)>"
 
 
 async def test_admin_sees_an_order_arrive_live_and_moves_it_to_processing(
-        open_console: OpenConsole, gw: httpx.AsyncClient, stack: Stack) -> None:
+    open_console: OpenConsole, gw: httpx.AsyncClient, stack: Stack
+) -> None:
     boss = await admin(gw)
     product = await make_product(gw, boss, stock=5, price=1250)
     buyer = await customer(gw)
@@ -48,7 +49,9 @@ async def test_admin_sees_an_order_arrive_live_and_moves_it_to_processing(
 
         await row.get_by_role("button", name="processing").click()
         await expect(row.locator(".status")).to_have_text("processing")
-        heard = await buyer_ears.wait_for("order:statusUpdated", {"order_id": order["id"], "to": "processing"})
+        heard = await buyer_ears.wait_for(
+            "order:statusUpdated", {"order_id": order["id"], "to": "processing"}
+        )
         assert heard["data"]["from"] == "paid" and heard["data"]["by"] == boss.user_id
         await expect(row.get_by_role("button", name="shipped")).to_be_visible()
         await expect(console.page.locator("#orders-body tr", has_text="#" + order["id"][:8])).to_have_count(1)
@@ -61,7 +64,8 @@ async def test_admin_sees_an_order_arrive_live_and_moves_it_to_processing(
 
 
 async def test_admin_adds_a_category_and_a_product_in_the_page_and_a_guest_hears_it(
-        open_console: OpenConsole, stack: Stack) -> None:
+    open_console: OpenConsole, stack: Stack
+) -> None:
     guest = await Listener(stack.gateway).connect()
     console = await open_console()
     try:
@@ -94,7 +98,8 @@ async def test_admin_adds_a_category_and_a_product_in_the_page_and_a_guest_hears
 
 
 async def test_a_validation_error_from_the_ack_is_shown_next_to_its_field(
-        open_console: OpenConsole, gw: httpx.AsyncClient) -> None:
+    open_console: OpenConsole, gw: httpx.AsyncClient
+) -> None:
     boss = await admin(gw)
     category = f"Tents {uuid.uuid4().hex[:6]}"
     created = await gw.post("/admin/categories", json={"name": category}, headers=boss.auth)
@@ -118,20 +123,24 @@ async def test_a_validation_error_from_the_ack_is_shown_next_to_its_field(
     console.assert_clean()
 
 
-async def test_a_customer_cannot_sign_in_to_the_console(open_console: OpenConsole, gw: httpx.AsyncClient) -> None:
+async def test_a_customer_cannot_sign_in_to_the_console(
+    open_console: OpenConsole, gw: httpx.AsyncClient
+) -> None:
     buyer = await customer(gw, "console-intruder")
     console = await open_console()
     await console.sign_in(buyer.email, buyer.password)
     await expect(console.page.locator("#signin-error")).to_have_text(
-        "This account is not an admin: the console is for shop admins only.")
+        "This account is not an admin: the console is for shop admins only."
+    )
     await expect(console.page.locator("#app-view")).to_be_hidden()
     await console.sign_in(buyer.email, "not-the-password")
     await expect(console.page.locator("#signin-error")).to_have_text("Wrong email or password.")
     console.assert_clean()
 
 
-async def test_a_product_named_like_markup_renders_as_text(open_console: OpenConsole,
-                                                           gw: httpx.AsyncClient) -> None:
+async def test_a_product_named_like_markup_renders_as_text(
+    open_console: OpenConsole, gw: httpx.AsyncClient
+) -> None:
     console = await open_console()
     await console.sign_in_as_admin(ADMIN_EMAIL, ADMIN_PASSWORD)
     product = await make_product(gw, await admin(gw), name=XSS)
@@ -157,8 +166,9 @@ async def test_the_page_says_how_to_build_a_missing_socket_client(open_console: 
     await expect(console.page.locator("#signin-form button")).to_be_disabled()
 
 
-async def test_the_console_is_served_through_the_gateway_with_a_strict_policy(gw: httpx.AsyncClient,
-                                                                              stack: Stack) -> None:
+async def test_the_console_is_served_through_the_gateway_with_a_strict_policy(
+    gw: httpx.AsyncClient, stack: Stack
+) -> None:
     bare = await gw.get("/console")
     assert bare.status_code == 308 and bare.headers["location"] == "/console/"
     page = await gw.get("/console/")
@@ -169,11 +179,16 @@ async def test_the_console_is_served_through_the_gateway_with_a_strict_policy(gw
     client = await gw.get("/console/vendor/socket.io.min.js")
     assert client.status_code == 200 and "javascript" in client.headers["content-type"]
     assert client.headers["content-security-policy"] == policy
-    again = await gw.get("/console/console.js", headers={"If-None-Match": (await gw.get("/console/console.js"))
-                                                         .headers["etag"]})
+    again = await gw.get(
+        "/console/console.js",
+        headers={"If-None-Match": (await gw.get("/console/console.js")).headers["etag"]},
+    )
     assert again.status_code == 304
-    for hidden in ("/console/package.json", "/console/__init__.py",
-                   "/console/node_modules/socket.io-client/package.json"):
+    for hidden in (
+        "/console/package.json",
+        "/console/__init__.py",
+        "/console/node_modules/socket.io-client/package.json",
+    ):
         assert (await gw.get(hidden)).status_code == 404, hidden
     # the page's own origin may open the socket without being listed in CORS_ORIGINS; another site may not
     handshake = "/socket.io/?EIO=4&transport=polling"
@@ -182,7 +197,8 @@ async def test_the_console_is_served_through_the_gateway_with_a_strict_policy(gw
 
 
 async def test_the_console_renews_its_session_before_the_token_expires_and_stays_live(
-        open_console: OpenConsole, gw: httpx.AsyncClient) -> None:
+    open_console: OpenConsole, gw: httpx.AsyncClient
+) -> None:
     console = await open_console()
     page = console.page
     # what the page sends the realtime service, over long-polling and over the websocket

@@ -46,8 +46,13 @@ def kubectl() -> str:
 def rendered(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """One overlay rendered to a file, as `kubectl apply -k` would send it."""
     out = tmp_path_factory.mktemp("k8s") / f"{request.param}.yaml"
-    result = subprocess.run([kubectl(), "kustomize", str(K8S / "overlays" / request.param)],
-                            capture_output=True, text=True, timeout=60, check=False)
+    result = subprocess.run(
+        [kubectl(), "kustomize", str(K8S / "overlays" / request.param)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     out.write_text(result.stdout, encoding="utf-8")
     yield out
@@ -64,20 +69,35 @@ def one(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
 
 
 def test_base_is_generated_from_the_registry_of_parts() -> None:
-    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "k8s_manifests.py"), "--check"],
-                            capture_output=True, text=True, timeout=60, check=False)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "k8s_manifests.py"), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
 
 
 def test_every_object_matches_the_kubernetes_api_schemas(rendered: Path) -> None:
-    result = subprocess.run([tool("kubernetes-validate"), "--strict", "--quiet", "-k", KUBERNETES_VERSION,
-                             str(rendered)], capture_output=True, text=True, timeout=120, check=False)
+    result = subprocess.run(
+        [tool("kubernetes-validate"), "--strict", "--quiet", "-k", KUBERNETES_VERSION, str(rendered)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_checkov_finds_nothing_left_unexplained(rendered: Path) -> None:
-    result = subprocess.run([tool("checkov"), "--config-file", str(K8S / "checkov.yaml"), "-f", str(rendered)],
-                            capture_output=True, text=True, timeout=300, check=False)
+    result = subprocess.run(
+        [tool("checkov"), "--config-file", str(K8S / "checkov.yaml"), "-f", str(rendered)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert "Failed checks: 0" in result.stdout
 
@@ -133,14 +153,24 @@ def test_network_policy_admits_only_the_parts_that_call_it(rendered: Path, part:
     spec = policy["spec"]
     assert spec["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": part.name}
     assert set(spec["policyTypes"]) == {"Ingress", "Egress"}
-    admitted = {peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"]
-                for rule in spec["ingress"] for peer in rule["from"] if "podSelector" in peer}
+    admitted = {
+        peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"]
+        for rule in spec["ingress"]
+        for peer in rule["from"]
+        if "podSelector" in peer
+    }
     assert admitted == {p.name for p in PARTS if part.name in p.calls}
-    reached = {peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"]
-               for rule in spec["egress"] for peer in rule.get("to", ()) if "podSelector" in peer}
+    reached = {
+        peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"]
+        for rule in spec["egress"]
+        for peer in rule.get("to", ())
+        if "podSelector" in peer
+    }
     assert reached == set(part.calls)
     from_anywhere = any("namespaceSelector" in peer for rule in spec["ingress"] for peer in rule["from"])
-    assert from_anywhere == (part is GATEWAY or part.name == "realtime"), "only the ingress's backends face out"
+    assert from_anywhere == (part is GATEWAY or part.name == "realtime"), (
+        "only the ingress's backends face out"
+    )
 
 
 def test_namespace_denies_by_default(rendered: Path) -> None:

@@ -51,10 +51,13 @@ class ComposeControl:
     command: tuple[str, ...] = ("docker", "compose")
 
     def run(self, action: str, part: str) -> None:
-        done = subprocess.run([*self.command, action, part], capture_output=True, text=True, timeout=120,
-                              check=False)
+        done = subprocess.run(
+            [*self.command, action, part], capture_output=True, text=True, timeout=120, check=False
+        )
         if done.returncode != 0:
-            raise ExternalStackError(f"{' '.join(self.command)} {action} {part} failed: {done.stderr.strip()}")
+            raise ExternalStackError(
+                f"{' '.join(self.command)} {action} {part} failed: {done.stderr.strip()}"
+            )
 
 
 @dataclass
@@ -71,7 +74,9 @@ class ExternalStack:
 
     def require_part_control(self) -> None:
         if self.control is None:
-            pytest.skip("external stack (SHOP_GATEWAY_URL) without SHOP_PART_CONTROL: parts cannot be stopped")
+            pytest.skip(
+                "external stack (SHOP_GATEWAY_URL) without SHOP_PART_CONTROL: parts cannot be stopped"
+            )
 
     def stop(self, part: str) -> None:
         self.require_part_control()
@@ -117,5 +122,8 @@ def external_stack(environ: Mapping[str, str]) -> ExternalStack | None:
     if control not in ("", "compose"):
         raise ExternalStackError(f"SHOP_PART_CONTROL={control!r}: the only way known is 'compose'")
     command = tuple(shlex.split(environ.get("SHOP_COMPOSE", "") or "docker compose"))
-    return ExternalStack(gateway=gateway.rstrip("/"), mail=HttpMailbox(mail) if mail else None,
-                         control=ComposeControl(command) if control == "compose" else None)
+    return ExternalStack(
+        gateway=gateway.rstrip("/"),
+        mail=HttpMailbox(mail) if mail else None,
+        control=ComposeControl(command) if control == "compose" else None,
+    )

@@ -52,8 +52,13 @@ def http_handler(inbox: Inbox) -> type[BaseHTTPRequestHandler]:
                 self._json(200, {"status": "ok"})
             elif url.path == "/messages":
                 address = parse_qs(url.query).get("to", [""])[0]
-                self._json(200, [{"to": str(m["To"]), "subject": str(m["Subject"]), "raw": m.as_string()}
-                                 for m in inbox.to(address)])
+                self._json(
+                    200,
+                    [
+                        {"to": str(m["To"]), "subject": str(m["Subject"]), "raw": m.as_string()}
+                        for m in inbox.to(address)
+                    ],
+                )
             else:
                 self._json(404, {"detail": "GET /messages?to=<address> or /healthz"})
 
@@ -82,7 +87,9 @@ def main() -> None:
     smtp.start()
     http = ThreadingHTTPServer((args.host, args.http_port), http_handler(inbox))
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=http.shutdown).start())
-    print(f"mailcatcher: SMTP on {args.host}:{args.smtp_port}, HTTP on {args.host}:{args.http_port}", flush=True)
+    print(
+        f"mailcatcher: SMTP on {args.host}:{args.smtp_port}, HTTP on {args.host}:{args.http_port}", flush=True
+    )
     try:
         http.serve_forever()
     except KeyboardInterrupt:

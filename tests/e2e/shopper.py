@@ -13,8 +13,13 @@ import socketio
 
 from libs.common.testing import eventually
 
-ADDRESS = {"name": "Ada Lovelace", "line1": "1 Analytical St", "city": "London", "postal_code": "N1 1AA",
-           "country": "GB"}
+ADDRESS = {
+    "name": "Ada Lovelace",
+    "line1": "1 Analytical St",
+    "city": "London",
+    "postal_code": "N1 1AA",
+    "country": "GB",
+}
 
 
 @dataclass
@@ -33,11 +38,16 @@ class Shopper:
         return {"Authorization": f"Bearer {self.token}"}
 
     async def register(self, name: str = "Test Shopper") -> Shopper:
-        resp = await self.gw.post("/auth/register", json={"email": self.email, "password": self.password,
-                                                          "name": name})
+        resp = await self.gw.post(
+            "/auth/register", json={"email": self.email, "password": self.password, "name": name}
+        )
         assert resp.status_code == 201, resp.text
         body = resp.json()
-        self.token, self.refresh, self.user_id = body["access_token"], body["refresh_token"], body["user"]["id"]
+        self.token, self.refresh, self.user_id = (
+            body["access_token"],
+            body["refresh_token"],
+            body["user"]["id"],
+        )
         return self
 
     async def login(self) -> Shopper:
@@ -50,17 +60,21 @@ class Shopper:
         return self
 
     async def add_to_cart(self, product_id: str, quantity: int) -> dict[str, Any]:
-        resp = await self.gw.post("/cart", json={"product_id": product_id, "quantity": quantity}, headers=self.auth)
+        resp = await self.gw.post(
+            "/cart", json={"product_id": product_id, "quantity": quantity}, headers=self.auth
+        )
         assert resp.status_code in (200, 201), resp.text
         return resp.json()
 
-    async def place_order(self, *, key: str | None = None, items: list[dict[str, Any]] | None = None,
-                          expect: int = 201) -> httpx.Response:
+    async def place_order(
+        self, *, key: str | None = None, items: list[dict[str, Any]] | None = None, expect: int = 201
+    ) -> httpx.Response:
         body: dict[str, Any] = {"shipping_address": ADDRESS}
         if items is not None:
             body["items"] = items
-        resp = await self.gw.post("/orders", json=body,
-                                  headers={**self.auth, "Idempotency-Key": key or uuid.uuid4().hex})
+        resp = await self.gw.post(
+            "/orders", json=body, headers={**self.auth, "Idempotency-Key": key or uuid.uuid4().hex}
+        )
         assert resp.status_code == expect, resp.text
         return resp
 
@@ -68,15 +82,18 @@ class Shopper:
         """Checkout (once payments knows the order) and verify, as a frontend would."""
 
         async def checkout() -> dict[str, Any]:
-            resp = await self.gw.post("/payment/checkout", json={"order_id": order_id,
-                                                                 "payment_method": payment_method},
-                                      headers=self.auth)
+            resp = await self.gw.post(
+                "/payment/checkout",
+                json={"order_id": order_id, "payment_method": payment_method},
+                headers=self.auth,
+            )
             assert resp.status_code in (200, 201), resp.text
             return resp.json()
 
         intent = await eventually(checkout, timeout=15, interval=0.2)
-        resp = await self.gw.post("/payment/verify", json={"payment_intent_id": intent["payment_intent_id"]},
-                                  headers=self.auth)
+        resp = await self.gw.post(
+            "/payment/verify", json={"payment_intent_id": intent["payment_intent_id"]}, headers=self.auth
+        )
         assert resp.status_code == 200, resp.text
         return resp.json()
 
@@ -109,14 +126,21 @@ class Listener:
         async def any_event(event: str, data: Any = None) -> None:
             self.received.append((event, data if isinstance(data, dict) else {"value": data}))
 
-        await self.sio.connect(self.url, auth={"token": self.token} if self.token else None,
-                               transports=[self.transport], socketio_path="socket.io", wait_timeout=10)
+        await self.sio.connect(
+            self.url,
+            auth={"token": self.token} if self.token else None,
+            transports=[self.transport],
+            socketio_path="socket.io",
+            wait_timeout=10,
+        )
         return self
 
     def events(self, name: str) -> list[dict[str, Any]]:
         return [data for event, data in self.received if event == name]
 
-    async def wait_for(self, name: str, match: dict[str, Any] | None = None, timeout: float = 15) -> dict[str, Any]:
+    async def wait_for(
+        self, name: str, match: dict[str, Any] | None = None, timeout: float = 15
+    ) -> dict[str, Any]:
         async def check() -> dict[str, Any]:
             for data in self.events(name):
                 inner = data.get("data", {})
@@ -153,13 +177,23 @@ async def customer(gw: httpx.AsyncClient, tag: str = "buyer") -> Shopper:
     return await Shopper(gw, new_email(tag), "Customer-pass-1").register()
 
 
-async def make_product(gw: httpx.AsyncClient, boss: Shopper, *, stock: int = 20, price: int = 2500,
-                       name: str | None = None) -> dict[str, Any]:
+async def make_product(
+    gw: httpx.AsyncClient, boss: Shopper, *, stock: int = 20, price: int = 2500, name: str | None = None
+) -> dict[str, Any]:
     cat = await gw.post("/admin/categories", json={"name": f"Cat {uuid.uuid4().hex[:6]}"}, headers=boss.auth)
     assert cat.status_code == 201, cat.text
-    resp = await gw.post("/admin/products", headers=boss.auth, json={
-        "name": name or f"Trail shoe {uuid.uuid4().hex[:6]}", "description": "A sturdy shoe for muddy paths",
-        "price": price, "currency": "USD", "sku": f"SKU-{uuid.uuid4().hex[:10]}",
-        "category_id": cat.json()["id"], "stock": stock})
+    resp = await gw.post(
+        "/admin/products",
+        headers=boss.auth,
+        json={
+            "name": name or f"Trail shoe {uuid.uuid4().hex[:6]}",
+            "description": "A sturdy shoe for muddy paths",
+            "price": price,
+            "currency": "USD",
+            "sku": f"SKU-{uuid.uuid4().hex[:10]}",
+            "category_id": cat.json()["id"],
+            "stock": stock,
+        },
+    )
     assert resp.status_code == 201, resp.text
     return resp.json()

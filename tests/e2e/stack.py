@@ -86,17 +86,27 @@ class Stack:
     def env(self, part: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "COV_"))}
         env.update(self.infra.env())
-        env.update({
-            "PORT": str(self.ports[part]), "HOST": "127.0.0.1", "LOG_JSON": "true", "LOG_LEVEL": "INFO",
-            "INTERNAL_API_TOKEN": self.internal_token, "EVENT_RETRY_DELAYS": "[0.2,0.5,1]",
-            "OUTBOX_POLL_INTERVAL": "0.5", "JWKS_URL": f"{self.url('auth')}/.well-known/jwks.json",
-            "EMAIL_BACKEND": "smtp", "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(self.mail.port),
-            "PAYMENT_PROVIDER": "fake", "PYTHONUNBUFFERED": "1",
-            # several stacks and test apps share one PostgreSQL (max_connections 100 by default)
-            "DB_POOL_SIZE": "3",
-            # one loopback address plays every shopper here: limits sized for a crowd behind one NAT
-            "RATE_LIMITS": '{"default": {"rate": 1000, "burst": 2000}, "auth": {"rate": 500, "burst": 1000}}',
-        })
+        env.update(
+            {
+                "PORT": str(self.ports[part]),
+                "HOST": "127.0.0.1",
+                "LOG_JSON": "true",
+                "LOG_LEVEL": "INFO",
+                "INTERNAL_API_TOKEN": self.internal_token,
+                "EVENT_RETRY_DELAYS": "[0.2,0.5,1]",
+                "OUTBOX_POLL_INTERVAL": "0.5",
+                "JWKS_URL": f"{self.url('auth')}/.well-known/jwks.json",
+                "EMAIL_BACKEND": "smtp",
+                "SMTP_HOST": "127.0.0.1",
+                "SMTP_PORT": str(self.mail.port),
+                "PAYMENT_PROVIDER": "fake",
+                "PYTHONUNBUFFERED": "1",
+                # several stacks and test apps share one PostgreSQL (max_connections 100 by default)
+                "DB_POOL_SIZE": "3",
+                # one loopback address plays every shopper here: limits sized for a crowd behind one NAT
+                "RATE_LIMITS": '{"default": {"rate": 1000, "burst": 2000}, "auth": {"rate": 500, "burst": 1000}}',
+            }
+        )
         for name in PARTS:
             env[f"{name.upper()}_URL"] = self.url(name)
         env.update(self.extra_env)
@@ -109,8 +119,13 @@ class Stack:
         assert part not in self.procs or self.procs[part].poll() is not None, f"{part} already runs"
         log = self.log_path(part).open("ab")
         self.procs[part] = subprocess.Popen(
-            [sys.executable, "-m", PARTS[part]], cwd=ROOT, env=self.env(part), stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True)
+            [sys.executable, "-m", PARTS[part]],
+            cwd=ROOT,
+            env=self.env(part),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def stop(self, part: str, *, sig: int = signal.SIGTERM, timeout: float = 15) -> None:
         proc = self.procs.get(part)

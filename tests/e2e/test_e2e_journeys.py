@@ -59,7 +59,9 @@ async def test_forgotten_password_is_reset_by_emailed_code(gw: httpx.AsyncClient
     verified = await gw.post("/auth/verify-otp", json={"email": user.email, "otp": otp})
     assert verified.status_code == 200, verified.text
     reset_token = verified.json()["reset_token"]
-    done = await gw.post("/auth/reset-password", json={"reset_token": reset_token, "new_password": "Brand-new-pass-2"})
+    done = await gw.post(
+        "/auth/reset-password", json={"reset_token": reset_token, "new_password": "Brand-new-pass-2"}
+    )
     assert done.status_code in (200, 204), done.text
     assert_problem(await gw.get("/users/me", headers={"Authorization": f"Bearer {old_token}"}), 401)
     assert (await gw.post("/auth/refresh", json={"refresh_token": user.refresh})).status_code == 401
@@ -67,7 +69,9 @@ async def test_forgotten_password_is_reset_by_emailed_code(gw: httpx.AsyncClient
     await user.login()
 
 
-async def test_an_order_paid_while_orders_is_down_becomes_paid_once(gw: httpx.AsyncClient, stack: Stack) -> None:
+async def test_an_order_paid_while_orders_is_down_becomes_paid_once(
+    gw: httpx.AsyncClient, stack: Stack
+) -> None:
     stack.require_part_control()
     boss = await admin(gw)
     product = await make_product(gw, boss, stock=3)
@@ -95,9 +99,11 @@ async def test_thirty_customers_race_for_five_units(gw: httpx.AsyncClient) -> No
     buyers = await asyncio.gather(*(customer(gw, f"racer{i}") for i in range(30)))
 
     async def attempt(b: Shopper) -> int:
-        resp = await gw.post("/orders", headers={**b.auth, "Idempotency-Key": uuid.uuid4().hex},
-                             json={"shipping_address": ADDRESS,
-                                   "items": [{"product_id": product["id"], "quantity": 1}]})
+        resp = await gw.post(
+            "/orders",
+            headers={**b.auth, "Idempotency-Key": uuid.uuid4().hex},
+            json={"shipping_address": ADDRESS, "items": [{"product_id": product["id"], "quantity": 1}]},
+        )
         assert resp.status_code in (201, 409), resp.text
         return resp.status_code
 
@@ -109,17 +115,35 @@ async def test_thirty_customers_race_for_five_units(gw: httpx.AsyncClient) -> No
 async def test_a_customer_sees_shipping_tax_and_a_coupon_priced_on_their_cart(gw: httpx.AsyncClient) -> None:
     boss = await admin(gw)
     tag = uuid.uuid4().hex[:6].upper()
-    zone = await gw.post("/admin/shipping-zones", headers=boss.auth, json={
-        "name": f"Ontario {tag}", "countries": ["CA"], "regions": ["ON"],
-        "methods": [{"name": "Ground", "amount": 700, "currency": "USD", "free_over": 100_000},
-                    {"name": "Express", "amount": 1_900, "currency": "USD"}]})
+    zone = await gw.post(
+        "/admin/shipping-zones",
+        headers=boss.auth,
+        json={
+            "name": f"Ontario {tag}",
+            "countries": ["CA"],
+            "regions": ["ON"],
+            "methods": [
+                {"name": "Ground", "amount": 700, "currency": "USD", "free_over": 100_000},
+                {"name": "Express", "amount": 1_900, "currency": "USD"},
+            ],
+        },
+    )
     assert zone.status_code == 201, zone.text
-    for rate in ({"name": "GST", "country": "CA", "rate_bp": 500, "applies_to_shipping": True},
-                 {"name": f"HST {tag}", "country": "CA", "region": "ON", "rate_bp": 800}):
+    for rate in (
+        {"name": "GST", "country": "CA", "rate_bp": 500, "applies_to_shipping": True},
+        {"name": f"HST {tag}", "country": "CA", "region": "ON", "rate_bp": 800},
+    ):
         assert (await gw.post("/admin/tax-rates", headers=boss.auth, json=rate)).status_code in (201, 409)
-    coupon = await gw.post("/admin/promotions", headers=boss.auth, json={
-        "name": "Ten percent", "code": f"E2E{tag}", "rules": {"usage_limit": 10},
-        "action": {"type": "percent_off", "value": 1_000}})
+    coupon = await gw.post(
+        "/admin/promotions",
+        headers=boss.auth,
+        json={
+            "name": "Ten percent",
+            "code": f"E2E{tag}",
+            "rules": {"usage_limit": 10},
+            "action": {"type": "percent_off", "value": 1_000},
+        },
+    )
     assert coupon.status_code == 201, coupon.text
 
     methods = await gw.get("/shipping-methods", params={"country": "CA", "region": "ON"})
@@ -133,10 +157,17 @@ async def test_a_customer_sees_shipping_tax_and_a_coupon_priced_on_their_cart(gw
         assert resp.status_code in (200, 201), resp.text
 
     await eventually(in_cart)
-    address = {"name": "Ada", "line1": "1 Front St", "city": "Toronto", "region": "ON", "postal_code": "M5J 2N8",
-               "country": "CA"}
-    quote = await gw.post("/checkout/quote", headers=buyer.auth,
-                          json={"shipping_address": address, "coupon_code": f"e2e{tag}"})
+    address = {
+        "name": "Ada",
+        "line1": "1 Front St",
+        "city": "Toronto",
+        "region": "ON",
+        "postal_code": "M5J 2N8",
+        "country": "CA",
+    }
+    quote = await gw.post(
+        "/checkout/quote", headers=buyer.auth, json={"shipping_address": address, "coupon_code": f"e2e{tag}"}
+    )
     assert quote.status_code == 200, quote.text
     b = quote.json()["breakdown"]
     # 6000 - 10% = 5400; Ground 700; tax per line at 13% of 5400 = 702, GST 5% of shipping = 35

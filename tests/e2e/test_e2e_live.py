@@ -47,7 +47,6 @@ async def test_customer_buys_and_hears_payment_live(gw: httpx.AsyncClient, stack
         await ears.close()
 
 
-
 async def test_admin_runs_an_order_live_and_only_its_owner_hears(gw: httpx.AsyncClient, stack: Stack) -> None:
     boss = await admin(gw)
     product = await make_product(gw, boss, stock=5)
@@ -65,9 +64,13 @@ async def test_admin_runs_an_order_live_and_only_its_owner_hears(gw: httpx.Async
             ack = await console.command("order:updateStatus", {"order_id": order["id"], "status": status})
             assert ack["ok"] is True, ack
             await buyer_ears.wait_for("order:statusUpdated", {"order_id": order["id"], "to": status})
-        refused = await console.command("order:updateStatus", {"order_id": order["id"], "status": "pending_payment"})
+        refused = await console.command(
+            "order:updateStatus", {"order_id": order["id"], "status": "pending_payment"}
+        )
         assert refused["ok"] is False and refused["error"]["status"] == 409
-        not_admin = await buyer_ears.command("order:updateStatus", {"order_id": order["id"], "status": "cancelled"})
+        not_admin = await buyer_ears.command(
+            "order:updateStatus", {"order_id": order["id"], "status": "cancelled"}
+        )
         assert not_admin["ok"] is False and not_admin["error"]["status"] == 403
         assert other_ears.events("order:statusUpdated") == [] and other_ears.events("order:created") == []
         assert buyer_ears.events("order:created") == []
@@ -76,7 +79,6 @@ async def test_admin_runs_an_order_live_and_only_its_owner_hears(gw: httpx.Async
     finally:
         for ear in (console, buyer_ears, other_ears):
             await ear.close()
-
 
 
 async def test_admin_manages_catalog_live_and_carts_follow(gw: httpx.AsyncClient, stack: Stack) -> None:
@@ -88,9 +90,17 @@ async def test_admin_manages_catalog_live_and_carts_follow(gw: httpx.AsyncClient
         cat = await console.command("category:add", {"name": f"Live {uuid.uuid4().hex[:6]}"})
         assert cat["ok"] is True, cat
         await guest.wait_for("category:added", {"id": cat["data"]["id"]})
-        added = await console.command("product:add", {
-            "name": "Live lamp", "price": 4000, "currency": "USD", "sku": f"LIVE-{uuid.uuid4().hex[:8]}",
-            "category_id": cat["data"]["id"], "stock": 4})
+        added = await console.command(
+            "product:add",
+            {
+                "name": "Live lamp",
+                "price": 4000,
+                "currency": "USD",
+                "sku": f"LIVE-{uuid.uuid4().hex[:8]}",
+                "category_id": cat["data"]["id"],
+                "stock": 4,
+            },
+        )
         assert added["ok"] is True, added
         pid = added["data"]["id"]
         await guest.wait_for("product:added", {"id": pid})
@@ -107,7 +117,9 @@ async def test_admin_manages_catalog_live_and_carts_follow(gw: httpx.AsyncClient
         gone = await console.command("product:delete", {"id": pid})
         assert gone["ok"] is True, gone
         await guest.wait_for("product:deleted", {"id": pid})
-        refused = await guest.command("product:add", {"name": "x", "price": 1, "sku": "x", "category_id": cat["data"]["id"]})
+        refused = await guest.command(
+            "product:add", {"name": "x", "price": 1, "sku": "x", "category_id": cat["data"]["id"]}
+        )
         assert refused["ok"] is False and refused["error"]["status"] == 403
     finally:
         await console.close()
@@ -115,7 +127,8 @@ async def test_admin_manages_catalog_live_and_carts_follow(gw: httpx.AsyncClient
 
 
 async def test_payments_restarting_between_checkout_and_payment_still_completes(
-        gw: httpx.AsyncClient, stack: Stack) -> None:
+    gw: httpx.AsyncClient, stack: Stack
+) -> None:
     stack.require_part_control()
     boss = await admin(gw)
     product = await make_product(gw, boss, stock=3)
@@ -134,5 +147,3 @@ async def test_payments_restarting_between_checkout_and_payment_still_completes(
     assert paid_intent.get("payment_intent_id", intent["payment_intent_id"]) == intent["payment_intent_id"]
     done = await buyer.wait_status(order["id"], "paid")
     assert [h["to"] for h in done["status_history"]].count("paid") == 1
-
-

@@ -92,24 +92,60 @@ class Faults:
 async def faults(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Faults]:
     direct = Infra(pg_dsn=infra.pg_dsn, redis_url=infra.redis_url, amqp_url=infra.amqp_url)
     host = ProxyHost()
-    shared_amqp, orders_amqp, redis = host.add(direct.amqp_url), host.add(direct.amqp_url), host.add(direct.redis_url)
+    shared_amqp, orders_amqp, redis = (
+        host.add(direct.amqp_url),
+        host.add(direct.amqp_url),
+        host.add(direct.redis_url),
+    )
     pg = {name: host.add(direct.pg_dsn) for name in DB_SERVICES}
-    extra = {"AMQP_URL": shared_amqp.url(direct.amqp_url), "REDIS_URL": redis.url(direct.redis_url),
-             "EVENT_RETRY_DELAYS": RETRY_DELAYS, "RATE_LIMITS": RATE_LIMITS,
-             # the PostgreSQL server is shared with every other test run: keep this stack's share small
-             "DB_POOL_SIZE": "4"}
+    extra = {
+        "AMQP_URL": shared_amqp.url(direct.amqp_url),
+        "REDIS_URL": redis.url(direct.redis_url),
+        "EVENT_RETRY_DELAYS": RETRY_DELAYS,
+        "RATE_LIMITS": RATE_LIMITS,
+        # the PostgreSQL server is shared with every other test run: keep this stack's share small
+        "DB_POOL_SIZE": "4",
+    }
     for name, proxy in pg.items():
-        extra[f"{name.upper()}_DATABASE_URL"] = f"{proxy.url(direct.pg_dsn).rstrip('/')}/{direct.db_prefix}{name}"
-    stack = FaultStack(infra=direct, workdir=tmp_path_factory.mktemp("faults"), mail=MailCatcher(),
-                       extra_env=extra, part_env={"orders": {"AMQP_URL": orders_amqp.url(direct.amqp_url)}})
-    handle = Faults(stack=stack, host=host, direct=direct, amqp=[shared_amqp, orders_amqp],
-                    orders_amqp=orders_amqp, redis=redis, pg=pg)
+        extra[f"{name.upper()}_DATABASE_URL"] = (
+            f"{proxy.url(direct.pg_dsn).rstrip('/')}/{direct.db_prefix}{name}"
+        )
+    stack = FaultStack(
+        infra=direct,
+        workdir=tmp_path_factory.mktemp("faults"),
+        mail=MailCatcher(),
+        extra_env=extra,
+        part_env={"orders": {"AMQP_URL": orders_amqp.url(direct.amqp_url)}},
+    )
+    handle = Faults(
+        stack=stack,
+        host=host,
+        direct=direct,
+        amqp=[shared_amqp, orders_amqp],
+        orders_amqp=orders_amqp,
+        redis=redis,
+        pg=pg,
+    )
     try:
         await stack.up()
         await asyncio.to_thread(
-            subprocess.run, [sys.executable, "-m", "services.auth", "create-admin", "--email", ADMIN_EMAIL,
-                             "--password", ADMIN_PASSWORD], cwd=ROOT, env=stack.env("auth"), check=True,
-            capture_output=True, timeout=60)
+            subprocess.run,
+            [
+                sys.executable,
+                "-m",
+                "services.auth",
+                "create-admin",
+                "--email",
+                ADMIN_EMAIL,
+                "--password",
+                ADMIN_PASSWORD,
+            ],
+            cwd=ROOT,
+            env=stack.env("auth"),
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
         yield handle
     finally:
         with contextlib.suppress(Exception):
@@ -129,7 +165,9 @@ async def _delete_retry_queues(direct: Infra) -> None:
             for delay in delays:
                 channel = await conn.channel()
                 with contextlib.suppress(Exception):  # already gone: the channel closes, that is fine
-                    await channel.queue_delete(f"{direct.queue_prefix}{service}.events.retry.{int(delay * 1000)}ms")
+                    await channel.queue_delete(
+                        f"{direct.queue_prefix}{service}.events.retry.{int(delay * 1000)}ms"
+                    )
                 if not channel.is_closed:
                     await channel.close()
     finally:

@@ -33,7 +33,9 @@ BROKER_OUTAGE = 10.0  # seconds the broker stays unreachable in the first test
 BOUNDED = 10.0  # seconds within which a request must be answered while a dependency is down
 
 
-async def checkout(gw: httpx.AsyncClient, buyer: Shopper, order_id: str, *, timeout: float = 30) -> dict[str, Any]:
+async def checkout(
+    gw: httpx.AsyncClient, buyer: Shopper, order_id: str, *, timeout: float = 30
+) -> dict[str, Any]:
     """A payment intent, once payments has heard of the order (it learns of it by event)."""
 
     async def known() -> dict[str, Any]:
@@ -70,7 +72,9 @@ async def listening(url: str, token: str) -> AsyncIterator[Listener]:
 # --- 1. RabbitMQ unreachable -------------------------------------------------------------------
 
 
-async def test_broker_outage_delays_events_but_loses_and_doubles_none(faults: Faults, gw: httpx.AsyncClient) -> None:
+async def test_broker_outage_delays_events_but_loses_and_doubles_none(
+    faults: Faults, gw: httpx.AsyncClient
+) -> None:
     """Ten seconds without RabbitMQ: shopping goes on, what depends on events waits, nothing is lost or doubled.
 
     Orders, payments and stock are synchronous; only what travels by event (paid status,
@@ -81,8 +85,12 @@ async def test_broker_outage_delays_events_but_loses_and_doubles_none(faults: Fa
     buyers = list(await asyncio.gather(*(customer(gw, f"steady{i}") for i in range(6))))
     async with listening(faults.stack.gateway, boss.token) as console:
         # the cart learns of the product by event: fill every cart while the broker is up
-        await asyncio.gather(*(eventually(functools.partial(b.add_to_cart, product["id"], 1), timeout=15,
-                                          interval=0.2) for b in buyers))
+        await asyncio.gather(
+            *(
+                eventually(functools.partial(b.add_to_cart, product["id"], 1), timeout=15, interval=0.2)
+                for b in buyers
+            )
+        )
         early, late = buyers[:3], buyers[3:]
         orders = {b.email: (await b.place_order()).json()["id"] for b in early}
         await asyncio.gather(*(checkout(gw, b, orders[b.email]) for b in early))
@@ -96,7 +104,9 @@ async def test_broker_outage_delays_events_but_loses_and_doubles_none(faults: Fa
             orders[b.email] = (await b.place_order()).json()["id"]
         for b in early:
             assert (await b.order(orders[b.email]))["status"] == "pending_payment"  # paid shows once told
-        unheard = await gw.post("/payment/checkout", json={"order_id": orders[late[0].email]}, headers=late[0].auth)
+        unheard = await gw.post(
+            "/payment/checkout", json={"order_id": orders[late[0].email]}, headers=late[0].auth
+        )
         # payments has not heard of it yet: retry, rather than a 404 that says it does not exist
         assert unheard.status_code == 425 and unheard.headers["retry-after"] == "1", unheard.text
         ready = (await gw.get(f"{faults.stack.url('catalog')}/readyz")).json()
@@ -154,7 +164,8 @@ async def blocked_on_a_lock(faults: Faults) -> None:
     try:
         waiting = await conn.fetchval(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock'",
-            f"{faults.direct.db_prefix}orders")
+            f"{faults.direct.db_prefix}orders",
+        )
     finally:
         await conn.close()
     assert waiting >= 1, "the payment handler is not waiting yet"
@@ -165,8 +176,9 @@ async def waiting_in_queue(faults: Faults, service: str, suffix: str = "") -> in
     conn = await aio_pika.connect(faults.direct.amqp_url, timeout=5)
     try:
         channel = await conn.channel()
-        queue = await channel.declare_queue(f"{faults.direct.queue_prefix}{service}.events{suffix}",
-                                            passive=True)
+        queue = await channel.declare_queue(
+            f"{faults.direct.queue_prefix}{service}.events{suffix}", passive=True
+        )
         return int(queue.declaration_result.message_count or 0)
     finally:
         await conn.close()
@@ -176,8 +188,9 @@ async def redelivery_pending(faults: Faults) -> None:
     assert await waiting_in_queue(faults, "orders") == 1, "payment.succeeded is not back in the queue"
 
 
-async def paid_marker(gw: httpx.AsyncClient, faults: Faults, buyer: Shopper, product: dict[str, Any],
-                      console: Listener) -> None:
+async def paid_marker(
+    gw: httpx.AsyncClient, faults: Faults, buyer: Shopper, product: dict[str, Any], console: Listener
+) -> None:
     """Pay one more order and see it announced: the orders consumer has drained what came before it."""
     marker = (await buyer.place_order(items=[{"product_id": product["id"], "quantity": 1}])).json()["id"]
     await buyer.pay(marker)
@@ -186,7 +199,8 @@ async def paid_marker(gw: httpx.AsyncClient, faults: Faults, buyer: Shopper, pro
 
 
 async def test_orders_killed_inside_its_payment_transaction_pays_the_order_once(
-        faults: Faults, gw: httpx.AsyncClient) -> None:
+    faults: Faults, gw: httpx.AsyncClient
+) -> None:
     """SIGKILL while the handler's transaction is open: nothing of it commits and the broker redelivers.
 
     An outside row lock on the order parks orders' payment.succeeded handler after its
@@ -196,7 +210,9 @@ async def test_orders_killed_inside_its_payment_transaction_pays_the_order_once(
     product = await make_product(gw, boss, stock=5)
     buyer = await customer(gw, "interrupted")
     async with listening(faults.stack.gateway, boss.token) as console:
-        order_id = (await buyer.place_order(items=[{"product_id": product["id"], "quantity": 1}])).json()["id"]
+        order_id = (await buyer.place_order(items=[{"product_id": product["id"], "quantity": 1}])).json()[
+            "id"
+        ]
         await checkout(gw, buyer, order_id)
         async with order_row_locked(faults, order_id):
             await buyer.pay(order_id)  # payments records it and publishes payment.succeeded
@@ -216,7 +232,9 @@ async def test_orders_killed_inside_its_payment_transaction_pays_the_order_once(
     assert paid_entries(await buyer.order(order_id)) == 1
 
 
-async def test_orders_killed_after_commit_before_ack_does_not_pay_twice(faults: Faults, gw: httpx.AsyncClient) -> None:
+async def test_orders_killed_after_commit_before_ack_does_not_pay_twice(
+    faults: Faults, gw: httpx.AsyncClient
+) -> None:
     """SIGKILL after the effect committed but before the ack left: the redelivery meets the inbox.
 
     The broker hands the same payment.succeeded to the restarted orders, which must see its
@@ -226,7 +244,9 @@ async def test_orders_killed_after_commit_before_ack_does_not_pay_twice(faults: 
     product = await make_product(gw, boss, stock=5)
     buyer = await customer(gw, "unacked")
     async with listening(faults.stack.gateway, boss.token) as console:
-        order_id = (await buyer.place_order(items=[{"product_id": product["id"], "quantity": 1}])).json()["id"]
+        order_id = (await buyer.place_order(items=[{"product_id": product["id"], "quantity": 1}])).json()[
+            "id"
+        ]
         await checkout(gw, buyer, order_id)
         # deliveries still reach orders, but nothing it sends the broker (acks, publishes) gets out
         await faults.host.hold(faults.orders_amqp)
@@ -258,7 +278,9 @@ async def timed(call: Any) -> tuple[httpx.Response, float]:
     return resp, time.monotonic() - started
 
 
-async def test_database_outage_answers_503_at_once_and_heals_by_itself(faults: Faults, gw: httpx.AsyncClient) -> None:
+async def test_database_outage_answers_503_at_once_and_heals_by_itself(
+    faults: Faults, gw: httpx.AsyncClient
+) -> None:
     """Every database refusing connections: each request is a quick 503 problem, and service resumes alone."""
     boss = await admin(gw)
     product = await make_product(gw, boss, stock=5, price=1000)
@@ -272,8 +294,11 @@ async def test_database_outage_answers_503_at_once_and_heals_by_itself(faults: F
             "sign in": gw.post("/auth/login", json={"email": buyer.email, "password": buyer.password}),
             "cart": gw.get("/cart", headers=buyer.auth),
             "my orders": gw.get("/orders", headers=buyer.auth),
-            "order": gw.post("/orders", json={"shipping_address": ADDRESS, "items": items},
-                             headers={**buyer.auth, "Idempotency-Key": uuid.uuid4().hex}),
+            "order": gw.post(
+                "/orders",
+                json={"shipping_address": ADDRESS, "items": items},
+                headers={**buyer.auth, "Idempotency-Key": uuid.uuid4().hex},
+            ),
         }
 
     await faults.host.cut(faults.pg.values())
@@ -299,7 +324,8 @@ async def test_database_outage_answers_503_at_once_and_heals_by_itself(faults: F
 
 
 async def test_event_consumed_while_its_consumers_database_is_down_is_applied_after(
-        faults: Faults, gw: httpx.AsyncClient) -> None:
+    faults: Faults, gw: httpx.AsyncClient
+) -> None:
     """A consumer whose own database is down waits the outage out instead of losing the event.
 
     Waiting spends none of the event's retries (EVENT_RETRY_DELAYS, 1.7 s in this stack), so an
@@ -332,7 +358,9 @@ async def test_event_consumed_while_its_consumers_database_is_down_is_applied_af
     await eventually(cart_repriced, timeout=15, interval=0.2)
 
 
-async def test_database_that_stops_answering_costs_a_bounded_wait(faults: Faults, gw: httpx.AsyncClient) -> None:
+async def test_database_that_stops_answering_costs_a_bounded_wait(
+    faults: Faults, gw: httpx.AsyncClient
+) -> None:
     """A database that keeps connections open but answers nothing: the gateway's timeout bounds the wait."""
     assert (await gw.get("/products", params={"q": "warm"})).status_code == 200  # pooled connections exist
     await faults.host.hold(faults.pg["catalog"])  # connections stay open, nothing is answered
@@ -378,7 +406,8 @@ async def waited(faults: Faults, service: str, at_least: int) -> None:
 
 
 async def test_redis_outage_keeps_browsing_open_and_signed_in_work_closed(
-        faults: Faults, gw: httpx.AsyncClient) -> None:
+    faults: Faults, gw: httpx.AsyncClient
+) -> None:
     """Without Redis the shop fails open only where that is safe (rate limits) and closed everywhere else.
 
     Browsing and registering work; anything needing a token, sign-in, password recovery and
@@ -397,8 +426,9 @@ async def test_redis_outage_keeps_browsing_open_and_signed_in_work_closed(
         assert 429 in await flood(faults.stack.gateway, "127.0.0.2", batches=6, until_limited=True)
 
         # with Redis, the console hears catalog changes live; it remembers where it is in the room
-        assert (await gw.patch(f"/admin/products/{product['id']}", json={"price": 1050},
-                               headers=boss.auth)).status_code == 200
+        assert (
+            await gw.patch(f"/admin/products/{product['id']}", json={"price": 1050}, headers=boss.auth)
+        ).status_code == 200
         before = await console.wait_for("product:updated", {"id": product["id"], "price": 1050})
         witness = await customer(gw, "witness")  # where the console is in the admins' room
         admins_seen = await console.wait_for("user:registered", {"user_id": witness.user_id})
@@ -418,7 +448,9 @@ async def test_redis_outage_keeps_browsing_open_and_signed_in_work_closed(
         assert_problem(await gw.get("/cart", headers=buyer.auth), 503)
         assert_problem(await gw.post("/admin/products", headers=boss.auth, json={"name": "x"}), 503)
         # sign-in and password recovery count attempts (and keep codes) in Redis: refused, not unthrottled
-        assert_problem(await gw.post("/auth/login", json={"email": buyer.email, "password": buyer.password}), 503)
+        assert_problem(
+            await gw.post("/auth/login", json={"email": buyer.email, "password": buyer.password}), 503
+        )
         assert_problem(await gw.post("/auth/forgot-password", json={"email": buyer.email}), 503)
         assert_problem(await gw.post("/auth/verify-otp", json={"email": buyer.email, "otp": "123456"}), 503)
         # registering needs no Redis; its user.registered cannot be numbered for the console, though
@@ -452,7 +484,9 @@ async def test_redis_outage_keeps_browsing_open_and_signed_in_work_closed(
 
         async def heard_live() -> None:
             price = next(prices)
-            resp = await gw.patch(f"/admin/products/{product['id']}", json={"price": price}, headers=boss.auth)
+            resp = await gw.patch(
+                f"/admin/products/{product['id']}", json={"price": price}, headers=boss.auth
+            )
             assert resp.status_code == 200, resp.text
             changed.append(price)
             await console.wait_for("product:updated", {"id": product["id"], "price": price}, timeout=2)
@@ -461,8 +495,11 @@ async def test_redis_outage_keeps_browsing_open_and_signed_in_work_closed(
         # what the console missed is replayed when it resumes from the last number it saw
         ack = await console.command("resume", {"public": before["seq"], "admins": admins_seen["seq"]})
         assert ack["ok"], ack
-        heard = {n["event_id"]: n["data"]["price"] for n in console.events("product:updated")
-                 if n["seq"] > before["seq"]}  # live and replayed copies share the event id
+        heard = {
+            n["event_id"]: n["data"]["price"]
+            for n in console.events("product:updated")
+            if n["seq"] > before["seq"]
+        }  # live and replayed copies share the event id
         assert sorted(heard.values()) == changed, (heard, changed)
 
         # the newcomer's notification was numbered once Redis came back: live, replayed, or both

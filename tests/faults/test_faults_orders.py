@@ -63,7 +63,9 @@ async def parked_at_commit(faults: Faults, product_id: str, before: int) -> None
     try:
         waiting = await conn.fetchval(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock' "
-            "AND query ILIKE 'INSERT INTO orders %'", f"{faults.direct.db_prefix}orders")
+            "AND query ILIKE 'INSERT INTO orders %'",
+            f"{faults.direct.db_prefix}orders",
+        )
     finally:
         await conn.close()
     assert waiting >= 1, "the order insert is not waiting yet"
@@ -74,11 +76,14 @@ def order_body(product_id: str) -> dict[str, Any]:
 
 
 async def post_order(gw: httpx.AsyncClient, buyer: Shopper, product_id: str, key: str) -> httpx.Response:
-    return await gw.post("/orders", json=order_body(product_id), headers={**buyer.auth, "Idempotency-Key": key})
+    return await gw.post(
+        "/orders", json=order_body(product_id), headers={**buyer.auth, "Idempotency-Key": key}
+    )
 
 
-async def retry_until_placed(gw: httpx.AsyncClient, buyer: Shopper, product_id: str, key: str, *,
-                             bound: float) -> tuple[httpx.Response | None, list[tuple[int, float, str | None]]]:
+async def retry_until_placed(
+    gw: httpx.AsyncClient, buyer: Shopper, product_id: str, key: str, *, bound: float
+) -> tuple[httpx.Response | None, list[tuple[int, float, str | None]]]:
     """Retry the same request as a client would (honouring Retry-After, else every 0.5 s) until 201."""
     answers: list[tuple[int, float, str | None]] = []
     started = time.monotonic()
@@ -97,8 +102,9 @@ def figures(name: str, **values: Any) -> None:
     print(f"\nFIGURES {name}: " + ", ".join(f"{k}={v}" for k, v in values.items()))
 
 
-async def kill_orders_at_commit(faults: Faults, gw: httpx.AsyncClient, buyer: Shopper, product_id: str,
-                                key: str, before: int) -> int:
+async def kill_orders_at_commit(
+    faults: Faults, gw: httpx.AsyncClient, buyer: Shopper, product_id: str, key: str, before: int
+) -> int:
     """Place an order, SIGKILL orders while its commit is parked; returns the status the client saw."""
     async with commits_parked(faults):
         placing = asyncio.create_task(post_order(gw, buyer, product_id, key))
@@ -115,7 +121,8 @@ async def orders_of(gw: httpx.AsyncClient, buyer: Shopper) -> list[dict[str, Any
 
 
 async def test_a_reservation_orphaned_by_a_killed_orders_is_released_without_any_retry(
-        faults: Faults, gw: httpx.AsyncClient) -> None:
+    faults: Faults, gw: httpx.AsyncClient
+) -> None:
     """SIGKILL after catalog reserved, before orders committed; the client never comes back.
 
     The stock must return within the bound whatever the client does, and nothing is ordered.
@@ -135,13 +142,18 @@ async def test_a_reservation_orphaned_by_a_killed_orders_is_released_without_any
         await eventually(released, timeout=RECOVERY_BOUND, interval=0.5)
     finally:
         left = 10 - await stock_of(faults, product["id"])
-        figures("orphan", client_saw=seen, units_still_reserved=left,
-                seconds_to_release=round(time.monotonic() - killed_at, 1) if not left else f">{RECOVERY_BOUND}")
+        figures(
+            "orphan",
+            client_saw=seen,
+            units_still_reserved=left,
+            seconds_to_release=round(time.monotonic() - killed_at, 1) if not left else f">{RECOVERY_BOUND}",
+        )
     assert await orders_of(gw, buyer) == []
 
 
 async def test_a_key_retried_after_orders_was_killed_is_served_promptly_and_orders_once(
-        faults: Faults, gw: httpx.AsyncClient) -> None:
+    faults: Faults, gw: httpx.AsyncClient
+) -> None:
     """The same Idempotency-Key retried after the crash: refusals carry Retry-After, none is a 504,
     the order is placed once, and its units are taken once."""
     boss = await admin(gw)
@@ -156,10 +168,15 @@ async def test_a_key_retried_after_orders_was_killed_is_served_promptly_and_orde
     placed, answers = await retry_until_placed(gw, buyer, product["id"], key, bound=90)
     took = time.monotonic() - restarted_at
     codes = Counter(code for code, _, _ in answers)
-    figures("crash-retry", client_saw=seen, answers=dict(codes),
-            without_retry_after=sum(1 for c, _, ra in answers if c != 201 and not ra),
-            slowest_answer_s=round(max(t for _, t, _ in answers), 1),
-            seconds_to_201=round(took, 1) if placed else ">90", stock=await stock_of(faults, product["id"]))
+    figures(
+        "crash-retry",
+        client_saw=seen,
+        answers=dict(codes),
+        without_retry_after=sum(1 for c, _, ra in answers if c != 201 and not ra),
+        slowest_answer_s=round(max(t for _, t, _ in answers), 1),
+        seconds_to_201=round(took, 1) if placed else ">90",
+        stock=await stock_of(faults, product["id"]),
+    )
     assert placed is not None, answers
     assert 504 not in codes, answers
     assert all(ra for code, _, ra in answers if code != 201), answers
@@ -171,7 +188,8 @@ async def test_a_key_retried_after_orders_was_killed_is_served_promptly_and_orde
 
 
 async def test_a_key_whose_claim_could_not_be_given_up_in_a_database_outage_is_served_after_it(
-        faults: Faults, gw: httpx.AsyncClient) -> None:
+    faults: Faults, gw: httpx.AsyncClient
+) -> None:
     """Orders' database goes away for 5 s while an order is being committed: the claim cannot be
     given up. Retries get quick refusals with Retry-After during the outage and the order once after;
     the order placed holds its stock (it is not built on a reservation released meanwhile)."""
@@ -199,11 +217,16 @@ async def test_a_key_whose_claim_could_not_be_given_up_in_a_database_outage_is_s
     every = during + answers
     codes = Counter(code for code, _, _ in every)
     stock = await stock_of(faults, product["id"])
-    figures("db-outage-retry", client_saw=first.status_code, during_outage=dict(Counter(c for c, _, _ in during)),
-            after_outage=dict(Counter(c for c, _, _ in answers)),
-            without_retry_after=sum(1 for c, _, ra in every if c != 201 and not ra),
-            slowest_answer_s=round(max(t for _, t, _ in every), 1),
-            seconds_to_201=round(took, 1) if placed else ">90", stock=stock)
+    figures(
+        "db-outage-retry",
+        client_saw=first.status_code,
+        during_outage=dict(Counter(c for c, _, _ in during)),
+        after_outage=dict(Counter(c for c, _, _ in answers)),
+        without_retry_after=sum(1 for c, _, ra in every if c != 201 and not ra),
+        slowest_answer_s=round(max(t for _, t, _ in every), 1),
+        seconds_to_201=round(took, 1) if placed else ">90",
+        stock=stock,
+    )
     assert placed is not None, every
     assert 504 not in codes, every
     assert all(ra for code, _, ra in every if code != 201), every

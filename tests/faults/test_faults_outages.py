@@ -50,9 +50,11 @@ class Answers:
             self.without_retry_after.append(f"{what}: {resp.status_code}")
 
     def report(self, fault: str) -> None:
-        print(f"\nFIGURES {fault}: answers {dict(sorted(self.codes.items()))}, "
-              f"503/504 without Retry-After {len(self.without_retry_after)}, "
-              f"served again {self.recovered_after:.1f} s after the fault ended")
+        print(
+            f"\nFIGURES {fault}: answers {dict(sorted(self.codes.items()))}, "
+            f"503/504 without Retry-After {len(self.without_retry_after)}, "
+            f"served again {self.recovered_after:.1f} s after the fault ended"
+        )
 
 
 class LogWindow:
@@ -102,8 +104,9 @@ def _size(faults: Faults, part: str) -> int:
     return path.stat().st_size if path.exists() else 0
 
 
-async def keep_asking(answers: Answers, requests: Callable[[], dict[str, Awaitable[httpx.Response]]],
-                      seconds: float) -> None:
+async def keep_asking(
+    answers: Answers, requests: Callable[[], dict[str, Awaitable[httpx.Response]]], seconds: float
+) -> None:
     """Customers' requests, one round after another, for ``seconds``."""
     until = time.monotonic() + seconds
     while time.monotonic() < until:
@@ -112,8 +115,12 @@ async def keep_asking(answers: Answers, requests: Callable[[], dict[str, Awaitab
         await asyncio.sleep(0.2)
 
 
-async def served_again(answers: Answers, requests: Callable[[], dict[str, Awaitable[httpx.Response]]],
-                       since: float, timeout: float = 30) -> None:
+async def served_again(
+    answers: Answers,
+    requests: Callable[[], dict[str, Awaitable[httpx.Response]]],
+    since: float,
+    timeout: float = 30,
+) -> None:
     async def every_request_served() -> None:
         for what, call in requests().items():
             resp = await call
@@ -123,8 +130,9 @@ async def served_again(answers: Answers, requests: Callable[[], dict[str, Awaita
     answers.recovered_after = time.monotonic() - since
 
 
-def assert_logged_like_an_outage(window: LogWindow, dependency: str, parts: list[str], *,
-                                 each_part_warns: bool = False) -> None:
+def assert_logged_like_an_outage(
+    window: LogWindow, dependency: str, parts: list[str], *, each_part_warns: bool = False
+) -> None:
     """No traceback, no error line; per part at most one warning that it is down, and one line that it is back."""
     noise = window.noise()
     print(f"FIGURES logs {dependency}: {noise}")
@@ -156,12 +164,16 @@ async def no_more_outage_lines(window: LogWindow, dependency: str, parts: list[s
 
 
 async def test_redis_outage_refuses_with_retry_after_and_logs_it_once_per_part(
-        faults: Faults, gw: httpx.AsyncClient) -> None:
+    faults: Faults, gw: httpx.AsyncClient
+) -> None:
     buyer = await customer(gw, "retry-redis")
 
     def requests() -> dict[str, Awaitable[httpx.Response]]:
-        return {"me": gw.get("/users/me", headers=buyer.auth), "cart": gw.get("/cart", headers=buyer.auth),
-                "sign in": gw.post("/auth/login", json={"email": buyer.email, "password": buyer.password})}
+        return {
+            "me": gw.get("/users/me", headers=buyer.auth),
+            "cart": gw.get("/cart", headers=buyer.auth),
+            "sign in": gw.post("/auth/login", json={"email": buyer.email, "password": buyer.password}),
+        }
 
     window = LogWindow(faults)
     answers = Answers()
@@ -180,7 +192,9 @@ async def test_redis_outage_refuses_with_retry_after_and_logs_it_once_per_part(
     assert_logged_like_an_outage(window, "redis", parts)
 
 
-async def test_identity_service_out_of_reach_is_a_503_with_retry_after(faults: Faults, gw: httpx.AsyncClient) -> None:
+async def test_identity_service_out_of_reach_is_a_503_with_retry_after(
+    faults: Faults, gw: httpx.AsyncClient
+) -> None:
     """A service that starts while auth is down cannot fetch the signing keys: it refuses, saying when to retry."""
     buyer = await customer(gw, "retry-jwks")
 
@@ -201,7 +215,9 @@ async def test_identity_service_out_of_reach_is_a_503_with_retry_after(faults: F
     assert answers.without_retry_after == [], answers.without_retry_after
 
 
-async def test_a_service_that_stops_answering_is_a_504_with_retry_after(faults: Faults, gw: httpx.AsyncClient) -> None:
+async def test_a_service_that_stops_answering_is_a_504_with_retry_after(
+    faults: Faults, gw: httpx.AsyncClient
+) -> None:
     buyer = await customer(gw, "retry-slow")
     assert (await gw.get("/cart", headers=buyer.auth)).status_code == 200
     answers = Answers()
@@ -222,15 +238,19 @@ async def test_a_service_that_stops_answering_is_a_504_with_retry_after(faults: 
 
 
 async def test_broker_restart_is_one_warning_and_one_recovery_line_per_part(
-        faults: Faults, gw: httpx.AsyncClient) -> None:
+    faults: Faults, gw: httpx.AsyncClient
+) -> None:
     boss = await admin(gw)
     product = await make_product(gw, boss, stock=10, price=900)
     buyer = await customer(gw, "broker-restart")
     items = [{"product_id": product["id"], "quantity": 1}]
 
     def requests() -> dict[str, Awaitable[httpx.Response]]:
-        return {"browse": gw.get("/products", params={"q": uuid.uuid4().hex}),
-                "cart": gw.get("/cart", headers=buyer.auth), "orders": gw.get("/orders", headers=buyer.auth)}
+        return {
+            "browse": gw.get("/products", params={"q": uuid.uuid4().hex}),
+            "cart": gw.get("/cart", headers=buyer.auth),
+            "orders": gw.get("/orders", headers=buyer.auth),
+        }
 
     window = LogWindow(faults)
     answers = Answers()
@@ -252,27 +272,40 @@ async def test_broker_restart_is_one_warning_and_one_recovery_line_per_part(
 
 async def terminate_backends(faults: Faults) -> int:
     """What a PostgreSQL restart does to every open connection of this stack: 57P01, admin shutdown."""
-    conn = await asyncpg.connect(faults.direct.pg_dsn.replace("postgresql+asyncpg://", "postgresql://"), timeout=10)
+    conn = await asyncpg.connect(
+        faults.direct.pg_dsn.replace("postgresql+asyncpg://", "postgresql://"), timeout=10
+    )
     try:
-        return int(await conn.fetchval(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = ANY($1::text[])"
-            " AND pid <> pg_backend_pid()", [f"{faults.direct.db_prefix}{s}" for s in DB_SERVICES]))
+        return int(
+            await conn.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = ANY($1::text[])"
+                " AND pid <> pg_backend_pid()",
+                [f"{faults.direct.db_prefix}{s}" for s in DB_SERVICES],
+            )
+        )
     finally:
         await conn.close()
 
 
 async def test_database_restart_is_one_warning_and_one_recovery_line_per_part(
-        faults: Faults, gw: httpx.AsyncClient) -> None:
+    faults: Faults, gw: httpx.AsyncClient
+) -> None:
     boss = await admin(gw)
     product = await make_product(gw, boss, stock=10, price=900)
     buyer = await customer(gw, "db-restart")
     items = [{"product_id": product["id"], "quantity": 1}]
 
     def requests() -> dict[str, Awaitable[httpx.Response]]:
-        return {"browse": gw.get("/products", params={"q": uuid.uuid4().hex}),
-                "cart": gw.get("/cart", headers=buyer.auth), "orders": gw.get("/orders", headers=buyer.auth),
-                "order": gw.post("/orders", json={"shipping_address": ADDRESS, "items": items},
-                                 headers={**buyer.auth, "Idempotency-Key": uuid.uuid4().hex})}
+        return {
+            "browse": gw.get("/products", params={"q": uuid.uuid4().hex}),
+            "cart": gw.get("/cart", headers=buyer.auth),
+            "orders": gw.get("/orders", headers=buyer.auth),
+            "order": gw.post(
+                "/orders",
+                json={"shipping_address": ADDRESS, "items": items},
+                headers={**buyer.auth, "Idempotency-Key": uuid.uuid4().hex},
+            ),
+        }
 
     window = LogWindow(faults)
     answers = Answers()

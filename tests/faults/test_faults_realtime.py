@@ -61,11 +61,14 @@ async def first_arrival(console: Listener, product_id: str, prices: set[int]) ->
 
 
 def prices_heard(console: Listener, product_id: str) -> dict[int, dict[str, Any]]:
-    return {n["data"]["price"]: n for n in console.events("product:updated") if n["data"].get("id") == product_id}
+    return {
+        n["data"]["price"]: n for n in console.events("product:updated") if n["data"].get("id") == product_id
+    }
 
 
 async def test_redis_restart_loses_no_live_notification_and_no_sequence_goes_back(
-        faults: Faults, gw: httpx.AsyncClient) -> None:
+    faults: Faults, gw: httpx.AsyncClient
+) -> None:
     boss = await admin(gw)
     product = await make_product(gw, boss, stock=5, price=1000)
     console = await Listener(faults.stack.gateway, boss.token).connect()
@@ -94,8 +97,10 @@ async def test_redis_restart_loses_no_live_notification_and_no_sequence_goes_bac
         missed = [p for p in changed if p not in heard]
         resynced = console.events("resync")[resyncs_before:]
         recovery = first_heard[0] - restored if isinstance(first_heard[0], float) else None
-        print(f"\nredis restart: {len(missed)} of {CHANGES} notifications missed, {len(resynced)} resync, "
-              f"first one heard {recovery if recovery is None else round(recovery, 2)} s after Redis came back")
+        print(
+            f"\nredis restart: {len(missed)} of {CHANGES} notifications missed, {len(resynced)} resync, "
+            f"first one heard {recovery if recovery is None else round(recovery, 2)} s after Redis came back"
+        )
 
         assert console.sio.connected
         # every change made after the restart reached the open console, and it was told that what

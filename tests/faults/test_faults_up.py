@@ -61,9 +61,23 @@ class Up:
         env.update(infra.env())
         env.update({"INTERNAL_API_TOKEN": "test-internal-token-up", "DB_POOL_SIZE": "2", "LOG_JSON": "false"})
         self.proc = subprocess.Popen(
-            [sys.executable, "scripts/up.py", "--skip-infra", "--seed-products", "0", "--only", *RUN,
-             "--port-offset", str(self.offset)],
-            cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                sys.executable,
+                "scripts/up.py",
+                "--skip-infra",
+                "--seed-products",
+                "0",
+                "--only",
+                *RUN,
+                "--port-offset",
+                str(self.offset),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log.open("ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def url(self, part: str) -> str:
         return f"http://127.0.0.1:{BY_NAME[part].port + self.offset}"
@@ -110,10 +124,13 @@ def _alive(pid: int) -> bool:
     return not (stat.exists() and stat.read_text().split(") ")[-1].startswith("Z"))
 
 
-def test_a_part_killed_under_make_up_comes_back_and_the_others_keep_serving(infra: Infra, tmp_path: Path) -> None:
+def test_a_part_killed_under_make_up_comes_back_and_the_others_keep_serving(
+    infra: Infra, tmp_path: Path
+) -> None:
     up = Up(infra, tmp_path / "up.log")
     try:
         with httpx.Client(timeout=3) as client:
+
             def serving(part: str) -> bool:
                 return client.get(f"{up.url(part)}/readyz").status_code == 200
 
@@ -124,9 +141,16 @@ def test_a_part_killed_under_make_up_comes_back_and_the_others_keep_serving(infr
             [first] = up.pids("orders")
 
             os.kill(first, signal.SIGKILL)
-            up.wait_until(lambda: bool(re.search(
-                r"orders\s+\| exited \(killed by SIGKILL\) after [\d.]+ s; restarting in 1 s \(restart 1\)",
-                up.text())), "a restart announced in the log", 15)
+            up.wait_until(
+                lambda: bool(
+                    re.search(
+                        r"orders\s+\| exited \(killed by SIGKILL\) after [\d.]+ s; restarting in 1 s \(restart 1\)",
+                        up.text(),
+                    )
+                ),
+                "a restart announced in the log",
+                15,
+            )
             assert browsing(), "catalog stopped serving when orders died"
 
             up.wait_until(lambda: len(up.pids("orders")) == 2, "orders started again", 15)

@@ -29,8 +29,20 @@ from libs.common.parts import PARTS
 ROOT = Path(__file__).resolve().parents[2]
 USUAL_PORTS = tuple(p.port for p in PARTS)
 # settings that would send the devserver to other servers than its own embedded ones
-INFRA_ENV = ("PG_DSN", "REDIS_URL", "AMQP_URL", "EVENT_BUS", "ADMIN_EMAIL", "ADMIN_PASSWORD", "ENV", "PORT",
-             "DB_PREFIX", "REDIS_PREFIX", "EVENTS_QUEUE_PREFIX", "EVENTS_EXCHANGE")
+INFRA_ENV = (
+    "PG_DSN",
+    "REDIS_URL",
+    "AMQP_URL",
+    "EVENT_BUS",
+    "ADMIN_EMAIL",
+    "ADMIN_PASSWORD",
+    "ENV",
+    "PORT",
+    "DB_PREFIX",
+    "REDIS_PREFIX",
+    "EVENTS_QUEUE_PREFIX",
+    "EVENTS_EXCHANGE",
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -67,9 +79,23 @@ class DevServer:
         env["PYTHONUNBUFFERED"] = "1"
         # cwd outside the repo: a developer's .env must not steer the test
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "devserver", "--data-dir", str(self.data_dir), "--port-offset",
-             str(self.offset), "--seed-products", "20"],
-            cwd=self.workdir, env=env, stdout=self.log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "devserver",
+                "--data-dir",
+                str(self.data_dir),
+                "--port-offset",
+                str(self.offset),
+                "--seed-products",
+                "20",
+            ],
+            cwd=self.workdir,
+            env=env,
+            stdout=self.log.open("ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def tail(self) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-60:])
@@ -118,8 +144,9 @@ class DevServer:
 
 def _login(client: httpx.Client, gateway: str, data_dir: Path) -> httpx.Response:
     creds = dict(line.split("=", 1) for line in (data_dir / "admin.txt").read_text().split())
-    return client.post(f"{gateway}/auth/login", json={"email": creds["ADMIN_EMAIL"],
-                                                      "password": creds["ADMIN_PASSWORD"]})
+    return client.post(
+        f"{gateway}/auth/login", json={"email": creds["ADMIN_EMAIL"], "password": creds["ADMIN_PASSWORD"]}
+    )
 
 
 @pytest.fixture
@@ -133,16 +160,21 @@ def data_dir() -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def test_newcomer_runs_the_whole_shop_in_one_process_and_stops_it_with_ctrl_c(tmp_path: Path, data_dir: Path) -> None:
+def test_newcomer_runs_the_whole_shop_in_one_process_and_stops_it_with_ctrl_c(
+    tmp_path: Path, data_dir: Path
+) -> None:
     dev = DevServer(data_dir, tmp_path, _free_offset())
     gateway = dev.url(8000)
     try:
         dev.start()
         with httpx.Client(timeout=5) as client:
-            dev.wait_until(lambda: client.get(f"{gateway}/healthz").status_code == 200, "gateway /healthz", 90)
+            dev.wait_until(
+                lambda: client.get(f"{gateway}/healthz").status_code == 200, "gateway /healthz", 90
+            )
             # the demo catalog is seeded once every part runs: browse it as a guest through the gateway
-            dev.wait_until(lambda: client.get(f"{gateway}/products").json().get("total", 0) > 0,
-                           "seeded products", 30)
+            dev.wait_until(
+                lambda: client.get(f"{gateway}/products").json().get("total", 0) > 0, "seeded products", 30
+            )
             page = client.get(f"{gateway}/products", params={"page_size": 5, "sort": "price_asc"}).json()
             # 20 seeded; the demo data hides a few (inactive) as a real catalog would
             assert 15 <= page["total"] <= 20
@@ -157,10 +189,14 @@ def test_newcomer_runs_the_whole_shop_in_one_process_and_stops_it_with_ctrl_c(tm
             assert client.get(f"{gateway}{index['docs']}").status_code == 200
             login = _login(client, gateway, data_dir)
             assert login.status_code == 200, login.text
-            me = client.get(f"{gateway}/users/me", headers={"Authorization": f"Bearer {login.json()['access_token']}"})
+            me = client.get(
+                f"{gateway}/users/me", headers={"Authorization": f"Bearer {login.json()['access_token']}"}
+            )
             assert me.json()["role"] == "admin"
             # pricing's defaults: the printed demo coupon and a shipping zone for the shop's country
-            dev.wait_until(lambda: "coupon    WELCOME10" in dev.log.read_text(), "the demo coupon printed", 30)
+            dev.wait_until(
+                lambda: "coupon    WELCOME10" in dev.log.read_text(), "the demo coupon printed", 30
+            )
             methods = client.get(f"{gateway}/shipping-methods", params={"country": "US"}).json()
             assert [m["name"] for m in methods] == ["Standard", "Express"]
         assert dev.interrupt() == 0
@@ -171,7 +207,9 @@ def test_newcomer_runs_the_whole_shop_in_one_process_and_stops_it_with_ctrl_c(tm
         # a second start reuses the data: same catalog (not seeded twice), same admin password
         dev.start()
         with httpx.Client(timeout=5) as client:
-            dev.wait_until(lambda: client.get(f"{gateway}/healthz").status_code == 200, "gateway /healthz", 90)
+            dev.wait_until(
+                lambda: client.get(f"{gateway}/healthz").status_code == 200, "gateway /healthz", 90
+            )
             assert client.get(f"{gateway}/products").json()["total"] == seeded
             assert _login(client, gateway, data_dir).status_code == 200
             dev.wait_until(lambda: "kept from the last run" in dev.log.read_text(), "the second banner", 30)

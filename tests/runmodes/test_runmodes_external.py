@@ -44,9 +44,20 @@ class MailProcess:
         return f"http://127.0.0.1:{self.http_port}"
 
     def start(self) -> None:
-        self.proc = subprocess.Popen([sys.executable, str(MAILCATCHER), "--host", "127.0.0.1", "--smtp-port",
-                                      str(self.port), "--http-port", str(self.http_port)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                str(MAILCATCHER),
+                "--host",
+                "127.0.0.1",
+                "--smtp-port",
+                str(self.port),
+                "--http-port",
+                str(self.http_port),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 20
         while True:
             try:
@@ -68,15 +79,23 @@ def _fake_docker(tmp_path: Path, *, up_status: int = 0) -> tuple[Path, Path]:
     docker = tmp_path / "docker"
     # a healthy container for `ps` (scripts/containers.py wait), the given status for `up`, 0 for the rest
     healthy = "printf 'shop-e2e-gateway-1\\trunning\\tUp 5 seconds (healthy)\\n'"
-    docker.write_text(f'#!/bin/sh\necho "$*" >> {calls}\n'
-                      f'case "$*" in *" up "*) exit {up_status};; ps*) {healthy};; esac\nexit 0\n')
+    docker.write_text(
+        f'#!/bin/sh\necho "$*" >> {calls}\n'
+        f'case "$*" in *" up "*) exit {up_status};; ps*) {healthy};; esac\nexit 0\n'
+    )
     docker.chmod(0o755)
     return docker, calls
 
 
 def _make(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["make", "--no-print-directory", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=60, check=False)
+    return subprocess.run(
+        ["make", "--no-print-directory", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def test_without_a_gateway_url_the_suite_starts_its_own_stack() -> None:
@@ -88,8 +107,14 @@ def test_a_gateway_url_selects_that_stack_with_what_else_the_environment_gives()
     bare = external_stack({"SHOP_GATEWAY_URL": "http://shop.test:8000/"})
     assert bare is not None and bare.gateway == "http://shop.test:8000"
     assert bare.mail is None and bare.control is None
-    full = external_stack({"SHOP_GATEWAY_URL": "http://shop.test:8000", "SHOP_MAIL_URL": "http://mail.test:8025",
-                           "SHOP_PART_CONTROL": "compose", "SHOP_COMPOSE": "docker compose -p e2e -f a.yml"})
+    full = external_stack(
+        {
+            "SHOP_GATEWAY_URL": "http://shop.test:8000",
+            "SHOP_MAIL_URL": "http://mail.test:8025",
+            "SHOP_PART_CONTROL": "compose",
+            "SHOP_COMPOSE": "docker compose -p e2e -f a.yml",
+        }
+    )
     assert full is not None and full.mail == HttpMailbox("http://mail.test:8025")
     assert full.control == ComposeControl(("docker", "compose", "-p", "e2e", "-f", "a.yml"))
     with pytest.raises(ExternalStackError, match="kubectl"):
@@ -112,7 +137,10 @@ def test_compose_control_stops_and_starts_a_part_by_its_service_name(tmp_path: P
     control = ComposeControl((str(docker), "compose", "-p", "shop-e2e"))
     control.run("stop", "orders")
     control.run("start", "orders")
-    assert calls.read_text().splitlines() == ["compose -p shop-e2e stop orders", "compose -p shop-e2e start orders"]
+    assert calls.read_text().splitlines() == [
+        "compose -p shop-e2e stop orders",
+        "compose -p shop-e2e start orders",
+    ]
     with pytest.raises(ExternalStackError, match="false stop orders failed"):
         ComposeControl(("false",)).run("stop", "orders")
 
@@ -138,22 +166,35 @@ def test_the_mail_catcher_offers_what_it_received_over_http() -> None:
 def test_make_e2e_compose_brings_the_stack_up_runs_the_suite_against_it_and_tears_it_down() -> None:
     plan = _make("-n", "e2e-compose").stdout
     assert 'compose="$SHOP_COMPOSE_CMD -p shop-e2e -f docker-compose.yml -f docker-compose.e2e.yml"' in plan
-    down, build, up, wait, suite = (plan.index('trap "$compose down -v --remove-orphans" EXIT'),
-                                    plan.index("$compose build"), plan.index("$compose up -d"),
-                                    plan.index("scripts/containers.py wait shop-e2e"),
-                                    plan.index("-m pytest -q -rs tests/e2e"))
+    down, build, up, wait, suite = (
+        plan.index('trap "$compose down -v --remove-orphans" EXIT'),
+        plan.index("$compose build"),
+        plan.index("$compose up -d"),
+        plan.index("scripts/containers.py wait shop-e2e"),
+        plan.index("-m pytest -q -rs tests/e2e"),
+    )
     assert down < build < up < wait < suite
-    assert re.search(r"SHOP_GATEWAY_URL=http://127\.0\.0\.1:\d+ ", plan), "the gateway on a free loopback port"
-    for setting in ("SHOP_MAIL_URL=http://127.0.0.1:", "SHOP_PART_CONTROL=compose", 'SHOP_COMPOSE="$compose"',
-                    "SHOP_ADMIN_EMAIL=", "SHOP_ADMIN_PASSWORD=", "POSTGRES_PUBLISH=127.0.0.1: "):
+    assert re.search(r"SHOP_GATEWAY_URL=http://127\.0\.0\.1:\d+ ", plan), (
+        "the gateway on a free loopback port"
+    )
+    for setting in (
+        "SHOP_MAIL_URL=http://127.0.0.1:",
+        "SHOP_PART_CONTROL=compose",
+        'SHOP_COMPOSE="$compose"',
+        "SHOP_ADMIN_EMAIL=",
+        "SHOP_ADMIN_PASSWORD=",
+        "POSTGRES_PUBLISH=127.0.0.1: ",
+    ):
         assert setting in plan, setting
 
 
 @pytest.mark.parametrize(("up_status", "suite_status"), [(0, 3), (1, 0)])
-def test_make_e2e_compose_tears_down_whatever_fails(tmp_path: Path, up_status: int, suite_status: int) -> None:
+def test_make_e2e_compose_tears_down_whatever_fails(
+    tmp_path: Path, up_status: int, suite_status: int
+) -> None:
     docker, calls = _fake_docker(tmp_path, up_status=up_status)
     ran = tmp_path / "suite-ran"
-    python = f"{sys.executable} -c 'open(\"{ran}\", \"w\").close(); raise SystemExit({suite_status})'"
+    python = f'{sys.executable} -c \'open("{ran}", "w").close(); raise SystemExit({suite_status})\''
     done = _make("e2e-compose", f"DOCKER={docker}", f"PYTHON={python}")
     assert done.returncode != 0
     steps = calls.read_text().splitlines()
@@ -190,23 +231,58 @@ def test_the_compose_e2e_additions_give_the_suite_what_it_needs() -> None:
 
 @pytest.mark.e2e
 async def test_the_journeys_run_against_a_stack_they_only_know_by_its_gateway_url(
-        infra: Infra, tmp_path: Path) -> None:
+    infra: Infra, tmp_path: Path
+) -> None:
     mail = MailProcess()
     stack = Stack(infra=infra, workdir=tmp_path, mail=mail)  # type: ignore[arg-type]
     try:
         await stack.up()
         await asyncio.to_thread(
-            subprocess.run, [sys.executable, "-m", "services.auth", "create-admin", "--email", ADMIN[0],
-                             "--password", ADMIN[1]], cwd=ROOT, env=stack.env("auth"), check=True,
-            capture_output=True, timeout=60)
+            subprocess.run,
+            [
+                sys.executable,
+                "-m",
+                "services.auth",
+                "create-admin",
+                "--email",
+                ADMIN[0],
+                "--password",
+                ADMIN[1],
+            ],
+            cwd=ROOT,
+            env=stack.env("auth"),
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "SHOP_"))}
-        env.update(SHOP_GATEWAY_URL=stack.gateway, SHOP_MAIL_URL=mail.url, SHOP_ADMIN_EMAIL=ADMIN[0],
-                   SHOP_ADMIN_PASSWORD=ADMIN[1])
+        env.update(
+            SHOP_GATEWAY_URL=stack.gateway,
+            SHOP_MAIL_URL=mail.url,
+            SHOP_ADMIN_EMAIL=ADMIN[0],
+            SHOP_ADMIN_PASSWORD=ADMIN[1],
+        )
         child = await asyncio.to_thread(
-            subprocess.run, [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider",
-                             "tests/e2e/test_e2e_journeys.py", "tests/e2e/test_e2e_live.py", "-k",
-                             "guest or forgotten or orders_is_down or catalog_live or payments_restarting"],
-            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+            subprocess.run,
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-q",
+                "-rs",
+                "-p",
+                "no:cacheprovider",
+                "tests/e2e/test_e2e_journeys.py",
+                "tests/e2e/test_e2e_live.py",
+                "-k",
+                "guest or forgotten or orders_is_down or catalog_live or payments_restarting",
+            ],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         # the child started nothing: the reset code it read was mailed by the stack started here
         reset_mails = HttpMailbox(mail.url).to("@e2e.shop.test")
     finally:

@@ -49,6 +49,7 @@ def compose() -> dict[str, Any]:
 
 # --- the registry -------------------------------------------------------------------------------
 
+
 def test_the_registry_names_each_part_and_port_once() -> None:
     assert len(set(NAMES)) == len(PARTS) and len({p.port for p in PARTS}) == len(PARTS)
     assert GATEWAY.name == "gateway" and GATEWAY not in SERVICES
@@ -77,7 +78,8 @@ def test_a_part_with_a_database_has_migrations_and_one_without_has_none(name: st
 
 
 def test_every_part_is_reached_where_the_template_puts_it_unless_its_url_is_set(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     for p in PARTS:
         monkeypatch.delenv(p.url_env, raising=False)
     monkeypatch.setenv("CART_URL", "http://cart.example:9/")
@@ -93,13 +95,17 @@ def test_every_part_is_reached_where_the_template_puts_it_unless_its_url_is_set(
 
 # --- docker-compose.yml -------------------------------------------------------------------------
 
+
 def test_compose_runs_every_part_and_the_three_servers(compose: dict[str, Any]) -> None:
     services = compose["services"]
     assert set(NAMES) | set(INFRA) <= set(services)
     for name in INFRA:
         # built from Debian's packages on the shop's base image: no image registry needed
-        assert services[name]["build"] == {"context": ".", "dockerfile": f"deploy/docker/{name}.Dockerfile",
-                                           "args": BASE_ARG}, name
+        assert services[name]["build"] == {
+            "context": ".",
+            "dockerfile": f"deploy/docker/{name}.Dockerfile",
+            "args": BASE_ARG,
+        }, name
         assert (ROOT / "deploy" / "docker" / f"{name}.Dockerfile").is_file()
         assert services[name]["healthcheck"]["test"], f"{name} has no health check"
 
@@ -123,7 +129,8 @@ def test_only_the_gateway_is_published_and_the_servers_only_on_loopback(compose:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_compose_configures_each_part_by_environment_with_compose_hostnames(
-        compose: dict[str, Any], name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    compose: dict[str, Any], name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     env = {k: _interpolate(str(v), {}) for k, v in compose["services"][name]["environment"].items()}
     assert env["HOST"] == "0.0.0.0" and "PORT" not in env
     assert env["PG_DSN"].startswith("postgresql://") and "@postgres:5432" in env["PG_DSN"]
@@ -136,7 +143,9 @@ def test_compose_configures_each_part_by_environment_with_compose_hostnames(
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     settings = _settings_class(BY_NAME[name])(_env_file=None)
-    assert {p.name: settings.url_of(p.name) for p in PARTS} == {p.name: f"http://{p.name}:{p.port}" for p in PARTS}
+    assert {p.name: settings.url_of(p.name) for p in PARTS} == {
+        p.name: f"http://{p.name}:{p.port}" for p in PARTS
+    }
     assert settings.jwks_url == f"http://auth:{BY_NAME['auth'].port}/.well-known/jwks.json"
     assert settings.port == BY_NAME[name].port
 
@@ -165,15 +174,27 @@ def _preflight(compose: dict[str, Any], env: dict[str, str]) -> subprocess.Compl
     assert svc["command"][:2] == ["sh", "-c"]
     script = svc["command"][2].replace("$$", "$")  # compose's escape of a literal $
     values = {k: _interpolate(str(v), env) for k, v in svc["environment"].items()}
-    return subprocess.run(["sh", "-c", script], env={"PATH": os.environ["PATH"], **values},
-                          capture_output=True, text=True, check=False, timeout=10)
+    return subprocess.run(
+        ["sh", "-c", script],
+        env={"PATH": os.environ["PATH"], **values},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=10,
+    )
 
 
-SECRETS = {"INTERNAL_API_TOKEN": "t0ken-of-this-deployment", "POSTGRES_PASSWORD": "pg-pass-of-it",
-           "RABBITMQ_PASSWORD": "mq-pass-of-it", "SIGNING_KEY_ENCRYPTION_KEY": "a-fernet-key"}
+SECRETS = {
+    "INTERNAL_API_TOKEN": "t0ken-of-this-deployment",
+    "POSTGRES_PASSWORD": "pg-pass-of-it",
+    "RABBITMQ_PASSWORD": "mq-pass-of-it",
+    "SIGNING_KEY_ENCRYPTION_KEY": "a-fernet-key",
+}
 
 
-def test_compose_starts_with_its_published_defaults_only_as_a_development_stack(compose: dict[str, Any]) -> None:
+def test_compose_starts_with_its_published_defaults_only_as_a_development_stack(
+    compose: dict[str, Any],
+) -> None:
     assert _preflight(compose, {}).returncode == 0
     assert _preflight(compose, {"SHOP_ENV": "dev"}).returncode == 0
     for env in ("prod", "test"):
@@ -194,7 +215,9 @@ def test_every_part_and_server_waits_for_the_preflight_or_uses_its_secrets(compo
     assert SECRETS["POSTGRES_PASSWORD"] in env["PG_DSN"] and SECRETS["RABBITMQ_PASSWORD"] in env["AMQP_URL"]
     assert env["INTERNAL_API_TOKEN"] == SECRETS["INTERNAL_API_TOKEN"]
     assert _interpolate(services["postgres"]["environment"]["POSTGRES_PASSWORD"], SECRETS) == "pg-pass-of-it"
-    assert _interpolate(services["rabbitmq"]["environment"]["RABBITMQ_DEFAULT_PASS"], SECRETS) == "mq-pass-of-it"
+    assert (
+        _interpolate(services["rabbitmq"]["environment"]["RABBITMQ_DEFAULT_PASS"], SECRETS) == "mq-pass-of-it"
+    )
 
 
 @pytest.mark.parametrize("env", [{}, {"SHOP_NET": "172.29"}], ids=["development", "make e2e-compose"])
@@ -213,16 +236,23 @@ def test_the_gateway_address_is_inside_the_subnet_and_auth_trusts_no_address(env
 
 # --- the one Dockerfile -------------------------------------------------------------------------
 
+
 def _dockerfile() -> str:
     return re.sub(r"\\\n", " ", (ROOT / "Dockerfile").read_text())
 
 
 def _instruction(name: str) -> list[str]:
-    return [line.strip()[len(name) + 1:] for line in _dockerfile().splitlines() if line.strip().startswith(name + " ")]
+    return [
+        line.strip()[len(name) + 1 :]
+        for line in _dockerfile().splitlines()
+        if line.strip().startswith(name + " ")
+    ]
 
 
 def test_there_is_one_dockerfile_for_every_part() -> None:
-    assert not list((ROOT / "services").glob("*/Dockerfile")) and not (ROOT / "gateway" / "Dockerfile").exists()
+    assert (
+        not list((ROOT / "services").glob("*/Dockerfile")) and not (ROOT / "gateway" / "Dockerfile").exists()
+    )
     text = _dockerfile()
     assert re.search(r"^USER\s+(?!root)\S+", text, re.M), "the image must run as a non-root user"
     # only what running needs: no extra (dev: embedded servers, test: test tools)
@@ -260,6 +290,7 @@ def test_an_image_of_no_known_part_fails_to_build(part: str | None, tmp_path: Pa
 
 # --- make up ------------------------------------------------------------------------------------
 
+
 def _up_script() -> Any:
     import importlib.util
 
@@ -292,6 +323,7 @@ def test_there_is_no_procfile_to_drift_from_the_registry() -> None:
 
 
 # --- .env.example -------------------------------------------------------------------------------
+
 
 def _settings_env_names(cls: type[CommonSettings]) -> set[str]:
     names = set()

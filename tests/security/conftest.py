@@ -91,20 +91,33 @@ class Cast:
         name = f"Sec {uuid.uuid4().hex[:8]}"
         cat = await self.http.post("/admin/categories", json={"name": name}, headers=self.admin.auth)
         assert cat.status_code == 201, cat.text
-        prod = await self.http.post("/admin/products", headers=self.admin.auth, json={
-            "name": f"{name} lamp", "price": 1500, "currency": "USD", "sku": f"SEC-{uuid.uuid4().hex[:10]}",
-            "category_id": cat.json()["id"], "stock": 50})
+        prod = await self.http.post(
+            "/admin/products",
+            headers=self.admin.auth,
+            json={
+                "name": f"{name} lamp",
+                "price": 1500,
+                "currency": "USD",
+                "sku": f"SEC-{uuid.uuid4().hex[:10]}",
+                "category_id": cat.json()["id"],
+                "stock": 50,
+            },
+        )
         assert prod.status_code == 201, prod.text
         order = await self.http.post(
-            "/orders", headers={**self.user.auth, "Idempotency-Key": uuid.uuid4().hex},
-            json={"shipping_address": ADDRESS, "items": [{"product_id": prod.json()["id"], "quantity": 1}]})
+            "/orders",
+            headers={**self.user.auth, "Idempotency-Key": uuid.uuid4().hex},
+            json={"shipping_address": ADDRESS, "items": [{"product_id": prod.json()["id"], "quantity": 1}]},
+        )
         assert order.status_code == 201, order.text
         return Sandbox(category=cat.json(), product=prod.json(), order=order.json())
 
 
 async def register(http: httpx.AsyncClient, tag: str) -> Caller:
     email = new_email(tag)
-    resp = await http.post("/auth/register", json={"email": email, "password": PASSWORD, "name": f"Sec {tag}"})
+    resp = await http.post(
+        "/auth/register", json={"email": email, "password": PASSWORD, "name": f"Sec {tag}"}
+    )
     assert resp.status_code == 201, resp.text
     body = resp.json()
     return Caller(email=email, token=body["access_token"], user_id=body["user"]["id"], http=http)
@@ -115,12 +128,19 @@ async def make_admin(stack: Stack | ExternalStack, http: httpx.AsyncClient) -> C
     if isinstance(stack, Stack):
         email, password = new_email("sec-admin"), PASSWORD
         await asyncio.to_thread(
-            subprocess.run, [sys.executable, "-m", "services.auth", "create-admin", "--email", email,
-                             "--password", password], cwd=ROOT, env=stack.env("auth"), check=True,
-            capture_output=True, timeout=60)
+            subprocess.run,
+            [sys.executable, "-m", "services.auth", "create-admin", "--email", email, "--password", password],
+            cwd=ROOT,
+            env=stack.env("auth"),
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
     else:
         email, password = ADMIN_EMAIL, ADMIN_PASSWORD
-    probe = Caller(email=email, token="", user_id="", http=http, password=password, shared=email == ADMIN_EMAIL)
+    probe = Caller(
+        email=email, token="", user_id="", http=http, password=password, shared=email == ADMIN_EMAIL
+    )
     probe.token = await probe.another_session()
     me = await http.get("/users/me", headers=probe.auth)
     assert me.status_code == 200 and me.json()["role"] == "admin", me.text

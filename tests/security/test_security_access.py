@@ -38,8 +38,12 @@ ENDS_THE_SESSION = {("POST", "/auth/logout")}
 
 def _path(route: Route, box: Sandbox, cast: Cast) -> str:
     """The route's pattern with real sandbox ids where the parameter names one, else a random UUID."""
-    ids = {"category_id": box.category["id"], "product_id": box.product["id"], "order_id": box.order["id"],
-           "user_id": cast.victim.user_id}
+    ids = {
+        "category_id": box.category["id"],
+        "product_id": box.product["id"],
+        "order_id": box.order["id"],
+        "user_id": cast.victim.user_id,
+    }
 
     def fill(m: re.Match[str]) -> str:
         name, rest = m.group(1), m.group(2)
@@ -101,16 +105,27 @@ async def test_every_route_in_the_table_admits_exactly_its_access_level(cast: Ca
 
 
 INTERNAL_SPELLINGS = [
-    "/internal/carts/{uid}", "/internal/carts/{uid}/", "/internal", "/internal/", "//internal/carts/{uid}",
-    "/%69nternal/carts/{uid}", "/INTERNAL/carts/{uid}", "/internal%2Fcarts%2F{uid}", "/./internal/carts/{uid}",
-    "/cart/%2e%2e/internal/carts/{uid}", "/products/..%2Finternal%2Fcarts%2F{uid}", "/internal;x/carts/{uid}",
-    "/internal/reservations", "/internal/reservations/{uid}/release",
+    "/internal/carts/{uid}",
+    "/internal/carts/{uid}/",
+    "/internal",
+    "/internal/",
+    "//internal/carts/{uid}",
+    "/%69nternal/carts/{uid}",
+    "/INTERNAL/carts/{uid}",
+    "/internal%2Fcarts%2F{uid}",
+    "/./internal/carts/{uid}",
+    "/cart/%2e%2e/internal/carts/{uid}",
+    "/products/..%2Finternal%2Fcarts%2F{uid}",
+    "/internal;x/carts/{uid}",
+    "/internal/reservations",
+    "/internal/reservations/{uid}/release",
 ]
 
 
 @pytest.mark.parametrize("spelling", INTERNAL_SPELLINGS)
 async def test_internal_routes_are_never_reachable_through_the_gateway(
-        cast: Cast, stack: Stack | ExternalStack, spelling: str) -> None:
+    cast: Cast, stack: Stack | ExternalStack, spelling: str
+) -> None:
     path = spelling.format(uid=cast.user.user_id)
     credentials: dict[str, str] = {**cast.admin.auth}
     if isinstance(stack, Stack):  # even a client that somehow holds the services' own credential
@@ -122,10 +137,13 @@ async def test_internal_routes_are_never_reachable_through_the_gateway(
         assert "items" not in resp.json(), "an internal answer leaked through"
 
 
-async def test_the_internal_route_the_walk_probes_is_real_when_called_directly(stack: Stack | ExternalStack,
-                                                                               cast: Cast) -> None:
+async def test_the_internal_route_the_walk_probes_is_real_when_called_directly(
+    stack: Stack | ExternalStack, cast: Cast
+) -> None:
     """Without this, a 404 above could mean the route had merely moved."""
-    if not isinstance(stack, Stack):  # an external stack's services are not reachable from here: nothing to show
+    if not isinstance(
+        stack, Stack
+    ):  # an external stack's services are not reachable from here: nothing to show
         return
     async with httpx.AsyncClient(base_url=stack.url("cart"), timeout=10) as direct:
         path = f"/internal/carts/{cast.user.user_id}"
@@ -141,18 +159,30 @@ async def _payloads(cast: Cast, box: Sandbox) -> tuple[dict[str, dict[str, Any]]
     """A valid payload per admin command, each aimed at sandbox data so its effect can be seen."""
     spares = []
     for purpose in ("to delete", "to fill"):
-        spare = await cast.http.post("/admin/categories", headers=cast.admin.auth,
-                                     json={"name": f"Sec spare {purpose} {uuid.uuid4().hex[:8]}"})
+        spare = await cast.http.post(
+            "/admin/categories",
+            headers=cast.admin.auth,
+            json={"name": f"Sec spare {purpose} {uuid.uuid4().hex[:8]}"},
+        )
         assert spare.status_code == 201, spare.text
         spares.append(spare.json()["id"])
-    marks = {"category": f"Sec added {uuid.uuid4().hex[:8]}", "renamed": f"Sec renamed {uuid.uuid4().hex[:8]}",
-             "to delete": spares[0], "to fill": spares[1]}
+    marks = {
+        "category": f"Sec added {uuid.uuid4().hex[:8]}",
+        "renamed": f"Sec renamed {uuid.uuid4().hex[:8]}",
+        "to delete": spares[0],
+        "to fill": spares[1],
+    }
     return {
         "category:add": {"name": marks["category"]},
         "category:update": {"id": box.category["id"], "name": marks["renamed"]},
         "category:delete": {"id": marks["to delete"]},
-        "product:add": {"name": "Sec socket lamp", "price": 1200, "sku": f"SEC-ADD-{uuid.uuid4().hex[:8]}",
-                        "stock": 3, "category_id": marks["to fill"]},
+        "product:add": {
+            "name": "Sec socket lamp",
+            "price": 1200,
+            "sku": f"SEC-ADD-{uuid.uuid4().hex[:8]}",
+            "stock": 3,
+            "category_id": marks["to fill"],
+        },
         "product:update": {"id": box.product["id"], "price": box.product["price"] + 1},
         "product:delete": {"id": box.product["id"]},
         "order:updateStatus": {"order_id": box.order["id"], "status": "cancelled", "reason": "security walk"},
@@ -176,8 +206,9 @@ async def _catalog_state(cast: Cast, box: Sandbox, marks: dict[str, Any]) -> dic
     }
 
 
-async def test_admin_socket_commands_are_refused_to_guests_and_customers(stack: Stack | ExternalStack,
-                                                                         cast: Cast) -> None:
+async def test_admin_socket_commands_are_refused_to_guests_and_customers(
+    stack: Stack | ExternalStack, cast: Cast
+) -> None:
     box = await cast.sandbox()
     commands, marks = await _payloads(cast, box)
     before = await _catalog_state(cast, box, marks)
@@ -202,6 +233,11 @@ async def test_admin_socket_commands_are_refused_to_guests_and_customers(stack: 
     finally:
         await console.close()
     after = await _catalog_state(cast, box, marks)
-    assert after == {"added category": True, "sandbox category name": marks["renamed"],
-                     "category to delete": False, "added product": True, "sandbox product": None,
-                     "order status": "cancelled"}, after
+    assert after == {
+        "added category": True,
+        "sandbox category name": marks["renamed"],
+        "category to delete": False,
+        "added product": True,
+        "sandbox product": None,
+        "order status": "cancelled",
+    }, after

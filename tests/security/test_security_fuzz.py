@@ -50,7 +50,9 @@ from tests.security.conftest import Cast, loopback_client, make_admin, register,
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "10"))
 # a fixed seed unless FUZZ_RANDOM asks for a fresh one; FUZZ_SEED replays a run (failures print it)
-SEED = int(os.environ.get("FUZZ_SEED") or (random.randrange(2**32) if os.environ.get("FUZZ_RANDOM") else 20260901))
+SEED = int(
+    os.environ.get("FUZZ_SEED") or (random.randrange(2**32) if os.environ.get("FUZZ_RANDOM") else 20260901)
+)
 PROBLEM_JSON = "application/problem+json"
 # httptools refuses request lines past ~64 KiB; e.g. a documented 10,000-character q of non-ASCII text
 REQUEST_LINE_LIMIT = 60_000
@@ -75,8 +77,14 @@ def refusals_are_problem_details(ctx: Any, response: schemathesis.Response, case
     assert not leaked, f"the problem leaks internals ({leaked}): {response.text[:300]}"
 
 
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
-          response_headers_conformance, refusals_are_problem_details]
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+    response_headers_conformance,
+    refusals_are_problem_details,
+]
 
 
 class _FromSourceIp(HTTPAdapter):
@@ -126,19 +134,34 @@ def _is_uuid(value: Any) -> bool:
 
 
 @pytest_asyncio.fixture(params=["user", "admin"])
-async def fuzz_target(request: pytest.FixtureRequest, stack: Stack | ExternalStack) -> AsyncIterator[FuzzTarget]:
+async def fuzz_target(
+    request: pytest.FixtureRequest, stack: Stack | ExternalStack
+) -> AsyncIterator[FuzzTarget]:
     """Fresh accounts per role, so a locked or renamed account here is no other test's."""
     async with loopback_client(stack.gateway) as http:
         user = await register(http, "fuzz-user")
         if request.param == "user":
             target = FuzzTarget(role="user", token=user.token, gateway=stack.gateway)
         else:
-            cast = Cast(http=http, user=user, admin=await make_admin(stack, http),
-                        victim=await register(http, "fuzz-victim"))
+            cast = Cast(
+                http=http,
+                user=user,
+                admin=await make_admin(stack, http),
+                victim=await register(http, "fuzz-victim"),
+            )
             box = await cast.sandbox()
-            target = FuzzTarget(role="admin", token=cast.admin.token, gateway=stack.gateway, confine={
-                "category_id": box.category["id"], "product_id": box.product["id"], "order_id": box.order["id"],
-                "user_id": cast.victim.user_id}, shared=cast.admin.shared)
+            target = FuzzTarget(
+                role="admin",
+                token=cast.admin.token,
+                gateway=stack.gateway,
+                confine={
+                    "category_id": box.category["id"],
+                    "product_id": box.product["id"],
+                    "order_id": box.order["id"],
+                    "user_id": cast.victim.user_id,
+                },
+                shared=cast.admin.shared,
+            )
         yield target
         target.session.close()
 
@@ -146,13 +169,18 @@ async def fuzz_target(request: pytest.FixtureRequest, stack: Stack | ExternalSta
 @pytest.fixture
 def fuzz_schema(stack: Stack | ExternalStack) -> schemathesis.BaseSchema:
     """The gateway's merged document, with this suite's generation settings."""
-    config = schemathesis.Config.from_dict({
-        "cache": {"enabled": False},
-        "generation": {"max-examples": EXAMPLES, "database": "none",
-                       # the role's token is sent with every case: garbage tokens would stop
-                       # every request at the gateway's 401 and never reach a service
-                       "with-security-parameters": False},
-    })
+    config = schemathesis.Config.from_dict(
+        {
+            "cache": {"enabled": False},
+            "generation": {
+                "max-examples": EXAMPLES,
+                "database": "none",
+                # the role's token is sent with every case: garbage tokens would stop
+                # every request at the gateway's 401 and never reach a service
+                "with-security-parameters": False,
+            },
+        }
+    )
     schema = schemathesis.openapi.from_url(f"{stack.gateway}/openapi.json", config=config, timeout=20)
     schema.config.update(base_url=stack.gateway, request_timeout=20)
     return schema
@@ -165,7 +193,8 @@ NOT_FUZZED_AS_SHARED = {("PUT", "/users/change-password")}
 
 
 def test_every_operation_keeps_its_documented_contract_under_fuzzing(
-        fuzz_schema: schemathesis.BaseSchema, fuzz_target: FuzzTarget, subtests: pytest.Subtests) -> None:
+    fuzz_schema: schemathesis.BaseSchema, fuzz_target: FuzzTarget, subtests: pytest.Subtests
+) -> None:
     fuzzed = []
     for result in fuzz_schema.get_all_operations():
         # an operation schemathesis cannot read is a broken document: fail here
@@ -178,8 +207,16 @@ def test_every_operation_keeps_its_documented_contract_under_fuzzing(
             _fuzz(operation, fuzz_target)
         fuzzed.append(operation.label)
     # the merged document lost no service: every service's operations were fuzzed
-    assert {label.split()[1].split("/")[1] for label in fuzzed} >= {"auth", "users", "categories", "products",
-                                                                      "cart", "orders", "payment", "admin"}
+    assert {label.split()[1].split("/")[1] for label in fuzzed} >= {
+        "auth",
+        "users",
+        "categories",
+        "products",
+        "cart",
+        "orders",
+        "payment",
+        "admin",
+    }
 
 
 def _fuzz(operation: schemathesis.APIOperation, target: FuzzTarget) -> None:
@@ -188,8 +225,13 @@ def _fuzz(operation: schemathesis.APIOperation, target: FuzzTarget) -> None:
 
     # no shrinking: each step is a round trip, and a slow shrink would unbound the run
     @seed(SEED + zlib.crc32(f"{target.role} {operation.label}".encode()))
-    @settings(max_examples=EXAMPLES, deadline=None, database=None, phases=[Phase.explicit, Phase.generate],
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large])
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        database=None,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large],
+    )
     @given(case=cases)
     def run(case: schemathesis.Case) -> None:
         target.aim(case)

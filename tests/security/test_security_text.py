@@ -40,7 +40,9 @@ def _resolve(doc: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
-def string_fields(doc: dict[str, Any], schema: dict[str, Any], path: Field = (), depth: int = 0) -> list[Field]:
+def string_fields(
+    doc: dict[str, Any], schema: dict[str, Any], path: Field = (), depth: int = 0
+) -> list[Field]:
     """Every place a string can sit in a document of ``schema``, as a path of keys and list indexes."""
     schema = _resolve(doc, schema)
     if depth > 6:
@@ -102,27 +104,46 @@ async def test_invalid_unicode_anywhere_in_any_operation_is_a_422_naming_the_fie
             checked["operations"] += 1
             for param in op.get("parameters", []):
                 if param.get("in") == "query":
-                    resp = await _send(cast.http, method, f"{path}?{param['name']}={NOT_UTF8}", headers=headers)
+                    resp = await _send(
+                        cast.http, method, f"{path}?{param['name']}={NOT_UTF8}", headers=headers
+                    )
                     _expect(resp, param["name"], f"{method.upper()} {template}?{param['name']}", failures)
                     checked["query parameters"] += 1
             media = op.get("requestBody", {}).get("content", {}).get("application/json")
             for field in string_fields(doc, media["schema"]) if media else []:
-                resp = await _send(cast.http, method, path, content=body_with_bad_text(field),
-                                   headers={**headers, "Content-Type": "application/json"})
-                _expect(resp, ".".join(field) or "body", f"{method.upper()} {template} {'.'.join(field)}", failures)
+                resp = await _send(
+                    cast.http,
+                    method,
+                    path,
+                    content=body_with_bad_text(field),
+                    headers={**headers, "Content-Type": "application/json"},
+                )
+                _expect(
+                    resp,
+                    ".".join(field) or "body",
+                    f"{method.upper()} {template} {'.'.join(field)}",
+                    failures,
+                )
                 checked["body fields"] += 1
     assert not failures, "\n".join(failures)
     # the walk walked something: every part publishes operations with text in them
-    assert checked["operations"] > 30 and checked["body fields"] > 40 and checked["query parameters"] > 10, checked
+    assert checked["operations"] > 30 and checked["body fields"] > 40 and checked["query parameters"] > 10, (
+        checked
+    )
 
 
-@pytest.mark.parametrize(("path", "body"), [
-    ("/auth/register", {"email": BAD, "password": PASSWORD, "name": "Ada"}),
-    ("/auth/login", {"email": BAD, "password": PASSWORD}),
-    ("/auth/forgot-password", {"email": BAD}),
-    ("/auth/verify-otp", {"email": BAD, "otp": "123456"}),
-])
-async def test_an_email_with_a_lone_surrogate_is_a_422_not_a_500(cast: Cast, path: str, body: dict[str, str]) -> None:
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/auth/register", {"email": BAD, "password": PASSWORD, "name": "Ada"}),
+        ("/auth/login", {"email": BAD, "password": PASSWORD}),
+        ("/auth/forgot-password", {"email": BAD}),
+        ("/auth/verify-otp", {"email": BAD, "otp": "123456"}),
+    ],
+)
+async def test_an_email_with_a_lone_surrogate_is_a_422_not_a_500(
+    cast: Cast, path: str, body: dict[str, str]
+) -> None:
     # was: 500 on all four (the address met UTF-8 in Redis or PostgreSQL, after validation had passed it)
     raw = json.dumps(body).replace(f'"{BAD}"', SURROGATE).encode()
     resp = await cast.http.post(path, content=raw, headers={"Content-Type": "application/json"})
@@ -132,22 +153,31 @@ async def test_an_email_with_a_lone_surrogate_is_a_422_not_a_500(cast: Cast, pat
 async def test_a_refused_text_changes_nothing(cast: Cast) -> None:
     shopper = await register(cast.http, "sec-text")
     raw = b'{"name": "Ada", "phone": "0\\udfff"}'
-    resp = await cast.http.put("/users/me", content=raw,
-                               headers={**shopper.auth, "Content-Type": "application/json"})
+    resp = await cast.http.put(
+        "/users/me", content=raw, headers={**shopper.auth, "Content-Type": "application/json"}
+    )
     assert [e["field"] for e in assert_problem(resp, 422)["errors"]] == ["phone"]
     me = (await cast.http.get("/users/me", headers=shopper.auth)).json()
     assert me["name"] == "Sec sec-text" and me["phone"] is None
     # and a path that is not UTF-8 is refused as such, not looked up as something else
-    assert [e["field"] for e in assert_problem(await cast.http.get("/products/%FFlamp"), 422)["errors"]] == ["path"]
+    assert [e["field"] for e in assert_problem(await cast.http.get("/products/%FFlamp"), 422)["errors"]] == [
+        "path"
+    ]
 
 
 async def test_an_admin_socket_command_with_invalid_text_is_refused_with_a_422(
-        stack: Stack | ExternalStack, cast: Cast) -> None:
+    stack: Stack | ExternalStack, cast: Cast
+) -> None:
     # was: no acknowledgement at all (relaying the payload to the catalog failed to encode it)
     box = await cast.sandbox()
     sku = f"SEC-TXT-{uuid.uuid4().hex[:8]}"
-    payload = {"name": "Sec text lamp", "price": 1200, "sku": sku, "category_id": box.category["id"],
-               "attributes": {"colour": "b\ud800"}}
+    payload = {
+        "name": "Sec text lamp",
+        "price": 1200,
+        "sku": sku,
+        "category_id": box.category["id"],
+        "attributes": {"colour": "b\ud800"},
+    }
     console = await Listener(stack.gateway, cast.admin.token).connect()
     try:
         ack = await console.command("product:add", payload, timeout=5)
@@ -161,15 +191,21 @@ async def test_an_admin_socket_command_with_invalid_text_is_refused_with_a_422(
     assert all(p["sku"] != sku for p in listed["items"])
 
 
-async def test_a_socket_token_with_invalid_text_is_refused_as_a_bad_token(stack: Stack | ExternalStack,
-                                                                          cast: Cast) -> None:
+async def test_a_socket_token_with_invalid_text_is_refused_as_a_bad_token(
+    stack: Stack | ExternalStack, cast: Cast
+) -> None:
     # was: UnicodeEncodeError inside the token check (at connect: no answer; auth:refresh: no acknowledgement)
     guest = socketio.AsyncClient(reconnection=False)
     refusals: list[Any] = []
     guest.on("connect_error", refusals.append)
     with pytest.raises(socketio.exceptions.ConnectionError):
-        await guest.connect(stack.gateway, auth={"token": "ey\ud800.x.y"}, transports=["websocket"],
-                            socketio_path="socket.io", wait_timeout=10)
+        await guest.connect(
+            stack.gateway,
+            auth={"token": "ey\ud800.x.y"},
+            transports=["websocket"],
+            socketio_path="socket.io",
+            wait_timeout=10,
+        )
     assert len(refusals) == 1 and "malformed" in str(refusals[0]), refusals
     listener = await Listener(stack.gateway, cast.user.token).connect()
     try:

@@ -25,17 +25,22 @@ from libs.common.logging import configure_logging
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m libs.common.events",
-                                     description="Inspect and replay the event bus's dead letters.")
+    parser = argparse.ArgumentParser(
+        prog="python -m libs.common.events", description="Inspect and replay the event bus's dead letters."
+    )
     groups = parser.add_subparsers(dest="group", required=True)
     dlq = groups.add_parser("dlq", help="a service's dead-letter queue")
     actions = dlq.add_subparsers(dest="action", required=True)
-    for name, text in (("list", "list the dead letters"), ("show", "print message bodies"),
-                       ("replay", "move dead letters back to the service's queue")):
+    for name, text in (
+        ("list", "list the dead letters"),
+        ("show", "print message bodies"),
+        ("replay", "move dead letters back to the service's queue"),
+    ):
         p = actions.add_parser(name, help=text)
         p.add_argument("--service", required=True, help="consuming service, e.g. orders")
-        p.add_argument("--id", dest="ids", action="append", default=[], metavar="MSGID",
-                       help="a message id (repeatable)")
+        p.add_argument(
+            "--id", dest="ids", action="append", default=[], metavar="MSGID", help="a message id (repeatable)"
+        )
         if name == "replay":
             p.add_argument("--all", action="store_true", help="replay every dead letter")
     return parser
@@ -56,8 +61,10 @@ def _print_list(letters: Sequence[DeadLetter], queue: str) -> None:
     print(f"{len(letters)} dead letter(s) in {queue}")
     for d in letters:
         event_type, event_id = _event_fields(d)
-        print(f"- message_id={d.message_id} event_type={event_type} event_id={event_id} "
-              f"routing_key={d.routing_key} attempts={d.attempts} dead_at={d.dead_at.isoformat()}")
+        print(
+            f"- message_id={d.message_id} event_type={event_type} event_id={event_id} "
+            f"routing_key={d.routing_key} attempts={d.attempts} dead_at={d.dead_at.isoformat()}"
+        )
         print(f"  error: {d.error}")
 
 
@@ -84,16 +91,23 @@ async def _queue_exists(url: str, name: str) -> bool:
 
 
 async def run(args: argparse.Namespace, settings: CommonSettings) -> int:
-    bus = AmqpBus(settings.amqp_url, exchange=settings.events_exchange,
-                  queue_prefix=settings.events_queue_prefix, retry_delays=settings.event_retry_delays,
-                  max_attempts=settings.event_max_attempts, queue_type=settings.event_queue_type)
+    bus = AmqpBus(
+        settings.amqp_url,
+        exchange=settings.events_exchange,
+        queue_prefix=settings.events_queue_prefix,
+        retry_delays=settings.event_retry_delays,
+        max_attempts=settings.event_max_attempts,
+        queue_type=settings.event_queue_type,
+    )
     await bus.start()
     try:
         await bus.wait_connected(10)
         queue = f"{bus.queue_name(args.service)}.dlq"
         if not await _queue_exists(settings.amqp_url, queue):
             # a typo must not create a durable queue nobody will ever read
-            print(f"there is no queue {queue}: is --service the name of a consuming service?", file=sys.stderr)
+            print(
+                f"there is no queue {queue}: is --service the name of a consuming service?", file=sys.stderr
+            )
             return 1
         if args.action == "replay":
             if not args.ids and not args.all:

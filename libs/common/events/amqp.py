@@ -61,9 +61,16 @@ class QueueTypeMismatch(RuntimeError):
 class AmqpBus(EventBus):
     """At-least-once delivery over RabbitMQ with publisher confirms and manual acks."""
 
-    def __init__(self, url: str, *, exchange: str = "shop.events", prefetch: int = 16,
-                 topology: Mapping[str, Sequence[str]] | None = None, queue_type: QueueType = "quorum",
-                 **kw: Any) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        exchange: str = "shop.events",
+        prefetch: int = 16,
+        topology: Mapping[str, Sequence[str]] | None = None,
+        queue_type: QueueType = "quorum",
+        **kw: Any,
+    ) -> None:
         super().__init__(**kw)
         self.url = url
         self.queue_type = queue_type
@@ -112,14 +119,16 @@ class AmqpBus(EventBus):
                 delay = min(delay * 2, 2.0)
 
     async def _connect(self) -> None:
-        conn = await aio_pika.connect_robust(self.url, timeout=5, reconnect_interval=1.0,
-                                             client_properties={"connection_name": "shop"})
+        conn = await aio_pika.connect_robust(
+            self.url, timeout=5, reconnect_interval=1.0, client_properties={"connection_name": "shop"}
+        )
         try:
             self._pub = await conn.channel(publisher_confirms=True)
             self._sub = await conn.channel(publisher_confirms=False)
             await self._sub.set_qos(prefetch_count=self.prefetch)
             self._exchange = await self._pub.declare_exchange(
-                self.exchange_name, aio_pika.ExchangeType.TOPIC, durable=True)
+                self.exchange_name, aio_pika.ExchangeType.TOPIC, durable=True
+            )
             for service, patterns in self.topology.items():
                 await self._declare(service, patterns)
         except Exception:
@@ -156,24 +165,31 @@ class AmqpBus(EventBus):
             await queue.bind(self._exchange, routing_key=pattern)
         await self._declare_queue(self._pub, f"{name}.dlq")
         for delay in sorted(set(self.retry_delays)):
-            await self._declare_queue(self._pub, retry_queue(name, delay), {
-                "x-message-ttl": int(delay * 1000),
-                "x-dead-letter-exchange": "",
-                "x-dead-letter-routing-key": name,
-            })
+            await self._declare_queue(
+                self._pub,
+                retry_queue(name, delay),
+                {
+                    "x-message-ttl": int(delay * 1000),
+                    "x-dead-letter-exchange": "",
+                    "x-dead-letter-routing-key": name,
+                },
+            )
         return queue
 
-    async def _declare_queue(self, channel: AbstractChannel, name: str,
-                             arguments: dict[str, Any] | None = None) -> AbstractQueue:
+    async def _declare_queue(
+        self, channel: AbstractChannel, name: str, arguments: dict[str, Any] | None = None
+    ) -> AbstractQueue:
         """A durable queue of this bus's type; one left by an earlier setting is named, not silently reused."""
         try:
-            return await channel.declare_queue(name, durable=True,
-                                               arguments={"x-queue-type": self.queue_type, **(arguments or {})})
+            return await channel.declare_queue(
+                name, durable=True, arguments={"x-queue-type": self.queue_type, **(arguments or {})}
+            )
         except ChannelPreconditionFailed as exc:
             raise QueueTypeMismatch(
                 f"queue {name!r} exists with other arguments than a {self.queue_type} queue ({exc}); a queue "
                 f"keeps its type: set EVENT_QUEUE_TYPE to the type it has, or drain and delete it "
-                f"(python -m libs.common.events dlq ..., rabbitmqctl delete_queue) so it is declared anew") from exc
+                f"(python -m libs.common.events dlq ..., rabbitmqctl delete_queue) so it is declared anew"
+            ) from exc
 
     async def _consume(self, service: str) -> None:
         assert self._sub is not None
@@ -209,8 +225,15 @@ class AmqpBus(EventBus):
                 waits = _int_header(headers, "x-outage-waits", 0) + 1
                 target = retry_queue(name, self.retry_delay(waits))
                 outages.down(dependency, exc, where=f"event consumer {name}")
-                await self._forward(message, target, attempt, routing_key, error=error, outage_waits=waits,
-                                    waited_for=dependency)
+                await self._forward(
+                    message,
+                    target,
+                    attempt,
+                    routing_key,
+                    error=error,
+                    outage_waits=waits,
+                    waited_for=dependency,
+                )
                 log.info("event_waits_for_dependency", queue=name, dependency=dependency, outage_waits=waits)
             elif attempt >= self.max_attempts:
                 await self._forward(message, f"{name}.dlq", attempt, routing_key, error=error)
@@ -224,18 +247,38 @@ class AmqpBus(EventBus):
             if waited_for := headers.get("x-waited-for"):
                 outages.up(str(waited_for))
 
-    async def _forward(self, message: AbstractIncomingMessage, queue: str, attempt: int, routing_key: str,
-                       *, error: str, outage_waits: int = 0, waited_for: str | None = None) -> None:
+    async def _forward(
+        self,
+        message: AbstractIncomingMessage,
+        queue: str,
+        attempt: int,
+        routing_key: str,
+        *,
+        error: str,
+        outage_waits: int = 0,
+        waited_for: str | None = None,
+    ) -> None:
         """Republish (confirmed) to a retry or dead-letter queue, then ack the original."""
         assert self._pub is not None
         try:
-            await self._pub.default_exchange.publish(aio_pika.Message(
-                message.body, delivery_mode=PERSISTENT, message_id=message.message_id,
-                content_type=message.content_type,
-                headers={"x-attempt": attempt, "x-outage-waits": outage_waits, "x-routing-key": routing_key,
-                         "x-error": error[:1000], "x-failed-at": datetime.now(UTC).isoformat(),
-                         **({"x-waited-for": waited_for} if waited_for else {})},
-            ), routing_key=queue, timeout=10)
+            await self._pub.default_exchange.publish(
+                aio_pika.Message(
+                    message.body,
+                    delivery_mode=PERSISTENT,
+                    message_id=message.message_id,
+                    content_type=message.content_type,
+                    headers={
+                        "x-attempt": attempt,
+                        "x-outage-waits": outage_waits,
+                        "x-routing-key": routing_key,
+                        "x-error": error[:1000],
+                        "x-failed-at": datetime.now(UTC).isoformat(),
+                        **({"x-waited-for": waited_for} if waited_for else {}),
+                    },
+                ),
+                routing_key=queue,
+                timeout=10,
+            )
         except Exception as exc:
             # not acked: the broker redelivers it once the connection is back
             if unavailable_dependency(exc) is None:
@@ -251,18 +294,30 @@ class AmqpBus(EventBus):
         if self._exchange is None or self._conn is None or self._conn.is_closed:
             raise DependencyUnavailable(RABBITMQ, "not connected to RabbitMQ")
         try:
-            await self._exchange.publish(aio_pika.Message(
-                body, delivery_mode=PERSISTENT, content_type="application/json",
-                message_id=message_id or str(uuid.uuid4()),
-            ), routing_key=routing_key, timeout=10)
+            await self._exchange.publish(
+                aio_pika.Message(
+                    body,
+                    delivery_mode=PERSISTENT,
+                    content_type="application/json",
+                    message_id=message_id or str(uuid.uuid4()),
+                ),
+                routing_key=routing_key,
+                timeout=10,
+            )
         except (AMQPConnectionError, ChannelInvalidStateError, TimeoutError) as exc:
             # one error type for "not confirmed, try again later", whatever aio-pika's state
-            raise DependencyUnavailable(RABBITMQ, f"RabbitMQ did not confirm the publish: {type(exc).__name__}") from exc
+            raise DependencyUnavailable(
+                RABBITMQ, f"RabbitMQ did not confirm the publish: {type(exc).__name__}"
+            ) from exc
 
     async def ping(self) -> None:
         # a robust connection is never "closed" while it reconnects: ``connected`` says if it is up now
-        if (self._conn is None or self._conn.is_closed or not self._conn.connected.is_set()
-                or not self._ready.is_set()):
+        if (
+            self._conn is None
+            or self._conn.is_closed
+            or not self._conn.connected.is_set()
+            or not self._ready.is_set()
+        ):
             raise ConnectionError("not connected to RabbitMQ")
 
     async def wait_connected(self, timeout: float = 30.0) -> None:
@@ -303,10 +358,16 @@ class AmqpBus(EventBus):
         replayed = 0
         for m in held:
             if message_ids is None or m.message_id in message_ids:
-                await self._pub.default_exchange.publish(aio_pika.Message(
-                    m.body, delivery_mode=PERSISTENT, message_id=m.message_id,
-                    headers={"x-attempt": 1, "x-routing-key": (m.headers or {}).get("x-routing-key", "")},
-                ), routing_key=self.queue_name(service), timeout=10)
+                await self._pub.default_exchange.publish(
+                    aio_pika.Message(
+                        m.body,
+                        delivery_mode=PERSISTENT,
+                        message_id=m.message_id,
+                        headers={"x-attempt": 1, "x-routing-key": (m.headers or {}).get("x-routing-key", "")},
+                    ),
+                    routing_key=self.queue_name(service),
+                    timeout=10,
+                )
                 await m.ack()
                 replayed += 1
             else:
@@ -318,8 +379,11 @@ def _dead_letter(m: AbstractIncomingMessage) -> DeadLetter:
     h = m.headers or {}
     failed_at = h.get("x-failed-at")
     return DeadLetter(
-        message_id=str(m.message_id or ""), routing_key=str(h.get("x-routing-key") or ""), body=m.body,
-        attempts=_int_header(h, "x-attempt", 1), error=str(h.get("x-error", "")),
+        message_id=str(m.message_id or ""),
+        routing_key=str(h.get("x-routing-key") or ""),
+        body=m.body,
+        attempts=_int_header(h, "x-attempt", 1),
+        error=str(h.get("x-error", "")),
         dead_at=datetime.fromisoformat(str(failed_at)) if failed_at else datetime.now(UTC),
     )
 

@@ -63,8 +63,13 @@ def _match(p: tuple[str, ...], k: tuple[str, ...]) -> bool:
 class EventBus(abc.ABC):
     """Publish envelopes and consume them per service queue."""
 
-    def __init__(self, *, retry_delays: Sequence[float] = (1.0, 5.0, 30.0), max_attempts: int = 4,
-                 queue_prefix: str = "") -> None:
+    def __init__(
+        self,
+        *,
+        retry_delays: Sequence[float] = (1.0, 5.0, 30.0),
+        max_attempts: int = 4,
+        queue_prefix: str = "",
+    ) -> None:
         self.retry_delays = list(retry_delays) or [1.0]
         self.max_attempts = max(1, max_attempts)
         self.queue_prefix = queue_prefix

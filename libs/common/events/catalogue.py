@@ -38,8 +38,9 @@ class EventCatalogue:
     producer: str
     events: Mapping[str, EventType]
 
-    def envelope(self, type_: str, data: BaseModel | Mapping[str, Any], *,
-                 correlation_id: str | None = None) -> Envelope:
+    def envelope(
+        self, type_: str, data: BaseModel | Mapping[str, Any], *, correlation_id: str | None = None
+    ) -> Envelope:
         """The envelope of ``type_`` whose ``data`` is checked against its declared model.
 
         A mapping keeps exactly the keys it has (optional fields it leaves out stay out of
@@ -58,8 +59,9 @@ class EventCatalogue:
             known = {f.alias or name for name, f in model.model_fields.items()} | set(model.model_fields)
             unknown = set(data) - known
             if unknown:
-                raise ValueError(f"{type_} data has undeclared fields {sorted(unknown)}: add them to "
-                                 f"{model.__name__}")
+                raise ValueError(
+                    f"{type_} data has undeclared fields {sorted(unknown)}: add them to {model.__name__}"
+                )
             payload = model.model_validate(dict(data))
         body = payload.model_dump(mode="json", by_alias=True, exclude_unset=True)
         return Envelope.new(type_, body, producer=self.producer, correlation_id=correlation_id)
@@ -74,5 +76,7 @@ def parse_data(model: type[M], envelope: Envelope) -> M:
     try:
         return model.model_validate(envelope.data)
     except ValidationError as exc:
-        fields = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'data'}: {e['msg']}" for e in exc.errors())
+        fields = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'data'}: {e['msg']}" for e in exc.errors()
+        )
         raise PoisonMessage(f"{envelope.type} data is not a valid {model.__name__}: {fields}") from exc

@@ -27,12 +27,14 @@ class Envelope(BaseModel):
     data: dict[str, Any]
 
     @classmethod
-    def new(cls, type: str, data: Any, *, producer: str, version: int = 1,
-            correlation_id: str | None = None) -> Envelope:
+    def new(
+        cls, type: str, data: Any, *, producer: str, version: int = 1, correlation_id: str | None = None
+    ) -> Envelope:
         """Build an event; ``data`` may hold UUIDs, datetimes or models, stored as JSON values."""
         cid = correlation_id or correlation_id_var.get() or request_id_var.get()
-        return cls(type=type, data=to_jsonable_python(data), producer=producer, version=version,
-                   correlation_id=cid)
+        return cls(
+            type=type, data=to_jsonable_python(data), producer=producer, version=version, correlation_id=cid
+        )
 
     def to_bytes(self) -> bytes:
         return orjson.dumps(self.model_dump(mode="json"))

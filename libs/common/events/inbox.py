@@ -23,8 +23,10 @@ async def mark_processed(session: AsyncSession, *, event_id: object, consumer: s
     then sees the row, so two deliveries racing still have one effect.
     """
     result = await session.execute(
-        insert(processed_t).values(event_id=event_id, consumer=consumer)
-        .on_conflict_do_nothing().returning(sa.literal(1))
+        insert(processed_t)
+        .values(event_id=event_id, consumer=consumer)
+        .on_conflict_do_nothing()
+        .returning(sa.literal(1))
     )
     return result.first() is not None
 

@@ -31,8 +31,11 @@ _relays: weakref.WeakSet[OutboxRelay] = weakref.WeakSet()
 
 async def publish_in(session: AsyncSession, envelope: Envelope) -> None:
     """Write ``envelope`` to the outbox inside the caller's open transaction."""
-    await session.execute(sa.insert(outbox_t).values(
-        id=envelope.id, routing_key=envelope.type, payload=envelope.to_bytes().decode()))
+    await session.execute(
+        sa.insert(outbox_t).values(
+            id=envelope.id, routing_key=envelope.type, payload=envelope.to_bytes().decode()
+        )
+    )
     sync = session.sync_session
     sync.info["outbox_pending"] = True
     if not sync.info.get("outbox_hooked"):
@@ -55,8 +58,15 @@ def _forget_pending(sync_session: Session) -> None:
 class OutboxRelay:
     """Publishes a service's pending outbox rows; run it as a background task."""
 
-    def __init__(self, db: Database, bus: EventBus, *, batch: int = 100, poll_interval: float = 1.0,
-                 keep_sent: timedelta = timedelta(days=7)) -> None:
+    def __init__(
+        self,
+        db: Database,
+        bus: EventBus,
+        *,
+        batch: int = 100,
+        poll_interval: float = 1.0,
+        keep_sent: timedelta = timedelta(days=7),
+    ) -> None:
         self.db = db
         self.bus = bus
         self.batch = batch
@@ -87,11 +97,15 @@ class OutboxRelay:
         sent: list[int] = []
         failure: Exception | None = None
         async with self.db.session() as session, session.begin():
-            rows = (await session.execute(
-                sa.select(outbox_t.c.seq, outbox_t.c.id, outbox_t.c.routing_key, outbox_t.c.payload)
-                .where(outbox_t.c.sent_at.is_(None)).order_by(outbox_t.c.seq).limit(self.batch)
-                .with_for_update(skip_locked=True)
-            )).all()
+            rows = (
+                await session.execute(
+                    sa.select(outbox_t.c.seq, outbox_t.c.id, outbox_t.c.routing_key, outbox_t.c.payload)
+                    .where(outbox_t.c.sent_at.is_(None))
+                    .order_by(outbox_t.c.seq)
+                    .limit(self.batch)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
             for row in rows:
                 try:
                     await self.bus.publish_raw(row.routing_key, row.payload.encode(), message_id=str(row.id))
@@ -101,22 +115,28 @@ class OutboxRelay:
                 sent.append(row.seq)
             # what was confirmed is marked (and committed) even when a later publish failed
             if sent:
-                await session.execute(sa.update(outbox_t).where(outbox_t.c.seq.in_(sent))
-                                      .values(sent_at=datetime.now(UTC)))
+                await session.execute(
+                    sa.update(outbox_t).where(outbox_t.c.seq.in_(sent)).values(sent_at=datetime.now(UTC))
+                )
         if failure is not None:
             raise failure
         return len(sent)
 
     async def pending(self) -> int:
         async with self.db.session() as session:
-            return int((await session.execute(
-                sa.select(sa.func.count()).select_from(outbox_t).where(outbox_t.c.sent_at.is_(None))
-            )).scalar_one())
+            return int(
+                (
+                    await session.execute(
+                        sa.select(sa.func.count()).select_from(outbox_t).where(outbox_t.c.sent_at.is_(None))
+                    )
+                ).scalar_one()
+            )
 
     async def purge_sent(self) -> None:
         async with self.db.session() as session, session.begin():
-            await session.execute(sa.delete(outbox_t).where(
-                outbox_t.c.sent_at < datetime.now(UTC) - self.keep_sent))
+            await session.execute(
+                sa.delete(outbox_t).where(outbox_t.c.sent_at < datetime.now(UTC) - self.keep_sent)
+            )
 
     async def run(self) -> None:
         """Loop until cancelled: publish, then sleep until woken or the poll interval passes."""
@@ -142,8 +162,13 @@ class OutboxRelay:
             except Exception as exc:
                 failures += 1
                 # an outage is one warning for the whole process (outages), not one per poll
-                if outages.note(exc, where="outbox relay", probes=dependency_probes(db=self.db, bus=self.bus)) is None:
+                if (
+                    outages.note(
+                        exc, where="outbox relay", probes=dependency_probes(db=self.db, bus=self.bus)
+                    )
+                    is None
+                ):
                     log.error("outbox_relay_failed", error=describe(exc), failures=failures, exc_info=exc)
-            wait = self.poll_interval if failures == 0 else min(self.poll_interval * 2 ** failures, 10.0)
+            wait = self.poll_interval if failures == 0 else min(self.poll_interval * 2**failures, 10.0)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=wait)

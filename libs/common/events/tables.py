@@ -9,7 +9,8 @@ from sqlalchemy.dialects.postgresql import UUID
 def add_event_tables(metadata: sa.MetaData) -> None:
     """Declare ``outbox`` and ``processed_events`` in a service's metadata (for Alembic)."""
     sa.Table(
-        "outbox", metadata,
+        "outbox",
+        metadata,
         sa.Column("seq", sa.BigInteger, sa.Identity(), primary_key=True),
         sa.Column("id", UUID(as_uuid=True), nullable=False, unique=True),
         sa.Column("routing_key", sa.Text, nullable=False),
@@ -19,7 +20,8 @@ def add_event_tables(metadata: sa.MetaData) -> None:
         sa.Index("ix_outbox_pending", "seq", postgresql_where=sa.text("sent_at IS NULL")),
     )
     sa.Table(
-        "processed_events", metadata,
+        "processed_events",
+        metadata,
         sa.Column("event_id", UUID(as_uuid=True), primary_key=True),
         sa.Column("consumer", sa.Text, primary_key=True),
         sa.Column("processed_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
@@ -28,10 +30,16 @@ def add_event_tables(metadata: sa.MetaData) -> None:
 
 # Lightweight table clauses for DML: they need no service's MetaData.
 outbox_t = sa.table(
-    "outbox", sa.column("seq", sa.BigInteger), sa.column("id", UUID(as_uuid=True)), sa.column("routing_key"),
-    sa.column("payload"), sa.column("created_at", sa.DateTime(timezone=True)),
+    "outbox",
+    sa.column("seq", sa.BigInteger),
+    sa.column("id", UUID(as_uuid=True)),
+    sa.column("routing_key"),
+    sa.column("payload"),
+    sa.column("created_at", sa.DateTime(timezone=True)),
     sa.column("sent_at", sa.DateTime(timezone=True)),
 )
 processed_t = sa.table(
-    "processed_events", sa.column("event_id", UUID(as_uuid=True)), sa.column("consumer"),
+    "processed_events",
+    sa.column("event_id", UUID(as_uuid=True)),
+    sa.column("consumer"),
 )

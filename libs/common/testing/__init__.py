@@ -9,4 +9,13 @@ from libs.common.testing.helpers import assert_problem, dead_lettered, eventuall
 from libs.common.testing.infra import Infra, settings_for
 from libs.common.testing.keys import TestKeys
 
-__all__ = ["Infra", "TestKeys", "assert_problem", "dead_lettered", "eventually", "running_app", "serve_app", "settings_for"]
+__all__ = [
+    "Infra",
+    "TestKeys",
+    "assert_problem",
+    "dead_lettered",
+    "eventually",
+    "running_app",
+    "serve_app",
+    "settings_for",
+]

@@ -13,7 +13,9 @@ from fastapi import FastAPI
 
 
 @contextlib.asynccontextmanager
-async def running_app(app: FastAPI, *, base_url: str = "http://testserver") -> AsyncIterator[httpx.AsyncClient]:
+async def running_app(
+    app: FastAPI, *, base_url: str = "http://testserver"
+) -> AsyncIterator[httpx.AsyncClient]:
     """Enter the app's lifespan and yield a client that calls it in-process."""
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
@@ -31,9 +33,16 @@ def free_port() -> int:
 async def serve_app(app: FastAPI, *, port: int | None = None) -> AsyncIterator[str]:
     """Serve the app with uvicorn on 127.0.0.1 in this event loop; yields its base URL."""
     port = port or free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False,
-                            lifespan="on", loop="asyncio",
-                            proxy_headers=False)  # as runner.serve: libs.common.forwarding decides
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        loop="asyncio",
+        proxy_headers=False,
+    )  # as runner.serve: libs.common.forwarding decides
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     try:

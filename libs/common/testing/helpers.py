@@ -30,7 +30,9 @@ def assert_problem(resp: httpx.Response, status: int, type_: str | None = None) 
     return body
 
 
-async def eventually(check: Callable[[], Awaitable[T]], *, timeout: float = 10.0, interval: float = 0.05) -> T:
+async def eventually(
+    check: Callable[[], Awaitable[T]], *, timeout: float = 10.0, interval: float = 0.05
+) -> T:
     """Retry ``check`` until it stops raising AssertionError (or returns truthy); bounded."""
     deadline = time.monotonic() + timeout
     while True:
@@ -45,7 +47,9 @@ async def eventually(check: Callable[[], Awaitable[T]], *, timeout: float = 10.0
         await asyncio.sleep(interval)
 
 
-async def dead_lettered(bus: EventBus, consumer: str, event_id: object, *, timeout: float = 10.0) -> DeadLetter:
+async def dead_lettered(
+    bus: EventBus, consumer: str, event_id: object, *, timeout: float = 10.0
+) -> DeadLetter:
     """Wait until the event sits in ``consumer``'s dead-letter queue; returns it (``error`` says why)."""
 
     async def parked() -> DeadLetter:

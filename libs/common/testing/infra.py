@@ -64,8 +64,13 @@ class Infra:
     def env(self) -> dict[str, str]:
         """Environment for a part started as a separate process in this run."""
         return {
-            "ENV": "test", "PG_DSN": self.pg_dsn, "DB_PREFIX": self.db_prefix, "REDIS_URL": self.redis_url,
-            "REDIS_PREFIX": self.redis_prefix, "AMQP_URL": self.amqp_url, "EVENTS_EXCHANGE": self.exchange,
+            "ENV": "test",
+            "PG_DSN": self.pg_dsn,
+            "DB_PREFIX": self.db_prefix,
+            "REDIS_URL": self.redis_url,
+            "REDIS_PREFIX": self.redis_prefix,
+            "AMQP_URL": self.amqp_url,
+            "EVENTS_EXCHANGE": self.exchange,
             "EVENTS_QUEUE_PREFIX": self.queue_prefix,
         }
 
@@ -75,10 +80,14 @@ class Infra:
         await self._delete_amqp()
 
     async def _drop_databases(self) -> None:
-        conn = await asyncpg.connect(f"{self.pg_dsn.rstrip('/')}/postgres".replace("+asyncpg", ""), timeout=10)
+        conn = await asyncpg.connect(
+            f"{self.pg_dsn.rstrip('/')}/postgres".replace("+asyncpg", ""), timeout=10
+        )
         try:
-            names = await conn.fetch("SELECT datname FROM pg_database WHERE datname LIKE $1",
-                                     self.db_prefix.replace("_", r"\_") + "%")
+            names = await conn.fetch(
+                "SELECT datname FROM pg_database WHERE datname LIKE $1",
+                self.db_prefix.replace("_", r"\_") + "%",
+            )
             for row in names:
                 await conn.execute(f'DROP DATABASE IF EXISTS "{row["datname"]}" WITH (FORCE)')
         finally:
@@ -108,8 +117,13 @@ class Infra:
             return []
         vhost = unquote(urlparse(self.amqp_url).path.lstrip("/")) or "/"
         try:
-            out = subprocess.run(["rabbitmqctl", "-q", "list_queues", "-p", vhost, "name"],
-                                 capture_output=True, text=True, timeout=30, check=False).stdout
+            out = subprocess.run(
+                ["rabbitmqctl", "-q", "list_queues", "-p", vhost, "name"],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            ).stdout
         except (OSError, subprocess.SubprocessError):
             return []
         return [line.strip() for line in out.splitlines() if line.strip().startswith(self.queue_prefix)]
@@ -137,10 +151,19 @@ async def delete_amqp(url: str, queues: Iterable[str], exchange: str) -> None:
 def settings_for(cls: type[S], infra: Infra, keys: TestKeys | None = None, **overrides: Any) -> S:
     """A service's settings pointed at this run's servers and names (fast retries, test env)."""
     values: dict[str, Any] = {
-        "env": "test", "pg_dsn": infra.pg_dsn, "db_prefix": infra.db_prefix, "redis_url": infra.redis_url,
-        "redis_prefix": infra.redis_prefix, "amqp_url": infra.amqp_url, "events_exchange": infra.exchange,
-        "events_queue_prefix": infra.queue_prefix, "event_retry_delays": list(RETRY_DELAYS),
-        "event_max_attempts": 3, "outbox_poll_interval": 0.2, "log_json": False, "log_level": "WARNING",
+        "env": "test",
+        "pg_dsn": infra.pg_dsn,
+        "db_prefix": infra.db_prefix,
+        "redis_url": infra.redis_url,
+        "redis_prefix": infra.redis_prefix,
+        "amqp_url": infra.amqp_url,
+        "events_exchange": infra.exchange,
+        "events_queue_prefix": infra.queue_prefix,
+        "event_retry_delays": list(RETRY_DELAYS),
+        "event_max_attempts": 3,
+        "outbox_poll_interval": 0.2,
+        "log_json": False,
+        "log_level": "WARNING",
     }
     if keys is not None:
         values["jwks_url"] = keys.jwks_url

@@ -63,16 +63,32 @@ class TestKeys:
 
         return Handler
 
-    def mint(self, *, user_id: uuid.UUID | str | None = None, role: str = "user", sid: str | None = None,
-             expires_in: int = 900, issued_at: int | None = None, kid: str | None = None,
-             audience: str | None = None, issuer: str | None = None, drop: tuple[str, ...] = (),
-             **extra: Any) -> str:
+    def mint(
+        self,
+        *,
+        user_id: uuid.UUID | str | None = None,
+        role: str = "user",
+        sid: str | None = None,
+        expires_in: int = 900,
+        issued_at: int | None = None,
+        kid: str | None = None,
+        audience: str | None = None,
+        issuer: str | None = None,
+        drop: tuple[str, ...] = (),
+        **extra: Any,
+    ) -> str:
         """An RS256 access token with the auth service's claims; override any to forge a bad one."""
         now = int(time.time()) if issued_at is None else issued_at
         claims: dict[str, Any] = {
-            "sub": str(user_id or uuid.uuid4()), "role": role, "sid": sid or uuid.uuid4().hex,
-            "jti": uuid.uuid4().hex, "iat": now, "exp": now + expires_in,
-            "iss": issuer or self.issuer, "aud": audience or self.audience, **extra,
+            "sub": str(user_id or uuid.uuid4()),
+            "role": role,
+            "sid": sid or uuid.uuid4().hex,
+            "jti": uuid.uuid4().hex,
+            "iat": now,
+            "exp": now + expires_in,
+            "iss": issuer or self.issuer,
+            "aud": audience or self.audience,
+            **extra,
         }
         for name in drop:
             claims.pop(name, None)

@@ -86,7 +86,10 @@ class TcpProxy:
             return
         self.connections_made += 1
         self._writers |= {client_w, up_w}
-        pipes = [asyncio.create_task(self._pipe(client_r, up_w)), asyncio.create_task(self._pipe(up_r, client_w))]
+        pipes = [
+            asyncio.create_task(self._pipe(client_r, up_w)),
+            asyncio.create_task(self._pipe(up_r, client_w)),
+        ]
         self._pipes.update(pipes)
         try:
             await asyncio.gather(*pipes, return_exceptions=True)

@@ -24,7 +24,8 @@ MAX_ATTEMPTS = 3
 metadata = new_metadata()
 add_event_tables(metadata)
 effects = sa.Table(
-    "effects", metadata,
+    "effects",
+    metadata,
     sa.Column("seq", sa.BigInteger, sa.Identity(), primary_key=True),
     sa.Column("event_id", sa.Text, nullable=False),
 )
@@ -65,11 +66,16 @@ class AmqpNames:
         kw.setdefault("max_attempts", MAX_ATTEMPTS)
         kw.setdefault("topology", {})
         self.services.update(kw["topology"])
-        return _TrackedAmqpBus(self, url or self.url, exchange=self.exchange, queue_prefix=self.queue_prefix, **kw)
+        return _TrackedAmqpBus(
+            self, url or self.url, exchange=self.exchange, queue_prefix=self.queue_prefix, **kw
+        )
 
     async def cleanup(self) -> None:
-        queues = [q for service in self.services
-                  for q in declared_queues(f"{self.queue_prefix}{service}.events", RETRY_DELAYS)]
+        queues = [
+            q
+            for service in self.services
+            for q in declared_queues(f"{self.queue_prefix}{service}.events", RETRY_DELAYS)
+        ]
         await delete_amqp(self.url, queues, self.exchange)
 
 
@@ -108,8 +114,11 @@ async def make_bus(request: pytest.FixtureRequest, amqp: AmqpNames) -> AsyncIter
         bus: EventBus
         if request.param == "memory":
             kw.pop("topology", None)
-            bus = InMemoryBus(retry_delays=kw.pop("retry_delays", RETRY_DELAYS),
-                              max_attempts=kw.pop("max_attempts", MAX_ATTEMPTS), **kw)
+            bus = InMemoryBus(
+                retry_delays=kw.pop("retry_delays", RETRY_DELAYS),
+                max_attempts=kw.pop("max_attempts", MAX_ATTEMPTS),
+                **kw,
+            )
         else:
             bus = amqp.bus(queue_type="classic" if request.param == "amqp-classic" else "quorum", **kw)
         made.append(bus)

@@ -79,7 +79,8 @@ async def _has(got: list[str], events: list[Envelope]) -> None:
 
 
 async def test_bus_started_while_the_broker_is_down_connects_and_consumes_when_it_is_up(
-        amqp: AmqpNames) -> None:
+    amqp: AmqpNames,
+) -> None:
     got: list[Envelope] = []
 
     async def handler(envelope: Envelope) -> None:
@@ -190,7 +191,9 @@ async def test_every_queue_of_a_consumer_has_the_configured_type(amqp: AmqpNames
     try:
         await bus.wait_connected(10)
         types = _queue_types(amqp.url)
-        ours = {name: kind for name, kind in types.items() if name.startswith(f"{amqp.queue_prefix}cart.events")}
+        ours = {
+            name: kind for name, kind in types.items() if name.startswith(f"{amqp.queue_prefix}cart.events")
+        }
         assert len(ours) == 2 + len(set(bus.retry_delays)), ours  # the queue, its DLQ, one per retry delay
         assert set(ours.values()) == {queue_type}
     finally:
@@ -209,6 +212,11 @@ async def test_a_queue_left_with_another_type_stops_the_bus_with_a_message_namin
 def _queue_types(url: str) -> dict[str, str]:
     """name -> type of every queue of the URL's vhost, as the broker reports them."""
     vhost = unquote(urlsplit(url).path.lstrip("/")) or "/"
-    out = subprocess.run(["rabbitmqctl", "-q", "list_queues", "-p", vhost, "name", "type", "--no-table-headers"],
-                         capture_output=True, text=True, timeout=30, check=True).stdout
+    out = subprocess.run(
+        ["rabbitmqctl", "-q", "list_queues", "-p", vhost, "name", "type", "--no-table-headers"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout
     return dict(line.split("\t")[:2] for line in out.splitlines() if "\t" in line)

@@ -70,8 +70,15 @@ async def boom() -> None:
 
 
 def make_app(infra: Infra, keys: TestKeys, **overrides: Any):
-    settings = settings_for(CommonSettings, infra, keys, service_name="commontest", event_bus="memory",
-                            internal_api_token=INTERNAL_TOKEN, **overrides)
+    settings = settings_for(
+        CommonSettings,
+        infra,
+        keys,
+        service_name="commontest",
+        event_bus="memory",
+        internal_api_token=INTERNAL_TOKEN,
+        **overrides,
+    )
     return create_service_app(settings=settings, title="common test", routers=[router])
 
 
@@ -86,7 +93,9 @@ async def test_request_without_token_gets_401_problem(client: httpx.AsyncClient)
     assert body["title"] == "Unauthorized"
 
 
-async def test_malformed_authorization_header_is_401_not_a_guest(client: httpx.AsyncClient, keys: TestKeys) -> None:
+async def test_malformed_authorization_header_is_401_not_a_guest(
+    client: httpx.AsyncClient, keys: TestKeys
+) -> None:
     assert (await client.get("/maybe")).json() == {"user_id": None}
     assert_problem(await client.get("/maybe", headers={"Authorization": "Basic abc"}), 401)
     resp = await client.get("/maybe", headers={"Authorization": "Bearer garbage"})
@@ -109,8 +118,9 @@ async def test_user_cannot_use_an_admin_route(client: httpx.AsyncClient, keys: T
 async def test_internal_route_needs_the_service_token(client: httpx.AsyncClient, keys: TestKeys) -> None:
     assert_problem(await client.get("/internal/ping"), 403)
     assert_problem(await client.get("/internal/ping", headers={"X-Internal-Token": "guess"}), 403)
-    assert_problem(await client.get("/internal/ping", headers={**keys.bearer(role="admin"),
-                                                               "X-Internal-Token": ""}), 403)
+    assert_problem(
+        await client.get("/internal/ping", headers={**keys.bearer(role="admin"), "X-Internal-Token": ""}), 403
+    )
     resp = await client.get("/internal/ping", headers={"X-Internal-Token": INTERNAL_TOKEN})
     assert resp.status_code == 200 and resp.json() == {"caller": "service"}
 
@@ -122,8 +132,9 @@ async def test_invalid_body_gives_422_with_an_error_per_field(client: httpx.Asyn
     assert all(e["message"] and e["type"] for e in body["errors"])
     body = assert_problem(await client.post("/items", json={"price": 1}), 422)
     assert [e["field"] for e in body["errors"]] == ["name"]
-    body = assert_problem(await client.post("/items", content=b"{oops", headers={"content-type": "application/json"}),
-                          422)
+    body = assert_problem(
+        await client.post("/items", content=b"{oops", headers={"content-type": "application/json"}), 422
+    )
     assert body["errors"]
     body = assert_problem(await client.get("/items/abc"), 422)
     assert [e["field"] for e in body["errors"]] == ["item_id"]
@@ -211,26 +222,45 @@ async def test_readyz_is_503_naming_redis_when_redis_is_unreachable(infra: Infra
         assert_problem(await c.get("/me", headers=keys.bearer()), 503)
 
 
-async def test_a_burst_of_signed_in_requests_waits_for_redis_rather_than_failing(infra: Infra,
-                                                                                 keys: TestKeys) -> None:
+async def test_a_burst_of_signed_in_requests_waits_for_redis_rather_than_failing(
+    infra: Infra, keys: TestKeys
+) -> None:
     """Every request reads a revocation mark: 300 at once, through 8 connections, all get in."""
     app = make_app(infra, keys, redis_max_connections=8)
-    async with serve_app(app) as base, httpx.AsyncClient(base_url=base, timeout=30,
-                                                       limits=httpx.Limits(max_connections=300)) as c:
+    async with (
+        serve_app(app) as base,
+        httpx.AsyncClient(base_url=base, timeout=30, limits=httpx.Limits(max_connections=300)) as c,
+    ):
         codes = await asyncio.gather(*(c.get("/me", headers=keys.bearer()) for _ in range(300)))
         assert [r.status_code for r in codes] == [200] * 300
 
 
-@pytest.mark.parametrize(("query", "path_params", "body", "field"), [
-    (b"q=sho%00es", {}, b"", "q"),
-    (b"", {"slug": "a\x00b"}, b"", "slug"),
-    (b"", {}, b'{"name": "Ada", "addresses": [{"city": "x"}, {"line1": "1 A\\u0000 St"}]}', "addresses.1.line1"),
-    (b"", {}, b'{"attributes": {"co\\u0000lour": "red"}}', "attributes.colour"),
-    (b"", {}, b'"\\u0000"', "body"),
-    (b"", {}, b"not json", "body"),
-])
+@pytest.mark.parametrize(
+    ("query", "path_params", "body", "field"),
+    [
+        (b"q=sho%00es", {}, b"", "q"),
+        (b"", {"slug": "a\x00b"}, b"", "slug"),
+        (
+            b"",
+            {},
+            b'{"name": "Ada", "addresses": [{"city": "x"}, {"line1": "1 A\\u0000 St"}]}',
+            "addresses.1.line1",
+        ),
+        (b"", {}, b'{"attributes": {"co\\u0000lour": "red"}}', "attributes.colour"),
+        (b"", {}, b'"\\u0000"', "body"),
+        (b"", {}, b"not json", "body"),
+    ],
+)
 def test_a_nul_is_traced_back_to_the_field_the_client_must_fix(
-        query: bytes, path_params: dict[str, str], body: bytes, field: str) -> None:
-    scope = {"type": "http", "method": "POST", "path": "/", "query_string": query, "headers": [],
-             "path_params": path_params, "shop.body": [body[:7], body[7:]]}
+    query: bytes, path_params: dict[str, str], body: bytes, field: str
+) -> None:
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/",
+        "query_string": query,
+        "headers": [],
+        "path_params": path_params,
+        "shop.body": [body[:7], body[7:]],
+    }
     assert nul_field(Request(scope)) == field

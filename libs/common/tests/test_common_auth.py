@@ -48,8 +48,13 @@ async def redis(infra: Infra) -> AsyncIterator[Redis]:
 
 @pytest.fixture
 def verifier(keys: TestKeys, redis: Redis, infra: Infra) -> TokenVerifier:
-    return TokenVerifier(jwks_url=keys.jwks_url, issuer=keys.issuer, audience=keys.audience, redis=redis,
-                         redis_prefix=infra.redis_prefix)
+    return TokenVerifier(
+        jwks_url=keys.jwks_url,
+        issuer=keys.issuer,
+        audience=keys.audience,
+        redis=redis,
+        redis_prefix=infra.redis_prefix,
+    )
 
 
 async def refused(verifier: TokenVerifier, token: str) -> str:
@@ -71,10 +76,17 @@ async def test_unsigned_alg_none_token_is_refused(verifier: TokenVerifier, keys:
     assert await refused(verifier, forge({"alg": "None", "kid": keys.kid}, good))
 
 
-async def test_hs256_token_signed_with_the_public_key_is_refused(verifier: TokenVerifier, keys: TestKeys) -> None:
-    pem = keys.keys[keys.kid].public_key().public_bytes(serialization.Encoding.PEM,
-                                                        serialization.PublicFormat.SubjectPublicKeyInfo)
-    token = forge({"alg": "HS256", "typ": "JWT", "kid": keys.kid}, claims_of(keys.mint(role="admin")), sign=pem)
+async def test_hs256_token_signed_with_the_public_key_is_refused(
+    verifier: TokenVerifier, keys: TestKeys
+) -> None:
+    pem = (
+        keys.keys[keys.kid]
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    token = forge(
+        {"alg": "HS256", "typ": "JWT", "kid": keys.kid}, claims_of(keys.mint(role="admin")), sign=pem
+    )
     await refused(verifier, token)
 
 
@@ -83,7 +95,9 @@ async def test_expired_token_is_refused(verifier: TokenVerifier, keys: TestKeys)
     assert "expired" in await refused(verifier, token)
 
 
-async def test_token_for_another_audience_or_issuer_is_refused(verifier: TokenVerifier, keys: TestKeys) -> None:
+async def test_token_for_another_audience_or_issuer_is_refused(
+    verifier: TokenVerifier, keys: TestKeys
+) -> None:
     await refused(verifier, keys.mint(audience="another-shop"))
     await refused(verifier, keys.mint(issuer="evil-auth"))
 
@@ -102,9 +116,16 @@ async def test_tampered_payload_is_refused(verifier: TokenVerifier, keys: TestKe
 
 
 async def test_unknown_kid_is_refused_and_a_key_published_later_is_accepted(
-        keys: TestKeys, redis: Redis, infra: Infra) -> None:
-    verifier = TokenVerifier(jwks_url=keys.jwks_url, issuer=keys.issuer, audience=keys.audience, redis=redis,
-                             redis_prefix=infra.redis_prefix, min_refresh_interval=0)
+    keys: TestKeys, redis: Redis, infra: Infra
+) -> None:
+    verifier = TokenVerifier(
+        jwks_url=keys.jwks_url,
+        issuer=keys.issuer,
+        audience=keys.audience,
+        redis=redis,
+        redis_prefix=infra.redis_prefix,
+        min_refresh_interval=0,
+    )
     await verifier.verify(keys.mint())
     _, payload, sig = keys.mint().split(".")
     forged_header = b64(json.dumps({"alg": "RS256", "typ": "JWT", "kid": "nobody-knows"}).encode())
@@ -118,7 +139,9 @@ async def test_unknown_kid_is_refused_and_a_key_published_later_is_accepted(
         del keys.keys[rotated]
 
 
-async def test_a_token_accepted_before_is_still_refused_once_expired(verifier: TokenVerifier, keys: TestKeys) -> None:
+async def test_a_token_accepted_before_is_still_refused_once_expired(
+    verifier: TokenVerifier, keys: TestKeys
+) -> None:
     token = keys.mint(expires_in=2)
     first = await verifier.verify(token)
     assert await verifier.verify(token) == first  # remembered: no second RSA check, same caller
@@ -127,9 +150,16 @@ async def test_a_token_accepted_before_is_still_refused_once_expired(verifier: T
 
 
 async def test_a_token_accepted_before_is_refused_once_its_key_is_withdrawn(
-        keys: TestKeys, redis: Redis, infra: Infra) -> None:
-    verifier = TokenVerifier(jwks_url=keys.jwks_url, issuer=keys.issuer, audience=keys.audience, redis=redis,
-                             redis_prefix=infra.redis_prefix, min_refresh_interval=0)
+    keys: TestKeys, redis: Redis, infra: Infra
+) -> None:
+    verifier = TokenVerifier(
+        jwks_url=keys.jwks_url,
+        issuer=keys.issuer,
+        audience=keys.audience,
+        redis=redis,
+        redis_prefix=infra.redis_prefix,
+        min_refresh_interval=0,
+    )
     withdrawn = keys.add_key()
     token = keys.mint(kid=withdrawn)
     await verifier.verify(token)
@@ -140,10 +170,17 @@ async def test_a_token_accepted_before_is_refused_once_its_key_is_withdrawn(
     assert "unknown key" in await refused(verifier, token)
 
 
-async def test_unknown_kids_do_not_turn_into_a_jwks_request_each(keys: TestKeys, redis: Redis,
-                                                                 infra: Infra) -> None:
-    verifier = TokenVerifier(jwks_url=keys.jwks_url, issuer=keys.issuer, audience=keys.audience, redis=redis,
-                             redis_prefix=infra.redis_prefix, min_refresh_interval=60)
+async def test_unknown_kids_do_not_turn_into_a_jwks_request_each(
+    keys: TestKeys, redis: Redis, infra: Infra
+) -> None:
+    verifier = TokenVerifier(
+        jwks_url=keys.jwks_url,
+        issuer=keys.issuer,
+        audience=keys.audience,
+        redis=redis,
+        redis_prefix=infra.redis_prefix,
+        min_refresh_interval=60,
+    )
     await verifier.verify(keys.mint())
     fetched = verifier._fetched_at
     _, payload, sig = keys.mint().split(".")
@@ -153,8 +190,9 @@ async def test_unknown_kids_do_not_turn_into_a_jwks_request_each(keys: TestKeys,
     assert verifier._fetched_at == fetched
 
 
-async def test_revoked_session_is_refused(verifier: TokenVerifier, keys: TestKeys, redis: Redis,
-                                          infra: Infra) -> None:
+async def test_revoked_session_is_refused(
+    verifier: TokenVerifier, keys: TestKeys, redis: Redis, infra: Infra
+) -> None:
     sid = uuid.uuid4().hex
     token, other = keys.mint(sid=sid), keys.mint()
     await verifier.verify(token)
@@ -164,7 +202,8 @@ async def test_revoked_session_is_refused(verifier: TokenVerifier, keys: TestKey
 
 
 async def test_tokens_issued_before_a_user_wide_revocation_are_refused(
-        verifier: TokenVerifier, keys: TestKeys, redis: Redis, infra: Infra) -> None:
+    verifier: TokenVerifier, keys: TestKeys, redis: Redis, infra: Infra
+) -> None:
     user_id = uuid.uuid4()
     now = int(time.time())
     old = keys.mint(user_id=user_id, issued_at=now - 10)
@@ -176,8 +215,13 @@ async def test_tokens_issued_before_a_user_wide_revocation_are_refused(
 
 async def test_unreachable_redis_fails_closed(keys: TestKeys, infra: Infra) -> None:
     dead = Redis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=1)
-    verifier = TokenVerifier(jwks_url=keys.jwks_url, issuer=keys.issuer, audience=keys.audience, redis=dead,
-                             redis_prefix=infra.redis_prefix)
+    verifier = TokenVerifier(
+        jwks_url=keys.jwks_url,
+        issuer=keys.issuer,
+        audience=keys.audience,
+        redis=dead,
+        redis_prefix=infra.redis_prefix,
+    )
     try:
         with pytest.raises(ServiceUnavailable):
             await verifier.verify(keys.mint())
@@ -186,7 +230,12 @@ async def test_unreachable_redis_fails_closed(keys: TestKeys, infra: Infra) -> N
 
 
 async def test_unreachable_jwks_is_a_503_not_a_pass(redis: Redis, infra: Infra, keys: TestKeys) -> None:
-    verifier = TokenVerifier(jwks_url=f"http://127.0.0.1:{free_port()}/.well-known/jwks.json", issuer=keys.issuer,
-                             audience=keys.audience, redis=redis, redis_prefix=infra.redis_prefix)
+    verifier = TokenVerifier(
+        jwks_url=f"http://127.0.0.1:{free_port()}/.well-known/jwks.json",
+        issuer=keys.issuer,
+        audience=keys.audience,
+        redis=redis,
+        redis_prefix=infra.redis_prefix,
+    )
     with pytest.raises(ServiceUnavailable):
         await verifier.verify(keys.mint())

@@ -52,8 +52,15 @@ async def test_routing_honours_star_and_hash_wildcards(make_bus: BusFactory) -> 
     bus.subscribe("hash", ["payment.#"], hash_)
     bus.subscribe("exact", ["product.created"], exact)
     await bus.start()
-    for t in ["order.created", "order.status.changed", "payment", "payment.refund.issued",
-              "product.created", "product.updated", "orders.created"]:
+    for t in [
+        "order.created",
+        "order.status.changed",
+        "payment",
+        "payment.refund.issued",
+        "product.created",
+        "product.updated",
+        "orders.created",
+    ]:
         await bus.publish(event(t))
 
     async def delivered() -> None:
@@ -86,7 +93,9 @@ async def test_each_service_queue_gets_its_own_copy(make_bus: BusFactory) -> Non
     assert cart.got[0] == sent
 
 
-async def test_failing_handler_is_retried_then_dead_lettered_with_message_intact(make_bus: BusFactory) -> None:
+async def test_failing_handler_is_retried_then_dead_lettered_with_message_intact(
+    make_bus: BusFactory,
+) -> None:
     bus = make_bus()
     handler = Recorder()
     handler.failing = True
@@ -140,7 +149,8 @@ async def test_handler_that_recovers_on_a_retry_handles_the_event_once(make_bus:
 async def test_event_waits_out_a_database_outage_longer_than_its_retries(make_bus: BusFactory) -> None:
     """An outage is not the event's fault: it spends no attempt and never reaches the dead-letter queue."""
     down = sqlalchemy.ext.asyncio.create_async_engine(
-        f"postgresql+asyncpg://shop@127.0.0.1:{free_port()}/shop", pool_pre_ping=False)
+        f"postgresql+asyncpg://shop@127.0.0.1:{free_port()}/shop", pool_pre_ping=False
+    )
     outage_calls = MAX_ATTEMPTS + 3
     calls = 0
     got: list[Envelope] = []

@@ -15,10 +15,23 @@ if TYPE_CHECKING:
 
 
 async def dlq(infra: Infra, amqp: AmqpNames, *args: str) -> tuple[int, str, str]:
-    env = {**os.environ, **infra.env(), "EVENTS_EXCHANGE": amqp.exchange, "EVENTS_QUEUE_PREFIX": amqp.queue_prefix}
+    env = {
+        **os.environ,
+        **infra.env(),
+        "EVENTS_EXCHANGE": amqp.exchange,
+        "EVENTS_QUEUE_PREFIX": amqp.queue_prefix,
+    }
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "libs.common.events", "dlq", *args, env=env, cwd=os.getcwd(),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-m",
+        "libs.common.events",
+        "dlq",
+        *args,
+        env=env,
+        cwd=os.getcwd(),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     out, err = await asyncio.wait_for(proc.communicate(), timeout=30)
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()

@@ -51,14 +51,23 @@ async def read_note(slug: str) -> dict[str, str]:
 
 @router.get("/whoami")
 async def whoami(request: Request) -> dict[str, Any]:
-    return {"client": request.client.host if request.client else None,
-            "forwarded": sorted(k for k in request.headers if k.startswith("x-forwarded-"))}
+    return {
+        "client": request.client.host if request.client else None,
+        "forwarded": sorted(k for k in request.headers if k.startswith("x-forwarded-")),
+    }
 
 
 @pytest_asyncio.fixture(scope="module")
 async def url(infra: Infra, keys: TestKeys) -> AsyncIterator[str]:
-    settings = settings_for(CommonSettings, infra, keys, service_name="inboundtest", event_bus="memory",
-                            internal_api_token=INTERNAL_TOKEN, max_body_bytes=LIMIT)
+    settings = settings_for(
+        CommonSettings,
+        infra,
+        keys,
+        service_name="inboundtest",
+        event_bus="memory",
+        internal_api_token=INTERNAL_TOKEN,
+        max_body_bytes=LIMIT,
+    )
     app = create_service_app(settings=settings, title="inbound test", routers=[router])
     async with serve_app(app) as base:
         yield base
@@ -74,16 +83,20 @@ def fields(resp: httpx.Response, status: int = 422) -> list[str]:
     return [e["field"] for e in assert_problem(resp, status)["errors"]]
 
 
-@pytest.mark.parametrize(("raw", "field"), [
-    (b'{"title": "b\\ud800@example.com"}', "title"),  # an escaped lone surrogate
-    (b'{"title": "ok", "tags": ["a", "\\uDC00"]}', "tags.1"),  # the low half alone
-    (b'{"title": "ok", "meta": {"k": "x\\ud83d"}}', "meta.k"),  # a high half without its low half
-    (b'{"title": "b\xed\xa0\x80"}', "title"),  # a surrogate encoded as UTF-8 bytes
-    (b'{"title": "caf\xe9"}', "title"),  # Latin-1, not UTF-8
-    (b'{"title": "ok", "meta": {"\\ud800": "v"}}', "meta.\\ud800"),  # in a key, shown escaped
-])
-async def test_invalid_unicode_in_a_body_is_a_422_naming_the_field(http: httpx.AsyncClient, raw: bytes,
-                                                                   field: str) -> None:
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        (b'{"title": "b\\ud800@example.com"}', "title"),  # an escaped lone surrogate
+        (b'{"title": "ok", "tags": ["a", "\\uDC00"]}', "tags.1"),  # the low half alone
+        (b'{"title": "ok", "meta": {"k": "x\\ud83d"}}', "meta.k"),  # a high half without its low half
+        (b'{"title": "b\xed\xa0\x80"}', "title"),  # a surrogate encoded as UTF-8 bytes
+        (b'{"title": "caf\xe9"}', "title"),  # Latin-1, not UTF-8
+        (b'{"title": "ok", "meta": {"\\ud800": "v"}}', "meta.\\ud800"),  # in a key, shown escaped
+    ],
+)
+async def test_invalid_unicode_in_a_body_is_a_422_naming_the_field(
+    http: httpx.AsyncClient, raw: bytes, field: str
+) -> None:
     # was: 500 (UnicodeEncodeError wherever the text was first encoded)
     resp = await http.post("/notes", content=raw, headers={"content-type": "application/json"})
     assert fields(resp) == [field]
@@ -113,9 +126,13 @@ async def test_a_body_past_the_cap_is_a_413_declared_or_streamed(http: httpx.Asy
         yield big[:100]
         yield big[100:]
 
-    assert_problem(await http.post("/notes", content=chunks(), headers={"content-type": "application/json"}), 413)
+    assert_problem(
+        await http.post("/notes", content=chunks(), headers={"content-type": "application/json"}), 413
+    )
     fits = b'{"title": "' + b"x" * (LIMIT - 20) + b'"}'
-    assert (await http.post("/notes", content=fits, headers={"content-type": "application/json"})).status_code == 200
+    assert (
+        await http.post("/notes", content=fits, headers={"content-type": "application/json"})
+    ).status_code == 200
 
 
 async def test_metrics_answer_only_the_internal_credential(http: httpx.AsyncClient) -> None:
@@ -136,19 +153,26 @@ async def test_forwarding_headers_count_only_with_the_gateways_proof(http: httpx
     claim = {"X-Forwarded-For": "198.51.100.7", "X-Forwarded-Host": "evil.example"}
     plain = (await http.get("/whoami", headers=claim)).json()
     assert plain == {"client": "127.0.0.1", "forwarded": []}  # a claim nobody proved is not even passed on
-    forged = (await http.get("/whoami", headers={**claim, "X-Forwarded-Proof": forwarding_proof("guess")})).json()
+    forged = (
+        await http.get("/whoami", headers={**claim, "X-Forwarded-Proof": forwarding_proof("guess")})
+    ).json()
     assert forged == {"client": "127.0.0.1", "forwarded": []}
     proved = (await http.get("/whoami", headers={**claim, "X-Forwarded-Proof": PROOF})).json()
     assert proved == {"client": "198.51.100.7", "forwarded": ["x-forwarded-for", "x-forwarded-host"]}
     # only the hop the gateway appended counts, and the proof itself goes no further than this check
-    chained = (await http.get("/whoami", headers={"X-Forwarded-For": "6.6.6.6, 203.0.113.5",
-                                                  "X-Forwarded-Proof": PROOF})).json()
+    chained = (
+        await http.get(
+            "/whoami", headers={"X-Forwarded-For": "6.6.6.6, 203.0.113.5", "X-Forwarded-Proof": PROOF}
+        )
+    ).json()
     assert chained["client"] == "203.0.113.5" and "x-forwarded-proof" not in chained["forwarded"]
 
 
 def test_a_trusted_proxy_address_is_believed_but_never_a_loopback_one() -> None:
     assert [str(n) for n in trusted_networks(["127.0.0.1", "::1", "172.28.0.10", "10.1.0.0/16"])] == [
-        "172.28.0.10/32", "10.1.0.0/16"]
+        "172.28.0.10/32",
+        "10.1.0.0/16",
+    ]
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
         raise AssertionError("not called")

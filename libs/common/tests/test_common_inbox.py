@@ -21,8 +21,13 @@ effects = sa.table("effects", sa.column("event_id", sa.Text))
 
 async def count_effects(db: Database, event_id: object) -> int:
     async with db.session() as session:
-        return int((await session.execute(sa.select(sa.func.count()).select_from(effects)
-                                          .where(effects.c.event_id == str(event_id)))).scalar_one())
+        return int(
+            (
+                await session.execute(
+                    sa.select(sa.func.count()).select_from(effects).where(effects.c.event_id == str(event_id))
+                )
+            ).scalar_one()
+        )
 
 
 def record_effect(delay: float = 0.0):

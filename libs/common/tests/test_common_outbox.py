@@ -67,12 +67,18 @@ async def commit_events(db: Database, n: int, *, prefix: str = "outbox.test") ->
 
 async def unsent(db: Database) -> int:
     async with db.session() as session:
-        return int((await session.execute(
-            sa.select(sa.func.count()).select_from(outbox_t).where(outbox_t.c.sent_at.is_(None)))).scalar_one())
+        return int(
+            (
+                await session.execute(
+                    sa.select(sa.func.count()).select_from(outbox_t).where(outbox_t.c.sent_at.is_(None))
+                )
+            ).scalar_one()
+        )
 
 
 async def test_events_committed_while_the_broker_is_unreachable_arrive_once_it_is_back(
-        clean_db: Database, amqp: AmqpNames) -> None:
+    clean_db: Database, amqp: AmqpNames
+) -> None:
     sink = Sink()
     async with consumer(amqp, sink), tcp_proxy(amqp.url) as proxy:
         relay_bus = amqp.bus(proxy.url(amqp.url))
@@ -106,7 +112,8 @@ async def _seen_once(sink: Sink, ids: list[str]) -> None:
 
 
 async def test_relay_started_while_the_broker_is_down_delivers_once_it_comes_up(
-        clean_db: Database, amqp: AmqpNames) -> None:
+    clean_db: Database, amqp: AmqpNames
+) -> None:
     sink = Sink()
     async with consumer(amqp, sink), tcp_proxy(amqp.url) as proxy:
         await proxy.cut()
@@ -128,7 +135,8 @@ async def test_relay_started_while_the_broker_is_down_delivers_once_it_comes_up(
 
 
 async def test_events_of_a_rolled_back_transaction_are_never_published(
-        clean_db: Database, amqp: AmqpNames) -> None:
+    clean_db: Database, amqp: AmqpNames
+) -> None:
     sink = Sink()
     async with consumer(amqp, sink) as bus:
         relay = OutboxRelay(clean_db, bus, poll_interval=0.1)
@@ -146,7 +154,9 @@ async def test_events_of_a_rolled_back_transaction_are_never_published(
             await asyncio.sleep(0.3)
             assert list(sink.seen) == kept
             async with clean_db.session() as session:
-                assert (await session.execute(sa.select(sa.func.count()).select_from(outbox_t))).scalar_one() == 1
+                assert (
+                    await session.execute(sa.select(sa.func.count()).select_from(outbox_t))
+                ).scalar_one() == 1
 
 
 async def test_two_relays_on_one_outbox_publish_each_row_once(clean_db: Database, amqp: AmqpNames) -> None:
@@ -159,8 +169,10 @@ async def test_two_relays_on_one_outbox_publish_each_row_once(clean_db: Database
                 envs = [Envelope.new("outbox.test.bulk", {"i": i}, producer="tests") for i in range(400)]
                 for env in envs:
                     await publish_in(session, env)
-            relays = [OutboxRelay(clean_db, b, batch=15, poll_interval=0.05)
-                      for b in (bus, second_bus, bus, second_bus)]
+            relays = [
+                OutboxRelay(clean_db, b, batch=15, poll_interval=0.05)
+                for b in (bus, second_bus, bus, second_bus)
+            ]
             async with contextlib.AsyncExitStack() as stack:
                 for relay in relays:
                     await stack.enter_async_context(running(relay))
@@ -181,7 +193,6 @@ async def test_a_commit_wakes_the_relay_before_its_next_poll(clean_db: Database,
             await asyncio.sleep(0.2)  # the relay's first (empty) round is over; it now sleeps 30 s
             ids = await commit_events(clean_db, 1)
             await eventually(lambda: _seen_once(sink, ids), timeout=3)
-
 
 
 class BrokenAfter(InMemoryBus):

@@ -37,7 +37,8 @@ def settings(infra: Infra, keys: TestKeys) -> CommonSettings:
 
 
 async def test_routes_and_hooks_reach_the_state_its_factory_opened_and_it_is_closed_at_shutdown(
-        infra: Infra, keys: TestKeys) -> None:
+    infra: Infra, keys: TestKeys
+) -> None:
     opened: list[Shelf] = []
     seen_by_startup: list[Shelf] = []
 
@@ -51,8 +52,13 @@ async def test_routes_and_hooks_reach_the_state_its_factory_opened_and_it_is_clo
     async def startup(ctx: ShelfContext) -> None:
         seen_by_startup.append(ctx.state)
 
-    app = create_service_app(settings=settings(infra, keys), title="state", routers=[router], state=open_shelf,
-                             on_startup=[startup])
+    app = create_service_app(
+        settings=settings(infra, keys),
+        title="state",
+        routers=[router],
+        state=open_shelf,
+        on_startup=[startup],
+    )
     async with running_app(app) as client:
         assert (await client.post("/shelf/lamp")).json() == ["statetest", "lamp"]
         [shelf] = opened
@@ -60,7 +66,9 @@ async def test_routes_and_hooks_reach_the_state_its_factory_opened_and_it_is_clo
     assert shelf.closed
 
 
-async def test_a_state_that_cannot_open_stops_the_start_and_leaves_nothing_open(infra: Infra, keys: TestKeys) -> None:
+async def test_a_state_that_cannot_open_stops_the_start_and_leaves_nothing_open(
+    infra: Infra, keys: TestKeys
+) -> None:
     kernels: list[Kernel[CommonSettings]] = []
 
     @contextlib.asynccontextmanager

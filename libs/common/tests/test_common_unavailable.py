@@ -47,8 +47,10 @@ if TYPE_CHECKING:
 MAX_ATTEMPTS = 3  # the make_bus fixture's default
 # PostgreSQL refuses this statement: SQLSTATE 21000, "ON CONFLICT DO UPDATE command cannot
 # affect row a second time". Its message says "cannot": it is still the statement's fault.
-CONFLICT_TWICE = sa.text("INSERT INTO effects (seq, event_id) VALUES (:seq, 'a'), (:seq, 'b') "
-                         "ON CONFLICT (seq) DO UPDATE SET event_id = excluded.event_id")
+CONFLICT_TWICE = sa.text(
+    "INSERT INTO effects (seq, event_id) VALUES (:seq, 'a'), (:seq, 'b') "
+    "ON CONFLICT (seq) DO UPDATE SET event_id = excluded.event_id"
+)
 # SQLSTATE 23505: the second row repeats the primary key
 DUPLICATE_KEY = sa.text("INSERT INTO effects (seq, event_id) VALUES (:seq, 'a'), (:seq, 'b')")
 Captured = list[MutableMapping[str, Any]]  # structlog's captured lines
@@ -95,7 +97,8 @@ async def db_proxy(common_db: Database) -> AsyncIterator[tuple[TcpProxy, Databas
 
 @pytest.mark.parametrize("statement", [CONFLICT_TWICE, DUPLICATE_KEY], ids=["on-conflict-twice", "unique"])
 async def test_a_statement_error_is_a_bug_that_reaches_the_dead_letter_queue(
-        make_bus: BusFactory, clean_db: Database, statement: sa.TextClause, logs: Captured) -> None:
+    make_bus: BusFactory, clean_db: Database, statement: sa.TextClause, logs: Captured
+) -> None:
     calls = 0
 
     async def writes_badly(envelope: Envelope) -> None:
@@ -122,7 +125,8 @@ async def test_a_statement_error_is_a_bug_that_reaches_the_dead_letter_queue(
 
 
 async def test_a_handler_that_trips_over_a_missing_file_is_a_bug_not_an_outage(
-        make_bus: BusFactory, tmp_path: Path) -> None:
+    make_bus: BusFactory, tmp_path: Path
+) -> None:
     """An OSError is not a dependency being down unless it is the network's (refused, reset, unreachable)."""
 
     async def reads_a_missing_file(envelope: Envelope) -> None:
@@ -142,8 +146,8 @@ async def test_a_handler_that_trips_over_a_missing_file_is_a_bug_not_an_outage(
 
 
 async def test_an_event_waits_while_its_database_is_cut_and_is_applied_once_after(
-        make_bus: BusFactory, clean_db: Database, db_proxy: tuple[TcpProxy, Database],
-        logs: Captured) -> None:
+    make_bus: BusFactory, clean_db: Database, db_proxy: tuple[TcpProxy, Database], logs: Captured
+) -> None:
     """The same handler as a bug's, but the database is away: no attempt spent, one warning, one recovery."""
     proxy, db = db_proxy
     calls = 0
@@ -152,7 +156,9 @@ async def test_an_event_waits_while_its_database_is_cut_and_is_applied_once_afte
         nonlocal calls
         calls += 1
         async with db.session() as session, session.begin():
-            await session.execute(sa.text("INSERT INTO effects (event_id) VALUES (:id)"), {"id": str(envelope.id)})
+            await session.execute(
+                sa.text("INSERT INTO effects (event_id) VALUES (:id)"), {"id": str(envelope.id)}
+            )
 
     bus = make_bus(topology={"cart": ["product.*"]})
     bus.subscribe("cart", ["product.*"], writes)
@@ -170,8 +176,11 @@ async def test_an_event_waits_while_its_database_is_cut_and_is_applied_once_afte
 
     async def applied() -> None:
         async with clean_db.session() as session:
-            rows = (await session.execute(sa.text("SELECT count(*) FROM effects WHERE event_id = :id"),
-                                          {"id": str(sent.id)})).scalar_one()
+            rows = (
+                await session.execute(
+                    sa.text("SELECT count(*) FROM effects WHERE event_id = :id"), {"id": str(sent.id)}
+                )
+            ).scalar_one()
         assert rows == 1
 
     await eventually(applied, timeout=15)
@@ -195,11 +204,18 @@ def test_server_state_sqlstates_are_outages_and_statement_sqlstates_are_bugs() -
             super().__init__(message)
             self.sqlstate = sqlstate
 
-    outage = {"08006": "connection failure", "57P01": "terminating connection due to administrator command",
-              "57P03": "the database system is starting up", "53300": "sorry, too many clients already"}
-    bugs = {"21000": "ON CONFLICT DO UPDATE command cannot affect row a second time",
-            "23505": 'duplicate key value violates unique constraint "uq_closed_connect"',
-            "42P01": 'relation "cannot_connect" does not exist', "57014": "canceling statement due to user request"}
+    outage = {
+        "08006": "connection failure",
+        "57P01": "terminating connection due to administrator command",
+        "57P03": "the database system is starting up",
+        "53300": "sorry, too many clients already",
+    }
+    bugs = {
+        "21000": "ON CONFLICT DO UPDATE command cannot affect row a second time",
+        "23505": 'duplicate key value violates unique constraint "uq_closed_connect"',
+        "42P01": 'relation "cannot_connect" does not exist',
+        "57014": "canceling statement due to user request",
+    }
     for state, message in outage.items():
         assert unavailable_dependency(PgError(state, message)) == "postgresql", state
     for state, message in bugs.items():
@@ -213,13 +229,21 @@ def test_server_state_sqlstates_are_outages_and_statement_sqlstates_are_bugs() -
 
 
 def _app(infra: Infra, keys: TestKeys, router: APIRouter, **overrides: Any) -> FastAPI:
-    settings = settings_for(CommonSettings, infra, keys, service_name="outagetest", event_bus="memory",
-                            log_level="INFO", **overrides)
+    settings = settings_for(
+        CommonSettings,
+        infra,
+        keys,
+        service_name="outagetest",
+        event_bus="memory",
+        log_level="INFO",
+        **overrides,
+    )
     return create_service_app(settings=settings, title="outage test", routers=[router])
 
 
 async def test_a_statement_error_in_a_request_is_a_500_with_its_traceback_logged(
-        infra: Infra, keys: TestKeys, clean_db: Database, tmp_path: Path) -> None:
+    infra: Infra, keys: TestKeys, clean_db: Database, tmp_path: Path
+) -> None:
     router = APIRouter()
 
     @router.post("/twice")
@@ -246,7 +270,8 @@ async def test_a_statement_error_in_a_request_is_a_500_with_its_traceback_logged
 
 
 async def test_a_cut_database_is_a_503_with_retry_after_and_one_warning_then_one_recovery(
-        infra: Infra, keys: TestKeys, clean_db: Database, tmp_path: Path) -> None:
+    infra: Infra, keys: TestKeys, clean_db: Database, tmp_path: Path
+) -> None:
     router = APIRouter()
 
     @router.get("/count")
@@ -258,11 +283,21 @@ async def test_a_cut_database_is_a_503_with_retry_after_and_one_warning_then_one
     (migrations / "versions").mkdir(parents=True)
     (migrations / "env.py").write_text(
         "import sqlalchemy as sa\n\nfrom libs.common.db import run_migrations_online\n\n"
-        "run_migrations_online(sa.MetaData())\n")
+        "run_migrations_online(sa.MetaData())\n"
+    )
     async with tcp_proxy(clean_db.url) as proxy:
-        settings = settings_for(CommonSettings, infra, keys, service_name="outagetest", event_bus="memory",
-                                log_level="INFO", database_url=proxy.url(clean_db.url))
-        app = create_service_app(settings=settings, title="outage test", routers=[router], migrations=migrations)
+        settings = settings_for(
+            CommonSettings,
+            infra,
+            keys,
+            service_name="outagetest",
+            event_bus="memory",
+            log_level="INFO",
+            database_url=proxy.url(clean_db.url),
+        )
+        app = create_service_app(
+            settings=settings, title="outage test", routers=[router], migrations=migrations
+        )
         async with running_app(app) as client:
             with structlog.testing.capture_logs() as captured:
                 assert (await client.get("/count")).status_code == 200
@@ -273,7 +308,9 @@ async def test_a_cut_database_is_a_503_with_retry_after_and_one_warning_then_one
                     assert resp.headers["retry-after"] == "2"
                 await asyncio.sleep(1)  # the outbox relay polls meanwhile
                 await proxy.restore()
-                await eventually(lambda: _one(captured, "dependency_recovered", dependency="postgresql"), timeout=10)
+                await eventually(
+                    lambda: _one(captured, "dependency_recovered", dependency="postgresql"), timeout=10
+                )
                 assert (await client.get("/count")).status_code == 200
     [warning] = lines(captured, "dependency_unavailable")
     assert warning["dependency"] == "postgresql"  # met first by a request or by the outbox relay's poll
@@ -310,11 +347,13 @@ async def test_every_503_and_504_says_when_to_retry(infra: Infra, keys: TestKeys
             token = {"Authorization": f"Bearer {keys.mint()}"}
             assert (await client.get("/me", headers=token)).status_code == 200
             await redis_proxy.cut()
-            answers = {"token check without Redis": await client.get("/me", headers=token),
-                       "cache without Redis": await client.get("/cached"),
-                       "peer away": await client.get("/peer"),
-                       "peer slow": await client.get("/slow"),
-                       "provider away": await client.get("/refused")}
+            answers = {
+                "token check without Redis": await client.get("/me", headers=token),
+                "cache without Redis": await client.get("/cached"),
+                "peer away": await client.get("/peer"),
+                "peer slow": await client.get("/slow"),
+                "provider away": await client.get("/refused"),
+            }
     dead_jwks = _app(infra, keys, router, jwks_url=f"http://127.0.0.1:{free_port()}/.well-known/jwks.json")
     async with running_app(dead_jwks) as client:
         answers["identity service away"] = await client.get("/me", headers=token)
@@ -324,12 +363,19 @@ async def test_every_503_and_504_says_when_to_retry(infra: Infra, keys: TestKeys
 
 
 async def test_a_token_with_a_key_rotated_in_is_a_503_not_a_401_while_the_jwks_cannot_be_read(
-        infra: Infra, keys: TestKeys) -> None:
+    infra: Infra, keys: TestKeys
+) -> None:
     """Calling it invalid would sign its user out; once the JWKS answers again it is accepted."""
     redis = Redis.from_url(infra.redis_url)
     async with tcp_proxy(keys.jwks_url) as jwks_proxy:
-        verifier = TokenVerifier(jwks_url=jwks_proxy.url(keys.jwks_url), issuer=keys.issuer, audience=keys.audience,
-                                 redis=redis, redis_prefix=infra.redis_prefix, min_refresh_interval=0.0)
+        verifier = TokenVerifier(
+            jwks_url=jwks_proxy.url(keys.jwks_url),
+            issuer=keys.issuer,
+            audience=keys.audience,
+            redis=redis,
+            redis_prefix=infra.redis_prefix,
+            min_refresh_interval=0.0,
+        )
         await verifier.verify(keys.mint())
         await jwks_proxy.cut()
         rotated = keys.mint(kid=keys.add_key())
@@ -344,7 +390,8 @@ async def test_a_token_with_a_key_rotated_in_is_a_503_not_a_401_while_the_jwks_c
 
 
 async def test_a_cut_broker_connection_logs_one_warning_one_recovery_and_no_traceback(
-        amqp: AmqpNames, logs: Captured, caplog: pytest.LogCaptureFixture) -> None:
+    amqp: AmqpNames, logs: Captured, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO)
     async with tcp_proxy(amqp.url) as proxy:
         bus = amqp.bus(proxy.url(amqp.url), topology={"cart": ["product.*"]})
@@ -377,10 +424,12 @@ async def test_a_cut_broker_connection_logs_one_warning_one_recovery_and_no_trac
         finally:
             await bus.close()
     assert [(e["dependency"], e["log_level"]) for e in lines(logs, "dependency_unavailable")] == [
-        (RABBITMQ, "warning")]
+        (RABBITMQ, "warning")
+    ]
     library = [r for r in caplog.records if r.name.startswith(("aiormq", "aio_pika"))]
     assert not [r for r in library if r.exc_info or r.levelno >= logging.WARNING], [
-        (r.name, r.levelname, r.getMessage()) for r in library]
+        (r.name, r.levelname, r.getMessage()) for r in library
+    ]
 
 
 async def _contains(got: list[str], item: str) -> None:
@@ -395,19 +444,24 @@ async def test_a_peer_that_cannot_be_reached_is_a_503_naming_it() -> None:
 
 
 def test_a_broker_stopping_for_a_restart_is_an_outage_line_not_an_error(
-        logs: Captured, caplog: pytest.LogCaptureFixture) -> None:
+    logs: Captured, caplog: pytest.LogCaptureFixture
+) -> None:
     """A RabbitMQ restart first closes every connection with reply code 320 (CONNECTION_FORCED), which
     aiormq logs at error level; a cut proxy cannot send it, so the line is written as aiormq writes it."""
     quiet_library_outage_logs()
     caplog.set_level(logging.INFO)
     aiormq_log = logging.getLogger("aiormq.connection")
     for _ in range(2):
-        aiormq_log.error('Unexpected connection close from remote "%s", Connection.Close(reply_code=%r, '
-                         "reply_text=%r)", "amqp://guest:******@127.0.0.1:5672/", 320,
-                         "CONNECTION_FORCED - broker forced connection closure with reason 'shutdown'")
+        aiormq_log.error(
+            'Unexpected connection close from remote "%s", Connection.Close(reply_code=%r, reply_text=%r)',
+            "amqp://guest:******@127.0.0.1:5672/",
+            320,
+            "CONNECTION_FORCED - broker forced connection closure with reason 'shutdown'",
+        )
     aiormq_log.error("Unexpected frame %r", "during the outage")  # dropped: the outage is known
     assert [(e["dependency"], e["log_level"]) for e in lines(logs, "dependency_unavailable")] == [
-        (RABBITMQ, "warning")]
+        (RABBITMQ, "warning")
+    ]
     outages.up(RABBITMQ)
     aiormq_log.error("Unexpected frame %r", "after the outage")
     kept = [r.getMessage() for r in caplog.records if r.name == "aiormq.connection"]

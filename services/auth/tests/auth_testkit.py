@@ -71,10 +71,15 @@ def auth_port() -> int:
 @pytest.fixture(scope="session")
 def auth_settings(infra: Infra, mailbox: Mailbox, auth_port: int) -> AuthSettings:
     return settings_for(
-        AuthSettings, infra, port=auth_port,
+        AuthSettings,
+        infra,
+        port=auth_port,
         jwks_url=f"http://127.0.0.1:{auth_port}/.well-known/jwks.json",
-        email_backend="smtp", smtp_host="127.0.0.1", smtp_port=mailbox.port,  # type: ignore[attr-defined]
-        signing_key_cache_seconds=0, jwks_min_refresh_seconds=0,
+        email_backend="smtp",
+        smtp_host="127.0.0.1",
+        smtp_port=mailbox.port,  # type: ignore[attr-defined]
+        signing_key_cache_seconds=0,
+        jwks_min_refresh_seconds=0,
     )
 
 
@@ -100,10 +105,13 @@ def via_gateway(settings: AuthSettings, address: str) -> dict[str, str]:
 
 
 @pytest_asyncio.fixture
-async def client(auth_app: FastAPI, auth_port: int, auth_settings: AuthSettings) -> AsyncIterator[httpx.AsyncClient]:
+async def client(
+    auth_app: FastAPI, auth_port: int, auth_settings: AuthSettings
+) -> AsyncIterator[httpx.AsyncClient]:
     """A client behind its own address (relayed as the gateway does), so throttles stay per test."""
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{auth_port}", timeout=30,
-                                 headers=via_gateway(auth_settings, some_ip())) as c:
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{auth_port}", timeout=30, headers=via_gateway(auth_settings, some_ip())
+    ) as c:
         yield c
 
 
@@ -115,10 +123,16 @@ def bearer(tokens: dict[str, Any]) -> dict[str, str]:
     return {"Authorization": f"Bearer {tokens['access_token']}"}
 
 
-async def sign_up(client: httpx.AsyncClient, *, email_: str | None = None, password: str = PASSWORD,
-                  name: str = "Ada Lovelace") -> dict[str, Any]:
-    resp = await client.post("/auth/register", json={"email": email_ or new_email(), "password": password,
-                                                     "name": name})
+async def sign_up(
+    client: httpx.AsyncClient,
+    *,
+    email_: str | None = None,
+    password: str = PASSWORD,
+    name: str = "Ada Lovelace",
+) -> dict[str, Any]:
+    resp = await client.post(
+        "/auth/register", json={"email": email_ or new_email(), "password": password, "name": name}
+    )
     assert resp.status_code == 201, resp.text
     return resp.json()
 
@@ -135,8 +149,9 @@ async def admin_tokens(ctx: AuthContext, client: httpx.AsyncClient) -> dict[str,
     assert ctx.db is not None
     address = new_email("admin")
     async with ctx.db.session() as session:
-        user, _ = await service.make_admin(session=session, passwords=ctx.state.passwords,
-                                           email=address, password=PASSWORD, name="Root")
+        user, _ = await service.make_admin(
+            session=session, passwords=ctx.state.passwords, email=address, password=PASSWORD, name="Root"
+        )
     tokens = await sign_in(client, address)
     tokens["user_id"] = str(user.id)
     return tokens

@@ -56,7 +56,9 @@ async def test_weak_passwords_are_refused_with_a_clear_message(client: httpx.Asy
 
 
 async def test_invalid_email_is_a_validation_problem(client: httpx.AsyncClient) -> None:
-    resp = await client.post("/auth/register", json={"email": "not-an-email", "password": PASSWORD, "name": "X"})
+    resp = await client.post(
+        "/auth/register", json={"email": "not-an-email", "password": PASSWORD, "name": "X"}
+    )
     assert assert_problem(resp, 422)["errors"][0]["field"] == "email"
 
 
@@ -69,7 +71,9 @@ async def test_login_is_case_insensitive_on_email(client: httpx.AsyncClient) -> 
 
 async def test_login_answers_with_the_user_as_register_does(client: httpx.AsyncClient) -> None:
     address = new_email()
-    registered = await client.post("/auth/register", json={"email": address, "password": PASSWORD, "name": "Ann"})
+    registered = await client.post(
+        "/auth/register", json={"email": address, "password": PASSWORD, "name": "Ann"}
+    )
     login = await client.post("/auth/login", json={"email": address, "password": PASSWORD})
     assert login.status_code == 200, login.text
     body = login.json()

@@ -49,8 +49,13 @@ async def minted_and_verified(db: Database, settings: AuthSettings) -> str:
     token, _ = await keys.mint(user_id=uuid.uuid4(), role="user", sid=uuid.uuid4())
     kid = jwt.get_unverified_header(token)["kid"]
     jwk = next(k for k in (await keys.ring()).jwks()["keys"] if k["kid"] == kid)
-    jwt.decode(token, RSAAlgorithm.from_jwk(jwk), algorithms=["RS256"],  # type: ignore[arg-type]
-               audience=settings.jwt_audience, issuer=settings.jwt_issuer)
+    jwt.decode(
+        token,
+        RSAAlgorithm.from_jwk(jwk),  # type: ignore[arg-type]
+        algorithms=["RS256"],
+        audience=settings.jwt_audience,
+        issuer=settings.jwt_issuer,
+    )
     return kid
 
 
@@ -96,8 +101,14 @@ async def test_the_encryption_key_itself_can_rotate(fresh: tuple[Database, Setti
 
 def test_production_refuses_readable_signing_keys(infra: Infra) -> None:
     def prod(key: str | None) -> AuthSettings:
-        return settings_for(AuthSettings, infra, env="prod", internal_api_token="s3cret-token",
-                            email_backend="smtp", signing_key_encryption_key=key)
+        return settings_for(
+            AuthSettings,
+            infra,
+            env="prod",
+            internal_api_token="s3cret-token",
+            email_backend="smtp",
+            signing_key_encryption_key=key,
+        )
 
     for unset in (None, "", "  "):
         with pytest.raises(ConfigurationError, match="SIGNING_KEY_ENCRYPTION_KEY"):

@@ -66,8 +66,9 @@ async def test_logout_kills_the_access_and_refresh_tokens_at_once(client: httpx.
     assert_problem(await refresh(client, tokens["refresh_token"]), 401)
 
 
-async def test_logout_marks_the_session_revoked_for_every_verifier(client: httpx.AsyncClient,
-                                                                    ctx: AuthContext) -> None:
+async def test_logout_marks_the_session_revoked_for_every_verifier(
+    client: httpx.AsyncClient, ctx: AuthContext
+) -> None:
     tokens = await sign_up(client)
     await client.post("/auth/logout", headers=bearer(tokens))
     with pytest.raises(Unauthorized):
@@ -83,8 +84,11 @@ async def test_change_password_ends_other_sessions_but_keeps_this_one(client: ht
     address = new_email()
     mine = await sign_up(client, email_=address)
     other = await sign_in(client, address)
-    resp = await client.put("/users/change-password", headers=bearer(mine),
-                            json={"current_password": PASSWORD, "new_password": "New-password-42"})
+    resp = await client.put(
+        "/users/change-password",
+        headers=bearer(mine),
+        json={"current_password": PASSWORD, "new_password": "New-password-42"},
+    )
     assert resp.status_code == 204, resp.text
     assert (await client.get("/users/me", headers=bearer(mine))).status_code == 200
     assert (await refresh(client, mine["refresh_token"])).status_code == 200
@@ -94,16 +98,28 @@ async def test_change_password_ends_other_sessions_but_keeps_this_one(client: ht
     await sign_in(client, address, "New-password-42")
 
 
-async def test_change_password_refuses_a_wrong_current_or_weak_new_password(client: httpx.AsyncClient) -> None:
+async def test_change_password_refuses_a_wrong_current_or_weak_new_password(
+    client: httpx.AsyncClient,
+) -> None:
     tokens = await sign_up(client)
-    wrong = await client.put("/users/change-password", headers=bearer(tokens),
-                             json={"current_password": "Nope-nope-1", "new_password": "New-password-42"})
+    wrong = await client.put(
+        "/users/change-password",
+        headers=bearer(tokens),
+        json={"current_password": "Nope-nope-1", "new_password": "New-password-42"},
+    )
     assert "current password" in assert_problem(wrong, 400)["detail"]
-    weak = await client.put("/users/change-password", headers=bearer(tokens),
-                            json={"current_password": PASSWORD, "new_password": "short"})
+    weak = await client.put(
+        "/users/change-password",
+        headers=bearer(tokens),
+        json={"current_password": PASSWORD, "new_password": "short"},
+    )
     assert assert_problem(weak, 422)["errors"][0]["field"] == "new_password"
-    assert_problem(await client.put("/users/change-password",
-                                    json={"current_password": PASSWORD, "new_password": "New-password-42"}), 401)
+    assert_problem(
+        await client.put(
+            "/users/change-password", json={"current_password": PASSWORD, "new_password": "New-password-42"}
+        ),
+        401,
+    )
     assert (await client.get("/users/me", headers=bearer(tokens))).status_code == 200
 
 
@@ -124,15 +140,19 @@ async def test_racing_refreshes_with_one_token_never_fork_the_session(client: ht
     assert_problem(await refresh(client, winner["refresh_token"]), 401)
 
 
-async def test_ended_sessions_are_purged_with_their_refresh_tokens(client: httpx.AsyncClient,
-                                                                   ctx: AuthContext) -> None:
+async def test_ended_sessions_are_purged_with_their_refresh_tokens(
+    client: httpx.AsyncClient, ctx: AuthContext
+) -> None:
     tokens = await sign_up(client)
     await client.post("/auth/logout", headers=bearer(tokens))
     assert ctx.db is not None
     async with ctx.db.session() as session:
         assert await purge_sessions(session=session, keep_revoked=timedelta(0)) >= 1
     async with ctx.db.session() as session:
-        left = await session.scalar(sa.select(sa.func.count()).select_from(RefreshToken)
-                                    .where(RefreshToken.token_hash == token_hash(tokens["refresh_token"])))
+        left = await session.scalar(
+            sa.select(sa.func.count())
+            .select_from(RefreshToken)
+            .where(RefreshToken.token_hash == token_hash(tokens["refresh_token"]))
+        )
     assert left == 0
     assert_problem(await refresh(client, tokens["refresh_token"]), 401)

@@ -27,14 +27,21 @@ def assert_throttled(resp: httpx.Response, *, at_most: int) -> int:
     return wait
 
 
-async def login(client: httpx.AsyncClient, address: str, password: str, *, ip: str | None = None,
-                settings: AuthSettings | None = None) -> httpx.Response:
+async def login(
+    client: httpx.AsyncClient,
+    address: str,
+    password: str,
+    *,
+    ip: str | None = None,
+    settings: AuthSettings | None = None,
+) -> httpx.Response:
     headers = via_gateway(settings, ip) if settings is not None and ip is not None else None
     return await client.post("/auth/login", json={"email": address, "password": password}, headers=headers)
 
 
-async def test_wrong_passwords_from_elsewhere_do_not_keep_the_owner_out(client: httpx.AsyncClient,
-                                                                        auth_settings: AuthSettings) -> None:
+async def test_wrong_passwords_from_elsewhere_do_not_keep_the_owner_out(
+    client: httpx.AsyncClient, auth_settings: AuthSettings
+) -> None:
     # was: 5 wrong passwords from anyone locked the owner out for 15 minutes, right password or not
     address = new_email()
     await sign_up(client, email_=address)
@@ -47,7 +54,8 @@ async def test_wrong_passwords_from_elsewhere_do_not_keep_the_owner_out(client: 
 
 
 async def test_a_guessing_address_waits_twice_as_long_after_each_further_failure(
-        client: httpx.AsyncClient) -> None:
+    client: httpx.AsyncClient,
+) -> None:
     address = new_email()
     await sign_up(client, email_=address)
     for _ in range(5):
@@ -74,7 +82,8 @@ async def test_parallel_guesses_get_no_more_tries_than_sequential_ones(client: h
 
 
 async def test_guessing_spread_over_many_addresses_meets_a_ceiling_that_spares_known_addresses(
-        client: httpx.AsyncClient, auth_settings: AuthSettings, monkeypatch: pytest.MonkeyPatch) -> None:
+    client: httpx.AsyncClient, auth_settings: AuthSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert AuthSettings.model_fields["login_failures_per_account"].default == 100
     monkeypatch.setattr(auth_settings, "login_failures_per_account", 6)
     address = new_email()
@@ -95,7 +104,9 @@ async def test_an_unknown_email_is_slowed_down_the_same_way(client: httpx.AsyncC
     assert_throttled(await login(client, address, WRONG), at_most=1)
 
 
-async def test_a_stolen_token_buys_few_guesses_at_the_password_and_no_lockout(client: httpx.AsyncClient) -> None:
+async def test_a_stolen_token_buys_few_guesses_at_the_password_and_no_lockout(
+    client: httpx.AsyncClient,
+) -> None:
     address = new_email()
     tokens = await sign_up(client, email_=address)
     body = {"current_password": WRONG, "new_password": "Another-pass-2"}
@@ -105,9 +116,9 @@ async def test_a_stolen_token_buys_few_guesses_at_the_password_and_no_lockout(cl
     assert (await login(client, address, PASSWORD)).status_code == 200
 
 
-async def test_one_address_gets_a_limited_number_of_login_attempts(client: httpx.AsyncClient,
-                                                                   auth_settings: AuthSettings,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_one_address_gets_a_limited_number_of_login_attempts(
+    client: httpx.AsyncClient, auth_settings: AuthSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert AuthSettings.model_fields["login_attempts_per_ip"].default == 30  # a shared NAT gets room
     monkeypatch.setattr(auth_settings, "login_attempts_per_ip", 4)
     address = new_email()
@@ -120,7 +131,8 @@ async def test_one_address_gets_a_limited_number_of_login_attempts(client: httpx
 
 
 async def test_a_caller_without_the_gateways_proof_cannot_claim_another_address(
-        auth_port: int, auth_settings: AuthSettings, ctx: AuthContext, monkeypatch: pytest.MonkeyPatch) -> None:
+    auth_port: int, auth_settings: AuthSettings, ctx: AuthContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # was: any local process could send X-Forwarded-For from 127.0.0.1 and start every per-IP count afresh
     monkeypatch.setattr(auth_settings, "login_attempts_per_ip", 3)
     await throttle.clear(ctx, scope="login-ip", subject="127.0.0.1")
@@ -128,28 +140,44 @@ async def test_a_caller_without_the_gateways_proof_cannot_claim_another_address(
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{auth_port}", timeout=30) as direct:
             for n in range(3):
-                resp = await direct.post("/auth/login", json={"email": new_email(), "password": WRONG},
-                                         headers={"X-Forwarded-For": some_ip(), **(forged if n else {})})
+                resp = await direct.post(
+                    "/auth/login",
+                    json={"email": new_email(), "password": WRONG},
+                    headers={"X-Forwarded-For": some_ip(), **(forged if n else {})},
+                )
                 assert_problem(resp, 401)
-            resp = await direct.post("/auth/login", json={"email": new_email(), "password": WRONG},
-                                     headers={"X-Forwarded-For": some_ip(), "X-Real-IP": some_ip()})
+            resp = await direct.post(
+                "/auth/login",
+                json={"email": new_email(), "password": WRONG},
+                headers={"X-Forwarded-For": some_ip(), "X-Real-IP": some_ip()},
+            )
             assert_throttled(resp, at_most=60)
     finally:
         await throttle.clear(ctx, scope="login-ip", subject="127.0.0.1")
 
 
-async def test_forgot_password_is_throttled_per_email(client: httpx.AsyncClient, auth_settings: AuthSettings) -> None:
+async def test_forgot_password_is_throttled_per_email(
+    client: httpx.AsyncClient, auth_settings: AuthSettings
+) -> None:
     address = new_email()
     for _ in range(5):
         assert (await client.post("/auth/forgot-password", json={"email": address})).status_code == 202
-    assert_throttled(await client.post("/auth/forgot-password", json={"email": address},
-                                       headers=via_gateway(auth_settings, "192.0.2.78")), at_most=900)
+    assert_throttled(
+        await client.post(
+            "/auth/forgot-password", json={"email": address}, headers=via_gateway(auth_settings, "192.0.2.78")
+        ),
+        at_most=900,
+    )
 
 
-async def test_verify_otp_is_throttled_per_address(client: httpx.AsyncClient, auth_settings: AuthSettings,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_verify_otp_is_throttled_per_address(
+    client: httpx.AsyncClient, auth_settings: AuthSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(auth_settings, "verify_otp_per_ip", 3)
     for _ in range(3):
-        assert_problem(await client.post("/auth/verify-otp", json={"email": new_email(), "otp": "123456"}), 400)
-    assert_throttled(await client.post("/auth/verify-otp", json={"email": new_email(), "otp": "123456"}),
-                     at_most=900)
+        assert_problem(
+            await client.post("/auth/verify-otp", json={"email": new_email(), "otp": "123456"}), 400
+        )
+    assert_throttled(
+        await client.post("/auth/verify-otp", json={"email": new_email(), "otp": "123456"}), at_most=900
+    )

@@ -28,10 +28,23 @@ def product(**overrides: Any) -> dict[str, Any]:
     now = datetime.now(UTC).isoformat()
     pid = str(uuid.uuid4())
     data: dict[str, Any] = {
-        "id": pid, "name": f"Lamp {pid[:6]}", "slug": f"lamp-{pid[:6]}", "description": "", "price": 1999,
-        "compare_at_price": None, "currency": "EUR", "sku": f"SKU-{pid[:8]}", "category_id": str(uuid.uuid4()),
-        "images": [f"https://img.example.com/{pid}.jpg"], "stock": 10, "attributes": {}, "is_active": True,
-        "deleted": False, "version": 1, "created_at": now, "updated_at": now,
+        "id": pid,
+        "name": f"Lamp {pid[:6]}",
+        "slug": f"lamp-{pid[:6]}",
+        "description": "",
+        "price": 1999,
+        "compare_at_price": None,
+        "currency": "EUR",
+        "sku": f"SKU-{pid[:8]}",
+        "category_id": str(uuid.uuid4()),
+        "images": [f"https://img.example.com/{pid}.jpg"],
+        "stock": 10,
+        "attributes": {},
+        "is_active": True,
+        "deleted": False,
+        "version": 1,
+        "created_at": now,
+        "updated_at": now,
     }
     data.update(overrides)
     return data
@@ -60,8 +73,11 @@ class FakeCatalog:
             if key in self.broken:
                 return JSONResponse({"status": 500, "title": "Internal server error", "detail": "boom"}, 500)
             if key not in self.products:
-                return JSONResponse({"status": 404, "title": "Not found", "detail": "no such product"}, 404,
-                                    media_type="application/problem+json")
+                return JSONResponse(
+                    {"status": 404, "title": "Not found", "detail": "no such product"},
+                    404,
+                    media_type="application/problem+json",
+                )
             return JSONResponse(self.products[key])
 
         return app
@@ -76,7 +92,9 @@ async def catalog() -> AsyncIterator[FakeCatalog]:
 
 
 @pytest_asyncio.fixture(scope="session")
-async def cart_app(infra: Infra, keys: TestKeys, catalog: FakeCatalog) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+async def cart_app(
+    infra: Infra, keys: TestKeys, catalog: FakeCatalog
+) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
     settings = settings_for(CartSettings, infra, keys, catalog_url=catalog.url)
     app = create_app(settings)
     async with running_app(app) as client:
@@ -100,7 +118,9 @@ class Shop:
     def internal(self) -> dict[str, str]:
         return {"X-Internal-Token": self.ctx.settings.internal_api_token.get_secret_value()}
 
-    async def publish(self, type_: str, data: dict[str, Any], *, envelope: Envelope | None = None) -> Envelope:
+    async def publish(
+        self, type_: str, data: dict[str, Any], *, envelope: Envelope | None = None
+    ) -> Envelope:
         """Publish through the app's real RabbitMQ bus and wait until cart has handled it."""
         env = envelope or Envelope.new(type_, data, producer="tests")
         await self.ctx.bus.publish(env)
@@ -112,8 +132,9 @@ class Shop:
 
         async def handled() -> None:
             async with self.ctx.db.session() as s:  # type: ignore[union-attr]
-                row = await s.scalar(sa.text("SELECT 1 FROM processed_events WHERE event_id = :e"),
-                                     {"e": event_id})
+                row = await s.scalar(
+                    sa.text("SELECT 1 FROM processed_events WHERE event_id = :e"), {"e": event_id}
+                )
             assert row == 1, f"event {event_id} not handled yet"
 
         await eventually(handled, timeout=10)
@@ -130,8 +151,9 @@ class Shop:
             return await s.get(Product, uuid.UUID(product_id))
 
     async def add(self, headers: dict[str, str], product_id: str, quantity: int = 1) -> httpx.Response:
-        return await self.client.post("/cart", json={"product_id": product_id, "quantity": quantity},
-                                      headers=headers)
+        return await self.client.post(
+            "/cart", json={"product_id": product_id, "quantity": quantity}, headers=headers
+        )
 
     async def cart(self, headers: dict[str, str]) -> dict[str, Any]:
         resp = await self.client.get("/cart", headers=headers)

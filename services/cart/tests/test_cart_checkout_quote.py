@@ -17,13 +17,21 @@ from services.cart.settings import CartSettings
 from services.pricing.app import create_app as create_pricing
 from services.pricing.settings import PricingSettings
 
-ADDRESS = {"name": "Ada", "line1": "Main St 1", "city": "Springfield", "region": "CA", "postal_code": "90001",
-           "country": "US"}
+ADDRESS = {
+    "name": "Ada",
+    "line1": "Main St 1",
+    "city": "Springfield",
+    "region": "CA",
+    "postal_code": "90001",
+    "country": "US",
+}
 
 
 @pytest_asyncio.fixture(scope="module")
 async def pricing(infra: Infra, keys: TestKeys) -> AsyncIterator[str]:
-    async with serve_app(create_pricing(settings_for(PricingSettings, infra, keys, default_currency="EUR"))) as url:
+    async with serve_app(
+        create_pricing(settings_for(PricingSettings, infra, keys, default_currency="EUR"))
+    ) as url:
         yield url
 
 
@@ -41,53 +49,106 @@ async def configure(pricing: str, keys: TestKeys, path: str, body: dict[str, Any
         return dict(resp.json())
 
 
-async def test_a_customer_sees_shipping_tax_and_a_coupon_on_their_cart(checkout: Shop, pricing: str,
-                                                                      keys: TestKeys) -> None:
+async def test_a_customer_sees_shipping_tax_and_a_coupon_on_their_cart(
+    checkout: Shop, pricing: str, keys: TestKeys
+) -> None:
     tag = uuid.uuid4().hex[:6].upper()
-    await configure(pricing, keys, "/admin/shipping-zones", {"name": f"US {tag}", "countries": ["US"], "regions": ["CA"],
-                                                            "methods": [{"name": f"Ground {tag}", "amount": 500,
-                                                                         "currency": "EUR"}]})
-    await configure(pricing, keys, "/admin/tax-rates", {"name": f"CA tax {tag}", "country": "US", "region": "CA",
-                                                        "rate_bp": 1000, "applies_to_shipping": False})
-    await configure(pricing, keys, "/admin/promotions", {"name": "Ten off", "code": f"TEN{tag}",
-                                                         "action": {"type": "amount_off", "value": 1_000}})
-    await configure(pricing, keys, "/admin/promotions", {"name": "Big", "code": f"BIG{tag}",
-                                                         "rules": {"min_subtotal": 100_000},
-                                                         "action": {"type": "amount_off", "value": 1_000}})
+    await configure(
+        pricing,
+        keys,
+        "/admin/shipping-zones",
+        {
+            "name": f"US {tag}",
+            "countries": ["US"],
+            "regions": ["CA"],
+            "methods": [{"name": f"Ground {tag}", "amount": 500, "currency": "EUR"}],
+        },
+    )
+    await configure(
+        pricing,
+        keys,
+        "/admin/tax-rates",
+        {
+            "name": f"CA tax {tag}",
+            "country": "US",
+            "region": "CA",
+            "rate_bp": 1000,
+            "applies_to_shipping": False,
+        },
+    )
+    await configure(
+        pricing,
+        keys,
+        "/admin/promotions",
+        {"name": "Ten off", "code": f"TEN{tag}", "action": {"type": "amount_off", "value": 1_000}},
+    )
+    await configure(
+        pricing,
+        keys,
+        "/admin/promotions",
+        {
+            "name": "Big",
+            "code": f"BIG{tag}",
+            "rules": {"min_subtotal": 100_000},
+            "action": {"type": "amount_off", "value": 1_000},
+        },
+    )
     lamp = await checkout.known(price=2_500, currency="EUR")
     customer = keys.bearer(user_id=uuid.uuid4())
     assert (await checkout.add(customer, lamp["id"], 2)).status_code == 201
 
-    resp = await checkout.client.post("/checkout/quote", headers=customer,
-                                      json={"shipping_address": ADDRESS, "coupon_code": f"ten{tag}"})
+    resp = await checkout.client.post(
+        "/checkout/quote", headers=customer, json={"shipping_address": ADDRESS, "coupon_code": f"ten{tag}"}
+    )
     assert resp.status_code == 200, resp.text
     b = resp.json()["breakdown"]
-    assert (b["subtotal"], b["discount_total"], b["shipping_method"]["name"]) == (5_000, 1_000, f"Ground {tag}")
+    assert (b["subtotal"], b["discount_total"], b["shipping_method"]["name"]) == (
+        5_000,
+        1_000,
+        f"Ground {tag}",
+    )
     assert b["tax_total"] == 400 and b["total"] == 5_000 - 1_000 + b["shipping_total"] + 400
     assert resp.json()["coupon"]["applied"] is True
 
-    short = await checkout.client.post("/checkout/quote", headers=customer,
-                                       json={"shipping_address": ADDRESS, "coupon_code": f"BIG{tag}"})
+    short = await checkout.client.post(
+        "/checkout/quote", headers=customer, json={"shipping_address": ADDRESS, "coupon_code": f"BIG{tag}"}
+    )
     body = assert_problem(short, 422)
-    assert (body["reason"], body["shortfall"], body["errors"][0]["field"]) == ("minimum_not_met", 95_000, "coupon_code")
+    assert (body["reason"], body["shortfall"], body["errors"][0]["field"]) == (
+        "minimum_not_met",
+        95_000,
+        "coupon_code",
+    )
     assert body["quote"]["breakdown"]["discount_total"] == 0, "the totals without the code come along"
 
 
 async def test_a_quote_needs_a_signed_in_customer_a_cart_and_an_address_the_shop_ships_to(
-        checkout: Shop, pricing: str, keys: TestKeys) -> None:
+    checkout: Shop, pricing: str, keys: TestKeys
+) -> None:
     assert_problem(await checkout.client.post("/checkout/quote", json={"shipping_address": ADDRESS}), 401)
     customer = keys.bearer(user_id=uuid.uuid4())
-    empty = await checkout.client.post("/checkout/quote", headers=customer, json={"shipping_address": ADDRESS})
+    empty = await checkout.client.post(
+        "/checkout/quote", headers=customer, json={"shipping_address": ADDRESS}
+    )
     assert assert_problem(empty, 422)["title"] == "Empty cart"
     lamp = await checkout.known(price=900, currency="EUR")
     assert (await checkout.add(customer, lamp["id"])).status_code == 201
-    bad = await checkout.client.post("/checkout/quote", headers=customer,
-                                     json={"shipping_address": ADDRESS | {"country": "XX"}})
+    bad = await checkout.client.post(
+        "/checkout/quote", headers=customer, json={"shipping_address": ADDRESS | {"country": "XX"}}
+    )
     assert assert_problem(bad, 422)["errors"][0]["field"] == "shipping_address.country"
     tag = uuid.uuid4().hex[:6]
-    await configure(pricing, keys, "/admin/shipping-zones", {"name": f"DE {tag}", "countries": ["DE"],
-                                                            "methods": [{"name": "Post", "amount": 400,
-                                                                         "currency": "EUR"}]})
-    nowhere = await checkout.client.post("/checkout/quote", headers=customer,
-                                         json={"shipping_address": ADDRESS | {"country": "NZ"}})
+    await configure(
+        pricing,
+        keys,
+        "/admin/shipping-zones",
+        {
+            "name": f"DE {tag}",
+            "countries": ["DE"],
+            "methods": [{"name": "Post", "amount": 400, "currency": "EUR"}],
+        },
+    )
+    nowhere = await checkout.client.post(
+        "/checkout/quote", headers=customer, json={"shipping_address": ADDRESS | {"country": "NZ"}}
+    )
     assert assert_problem(nowhere, 422)["errors"][0]["field"] == "shipping_address.country"

@@ -90,11 +90,26 @@ async def test_order_created_delivered_twice_removes_the_items_once(shop: Shop) 
     await shop.add(me, a["id"], 5)
     await shop.add(me, b["id"], 1)
     await shop.add(other, a["id"], 5)
-    order = orders.EVENTS.envelope("order.created", orders.OrderCreated(
-        order_id=uuid.uuid4(), user_id=uid, status=orders.OrderStatus.pending_payment, currency="EUR",
-        items=[orders.OrderItemPublic(product_id=a["id"], name=a["name"], unit_price=1999, quantity=2, line_total=3998),
-               orders.OrderItemPublic(product_id=b["id"], name=b["name"], unit_price=1999, quantity=1, line_total=1999)],
-        subtotal=5997, total=5997, created_at=datetime.now(UTC)))
+    order = orders.EVENTS.envelope(
+        "order.created",
+        orders.OrderCreated(
+            order_id=uuid.uuid4(),
+            user_id=uid,
+            status=orders.OrderStatus.pending_payment,
+            currency="EUR",
+            items=[
+                orders.OrderItemPublic(
+                    product_id=a["id"], name=a["name"], unit_price=1999, quantity=2, line_total=3998
+                ),
+                orders.OrderItemPublic(
+                    product_id=b["id"], name=b["name"], unit_price=1999, quantity=1, line_total=1999
+                ),
+            ],
+            subtotal=5997,
+            total=5997,
+            created_at=datetime.now(UTC),
+        ),
+    )
 
     await shop.publish("order.created", {}, envelope=order)
     await shop.ctx.bus.publish(order)  # redelivered: same event id
@@ -111,14 +126,25 @@ async def test_an_event_not_matching_the_producers_model_is_dead_lettered_with_t
     uid, me = shop.user()
     await shop.add(me, p["id"], 2)
     bad_price = Envelope.new("product.updated", {**p, "price": "lots", "version": 2}, producer="catalog")
-    bad_stock = Envelope.new("stock.changed", {"product_id": "nope", "stock": 0, "version": 3}, producer="catalog")
-    bad_order = Envelope.new("order.created", {"user_id": str(uid), "items": [{"product_id": p["id"], "quantity": 2}]},
-                             producer="orders")
+    bad_stock = Envelope.new(
+        "stock.changed", {"product_id": "nope", "stock": 0, "version": 3}, producer="catalog"
+    )
+    bad_order = Envelope.new(
+        "order.created",
+        {"user_id": str(uid), "items": [{"product_id": p["id"], "quantity": 2}]},
+        producer="orders",
+    )
     for bad in (bad_price, bad_stock, bad_order):
         await shop.ctx.bus.publish(bad)
 
-    assert "price: Input should be a valid integer" in (await dead_lettered(shop.ctx.bus, "cart", bad_price.id)).error
-    assert "product_id: Input should be a valid UUID" in (await dead_lettered(shop.ctx.bus, "cart", bad_stock.id)).error
+    assert (
+        "price: Input should be a valid integer"
+        in (await dead_lettered(shop.ctx.bus, "cart", bad_price.id)).error
+    )
+    assert (
+        "product_id: Input should be a valid UUID"
+        in (await dead_lettered(shop.ctx.bus, "cart", bad_stock.id)).error
+    )
     assert "order_id: Field required" in (await dead_lettered(shop.ctx.bus, "cart", bad_order.id)).error
     [line] = (await shop.cart(me))["items"]
     assert (line["unit_price"], line["quantity"], line["availability"]) == (100, 2, "available")
@@ -127,7 +153,8 @@ async def test_an_event_not_matching_the_producers_model_is_dead_lettered_with_t
 
 
 async def test_on_the_embedded_bus_too_an_event_not_matching_the_model_is_dead_lettered(
-        infra: Infra, keys: TestKeys, catalog: FakeCatalog) -> None:
+    infra: Infra, keys: TestKeys, catalog: FakeCatalog
+) -> None:
     bus = InMemoryBus()
     settings = settings_for(CartSettings, infra, keys, catalog_url=catalog.url)
     try:
@@ -138,4 +165,6 @@ async def test_on_the_embedded_bus_too_an_event_not_matching_the_model_is_dead_l
             letter = await dead_lettered(bus, "cart", bad.id)
     finally:
         await bus.close()
-    assert "product_id: Input should be a valid UUID" in letter.error and "stock: Field required" in letter.error
+    assert (
+        "product_id: Input should be a valid UUID" in letter.error and "stock: Field required" in letter.error
+    )

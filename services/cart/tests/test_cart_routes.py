@@ -60,17 +60,32 @@ async def test_catalog_failing_on_an_unseen_product_is_a_503(shop: Shop) -> None
     assert (await shop.cart(me))["items"] == []
 
 
-@pytest.mark.parametrize("payload", [
-    {"quantity": 0}, {"quantity": 100}, {"quantity": -1}, {"quantity": "abc"}, {"quantity": "2"},
-    {"quantity": 1.5}, {"quantity": None}, {"quantity": True}, {"product_id": "not-a-uuid"},
-    {"product_id": None}, {"extra": 1},
-])
-async def test_bad_add_input_is_a_422_naming_the_field_and_changes_nothing(shop: Shop, payload: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"quantity": 0},
+        {"quantity": 100},
+        {"quantity": -1},
+        {"quantity": "abc"},
+        {"quantity": "2"},
+        {"quantity": 1.5},
+        {"quantity": None},
+        {"quantity": True},
+        {"product_id": "not-a-uuid"},
+        {"product_id": None},
+        {"extra": 1},
+    ],
+)
+async def test_bad_add_input_is_a_422_naming_the_field_and_changes_nothing(
+    shop: Shop, payload: dict[str, Any]
+) -> None:
     p = await shop.known()
     _, me = shop.user()
     assert (await shop.add(me, p["id"], 1)).status_code == 201
-    body = assert_problem(await shop.client.post("/cart", json={"product_id": p["id"], "quantity": 1, **payload},
-                                                 headers=me), 422)
+    body = assert_problem(
+        await shop.client.post("/cart", json={"product_id": p["id"], "quantity": 1, **payload}, headers=me),
+        422,
+    )
     assert body["errors"] and body["errors"][0]["field"] in payload
     [line] = (await shop.cart(me))["items"]
     assert line["quantity"] == 1
@@ -173,8 +188,10 @@ async def test_delete_removes_one_line_and_clear_empties_the_cart(shop: Shop) ->
 
 async def test_malformed_item_id_is_a_422(shop: Shop) -> None:
     _, me = shop.user()
-    for resp in (await shop.client.put("/cart/abc", json={"quantity": 1}, headers=me),
-                 await shop.client.delete("/cart/12345", headers=me)):
+    for resp in (
+        await shop.client.put("/cart/abc", json={"quantity": 1}, headers=me),
+        await shop.client.delete("/cart/12345", headers=me),
+    ):
         body = assert_problem(resp, 422)
         assert body["errors"][0]["field"] == "item_id"
 
@@ -192,9 +209,11 @@ async def test_user_cannot_read_change_or_delete_another_users_cart_item(shop: S
     [line] = (await shop.add(alice, p["id"], 2)).json()["items"]
 
     assert (await shop.cart(bob))["items"] == []
-    for resp in (await shop.client.put(f"/cart/{line['id']}", json={"quantity": 5}, headers=bob),
-                 await shop.client.put(f"/cart/{line['id']}", json={"quantity": 0}, headers=bob),
-                 await shop.client.delete(f"/cart/{line['id']}", headers=bob)):
+    for resp in (
+        await shop.client.put(f"/cart/{line['id']}", json={"quantity": 5}, headers=bob),
+        await shop.client.put(f"/cart/{line['id']}", json={"quantity": 0}, headers=bob),
+        await shop.client.delete(f"/cart/{line['id']}", headers=bob),
+    ):
         body = assert_problem(resp, 404)
         assert "your cart" in body["detail"]
     assert (await shop.client.delete("/cart/clear", headers=bob)).status_code == 200
@@ -204,12 +223,22 @@ async def test_user_cannot_read_change_or_delete_another_users_cart_item(shop: S
 
 async def test_every_cart_route_needs_a_signed_in_user(shop: Shop) -> None:
     item = uuid.uuid4()
-    calls = [("GET", "/cart", None), ("POST", "/cart", {"product_id": str(uuid.uuid4()), "quantity": 1}),
-             ("PUT", f"/cart/{item}", {"quantity": 1}), ("DELETE", f"/cart/{item}", None),
-             ("DELETE", "/cart/clear", None), ("GET", "/wishlist", None),
-             ("POST", "/wishlist", {"product_id": str(uuid.uuid4())}), ("DELETE", f"/wishlist/{item}", None)]
-    bad_tokens = [{}, {"Authorization": "Bearer not-a-jwt"},
-                  shop.keys.bearer(expires_in=-10), shop.keys.bearer(audience="someone-else")]
+    calls = [
+        ("GET", "/cart", None),
+        ("POST", "/cart", {"product_id": str(uuid.uuid4()), "quantity": 1}),
+        ("PUT", f"/cart/{item}", {"quantity": 1}),
+        ("DELETE", f"/cart/{item}", None),
+        ("DELETE", "/cart/clear", None),
+        ("GET", "/wishlist", None),
+        ("POST", "/wishlist", {"product_id": str(uuid.uuid4())}),
+        ("DELETE", f"/wishlist/{item}", None),
+    ]
+    bad_tokens = [
+        {},
+        {"Authorization": "Bearer not-a-jwt"},
+        shop.keys.bearer(expires_in=-10),
+        shop.keys.bearer(audience="someone-else"),
+    ]
     for method, path, body in calls:
         for headers in bad_tokens:
             resp = await shop.client.request(method, path, json=body, headers=headers)

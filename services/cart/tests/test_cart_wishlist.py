@@ -39,7 +39,9 @@ async def test_an_unseen_product_is_fetched_from_catalog_once(shop: Shop) -> Non
     _, me = shop.user()
     _, other = shop.user()
     assert (await shop.client.post("/wishlist", json={"product_id": p["id"]}, headers=me)).status_code == 201
-    assert (await shop.client.post("/wishlist", json={"product_id": p["id"]}, headers=other)).status_code == 201
+    assert (
+        await shop.client.post("/wishlist", json={"product_id": p["id"]}, headers=other)
+    ).status_code == 201
     assert shop.catalog.calls[p["id"]] == 1
 
 
@@ -49,7 +51,11 @@ async def test_removing_an_entry(shop: Shop) -> None:
     entry = (await shop.client.post("/wishlist", json={"product_id": p["id"]}, headers=me)).json()
     resp = await shop.client.delete(f"/wishlist/{entry['id']}", headers=me)
     assert resp.status_code == 204
-    assert (await shop.client.get("/wishlist", headers=me)).json() == {"items": [], "count": 0, "item_count": 0}
+    assert (await shop.client.get("/wishlist", headers=me)).json() == {
+        "items": [],
+        "count": 0,
+        "item_count": 0,
+    }
     assert_problem(await shop.client.delete(f"/wishlist/{entry['id']}", headers=me), 404)
 
 
@@ -57,7 +63,9 @@ async def test_bad_wishlist_input_is_refused_and_changes_nothing(shop: Shop) -> 
     _, me = shop.user()
     for body in ({}, {"product_id": "abc"}, {"product_id": 5}):
         assert_problem(await shop.client.post("/wishlist", json=body, headers=me), 422)
-    assert_problem(await shop.client.post("/wishlist", json={"product_id": str(uuid.uuid4())}, headers=me), 404)
+    assert_problem(
+        await shop.client.post("/wishlist", json={"product_id": str(uuid.uuid4())}, headers=me), 404
+    )
     hidden = await shop.known(is_active=False)
     assert_problem(await shop.client.post("/wishlist", json={"product_id": hidden["id"]}, headers=me), 409)
     assert_problem(await shop.client.delete("/wishlist/not-a-uuid", headers=me), 422)

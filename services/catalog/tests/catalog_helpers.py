@@ -18,8 +18,11 @@ class EventTap:
         self.events: list[Envelope] = []
 
     def of(self, type_: str, **match: Any) -> list[Envelope]:
-        return [e for e in self.events if e.type == type_
-                and all(str(e.data.get(k)) == str(v) for k, v in match.items())]
+        return [
+            e
+            for e in self.events
+            if e.type == type_ and all(str(e.data.get(k)) == str(v) for k, v in match.items())
+        ]
 
 
 def word() -> str:
@@ -35,14 +38,21 @@ class Builder:
         self.admin = admin
 
     async def category(self, name: str | None = None, **fields: Any) -> dict[str, Any]:
-        resp = await self.client.post("/admin/categories", json={"name": name or f"Cat {word()}", **fields},
-                                      headers=self.admin)
+        resp = await self.client.post(
+            "/admin/categories", json={"name": name or f"Cat {word()}", **fields}, headers=self.admin
+        )
         assert resp.status_code == 201, resp.text
         return resp.json()
 
     async def product(self, category_id: str, name: str | None = None, **fields: Any) -> dict[str, Any]:
-        body = {"name": name or f"Thing {word()}", "price": 1000, "sku": f"SKU-{uuid.uuid4().hex[:12]}",
-                "category_id": category_id, "stock": 5, **fields}
+        body = {
+            "name": name or f"Thing {word()}",
+            "price": 1000,
+            "sku": f"SKU-{uuid.uuid4().hex[:12]}",
+            "category_id": category_id,
+            "stock": 5,
+            **fields,
+        }
         resp = await self.client.post("/admin/products", json=body, headers=self.admin)
         assert resp.status_code == 201, resp.text
         return resp.json()

@@ -34,7 +34,9 @@ async def event_tap(infra: Infra) -> AsyncIterator[EventTap]:
     channel = await conn.channel()
     exchange = await channel.declare_exchange(infra.exchange, aio_pika.ExchangeType.TOPIC, durable=True)
     # exclusive + auto-delete: the queue disappears with this connection
-    queue = await channel.declare_queue(f"{infra.queue_prefix}catalog-test-tap", exclusive=True, auto_delete=True)
+    queue = await channel.declare_queue(
+        f"{infra.queue_prefix}catalog-test-tap", exclusive=True, auto_delete=True
+    )
     for key in ("category.*", "product.*", "stock.changed"):
         await queue.bind(exchange, routing_key=key)
 
@@ -94,8 +96,21 @@ async def publish_order_status(orders_bus: AmqpBus) -> Callable[[str, str], Awai
     """Publish ``order.status_changed`` facts, built from the orders contract as the orders service does."""
 
     async def publish(order_id: str, to: str) -> None:
-        await orders_bus.publish(orders.EVENTS.envelope("order.status_changed", {
-            "order_id": order_id, "user_id": uuid.uuid4(), "from": "pending_payment", "to": to,
-            "by": "system", "reason": None, "total": 0, "currency": "USD", "at": datetime.now(UTC)}))
+        await orders_bus.publish(
+            orders.EVENTS.envelope(
+                "order.status_changed",
+                {
+                    "order_id": order_id,
+                    "user_id": uuid.uuid4(),
+                    "from": "pending_payment",
+                    "to": to,
+                    "by": "system",
+                    "reason": None,
+                    "total": 0,
+                    "currency": "USD",
+                    "at": datetime.now(UTC),
+                },
+            )
+        )
 
     return publish

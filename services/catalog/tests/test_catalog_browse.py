@@ -17,7 +17,9 @@ async def ids(client: httpx.AsyncClient, **params: Any) -> list[str]:
     return [p["id"] for p in resp.json()["items"]]
 
 
-async def test_category_filter_includes_sub_categories_by_id_or_slug(client: httpx.AsyncClient, build: Builder) -> None:
+async def test_category_filter_includes_sub_categories_by_id_or_slug(
+    client: httpx.AsyncClient, build: Builder
+) -> None:
     top = await build.category()
     mid = await build.category(parent_id=top["id"])
     leaf = await build.category(parent_id=mid["id"])
@@ -35,10 +37,13 @@ async def test_unknown_category_filter_is_404(client: httpx.AsyncClient) -> None
     assert_problem(await client.get("/products", params={"category": "no-such-category-" + word()}), 404)
 
 
-async def test_price_range_and_stock_filters_alone_and_combined(client: httpx.AsyncClient, build: Builder) -> None:
+async def test_price_range_and_stock_filters_alone_and_combined(
+    client: httpx.AsyncClient, build: Builder
+) -> None:
     cat = await build.category()
-    cheap, mid, dear, sold_out = await build.products(cat["id"], [
-        {"price": 500}, {"price": 1500}, {"price": 5000}, {"price": 1500, "stock": 0}])
+    cheap, mid, dear, sold_out = await build.products(
+        cat["id"], [{"price": 500}, {"price": 1500}, {"price": 5000}, {"price": 1500, "stock": 0}]
+    )
     base = {"category": cat["id"]}
     assert set(await ids(client, **base, price_min=1000)) == {mid["id"], dear["id"], sold_out["id"]}
     assert set(await ids(client, **base, price_max=1500)) == {cheap["id"], mid["id"], sold_out["id"]}
@@ -71,16 +76,18 @@ async def test_each_sort_orders_deterministically(client: httpx.AsyncClient, bui
     assert_problem(await client.get("/products", params={"sort": "cheapest"}), 422)
 
 
-async def test_pagination_over_many_equal_prices_never_repeats_or_skips(client: httpx.AsyncClient,
-                                                                        build: Builder) -> None:
+async def test_pagination_over_many_equal_prices_never_repeats_or_skips(
+    client: httpx.AsyncClient, build: Builder
+) -> None:
     cat = await build.category()
     made = await build.products(cat["id"], [{"price": 999 if i % 4 else 500} for i in range(45)])
     for sort in ("price_asc", "price_desc", "name", "newest"):
         seen: list[str] = []
         page = 1
         while True:
-            resp = await client.get("/products", params={"category": cat["id"], "sort": sort, "page": page,
-                                                         "page_size": 7})
+            resp = await client.get(
+                "/products", params={"category": cat["id"], "sort": sort, "page": page, "page_size": 7}
+            )
             body = resp.json()
             assert body["total"] == 45 and body["page"] == page and body["page_size"] == 7
             if not body["items"]:
@@ -127,8 +134,22 @@ async def test_name_match_ranks_above_description_match(client: httpx.AsyncClien
     assert await ids(client, q=tag, sort="price_asc", category=cat["id"]) != []
 
 
-@pytest.mark.parametrize("q", ["'", "%", "&|!", "a & | ! ( ) : * <->", "\"unterminated", "x" * 5000,
-                               "drop table products;--", "\\", "shoe\x00s", "-", "or or or"])
+@pytest.mark.parametrize(
+    "q",
+    [
+        "'",
+        "%",
+        "&|!",
+        "a & | ! ( ) : * <->",
+        '"unterminated',
+        "x" * 5000,
+        "drop table products;--",
+        "\\",
+        "shoe\x00s",
+        "-",
+        "or or or",
+    ],
+)
 async def test_hostile_search_input_is_harmless(client: httpx.AsyncClient, q: str) -> None:
     resp = await client.get("/products", params={"q": q})
     assert resp.status_code == 200, resp.text
@@ -136,8 +157,9 @@ async def test_hostile_search_input_is_harmless(client: httpx.AsyncClient, q: st
     assert set(body) == {"items", "total", "page", "page_size"}
 
 
-async def test_guests_never_see_inactive_or_deleted_products(client: httpx.AsyncClient, build: Builder,
-                                                             admin: dict[str, str]) -> None:
+async def test_guests_never_see_inactive_or_deleted_products(
+    client: httpx.AsyncClient, build: Builder, admin: dict[str, str]
+) -> None:
     cat = await build.category()
     tag = word()
     visible = await build.product(cat["id"], name=f"Visible {tag}")
@@ -158,8 +180,13 @@ async def test_guests_never_see_inactive_or_deleted_products(client: httpx.Async
 
 async def test_product_lookup_by_id_or_slug(client: httpx.AsyncClient, build: Builder) -> None:
     cat = await build.category()
-    p = await build.product(cat["id"], name="Fancy Lamp", attributes={"colour": "red"},
-                            images=["https://img.example.com/lamp.jpg"], compare_at_price=1500)
+    p = await build.product(
+        cat["id"],
+        name="Fancy Lamp",
+        attributes={"colour": "red"},
+        images=["https://img.example.com/lamp.jpg"],
+        compare_at_price=1500,
+    )
     by_id = (await client.get(f"/products/{p['id']}")).json()
     by_slug = (await client.get(f"/products/{p['slug']}")).json()
     assert by_id == by_slug == p
@@ -169,8 +196,9 @@ async def test_product_lookup_by_id_or_slug(client: httpx.AsyncClient, build: Bu
     assert_problem(await client.get("/products/no-such-product"), 404)
 
 
-async def test_categories_tree_counts_active_products_including_sub_categories(client: httpx.AsyncClient,
-                                                                               build: Builder) -> None:
+async def test_categories_tree_counts_active_products_including_sub_categories(
+    client: httpx.AsyncClient, build: Builder
+) -> None:
     top = await build.category()
     child = await build.category(parent_id=top["id"], position=2)
     first = await build.category(parent_id=top["id"], position=1)
@@ -191,11 +219,17 @@ async def test_categories_tree_counts_active_products_including_sub_categories(c
     assert_problem(await client.get("/categories/nope-" + word()), 404)
 
 
-async def test_public_reads_send_etag_and_answer_304(client: httpx.AsyncClient, build: Builder,
-                                                     admin: dict[str, str]) -> None:
+async def test_public_reads_send_etag_and_answer_304(
+    client: httpx.AsyncClient, build: Builder, admin: dict[str, str]
+) -> None:
     cat = await build.category()
     p = await build.product(cat["id"])
-    for path in ("/categories", f"/categories/{cat['id']}", f"/products?category={cat['id']}", f"/products/{p['id']}"):
+    for path in (
+        "/categories",
+        f"/categories/{cat['id']}",
+        f"/products?category={cat['id']}",
+        f"/products/{p['id']}",
+    ):
         first = await client.get(path)
         assert first.status_code == 200
         etag = first.headers["etag"]
@@ -209,7 +243,16 @@ async def test_public_reads_send_etag_and_answer_304(client: httpx.AsyncClient, 
     assert changed.status_code == 200 and changed.json()["price"] == 1234
 
 
-@pytest.mark.parametrize("path", ["/products/%00", "/categories/%00", "/products?category=%00",
-                                  "/products/" + "x" * 3000, "/categories/'%3B--", "/products?category=a%20b"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/products/%00",
+        "/categories/%00",
+        "/products?category=%00",
+        "/products/" + "x" * 3000,
+        "/categories/'%3B--",
+        "/products?category=a%20b",
+    ],
+)
 async def test_hostile_lookups_are_plain_404s(client: httpx.AsyncClient, path: str) -> None:
     assert_problem(await client.get(path), 404)

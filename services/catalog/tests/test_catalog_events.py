@@ -12,9 +12,12 @@ from libs.common.testing import eventually
 
 
 async def test_every_admin_change_emits_exactly_one_event_with_the_resource(
-        client: httpx.AsyncClient, build: Builder, admin: dict[str, str], event_tap: EventTap) -> None:
+    client: httpx.AsyncClient, build: Builder, admin: dict[str, str], event_tap: EventTap
+) -> None:
     cat = await build.category(description="first")
-    renamed = (await client.patch(f"/admin/categories/{cat['id']}", json={"name": "Renamed"}, headers=admin)).json()
+    renamed = (
+        await client.patch(f"/admin/categories/{cat['id']}", json={"name": "Renamed"}, headers=admin)
+    ).json()
     spare = await build.category()
     assert (await client.delete(f"/admin/categories/{spare['id']}", headers=admin)).status_code == 204
     p = await build.product(cat["id"], stock=4, attributes={"colour": "teal"})
@@ -52,8 +55,13 @@ async def test_every_admin_change_emits_exactly_one_event_with_the_resource(
     assert deleted["deleted"] is True and deleted["version"] == 5 and deleted["sku"] == p["sku"]
 
 
-async def test_refused_changes_emit_nothing(client: httpx.AsyncClient, build: Builder, admin: dict[str, str],
-                                            user: dict[str, str], event_tap: EventTap) -> None:
+async def test_refused_changes_emit_nothing(
+    client: httpx.AsyncClient,
+    build: Builder,
+    admin: dict[str, str],
+    user: dict[str, str],
+    event_tap: EventTap,
+) -> None:
     cat = await build.category()
     p = await build.product(cat["id"], stock=1)
     await client.patch(f"/admin/products/{p['id']}", json={"price": -5}, headers=admin)

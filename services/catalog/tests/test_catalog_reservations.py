@@ -15,22 +15,26 @@ from libs.common.testing import assert_problem, dead_lettered, eventually
 
 
 def order(*items: tuple[dict[str, Any], int], order_id: uuid.UUID | None = None) -> dict[str, Any]:
-    return {"order_id": str(order_id or uuid.uuid4()),
-            "items": [{"product_id": p["id"], "quantity": q} for p, q in items]}
+    return {
+        "order_id": str(order_id or uuid.uuid4()),
+        "items": [{"product_id": p["id"], "quantity": q} for p, q in items],
+    }
 
 
 async def stock_of(client: httpx.AsyncClient, admin: dict[str, str], product: dict[str, Any]) -> int:
     return int((await client.get(f"/admin/products/{product['id']}", headers=admin)).json()["stock"])
 
 
-async def test_100_concurrent_reservations_never_oversell(base_url: str, build: Builder, internal: dict[str, str],
-                                                          admin: dict[str, str]) -> None:
+async def test_100_concurrent_reservations_never_oversell(
+    base_url: str, build: Builder, internal: dict[str, str], admin: dict[str, str]
+) -> None:
     cat = await build.category()
     p = await build.product(cat["id"], stock=10, price=499)
     limits = httpx.Limits(max_connections=100)
     async with httpx.AsyncClient(base_url=base_url, timeout=30, limits=limits) as c:
-        results = await asyncio.gather(*(
-            c.post("/internal/reservations", json=order((p, 1)), headers=internal) for _ in range(100)))
+        results = await asyncio.gather(
+            *(c.post("/internal/reservations", json=order((p, 1)), headers=internal) for _ in range(100))
+        )
         statuses = sorted(r.status_code for r in results)
         assert statuses.count(201) == 10 and statuses.count(409) == 90, statuses
         for r in results:
@@ -41,9 +45,9 @@ async def test_100_concurrent_reservations_never_oversell(base_url: str, build: 
         assert await stock_of(c, admin, p) == 0
 
 
-async def test_reservation_returns_authoritative_prices_and_names(client: httpx.AsyncClient, build: Builder,
-                                                                  internal: dict[str, str],
-                                                                  admin: dict[str, str]) -> None:
+async def test_reservation_returns_authoritative_prices_and_names(
+    client: httpx.AsyncClient, build: Builder, internal: dict[str, str], admin: dict[str, str]
+) -> None:
     cat = await build.category()
     a = await build.product(cat["id"], stock=5, price=1250, name="Alpha")
     b = await build.product(cat["id"], stock=5, price=300, name="Beta")
@@ -53,29 +57,37 @@ async def test_reservation_returns_authoritative_prices_and_names(client: httpx.
     got = resp.json()
     assert got["order_id"] == body["order_id"] and got["currency"] == "USD"
     lines = {i["product_id"]: i for i in got["items"]}
-    assert lines[a["id"]] == {"product_id": a["id"], "name": "Alpha", "unit_price": 1250, "currency": "USD",
-                              "quantity": 3}
+    assert lines[a["id"]] == {
+        "product_id": a["id"],
+        "name": "Alpha",
+        "unit_price": 1250,
+        "currency": "USD",
+        "quantity": 3,
+    }
     assert lines[b["id"]]["quantity"] == 1 and lines[b["id"]]["unit_price"] == 300
     assert await stock_of(client, admin, a) == 2 and await stock_of(client, admin, b) == 4
     product = (await client.get(f"/products/{a['id']}")).json()
     assert product["version"] == 2
 
 
-async def test_repeated_order_id_does_not_reserve_twice(client: httpx.AsyncClient, build: Builder,
-                                                        internal: dict[str, str], admin: dict[str, str]) -> None:
+async def test_repeated_order_id_does_not_reserve_twice(
+    client: httpx.AsyncClient, build: Builder, internal: dict[str, str], admin: dict[str, str]
+) -> None:
     cat = await build.category()
     p = await build.product(cat["id"], stock=5)
     body = order((p, 2))
     first = await client.post("/internal/reservations", json=body, headers=internal)
-    again = await asyncio.gather(*(client.post("/internal/reservations", json=body, headers=internal)
-                                   for _ in range(5)))
+    again = await asyncio.gather(
+        *(client.post("/internal/reservations", json=body, headers=internal) for _ in range(5))
+    )
     assert first.status_code == 201
     assert all(r.status_code == 200 and r.json() == first.json() for r in again)
     assert await stock_of(client, admin, p) == 3
 
 
-async def test_short_items_refuse_the_whole_order(client: httpx.AsyncClient, build: Builder,
-                                                  internal: dict[str, str], admin: dict[str, str]) -> None:
+async def test_short_items_refuse_the_whole_order(
+    client: httpx.AsyncClient, build: Builder, internal: dict[str, str], admin: dict[str, str]
+) -> None:
     cat = await build.category()
     plenty = await build.product(cat["id"], stock=10)
     scarce = await build.product(cat["id"], stock=1)
@@ -84,45 +96,59 @@ async def test_short_items_refuse_the_whole_order(client: httpx.AsyncClient, bui
     assert problem["short"] == [{"product_id": scarce["id"], "requested": 2, "available": 1}]
     assert await stock_of(client, admin, plenty) == 10 and await stock_of(client, admin, scarce) == 1
     # the refused order_id is free: a smaller order under it goes through
-    ok = await client.post("/internal/reservations", json={**body, "items": body["items"][:1]}, headers=internal)
+    ok = await client.post(
+        "/internal/reservations", json={**body, "items": body["items"][:1]}, headers=internal
+    )
     assert ok.status_code == 201
 
 
-async def test_unknown_inactive_or_mixed_currency_items_are_refused(client: httpx.AsyncClient, build: Builder,
-                                                                    internal: dict[str, str],
-                                                                    admin: dict[str, str]) -> None:
+async def test_unknown_inactive_or_mixed_currency_items_are_refused(
+    client: httpx.AsyncClient, build: Builder, internal: dict[str, str], admin: dict[str, str]
+) -> None:
     cat = await build.category()
     ok = await build.product(cat["id"], stock=5)
     inactive = await build.product(cat["id"], stock=5, is_active=False)
     euro = await build.product(cat["id"], stock=5, currency="EUR")
     ghost = {"id": str(uuid.uuid4())}
     for bad in (ghost, inactive):
-        problem = assert_problem(await client.post("/internal/reservations", json=order((ok, 1), (bad, 1)),
-                                                   headers=internal), 422)
+        problem = assert_problem(
+            await client.post("/internal/reservations", json=order((ok, 1), (bad, 1)), headers=internal), 422
+        )
         assert problem["unavailable"] == [bad["id"]] and bad["id"] in problem["detail"]
-    assert_problem(await client.post("/internal/reservations", json=order((ok, 1), (euro, 1)), headers=internal),
-                   422)
+    assert_problem(
+        await client.post("/internal/reservations", json=order((ok, 1), (euro, 1)), headers=internal), 422
+    )
     assert_problem(await client.post("/internal/reservations", json=order((ok, 0)), headers=internal), 422)
-    assert_problem(await client.post("/internal/reservations", json={"order_id": str(uuid.uuid4()), "items": []},
-                                     headers=internal), 422)
+    assert_problem(
+        await client.post(
+            "/internal/reservations", json={"order_id": str(uuid.uuid4()), "items": []}, headers=internal
+        ),
+        422,
+    )
     assert await stock_of(client, admin, ok) == 5
 
 
-async def test_release_gives_stock_back_once(client: httpx.AsyncClient, build: Builder, internal: dict[str, str],
-                                             admin: dict[str, str]) -> None:
+async def test_release_gives_stock_back_once(
+    client: httpx.AsyncClient, build: Builder, internal: dict[str, str], admin: dict[str, str]
+) -> None:
     cat = await build.category()
     p = await build.product(cat["id"], stock=5)
     body = order((p, 4))
     await client.post("/internal/reservations", json=body, headers=internal)
     assert await stock_of(client, admin, p) == 1
-    releases = await asyncio.gather(*(
-        client.post(f"/internal/reservations/{body['order_id']}/release", headers=internal) for _ in range(3)))
+    releases = await asyncio.gather(
+        *(
+            client.post(f"/internal/reservations/{body['order_id']}/release", headers=internal)
+            for _ in range(3)
+        )
+    )
     assert all(r.status_code == 200 and r.json()["status"] == "released" for r in releases)
     assert await stock_of(client, admin, p) == 5
 
 
 async def test_a_reservation_arriving_after_its_release_holds_nothing(
-        client: httpx.AsyncClient, build: Builder, internal: dict[str, str], admin: dict[str, str]) -> None:
+    client: httpx.AsyncClient, build: Builder, internal: dict[str, str], admin: dict[str, str]
+) -> None:
     """Orders releases an order id it gave up on before knowing whether its reservation arrived."""
     cat = await build.category()
     p = await build.product(cat["id"], stock=5)
@@ -135,21 +161,28 @@ async def test_a_reservation_arriving_after_its_release_holds_nothing(
     assert await stock_of(client, admin, p) == 5
 
 
-async def test_internal_routes_refuse_callers_without_the_service_token(client: httpx.AsyncClient,
-                                                                        build: Builder, admin: dict[str, str]) -> None:
+async def test_internal_routes_refuse_callers_without_the_service_token(
+    client: httpx.AsyncClient, build: Builder, admin: dict[str, str]
+) -> None:
     cat = await build.category()
     p = await build.product(cat["id"], stock=5)
     body = order((p, 1))
     for headers in ({}, {"X-Internal-Token": "wrong"}, admin):
         assert_problem(await client.post("/internal/reservations", json=body, headers=headers), 403)
-        assert_problem(await client.post(f"/internal/reservations/{body['order_id']}/release", headers=headers), 403)
+        assert_problem(
+            await client.post(f"/internal/reservations/{body['order_id']}/release", headers=headers), 403
+        )
     assert await stock_of(client, admin, p) == 5
 
 
-async def test_cancelled_order_event_releases_and_paid_commits(client: httpx.AsyncClient, build: Builder,
-                                                               internal: dict[str, str], admin: dict[str, str],
-                                                               publish_order_status: Any,
-                                                               event_tap: EventTap) -> None:
+async def test_cancelled_order_event_releases_and_paid_commits(
+    client: httpx.AsyncClient,
+    build: Builder,
+    internal: dict[str, str],
+    admin: dict[str, str],
+    publish_order_status: Any,
+    event_tap: EventTap,
+) -> None:
     cat = await build.category()
     p = await build.product(cat["id"], stock=5)
     paid, cancelled = order((p, 1)), order((p, 2))
@@ -176,15 +209,20 @@ async def test_cancelled_order_event_releases_and_paid_commits(client: httpx.Asy
 
 
 async def test_an_order_event_not_matching_the_orders_model_is_dead_lettered_and_releases_nothing(
-        client: httpx.AsyncClient, build: Builder, internal: dict[str, str], admin: dict[str, str],
-        orders_bus: AmqpBus) -> None:
+    client: httpx.AsyncClient,
+    build: Builder,
+    internal: dict[str, str],
+    admin: dict[str, str],
+    orders_bus: AmqpBus,
+) -> None:
     cat = await build.category()
     p = await build.product(cat["id"], stock=5)
     reserved = order((p, 2))
     assert (await client.post("/internal/reservations", json=reserved, headers=internal)).status_code == 201
     # a cancel fact without the fields the orders contract requires
-    bad = Envelope.new("order.status_changed", {"order_id": reserved["order_id"], "to": "cancelled"},
-                       producer="orders")
+    bad = Envelope.new(
+        "order.status_changed", {"order_id": reserved["order_id"], "to": "cancelled"}, producer="orders"
+    )
     await orders_bus.publish(bad)
 
     letter = await dead_lettered(orders_bus, "catalog", bad.id)

@@ -21,12 +21,16 @@ async def test_seed_writes_ten_thousand_varied_products_quickly_and_only_once(in
         stats = await conn.fetchrow(
             "SELECT count(*) AS n, count(DISTINCT sku) AS skus, count(DISTINCT price) AS prices, "
             "count(*) FILTER (WHERE stock = 0) AS sold_out, count(DISTINCT category_id) AS cats, "
-            "count(DISTINCT attributes->>'colour') AS colours FROM products")
+            "count(DISTINCT attributes->>'colour') AS colours FROM products"
+        )
         assert stats["n"] == stats["skus"] == 10_000
-        assert stats["prices"] > 100 and stats["sold_out"] > 100 and stats["cats"] > 20 and stats["colours"] > 5
+        assert (
+            stats["prices"] > 100 and stats["sold_out"] > 100 and stats["cats"] > 20 and stats["colours"] > 5
+        )
         depth = await conn.fetchval(
             "WITH RECURSIVE t(id, depth) AS (SELECT id, 1 FROM categories WHERE parent_id IS NULL "
-            "UNION ALL SELECT c.id, t.depth + 1 FROM categories c JOIN t ON c.parent_id = t.id) SELECT max(depth) FROM t")
+            "UNION ALL SELECT c.id, t.depth + 1 FROM categories c JOIN t ON c.parent_id = t.id) SELECT max(depth) FROM t"
+        )
         assert depth == 3
         assert await seed(settings, products=10) == 0  # already seeded: left alone
         assert await seed(settings, products=10, force=True) == 10

@@ -37,11 +37,17 @@ async def cart() -> AsyncIterator[tuple[CartStandIn, str]]:
 
 
 @pytest.fixture(scope="session")
-def make_settings(infra: Infra, keys: TestKeys, catalog: tuple[CatalogStandIn, str],
-                  cart: tuple[CartStandIn, str]) -> Callable[..., OrdersSettings]:
+def make_settings(
+    infra: Infra, keys: TestKeys, catalog: tuple[CatalogStandIn, str], cart: tuple[CartStandIn, str]
+) -> Callable[..., OrdersSettings]:
     def make(**overrides: Any) -> OrdersSettings:
-        values: dict[str, Any] = {"catalog_url": catalog[1], "cart_url": cart[1], "internal_api_token": TOKEN,
-                                  "catalog_timeout": 1.0, "order_sweep_interval": 0.2}
+        values: dict[str, Any] = {
+            "catalog_url": catalog[1],
+            "cart_url": cart[1],
+            "internal_api_token": TOKEN,
+            "catalog_timeout": 1.0,
+            "order_sweep_interval": 0.2,
+        }
         values.update(overrides)
         return settings_for(OrdersSettings, infra, keys, **values)
 
@@ -49,14 +55,17 @@ def make_settings(infra: Infra, keys: TestKeys, catalog: tuple[CatalogStandIn, s
 
 
 @pytest.fixture(scope="session")
-def start_orders(make_settings: Callable[..., OrdersSettings]
-                 ) -> Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]:
+def start_orders(
+    make_settings: Callable[..., OrdersSettings],
+) -> Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]:
     """Start another orders instance (same database and queue) with other settings."""
     return lambda **overrides: running_app(create_app(make_settings(**overrides)))
 
 
 @pytest_asyncio.fixture(scope="session")
-async def orders_app(make_settings: Callable[..., OrdersSettings]) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+async def orders_app(
+    make_settings: Callable[..., OrdersSettings],
+) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
     app = create_app(make_settings())
     async with running_app(app) as client:
         yield app, client
@@ -80,8 +89,11 @@ class BusTap:
         self.events: list[Envelope] = []
 
     def of(self, order_id: str, type_: str | None = None) -> list[Envelope]:
-        return [e for e in self.events if str(e.data.get("order_id")) == order_id
-                and (type_ is None or e.type == type_)]
+        return [
+            e
+            for e in self.events
+            if str(e.data.get("order_id")) == order_id and (type_ is None or e.type == type_)
+        ]
 
 
 @pytest_asyncio.fixture(scope="session")
@@ -123,8 +135,11 @@ def place(client: httpx.AsyncClient, catalog: tuple[CatalogStandIn, str]) -> Cal
 
     async def do(headers: dict[str, str], *, quantity: int = 1, price: int = 1250) -> dict[str, Any]:
         pid = catalog[0].add_product(price=price, stock=10)
-        resp = await client.post("/orders", headers=headers, json={
-            "shipping_address": ADDRESS, "items": [{"product_id": pid, "quantity": quantity}]})
+        resp = await client.post(
+            "/orders",
+            headers=headers,
+            json={"shipping_address": ADDRESS, "items": [{"product_id": pid, "quantity": quantity}]},
+        )
         assert resp.status_code == 201, resp.text
         return dict(resp.json())
 

@@ -12,8 +12,13 @@ from fastapi import FastAPI, Header, Request
 from starlette.responses import JSONResponse
 
 TOKEN = "orders-test-internal-token"
-ADDRESS = {"name": "Ada Lovelace", "line1": "12 Analytical Row", "city": "London", "postal_code": "N1 9GU",
-           "country": "GB"}
+ADDRESS = {
+    "name": "Ada Lovelace",
+    "line1": "12 Analytical Row",
+    "city": "London",
+    "postal_code": "N1 9GU",
+    "country": "GB",
+}
 
 
 class CatalogStandIn:
@@ -29,8 +34,9 @@ class CatalogStandIn:
         self.down = False  # answer 503 to everything (catalog unreachable)
         self._lock = asyncio.Lock()
 
-    def add_product(self, *, name: str = "Widget", price: int = 1250, stock: int = 10,
-                    currency: str = "EUR") -> str:
+    def add_product(
+        self, *, name: str = "Widget", price: int = 1250, stock: int = 10, currency: str = "EUR"
+    ) -> str:
         pid = str(uuid.uuid4())
         self.products[pid] = {"name": name, "price": price, "stock": stock, "currency": currency}
         return pid
@@ -49,7 +55,9 @@ class CatalogStandIn:
             if self.down:
                 return JSONResponse({"status": 503, "title": "Down", "detail": "down"}, status_code=503)
             if token != TOKEN:
-                return JSONResponse({"status": 403, "title": "Forbidden", "detail": "internal"}, status_code=403)
+                return JSONResponse(
+                    {"status": 403, "title": "Forbidden", "detail": "internal"}, status_code=403
+                )
             return None
 
         @app.post("/internal/reservations")
@@ -65,18 +73,38 @@ class CatalogStandIn:
                 wanted = [(i["product_id"], int(i["quantity"])) for i in body["items"]]
                 unknown = [pid for pid, _ in wanted if pid not in self.products]
                 if unknown:
-                    return JSONResponse({"status": 422, "title": "Unknown products", "detail": "unknown",
-                                         "unknown": unknown}, status_code=422)
-                short = [{"product_id": pid, "requested": qty, "available": self.stock(pid)}
-                         for pid, qty in wanted if self.stock(pid) < qty]
+                    return JSONResponse(
+                        {"status": 422, "title": "Unknown products", "detail": "unknown", "unknown": unknown},
+                        status_code=422,
+                    )
+                short = [
+                    {"product_id": pid, "requested": qty, "available": self.stock(pid)}
+                    for pid, qty in wanted
+                    if self.stock(pid) < qty
+                ]
                 if short:
-                    return JSONResponse({"status": 409, "title": "Insufficient stock", "detail": "short",
-                                         "short": short}, status_code=409, media_type="application/problem+json")
+                    return JSONResponse(
+                        {"status": 409, "title": "Insufficient stock", "detail": "short", "short": short},
+                        status_code=409,
+                        media_type="application/problem+json",
+                    )
                 for pid, qty in wanted:
                     self.products[pid]["stock"] -= qty
-                answer = {"order_id": order_id, "status": "reserved", "currency": self.products[wanted[0][0]]["currency"], "items": [
-                    {"product_id": pid, "name": self.products[pid]["name"], "unit_price": self.products[pid]["price"],
-                     "currency": self.products[pid]["currency"], "quantity": qty} for pid, qty in wanted]}
+                answer = {
+                    "order_id": order_id,
+                    "status": "reserved",
+                    "currency": self.products[wanted[0][0]]["currency"],
+                    "items": [
+                        {
+                            "product_id": pid,
+                            "name": self.products[pid]["name"],
+                            "unit_price": self.products[pid]["price"],
+                            "currency": self.products[pid]["currency"],
+                            "quantity": qty,
+                        }
+                        for pid, qty in wanted
+                    ],
+                }
                 self.reservations[order_id] = answer
             if self.delay:
                 await asyncio.sleep(self.delay)
@@ -89,7 +117,11 @@ class CatalogStandIn:
             self.release_calls.append(order_id)
             async with self._lock:
                 # like catalog: released once, and an order id never seen gets a tombstone
-                held = self.reservations.get(order_id) or {"order_id": order_id, "currency": "XXX", "items": []}
+                held = self.reservations.get(order_id) or {
+                    "order_id": order_id,
+                    "currency": "XXX",
+                    "items": [],
+                }
                 if held.get("status") != "released":
                     for item in held["items"]:
                         self.products[item["product_id"]]["stock"] += item["quantity"]
@@ -106,8 +138,17 @@ class CartStandIn:
         self.carts: dict[str, list[dict[str, Any]]] = {}
 
     def put(self, user_id: uuid.UUID, *items: tuple[str, int]) -> None:
-        self.carts[str(user_id)] = [{"id": str(uuid.uuid4()), "product_id": pid, "quantity": qty,
-                                     "name": "x", "unit_price": 1, "line_total": qty} for pid, qty in items]
+        self.carts[str(user_id)] = [
+            {
+                "id": str(uuid.uuid4()),
+                "product_id": pid,
+                "quantity": qty,
+                "name": "x",
+                "unit_price": 1,
+                "line_total": qty,
+            }
+            for pid, qty in items
+        ]
 
     def app(self) -> FastAPI:
         app = FastAPI()
@@ -115,7 +156,9 @@ class CartStandIn:
         @app.get("/internal/carts/{user_id}")
         async def cart(user_id: str, x_internal_token: str | None = Header(None)) -> JSONResponse:
             if x_internal_token != TOKEN:
-                return JSONResponse({"status": 403, "title": "Forbidden", "detail": "internal"}, status_code=403)
+                return JSONResponse(
+                    {"status": 403, "title": "Forbidden", "detail": "internal"}, status_code=403
+                )
             items = self.carts.get(user_id, [])
             return JSONResponse({"items": items, "item_count": len(items), "subtotal": 0, "currency": "EUR"})
 

@@ -48,9 +48,13 @@ async def test_owner_can_cancel_an_unpaid_order(client, as_user, user, place, ca
 
 
 async def test_guest_is_401_everywhere(client):
-    for method, path in [("GET", "/orders"), ("GET", f"/orders/{uuid.uuid4()}"),
-                         ("POST", f"/orders/{uuid.uuid4()}/cancel"), ("GET", "/admin/orders"),
-                         ("PATCH", f"/admin/orders/{uuid.uuid4()}/status")]:
+    for method, path in [
+        ("GET", "/orders"),
+        ("GET", f"/orders/{uuid.uuid4()}"),
+        ("POST", f"/orders/{uuid.uuid4()}/cancel"),
+        ("GET", "/admin/orders"),
+        ("PATCH", f"/admin/orders/{uuid.uuid4()}/status"),
+    ]:
         assert_problem(await client.request(method, path, json={"status": "paid"}), 401)
 
 

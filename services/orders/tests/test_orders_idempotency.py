@@ -11,7 +11,8 @@ from libs.common.testing import assert_problem, serve_app
 
 
 async def test_twenty_concurrent_requests_with_one_key_place_one_order_and_reserve_once(
-        client, catalog, cart, user, as_user):
+    client, catalog, cart, user, as_user
+):
     standin = catalog[0]
     pid = standin.add_product(price=700, stock=100)
     cart[0].put(user, (pid, 2))
@@ -59,11 +60,17 @@ async def test_the_same_key_of_another_user_is_a_different_order(client, catalog
 async def test_a_key_reused_for_a_different_request_is_refused(client, catalog, as_user):
     pid = catalog[0].add_product(stock=5)
     headers = {**as_user, "Idempotency-Key": "reused"}
-    first = await client.post("/orders", headers=headers, json={
-        "shipping_address": ADDRESS, "items": [{"product_id": pid, "quantity": 1}]})
+    first = await client.post(
+        "/orders",
+        headers=headers,
+        json={"shipping_address": ADDRESS, "items": [{"product_id": pid, "quantity": 1}]},
+    )
     assert first.status_code == 201
-    other = await client.post("/orders", headers=headers, json={
-        "shipping_address": ADDRESS, "items": [{"product_id": pid, "quantity": 2}]})
+    other = await client.post(
+        "/orders",
+        headers=headers,
+        json={"shipping_address": ADDRESS, "items": [{"product_id": pid, "quantity": 2}]},
+    )
     assert "different request" in assert_problem(other, 422)["detail"]
     assert catalog[0].stock(pid) == 4
 
@@ -96,8 +103,9 @@ async def test_a_key_can_be_retried_after_the_catalog_was_down(start_orders, cat
 
 
 async def test_a_malformed_key_is_refused(client, as_user):
-    resp = await client.post("/orders", json={"shipping_address": ADDRESS},
-                             headers={**as_user, "Idempotency-Key": "x" * 300})
+    resp = await client.post(
+        "/orders", json={"shipping_address": ADDRESS}, headers={**as_user, "Idempotency-Key": "x" * 300}
+    )
     assert_problem(resp, 422)
 
 

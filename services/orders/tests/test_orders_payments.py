@@ -11,16 +11,27 @@ from libs.contracts import payments
 
 def payment_event(type_: str, order: dict, **extra: object) -> Envelope:
     """A payment fact built from the payments contract, as the payments service builds it."""
-    return payments.EVENTS.envelope(type_, {"payment_id": uuid.uuid4(), "order_id": order["id"],
-                                            "user_id": order["user_id"], "amount": order["total"],
-                                            "currency": order["currency"], "payment_intent_id": "pi_test_123",
-                                            **extra})
+    return payments.EVENTS.envelope(
+        type_,
+        {
+            "payment_id": uuid.uuid4(),
+            "order_id": order["id"],
+            "user_id": order["user_id"],
+            "amount": order["total"],
+            "currency": order["currency"],
+            "payment_intent_id": "pi_test_123",
+            **extra,
+        },
+    )
 
 
 async def test_a_payment_event_not_matching_the_payments_model_is_dead_lettered_and_changes_nothing(
-        client, as_user, place, publish, orders_app):
+    client, as_user, place, publish, orders_app
+):
     order = await place(as_user)
-    bad = Envelope.new("payment.succeeded", {"order_id": order["id"], "amount": order["total"]}, producer="payments")
+    bad = Envelope.new(
+        "payment.succeeded", {"order_id": order["id"], "amount": order["total"]}, producer="payments"
+    )
     await publish(bad)
 
     letter = await dead_lettered(orders_app[0].state.ctx.bus, "orders", bad.id)
@@ -30,7 +41,8 @@ async def test_a_payment_event_not_matching_the_payments_model_is_dead_lettered_
 
 
 async def test_payment_succeeded_marks_the_order_paid_once_even_when_delivered_twice(
-        client, as_user, place, publish, bus):
+    client, as_user, place, publish, bus
+):
     order = await place(as_user)
     event = payment_event("payment.succeeded", order)
     await publish(event)
@@ -77,7 +89,8 @@ async def test_failed_payment_is_recorded_and_the_order_stays_payable(client, as
 
 
 async def test_payment_for_a_cancelled_order_is_recorded_and_it_stays_cancelled(
-        client, as_user, place, publish):
+    client, as_user, place, publish
+):
     order = await place(as_user)
     assert (await client.post(f"/orders/{order['id']}/cancel", headers=as_user)).status_code == 200
     await publish(payment_event("payment.succeeded", order))

@@ -9,7 +9,9 @@ from orders_standins import ADDRESS, CartStandIn, CatalogStandIn
 from libs.common.testing import assert_problem, eventually, serve_app
 
 
-async def test_order_from_cart_is_pending_payment_with_catalogs_prices(client, catalog, cart, user, as_user, bus):
+async def test_order_from_cart_is_pending_payment_with_catalogs_prices(
+    client, catalog, cart, user, as_user, bus
+):
     standin, _ = catalog
     book = standin.add_product(name="Book", price=1999, stock=5)
     pen = standin.add_product(name="Pen", price=250, stock=50)
@@ -21,7 +23,13 @@ async def test_order_from_cart_is_pending_payment_with_catalogs_prices(client, c
     order = resp.json()
     assert order["status"] == "pending_payment" and order["user_id"] == str(user)
     lines = {i["product_id"]: i for i in order["items"]}
-    assert lines[book] == {"product_id": book, "name": "Book", "unit_price": 1999, "quantity": 2, "line_total": 3998}
+    assert lines[book] == {
+        "product_id": book,
+        "name": "Book",
+        "unit_price": 1999,
+        "quantity": 2,
+        "line_total": 3998,
+    }
     assert lines[pen]["line_total"] == 750
     assert order["subtotal"] == order["total"] == 4748 and order["currency"] == "EUR"
     assert order["shipping_address"]["country"] == "GB"
@@ -41,9 +49,14 @@ async def test_order_from_cart_is_pending_payment_with_catalogs_prices(client, c
 
 async def test_explicit_items_are_ordered_instead_of_the_cart(client, catalog, as_user):
     pid = catalog[0].add_product(price=500, stock=3)
-    resp = await client.post("/orders", headers=as_user, json={
-        "shipping_address": {**ADDRESS, "country": "de", "line2": "Hinterhaus", "phone": "+49 30 123456"},
-        "items": [{"product_id": pid, "quantity": 1}, {"product_id": pid, "quantity": 2}]})
+    resp = await client.post(
+        "/orders",
+        headers=as_user,
+        json={
+            "shipping_address": {**ADDRESS, "country": "de", "line2": "Hinterhaus", "phone": "+49 30 123456"},
+            "items": [{"product_id": pid, "quantity": 1}, {"product_id": pid, "quantity": 2}],
+        },
+    )
     assert resp.status_code == 201, resp.text
     order = resp.json()
     assert [(i["product_id"], i["quantity"]) for i in order["items"]] == [(pid, 3)]
@@ -62,12 +75,19 @@ async def test_empty_cart_is_refused_and_nothing_is_reserved(client, catalog, ca
 
 async def test_invalid_shipping_address_is_refused_with_the_fields_to_fix(client, catalog, as_user):
     pid = catalog[0].add_product()
-    resp = await client.post("/orders", headers=as_user, json={
-        "shipping_address": {**ADDRESS, "country": "XX", "postal_code": ""},
-        "items": [{"product_id": pid, "quantity": 1}]})
+    resp = await client.post(
+        "/orders",
+        headers=as_user,
+        json={
+            "shipping_address": {**ADDRESS, "country": "XX", "postal_code": ""},
+            "items": [{"product_id": pid, "quantity": 1}],
+        },
+    )
     fields = {e["field"] for e in assert_problem(resp, 422)["errors"]}
     assert {"shipping_address.country", "shipping_address.postal_code"} <= fields
-    missing = await client.post("/orders", headers=as_user, json={"items": [{"product_id": pid, "quantity": 1}]})
+    missing = await client.post(
+        "/orders", headers=as_user, json={"items": [{"product_id": pid, "quantity": 1}]}
+    )
     assert_problem(missing, 422)
     assert catalog[0].stock(pid) == 10
 
@@ -77,21 +97,34 @@ async def test_short_stock_names_each_short_item_and_stores_nothing(client, cata
     plenty = standin.add_product(stock=10)
     scarce = standin.add_product(stock=1)
     gone = standin.add_product(stock=0)
-    resp = await client.post("/orders", headers=as_user, json={"shipping_address": ADDRESS, "items": [
-        {"product_id": plenty, "quantity": 2}, {"product_id": scarce, "quantity": 3},
-        {"product_id": gone, "quantity": 1}]})
+    resp = await client.post(
+        "/orders",
+        headers=as_user,
+        json={
+            "shipping_address": ADDRESS,
+            "items": [
+                {"product_id": plenty, "quantity": 2},
+                {"product_id": scarce, "quantity": 3},
+                {"product_id": gone, "quantity": 1},
+            ],
+        },
+    )
     body = assert_problem(resp, 409)
     assert sorted(body["short"], key=lambda s: s["available"]) == [
         {"product_id": gone, "requested": 1, "available": 0},
-        {"product_id": scarce, "requested": 3, "available": 1}]
+        {"product_id": scarce, "requested": 3, "available": 1},
+    ]
     assert scarce in body["detail"] and gone in body["detail"]
     assert (standin.stock(plenty), standin.stock(scarce)) == (10, 1)
     assert (await client.get("/orders", headers=as_user)).json()["total"] == 0
 
 
 async def test_unknown_product_is_refused(client, as_user):
-    resp = await client.post("/orders", headers=as_user, json={
-        "shipping_address": ADDRESS, "items": [{"product_id": str(uuid.uuid4()), "quantity": 1}]})
+    resp = await client.post(
+        "/orders",
+        headers=as_user,
+        json={"shipping_address": ADDRESS, "items": [{"product_id": str(uuid.uuid4()), "quantity": 1}]},
+    )
     assert_problem(resp, 422)
 
 
@@ -116,8 +149,11 @@ async def test_slow_catalog_releases_the_reservation_it_may_have_made(start_orde
     pid = slow.add_product(stock=4)
     headers = keys.bearer()
     async with serve_app(slow.app()) as url, start_orders(catalog_url=url, catalog_timeout=0.3) as client:
-        resp = await client.post("/orders", headers=headers, json={
-            "shipping_address": ADDRESS, "items": [{"product_id": pid, "quantity": 3}]})
+        resp = await client.post(
+            "/orders",
+            headers=headers,
+            json={"shipping_address": ADDRESS, "items": [{"product_id": pid, "quantity": 3}]},
+        )
         assert resp.status_code in (503, 504), resp.text
         assert_problem(resp, resp.status_code)
         assert slow.release_calls and not any(map(slow.held, slow.reservations)) and slow.stock(pid) == 4

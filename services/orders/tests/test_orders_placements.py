@@ -26,34 +26,64 @@ def body_of(pid: str, quantity: int) -> dict[str, Any]:
 async def reserve_at(url: str, order_id: uuid.UUID, pid: str, quantity: int) -> None:
     """What the dead request got done: catalog holds stock under its order id."""
     async with httpx.AsyncClient(base_url=url) as http:
-        resp = await http.post("/internal/reservations", headers={"X-Internal-Token": TOKEN}, json={
-            "order_id": str(order_id), "items": [{"product_id": pid, "quantity": quantity}]})
+        resp = await http.post(
+            "/internal/reservations",
+            headers={"X-Internal-Token": TOKEN},
+            json={"order_id": str(order_id), "items": [{"product_id": pid, "quantity": quantity}]},
+        )
         assert resp.status_code == 201, resp.text
 
 
-async def leftovers(orders_app, *, user: uuid.UUID, order_id: uuid.UUID, lease_in: float,
-                    key: str | None = None, body: dict[str, Any] | None = None, placement: bool = True) -> None:
+async def leftovers(
+    orders_app,
+    *,
+    user: uuid.UUID,
+    order_id: uuid.UUID,
+    lease_in: float,
+    key: str | None = None,
+    body: dict[str, Any] | None = None,
+    placement: bool = True,
+) -> None:
     """The rows a request leaves in orders' database when its process dies before the order is stored."""
     now = datetime.now(UTC)
     async with orders_app[0].state.ctx.db.session() as session, session.begin():
         if key is not None:
             assert body is not None
             fingerprint = idempotency.request_hash(OrderCreate.model_validate(body).model_dump(mode="json"))
-            session.add(IdempotencyKey(user_id=user, key=key, request_hash=fingerprint, order_id=order_id,
-                                       claimed_at=now, expires_at=now + timedelta(days=1)))
+            session.add(
+                IdempotencyKey(
+                    user_id=user,
+                    key=key,
+                    request_hash=fingerprint,
+                    order_id=order_id,
+                    claimed_at=now,
+                    expires_at=now + timedelta(days=1),
+                )
+            )
         if placement:
-            session.add(Placement(order_id=order_id, user_id=user, state="placing",
-                                  lease_until=now + timedelta(seconds=lease_in), created_at=now))
+            session.add(
+                Placement(
+                    order_id=order_id,
+                    user_id=user,
+                    state="placing",
+                    lease_until=now + timedelta(seconds=lease_in),
+                    created_at=now,
+                )
+            )
 
 
 async def placement_state(orders_app, order_id: uuid.UUID | str) -> str | None:
     async with orders_app[0].state.ctx.db.session() as session, session.begin():
-        return (await session.execute(sa.select(Placement.state).where(
-            Placement.order_id == uuid.UUID(str(order_id))))).scalar_one_or_none()
+        return (
+            await session.execute(
+                sa.select(Placement.state).where(Placement.order_id == uuid.UUID(str(order_id)))
+            )
+        ).scalar_one_or_none()
 
 
 async def test_stock_reserved_by_a_request_that_died_is_released_without_any_retry(
-        orders_app, client, catalog, user, as_user):
+    orders_app, client, catalog, user, as_user
+):
     standin, url = catalog
     pid = standin.add_product(stock=10)
     dead = uuid.uuid4()
@@ -70,7 +100,8 @@ async def test_stock_reserved_by_a_request_that_died_is_released_without_any_ret
 
 
 async def test_the_sweeper_never_releases_the_stock_of_an_order_that_was_stored(
-        orders_app, client, catalog, user, as_user):
+    orders_app, client, catalog, user, as_user
+):
     standin = catalog[0]
     pid = standin.add_product(stock=10)
     placed = await client.post("/orders", headers=as_user, json=body_of(pid, 1))
@@ -88,7 +119,8 @@ async def test_the_sweeper_never_releases_the_stock_of_an_order_that_was_stored(
 
 
 async def test_a_key_whose_request_died_is_taken_over_at_once_under_a_new_order_id(
-        orders_app, client, catalog, user, as_user):
+    orders_app, client, catalog, user, as_user
+):
     standin, url = catalog
     pid = standin.add_product(stock=10)
     body = body_of(pid, 2)
@@ -108,7 +140,8 @@ async def test_a_key_whose_request_died_is_taken_over_at_once_under_a_new_order_
 
 
 async def test_a_taken_over_key_never_builds_an_order_on_a_released_reservation(
-        orders_app, client, catalog, user, as_user):
+    orders_app, client, catalog, user, as_user
+):
     standin, url = catalog
     pid = standin.add_product(stock=10)
     body = body_of(pid, 3)
@@ -116,7 +149,9 @@ async def test_a_taken_over_key_never_builds_an_order_on_a_released_reservation(
     await reserve_at(url, dead, pid, 3)
     async with httpx.AsyncClient(base_url=url) as http:  # the sweeper already gave it back
         await http.post(f"/internal/reservations/{dead}/release", headers={"X-Internal-Token": TOKEN})
-    await leftovers(orders_app, user=user, order_id=dead, lease_in=-1, key="released", body=body, placement=False)
+    await leftovers(
+        orders_app, user=user, order_id=dead, lease_in=-1, key="released", body=body, placement=False
+    )
 
     resp = await client.post("/orders", json=body, headers={**as_user, "Idempotency-Key": "released"})
     assert resp.status_code == 201, resp.text
@@ -125,7 +160,8 @@ async def test_a_taken_over_key_never_builds_an_order_on_a_released_reservation(
 
 
 async def test_a_repeat_while_the_first_request_still_works_is_told_to_retry_not_kept_waiting(
-        orders_app, start_orders, catalog, user, as_user):
+    orders_app, start_orders, catalog, user, as_user
+):
     pid = catalog[0].add_product(stock=10)
     body = body_of(pid, 1)
     await leftovers(orders_app, user=user, order_id=uuid.uuid4(), lease_in=60, key="busy", body=body)
@@ -154,8 +190,9 @@ async def test_an_owner_fenced_while_reserving_does_not_store_its_order(orders_a
         order_id = uuid.UUID(slow.reserve_calls[0])
         # what a sweeper does when the lease lapsed: the row is abandoned before any release
         async with orders_app[0].state.ctx.db.session() as session, session.begin():
-            await session.execute(sa.update(Placement).where(Placement.order_id == order_id)
-                                  .values(state="abandoned"))
+            await session.execute(
+                sa.update(Placement).where(Placement.order_id == order_id).values(state="abandoned")
+            )
         resp = await placing
         assert assert_problem(resp, 503)["detail"].startswith("This checkout took too long")
         assert resp.headers["Retry-After"]
@@ -168,15 +205,18 @@ async def test_a_request_slower_than_its_lease_keeps_its_placement_by_renewing_i
     slow = CatalogStandIn()
     slow.delay = 1.5
     pid = slow.add_product(stock=4)
-    async with serve_app(slow.app()) as url, start_orders(catalog_url=url, catalog_timeout=5,
-                                                          placement_lease=0.4) as client:
+    async with (
+        serve_app(slow.app()) as url,
+        start_orders(catalog_url=url, catalog_timeout=5, placement_lease=0.4) as client,
+    ):
         resp = await client.post("/orders", headers=keys.bearer(), json=body_of(pid, 3))
     assert resp.status_code == 201, resp.text
     assert slow.held(resp.json()["id"]) and slow.stock(pid) == 1
 
 
 async def test_several_replicas_sweep_orphans_but_never_the_stock_of_orders_being_placed(
-        orders_app, start_orders, catalog, keys):
+    orders_app, start_orders, catalog, keys
+):
     """Three replicas with a lease shorter than catalog's answer: live placements are renewed, not swept."""
     standin, url = catalog
     pid = standin.add_product(stock=100)
@@ -191,9 +231,13 @@ async def test_several_replicas_sweep_orphans_but_never_the_stock_of_orders_bein
 
     try:
         async with replica() as a, replica() as b, replica() as c:
-            answers = await asyncio.gather(*(
-                replica.post("/orders", headers=keys.bearer(), json=body_of(pid, 2))
-                for replica in (a, b, c) for _ in range(4)))
+            answers = await asyncio.gather(
+                *(
+                    replica.post("/orders", headers=keys.bearer(), json=body_of(pid, 2))
+                    for replica in (a, b, c)
+                    for _ in range(4)
+                )
+            )
 
             async def orphans_released() -> None:
                 assert not any(map(standin.held, map(str, dead)))

@@ -18,12 +18,15 @@ async def test_illegal_moves_are_refused_with_the_allowed_ones(client, as_user, 
     final = assert_problem(await client.patch(url, json={"status": "paid"}, headers=as_admin), 409)
     assert final["allowed"] == []
     assert_problem(await client.patch(url, json={"status": "lost"}, headers=as_admin), 422)
-    assert_problem(await client.patch(f"/admin/orders/{uuid.uuid4()}/status", json={"status": "paid"},
-                                      headers=as_admin), 404)
+    assert_problem(
+        await client.patch(f"/admin/orders/{uuid.uuid4()}/status", json={"status": "paid"}, headers=as_admin),
+        404,
+    )
 
 
 async def test_admin_moves_are_kept_in_history_and_each_publishes_one_event(
-        client, keys, as_user, place, bus):
+    client, keys, as_user, place, bus
+):
     admin_id = uuid.uuid4()
     admin = keys.bearer(user_id=admin_id, role="admin")
     order = await place(as_user, quantity=2, price=300)
@@ -34,8 +37,12 @@ async def test_admin_moves_are_kept_in_history_and_each_publishes_one_event(
         assert resp.status_code == 200, resp.text
     history = resp.json()["status_history"]
     assert [(h["from"], h["to"]) for h in history] == [
-        (None, "pending_payment"), ("pending_payment", "paid"), ("paid", "processing"),
-        ("processing", "shipped"), ("shipped", "delivered")]
+        (None, "pending_payment"),
+        ("pending_payment", "paid"),
+        ("paid", "processing"),
+        ("processing", "shipped"),
+        ("shipped", "delivered"),
+    ]
     assert all(h["by"] == str(admin_id) for h in history[1:])
     assert history[-1]["reason"] == "now delivered"
     seen = (await client.get(f"/orders/{order['id']}", headers=as_user)).json()
@@ -76,15 +83,23 @@ async def test_admin_lists_orders_filtered_by_status_user_and_date(client, keys,
 
     by_user = (await client.get("/admin/orders", params={"user_id": str(buyer)}, headers=as_admin)).json()
     assert [o["id"] for o in by_user["items"]] == [second["id"], first["id"]] and by_user["total"] == 2
-    cancelled = (await client.get("/admin/orders", params={"user_id": str(buyer), "status": "cancelled"},
-                                  headers=as_admin)).json()
+    cancelled = (
+        await client.get(
+            "/admin/orders", params={"user_id": str(buyer), "status": "cancelled"}, headers=as_admin
+        )
+    ).json()
     assert [o["id"] for o in cancelled["items"]] == [first["id"]]
     future = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
     past = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
     later = (await client.get("/admin/orders", params={"created_from": future}, headers=as_admin)).json()
     assert later["total"] == 0
-    window = (await client.get("/admin/orders", params={"user_id": str(buyer), "created_from": past,
-                                                        "created_to": future}, headers=as_admin)).json()
+    window = (
+        await client.get(
+            "/admin/orders",
+            params={"user_id": str(buyer), "created_from": past, "created_to": future},
+            headers=as_admin,
+        )
+    ).json()
     assert window["total"] == 2
     paged = (await client.get("/admin/orders", params={"page_size": 1}, headers=as_admin)).json()
     assert len(paged["items"]) == 1 and paged["total"] >= 2
@@ -94,8 +109,9 @@ async def test_admin_lists_orders_filtered_by_status_user_and_date(client, keys,
 async def test_concurrent_moves_of_one_order_apply_once(client, as_user, as_admin, place, bus):
     order = await place(as_user)
     url = f"/admin/orders/{order['id']}/status"
-    answers = await asyncio.gather(*(client.patch(url, json={"status": "paid"}, headers=as_admin)
-                                     for _ in range(10)))
+    answers = await asyncio.gather(
+        *(client.patch(url, json={"status": "paid"}, headers=as_admin) for _ in range(10))
+    )
     assert sorted(a.status_code for a in answers) == [200] + [409] * 9
     seen = (await client.get(f"/orders/{order['id']}", headers=as_user)).json()
     assert [h["to"] for h in seen["status_history"]] == ["pending_payment", "paid"]

@@ -9,11 +9,16 @@ from orders_standins import ADDRESS
 from libs.common.testing import eventually
 
 
-async def test_unpaid_order_is_cancelled_by_the_system_after_the_timeout(start_orders, client, catalog, as_user, bus):
+async def test_unpaid_order_is_cancelled_by_the_system_after_the_timeout(
+    start_orders, client, catalog, as_user, bus
+):
     pid = catalog[0].add_product(stock=10)
     async with start_orders(order_payment_timeout=1, order_sweep_interval=0.1) as short:
-        resp = await short.post("/orders", headers=as_user, json={
-            "shipping_address": ADDRESS, "items": [{"product_id": pid, "quantity": 1}]})
+        resp = await short.post(
+            "/orders",
+            headers=as_user,
+            json={"shipping_address": ADDRESS, "items": [{"product_id": pid, "quantity": 1}]},
+        )
         assert resp.status_code == 201, resp.text
         order = resp.json()
 

@@ -61,12 +61,30 @@ class Payments:
     async def place_order(self, user_id: uuid.UUID, *, total: int = 2599, currency: str = "EUR") -> uuid.UUID:
         """Publish order.created as orders would, and wait until payments has it."""
         order_id = uuid.uuid4()
-        await self.bus.publish(Envelope.new("order.created", {
-            "order_id": order_id, "user_id": user_id, "status": "pending_payment",
-            "items": [{"product_id": uuid.uuid4(), "name": "Mug", "unit_price": total, "quantity": 1,
-                       "line_total": total}],
-            "subtotal": total, "total": total, "currency": currency, "created_at": datetime.now(UTC)},
-            producer="orders"))
+        await self.bus.publish(
+            Envelope.new(
+                "order.created",
+                {
+                    "order_id": order_id,
+                    "user_id": user_id,
+                    "status": "pending_payment",
+                    "items": [
+                        {
+                            "product_id": uuid.uuid4(),
+                            "name": "Mug",
+                            "unit_price": total,
+                            "quantity": 1,
+                            "line_total": total,
+                        }
+                    ],
+                    "subtotal": total,
+                    "total": total,
+                    "currency": currency,
+                    "created_at": datetime.now(UTC),
+                },
+                producer="orders",
+            )
+        )
 
         async def arrived() -> None:
             assert await self.order_status(order_id) is not None, "order.created not consumed yet"
@@ -74,36 +92,66 @@ class Payments:
         await eventually(arrived)
         return order_id
 
-    def status_changed(self, order_id: uuid.UUID, user_id: uuid.UUID, to: str, *, from_: str = "paid",
-                       total: int = 2599) -> Envelope:
-        return Envelope.new("order.status_changed", {
-            "order_id": order_id, "user_id": user_id, "from": from_, "to": to, "by": "admin", "reason": "test",
-            "total": total, "currency": "EUR", "at": datetime.now(UTC)}, producer="orders")
+    def status_changed(
+        self, order_id: uuid.UUID, user_id: uuid.UUID, to: str, *, from_: str = "paid", total: int = 2599
+    ) -> Envelope:
+        return Envelope.new(
+            "order.status_changed",
+            {
+                "order_id": order_id,
+                "user_id": user_id,
+                "from": from_,
+                "to": to,
+                "by": "admin",
+                "reason": "test",
+                "total": total,
+                "currency": "EUR",
+                "at": datetime.now(UTC),
+            },
+            producer="orders",
+        )
 
     async def order_status(self, order_id: uuid.UUID) -> str | None:
         assert self.ctx.db is not None
         async with self.ctx.db.session() as s:
-            return (await s.execute(sa.select(PayableOrder.status).where(PayableOrder.order_id == order_id))
-                    ).scalar_one_or_none()
+            return (
+                await s.execute(sa.select(PayableOrder.status).where(PayableOrder.order_id == order_id))
+            ).scalar_one_or_none()
 
     async def payments_of(self, order_id: uuid.UUID) -> list[Payment]:
         assert self.ctx.db is not None
         async with self.ctx.db.session() as s:
             return list((await s.execute(sa.select(Payment).where(Payment.order_id == order_id))).scalars())
 
-    async def checkout(self, user_id: uuid.UUID, order_id: uuid.UUID, payment_method: str | None = None,
-                       ) -> httpx.Response:
+    async def checkout(
+        self,
+        user_id: uuid.UUID,
+        order_id: uuid.UUID,
+        payment_method: str | None = None,
+    ) -> httpx.Response:
         body: dict[str, Any] = {"order_id": str(order_id)}
         if payment_method:
             body["payment_method"] = payment_method
-        return await self.client.post("/payment/checkout", json=body, headers=self.keys.bearer(user_id=user_id))
+        return await self.client.post(
+            "/payment/checkout", json=body, headers=self.keys.bearer(user_id=user_id)
+        )
 
     async def verify(self, user_id: uuid.UUID, payment_intent_id: str) -> httpx.Response:
-        return await self.client.post("/payment/verify", json={"payment_intent_id": payment_intent_id},
-                                      headers=self.keys.bearer(user_id=user_id))
+        return await self.client.post(
+            "/payment/verify",
+            json={"payment_intent_id": payment_intent_id},
+            headers=self.keys.bearer(user_id=user_id),
+        )
 
-    async def webhook(self, type_: str, obj: dict[str, Any], *, secret: str = WEBHOOK_SECRET,
-                      body: str | None = None, signature: str | None = "sign") -> httpx.Response:
+    async def webhook(
+        self,
+        type_: str,
+        obj: dict[str, Any],
+        *,
+        secret: str = WEBHOOK_SECRET,
+        body: str | None = None,
+        signature: str | None = "sign",
+    ) -> httpx.Response:
         payload = body or webhook_event(type_, obj)
         headers = {"Content-Type": "application/json"}
         if signature == "sign":
@@ -160,14 +208,22 @@ async def standin() -> AsyncIterator[StripeStandIn]:
 
 
 @pytest_asyncio.fixture(scope="session")
-async def payments(infra: Infra, keys: TestKeys, standin: StripeStandIn,
-                   orders_standin: OrdersStandIn) -> AsyncIterator[Payments]:
+async def payments(
+    infra: Infra, keys: TestKeys, standin: StripeStandIn, orders_standin: OrdersStandIn
+) -> AsyncIterator[Payments]:
     """Payments with the stripe provider (real SDK -> stand-in) on this run's RabbitMQ."""
-    settings = settings_for(PaymentsSettings, infra, keys, payment_provider="stripe", stripe_secret_key=API_KEY,
-                            orders_url=orders_standin.base_url,
-                            stripe_api_base=standin.base_url,
-                            stripe_webhook_secret=WEBHOOK_SECRET, stripe_publishable_key="pk_test_standin",
-                            stripe_max_network_retries=0)
+    settings = settings_for(
+        PaymentsSettings,
+        infra,
+        keys,
+        payment_provider="stripe",
+        stripe_secret_key=API_KEY,
+        orders_url=orders_standin.base_url,
+        stripe_api_base=standin.base_url,
+        stripe_webhook_secret=WEBHOOK_SECRET,
+        stripe_publishable_key="pk_test_standin",
+        stripe_max_network_retries=0,
+    )
     log = EventLog()
     app = create_app(settings)
     async with running_app(app) as client:
@@ -190,12 +246,20 @@ async def payments(infra: Infra, keys: TestKeys, standin: StripeStandIn,
 
 
 @pytest_asyncio.fixture(scope="session")
-async def fake_payments(infra: Infra, keys: TestKeys, orders_standin: OrdersStandIn) -> AsyncIterator[Payments]:
+async def fake_payments(
+    infra: Infra, keys: TestKeys, orders_standin: OrdersStandIn
+) -> AsyncIterator[Payments]:
     """Payments as in the embedded mode: fake provider, in-process bus, its own database."""
-    settings = settings_for(PaymentsSettings, infra, keys, payment_provider="auto", event_bus="memory",
-                            orders_url=orders_standin.base_url,
-                            stripe_webhook_secret=WEBHOOK_SECRET,
-                            PAYMENTS_DATABASE_URL=f"{infra.pg_dsn}/{infra.db_prefix}payments_fake")
+    settings = settings_for(
+        PaymentsSettings,
+        infra,
+        keys,
+        payment_provider="auto",
+        event_bus="memory",
+        orders_url=orders_standin.base_url,
+        stripe_webhook_secret=WEBHOOK_SECRET,
+        PAYMENTS_DATABASE_URL=f"{infra.pg_dsn}/{infra.db_prefix}payments_fake",
+    )
     assert settings.provider_name == "fake"
     bus = InMemoryBus(retry_delays=[0.1], max_attempts=3)
     log = EventLog()

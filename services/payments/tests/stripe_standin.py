@@ -33,9 +33,18 @@ def sign(payload: str, secret: str, *, timestamp: int | None = None) -> str:
 
 def webhook_event(type_: str, obj: dict[str, Any]) -> str:
     """A v1 webhook event body as Stripe sends it."""
-    return json.dumps({"id": "evt_" + secrets.token_hex(12), "object": "event", "api_version": "2025-01-01",
-                       "created": int(time.time()), "livemode": False, "pending_webhooks": 1,
-                       "type": type_, "data": {"object": obj}})
+    return json.dumps(
+        {
+            "id": "evt_" + secrets.token_hex(12),
+            "object": "event",
+            "api_version": "2025-01-01",
+            "created": int(time.time()),
+            "livemode": False,
+            "pending_webhooks": 1,
+            "type": type_,
+            "data": {"object": obj},
+        }
+    )
 
 
 def _form(body: bytes) -> dict[str, Any]:
@@ -92,10 +101,17 @@ class StripeStandIn:
             form = _form(await request.body())
             pi_id = "pi_" + secrets.token_hex(12)
             obj: dict[str, Any] = {
-                "id": pi_id, "object": "payment_intent", "amount": int(form["amount"]),
-                "currency": form["currency"], "status": "requires_payment_method",
-                "client_secret": f"{pi_id}_secret_{secrets.token_hex(12)}", "metadata": form.get("metadata", {}),
-                "latest_charge": None, "last_payment_error": None, "payment_method": None, "livemode": False,
+                "id": pi_id,
+                "object": "payment_intent",
+                "amount": int(form["amount"]),
+                "currency": form["currency"],
+                "status": "requires_payment_method",
+                "client_secret": f"{pi_id}_secret_{secrets.token_hex(12)}",
+                "metadata": form.get("metadata", {}),
+                "latest_charge": None,
+                "last_payment_error": None,
+                "payment_method": None,
+                "livemode": False,
                 "created": int(time.time()),
             }
             self.intents[pi_id] = obj
@@ -121,10 +137,18 @@ class StripeStandIn:
             form = _form(await request.body())
             obj = self.intents.get(form.get("payment_intent", ""))
             if obj is None or obj["status"] != "succeeded":
-                return _error(400, "invalid_request_error", "charge_not_refundable", "This charge cannot be refunded.")
-            re = {"id": "re_" + secrets.token_hex(12), "object": "refund", "status": "succeeded",
-                  "amount": int(form.get("amount", obj["amount"])), "currency": obj["currency"],
-                  "payment_intent": obj["id"], "charge": obj["latest_charge"]}
+                return _error(
+                    400, "invalid_request_error", "charge_not_refundable", "This charge cannot be refunded."
+                )
+            re = {
+                "id": "re_" + secrets.token_hex(12),
+                "object": "refund",
+                "status": "succeeded",
+                "amount": int(form.get("amount", obj["amount"])),
+                "currency": obj["currency"],
+                "payment_intent": obj["id"],
+                "charge": obj["latest_charge"],
+            }
             self.refunds[re["id"]] = re
             return JSONResponse(re)
 
@@ -134,21 +158,34 @@ class StripeStandIn:
         """The Charge object of a ``charge.refunded`` webhook for a paid intent."""
         obj = self.intents[pi_id]
         refunds = [r for r in self.refunds.values() if r["payment_intent"] == pi_id]
-        return {"id": obj["latest_charge"], "object": "charge", "amount": obj["amount"],
-                "amount_refunded": obj["amount"], "currency": obj["currency"], "payment_intent": pi_id,
-                "refunded": True, "refunds": {"object": "list", "data": refunds}}
+        return {
+            "id": obj["latest_charge"],
+            "object": "charge",
+            "amount": obj["amount"],
+            "amount_refunded": obj["amount"],
+            "currency": obj["currency"],
+            "payment_intent": pi_id,
+            "refunded": True,
+            "refunds": {"object": "list", "data": refunds},
+        }
 
     def _attempt(self, obj: dict[str, Any], payment_method: str) -> JSONResponse:
         if not payment_method.startswith("pm_"):
-            return _error(400, "invalid_request_error", "resource_missing",
-                          f"No such PaymentMethod: '{payment_method}'")
+            return _error(
+                400, "invalid_request_error", "resource_missing", f"No such PaymentMethod: '{payment_method}'"
+            )
         charge = "ch_" + secrets.token_hex(12)
         obj["payment_method"] = payment_method
         obj["latest_charge"] = charge
         if payment_method in DECLINING:
-            err = {"type": "card_error", "code": "card_declined", "decline_code": "generic_decline",
-                   "message": "Your card was declined.", "charge": charge,
-                   "payment_method": {"id": payment_method, "object": "payment_method"}}
+            err = {
+                "type": "card_error",
+                "code": "card_declined",
+                "decline_code": "generic_decline",
+                "message": "Your card was declined.",
+                "charge": charge,
+                "payment_method": {"id": payment_method, "object": "payment_method"},
+            }
             obj.update(status="requires_payment_method", last_payment_error=err)
             return JSONResponse({"error": {**err, "payment_intent": obj}}, status_code=402)
         obj.update(status="succeeded", last_payment_error=None)

@@ -45,7 +45,9 @@ async def test_fake_provider_pays_with_the_visa_test_card(fake_payments: Payment
 
     assert resp.status_code == 200, resp.text
     body = resp.json()
-    assert body["status"] == "succeeded" and body["paid"] is True and body["payment_intent_id"].startswith("pi_")
+    assert (
+        body["status"] == "succeeded" and body["paid"] is True and body["payment_intent_id"].startswith("pi_")
+    )
     await eventually(lambda: _one(fake_payments.log.of("payment.succeeded", order_id)))
     verified = await fake_payments.verify(user, body["payment_intent_id"])
     assert verified.json()["paid"] is True
@@ -117,26 +119,51 @@ async def test_fake_provider_remembers_an_intent_across_a_restart(fake_payments:
         await bus.start()
         try:
             headers = fake_payments.keys.bearer(user_id=user)
-            paid = await client.post("/payment/checkout", headers=headers,
-                                     json={"order_id": str(order_id), "payment_method": "pm_card_visa"})
+            paid = await client.post(
+                "/payment/checkout",
+                headers=headers,
+                json={"order_id": str(order_id), "payment_method": "pm_card_visa"},
+            )
             assert paid.status_code == 200, paid.text
-            assert paid.json()["payment_intent_id"] == intent["payment_intent_id"] and paid.json()["paid"] is True
-            verified = await client.post("/payment/verify", headers=headers,
-                                         json={"payment_intent_id": intent["payment_intent_id"]})
+            assert (
+                paid.json()["payment_intent_id"] == intent["payment_intent_id"]
+                and paid.json()["paid"] is True
+            )
+            verified = await client.post(
+                "/payment/verify", headers=headers, json={"payment_intent_id": intent["payment_intent_id"]}
+            )
             assert verified.status_code == 200 and verified.json()["paid"] is True
             # the first instance still runs here and relays the same outbox: one event in all
-            await eventually(lambda: _one(log.of("payment.succeeded", order_id)
-                                          + fake_payments.log.of("payment.succeeded", order_id)))
+            await eventually(
+                lambda: _one(
+                    log.of("payment.succeeded", order_id)
+                    + fake_payments.log.of("payment.succeeded", order_id)
+                )
+            )
             await fake_payments.settle(0.5)
-            assert len(log.of("payment.succeeded", order_id) + fake_payments.log.of("payment.succeeded", order_id)) == 1
+            assert (
+                len(
+                    log.of("payment.succeeded", order_id)
+                    + fake_payments.log.of("payment.succeeded", order_id)
+                )
+                == 1
+            )
         finally:
             await bus.close()
 
 
-async def test_fake_payment_can_be_verified_after_the_payments_process_restarts(infra: Infra, keys: TestKeys) -> None:
+async def test_fake_payment_can_be_verified_after_the_payments_process_restarts(
+    infra: Infra, keys: TestKeys
+) -> None:
     # a database of its own: no other running instance shares the intents or relays the outbox
-    settings = settings_for(PaymentsSettings, infra, keys, payment_provider="fake", event_bus="memory",
-                            PAYMENTS_DATABASE_URL=f"{infra.pg_dsn}/{infra.db_prefix}payments_restart")
+    settings = settings_for(
+        PaymentsSettings,
+        infra,
+        keys,
+        payment_provider="fake",
+        event_bus="memory",
+        PAYMENTS_DATABASE_URL=f"{infra.pg_dsn}/{infra.db_prefix}payments_restart",
+    )
     user = uuid.uuid4()
     async with _process(settings, keys) as before:
         order_id = await before.place_order(user, total=1500, currency="EUR")

@@ -39,8 +39,14 @@ async def test_paying_with_a_card_records_one_payment_and_publishes_one_event(pa
     assert again.status_code == 200 and again.json()["paid"] is True
     await payments.settle()
     [event] = payments.log.of("payment.succeeded", order_id)
-    assert event.data == {"payment_id": body["payment_id"], "order_id": str(order_id), "user_id": str(user),
-                          "amount": 2599, "currency": "EUR", "payment_intent_id": body["payment_intent_id"]}
+    assert event.data == {
+        "payment_id": body["payment_id"],
+        "order_id": str(order_id),
+        "user_id": str(user),
+        "amount": 2599,
+        "currency": "EUR",
+        "payment_intent_id": body["payment_intent_id"],
+    }
     assert event.producer == "payments"
     [payment] = await payments.payments_of(order_id)
     assert payment.charge_id == intent["latest_charge"]
@@ -91,15 +97,15 @@ async def test_user_cannot_pay_or_verify_another_users_order(payments: Payments)
     assert payment.paid_at is None
 
 
-async def test_an_order_nobody_placed_is_not_found(payments: Payments,
-                                                   orders_standin: OrdersStandIn) -> None:
+async def test_an_order_nobody_placed_is_not_found(payments: Payments, orders_standin: OrdersStandIn) -> None:
     order_id = uuid.uuid4()
     assert_problem(await payments.checkout(uuid.uuid4(), order_id), 404, "not-found")
     assert str(order_id) in orders_standin.asked
 
 
 async def test_an_order_just_placed_that_payments_has_not_heard_of_says_retry_after(
-        payments: Payments, orders_standin: OrdersStandIn) -> None:
+    payments: Payments, orders_standin: OrdersStandIn
+) -> None:
     user, order_id = uuid.uuid4(), uuid.uuid4()
     orders_standin.owners[str(order_id)] = user
     resp = await payments.checkout(user, order_id)
@@ -126,9 +132,20 @@ async def test_status_change_arriving_before_the_order_is_kept(payments: Payment
     # the cancellation overtook order.created (two deliveries in flight at once)
     await payments.bus.publish(payments.status_changed(order_id, user, "cancelled", from_="pending_payment"))
     await eventually(lambda: _equals(payments.order_status(order_id), "cancelled"))
-    created = Envelope.new("order.created", {
-        "order_id": order_id, "user_id": user, "status": "pending_payment", "items": [], "subtotal": 2599,
-        "total": 2599, "currency": "EUR", "created_at": "2020-01-01T00:00:00Z"}, producer="orders")
+    created = Envelope.new(
+        "order.created",
+        {
+            "order_id": order_id,
+            "user_id": user,
+            "status": "pending_payment",
+            "items": [],
+            "subtotal": 2599,
+            "total": 2599,
+            "currency": "EUR",
+            "created_at": "2020-01-01T00:00:00Z",
+        },
+        producer="orders",
+    )
 
     await payments.bus.publish(created)
 
@@ -139,12 +156,15 @@ async def test_status_change_arriving_before_the_order_is_kept(payments: Payment
 
 async def test_invalid_checkout_input_is_a_validation_problem(payments: Payments) -> None:
     user = uuid.uuid4()
-    resp = await payments.client.post("/payment/checkout", json={"order_id": "nope"},
-                                      headers=payments.keys.bearer(user_id=user))
+    resp = await payments.client.post(
+        "/payment/checkout", json={"order_id": "nope"}, headers=payments.keys.bearer(user_id=user)
+    )
     assert_problem(resp, 422)
 
 
-async def test_webhook_with_bad_or_missing_signature_is_refused_and_changes_nothing(payments: Payments) -> None:
+async def test_webhook_with_bad_or_missing_signature_is_refused_and_changes_nothing(
+    payments: Payments,
+) -> None:
     user = uuid.uuid4()
     order_id = await payments.place_order(user)
     pi_id = (await payments.checkout(user, order_id)).json()["payment_intent_id"]
@@ -155,9 +175,15 @@ async def test_webhook_with_bad_or_missing_signature_is_refused_and_changes_noth
         await payments.webhook("", {}, body=payload, signature=None),
         await payments.webhook("", {}, body=payload, signature="t=1,v1=deadbeef"),
         await payments.webhook("", {}, body=payload, secret="whsec_someone_else"),
-        await payments.webhook("", {}, body=payload, signature=sign(payload, "whsec_test_standin", timestamp=1)),
-        await payments.webhook("", {}, body=payload.replace("succeeded", "canceled"),
-                               signature=sign(payload, "whsec_test_standin")),
+        await payments.webhook(
+            "", {}, body=payload, signature=sign(payload, "whsec_test_standin", timestamp=1)
+        ),
+        await payments.webhook(
+            "",
+            {},
+            body=payload.replace("succeeded", "canceled"),
+            signature=sign(payload, "whsec_test_standin"),
+        ),
     ]
 
     for resp in refusals:
@@ -182,6 +208,7 @@ async def test_replayed_webhooks_racing_a_verify_record_one_payment(payments: Pa
 
         assert [r.status_code for r in answers] == [200, 200, 200, 200], [r.text for r in answers]
         assert answers[i].json()["paid"] is True
+
     async def all_published() -> bool:
         return all(len(payments.log.of("payment.succeeded", o)) == 1 for o in orders)
 
@@ -201,7 +228,9 @@ async def test_failed_payment_webhook_publishes_the_failure_once(payments: Payme
 
     for _ in range(2):
         assert (await payments.webhook("payment_intent.payment_failed", intent)).json() == {
-            "received": True, "handled": True}
+            "received": True,
+            "handled": True,
+        }
 
     await eventually(lambda: _one(payments.log.of("payment.failed", order_id)))
     await payments.settle()
@@ -239,8 +268,12 @@ async def test_refund_made_in_the_stripe_dashboard_is_recorded_once(payments: Pa
     pi_id = (await payments.checkout(user, order_id, "pm_card_visa")).json()["payment_intent_id"]
     standin = payments.standin
     assert standin is not None
-    standin.refunds["re_dashboard" + uuid.uuid4().hex[:8]] = {"id": "re_dash", "object": "refund",
-                                                             "payment_intent": pi_id, "amount": 2599}
+    standin.refunds["re_dashboard" + uuid.uuid4().hex[:8]] = {
+        "id": "re_dash",
+        "object": "refund",
+        "payment_intent": pi_id,
+        "amount": 2599,
+    }
     charge = standin.charge_refunded(pi_id)
 
     for _ in range(2):
@@ -254,14 +287,18 @@ async def test_refund_made_in_the_stripe_dashboard_is_recorded_once(payments: Pa
 
 
 async def test_an_order_event_not_matching_the_orders_model_is_dead_lettered_and_changes_nothing(
-        payments: Payments) -> None:
+    payments: Payments,
+) -> None:
     order_id = uuid.uuid4()
     bad = Envelope.new("order.created", {"order_id": str(order_id), "total": "lots"}, producer="orders")
 
     await payments.bus.publish(bad)
 
     letter = await dead_lettered(payments.bus, "payments", bad.id)
-    assert "not a valid OrderCreated" in letter.error and "total: Input should be a valid integer" in letter.error
+    assert (
+        "not a valid OrderCreated" in letter.error
+        and "total: Input should be a valid integer" in letter.error
+    )
     assert await payments.order_status(order_id) is None
 
 
@@ -288,9 +325,16 @@ async def test_payment_succeeding_after_the_order_was_cancelled_is_refunded(paym
 
 
 async def test_webhook_for_a_payment_of_no_known_order_records_nothing(payments: Payments) -> None:
-    stranger: dict[str, Any] = {"id": "pi_" + uuid.uuid4().hex[:24], "object": "payment_intent", "amount": 100, "currency": "usd",
-                "status": "succeeded", "client_secret": None, "latest_charge": "ch_x",
-                "metadata": {"order_id": str(uuid.uuid4()), "user_id": str(uuid.uuid4())}}
+    stranger: dict[str, Any] = {
+        "id": "pi_" + uuid.uuid4().hex[:24],
+        "object": "payment_intent",
+        "amount": 100,
+        "currency": "usd",
+        "status": "succeeded",
+        "client_secret": None,
+        "latest_charge": "ch_x",
+        "metadata": {"order_id": str(uuid.uuid4()), "user_id": str(uuid.uuid4())},
+    }
 
     resp = await payments.webhook("payment_intent.succeeded", stranger)
 
@@ -300,15 +344,20 @@ async def test_webhook_for_a_payment_of_no_known_order_records_nothing(payments:
 
 async def test_verify_of_an_unknown_payment_is_not_found(payments: Payments) -> None:
     assert_problem(await payments.verify(uuid.uuid4(), "pi_doesnotexist"), 404)
-    resp = await payments.client.post("/payment/verify", json={"payment_intent_id": "not-an-intent"},
-                                      headers=payments.keys.bearer(user_id=uuid.uuid4()))
+    resp = await payments.client.post(
+        "/payment/verify",
+        json={"payment_intent_id": "not-an-intent"},
+        headers=payments.keys.bearer(user_id=uuid.uuid4()),
+    )
     assert_problem(resp, 422)
 
 
 def _paid_at_stripe(payments: Payments, pi_id: str) -> dict:
     """Make the stand-in's intent succeed, as a confirmation by Stripe.js would."""
     intent = payments.standin.intents[pi_id]
-    intent.update(status="succeeded", latest_charge="ch_" + uuid.uuid4().hex[:24], payment_method="pm_card_visa")
+    intent.update(
+        status="succeeded", latest_charge="ch_" + uuid.uuid4().hex[:24], payment_method="pm_card_visa"
+    )
     return intent
 
 

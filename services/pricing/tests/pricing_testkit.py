@@ -20,8 +20,16 @@ from services.pricing.app import create_app
 from services.pricing.context import PricingContext
 from services.pricing.settings import PricingSettings
 
-ADDRESS = {"name": "Ada Lovelace", "line1": "Unter den Linden 1", "line2": None, "city": "Berlin",
-           "region": "BE", "postal_code": "10117", "country": "DE", "phone": None}
+ADDRESS = {
+    "name": "Ada Lovelace",
+    "line1": "Unter den Linden 1",
+    "line2": None,
+    "city": "Berlin",
+    "region": "BE",
+    "postal_code": "10117",
+    "country": "DE",
+    "phone": None,
+}
 
 
 @dataclass
@@ -31,8 +39,11 @@ class BusTap:
     events: list[Envelope] = field(default_factory=list)
 
     def of(self, type_: str, **data: Any) -> list[Envelope]:
-        return [e for e in self.events if e.type == type_
-                and all(str(e.data.get(k)) == str(v) for k, v in data.items())]
+        return [
+            e
+            for e in self.events
+            if e.type == type_ and all(str(e.data.get(k)) == str(v) for k, v in data.items())
+        ]
 
 
 @pytest_asyncio.fixture(scope="session")
@@ -99,7 +110,9 @@ class Shop:
 
         async def handled() -> None:
             async with db.session() as s:
-                row = await s.scalar(sa.text("SELECT 1 FROM processed_events WHERE event_id = :e"), {"e": env.id})
+                row = await s.scalar(
+                    sa.text("SELECT 1 FROM processed_events WHERE event_id = :e"), {"e": env.id}
+                )
             assert row == 1, f"event {env.id} not handled yet"
 
         await eventually(handled, timeout=10)
@@ -113,8 +126,12 @@ async def _forget_configuration(ctx: PricingContext) -> None:
     for attempt in range(5):
         try:
             async with ctx.db.session() as s, s.begin():
-                await s.execute(sa.text("TRUNCATE promotion_usages, promotions, order_pricings, shipping_methods, "
-                                        "shipping_zones, tax_rates, customer_orders CASCADE"))
+                await s.execute(
+                    sa.text(
+                        "TRUNCATE promotion_usages, promotions, order_pricings, shipping_methods, "
+                        "shipping_zones, tax_rates, customer_orders CASCADE"
+                    )
+                )
             return
         except sa.exc.DBAPIError as exc:
             if getattr(exc.orig, "sqlstate", None) != "40P01" or attempt == 4:

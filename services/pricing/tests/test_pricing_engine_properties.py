@@ -40,14 +40,35 @@ def half_even(value: Fraction) -> int:
 
 
 lines_st = st.lists(
-    st.builds(Line, product_id=st.sampled_from(PRODUCTS), unit_price=st.integers(0, 200_000),
-              quantity=st.integers(1, 12), category_id=st.one_of(st.none(), st.sampled_from(CATEGORIES))),
-    min_size=1, max_size=6)
-rates_st = st.lists(st.builds(TaxRate, name=st.sampled_from(["VAT", "State", "City"]),
-                              rate_bp=st.integers(0, 3000), applies_to_shipping=st.booleans()), max_size=3)
-shipping_st = st.one_of(st.none(), st.builds(
-    ShippingMethod, id=st.just(uuid.UUID(int=900)), name=st.just("Standard"), amount=st.integers(0, 3000),
-    free_over=st.one_of(st.none(), st.integers(0, 500_000))))
+    st.builds(
+        Line,
+        product_id=st.sampled_from(PRODUCTS),
+        unit_price=st.integers(0, 200_000),
+        quantity=st.integers(1, 12),
+        category_id=st.one_of(st.none(), st.sampled_from(CATEGORIES)),
+    ),
+    min_size=1,
+    max_size=6,
+)
+rates_st = st.lists(
+    st.builds(
+        TaxRate,
+        name=st.sampled_from(["VAT", "State", "City"]),
+        rate_bp=st.integers(0, 3000),
+        applies_to_shipping=st.booleans(),
+    ),
+    max_size=3,
+)
+shipping_st = st.one_of(
+    st.none(),
+    st.builds(
+        ShippingMethod,
+        id=st.just(uuid.UUID(int=900)),
+        name=st.just("Standard"),
+        amount=st.integers(0, 3000),
+        free_over=st.one_of(st.none(), st.integers(0, 500_000)),
+    ),
+)
 
 
 @st.composite
@@ -58,8 +79,12 @@ def actions(draw: st.DrawFn) -> Action:
     if kind is ActionType.AMOUNT_OFF:
         return Action(kind, value=draw(st.integers(0, 500_000)))
     if kind is ActionType.BUY_X_GET_Y:
-        return Action(kind, value=draw(st.sampled_from([BP, 5000, draw(st.integers(0, BP))])),
-                      buy=draw(st.integers(1, 3)), get=draw(st.integers(1, 2)))
+        return Action(
+            kind,
+            value=draw(st.sampled_from([BP, 5000, draw(st.integers(0, BP))])),
+            buy=draw(st.integers(1, 3)),
+            get=draw(st.integers(1, 2)),
+        )
     return Action(kind)
 
 
@@ -68,15 +93,26 @@ def promotions(draw: st.DrawFn, code: str | None = None) -> Promotion:
     scope = draw(st.sampled_from(["all", "products", "categories"]))
     rules = Rules(
         min_subtotal=draw(st.one_of(st.none(), st.integers(0, 300_000))),
-        product_ids=frozenset(draw(st.sets(st.sampled_from(PRODUCTS), min_size=1))) if scope == "products" else frozenset(),
-        category_ids=frozenset(draw(st.sets(st.sampled_from(CATEGORIES), min_size=1))) if scope == "categories" else frozenset(),
+        product_ids=frozenset(draw(st.sets(st.sampled_from(PRODUCTS), min_size=1)))
+        if scope == "products"
+        else frozenset(),
+        category_ids=frozenset(draw(st.sets(st.sampled_from(CATEGORIES), min_size=1)))
+        if scope == "categories"
+        else frozenset(),
         first_order_only=draw(st.booleans()),
         starts_at=draw(st.sampled_from([None, NOW - timedelta(days=1), NOW + timedelta(days=1)])),
         ends_at=draw(st.sampled_from([None, NOW + timedelta(days=1), NOW])),
         usage_limit=draw(st.one_of(st.none(), st.integers(0, 3))),
     )
-    return Promotion(id=uuid.uuid4(), name=f"promo {draw(st.integers(0, 999))}", action=draw(actions()), rules=rules,
-                     code=code, stackable=draw(st.booleans()), times_used=draw(st.integers(0, 2)))
+    return Promotion(
+        id=uuid.uuid4(),
+        name=f"promo {draw(st.integers(0, 999))}",
+        action=draw(actions()),
+        rules=rules,
+        code=code,
+        stackable=draw(st.booleans()),
+        times_used=draw(st.integers(0, 2)),
+    )
 
 
 def assert_adds_up(b: Breakdown) -> None:
@@ -107,15 +143,35 @@ def assert_nothing_negative(b: Breakdown) -> None:
     assert min(amounts) >= 0, amounts
 
 
-@given(lines=lines_st, rates=rates_st, shipping=shipping_st, inclusive=st.booleans(),
-       automatic=st.lists(promotions(), max_size=4), coupon=st.one_of(st.none(), promotions(code="SAVE")),
-       first_order=st.booleans())
-def test_parts_add_up_to_the_total_and_nothing_is_negative(lines: list[Line], rates: list[TaxRate],
-                                                            shipping: ShippingMethod | None, inclusive: bool,
-                                                            automatic: list[Promotion], coupon: Promotion | None,
-                                                            first_order: bool) -> None:
-    q = quote(lines=lines, currency="EUR", now=NOW, shipping=shipping, tax_rates=rates, prices_include_tax=inclusive,
-              automatic=automatic, coupon=coupon, first_order=first_order)
+@given(
+    lines=lines_st,
+    rates=rates_st,
+    shipping=shipping_st,
+    inclusive=st.booleans(),
+    automatic=st.lists(promotions(), max_size=4),
+    coupon=st.one_of(st.none(), promotions(code="SAVE")),
+    first_order=st.booleans(),
+)
+def test_parts_add_up_to_the_total_and_nothing_is_negative(
+    lines: list[Line],
+    rates: list[TaxRate],
+    shipping: ShippingMethod | None,
+    inclusive: bool,
+    automatic: list[Promotion],
+    coupon: Promotion | None,
+    first_order: bool,
+) -> None:
+    q = quote(
+        lines=lines,
+        currency="EUR",
+        now=NOW,
+        shipping=shipping,
+        tax_rates=rates,
+        prices_include_tax=inclusive,
+        automatic=automatic,
+        coupon=coupon,
+        first_order=first_order,
+    )
     assert_adds_up(q.breakdown)
     assert_nothing_negative(q.breakdown)
     if coupon is not None:
@@ -123,12 +179,32 @@ def test_parts_add_up_to_the_total_and_nothing_is_negative(lines: list[Line], ra
         assert applied != (q.coupon_rejection is not None), "a coupon either applies or says why not"
 
 
-@given(lines=lines_st, rates=rates_st, shipping=shipping_st, inclusive=st.booleans(),
-       automatic=st.lists(promotions(), max_size=4), first_order=st.booleans())
-def test_tax_is_rounded_half_even_once_per_line(lines: list[Line], rates: list[TaxRate], shipping: ShippingMethod | None,
-                                               inclusive: bool, automatic: list[Promotion], first_order: bool) -> None:
-    b = quote(lines=lines, currency="EUR", now=NOW, shipping=shipping, tax_rates=rates, prices_include_tax=inclusive,
-              automatic=automatic, first_order=first_order).breakdown
+@given(
+    lines=lines_st,
+    rates=rates_st,
+    shipping=shipping_st,
+    inclusive=st.booleans(),
+    automatic=st.lists(promotions(), max_size=4),
+    first_order=st.booleans(),
+)
+def test_tax_is_rounded_half_even_once_per_line(
+    lines: list[Line],
+    rates: list[TaxRate],
+    shipping: ShippingMethod | None,
+    inclusive: bool,
+    automatic: list[Promotion],
+    first_order: bool,
+) -> None:
+    b = quote(
+        lines=lines,
+        currency="EUR",
+        now=NOW,
+        shipping=shipping,
+        tax_rates=rates,
+        prices_include_tax=inclusive,
+        automatic=automatic,
+        first_order=first_order,
+    ).breakdown
     combined = sum(r.rate_bp for r in rates)
     for ln in b.lines:
         taxable = ln.subtotal - ln.discount
@@ -148,8 +224,9 @@ def test_percent_off_is_rounded_half_even_per_line(lines: list[Line], rate_bp: i
 
 
 @given(lines=lines_st, rates=rates_st, shipping=shipping_st)
-def test_tax_inclusive_and_exclusive_agree_on_the_same_gross(lines: list[Line], rates: list[TaxRate],
-                                                             shipping: ShippingMethod | None) -> None:
+def test_tax_inclusive_and_exclusive_agree_on_the_same_gross(
+    lines: list[Line], rates: list[TaxRate], shipping: ShippingMethod | None
+) -> None:
     net = quote(lines=lines, currency="EUR", now=NOW, shipping=shipping, tax_rates=rates).breakdown
     # the same goods priced gross: each line (and the shipping) at what the customer pays for it
     gross_lines = [Line(product_id=ln.product_id, unit_price=ln.total, quantity=1) for ln in net.lines]
@@ -157,37 +234,81 @@ def test_tax_inclusive_and_exclusive_agree_on_the_same_gross(lines: list[Line], 
     if shipping is not None and net.shipping_method is not None:
         s = net.shipping_method
         gross_shipping = ShippingMethod(id=s.id, name=s.name, amount=s.amount + s.tax)
-    gross = quote(lines=gross_lines, currency="EUR", now=NOW, shipping=gross_shipping, tax_rates=rates,
-                  prices_include_tax=True).breakdown
+    gross = quote(
+        lines=gross_lines,
+        currency="EUR",
+        now=NOW,
+        shipping=gross_shipping,
+        tax_rates=rates,
+        prices_include_tax=True,
+    ).breakdown
     assert gross.total == net.total
     assert gross.tax_total == net.tax_total
     assert gross.tax_lines == net.tax_lines
     assert [ln.tax for ln in gross.lines] == [ln.tax for ln in net.lines]
 
 
-@given(lines=lines_st, shipping=shipping_st, automatic=st.lists(promotions(), min_size=1, max_size=4),
-       first_order=st.booleans())
-def test_the_customer_gets_at_least_the_best_single_promotion(lines: list[Line], shipping: ShippingMethod | None,
-                                                              automatic: list[Promotion], first_order: bool) -> None:
-    best = quote(lines=lines, currency="EUR", now=NOW, shipping=shipping, automatic=automatic,
-                 first_order=first_order).breakdown
+@given(
+    lines=lines_st,
+    shipping=shipping_st,
+    automatic=st.lists(promotions(), min_size=1, max_size=4),
+    first_order=st.booleans(),
+)
+def test_the_customer_gets_at_least_the_best_single_promotion(
+    lines: list[Line], shipping: ShippingMethod | None, automatic: list[Promotion], first_order: bool
+) -> None:
+    best = quote(
+        lines=lines, currency="EUR", now=NOW, shipping=shipping, automatic=automatic, first_order=first_order
+    ).breakdown
     for promo in automatic:
-        alone = quote(lines=lines, currency="EUR", now=NOW, shipping=shipping, automatic=[promo],
-                      first_order=first_order).breakdown
+        alone = quote(
+            lines=lines,
+            currency="EUR",
+            now=NOW,
+            shipping=shipping,
+            automatic=[promo],
+            first_order=first_order,
+        ).breakdown
         assert best.discount_total >= alone.discount_total
 
 
-@given(lines=lines_st, rates=rates_st, shipping=shipping_st, automatic=st.lists(promotions(), max_size=4),
-       inclusive=st.booleans(), data=st.data())
-def test_the_order_promotions_are_listed_in_changes_nothing(lines: list[Line], rates: list[TaxRate],
-                                                           shipping: ShippingMethod | None,
-                                                           automatic: list[Promotion], inclusive: bool,
-                                                           data: st.DataObject) -> None:
+@given(
+    lines=lines_st,
+    rates=rates_st,
+    shipping=shipping_st,
+    automatic=st.lists(promotions(), max_size=4),
+    inclusive=st.booleans(),
+    data=st.data(),
+)
+def test_the_order_promotions_are_listed_in_changes_nothing(
+    lines: list[Line],
+    rates: list[TaxRate],
+    shipping: ShippingMethod | None,
+    automatic: list[Promotion],
+    inclusive: bool,
+    data: st.DataObject,
+) -> None:
     shuffled = data.draw(st.permutations(automatic))
-    first = quote(lines=lines, currency="EUR", now=NOW, shipping=shipping, tax_rates=rates,
-                  prices_include_tax=inclusive, automatic=automatic, first_order=True)
-    second = quote(lines=lines, currency="EUR", now=NOW, shipping=shipping, tax_rates=rates,
-                   prices_include_tax=inclusive, automatic=shuffled, first_order=True)
+    first = quote(
+        lines=lines,
+        currency="EUR",
+        now=NOW,
+        shipping=shipping,
+        tax_rates=rates,
+        prices_include_tax=inclusive,
+        automatic=automatic,
+        first_order=True,
+    )
+    second = quote(
+        lines=lines,
+        currency="EUR",
+        now=NOW,
+        shipping=shipping,
+        tax_rates=rates,
+        prices_include_tax=inclusive,
+        automatic=shuffled,
+        first_order=True,
+    )
     assert first == second
 
 

@@ -40,8 +40,10 @@ FILES: dict[str, Path] = {
     "vendor/socket.io.min.js.map": CLIENT.with_name("socket.io.min.js.map"),
 }
 # the page needs its own scripts, styles, the API and the socket, all on this origin, and nothing else
-CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
-       "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
 SECURITY_HEADERS = {
     "Content-Security-Policy": CSP,
     "X-Content-Type-Options": "nosniff",
@@ -69,7 +71,9 @@ def console_router() -> APIRouter:
         if path is None:
             raise NotFound(f"The console has no file {name!r}.")
         if not path.is_file():
-            hint = f" Build the socket client with {BUILD_HINT}." if path.is_relative_to(CLIENT.parent) else ""
+            hint = (
+                f" Build the socket client with {BUILD_HINT}." if path.is_relative_to(CLIENT.parent) else ""
+            )
             raise NotFound(f"{name} is missing.{hint}")
         response = FileResponse(path, headers=SECURITY_HEADERS, stat_result=path.stat())
         etag = response.headers["etag"]

@@ -69,8 +69,9 @@ async def hang_up(*ears: Ear) -> None:
 
 
 @contextlib.asynccontextmanager
-async def realtime(infra: Infra, keys: TestKeys, *, queue_prefix: str | None = None,
-                   **overrides: Any) -> AsyncIterator[tuple[str, Any]]:
+async def realtime(
+    infra: Infra, keys: TestKeys, *, queue_prefix: str | None = None, **overrides: Any
+) -> AsyncIterator[tuple[str, Any]]:
     """One realtime instance on the run's real Redis and RabbitMQ; yields (url, app).
 
     Each gets its own queue unless told to share one: events other tests published on
@@ -105,8 +106,13 @@ class Standins:
     calls: list[str]
 
 
-NEXT_STATUS = {"pending_payment": ["paid", "cancelled"], "paid": ["processing", "cancelled"],
-               "processing": ["shipped", "cancelled"], "shipped": ["delivered"], "delivered": []}
+NEXT_STATUS = {
+    "pending_payment": ["paid", "cancelled"],
+    "paid": ["processing", "cancelled"],
+    "processing": ["shipped", "cancelled"],
+    "shipped": ["delivered"],
+    "delivered": [],
+}
 
 
 def _standin_router(state: Standins) -> APIRouter:
@@ -133,8 +139,9 @@ def _standin_router(state: Standins) -> APIRouter:
         return product
 
     @router.patch("/admin/products/{product_id}")
-    async def update_product(product_id: uuid.UUID, body: ProductUpdate, admin: AdminUser,
-                             request: Request) -> dict[str, Any]:
+    async def update_product(
+        product_id: uuid.UUID, body: ProductUpdate, admin: AdminUser, request: Request
+    ) -> dict[str, Any]:
         state.calls.append("product:update")
         if str(product_id) not in state.products:
             raise NotFound("No product has this id.")
@@ -167,19 +174,31 @@ def _standin_router(state: Standins) -> APIRouter:
         return Response(status_code=204)
 
     @router.patch("/admin/orders/{order_id}/status")
-    async def update_status(order_id: str, body: StatusUpdate, admin: AdminUser,
-                            request: Request) -> dict[str, Any]:
+    async def update_status(
+        order_id: str, body: StatusUpdate, admin: AdminUser, request: Request
+    ) -> dict[str, Any]:
         order = state.orders.get(order_id)
         if order is None:
             raise NotFound("No order has this id.")
         allowed = NEXT_STATUS.get(order["status"], [])
         if body.status not in allowed:
-            raise Conflict(f"An order that is {order['status']} cannot become {body.status}.",
-                           allowed=allowed)
+            raise Conflict(
+                f"An order that is {order['status']} cannot become {body.status}.", allowed=allowed
+            )
         before, order["status"] = order["status"], str(body.status)
-        await emit(request, "order.status_changed",
-                   {"order_id": order_id, "user_id": order["user_id"], "from": before, "to": order["status"],
-                    "by": str(admin.user_id), "reason": body.reason}, "orders")
+        await emit(
+            request,
+            "order.status_changed",
+            {
+                "order_id": order_id,
+                "user_id": order["user_id"],
+                "from": before,
+                "to": order["status"],
+                "by": str(admin.user_id),
+                "reason": body.reason,
+            },
+            "orders",
+        )
         return order
 
     return router
@@ -190,15 +209,20 @@ async def standins(infra: Infra, keys: TestKeys) -> AsyncIterator[Standins]:
     """Catalog's and orders' admin routes, in memory, publishing on this run's exchange."""
     state = Standins(url="", products={}, categories={}, orders={}, calls=[])
     settings = settings_for(CommonSettings, infra, keys, service_name="standin")
-    app = create_service_app(settings=settings, title="catalog and orders stand-in", routers=[_standin_router(state)])
+    app = create_service_app(
+        settings=settings, title="catalog and orders stand-in", routers=[_standin_router(state)]
+    )
     async with serve_app(app) as url:
         state.url = url
         yield state
 
 
 @contextlib.asynccontextmanager
-async def realtime_with_standins(infra: Infra, keys: TestKeys,
-                                 **overrides: Any) -> AsyncIterator[tuple[str, Any, Standins]]:
-    async with standins(infra, keys) as services, \
-            realtime(infra, keys, catalog_url=services.url, orders_url=services.url, **overrides) as (url, app):
+async def realtime_with_standins(
+    infra: Infra, keys: TestKeys, **overrides: Any
+) -> AsyncIterator[tuple[str, Any, Standins]]:
+    async with (
+        standins(infra, keys) as services,
+        realtime(infra, keys, catalog_url=services.url, orders_url=services.url, **overrides) as (url, app),
+    ):
         yield url, app, services

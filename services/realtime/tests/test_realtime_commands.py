@@ -12,12 +12,20 @@ from libs.common.testing import Infra, TestKeys
 
 
 def a_product(**extra: Any) -> dict[str, Any]:
-    return {"name": "Desk lamp", "price": 2599, "currency": "EUR", "sku": f"LAMP-{uuid.uuid4().hex[:6]}",
-            "category_id": str(uuid.uuid4()), "stock": 3, **extra}
+    return {
+        "name": "Desk lamp",
+        "price": 2599,
+        "currency": "EUR",
+        "sku": f"LAMP-{uuid.uuid4().hex[:6]}",
+        "category_id": str(uuid.uuid4()),
+        "stock": 3,
+        **extra,
+    }
 
 
-async def test_an_admins_product_add_reaches_guests_and_the_ack_carries_the_product(infra: Infra,
-                                                                                    keys: TestKeys) -> None:
+async def test_an_admins_product_add_reaches_guests_and_the_ack_carries_the_product(
+    infra: Infra, keys: TestKeys
+) -> None:
     async with realtime_with_standins(infra, keys) as (url, _, services):
         guest = await listen(url)
         admin = await listen(url, {"token": keys.mint(role="admin")})
@@ -36,8 +44,11 @@ async def test_a_users_or_guests_command_is_refused_and_changes_nothing(infra: I
         user = await listen(url, {"token": keys.mint()})
         guest = await listen(url)
         for ear in (user, guest):
-            for name, payload in (("product:add", a_product()), ("category:add", {"name": "Lamps"}),
-                                  ("order:updateStatus", {"order_id": str(uuid.uuid4()), "status": "paid"})):
+            for name, payload in (
+                ("product:add", a_product()),
+                ("category:add", {"name": "Lamps"}),
+                ("order:updateStatus", {"order_id": str(uuid.uuid4()), "status": "paid"}),
+            ):
                 ack = await ear.sio.call(name, payload, timeout=10)
                 assert ack["ok"] is False and ack["error"]["status"] == 403, ack
         await asyncio.sleep(0.3)
@@ -46,8 +57,9 @@ async def test_a_users_or_guests_command_is_refused_and_changes_nothing(infra: I
         await hang_up(user, guest)
 
 
-async def test_the_owners_validation_comes_back_in_the_ack_and_nothing_is_made(infra: Infra,
-                                                                               keys: TestKeys) -> None:
+async def test_the_owners_validation_comes_back_in_the_ack_and_nothing_is_made(
+    infra: Infra, keys: TestKeys
+) -> None:
     """Realtime keeps no copy of catalog's rules: catalog's own 422, per-field errors included, is the ack."""
     async with realtime_with_standins(infra, keys) as (url, _, services):
         admin = await listen(url, {"token": keys.mint(role="admin")})
@@ -58,7 +70,9 @@ async def test_the_owners_validation_comes_back_in_the_ack_and_nothing_is_made(i
         ack = await admin.sio.call("product:add", a_product(sku="S" * 65), timeout=10)
         assert ack["error"]["status"] == 422 and [e["field"] for e in ack["error"]["errors"]] == ["sku"]
         ack = await admin.sio.call("product:add", a_product(unknown_field=1), timeout=10)
-        assert ack["error"]["status"] == 422 and [e["field"] for e in ack["error"]["errors"]] == ["unknown_field"]
+        assert ack["error"]["status"] == 422 and [e["field"] for e in ack["error"]["errors"]] == [
+            "unknown_field"
+        ]
         # the resource's id names the route: it must be a UUID before anything is sent
         ack = await admin.sio.call("product:update", {"id": "../categories", "price": 5}, timeout=10)
         assert ack["error"]["status"] == 422 and [e["field"] for e in ack["error"]["errors"]] == ["id"]
@@ -76,16 +90,23 @@ async def test_the_owning_services_refusal_comes_back_in_the_ack(infra: Infra, k
         assert first["ok"] is True and again["ok"] is False
         assert again["error"]["status"] == 409 and "SKU" in again["error"]["detail"]
         order_id = str(uuid.uuid4())
-        services.orders[order_id] = {"id": order_id, "user_id": str(uuid.uuid4()), "status": "pending_payment"}
-        ack = await admin.sio.call("order:updateStatus", {"order_id": order_id, "status": "shipped"}, timeout=10)
+        services.orders[order_id] = {
+            "id": order_id,
+            "user_id": str(uuid.uuid4()),
+            "status": "pending_payment",
+        }
+        ack = await admin.sio.call(
+            "order:updateStatus", {"order_id": order_id, "status": "shipped"}, timeout=10
+        )
         assert ack["error"]["status"] == 409 and ack["error"]["allowed"] == ["paid", "cancelled"]
         missing = await admin.sio.call("product:delete", {"id": str(uuid.uuid4())}, timeout=10)
         assert missing["error"]["status"] == 404 and missing["error"]["title"] == "Not found"
         await hang_up(admin)
 
 
-async def test_an_admins_status_change_reaches_the_owner_and_admins_but_no_other_user(infra: Infra,
-                                                                                      keys: TestKeys) -> None:
+async def test_an_admins_status_change_reaches_the_owner_and_admins_but_no_other_user(
+    infra: Infra, keys: TestKeys
+) -> None:
     owner_id = uuid.uuid4()
     async with realtime_with_standins(infra, keys) as (url, _, services):
         order_id = str(uuid.uuid4())
@@ -93,8 +114,11 @@ async def test_an_admins_status_change_reaches_the_owner_and_admins_but_no_other
         owner = await listen(url, {"token": keys.mint(user_id=owner_id)})
         other = await listen(url, {"token": keys.mint()})
         admin = await listen(url, {"token": keys.mint(role="admin")})
-        ack = await admin.sio.call("order:updateStatus", {"order_id": order_id, "status": "processing",
-                                                          "reason": "packing"}, timeout=10)
+        ack = await admin.sio.call(
+            "order:updateStatus",
+            {"order_id": order_id, "status": "processing", "reason": "packing"},
+            timeout=10,
+        )
         assert ack["ok"] is True and ack["data"]["status"] == "processing"
         told = (await owner.hears("order:statusUpdated"))[0]
         assert told["data"]["to"] == "processing" and told["room"] == f"user:{owner_id}"
@@ -104,12 +128,16 @@ async def test_an_admins_status_change_reaches_the_owner_and_admins_but_no_other
         await hang_up(owner, other, admin)
 
 
-async def test_a_retried_command_with_the_same_request_id_creates_one_product(infra: Infra, keys: TestKeys) -> None:
+async def test_a_retried_command_with_the_same_request_id_creates_one_product(
+    infra: Infra, keys: TestKeys
+) -> None:
     async with realtime_with_standins(infra, keys) as (url, _, services):
         admin = await listen(url, {"token": keys.mint(role="admin")})
         payload = a_product(request_id="retry-me")
-        first, second = await asyncio.gather(admin.sio.call("product:add", payload, timeout=10),
-                                             admin.sio.call("product:add", payload, timeout=10))
+        first, second = await asyncio.gather(
+            admin.sio.call("product:add", payload, timeout=10),
+            admin.sio.call("product:add", payload, timeout=10),
+        )
         third = await admin.sio.call("product:add", payload, timeout=10)
         assert first["ok"] is True and first == second == third
         assert len(services.products) == 1 and "request_id" not in next(iter(services.products.values()))
@@ -119,12 +147,17 @@ async def test_a_retried_command_with_the_same_request_id_creates_one_product(in
 
 
 async def test_a_request_id_reused_with_another_payload_is_refused_not_answered_with_the_first(
-        infra: Infra, keys: TestKeys) -> None:
+    infra: Infra, keys: TestKeys
+) -> None:
     async with realtime_with_standins(infra, keys) as (url, _, services):
         admin = await listen(url, {"token": keys.mint(role="admin")})
-        first = await admin.sio.call("product:add", a_product(request_id="same-key", name="First"), timeout=10)
+        first = await admin.sio.call(
+            "product:add", a_product(request_id="same-key", name="First"), timeout=10
+        )
         assert first["ok"] is True
-        other = await admin.sio.call("product:add", a_product(request_id="same-key", name="Second"), timeout=10)
+        other = await admin.sio.call(
+            "product:add", a_product(request_id="same-key", name="Second"), timeout=10
+        )
         assert other["ok"] is False and other["error"]["status"] == 422, other
         assert "request_id" in other["error"]["detail"]
         assert [p["name"] for p in services.products.values()] == ["First"]

@@ -21,8 +21,13 @@ def _install_client() -> None:
     if (JS / "node_modules" / "socket.io-client").is_dir():
         return
     assert shutil.which("npm"), "npm is needed for this test: install Node.js (Debian packages nodejs, npm)"
-    subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--package-lock=false"], cwd=JS, check=True,
-                   capture_output=True, timeout=300)
+    subprocess.run(
+        ["npm", "install", "--no-audit", "--no-fund", "--package-lock=false"],
+        cwd=JS,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
 
 
 async def test_the_official_js_client_connects_hears_and_gets_an_ack(infra: Infra, keys: TestKeys) -> None:
@@ -30,8 +35,14 @@ async def test_the_official_js_client_connects_hears_and_gets_an_ack(infra: Infr
     async with realtime_with_standins(infra, keys) as (url, app, services):
         command = {"name": "From JS", "price": 1999, "sku": "JS-1", "category_id": str(uuid.uuid4())}
         node = await asyncio.create_subprocess_exec(
-            "node", str(JS / "client.mjs"), url, keys.mint(role="admin"), "product:add", json.dumps(command),
-            stdout=asyncio.subprocess.PIPE)
+            "node",
+            str(JS / "client.mjs"),
+            url,
+            keys.mint(role="admin"),
+            "product:add",
+            json.dumps(command),
+            stdout=asyncio.subprocess.PIPE,
+        )
         assert node.stdout is not None
         lines: list[dict[str, Any]] = []
         try:
@@ -40,7 +51,7 @@ async def test_the_official_js_client_connects_hears_and_gets_an_ack(infra: Infr
                 assert lines[0]["step"] == "connected", lines
                 product_id = str(uuid.uuid4())
                 await publish(app, event("product.created", id=product_id, name="Seen by JS"))
-                while (line := await node.stdout.readline()):
+                while line := await node.stdout.readline():
                     lines.append(json.loads(line))
                 assert await node.wait() == 0, lines
         finally:

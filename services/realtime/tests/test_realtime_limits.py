@@ -16,7 +16,9 @@ async def test_resuming_again_and_again_replays_a_gap_once(infra: Infra, keys: T
         await publish(app, *(event("category.updated", id="c", position=i) for i in range(8)))
         seqs = sorted(n["seq"] for n in await watcher.hears("category:updated", 8))
         guest = await listen(url)
-        acks = await asyncio.gather(*(guest.sio.call("resume", {"public": seqs[4]}, timeout=10) for _ in range(30)))
+        acks = await asyncio.gather(
+            *(guest.sio.call("resume", {"public": seqs[4]}, timeout=10) for _ in range(30))
+        )
         assert all(ack["ok"] for ack in acks)
         await guest.hears("category:updated", 3)
         await asyncio.sleep(0.5)
@@ -24,7 +26,9 @@ async def test_resuming_again_and_again_replays_a_gap_once(infra: Infra, keys: T
         await hang_up(watcher, guest)
 
 
-async def test_a_gap_larger_than_the_replay_limit_gets_resync_not_a_torrent(infra: Infra, keys: TestKeys) -> None:
+async def test_a_gap_larger_than_the_replay_limit_gets_resync_not_a_torrent(
+    infra: Infra, keys: TestKeys
+) -> None:
     async with realtime(infra, keys, replay_limit=5) as (url, app):
         watcher = await listen(url)
         await publish(app, *(event("category.updated", id="c", position=i) for i in range(8)))
@@ -54,8 +58,9 @@ async def test_a_flooding_guest_is_disconnected_with_a_reason(infra: Infra, keys
         await hang_up(bystander)
 
 
-async def test_a_customer_flooding_admin_commands_is_cut_off_and_reaches_no_service(infra: Infra,
-                                                                                 keys: TestKeys) -> None:
+async def test_a_customer_flooding_admin_commands_is_cut_off_and_reaches_no_service(
+    infra: Infra, keys: TestKeys
+) -> None:
     async with realtime_with_standins(infra, keys, message_burst=20, message_rate=5) as (url, _, services):
         user = await listen(url, {"token": keys.mint()})
         answered = 0
@@ -77,9 +82,14 @@ async def test_a_customer_flooding_admin_commands_is_cut_off_and_reaches_no_serv
         assert "Too many messages" in user.of("session:ended")[0]["reason"]
 
 
-async def test_one_user_cannot_get_round_the_limit_with_several_connections(infra: Infra, keys: TestKeys) -> None:
+async def test_one_user_cannot_get_round_the_limit_with_several_connections(
+    infra: Infra, keys: TestKeys
+) -> None:
     user_id = uuid.uuid4()
-    async with realtime(infra, keys, message_burst=100, user_message_burst=30, user_message_rate=1) as (url, _):
+    async with realtime(infra, keys, message_burst=100, user_message_burst=30, user_message_rate=1) as (
+        url,
+        _,
+    ):
         sockets = [await listen(url, {"token": keys.mint(user_id=user_id)}) for _ in range(3)]
         other = await listen(url, {"token": keys.mint()})
         for _ in range(15):
@@ -99,10 +109,15 @@ async def test_one_user_cannot_get_round_the_limit_with_several_connections(infr
 
 async def test_reconnecting_does_not_refill_a_users_allowance(infra: Infra, keys: TestKeys) -> None:
     user_id = uuid.uuid4()
-    async with realtime(infra, keys, message_burst=100, user_message_burst=30, user_message_rate=1) as (url, _):
+    async with realtime(infra, keys, message_burst=100, user_message_burst=30, user_message_rate=1) as (
+        url,
+        _,
+    ):
         first = await listen(url, {"token": keys.mint(user_id=user_id)})
         for _ in range(20):
-            assert (await first.sio.call("auth:refresh", {"token": "bad"}, timeout=5))["error"]["status"] == 401
+            assert (await first.sio.call("auth:refresh", {"token": "bad"}, timeout=5))["error"][
+                "status"
+            ] == 401
         await first.sio.disconnect()
         again = await listen(url, {"token": keys.mint(user_id=user_id)})
         for _ in range(20):

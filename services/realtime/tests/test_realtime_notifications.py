@@ -19,9 +19,12 @@ async def test_guests_hear_catalog_changes_but_not_orders(infra: Infra, keys: Te
         lamp = str(uuid.uuid4())
         await publish(app, event("product.created", id=lamp, name="Lamp", is_active=True, version=1))
         await guest.hears("product:added")
-        await publish(app, event("category.updated", id=str(uuid.uuid4()), name="Lights"),
-                      event("stock.changed", product_id=lamp, stock=4, version=3),
-                      event("order.created", order_id=str(uuid.uuid4()), user_id=str(uuid.uuid4())))
+        await publish(
+            app,
+            event("category.updated", id=str(uuid.uuid4()), name="Lights"),
+            event("stock.changed", product_id=lamp, stock=4, version=3),
+            event("order.created", order_id=str(uuid.uuid4()), user_id=str(uuid.uuid4())),
+        )
         added = (await guest.hears("product:added"))[0]
         assert added["data"]["name"] == "Lamp" and added["event_id"] and added["seq"] >= 1
         await guest.hears("category:updated")
@@ -38,8 +41,11 @@ async def test_new_orders_and_registrations_reach_admins_and_not_users(infra: In
         buyer = await listen(url, {"token": keys.mint(user_id=buyer_id)})
         admin = await listen(url, {"token": keys.mint(role="admin")})
         order_id = str(uuid.uuid4())
-        await publish(app, event("order.created", order_id=order_id, user_id=str(buyer_id), total=1000),
-                      event("user.registered", user_id=str(uuid.uuid4()), email="new@example.com", name="New"))
+        await publish(
+            app,
+            event("order.created", order_id=order_id, user_id=str(buyer_id), total=1000),
+            event("user.registered", user_id=str(uuid.uuid4()), email="new@example.com", name="New"),
+        )
         assert (await admin.hears("order:created"))[0]["data"]["order_id"] == order_id
         assert (await admin.hears("user:registered"))[0]["data"]["email"] == "new@example.com"
         await asyncio.sleep(0.3)
@@ -47,15 +53,26 @@ async def test_new_orders_and_registrations_reach_admins_and_not_users(infra: In
         await hang_up(buyer, admin)
 
 
-async def test_payment_news_reach_the_payer_and_admins_but_no_other_user(infra: Infra, keys: TestKeys) -> None:
+async def test_payment_news_reach_the_payer_and_admins_but_no_other_user(
+    infra: Infra, keys: TestKeys
+) -> None:
     payer_id = uuid.uuid4()
     async with realtime(infra, keys) as (url, app):
         payer = await listen(url, {"token": keys.mint(user_id=payer_id)})
         other = await listen(url, {"token": keys.mint()})
         admin = await listen(url, {"token": keys.mint(role="admin")})
         for kind in ("succeeded", "failed", "refunded"):
-            await publish(app, event(f"payment.{kind}", payment_id=str(uuid.uuid4()), order_id=str(uuid.uuid4()),
-                                     user_id=str(payer_id), amount=500, currency="EUR"))
+            await publish(
+                app,
+                event(
+                    f"payment.{kind}",
+                    payment_id=str(uuid.uuid4()),
+                    order_id=str(uuid.uuid4()),
+                    user_id=str(payer_id),
+                    amount=500,
+                    currency="EUR",
+                ),
+            )
         for kind in ("succeeded", "failed", "refunded"):
             assert (await payer.hears(f"payment:{kind}"))[0]["room"] == f"user:{payer_id}"
             await admin.hears(f"payment:{kind}")
@@ -75,7 +92,9 @@ async def test_a_redelivered_event_is_emitted_once(infra: Infra, keys: TestKeys)
         await hang_up(guest)
 
 
-async def test_a_client_that_reconnects_gets_what_it_missed_in_order_once(infra: Infra, keys: TestKeys) -> None:
+async def test_a_client_that_reconnects_gets_what_it_missed_in_order_once(
+    infra: Infra, keys: TestKeys
+) -> None:
     async with realtime(infra, keys) as (url, app):
         first = await listen(url)
         await publish(app, event("category.updated", id="c", position=1))
@@ -93,20 +112,25 @@ async def test_a_client_that_reconnects_gets_what_it_missed_in_order_once(infra:
         await hang_up(back)
 
 
-async def test_a_live_client_hears_events_handled_at_once_in_sequence_order(infra: Infra, keys: TestKeys) -> None:
+async def test_a_live_client_hears_events_handled_at_once_in_sequence_order(
+    infra: Infra, keys: TestKeys
+) -> None:
     """The bus hands events over concurrently; a client still sees seq 1, 2, 3... with no gap or swap."""
     async with realtime(infra, keys) as (url, app):
         guest = await listen(url)
         notifier = app.state.ctx.state
-        await asyncio.gather(*(notifier.handle(event("category.updated", id="c", position=i)) for i in range(80)))
+        await asyncio.gather(
+            *(notifier.handle(event("category.updated", id="c", position=i)) for i in range(80))
+        )
         heard = await guest.hears("category:updated", 80)
         seqs = [m["seq"] for m in heard]
         assert seqs == list(range(seqs[0], seqs[0] + 80))
         await hang_up(guest)
 
 
-async def test_missed_notifications_come_before_new_ones_even_while_events_keep_coming(infra: Infra,
-                                                                                      keys: TestKeys) -> None:
+async def test_missed_notifications_come_before_new_ones_even_while_events_keep_coming(
+    infra: Infra, keys: TestKeys
+) -> None:
     async with realtime(infra, keys) as (url, app):
         watcher = await listen(url)
         await publish(app, *(event("category.updated", id="c", name=f"v{i}") for i in range(30)))
@@ -145,8 +169,10 @@ async def test_a_gap_older_than_the_buffer_asks_the_client_to_resync(infra: Infr
 async def test_two_instances_deliver_an_event_once_to_each_client(infra: Infra, keys: TestKeys) -> None:
     shared_queue = f"{infra.queue_prefix}{uuid.uuid4().hex[:6]}."
     shared_redis = f"{infra.redis_prefix}{uuid.uuid4().hex[:6]}:"
-    async with realtime(infra, keys, queue_prefix=shared_queue, redis_prefix=shared_redis) as (url_a, app_a), \
-            realtime(infra, keys, queue_prefix=shared_queue, redis_prefix=shared_redis) as (url_b, _):
+    async with (
+        realtime(infra, keys, queue_prefix=shared_queue, redis_prefix=shared_redis) as (url_a, app_a),
+        realtime(infra, keys, queue_prefix=shared_queue, redis_prefix=shared_redis) as (url_b, _),
+    ):
         on_a, on_b = await listen(url_a), await listen(url_b)
         names = [f"Shared {i}" for i in range(10)]
         await publish(app_a, *(event("category.created", id=str(uuid.uuid4()), name=n) for n in names))
@@ -162,7 +188,8 @@ async def test_two_instances_deliver_an_event_once_to_each_client(infra: Infra, 
 
 
 async def test_an_event_that_could_not_be_stored_is_not_marked_seen_and_its_redelivery_is_heard(
-        infra: Infra, keys: TestKeys) -> None:
+    infra: Infra, keys: TestKeys
+) -> None:
     async with realtime(infra, keys) as (url, app):
         guest = await listen(url)
         ctx = app.state.ctx

@@ -15,12 +15,19 @@ from libs.common.auth import revoke_session, revoke_user_tokens
 from libs.common.testing import Infra, TestKeys, eventually
 
 
-@pytest.mark.parametrize(("token_kind", "reason"), [("expired", "expired"), ("garbage", "malformed"),
-                                                     ("wrong_audience", "not valid"), ("number", "string")])
-async def test_a_bad_token_is_refused_at_connect_with_a_clear_message(infra: Infra, keys: TestKeys,
-                                                                       token_kind: str, reason: str) -> None:
-    token = {"expired": keys.mint(issued_at=1_000_000, expires_in=60), "garbage": "not.a.token",
-             "wrong_audience": keys.mint(audience="someone-else"), "number": 42}[token_kind]
+@pytest.mark.parametrize(
+    ("token_kind", "reason"),
+    [("expired", "expired"), ("garbage", "malformed"), ("wrong_audience", "not valid"), ("number", "string")],
+)
+async def test_a_bad_token_is_refused_at_connect_with_a_clear_message(
+    infra: Infra, keys: TestKeys, token_kind: str, reason: str
+) -> None:
+    token = {
+        "expired": keys.mint(issued_at=1_000_000, expires_in=60),
+        "garbage": "not.a.token",
+        "wrong_audience": keys.mint(audience="someone-else"),
+        "number": 42,
+    }[token_kind]
     async with realtime(infra, keys) as (url, _):
         assert reason in (await refusal(url, token))["message"]
 
@@ -66,7 +73,9 @@ async def test_a_blocked_user_is_disconnected(infra: Infra, keys: TestKeys) -> N
     async with realtime(infra, keys) as (url, app):
         # iat has whole seconds: a token from before the block (as any live one is) stops working
         ear = await listen(url, {"token": keys.mint(user_id=user_id, issued_at=int(time.time()) - 5)})
-        await revoke_user_tokens(app.state.ctx.redis, app.state.ctx.settings.redis_prefix, user_id, ttl_seconds=60)
+        await revoke_user_tokens(
+            app.state.ctx.redis, app.state.ctx.settings.redis_prefix, user_id, ttl_seconds=60
+        )
 
         async def gone() -> None:
             assert not ear.sio.connected
@@ -75,13 +84,17 @@ async def test_a_blocked_user_is_disconnected(infra: Infra, keys: TestKeys) -> N
         assert ear.of("session:ended")
 
 
-async def test_auth_refresh_keeps_a_connection_past_the_first_tokens_expiry(infra: Infra, keys: TestKeys) -> None:
+async def test_auth_refresh_keeps_a_connection_past_the_first_tokens_expiry(
+    infra: Infra, keys: TestKeys
+) -> None:
     user_id = uuid.uuid4()
     async with realtime(infra, keys) as (url, _):
         ear = await listen(url, {"token": keys.mint(user_id=user_id, expires_in=3)})
         bad = await ear.sio.call("auth:refresh", {"token": "not.a.token"}, timeout=5)
         assert bad["ok"] is False and bad["error"]["status"] == 401
-        ack = await ear.sio.call("auth:refresh", {"token": keys.mint(user_id=user_id, expires_in=600)}, timeout=5)
+        ack = await ear.sio.call(
+            "auth:refresh", {"token": keys.mint(user_id=user_id, expires_in=600)}, timeout=5
+        )
         assert ack["ok"] is True
         await asyncio.sleep(4)
         assert ear.sio.connected and ear.of("session:ended") == []
