@@ -18,7 +18,13 @@ def main(target: str) -> int:
         exe = shutil.which(name)
         if exe is None:
             continue
-        ok = subprocess.run([exe, "-c", "import sys; sys.exit(sys.version_info < (3, 11))"], check=False)
+        # quietly: a pyenv shim for a version that is not installed answers with a page of advice
+        ok = subprocess.run(
+            [exe, "-c", "import sys; sys.exit(sys.version_info < (3, 11))"],
+            check=False,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         if ok.returncode == 0:
             return subprocess.run([exe, "-m", "venv", target], check=False).returncode
     print("Python 3.11 or newer is needed (tried: " + ", ".join(CANDIDATES) + ")", file=sys.stderr)
