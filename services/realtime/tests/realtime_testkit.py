@@ -1,6 +1,10 @@
 """Running realtime instances on loopback, Socket.IO clients that record what they hear, and
 small stand-ins of catalog's and orders' admin routes.
 
+Every event a test publishes is what its producer would publish: ``event`` fills each field
+of the producer's model (libs.contracts) that the test does not name and builds the envelope
+through that producer's catalogue, so realtime, which dead-letters anything else, hears it.
+
 The stand-ins check the bearer token with libs.common.auth (``AdminUser``, the same
 dependency the real services use) and the body with the owning service's own request
 models (so a refusal carries exactly what the real route would say), keep their data in
@@ -13,19 +17,26 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import socketio
 from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel
 
+from libs import contracts
 from libs.common.auth import AdminUser
 from libs.common.config import CommonSettings
 from libs.common.errors import Conflict, NotFound
 from libs.common.events import Envelope
 from libs.common.service import create_service_app
 from libs.common.testing import Infra, TestKeys, eventually, serve_app, settings_for
+from libs.contracts.auth import UserRegistered
+from libs.contracts.catalog import CategoryPublic, ProductPublic, StockChanged
+from libs.contracts.orders import OrderCreated, OrderStatusChanged
+from libs.contracts.payments import PaymentEventData
 from services.catalog.schemas import CategoryCreate, ProductCreate, ProductUpdate
 from services.orders.schemas import StatusUpdate
 from services.realtime.app import create_app
@@ -86,8 +97,90 @@ async def realtime(
         yield url, app
 
 
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def _new_id() -> str:
+    return str(uuid.uuid4())
+
+
+# a plausible value for every field of each published model a test may leave out
+DEFAULTS: dict[type[BaseModel], Callable[[], dict[str, Any]]] = {
+    CategoryPublic: lambda: {
+        "id": _new_id(),
+        "name": "Lamps",
+        "slug": f"lamps-{uuid.uuid4().hex[:6]}",
+        "description": "",
+        "image_url": None,
+        "parent_id": None,
+        "position": 0,
+        "product_count": 0,
+        "created_at": _now(),
+        "updated_at": _now(),
+    },
+    ProductPublic: lambda: {
+        "id": _new_id(),
+        "name": "Lamp",
+        "slug": f"lamp-{uuid.uuid4().hex[:6]}",
+        "description": "",
+        "price": 2500,
+        "compare_at_price": None,
+        "currency": "EUR",
+        "sku": f"LAMP-{uuid.uuid4().hex[:6]}",
+        "category_id": _new_id(),
+        "images": [],
+        "stock": 3,
+        "attributes": {},
+        "is_active": True,
+        "version": 1,
+        "created_at": _now(),
+        "updated_at": _now(),
+    },
+    StockChanged: lambda: {"product_id": _new_id(), "stock": 3, "version": 1},
+    OrderCreated: lambda: {
+        "order_id": _new_id(),
+        "user_id": _new_id(),
+        "status": "pending_payment",
+        "items": [],
+        "subtotal": 1000,
+        "total": 1000,
+        "currency": "EUR",
+        "created_at": _now(),
+    },
+    OrderStatusChanged: lambda: {
+        "order_id": _new_id(),
+        "user_id": _new_id(),
+        "from": "pending_payment",
+        "to": "paid",
+        "by": "payments",
+        "reason": None,
+        "total": 1000,
+        "currency": "EUR",
+        "at": _now(),
+    },
+    PaymentEventData: lambda: {
+        "payment_id": _new_id(),
+        "order_id": _new_id(),
+        "user_id": _new_id(),
+        "amount": 1000,
+        "currency": "EUR",
+        "payment_intent_id": f"pi_{uuid.uuid4().hex[:12]}",
+    },
+    UserRegistered: lambda: {"user_id": _new_id(), "email": "someone@example.com", "name": "Someone"},
+}
+
+
 def event(type_: str, **data: Any) -> Envelope:
-    return Envelope.new(type_, data, producer="test")
+    """``type_`` as its producer publishes it: ``data`` over defaults for the rest of its model.
+
+    The producer's catalogue builds it, so a field the model does not declare or a value it
+    refuses fails here, in the test that wrote it, not as a dead letter in realtime.
+    """
+    for catalogue in contracts.catalogues():
+        if (declared := catalogue.events.get(type_)) is not None:
+            return catalogue.envelope(type_, {**DEFAULTS[declared.model](), **data})
+    raise LookupError(f"no part declares the event {type_!r}")
 
 
 async def publish(app: Any, *envelopes: Envelope) -> None:
@@ -118,17 +211,18 @@ NEXT_STATUS = {
 def _standin_router(state: Standins) -> APIRouter:
     router = APIRouter()
 
-    async def emit(request: Request, type_: str, data: dict[str, Any], producer: str) -> None:
-        await request.app.state.ctx.bus.publish(Envelope.new(type_, data, producer=producer))
+    async def emit(request: Request, type_: str, data: dict[str, Any]) -> None:
+        await request.app.state.ctx.bus.publish(event(type_, **data))
 
     @router.post("/admin/products", status_code=201)
     async def add_product(body: ProductCreate, admin: AdminUser, request: Request) -> dict[str, Any]:
         state.calls.append("product:add")
         if any(p["sku"] == body.sku for p in state.products.values()):
             raise Conflict("A product with this SKU already exists.")
-        product = {**body.model_dump(mode="json"), "id": str(uuid.uuid4()), "version": 1}
+        given = body.model_dump(mode="json", exclude_none=True)
+        product = {**DEFAULTS[ProductPublic](), **given, "version": 1}
         state.products[product["id"]] = product
-        await emit(request, "product.created", product, "catalog")
+        await emit(request, "product.created", product)
         return product
 
     @router.get("/products/{product_id}")
@@ -147,7 +241,7 @@ def _standin_router(state: Standins) -> APIRouter:
             raise NotFound("No product has this id.")
         product = state.products[str(product_id)]
         product.update(body.model_dump(mode="json", exclude_unset=True), version=product["version"] + 1)
-        await emit(request, "product.updated", product, "catalog")
+        await emit(request, "product.updated", product)
         return product
 
     @router.delete("/admin/products/{product_id}", status_code=204)
@@ -155,15 +249,15 @@ def _standin_router(state: Standins) -> APIRouter:
         product = state.products.pop(product_id, None)
         if product is None:
             raise NotFound("No product has this id.")
-        await emit(request, "product.deleted", {**product, "deleted": True}, "catalog")
+        await emit(request, "product.deleted", {**product, "deleted": True, "deleted_at": _now()})
         return Response(status_code=204)
 
     @router.post("/admin/categories", status_code=201)
     async def add_category(body: CategoryCreate, admin: AdminUser, request: Request) -> dict[str, Any]:
         state.calls.append("category:add")
-        category = {**body.model_dump(mode="json"), "id": str(uuid.uuid4()), "product_count": 0}
+        category = {**DEFAULTS[CategoryPublic](), **body.model_dump(mode="json", exclude_none=True)}
         state.categories[category["id"]] = category
-        await emit(request, "category.created", category, "catalog")
+        await emit(request, "category.created", category)
         return category
 
     @router.delete("/admin/categories/{category_id}", status_code=204)
@@ -197,7 +291,6 @@ def _standin_router(state: Standins) -> APIRouter:
                 "by": str(admin.user_id),
                 "reason": body.reason,
             },
-            "orders",
         )
         return order
 

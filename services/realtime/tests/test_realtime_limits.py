@@ -9,11 +9,13 @@ from realtime_testkit import event, hang_up, listen, publish, realtime, realtime
 
 from libs.common.testing import Infra, TestKeys, eventually
 
+CATEGORY = str(uuid.uuid4())  # the one category these tests keep changing
+
 
 async def test_resuming_again_and_again_replays_a_gap_once(infra: Infra, keys: TestKeys) -> None:
     async with realtime(infra, keys) as (url, app):
         watcher = await listen(url)
-        await publish(app, *(event("category.updated", id="c", position=i) for i in range(8)))
+        await publish(app, *(event("category.updated", id=CATEGORY, position=i) for i in range(8)))
         seqs = sorted(n["seq"] for n in await watcher.hears("category:updated", 8))
         guest = await listen(url)
         acks = await asyncio.gather(
@@ -31,7 +33,7 @@ async def test_a_gap_larger_than_the_replay_limit_gets_resync_not_a_torrent(
 ) -> None:
     async with realtime(infra, keys, replay_limit=5) as (url, app):
         watcher = await listen(url)
-        await publish(app, *(event("category.updated", id="c", position=i) for i in range(8)))
+        await publish(app, *(event("category.updated", id=CATEGORY, position=i) for i in range(8)))
         first = min(n["seq"] for n in await watcher.hears("category:updated", 8))
         late = await listen(url, {"last_seq": {"public": first - 1}})
         assert (await late.hears("resync"))[0]["room"] == "public"

@@ -11,6 +11,8 @@ from realtime_testkit import event, hang_up, listen, publish, realtime
 
 from libs.common.testing import Infra, TestKeys
 
+CATEGORY = str(uuid.uuid4())  # the one category these tests keep changing
+
 
 async def test_guests_hear_catalog_changes_but_not_orders(infra: Infra, keys: TestKeys) -> None:
     async with realtime(infra, keys) as (url, app):
@@ -97,10 +99,10 @@ async def test_a_client_that_reconnects_gets_what_it_missed_in_order_once(
 ) -> None:
     async with realtime(infra, keys) as (url, app):
         first = await listen(url)
-        await publish(app, event("category.updated", id="c", position=1))
+        await publish(app, event("category.updated", id=CATEGORY, position=1))
         last_seq = (await first.hears("category:updated"))[0]["seq"]
         await first.sio.disconnect()
-        await publish(app, *(event("category.updated", id="c", position=10 + i) for i in range(5)))
+        await publish(app, *(event("category.updated", id=CATEGORY, position=10 + i) for i in range(5)))
         await asyncio.sleep(0.5)
         back = await listen(url, {"last_seq": {"public": last_seq}})
         missed = await back.hears("category:updated", 5)
@@ -120,7 +122,7 @@ async def test_a_live_client_hears_events_handled_at_once_in_sequence_order(
         guest = await listen(url)
         notifier = app.state.ctx.state
         await asyncio.gather(
-            *(notifier.handle(event("category.updated", id="c", position=i)) for i in range(80))
+            *(notifier.handle(event("category.updated", id=CATEGORY, position=i)) for i in range(80))
         )
         heard = await guest.hears("category:updated", 80)
         seqs = [m["seq"] for m in heard]
@@ -133,12 +135,12 @@ async def test_missed_notifications_come_before_new_ones_even_while_events_keep_
 ) -> None:
     async with realtime(infra, keys) as (url, app):
         watcher = await listen(url)
-        await publish(app, *(event("category.updated", id="c", name=f"v{i}") for i in range(30)))
+        await publish(app, *(event("category.updated", id=CATEGORY, name=f"v{i}") for i in range(30)))
         first = min(m["seq"] for m in await watcher.hears("category:updated", 30))
 
         async def more() -> None:
             for i in range(30, 60):
-                await publish(app, event("category.updated", id="c", name=f"v{i}"))
+                await publish(app, event("category.updated", id=CATEGORY, name=f"v{i}"))
                 await asyncio.sleep(0.005)
 
         busy = asyncio.create_task(more())
@@ -153,7 +155,7 @@ async def test_missed_notifications_come_before_new_ones_even_while_events_keep_
 async def test_a_gap_older_than_the_buffer_asks_the_client_to_resync(infra: Infra, keys: TestKeys) -> None:
     async with realtime(infra, keys, replay_buffer=3) as (url, app):
         guest = await listen(url)
-        await publish(app, *(event("category.updated", id="c", name=f"v{i}") for i in range(6)))
+        await publish(app, *(event("category.updated", id=CATEGORY, name=f"v{i}") for i in range(6)))
         seqs = sorted(m["seq"] for m in await guest.hears("category:updated", 6))
         await guest.sio.disconnect()
         late = await listen(url, {"last_seq": {"public": seqs[0]}})
