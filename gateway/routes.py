@@ -58,6 +58,8 @@ ROUTES: list[Route] = [
     r("POST", "/auth/verify-otp", "auth", "P", "auth"),
     r("POST", "/auth/reset-password", "auth", "P", "auth"),
     r("GET PUT", "/users/me", "auth", "U"),
+    r("GET POST", "/users/me/addresses", "auth", "U"),
+    r("PUT DELETE", "/users/me/addresses/{address_id}", "auth", "U"),
     r("PUT", "/users/change-password", "auth", "U", "auth"),
     r("GET", "/admin/users", "auth", "A"),
     r("PATCH", "/admin/users/{user_id}", "auth", "A"),

@@ -7,12 +7,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from libs.common.auth import AdminUser, CurrentUser
+from libs.common.auth import AdminUser, CurrentUser, InternalCaller
 from libs.common.db import SessionDep
-from services.auth import recovery, service, throttle
+from libs.contracts.addresses import SavedAddress
+from services.auth import addresses, recovery, service, throttle
 from services.auth.context import Ctx
 from services.auth.schemas import (
     Accepted,
+    AddressIn,
     AdminUserUpdate,
     ChangePasswordIn,
     ForgotIn,
@@ -41,6 +43,7 @@ router = APIRouter()
 auth = APIRouter(prefix="/auth", tags=["auth"])
 users = APIRouter(prefix="/users", tags=["users"])
 admin = APIRouter(prefix="/admin/users", tags=["admin"])
+internal = APIRouter(prefix="/internal", tags=["internal"], include_in_schema=False)
 
 
 @auth.post("/register", status_code=201)
@@ -104,6 +107,41 @@ async def update_me(body: UserUpdate, user: CurrentUser, session: SessionDep) ->
     )
 
 
+@users.get("/me/addresses")
+async def list_addresses(user: CurrentUser, session: SessionDep) -> list[SavedAddress]:
+    """The caller's address book, oldest first; exactly one is the default when any exist."""
+    return await addresses.list_book(session=session, user_id=user.user_id)
+
+
+@users.post("/me/addresses", status_code=201)
+async def add_address(body: AddressIn, user: CurrentUser, session: SessionDep) -> SavedAddress:
+    """Save an address; the first one saved becomes the default. At most 20 (409 past that)."""
+    return await addresses.add(session=session, user_id=user.user_id, body=body)
+
+
+@users.put("/me/addresses/{address_id}")
+async def replace_address(
+    address_id: uuid.UUID, body: AddressIn, user: CurrentUser, session: SessionDep
+) -> SavedAddress:
+    """Rewrite one of the caller's addresses; is_default true makes it the default."""
+    return await addresses.replace(session=session, user_id=user.user_id, address_id=address_id, body=body)
+
+
+@users.delete("/me/addresses/{address_id}", status_code=204)
+async def delete_address(address_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> Response:
+    """Remove one of the caller's addresses; deleting the default promotes the oldest remaining one."""
+    await addresses.delete(session=session, user_id=user.user_id, address_id=address_id)
+    return Response(status_code=204)
+
+
+@internal.get("/users/{user_id}/addresses/{address_id}")
+async def internal_address(
+    user_id: uuid.UUID, address_id: uuid.UUID, _: InternalCaller, session: SessionDep
+) -> SavedAddress:
+    """One saved address of one user, for orders to resolve an order's ``address_id``."""
+    return await addresses.internal_get(session=session, user_id=user_id, address_id=address_id)
+
+
 @users.put("/change-password", status_code=204)
 async def change_password(
     body: ChangePasswordIn, user: CurrentUser, ctx: Ctx, session: SessionDep
@@ -147,5 +185,5 @@ async def jwks(ctx: Ctx, response: Response) -> dict[str, Any]:
     return (await ctx.state.keys.ring()).jwks()
 
 
-for _r in (auth, users, admin):
+for _r in (auth, users, admin, internal):
     router.include_router(_r)

@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
 
+from libs.contracts.addresses import Address, SavedAddress
 from services.auth.passwords import MIN_LENGTH
 
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
@@ -45,19 +46,10 @@ Role = Literal["user", "admin"]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
 
-class Address(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class AddressIn(Address):
+    """The shared address shape, plus whether it should be the default (at most one is)."""
 
-    label: str | None = Field(None, max_length=60)
-    full_name: str | None = Field(None, max_length=200)
-    line1: str = Field(min_length=1, max_length=200)
-    line2: str | None = Field(None, max_length=200)
-    city: str = Field(min_length=1, max_length=100)
-    region: str | None = Field(None, max_length=100)
-    postal_code: str = Field(min_length=1, max_length=20)
-    country: str = Field(min_length=2, max_length=2, description="ISO 3166-1 alpha-2")
-    phone: str | None = Field(None, max_length=40)
-    is_default: bool = False
+    is_default: bool | None = None
 
 
 class UserPublic(BaseModel):
@@ -70,7 +62,7 @@ class UserPublic(BaseModel):
     role: Role
     is_active: bool
     email_verified: bool
-    addresses: list[Address]
+    addresses: list[SavedAddress]
     created_at: datetime
 
 
@@ -81,7 +73,9 @@ class UserUpdate(BaseModel):
 
     name: Name | None = None
     phone: str | None = Field(None, max_length=40)
-    addresses: list[Address] | None = Field(None, max_length=20)
+    addresses: list[AddressIn] | None = Field(
+        None, max_length=20, description="replaces the whole address book"
+    )
 
 
 class AdminUserUpdate(BaseModel):

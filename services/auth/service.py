@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from libs.common.auth import Principal, revoke_session, revoke_user_tokens
 from libs.common.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
 from libs.common.events import publish_in
-from services.auth import throttle
+from services.auth import addresses, throttle
 from services.auth.context import AuthContext, Runtime
 from services.auth.events import user_registered
 from services.auth.models import AuthSession, RefreshToken, User
@@ -252,6 +252,8 @@ async def update_profile(*, session: AsyncSession, user_id: uuid.UUID, body: Use
     for key in ("name", "addresses"):  # not nullable: null means "leave as is", never a NULL row
         if changes.get(key, "") is None:
             changes.pop(key)
+    if body.addresses is not None:
+        changes["addresses"] = addresses.from_profile(body.addresses)
     async with session.begin():
         user = await get_user(session=session, user_id=user_id)
         for field, value in changes.items():

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 # the shapes its events carry too live with its event contract
 from libs.contracts.orders import OrderItemPublic, OrderStatus
@@ -66,8 +66,15 @@ class OrderCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    shipping_address: ShippingAddress
+    shipping_address: ShippingAddress | None = None
+    address_id: uuid.UUID | None = Field(None, description="one of the caller's saved addresses, instead")
     items: list[OrderItemIn] | None = Field(None, max_length=100)
+
+    @model_validator(mode="after")
+    def _one_address(self) -> OrderCreate:
+        if (self.shipping_address is None) == (self.address_id is None):
+            raise ValueError("give exactly one of shipping_address or address_id")
+        return self
 
 
 class StatusUpdate(BaseModel):

@@ -26,7 +26,7 @@ from libs.common.errors import (
 from libs.common.events import publish_in
 from libs.common.logging import get_logger
 from libs.contracts.payments import PaymentEventData
-from services.orders import events, idempotency, placements, upstream
+from services.orders import addresses, events, idempotency, placements, upstream
 from services.orders.context import Attempt, OrdersContext
 from services.orders.models import Order, OrderItem, StatusChange
 from services.orders.schemas import OrderCreate, OrderPublic, OrderStatus, Page
@@ -153,6 +153,7 @@ async def _place(
             type_="nothing-to-order",
         )
     _check_limits(settings, merged)
+    shipping = await addresses.shipping_address(ctx, user_id=user.user_id, order_in=order_in)
     order_id = attempt.order_id
     attempt.reserved = True
     try:
@@ -188,7 +189,7 @@ async def _place(
         subtotal=subtotal,
         total=subtotal,
         currency=reservation.currency,
-        shipping_address=order_in.shipping_address.model_dump(mode="json"),
+        shipping_address=shipping,
         created_at=now,
         updated_at=now,
         payment_due_at=now + timedelta(seconds=hold_for),

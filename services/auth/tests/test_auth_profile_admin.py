@@ -11,7 +11,7 @@ from auth_testkit import PASSWORD, bearer, new_email, sign_in, sign_up
 from libs.common.testing import assert_problem
 
 ADDRESS = {
-    "label": "home",
+    "name": "Ada B.",
     "line1": "1 Main St",
     "city": "Lisbon",
     "postal_code": "1000-001",
@@ -29,7 +29,7 @@ async def test_user_updates_name_phone_and_addresses(client: httpx.AsyncClient) 
     assert resp.status_code == 200, resp.text
     me = (await client.get("/users/me", headers=bearer(tokens))).json()
     assert me["name"] == "Ada B." and me["phone"] == "+351 900 000 000"
-    assert me["addresses"][0]["city"] == "Lisbon" and me["addresses"][0]["is_default"] is False
+    assert me["addresses"][0]["city"] == "Lisbon" and me["addresses"][0]["is_default"] is True
     partial = await client.put("/users/me", headers=bearer(tokens), json={"phone": None})
     assert partial.json()["name"] == "Ada B." and partial.json()["phone"] is None
 
