@@ -106,8 +106,7 @@ BusFactory = Callable[..., EventBus]
 @pytest_asyncio.fixture(params=["memory", "amqp", "amqp-classic"])
 async def make_bus(request: pytest.FixtureRequest, amqp: AmqpNames) -> AsyncIterator[BusFactory]:
     """Builds buses of one kind (each test runs once per kind: in-process, RabbitMQ with quorum
-    queues, the default, and with classic queues, the setting for older brokers); started buses
-    are closed after."""
+    queues and with classic queues, the default); started buses are closed after."""
     made: list[EventBus] = []
 
     def factory(**kw: Any) -> EventBus:
