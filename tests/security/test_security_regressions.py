@@ -16,7 +16,13 @@ async def test_a_null_address_list_neither_fails_nor_breaks_the_profile_or_the_a
 ) -> None:
     # was: 500, and the NULL it stored made GET /users/me and every admin GET /admin/users a 500 for good
     shopper = await register(cast.http, "sec-null")
-    address = {"line1": "1 Analytical St", "city": "London", "postal_code": "N1 1AA", "country": "GB"}
+    address = {
+        "name": "Ada",
+        "line1": "1 Analytical St",
+        "city": "London",
+        "postal_code": "N1 1AA",
+        "country": "GB",
+    }
     first = await cast.http.put("/users/me", json={"addresses": [address]}, headers=shopper.auth)
     assert first.status_code == 200, first.text
     resp = await cast.http.put(
@@ -47,7 +53,17 @@ async def test_a_null_address_list_neither_fails_nor_breaks_the_profile_or_the_a
         (
             "PUT",
             "/users/me",
-            {"addresses": [{"line1": "1 A\x00 St", "city": "London", "postal_code": "N1", "country": "GB"}]},
+            {
+                "addresses": [
+                    {
+                        "name": "Ada",
+                        "line1": "1 A\x00 St",
+                        "city": "London",
+                        "postal_code": "N1",
+                        "country": "GB",
+                    }
+                ]
+            },
             "addresses.0.line1",
         ),
     ],
