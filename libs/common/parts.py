@@ -61,7 +61,7 @@ PARTS: tuple[Part, ...] = (
         "services.orders",
         "OrdersSettings",
         consumes=("payment.*",),
-        calls=("auth", "catalog", "cart"),
+        calls=("auth", "catalog", "cart", "pricing"),
     ),
     # payments asks orders about an order it has not heard of yet (checkout: 425 or 404)
     Part(

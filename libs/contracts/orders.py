@@ -9,6 +9,7 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field
 
 from libs.common.events.catalogue import EventCatalogue, EventType
+from libs.contracts.breakdown import Breakdown
 
 
 class OrderStatus(StrEnum):
@@ -39,6 +40,8 @@ class OrderCreated(BaseModel):
     total: int = Field(description="integer minor units (cents)")
     currency: str
     created_at: datetime
+    # added with pricing: consumers written before it read the event without it
+    breakdown: Breakdown | None = Field(None, description="shipping, tax and discounts as placed")
 
 
 class OrderStatusChanged(BaseModel):

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from libs.contracts.pricing import Breakdown
+from libs.contracts.breakdown import Breakdown
 
 # one vocabulary for cart lines and wishlist entries: out_of_stock is none left, insufficient_stock
 # some but fewer than the line's quantity (cart only), unavailable not sold or not in the cart's currency

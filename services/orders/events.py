@@ -28,6 +28,7 @@ def order_created(order: Order) -> Envelope:
             "total": order.total,
             "currency": order.currency,
             "created_at": order.created_at,
+            "breakdown": order.breakdown,
         },
     )
 

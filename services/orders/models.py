@@ -31,6 +31,8 @@ class Order(Base):
     total: Mapped[int] = mapped_column(sa.BigInteger)
     currency: Mapped[str] = mapped_column(sa.String(3))
     shipping_address: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    # pricing's breakdown at placement (libs.contracts.pricing.Breakdown): kept, never recomputed
+    breakdown: Mapped[dict[str, Any]] = mapped_column(JSONB)
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), index=True)
     updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
     # fixed when placed (large orders are held for less time); the sweeper cancels the order after it
@@ -47,6 +49,13 @@ class Order(Base):
     items: Mapped[list[OrderItem]] = relationship(
         lazy="selectin", order_by="OrderItem.position", cascade="all, delete-orphan"
     )
+
+    @property
+    def shipping_method(self) -> dict[str, Any] | None:
+        """The method the order ships with, as its breakdown names it (one source for both)."""
+        method = (self.breakdown or {}).get("shipping_method")
+        return method if isinstance(method, dict) else None
+
     history: Mapped[list[StatusChange]] = relationship(
         lazy="selectin", order_by="StatusChange.seq", cascade="all, delete-orphan"
     )

@@ -8,8 +8,9 @@ from typing import Annotated, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
-# the shapes its events carry too live with its event contract
+# the shapes its events carry too live with its event contract; the breakdown is pricing's
 from libs.contracts.orders import OrderItemPublic, OrderStatus
+from libs.contracts.breakdown import Breakdown, BreakdownShipping
 
 # ISO 3166-1 alpha-2, officially assigned codes
 ISO_COUNTRIES = frozenset(
@@ -34,6 +35,8 @@ class ShippingAddress(BaseModel):
     line1: Text
     line2: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] | None = None
     city: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+    # state, province or county: tax rates and shipping zones may depend on it
+    region: Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)] | None = None
     postal_code: Annotated[
         str,
         StringConstraints(
@@ -69,6 +72,13 @@ class OrderCreate(BaseModel):
     shipping_address: ShippingAddress | None = None
     address_id: uuid.UUID | None = Field(None, description="one of the caller's saved addresses, instead")
     items: list[OrderItemIn] | None = Field(None, max_length=100)
+    shipping_method_id: uuid.UUID | None = Field(
+        None, description="one of GET /shipping-methods for the address; default: the cheapest"
+    )
+    coupon_code: (
+        Annotated[str, StringConstraints(strip_whitespace=True, to_upper=True, min_length=1, max_length=64)]
+        | None
+    ) = None
 
     @model_validator(mode="after")
     def _one_address(self) -> OrderCreate:
@@ -102,8 +112,10 @@ class OrderPublic(BaseModel):
     status: OrderStatus
     items: list[OrderItemPublic]
     subtotal: int
-    total: int
+    total: int = Field(description="what the customer pays: breakdown.total")
     currency: str
+    breakdown: Breakdown = Field(description="the price as pricing made it at placement, never recomputed")
+    shipping_method: BreakdownShipping | None
     shipping_address: ShippingAddress
     status_history: list[StatusChangePublic] = Field(validation_alias="history")
     created_at: datetime

@@ -1,7 +1,7 @@
 """Business rules of orders: placing, reading, the status machine, payment facts, the unpaid sweeper.
 
-Totals: ``total == subtotal`` for now; shipping and tax are not charged yet (a later
-change adds them as separate fields, so ``total`` stays the amount payments charges).
+Totals: pricing makes the breakdown (shipping, tax, promotions) over the prices catalog reserved
+at, and the order keeps it as made; ``total`` is the breakdown's and is what payments charges.
 """
 
 from __future__ import annotations
@@ -167,6 +167,15 @@ async def _place(
         raise Unprocessable(
             "Products priced in different currencies cannot be ordered together.", type_="currency-mismatch"
         )
+    breakdown = await upstream.price(
+        ctx,
+        order_id=order_id,
+        user_id=user.user_id,
+        reservation=reservation,
+        shipping_address=shipping,
+        shipping_method_id=order_in.shipping_method_id,
+        coupon_code=order_in.coupon_code,
+    )
     now = datetime.now(UTC)
     lines = [
         OrderItem(
@@ -187,9 +196,10 @@ async def _place(
         user_id=user.user_id,
         status=S.pending_payment,
         subtotal=subtotal,
-        total=subtotal,
+        total=breakdown.total,
         currency=reservation.currency,
         shipping_address=shipping,
+        breakdown=breakdown.model_dump(mode="json"),
         created_at=now,
         updated_at=now,
         payment_due_at=now + timedelta(seconds=hold_for),
@@ -220,7 +230,7 @@ async def _place(
                 status=201,
                 body=to_public(order),
             )
-    log.info("order_placed", order_id=str(order_id), total=subtotal, currency=order.currency)
+    log.info("order_placed", order_id=str(order_id), total=order.total, currency=order.currency)
     return order
 
 

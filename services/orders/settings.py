@@ -39,6 +39,9 @@ class OrdersSettings(CommonSettings):
     # how many abandoned placements one sweep releases at catalog
     placement_sweep_batch: int = 50
     catalog_timeout: float = 5.0
+    # pricing makes each order's breakdown (shipping, tax, promotions) and claims its coupon uses
+    pricing_url: str = ""
+    pricing_timeout: float = 5.0
 
 
 @lru_cache

@@ -1,4 +1,10 @@
-"""Calls to the services orders depends on synchronously: cart (what to order), catalog (reserve stock)."""
+"""Calls to the services orders depends on synchronously: cart (what to order), catalog (reserve
+stock), pricing (the breakdown, claiming the promotions it uses).
+
+Both catalog and pricing hold something under the order id until the order exists (stock, coupon
+uses), and both give it back idempotently on ``release``: a placement that fails after reserving
+releases the two together, so a refused coupon or a pricing outage leaves no stock held.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +25,7 @@ from libs.common.errors import (
 )
 from libs.common.http import call
 from libs.common.logging import get_logger
+from libs.contracts.breakdown import Breakdown
 from services.orders.context import OrdersContext
 
 log = get_logger(__name__)
@@ -138,11 +145,106 @@ async def reserve(
     raise ServiceUnavailable("The catalog service is unavailable right now.")
 
 
-async def release(ctx: OrdersContext, *, order_id: uuid.UUID) -> bool:
-    """Give back whatever catalog holds for ``order_id``; True once catalog confirmed it.
+async def price(
+    ctx: OrdersContext,
+    *,
+    order_id: uuid.UUID,
+    user_id: uuid.UUID,
+    reservation: Reservation,
+    shipping_address: dict[str, Any],
+    shipping_method_id: uuid.UUID | None,
+    coupon_code: str | None,
+) -> Breakdown:
+    """Pricing's breakdown over the prices catalog reserved at, its promotions claimed for this order.
 
-    Idempotent on catalog's side, and final: catalog refuses a later reservation under this order id.
+    Idempotent on the order id at pricing. A refusal on the merits (a coupon that does not apply,
+    no shipping to the address, an unknown method) is a 422 that says why, as the checkout quote
+    says it; when the outcome is unknown the placement's release gives any claim back.
     """
+    body: dict[str, Any] = {
+        "order_id": str(order_id),
+        "customer_id": str(user_id),
+        "currency": reservation.currency,
+        "lines": [
+            {"product_id": str(i.product_id), "unit_price": i.unit_price, "quantity": i.quantity}
+            for i in reservation.items
+        ],
+        "shipping_address": shipping_address,
+    }
+    if shipping_method_id is not None:
+        body["shipping_method_id"] = str(shipping_method_id)
+    if coupon_code is not None:
+        body["coupon_code"] = coupon_code
+    try:
+        resp = await call(
+            ctx.http,
+            "POST",
+            f"{ctx.settings.pricing_url}/internal/quotes",
+            service="pricing",
+            headers=_headers(ctx),
+            json=body,
+            timeout=ctx.settings.pricing_timeout,
+            idempotent=True,
+        )  # pricing replays its answer for the same order id
+    except DomainError as exc:
+        raise _pricing_unavailable() from exc
+    if resp.status_code == 200:
+        try:
+            return Breakdown.model_validate(_json(resp).get("breakdown"))
+        except ValidationError as exc:
+            log.warning("pricing_unexpected_answer", status=200)
+            raise _pricing_unavailable() from exc
+    if resp.status_code == 422:
+        problem = _json(resp)
+        extra = {k: v for k, v in problem.items() if k in ("errors", "reason", "code", "shortfall")}
+        raise Unprocessable(
+            str(problem.get("detail") or "This order cannot be priced as asked."),
+            title=str(problem.get("title") or "Cannot be priced"),
+            **extra,
+        )
+    log.warning("pricing_unexpected_answer", status=resp.status_code)
+    raise _pricing_unavailable()
+
+
+def _pricing_unavailable() -> ServiceUnavailable:
+    return ServiceUnavailable(
+        "Prices cannot be worked out right now; nothing was ordered. Please retry.",
+        headers={"Retry-After": "5"},
+    )
+
+
+async def release(ctx: OrdersContext, *, order_id: uuid.UUID) -> bool:
+    """Give back what catalog (stock) and pricing (promotion uses) hold for ``order_id``; True once
+    both confirmed it.
+
+    Idempotent on both sides, and final at catalog: it refuses a later reservation under this id.
+    """
+    released_stock = await _release_stock(ctx, order_id=order_id)
+    released_claims = await _release_claims(ctx, order_id=order_id)
+    return released_stock and released_claims
+
+
+async def _release_claims(ctx: OrdersContext, *, order_id: uuid.UUID) -> bool:
+    try:
+        resp = await call(
+            ctx.http,
+            "POST",
+            f"{ctx.settings.pricing_url}/internal/orders/{order_id}/release",
+            service="pricing",
+            headers=_headers(ctx),
+            timeout=ctx.settings.pricing_timeout,
+            idempotent=True,
+        )
+    except DomainError as exc:
+        log.warning("claims_release_failed", order_id=str(order_id), error=exc.detail)
+        return False
+    if resp.status_code != 200:
+        log.warning("claims_release_refused", order_id=str(order_id), status=resp.status_code)
+        return False
+    return True
+
+
+async def _release_stock(ctx: OrdersContext, *, order_id: uuid.UUID) -> bool:
     try:
         resp = await call(
             ctx.http,

@@ -23,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from libs.contracts.pricing import Breakdown
+from libs.contracts.breakdown import Breakdown
 
 T = TypeVar("T")
 

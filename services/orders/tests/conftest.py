@@ -1,6 +1,6 @@
-"""Fixtures of the orders tests: the orders app on real PostgreSQL + RabbitMQ, and stand-ins of
-catalog and cart that implement exactly their internal contracts (those services are written by
-other teams; cross-service tests with the real ones come later)."""
+"""Fixtures of the orders tests: the orders app on real PostgreSQL + RabbitMQ, stand-ins of
+catalog and cart that implement exactly their internal contracts, and the real pricing service
+on loopback (its money rules are what an order's total is)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ from libs.common.events import Envelope
 from libs.common.testing import Infra, TestKeys, running_app, serve_app, settings_for
 from services.orders.app import create_app
 from services.orders.settings import OrdersSettings
+from services.pricing.app import create_app as create_pricing_app
+from services.pricing.settings import PricingSettings
 
 
 @pytest_asyncio.fixture(scope="session")
@@ -36,14 +38,27 @@ async def cart() -> AsyncIterator[tuple[CartStandIn, str]]:
         yield standin, url
 
 
+@pytest_asyncio.fixture(scope="session")
+async def pricing(infra: Infra, keys: TestKeys) -> AsyncIterator[str]:
+    """The real pricing service; a shop without zones, rates or promotions charges the lines alone."""
+    settings = settings_for(PricingSettings, infra, keys, internal_api_token=TOKEN, default_currency="EUR")
+    async with serve_app(create_pricing_app(settings)) as url:
+        yield url
+
+
 @pytest.fixture(scope="session")
 def make_settings(
-    infra: Infra, keys: TestKeys, catalog: tuple[CatalogStandIn, str], cart: tuple[CartStandIn, str]
+    infra: Infra,
+    keys: TestKeys,
+    catalog: tuple[CatalogStandIn, str],
+    cart: tuple[CartStandIn, str],
+    pricing: str,
 ) -> Callable[..., OrdersSettings]:
     def make(**overrides: Any) -> OrdersSettings:
         values: dict[str, Any] = {
             "catalog_url": catalog[1],
             "cart_url": cart[1],
+            "pricing_url": pricing,
             "internal_api_token": TOKEN,
             "catalog_timeout": 1.0,
             "order_sweep_interval": 0.2,
