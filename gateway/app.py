@@ -15,6 +15,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from gateway import eventdocs, pages
+from gateway.affinity import SocketSessions
 from gateway.openapi import OpenApiAggregator
 from gateway.pipeline import ProxyMiddleware, RequestIdMiddleware
 from gateway.proxy import make_forwarder
@@ -54,13 +55,14 @@ def create_app(settings: GatewaySettings | None = None, *, redis: Redis | None =
     settings = settings or get_settings()
     gw = Gateway(settings=settings, table=RouteTable())
     upstreams = {name: url.rstrip("/") for name, url in settings.upstreams().items()}
+    replicas = settings.replicas()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(service=settings.service_name, level=settings.log_level, json=settings.log_json)
         # short timeouts: a hung Redis must not hold every request for long
         r = redis or make_redis(settings.redis_url, timeout=1, max_connections=settings.redis_max_connections)
-        http = make_client(timeout=5.0)
+        http = make_client(timeout=5.0, replicas=replicas)
         common: dict[str, Any] = {
             "jwks_url": settings.jwks_url,
             "issuer": settings.jwt_issuer,
@@ -70,6 +72,7 @@ def create_app(settings: GatewaySettings | None = None, *, redis: Redis | None =
         }
         state = GatewayState(
             upstreams=upstreams,
+            replicas=replicas,
             redis=r,
             http=http,
             verifier=TokenVerifier(redis=r, **common),
@@ -88,6 +91,7 @@ def create_app(settings: GatewaySettings | None = None, *, redis: Redis | None =
             openapi=OpenApiAggregator(
                 upstreams=upstreams, table=gw.table, http=http, ttl=settings.openapi_cache_seconds
             ),
+            socket_sessions=SocketSessions(),
         )
         gw.opened = state
         app.state.gateway = gw

@@ -31,6 +31,7 @@ from gateway.proxy import (
     BodyTooLarge,
     ClientGone,
     RequestBody,
+    UpstreamRefused,
     UpstreamTimeout,
     UpstreamUnavailable,
     request_headers,
@@ -52,6 +53,7 @@ from libs.common.errors import (
 from libs.common.forwarding import proof_header
 from libs.common.headers import incoming_request_id
 from libs.common.logging import correlation_id_var, get_logger, request_id_var
+from libs.common.replicas import repeatable
 from libs.common.unavailable import describe, outages
 
 log = get_logger(__name__)
@@ -157,37 +159,53 @@ class ProxyMiddleware:
         if host:
             extra.append(("X-Forwarded-Host", host))
         raw_path = scope.get("raw_path") or quote(scope["path"]).encode()
-        url = gw.state.upstreams[route.service] + raw_path.decode("latin-1")
+        target = raw_path.decode("latin-1")
         if scope.get("query_string"):
-            url += "?" + scope["query_string"].decode("latin-1")
-        try:
-            await gw.state.forwarder.forward(
-                method=scope["method"],
-                url=url,
-                headers=request_headers(headers, extra),
-                body=body,
-                time_limit=settings.timeout_for(route.group),
-                send=send,
-            )
-        except BodyTooLarge:
-            raise _too_large(settings.max_body_bytes) from None
-        except ClientGone:
+            target += "?" + scope["query_string"].decode("latin-1")
+        replicas = gw.state.replicas[route.service]
+        affinity = gw.state.socket_sessions if route.service == "realtime" else None
+        # a request that reached a replica which then died is sent again only when that cannot do it twice
+        again = repeatable(scope["method"], ((k.decode("latin-1"), "") for k, _ in headers))
+        tried: list[str] = []
+        while True:
+            bound = affinity.replica_for(scope, exclude=tried) if affinity is not None else None
+            base = bound or replicas.pick(repeatable=again, exclude=tried)
+            tried.append(base)
+            replayable = body is None or body.replayable
+            try:
+                await gw.state.forwarder.forward(
+                    method=scope["method"],
+                    url=base + target,
+                    headers=request_headers(headers, extra),
+                    body=body,
+                    time_limit=settings.timeout_for(route.group),
+                    send=affinity.learning(scope, base, send) if affinity is not None else send,
+                )
+            except BodyTooLarge:
+                raise _too_large(settings.max_body_bytes) from None
+            except ClientGone:
+                return
+            except UpstreamTimeout:
+                gw.metrics.upstream_failures.labels(route.service, "timeout").inc()
+                outages.down(
+                    f"{route.service} service",
+                    f"no answer within {settings.timeout_for(route.group)} s",
+                    where="gateway",
+                )
+                raise GatewayTimeout(f"The {route.service} service did not answer in time.") from None
+            except UpstreamUnavailable as exc:
+                replicas.failed(base, describe(exc.__cause__ or exc))
+                refused = isinstance(exc, UpstreamRefused)
+                if (refused or again) and replayable and len(tried) < len(replicas):
+                    continue  # another replica of the part, at once
+                gw.metrics.upstream_failures.labels(route.service, "unavailable").inc()
+                outages.down(f"{route.service} service", describe(exc.__cause__ or exc), where="gateway")
+                raise ServiceUnavailable(
+                    f"The {route.service} service is unavailable right now; try again shortly."
+                ) from None
+            replicas.succeeded(base)
+            outages.up(f"{route.service} service")
             return
-        except UpstreamTimeout:
-            gw.metrics.upstream_failures.labels(route.service, "timeout").inc()
-            outages.down(
-                f"{route.service} service",
-                f"no answer within {settings.timeout_for(route.group)} s",
-                where="gateway",
-            )
-            raise GatewayTimeout(f"The {route.service} service did not answer in time.") from None
-        except UpstreamUnavailable as exc:
-            gw.metrics.upstream_failures.labels(route.service, "unavailable").inc()
-            outages.down(f"{route.service} service", describe(exc.__cause__ or exc), where="gateway")
-            raise ServiceUnavailable(
-                f"The {route.service} service is unavailable right now; try again shortly."
-            ) from None
-        outages.up(f"{route.service} service")
 
     async def _limit(self, route: Route, caller: str) -> None:
         settings, limiter = self.gw.settings, self.gw.state.limiter

@@ -40,7 +40,11 @@ SMALL_BODY = 256 * 1024
 
 
 class UpstreamUnavailable(Exception):
-    pass
+    """The upstream could not be reached, or dropped the connection before answering."""
+
+
+class UpstreamRefused(UpstreamUnavailable):
+    """The connection itself failed (refused, or no answer to the connect): nothing was sent."""
 
 
 class UpstreamTimeout(Exception):
@@ -91,13 +95,17 @@ class RequestBody:
         self.limit = limit
         self.declared = declared
         self.too_large = False
+        # the body once read whole: it can be sent again, to another replica
+        self.buffered: bytes | None = None
+
+    @property
+    def replayable(self) -> bool:
+        return self.buffered is not None or (self.declared is not None and self.declared <= SMALL_BODY)
 
     async def read_small(self) -> bytes:
-        chunks, total = [], 0
-        async for chunk in self.stream():
-            chunks.append(chunk)
-            total += len(chunk)
-        return b"".join(chunks)
+        if self.buffered is None:
+            self.buffered = b"".join([chunk async for chunk in self.stream()])
+        return self.buffered
 
     async def stream(self) -> AsyncIterator[bytes]:
         total = 0
@@ -189,8 +197,8 @@ class AiohttpForwarder:
                 )
         except (BodyTooLarge, ClientGone):
             raise
-        except aiohttp.ConnectionTimeoutError as exc:
-            raise UpstreamUnavailable from exc
+        except (aiohttp.ConnectionTimeoutError, aiohttp.ClientConnectorError) as exc:
+            raise UpstreamRefused from exc
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
             if body is not None and body.too_large:
                 raise BodyTooLarge from exc
@@ -260,8 +268,8 @@ class HttpxForwarder:
             resp = await self.client.send(request, stream=True)
         except (BodyTooLarge, ClientGone):
             raise
-        except httpx.ConnectTimeout as exc:
-            raise UpstreamUnavailable from exc
+        except (httpx.ConnectTimeout, httpx.ConnectError) as exc:
+            raise UpstreamRefused from exc
         except httpx.TimeoutException as exc:
             raise UpstreamTimeout from exc
         except httpx.TransportError as exc:

@@ -76,28 +76,49 @@ async def proxy_websocket(gw: Gateway, scope: Scope, receive: Receive, send: Sen
         gw.metrics.websockets.dec()
 
 
+async def _connect_upstream(
+    gw: Gateway, scope: Scope, headers: list[tuple[str, str]]
+) -> aiohttp.ClientWebSocketResponse | None:
+    """A websocket to a realtime replica: the one holding the session being upgraded, else the next in turn.
+
+    A replica that refuses is set aside and the next one tried: opening a websocket changes nothing.
+    """
+    replicas = gw.state.replicas["realtime"]
+    raw_path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
+    target = raw_path + ("?" + scope["query_string"].decode("latin-1") if scope.get("query_string") else "")
+    tried: list[str] = []
+    while len(tried) < len(replicas):
+        base = gw.state.socket_sessions.replica_for(scope, exclude=tried) or replicas.pick(exclude=tried)
+        tried.append(base)
+        url = base.replace("http://", "ws://", 1).replace("https://", "wss://", 1) + target
+        try:
+            upstream = await gw.state.ws_session.ws_connect(
+                yarl.URL(url, encoded=True),
+                headers=headers,
+                protocols=scope.get("subprotocols") or (),
+                timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=5),
+                autoping=True,
+            )
+        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+            replicas.failed(base, type(exc).__name__)
+            log.warning("websocket_upstream_unavailable", error=type(exc).__name__, replica=base)
+            continue
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            log.warning("websocket_upstream_unavailable", error=type(exc).__name__, replica=base)
+            return None
+        replicas.succeeded(base)
+        return upstream
+    return None
+
+
 async def _relay(gw: Gateway, scope: Scope, receive: Receive, send: Send, client_ip: str) -> None:
     settings = gw.settings
-    base = settings.realtime_url.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
-    raw_path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
-    url = (
-        base + raw_path + ("?" + scope["query_string"].decode("latin-1") if scope.get("query_string") else "")
-    )
     forwarded = [("X-Forwarded-For", client_ip), ("X-Forwarded-Proto", "ws"), proof_header(settings)]
     # the realtime service compares the page's Origin with it: a page served by this gateway is same-origin
     forwarded += [("X-Forwarded-Host", v.decode("latin-1")) for k, v in scope["headers"] if k == b"host"][:1]
     headers = request_headers([(k, v) for k, v in scope["headers"] if k not in _WS_OWN], forwarded)
-    session = gw.state.ws_session
-    try:
-        upstream = await session.ws_connect(
-            yarl.URL(url, encoded=True),
-            headers=headers,
-            protocols=scope.get("subprotocols") or (),
-            timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=5),
-            autoping=True,
-        )
-    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-        log.warning("websocket_upstream_unavailable", error=type(exc).__name__)
+    upstream = await _connect_upstream(gw, scope, headers)
+    if upstream is None:
         await send({"type": "websocket.close", "code": 1011})
         return
     await send({"type": "websocket.accept", "subprotocol": upstream.protocol})

@@ -8,6 +8,7 @@ import aiohttp
 import httpx
 from redis.asyncio import Redis
 
+from gateway.affinity import SocketSessions
 from gateway.metrics import GatewayMetrics
 from gateway.openapi import OpenApiAggregator
 from gateway.proxy import Forwarder
@@ -16,13 +17,15 @@ from gateway.routes import RouteTable
 from gateway.settings import GatewaySettings
 from libs.common.auth import TokenVerifier
 from libs.common.metering import MessageMeter
+from libs.common.replicas import Replicas
 
 
 @dataclass
 class GatewayState:
     """Opened by the app's lifespan, closed at its end."""
 
-    upstreams: dict[str, str]
+    upstreams: dict[str, str]  # each part's first URL (what the OpenAPI merge asks, through ``http``)
+    replicas: Replicas  # every part's replicas, which requests are spread over
     redis: Redis
     http: httpx.AsyncClient
     verifier: TokenVerifier
@@ -35,6 +38,8 @@ class GatewayState:
     # message budgets per websocket and per client address
     socket_meter: MessageMeter
     openapi: OpenApiAggregator
+    # which realtime replica holds each long-polling Socket.IO session
+    socket_sessions: SocketSessions
     open_websockets: int = 0
 
 

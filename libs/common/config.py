@@ -9,6 +9,7 @@ while a single ``.env`` configures the whole system.
 Where the parts reach each other comes from the registry (:mod:`libs.common.parts`):
 ``<PART>_URL`` when set, else ``PART_URL_TEMPLATE`` filled with the part's name and
 port (``http://127.0.0.1:{port}`` on one machine, ``http://{name}:{port}`` in compose).
+``<PART>_URL`` may list several replicas, comma-separated (:mod:`libs.common.replicas`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pydantic import Field, PrivateAttr, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from libs.common.parts import BY_NAME, DEFAULT_URL_TEMPLATE, PARTS, part
+from libs.common.replicas import Replicas, split_urls
 
 DEV_INTERNAL_TOKEN = "dev-internal-token-change-me"  # refused outside dev
 
@@ -86,6 +88,8 @@ class CommonSettings(BaseSettings):
     payments_url: str = ""
     realtime_url: str = ""
     _part_urls: dict[str, str] = PrivateAttr(default_factory=dict)
+    # every replica of each part (libs/common/replicas.py), the first being _part_urls'
+    _replica_urls: dict[str, list[str]] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="after")
     def _refuse_dev_secrets_outside_dev(self) -> CommonSettings:
@@ -108,7 +112,10 @@ class CommonSettings(BaseSettings):
                 or dotenv.get(p.url_env)
                 or self.part_url_template.format(name=p.name, port=p.port)
             )
-            self._part_urls[p.name] = url.rstrip("/")
+            # a comma-separated list names the part's replicas; the code calls the first, the
+            # HTTP client (libs.common.http.make_client) spreads those calls over them all
+            urls = split_urls(url) or [url.rstrip("/")]
+            self._part_urls[p.name], self._replica_urls[p.name] = urls[0], urls
             if field in type(self).model_fields:
                 setattr(self, field, self._part_urls[p.name])
         if not self.jwks_url:
@@ -127,6 +134,16 @@ class CommonSettings(BaseSettings):
         declared = getattr(self, f"{name}_url", "") if f"{name}_url" in type(self).model_fields else ""
         # a field wins: model_copy(update=...) changes it without running the validators again
         return str(declared).rstrip("/") or self._part_urls[name]
+
+    def replica_urls(self, name: str) -> list[str]:
+        """Every replica of the part called ``name``; the first is :meth:`url_of`'s."""
+        primary = self.url_of(name)
+        urls = self._replica_urls.get(name, [])
+        return urls if urls and urls[0] == primary else [primary]
+
+    def replicas(self) -> Replicas:
+        """Every part's replicas, for the HTTP client that spreads calls over them."""
+        return Replicas.from_urls({p.name: self.replica_urls(p.name) for p in PARTS})
 
     @property
     def db_name(self) -> str:

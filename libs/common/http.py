@@ -15,6 +15,7 @@ import httpx
 
 from libs.common.errors import GatewayTimeout, ServiceUnavailable
 from libs.common.logging import request_id_var
+from libs.common.replicas import Replicas, SpreadingTransport
 from libs.common.unavailable import describe, outages
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
@@ -31,17 +32,26 @@ def make_client(
     timeout: float = 5.0,
     max_connections: int = 100,
     headers: dict[str, str] | None = None,
+    replicas: Replicas | None = None,
 ) -> httpx.AsyncClient:
-    """A pooled client whose requests carry the current request id."""
+    """A pooled client whose requests carry the current request id.
+
+    With ``replicas`` (``settings.replicas()``), a request for a part's first URL goes to each of
+    its replicas in turn, a dead one set aside (:mod:`libs.common.replicas`).
+    """
+    # idle connections are dropped well before the servers' keep-alive timeout (runner: 30 s),
+    # so a request is never written onto a connection the server is closing
+    limits = httpx.Limits(
+        max_connections=max_connections, max_keepalive_connections=max_connections, keepalive_expiry=4.0
+    )
+    transport: httpx.AsyncBaseTransport = httpx.AsyncHTTPTransport(limits=limits)
+    if replicas is not None:
+        transport = SpreadingTransport(transport, replicas)
     return httpx.AsyncClient(
         base_url=base_url,
         timeout=httpx.Timeout(timeout, connect=2.0),
         headers=headers,
-        # idle connections are dropped well before the servers' keep-alive timeout (runner: 30 s),
-        # so a request is never written onto a connection the server is closing
-        limits=httpx.Limits(
-            max_connections=max_connections, max_keepalive_connections=max_connections, keepalive_expiry=4.0
-        ),
+        transport=transport,
         event_hooks={"request": [_propagate_request_id]},
     )
 
@@ -67,7 +77,8 @@ async def call(
     dependency = f"{service} service"
     for attempt in range(1, attempts + 1):
         try:
-            resp = await client.request(method, url, **kwargs)
+            # tells a spreading transport it may send the request to another replica after a lost connection
+            resp = await client.request(method, url, extensions={"shop.idempotent": safe}, **kwargs)
         except httpx.TimeoutException as exc:
             if attempt == attempts or not isinstance(exc, httpx.ConnectTimeout):
                 outages.down(dependency, describe(exc), where=f"{method} {url}")

@@ -266,7 +266,7 @@ async def _kernel(
         if db is not None and migrations is not None and settings.env in ("dev", "test"):
             await migrate(settings.db_url, migrations)
         r = redis or make_redis(settings.redis_url, timeout=3, max_connections=settings.redis_max_connections)
-        http = make_client(timeout=5.0)
+        http = make_client(timeout=5.0, replicas=settings.replicas())
         try:
             verifier = TokenVerifier(
                 jwks_url=settings.jwks_url,
