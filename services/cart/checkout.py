@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.common.auth import INTERNAL_TOKEN_HEADER
@@ -18,7 +19,7 @@ from libs.common.errors import DomainError, ServiceUnavailable, Unprocessable
 from libs.common.http import call
 from services.cart import service as cart_service
 from services.cart.context import CartContext
-from services.cart.schemas import CheckoutQuoteCreate
+from services.cart.schemas import CheckoutQuoteCreate, ShippingAddress
 
 
 class PricingRefused(DomainError):
@@ -46,11 +47,12 @@ async def quote(
     ]
     if not lines:
         raise Unprocessable("Your cart has nothing that can be bought right now.", title="Empty cart")
+    address = data.shipping_address or await _saved_address(ctx, user_id=user_id, address_id=data.address_id)
     body: dict[str, Any] = {
         "currency": cart.currency,
         "lines": lines,
         "customer_id": str(user_id),
-        "shipping_address": data.shipping_address.model_dump(mode="json"),
+        "shipping_address": address.model_dump(mode="json"),
     }
     if data.shipping_method_id is not None:
         body["shipping_method_id"] = str(data.shipping_method_id)
@@ -91,3 +93,42 @@ async def quote(
             ],
         )
     return answer
+
+
+async def _saved_address(
+    ctx: CartContext, *, user_id: uuid.UUID, address_id: uuid.UUID | None
+) -> ShippingAddress:
+    """An entry of the caller's address book (auth's), as orders will read it at placement."""
+    assert address_id is not None  # CheckoutQuoteCreate requires one of the two
+    unavailable = ServiceUnavailable(
+        "Your saved address cannot be read right now. Please retry.", headers={"Retry-After": "5"}
+    )
+    try:
+        resp = await call(
+            ctx.http,
+            "GET",
+            f"{ctx.settings.auth_url}/internal/users/{user_id}/addresses/{address_id}",
+            service="auth",
+            headers={INTERNAL_TOKEN_HEADER: ctx.settings.internal_api_token.get_secret_value()},
+        )
+    except DomainError as exc:
+        raise unavailable from exc
+    if resp.status_code == 404:
+        raise Unprocessable(
+            "address_id is not one of your saved addresses.",
+            type_="validation-failed",
+            errors=[{"field": "address_id", "message": "not in your address book", "type": "value_error"}],
+        )
+    if resp.status_code != 200:
+        raise unavailable
+    saved = resp.json()
+    try:
+        return ShippingAddress.model_validate({k: saved.get(k) for k in ShippingAddress.model_fields})
+    except ValidationError as exc:
+        raise Unprocessable(
+            "That saved address cannot be priced as it is; edit it and retry.",
+            type_="validation-failed",
+            errors=[
+                {"field": "address_id", "message": "invalid in the saved address", "type": "value_error"}
+            ],
+        ) from exc

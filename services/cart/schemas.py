@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from libs.contracts.breakdown import Breakdown
 
@@ -50,9 +50,16 @@ class ShippingAddress(BaseModel):
 
 
 class CheckoutQuoteCreate(_In):
-    shipping_address: ShippingAddress
+    shipping_address: ShippingAddress | None = None
+    address_id: uuid.UUID | None = Field(None, description="one of the caller's saved addresses, instead")
     shipping_method_id: uuid.UUID | None = None
     coupon_code: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+
+    @model_validator(mode="after")
+    def _one_address(self) -> CheckoutQuoteCreate:
+        if (self.shipping_address is None) == (self.address_id is None):
+            raise ValueError("give exactly one of shipping_address or address_id")
+        return self
 
 
 class CheckoutQuote(BaseModel):

@@ -8,9 +8,9 @@ from typing import Annotated, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
-# the shapes its events carry too live with its event contract; the breakdown is pricing's
-from libs.contracts.orders import OrderItemPublic, OrderStatus
+# the shapes its events carry live with its event contract; the breakdown is the shared one
 from libs.contracts.breakdown import Breakdown, BreakdownShipping
+from libs.contracts.orders import OrderItemPublic, OrderStatus
 
 # ISO 3166-1 alpha-2, officially assigned codes
 ISO_COUNTRIES = frozenset(

@@ -12,6 +12,11 @@ import pytest_asyncio
 from cart_testkit import FakeCatalog, Shop
 
 from libs.common.testing import Infra, TestKeys, assert_problem, running_app, serve_app, settings_for
+from services.auth import addresses
+from services.auth.app import create_app as create_auth
+from services.auth.models import User
+from services.auth.schemas import AddressIn
+from services.auth.settings import AuthSettings
 from services.cart.app import create_app as create_cart
 from services.cart.settings import CartSettings
 from services.pricing.app import create_app as create_pricing
@@ -36,8 +41,22 @@ async def pricing(infra: Infra, keys: TestKeys) -> AsyncIterator[str]:
 
 
 @pytest_asyncio.fixture(scope="module")
-async def checkout(infra: Infra, keys: TestKeys, catalog: FakeCatalog, pricing: str) -> AsyncIterator[Shop]:
-    app = create_cart(settings_for(CartSettings, infra, keys, catalog_url=catalog.url, pricing_url=pricing))
+async def auth(infra: Infra) -> AsyncIterator[tuple[Any, str]]:
+    """The real auth service: the address book a quote may name an entry of."""
+    app = create_auth(settings_for(AuthSettings, infra, email_backend="log"))
+    async with serve_app(app) as url:
+        yield app.state.ctx, url
+
+
+@pytest_asyncio.fixture(scope="module")
+async def checkout(
+    infra: Infra, keys: TestKeys, catalog: FakeCatalog, pricing: str, auth: tuple[Any, str]
+) -> AsyncIterator[Shop]:
+    app = create_cart(
+        settings_for(
+            CartSettings, infra, keys, catalog_url=catalog.url, pricing_url=pricing, auth_url=auth[1]
+        )
+    )
     async with running_app(app) as client:
         yield Shop(client=client, ctx=app.state.ctx, catalog=catalog, keys=keys)
 
@@ -152,3 +171,49 @@ async def test_a_quote_needs_a_signed_in_customer_a_cart_and_an_address_the_shop
         "/checkout/quote", headers=customer, json={"shipping_address": ADDRESS | {"country": "NZ"}}
     )
     assert assert_problem(nowhere, 422)["errors"][0]["field"] == "shipping_address.country"
+
+
+async def test_a_quote_for_a_saved_address_prices_that_address_and_only_the_callers(
+    checkout: Shop, pricing: str, keys: TestKeys, auth: tuple[Any, str]
+) -> None:
+    tag = uuid.uuid4().hex[:6]
+    await configure(
+        pricing,
+        keys,
+        "/admin/shipping-zones",
+        {
+            "name": f"FR {tag}",
+            "countries": ["FR"],
+            "methods": [{"name": f"Colissimo {tag}", "amount": 650, "currency": "EUR"}],
+        },
+    )
+    user_id = uuid.uuid4()
+    async with auth[0].db.session() as session:
+        async with session.begin():
+            session.add(
+                User(id=user_id, email=f"{user_id}@example.com", name="Ada", password_hash="x", addresses=[])
+            )
+        saved = await addresses.add(
+            session=session,
+            user_id=user_id,
+            body=AddressIn.model_validate(
+                ADDRESS | {"country": "FR", "region": None, "postal_code": "75001"}
+            ),
+        )
+    customer = keys.bearer(user_id=user_id)
+    lamp = await checkout.known(price=1_000, currency="EUR")
+    assert (await checkout.add(customer, lamp["id"])).status_code == 201
+    resp = await checkout.client.post("/checkout/quote", headers=customer, json={"address_id": str(saved.id)})
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["breakdown"]["shipping_method"]["name"] == f"Colissimo {tag}"
+
+    stranger = keys.bearer(user_id=uuid.uuid4())
+    assert (await checkout.add(stranger, lamp["id"])).status_code == 201
+    theirs = await checkout.client.post(
+        "/checkout/quote", headers=stranger, json={"address_id": str(saved.id)}
+    )
+    assert assert_problem(theirs, 422)["errors"][0]["field"] == "address_id"
+    both = await checkout.client.post(
+        "/checkout/quote", headers=customer, json={"address_id": str(saved.id), "shipping_address": ADDRESS}
+    )
+    assert_problem(both, 422)

@@ -40,8 +40,20 @@ async def cart() -> AsyncIterator[tuple[CartStandIn, str]]:
 
 @pytest_asyncio.fixture(scope="session")
 async def pricing(infra: Infra, keys: TestKeys) -> AsyncIterator[str]:
-    """The real pricing service; a shop without zones, rates or promotions charges the lines alone."""
-    settings = settings_for(PricingSettings, infra, keys, internal_api_token=TOKEN, default_currency="EUR")
+    """The real pricing service; a shop without zones, rates or promotions charges the lines alone.
+
+    Its own database and queue: what other modules configure in pricing (a zone that does not
+    ship to these tests' address) must not reach the orders placed here, nor its events theirs.
+    """
+    settings = settings_for(
+        PricingSettings,
+        infra,
+        keys,
+        internal_api_token=TOKEN,
+        default_currency="EUR",
+        db_prefix=f"{infra.db_prefix}orders_",
+        events_queue_prefix=f"{infra.queue_prefix}orders.",
+    )
     async with serve_app(create_pricing_app(settings)) as url:
         yield url
 
