@@ -57,10 +57,12 @@ dev: $(DEPS)
 	@$(MAKE) --no-print-directory console || echo "make dev: the admin console's client was not built (it needs npm); everything else runs" >&2
 	$(PYTHON) -m devserver $(ARGS)
 
-# every part as its own process against real PostgreSQL, Redis and RabbitMQ
+# every part as its own process against real PostgreSQL, Redis and RabbitMQ; REPLICAS=2 runs two
+# processes of every service (one gateway spreading over them; scripts/up.py says why)
+REPLICAS ?= 1
 up: $(DEPS)
 	@$(MAKE) --no-print-directory console || echo "make up: the admin console's client was not built (it needs npm); everything else runs" >&2
-	$(PYTHON) scripts/up.py
+	$(PYTHON) scripts/up.py --replicas $(REPLICAS)
 
 infra: $(DEPS)
 	$(PYTHON) scripts/infra.py ensure --profile dev

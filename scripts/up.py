@@ -11,7 +11,14 @@ down must not take the shop with it, as it did when honcho stopped every part at
 first exit. Configuration: the environment, then ``.env``, then the URLs infra.py wrote
 to ``.infra.env``.
 
-Usage: python scripts/up.py [--skip-infra] [--seed-products N] [--only auth catalog ...] [--port-offset N]
+``--replicas N`` (``make up REPLICAS=N``) runs N processes of every service, replica k
+(from 0) on its usual port + 1000·k, each named ``<part>.<k+1>`` in the log; every part is
+told every replica of the others (``<PART>_URL`` as a comma-separated list) and spreads its
+calls over them (libs/common/replicas.py). The gateway stays one process: it is the one
+address clients use, and on one machine nothing stands in front of it to spread over two
+(in Kubernetes a Service does, and the gateway scales like the rest).
+
+Usage: python scripts/up.py [--skip-infra] [--seed-products N] [--only auth catalog ...] [--port-offset N] [--replicas N]
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ FIRST_BACKOFF = 1.0  # seconds before the first restart of a part that died
 MAX_BACKOFF = 30.0
 STABLE_AFTER = 30.0  # a part that ran this long before dying starts again after FIRST_BACKOFF
 STOP_GRACE = 10.0  # seconds a part has to stop after SIGTERM before it is killed
+REPLICA_PORT_STEP = 1000  # replica k of a part listens on its port + k * this
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -59,12 +67,48 @@ def base_env() -> dict[str, str]:
     return env
 
 
-def part_env(part: Part, env: dict[str, str], offset: int) -> dict[str, str]:
-    """What one part is started with: its port, and where the others are (shifted by ``offset``)."""
-    out = {**env, "PORT": str(part.port + offset)}
-    if offset:
+@dataclass(frozen=True)
+class Instance:
+    """One process of a part: replica ``index`` of ``replicas``."""
+
+    part: Part
+    index: int = 0
+    replicas: int = 1
+
+    @property
+    def name(self) -> str:
+        return self.part.name if self.replicas == 1 else f"{self.part.name}.{self.index + 1}"
+
+    def port(self, offset: int) -> int:
+        return self.part.port + offset + self.index * REPLICA_PORT_STEP
+
+
+def replica_count(part: Part, replicas: int) -> int:
+    """How many processes of ``part`` run: the gateway is always one (see the module's docstring)."""
+    return 1 if part is GATEWAY else replicas
+
+
+def instances(parts: list[Part], replicas: int) -> list[Instance]:
+    count = {p.name: replica_count(p, replicas) for p in parts}
+    return [Instance(p, i, count[p.name]) for p in parts for i in range(count[p.name])]
+
+
+def part_urls(part: Part, offset: int, replicas: int) -> str:
+    """Where the others reach ``part``: every replica's URL, comma-separated."""
+    n = replica_count(part, replicas)
+    return ",".join(f"http://127.0.0.1:{Instance(part, i, n).port(offset)}" for i in range(n))
+
+
+def part_env(
+    instance: Instance | Part, env: dict[str, str], offset: int, replicas: int = 1
+) -> dict[str, str]:
+    """What one process is started with: its port, and where the others are (shifted by ``offset``)."""
+    if isinstance(instance, Part):
+        instance = Instance(instance)
+    out = {**env, "PORT": str(instance.port(offset))}
+    if offset or replicas > 1:
         for p in PARTS:
-            out[p.url_env] = f"http://127.0.0.1:{p.port + offset}"
+            out[p.url_env] = part_urls(p, offset, replicas)
         out["JWKS_URL"] = f"http://127.0.0.1:{BY_NAME['auth'].port + offset}/.well-known/jwks.json"
     return out
 
@@ -102,11 +146,13 @@ class Supervisor:
     parts: list[Part]
     env: dict[str, str]
     offset: int = 0
+    replicas: int = 1
 
     def __post_init__(self) -> None:
         self.stopping = asyncio.Event()
         self.procs: dict[str, asyncio.subprocess.Process] = {}
-        self.width = max(len(p.name) for p in self.parts) if self.parts else 2
+        self.instances = instances(self.parts, self.replicas)
+        self.width = max(len(i.name) for i in self.instances) if self.instances else 2
 
     def say(self, name: str, line: str) -> None:
         print(f"{time.strftime('%H:%M:%S')} {name:<{self.width}} | {line}", flush=True)
@@ -115,7 +161,7 @@ class Supervisor:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.stopping.set)
-        runners = [asyncio.create_task(self.keep_running(p), name=f"run-{p.name}") for p in self.parts]
+        runners = [asyncio.create_task(self.keep_running(i), name=f"run-{i.name}") for i in self.instances]
         await self.stopping.wait()
         print("up: stopping every part...", flush=True)
         for proc in self.procs.values():
@@ -125,7 +171,8 @@ class Supervisor:
         await asyncio.gather(*runners, return_exceptions=True)
         return 0
 
-    async def keep_running(self, part: Part) -> None:
+    async def keep_running(self, instance: Instance) -> None:
+        part, name = instance.part, instance.name
         backoff, restarts = FIRST_BACKOFF, 0
         while not self.stopping.is_set():
             started = time.monotonic()
@@ -135,23 +182,23 @@ class Supervisor:
                 "-m",
                 part.module,
                 cwd=ROOT,
-                env=part_env(part, self.env, self.offset),
+                env=part_env(instance, self.env, self.offset, self.replicas),
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,
                 start_new_session=True,
             )
-            self.procs[part.name] = proc
-            self.say(part.name, f"started (pid {proc.pid}, port {part.port + self.offset})")
-            rc = await self.pump_until_exit(part, proc)
+            self.procs[name] = proc
+            self.say(name, f"started (pid {proc.pid}, port {instance.port(self.offset)})")
+            rc = await self.pump_until_exit(name, proc)
             if self.stopping.is_set():
-                self.say(part.name, f"stopped ({describe_exit(rc)})")
+                self.say(name, f"stopped ({describe_exit(rc)})")
                 return
             ran = time.monotonic() - started
             if ran >= STABLE_AFTER:
                 backoff = FIRST_BACKOFF
             restarts += 1
             self.say(
-                part.name,
+                name,
                 f"exited ({describe_exit(rc)}) after {ran:.1f} s; "
                 f"restarting in {backoff:g} s (restart {restarts})",
             )
@@ -159,10 +206,10 @@ class Supervisor:
                 await asyncio.wait_for(self.stopping.wait(), backoff)
             backoff = min(backoff * 2, MAX_BACKOFF)
 
-    async def pump_until_exit(self, part: Part, proc: asyncio.subprocess.Process) -> int:
+    async def pump_until_exit(self, name: str, proc: asyncio.subprocess.Process) -> int:
         """Print the part's lines until it exits; once stopping, kill it if it outstays STOP_GRACE."""
         assert proc.stdout is not None
-        reader = asyncio.create_task(self.pump(part, proc.stdout))
+        reader = asyncio.create_task(self.pump(name, proc.stdout))
         waiter = asyncio.create_task(proc.wait())
         stop = asyncio.create_task(self.stopping.wait())
         await asyncio.wait({waiter, stop}, return_when=asyncio.FIRST_COMPLETED)
@@ -170,7 +217,7 @@ class Supervisor:
             try:
                 await asyncio.wait_for(asyncio.shield(waiter), STOP_GRACE)
             except TimeoutError:
-                self.say(part.name, f"still running {STOP_GRACE:g} s after SIGTERM: killed")
+                self.say(name, f"still running {STOP_GRACE:g} s after SIGTERM: killed")
                 with contextlib.suppress(ProcessLookupError):
                     proc.kill()
         stop.cancel()
@@ -178,9 +225,9 @@ class Supervisor:
         await reader
         return rc
 
-    async def pump(self, part: Part, stream: asyncio.StreamReader) -> None:
+    async def pump(self, name: str, stream: asyncio.StreamReader) -> None:
         while line := await stream.readline():
-            self.say(part.name, line.decode(errors="replace").rstrip())
+            self.say(name, line.decode(errors="replace").rstrip())
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -193,11 +240,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--port-offset", type=int, default=0, help="added to every usual port (e.g. 20000: gateway on 28000)"
     )
+    parser.add_argument(
+        "--replicas",
+        type=int,
+        default=1,
+        help="processes of every service (the gateway stays one); replica k on the usual port + 1000*k",
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.replicas < 1:
+        raise SystemExit("up: --replicas must be at least 1")
     env = base_env()
     if not args.skip_infra:
         run_step(
@@ -254,12 +309,13 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
     gateway = f"http://127.0.0.1:{GATEWAY.port + args.port_offset}"
+    each = f" ({args.replicas} processes of each service)" if args.replicas > 1 else ""
     print(
-        f"up: starting {', '.join(p.name for p in parts)}\n"
+        f"up: starting {', '.join(p.name for p in parts)}{each}\n"
         f"up: gateway {gateway}  docs {gateway}/docs  console {gateway}/console/  (Ctrl-C stops all)",
         flush=True,
     )
-    return asyncio.run(Supervisor(parts, env, args.port_offset).run())
+    return asyncio.run(Supervisor(parts, env, args.port_offset, args.replicas).run())
 
 
 if __name__ == "__main__":

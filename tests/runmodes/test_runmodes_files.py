@@ -316,6 +316,21 @@ def test_up_runs_every_part_of_the_registry_on_its_port() -> None:
         up.parse_args(["--only", "nowhere"])
 
 
+def test_up_with_replicas_runs_n_processes_of_every_service_and_tells_each_of_all() -> None:
+    up = _up_script()
+    assert up.parse_args([]).replicas == 1 and up.parse_args(["--replicas", "2"]).replicas == 2
+    procs = up.instances(list(PARTS), 2)
+    names = [i.name for i in procs]
+    assert names.count("gateway") == 1 and len(names) == 2 * len(PARTS) - 1 == len(set(names))
+    ports = [i.port(0) for i in procs]
+    assert len(set(ports)) == len(ports), "two processes on one port"
+    catalog2 = next(i for i in procs if i.name == "catalog.2")
+    env = up.part_env(catalog2, {}, 0, 2)
+    assert env["PORT"] == str(BY_NAME["catalog"].port + up.REPLICA_PORT_STEP)
+    assert env["CATALOG_URL"] == f"http://127.0.0.1:8002,http://127.0.0.1:{8002 + up.REPLICA_PORT_STEP}"
+    assert env["GATEWAY_URL"] == "http://127.0.0.1:8000"
+
+
 def test_there_is_no_procfile_to_drift_from_the_registry() -> None:
     # make up runs the registry itself (scripts/up.py); a Procfile beside it would be a second list
     assert not (ROOT / "Procfile").exists()
