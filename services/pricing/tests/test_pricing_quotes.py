@@ -450,3 +450,35 @@ async def test_a_code_limited_per_customer_is_refused_to_that_customer_only(shop
     assert (
         await shop.quote(cart(coupon_code="ONCEEACH", customer_id=bob, order_id=str(uuid.uuid4())))
     ).status_code == 200
+
+
+async def test_sweepers_of_several_replicas_give_each_unconfirmed_claim_back_once(shop: Shop) -> None:
+    """Every replica runs the claims sweeper: racing copies release each claim once, so uses never go below."""
+    promo = await shop.create(
+        "/admin/promotions",
+        {
+            "name": "Eight",
+            "code": "EIGHT",
+            "rules": {"usage_limit": 8},
+            "action": {"type": "amount_off", "value": 100},
+        },
+    )
+    for _ in range(8):
+        assert (await shop.quote(cart(coupon_code="EIGHT", order_id=str(uuid.uuid4())))).status_code == 200
+    db = shop.ctx.db
+    assert db is not None
+
+    async def replica() -> int:
+        released = 0
+        for _ in range(6):
+            async with db.session() as session:
+                released += await quotes.release_unconfirmed(
+                    session=session, older_than=timedelta(0), batch=2
+                )
+        return released
+
+    assert sum(await asyncio.gather(*(replica() for _ in range(4)))) == 8
+    got = (await shop.client.get(f"/admin/promotions/{promo['id']}", headers=shop.admin)).json()
+    assert got["times_used"] == 0
+    usages = (await shop.client.get(f"/admin/promotions/{promo['id']}/usages", headers=shop.admin)).json()
+    assert usages["total"] == 8 and all(u["released_at"] is not None for u in usages["items"])
