@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
+from typing import Any
 
 import httpx
 import pytest
@@ -112,65 +113,100 @@ async def test_thirty_customers_race_for_five_units(gw: httpx.AsyncClient) -> No
     assert (await gw.get(f"/products/{product['id']}")).json()["stock"] == 0
 
 
-async def test_a_customer_sees_shipping_tax_and_a_coupon_priced_on_their_cart(gw: httpx.AsyncClient) -> None:
+async def test_a_customer_orders_with_a_saved_address_shipping_tax_and_a_coupon_and_pays_that_total(
+    gw: httpx.AsyncClient,
+) -> None:
+    """Address saved, quote with shipping + tax + coupon, the order placed with that very breakdown,
+    paid for exactly its total, the coupon's use visible to the admin. What it configures in pricing
+    is removed at the end: a zone for Canada alone would stop every other journey shipping to London."""
     boss = await admin(gw)
     tag = uuid.uuid4().hex[:6].upper()
-    zone = await gw.post(
-        "/admin/shipping-zones",
-        headers=boss.auth,
-        json={
-            "name": f"Ontario {tag}",
-            "countries": ["CA"],
-            "regions": ["ON"],
-            "methods": [
-                {"name": "Ground", "amount": 700, "currency": "USD", "free_over": 100_000},
-                {"name": "Express", "amount": 1_900, "currency": "USD"},
-            ],
-        },
-    )
-    assert zone.status_code == 201, zone.text
-    for rate in (
-        {"name": "GST", "country": "CA", "rate_bp": 500, "applies_to_shipping": True},
-        {"name": f"HST {tag}", "country": "CA", "region": "ON", "rate_bp": 800},
-    ):
-        assert (await gw.post("/admin/tax-rates", headers=boss.auth, json=rate)).status_code in (201, 409)
-    coupon = await gw.post(
-        "/admin/promotions",
-        headers=boss.auth,
-        json={
-            "name": "Ten percent",
-            "code": f"E2E{tag}",
-            "rules": {"usage_limit": 10},
-            "action": {"type": "percent_off", "value": 1_000},
-        },
-    )
-    assert coupon.status_code == 201, coupon.text
+    created: list[str] = []
 
-    methods = await gw.get("/shipping-methods", params={"country": "CA", "region": "ON"})
-    assert [m["name"] for m in methods.json()] == ["Ground", "Express"], "guests see what ships there"
-    buyer = await customer(gw, "pricing")
-    assert_problem(await gw.get("/admin/promotions", headers=buyer.auth), 403)
-    product = await make_product(gw, boss, price=2_000)
+    async def configure(path: str, body: dict[str, object]) -> dict[str, Any]:
+        resp = await gw.post(path, headers=boss.auth, json=body)
+        assert resp.status_code == 201, resp.text
+        created.append(f"{path}/{resp.json()['id']}")
+        return dict(resp.json())
 
-    async def in_cart() -> None:
-        resp = await gw.post("/cart", json={"product_id": product["id"], "quantity": 3}, headers=buyer.auth)
-        assert resp.status_code in (200, 201), resp.text
+    try:
+        zone = await configure(
+            "/admin/shipping-zones",
+            {
+                "name": f"Ontario {tag}",
+                "countries": ["CA"],
+                "regions": ["ON"],
+                "methods": [
+                    {"name": "Ground", "amount": 700, "currency": "USD", "free_over": 100_000},
+                    {"name": "Express", "amount": 1_900, "currency": "USD"},
+                ],
+            },
+        )
+        await configure(
+            "/admin/tax-rates", {"name": "GST", "country": "CA", "rate_bp": 500, "applies_to_shipping": True}
+        )
+        await configure("/admin/tax-rates", {"name": "HST", "country": "CA", "region": "ON", "rate_bp": 800})
+        coupon = await configure(
+            "/admin/promotions",
+            {
+                "name": "Ten percent",
+                "code": f"E2E{tag}",
+                "rules": {"usage_limit": 10},
+                "action": {"type": "percent_off", "value": 1_000},
+            },
+        )
 
-    await eventually(in_cart)
-    address = {
-        "name": "Ada",
-        "line1": "1 Front St",
-        "city": "Toronto",
-        "region": "ON",
-        "postal_code": "M5J 2N8",
-        "country": "CA",
-    }
-    quote = await gw.post(
-        "/checkout/quote", headers=buyer.auth, json={"shipping_address": address, "coupon_code": f"e2e{tag}"}
-    )
-    assert quote.status_code == 200, quote.text
-    b = quote.json()["breakdown"]
-    # 6000 - 10% = 5400; Ground 700; tax per line at 13% of 5400 = 702, GST 5% of shipping = 35
-    assert (b["subtotal"], b["discount_total"], b["shipping_total"]) == (6_000, 600, 700)
-    assert b["tax_total"] == 702 + 35 and b["total"] == 6_000 - 600 + 700 + 737
-    assert {t["name"] for t in b["tax_lines"]} == {"GST", f"HST {tag}"}
+        methods = await gw.get("/shipping-methods", params={"country": "CA", "region": "ON"})
+        assert [m["name"] for m in methods.json()] == ["Ground", "Express"], "guests see what ships there"
+        buyer = await customer(gw, "pricing")
+        assert_problem(await gw.get("/admin/promotions", headers=buyer.auth), 403)
+        product = await make_product(gw, boss, price=2_000)
+
+        async def in_cart() -> None:
+            resp = await gw.post(
+                "/cart", json={"product_id": product["id"], "quantity": 3}, headers=buyer.auth
+            )
+            assert resp.status_code in (200, 201), resp.text
+
+        await eventually(in_cart)
+        saved = await gw.post(
+            "/users/me/addresses",
+            headers=buyer.auth,
+            json={
+                "name": "Ada",
+                "line1": "1 Front St",
+                "city": "Toronto",
+                "region": "ON",
+                "postal_code": "M5J 2N8",
+                "country": "CA",
+            },
+        )
+        assert saved.status_code == 201, saved.text
+        express = zone["methods"][1]["id"]
+        choice = {"address_id": saved.json()["id"], "shipping_method_id": express, "coupon_code": f"e2e{tag}"}
+        quote = await gw.post("/checkout/quote", headers=buyer.auth, json=choice)
+        assert quote.status_code == 200, quote.text
+        b = quote.json()["breakdown"]
+        # 6000 - 10% = 5400; Express 1900; tax 13% of 5400 = 702, GST 5% of shipping = 95
+        assert (b["subtotal"], b["discount_total"], b["shipping_total"]) == (6_000, 600, 1_900)
+        assert b["tax_total"] == 702 + 95 and b["total"] == 6_000 - 600 + 1_900 + 797
+        assert {t["name"] for t in b["tax_lines"]} == {"GST", "HST"}
+
+        placed = await gw.post(
+            "/orders", headers={**buyer.auth, "Idempotency-Key": uuid.uuid4().hex}, json=choice
+        )
+        assert placed.status_code == 201, placed.text
+        order = placed.json()
+        assert order["breakdown"] == b and order["total"] == b["total"]
+        assert order["shipping_address"]["region"] == "ON" and order["shipping_method"]["name"] == "Express"
+        payment = await buyer.pay(order["id"])
+        assert payment["amount"] == order["total"] == 8_097
+        await buyer.wait_status(order["id"], "paid")
+
+        used = await gw.get(f"/admin/promotions/{coupon['id']}", headers=boss.auth)
+        assert used.json()["times_used"] == 1
+        usages = await gw.get(f"/admin/promotions/{coupon['id']}/usages", headers=boss.auth)
+        assert [u["order_id"] for u in usages.json()["items"]] == [order["id"]]
+    finally:
+        for path in reversed(created):
+            assert (await gw.delete(path, headers=boss.auth)).status_code in (204, 404)
