@@ -29,6 +29,8 @@ from services.realtime.schemas import (
     Problem,
     ProductAddCommand,
     ProductUpdateCommand,
+    PromotionAddCommand,
+    PromotionUpdateCommand,
     Refused,
     ResourceCommand,
 )
@@ -42,6 +44,9 @@ COMMANDS: dict[str, tuple[type[Command], str, str, str]] = {
     "product:update": (ProductUpdateCommand, "PATCH", "/admin/products/{id}", "catalog_url"),
     "product:delete": (ResourceCommand, "DELETE", "/admin/products/{id}", "catalog_url"),
     "order:updateStatus": (OrderStatusCommand, "PATCH", "/admin/orders/{order_id}/status", "orders_url"),
+    "promotion:add": (PromotionAddCommand, "POST", "/admin/promotions", "pricing_url"),
+    "promotion:update": (PromotionUpdateCommand, "PATCH", "/admin/promotions/{id}", "pricing_url"),
+    "promotion:delete": (ResourceCommand, "DELETE", "/admin/promotions/{id}", "pricing_url"),
 }
 
 

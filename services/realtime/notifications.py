@@ -75,6 +75,18 @@ ROUTES: dict[str, tuple[str, str]] = {
     "payment.succeeded": ("payment:succeeded", "owner"),
     "payment.failed": ("payment:failed", "owner"),
     "payment.refunded": ("payment:refunded", "owner"),
+    # what admins change in pricing, and each use of a promotion, reach the console live
+    "promotion.created": ("promotion:added", "admins"),
+    "promotion.updated": ("promotion:updated", "admins"),
+    "promotion.deleted": ("promotion:deleted", "admins"),
+    "promotion.claimed": ("promotion:claimed", "admins"),
+    "promotion.released": ("promotion:released", "admins"),
+    "shipping.zone_created": ("shippingZone:added", "admins"),
+    "shipping.zone_updated": ("shippingZone:updated", "admins"),
+    "shipping.zone_deleted": ("shippingZone:deleted", "admins"),
+    "tax.rate_created": ("taxRate:added", "admins"),
+    "tax.rate_updated": ("taxRate:updated", "admins"),
+    "tax.rate_deleted": ("taxRate:deleted", "admins"),
 }
 
 # KEYS: seen, epoch, feed, then (seq, stream) per room; ARGV: dedupe ttl, buffer, feed length,

@@ -139,6 +139,14 @@ class ProductUpdateCommand(ResourceCommand):
     """``id`` plus the fields of catalog's PATCH /admin/products/{id} body."""
 
 
+class PromotionAddCommand(Command):
+    """The body of pricing's POST /admin/promotions (name, code, stackable, rules, action...)."""
+
+
+class PromotionUpdateCommand(ResourceCommand):
+    """``id`` plus the fields of pricing's PATCH /admin/promotions/{id} body."""
+
+
 class OrderStatusCommand(Command):
     """``order_id`` plus the body of orders' PATCH /admin/orders/{id}/status (status, reason)."""
 

@@ -182,7 +182,11 @@ def build_server(ctx: Callable[[], RealtimeContext], settings: RealtimeSettings)
                 return refused(
                     422, "Validation failed", "Text must be valid Unicode.", errors=unicode_errors(bad)
                 )
-            urls = {"catalog_url": settings.catalog_url, "orders_url": settings.orders_url}
+            urls = {
+                "catalog_url": settings.catalog_url,
+                "orders_url": settings.orders_url,
+                "pricing_url": settings.pricing_url,
+            }
 
             async def run() -> dict[str, Any]:
                 return await perform(

@@ -33,6 +33,8 @@ class RealtimeSettings(CommonSettings):
     user_message_rate: float = 40.0
     user_message_burst: int = 120
     command_timeout: float = 10.0
+    # where promotion:* commands go (default: the registry's)
+    pricing_url: str = ""
     # how long the ack of a command sent with a request_id is kept for a retry to get it back
     command_result_ttl: int = 600
 
