@@ -297,6 +297,10 @@ async def run(args: argparse.Namespace, infra: EmbeddedInfra) -> int:
     from libs.common.service import make_bus
 
     bus: EventBus = make_bus(some)  # one bus: every part's queue lives in it
+    from libs.common import tracing
+
+    # one tracer provider for the process, named for the whole shop; each span names its part
+    tracing.configure(some, service_name="shop")
 
     servers: dict[str, PartServer] = {}
     for ld in loaded:

@@ -24,6 +24,7 @@ from gateway.routes import RouteTable
 from gateway.settings import GatewaySettings, get_settings
 from gateway.sockets import socket_meter
 from gateway.state import Gateway, GatewayState
+from libs.common import tracing
 from libs.common.auth import TokenVerifier
 from libs.common.errors import install_problem_handlers, problem_response
 from libs.common.http import make_client
@@ -120,6 +121,9 @@ def create_app(settings: GatewaySettings | None = None, *, redis: Redis | None =
         expose_headers=["X-Request-ID", "Retry-After", "Location"],
     )
     app.add_middleware(RequestIdMiddleware)
+    tracing.configure(settings)
+    if tracing.enabled():
+        tracing.instrument_edge(app, settings.service_name)  # outermost: after every other middleware
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

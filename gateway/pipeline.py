@@ -19,6 +19,7 @@ Decisions:
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from typing import Any
 from urllib.parse import quote
@@ -39,6 +40,7 @@ from gateway.proxy import (
 from gateway.routes import Route
 from gateway.sockets import proxy_websocket
 from gateway.state import Gateway
+from libs.common import tracing
 from libs.common.auth import Principal
 from libs.common.errors import (
     DomainError,
@@ -55,6 +57,8 @@ from libs.common.headers import incoming_request_id
 from libs.common.logging import correlation_id_var, get_logger, request_id_var
 from libs.common.replicas import repeatable
 from libs.common.unavailable import describe, outages
+
+_UNTRACED = contextlib.nullcontext()  # reusable: entering it holds no state
 
 log = get_logger(__name__)
 
@@ -118,6 +122,8 @@ class ProxyMiddleware:
             await self.gw.metrics.observe("gateway", UNMATCHED, scope, receive, send, answer)
             return
         route = match.route
+        if tracing.enabled():
+            tracing.name_server_span(f"{scope['method']} {route.pattern}")
 
         async def handle(scope: Scope, receive: Receive, send: Send) -> None:
             try:
@@ -172,15 +178,22 @@ class ProxyMiddleware:
             base = bound or replicas.pick(repeatable=again, exclude=tried)
             tried.append(base)
             replayable = body is None or body.replayable
+            forwarded = request_headers(headers, extra)
+            traced = (
+                tracing.client_call(scope["method"], base + target, forwarded, part="gateway")
+                if tracing.enabled()
+                else _UNTRACED
+            )
             try:
-                await gw.state.forwarder.forward(
-                    method=scope["method"],
-                    url=base + target,
-                    headers=request_headers(headers, extra),
-                    body=body,
-                    time_limit=settings.timeout_for(route.group),
-                    send=affinity.learning(scope, base, send) if affinity is not None else send,
-                )
+                with traced:  # each attempt its own client span, so a retry on another replica shows
+                    await gw.state.forwarder.forward(
+                        method=scope["method"],
+                        url=base + target,
+                        headers=forwarded,
+                        body=body,
+                        time_limit=settings.timeout_for(route.group),
+                        send=affinity.learning(scope, base, send) if affinity is not None else send,
+                    )
             except BodyTooLarge:
                 raise _too_large(settings.max_body_bytes) from None
             except ClientGone:

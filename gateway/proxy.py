@@ -34,7 +34,19 @@ HOP_BY_HOP = frozenset(
     }
 )
 # identity and forwarding headers the gateway owns: a client must not be able to set them
-OWNED = frozenset({b"x-internal-token", b"forwarded", b"x-real-ip", b"x-request-id", b"host"})
+# (and the W3C trace context: the gateway's own span is the parent upstream, when it traces)
+OWNED = frozenset(
+    {
+        b"x-internal-token",
+        b"forwarded",
+        b"x-real-ip",
+        b"x-request-id",
+        b"host",
+        b"traceparent",
+        b"tracestate",
+        b"baggage",
+    }
+)
 # a response this small is read at once and sent in one message: cheaper than streaming it
 SMALL_BODY = 256 * 1024
 

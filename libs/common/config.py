@@ -67,6 +67,11 @@ class CommonSettings(BaseSettings):
     event_queue_type: Literal["quorum", "classic"] = "classic"
     outbox_poll_interval: float = 1.0
 
+    # OpenTelemetry traces (libs/common/tracing.py): off, console (one log line per span, for
+    # make dev) or otlp; unset means otlp when OTEL_EXPORTER_OTLP_ENDPOINT is set, else off
+    traces: Literal["", "off", "console", "otlp"] = ""
+    otel_exporter_otlp_endpoint: str = ""
+
     jwks_url: str = ""  # empty: auth's, {AUTH_URL}/.well-known/jwks.json
     jwt_issuer: str = "shop-auth"
     jwt_audience: str = "shop"
@@ -144,6 +149,13 @@ class CommonSettings(BaseSettings):
     def replicas(self) -> Replicas:
         """Every part's replicas, for the HTTP client that spreads calls over them."""
         return Replicas.from_urls({p.name: self.replica_urls(p.name) for p in PARTS})
+
+    @property
+    def trace_mode(self) -> Literal["off", "console", "otlp"]:
+        """What ``traces`` asks for, with its default resolved."""
+        if self.traces:
+            return self.traces
+        return "otlp" if self.otel_exporter_otlp_endpoint else "off"
 
     @property
     def db_name(self) -> str:

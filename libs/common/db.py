@@ -138,7 +138,9 @@ async def migrate(url: str, migrations: Path, *, create: bool = True) -> None:
         # alembic's ``context`` is one module-level proxy: two upgrades at once in one
         # process (the embedded mode starts every service together) would clobber it
         with _alembic_lock:
-            command.upgrade(cfg, "head")
+            # "heads": two revisions written in parallel from one parent (two branches of work
+            # landing in either order) both apply, instead of the service refusing to start
+            command.upgrade(cfg, "heads")
 
     await asyncio.to_thread(upgrade)
 

@@ -33,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from libs.common import tracing
 from libs.common.auth import InternalCaller, TokenVerifier
 from libs.common.config import CommonSettings
 from libs.common.db import Database, migrate
@@ -198,7 +199,12 @@ def create_service_app(
                         _consumer(ctx, ctx.db, settings.service_name, subscriptions),
                     )
                 if ctx.db is not None:
-                    ctx.relay = OutboxRelay(ctx.db, ctx.bus, poll_interval=settings.outbox_poll_interval)
+                    ctx.relay = OutboxRelay(
+                        ctx.db,
+                        ctx.bus,
+                        poll_interval=settings.outbox_poll_interval,
+                        service=settings.service_name,
+                    )
                     tasks.append(asyncio.create_task(ctx.relay.run(), name=f"{settings.service_name}-outbox"))
                 for hook in on_startup:
                     await hook(ctx)
@@ -238,6 +244,9 @@ def create_service_app(
     app.include_router(_health_router(registry))
     for r_ in routers:
         app.include_router(r_, responses=PROBLEM_RESPONSES)
+    tracing.configure(settings)
+    if tracing.enabled():
+        tracing.instrument_app(app, settings.service_name)
     return app
 
 
@@ -483,6 +492,7 @@ class RequestContextMiddleware:
         rid = incoming_request_id(scope.get("headers", ())) or uuid.uuid4().hex
         rtok = request_id_var.set(rid)
         ctok = correlation_id_var.set(rid)
+        ptok = tracing.part_var.set(self.service)
         status = 500
         started = False
         start = time.perf_counter()
@@ -513,3 +523,4 @@ class RequestContextMiddleware:
                 self.latency.labels(method, template).observe(time.perf_counter() - start)
             request_id_var.reset(rtok)
             correlation_id_var.reset(ctok)
+            tracing.part_var.reset(ptok)

@@ -46,6 +46,7 @@ from pydantic import BaseModel
 from redis.asyncio import Redis
 
 from libs import contracts
+from libs.common import tracing
 from libs.common.errors import ServiceUnavailable
 from libs.common.events import Envelope
 from libs.common.logging import get_logger
@@ -90,7 +91,8 @@ ROUTES: dict[str, tuple[str, str]] = {
 }
 
 # KEYS: seen, epoch, feed, then (seq, stream) per room; ARGV: dedupe ttl, buffer, feed length,
-# a fresh epoch, the socket event, then (room, payload) per room. Returns the seqs ({} if seen).
+# a fresh epoch, the socket event, the event's W3C traceparent ('' when not tracing), then
+# (room, payload) per room. Returns the seqs ({} if seen).
 # Redis does not undo a script's writes when a later command in it fails, so the event is
 # marked seen last: a failure half-way means a redelivery stores it again, never that it is lost.
 # Exact trimming of a room's stream (not ~): "the last N" is a promise a client can rely on.
@@ -100,7 +102,7 @@ if redis.call('EXISTS', KEYS[2]) == 0 then redis.call('SET', KEYS[2], ARGV[4]) e
 local seqs = {}
 for i = 1, (#KEYS - 3) / 2 do
   local counter, stream = KEYS[2 + 2 * i], KEYS[3 + 2 * i]
-  local room, payload = ARGV[4 + 2 * i], ARGV[5 + 2 * i]
+  local room, payload = ARGV[5 + 2 * i], ARGV[6 + 2 * i]
   if redis.call('EXISTS', counter) == 0 then
     local now = redis.call('TIME')
     redis.call('SET', counter, now[1] .. string.format('%03d', math.floor(tonumber(now[2]) / 1000)))
@@ -108,7 +110,7 @@ for i = 1, (#KEYS - 3) / 2 do
   local seq = redis.call('INCR', counter)
   redis.call('XADD', stream, 'MAXLEN', ARGV[2], seq .. '-0', 'event', ARGV[5], 'payload', payload)
   redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', 'room', room, 'seq', seq, 'event', ARGV[5],
-             'payload', payload)
+             'payload', payload, 'trace', ARGV[6])
   seqs[i] = seq
 end
 redis.call('SET', KEYS[1], '1', 'EX', ARGV[1])
@@ -193,7 +195,16 @@ class Notifier:
         name, rooms, redacted = target
         published = data.model_dump(mode="json", by_alias=True, exclude_unset=True)
         keys = [self._key("seen", str(envelope.id)), self._key("epoch"), self._key("feed")]
-        args: list[Any] = [self.dedupe_ttl, self.buffer, self.feed_length, uuid.uuid4().hex, name]
+        # the consumer span's context, so the emit from the feed (maybe by another instance) joins the trace
+        traceparent = tracing.current_headers().get("traceparent", "") if tracing.enabled() else ""
+        args: list[Any] = [
+            self.dedupe_ttl,
+            self.buffer,
+            self.feed_length,
+            uuid.uuid4().hex,
+            name,
+            traceparent,
+        ]
         for room in rooms:
             body = NotificationBody(
                 event_id=envelope.id,
@@ -343,7 +354,12 @@ class Notifier:
         held = [sid for sid in self.holding if room in self.sio.rooms(sid, NAMESPACE)]
         for sid in held:
             cast(list[tuple[str, dict[str, Any]]], self.connections[sid].parked).append((event, payload))
-        await self.sio.emit(event, payload, room=room, skip_sid=held or None, namespace=NAMESPACE)
+        if tracing.enabled():
+            traceparent = fields.get(b"trace", b"").decode()
+            with tracing.emitting(event, room, traceparent, part="realtime"):
+                await self.sio.emit(event, payload, room=room, skip_sid=held or None, namespace=NAMESPACE)
+        else:
+            await self.sio.emit(event, payload, room=room, skip_sid=held or None, namespace=NAMESPACE)
 
     async def _resync_everyone(self) -> None:
         """Redis lost what this instance had not read yet: every connection must refetch each of its rooms."""

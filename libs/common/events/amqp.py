@@ -36,6 +36,7 @@ from libs.common.events.bus import DeadLetter, EventBus, Handler, PoisonMessage
 from libs.common.events.topology import retry_queue
 from libs.common.logging import get_logger
 from libs.common.tasks import cancel_and_wait
+from libs.common.tracing import trace_headers
 from libs.common.unavailable import (
     RABBITMQ,
     DependencyUnavailable,
@@ -210,7 +211,7 @@ class AmqpBus(EventBus):
         attempt = _int_header(headers, "x-attempt", 1)
         routing_key = str(headers.get("x-routing-key") or message.routing_key or "")
         try:
-            await self._dispatch(handler, message.body)
+            await self._dispatch(handler, message.body, service=service, headers=headers)
         except PoisonMessage as exc:
             await self._forward(message, f"{name}.dlq", attempt, routing_key, error=str(exc))
             log.warning("event_dead_lettered", queue=name, reason=str(exc))
@@ -274,6 +275,7 @@ class AmqpBus(EventBus):
                         "x-error": error[:1000],
                         "x-failed-at": datetime.now(UTC).isoformat(),
                         **({"x-waited-for": waited_for} if waited_for else {}),
+                        **trace_headers(message.headers),  # a retry stays in the trace it came in
                     },
                 ),
                 routing_key=queue,
@@ -290,7 +292,14 @@ class AmqpBus(EventBus):
             return
         await message.ack()
 
-    async def publish_raw(self, routing_key: str, body: bytes, *, message_id: str | None = None) -> None:
+    async def publish_raw(
+        self,
+        routing_key: str,
+        body: bytes,
+        *,
+        message_id: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         if self._exchange is None or self._conn is None or self._conn.is_closed:
             raise DependencyUnavailable(RABBITMQ, "not connected to RabbitMQ")
         try:
@@ -300,6 +309,7 @@ class AmqpBus(EventBus):
                     delivery_mode=PERSISTENT,
                     content_type="application/json",
                     message_id=message_id or str(uuid.uuid4()),
+                    headers=dict(headers) if headers else None,
                 ),
                 routing_key=routing_key,
                 timeout=10,
@@ -363,7 +373,11 @@ class AmqpBus(EventBus):
                         m.body,
                         delivery_mode=PERSISTENT,
                         message_id=m.message_id,
-                        headers={"x-attempt": 1, "x-routing-key": (m.headers or {}).get("x-routing-key", "")},
+                        headers={
+                            "x-attempt": 1,
+                            "x-routing-key": (m.headers or {}).get("x-routing-key", ""),
+                            **trace_headers(m.headers),
+                        },
                     ),
                     routing_key=self.queue_name(service),
                     timeout=10,

@@ -17,11 +17,12 @@ import abc
 import asyncio
 import functools
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from libs.common import tracing
 from libs.common.events.envelope import Envelope
 from libs.common.logging import correlation_id_var, get_logger, request_id_var
 from libs.common.tasks import cancel_and_wait
@@ -104,11 +105,22 @@ class EventBus(abc.ABC):
     async def close(self) -> None: ...
 
     async def publish(self, envelope: Envelope) -> None:
-        """Publish and wait for the broker's confirm."""
-        await self.publish_raw(envelope.type, envelope.to_bytes(), message_id=str(envelope.id))
+        """Publish and wait for the broker's confirm (in the current trace, when tracing)."""
+        headers = tracing.current_headers() if tracing.enabled() else None
+        await self.publish_raw(
+            envelope.type, envelope.to_bytes(), message_id=str(envelope.id), headers=headers
+        )
 
     @abc.abstractmethod
-    async def publish_raw(self, routing_key: str, body: bytes, *, message_id: str | None = None) -> None: ...
+    async def publish_raw(
+        self,
+        routing_key: str,
+        body: bytes,
+        *,
+        message_id: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """Publish one message; ``headers`` (W3C trace context) travel as its message headers."""
 
     @abc.abstractmethod
     async def ping(self) -> None:
@@ -121,8 +133,13 @@ class EventBus(abc.ABC):
     async def replay(self, service: str, message_ids: Sequence[str] | None = None) -> int:
         """Move dead letters (all, or the given ids) back to the service's queue."""
 
-    async def _dispatch(self, handler: Handler, body: bytes) -> Envelope:
-        """Parse and handle one message; raises ``PoisonMessage`` or the handler's error."""
+    async def _dispatch(
+        self, handler: Handler, body: bytes, *, service: str = "", headers: Mapping[str, Any] | None = None
+    ) -> Envelope:
+        """Parse and handle one message; raises ``PoisonMessage`` or the handler's error.
+
+        When tracing, the handler runs in a consumer span under the context ``headers`` carry.
+        """
         try:
             envelope = Envelope.from_bytes(body)
         except Exception as exc:
@@ -130,7 +147,11 @@ class EventBus(abc.ABC):
         rtok = request_id_var.set(envelope.correlation_id)
         ctok = correlation_id_var.set(envelope.correlation_id)
         try:
-            await handler(envelope)
+            if tracing.enabled():
+                with tracing.consuming(envelope.type, headers, part=service, message_id=str(envelope.id)):
+                    await handler(envelope)
+            else:
+                await handler(envelope)
         finally:
             request_id_var.reset(rtok)
             correlation_id_var.reset(ctok)
@@ -149,6 +170,7 @@ class _Message:
     attempt: int = 1
     outage_waits: int = 0
     waited_for: str | None = None  # the dependency it last waited for: its success shows that one is back
+    headers: Mapping[str, str] | None = None  # the W3C trace context it was published with
 
 
 @dataclass
@@ -168,6 +190,7 @@ class InMemoryBus(EventBus):
     def __init__(self, **kw: Any) -> None:
         super().__init__(**kw)
         self._queues: dict[str, _Queue] = {}
+        self._services: dict[str, str] = {}  # queue name -> the consuming part (for its spans)
         self._running = False
         self._timers: set[asyncio.TimerHandle] = set()
 
@@ -178,6 +201,7 @@ class InMemoryBus(EventBus):
             return
         q = _Queue(name=name, patterns=list(patterns), handler=handler)
         self._queues[name] = q
+        self._services[name] = service
         if self._running:
             q.worker = asyncio.create_task(self._work(q))
 
@@ -196,11 +220,18 @@ class InMemoryBus(EventBus):
         # a handler's wait_for can swallow one cancel (Python 3.11): the worker would wait for its next message
         await cancel_and_wait(q.worker for q in self._queues.values() if q.worker)
 
-    async def publish_raw(self, routing_key: str, body: bytes, *, message_id: str | None = None) -> None:
+    async def publish_raw(
+        self,
+        routing_key: str,
+        body: bytes,
+        *,
+        message_id: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         mid = message_id or str(uuid.uuid4())
         for q in self._queues.values():
             if any(topic_matches(p, routing_key) for p in q.patterns):
-                q.pending.put_nowait(_Message(routing_key, body, mid))
+                q.pending.put_nowait(_Message(routing_key, body, mid, headers=headers))
 
     async def ping(self) -> None:
         return None
@@ -232,7 +263,7 @@ class InMemoryBus(EventBus):
             msg = await q.pending.get()
             q.in_flight += 1
             try:
-                await self._dispatch(q.handler, msg.body)
+                await self._dispatch(q.handler, msg.body, service=self._services[q.name], headers=msg.headers)
             except asyncio.CancelledError:
                 raise
             except PoisonMessage as exc:
@@ -261,7 +292,7 @@ class InMemoryBus(EventBus):
         else:
             log.warning("event_retry", queue=q.name, attempt=msg.attempt, error=error)
         attempt = msg.attempt if dependency else msg.attempt + 1
-        nxt = _Message(msg.routing_key, msg.body, msg.message_id, attempt, waits, dependency)
+        nxt = _Message(msg.routing_key, msg.body, msg.message_id, attempt, waits, dependency, msg.headers)
         delay = self.retry_delay(waits if dependency else msg.attempt)
         loop = asyncio.get_running_loop()
 

@@ -13,11 +13,13 @@ import contextlib
 import weakref
 from datetime import UTC, datetime, timedelta
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy import event as sa_event
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
+from libs.common import tracing
 from libs.common.db import Database
 from libs.common.events.bus import EventBus
 from libs.common.events.envelope import Envelope
@@ -30,10 +32,14 @@ _relays: weakref.WeakSet[OutboxRelay] = weakref.WeakSet()
 
 
 async def publish_in(session: AsyncSession, envelope: Envelope) -> None:
-    """Write ``envelope`` to the outbox inside the caller's open transaction."""
+    """Write ``envelope`` to the outbox inside the caller's open transaction (with the current
+    trace context when tracing: the relay publishes it as this transaction's child)."""
     await session.execute(
         sa.insert(outbox_t).values(
-            id=envelope.id, routing_key=envelope.type, payload=envelope.to_bytes().decode()
+            id=envelope.id,
+            routing_key=envelope.type,
+            payload=envelope.to_bytes().decode(),
+            headers=tracing.headers_json(),
         )
     )
     sync = session.sync_session
@@ -66,8 +72,10 @@ class OutboxRelay:
         batch: int = 100,
         poll_interval: float = 1.0,
         keep_sent: timedelta = timedelta(days=7),
+        service: str = "",
     ) -> None:
         self.db = db
+        self.service = service
         self.bus = bus
         self.batch = batch
         self.poll_interval = poll_interval
@@ -99,7 +107,13 @@ class OutboxRelay:
         async with self.db.session() as session, session.begin():
             rows = (
                 await session.execute(
-                    sa.select(outbox_t.c.seq, outbox_t.c.id, outbox_t.c.routing_key, outbox_t.c.payload)
+                    sa.select(
+                        outbox_t.c.seq,
+                        outbox_t.c.id,
+                        outbox_t.c.routing_key,
+                        outbox_t.c.payload,
+                        outbox_t.c.headers,
+                    )
                     .where(outbox_t.c.sent_at.is_(None))
                     .order_by(outbox_t.c.seq)
                     .limit(self.batch)
@@ -108,7 +122,7 @@ class OutboxRelay:
             ).all()
             for row in rows:
                 try:
-                    await self.bus.publish_raw(row.routing_key, row.payload.encode(), message_id=str(row.id))
+                    await self._publish(row.routing_key, row.payload, str(row.id), row.headers)
                 except Exception as exc:
                     failure = exc
                     break
@@ -121,6 +135,15 @@ class OutboxRelay:
         if failure is not None:
             raise failure
         return len(sent)
+
+    async def _publish(self, routing_key: str, payload: str, message_id: str, headers: str | None) -> None:
+        """One row, under the trace context it was written in (passed on as is when not tracing here)."""
+        stored: dict[str, str] | None = orjson.loads(headers) if headers else None
+        if not tracing.enabled():
+            await self.bus.publish_raw(routing_key, payload.encode(), message_id=message_id, headers=stored)
+            return
+        with tracing.publishing(routing_key, stored, part=self.service) as sent:
+            await self.bus.publish_raw(routing_key, payload.encode(), message_id=message_id, headers=sent)
 
     async def pending(self) -> int:
         async with self.db.session() as session:

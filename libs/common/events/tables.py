@@ -15,6 +15,8 @@ def add_event_tables(metadata: sa.MetaData) -> None:
         sa.Column("id", UUID(as_uuid=True), nullable=False, unique=True),
         sa.Column("routing_key", sa.Text, nullable=False),
         sa.Column("payload", sa.Text, nullable=False),
+        # the W3C trace context of the transaction that wrote the event (JSON), published with it
+        sa.Column("headers", sa.Text, nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
         sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
         sa.Index("ix_outbox_pending", "seq", postgresql_where=sa.text("sent_at IS NULL")),
@@ -35,6 +37,7 @@ outbox_t = sa.table(
     sa.column("id", UUID(as_uuid=True)),
     sa.column("routing_key"),
     sa.column("payload"),
+    sa.column("headers"),
     sa.column("created_at", sa.DateTime(timezone=True)),
     sa.column("sent_at", sa.DateTime(timezone=True)),
 )

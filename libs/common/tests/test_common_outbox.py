@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING
 
 import pytest
@@ -203,7 +203,14 @@ class BrokenAfter(InMemoryBus):
         self.left = n
         self.published: list[str] = []
 
-    async def publish_raw(self, routing_key: str, body: bytes, *, message_id: str | None = None) -> None:
+    async def publish_raw(
+        self,
+        routing_key: str,
+        body: bytes,
+        *,
+        message_id: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         if self.left == 0:
             raise ConnectionError("broker went away")
         self.left -= 1
