@@ -5,7 +5,7 @@ publishes the event in that request's trace however much later it runs (issue 20
 written before, or while not tracing, have none.
 
 Revision ID: d0dec157ffa5
-Revises: 9048a4020f5a
+Revises: 8425da61d28a
 Create Date: 2026-12-03 17:00:00.000000
 """
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "d0dec157ffa5"
-down_revision: str | None = "9048a4020f5a"
+down_revision: str | None = "8425da61d28a"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
