@@ -46,13 +46,16 @@ async def exporter() -> AsyncIterator[InMemorySpanExporter]:
 
 @pytest_asyncio.fixture
 async def shop(infra: Infra, keys: TestKeys, exporter: InMemorySpanExporter) -> AsyncIterator[dict[str, str]]:
-    """Catalog, orders, realtime and the gateway in front of them; yields the gateway's and realtime's URLs."""
+    """Catalog, pricing, orders, realtime and the gateway in front of them; yields the gateway's and
+    realtime's URLs."""
     from gateway.app import create_app as gateway_app
     from gateway.settings import GatewaySettings
     from services.catalog.app import create_app as catalog_app
     from services.catalog.settings import CatalogSettings
     from services.orders.app import create_app as orders_app
     from services.orders.settings import OrdersSettings
+    from services.pricing.app import create_app as pricing_app
+    from services.pricing.settings import PricingSettings
     from services.realtime.app import create_app as realtime_app
     from services.realtime.settings import RealtimeSettings
 
@@ -63,15 +66,22 @@ async def shop(infra: Infra, keys: TestKeys, exporter: InMemorySpanExporter) -> 
         "redis_prefix": f"{infra.redis_prefix}{own}:",
     }
     nowhere = f"http://127.0.0.1:{free_port()}"
-    async with serve_app(catalog_app(settings_for(CatalogSettings, infra, keys, **common))) as catalog:
-        urls = {"catalog_url": catalog, "auth_url": nowhere, "cart_url": nowhere}
+    # pricing on a database of its own: zones other tests configure would not ship to this address
+    pricing_settings = settings_for(
+        PricingSettings, infra, keys, **common, default_currency="USD", db_prefix=f"{infra.db_prefix}traces_"
+    )
+    async with (
+        serve_app(catalog_app(settings_for(CatalogSettings, infra, keys, **common))) as catalog,
+        serve_app(pricing_app(pricing_settings)) as pricing,
+    ):
+        urls = {"catalog_url": catalog, "pricing_url": pricing, "auth_url": nowhere, "cart_url": nowhere}
         async with serve_app(
             orders_app(settings_for(OrdersSettings, infra, keys, **common, **urls))
         ) as orders:
             urls["orders_url"] = orders
             realtime_settings = settings_for(RealtimeSettings, infra, keys, **common, **urls)
             async with serve_app(realtime_app(realtime_settings)) as realtime:
-                urls.update(realtime_url=realtime, payments_url=nowhere, pricing_url=nowhere)
+                urls.update(realtime_url=realtime, payments_url=nowhere)
                 gateway_settings = settings_for(GatewaySettings, infra, keys, **common, **urls)
                 async with serve_app(gateway_app(gateway_settings)) as gateway:
                     yield {"gateway": gateway, "realtime": realtime}
