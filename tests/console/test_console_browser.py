@@ -226,3 +226,60 @@ async def test_the_console_renews_its_session_before_the_token_expires_and_stays
     product = await make_product(gw, await admin(gw))
     await expect(console.feed_entries("product:added", product["name"])).to_have_count(1)
     console.assert_clean()
+
+
+async def test_admin_adds_a_coupon_in_the_page_and_sees_its_uses_counted_live(
+    open_console: OpenConsole, gw: httpx.AsyncClient
+) -> None:
+    boss = await admin(gw)
+    product = await make_product(gw, boss, stock=5, price=4_000)
+    buyer = await customer(gw)
+    console = await open_console()
+    code = f"SPRING{uuid.uuid4().hex[:6].upper()}"
+    try:
+        await console.sign_in_as_admin(ADMIN_EMAIL, ADMIN_PASSWORD)
+        form = console.page.locator("#promotion-form")
+        await form.locator("[name=name]").fill("Spring sale")
+        await form.locator("[name=code]").fill(code)
+        await form.locator("[name=kind]").select_option("percent_off")
+        await form.locator("[name=value]").fill("150")
+        await form.get_by_role("button", name="Add promotion").click()
+        # pricing's refusal, in words next to the field it names
+        await expect(form.locator('[data-error-for="action"]')).not_to_be_empty()
+
+        await form.locator("[name=value]").fill("15")
+        await form.locator("[name=usage_limit]").fill("5")
+        await form.get_by_role("button", name="Add promotion").click()
+        row = console.page.locator("#promotions-body tr", has_text=code)
+        await expect(row).to_contain_text("15% off")
+        await expect(row.locator('[data-role="used"]')).to_have_text("0 / 5")
+
+        placed = await gw.post(
+            "/orders",
+            headers={**buyer.auth, "Idempotency-Key": uuid.uuid4().hex},
+            json={
+                "shipping_address": {
+                    "name": "Ada",
+                    "line1": "1 Main St",
+                    "city": "Leeds",
+                    "postal_code": "LS1 1AA",
+                    "country": "GB",
+                },
+                "items": [{"product_id": product["id"], "quantity": 1}],
+                "coupon_code": code,
+            },
+        )
+        assert placed.status_code == 201, placed.text
+        assert placed.json()["breakdown"]["discount_total"] == 600
+        await expect(row.locator('[data-role="used"]')).to_have_text("1 / 5")
+        await expect(console.feed_entries("promotion:claimed", code)).to_contain_text("$6.00")
+
+        await row.get_by_role("button", name="Delete").click()
+        await row.get_by_role("button", name="Confirm").click()
+        await expect(console.page.locator("#promotions-body tr", has_text=code)).to_have_count(0)
+        console.assert_clean()
+    finally:
+        listed = await gw.get("/admin/promotions", params={"page_size": 100}, headers=boss.auth)
+        for p in listed.json()["items"]:
+            if p["code"] == code:
+                await gw.delete(f"/admin/promotions/{p['id']}", headers=boss.auth)

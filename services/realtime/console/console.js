@@ -21,6 +21,9 @@
     "order:created", "order:statusUpdated", "payment:succeeded", "payment:failed", "payment:refunded",
     "category:added", "category:updated", "category:deleted", "product:added", "product:updated",
     "product:deleted", "stock:updated", "user:registered",
+    "promotion:added", "promotion:updated", "promotion:deleted", "promotion:claimed", "promotion:released",
+    "shippingZone:added", "shippingZone:updated", "shippingZone:deleted",
+    "taxRate:added", "taxRate:updated", "taxRate:deleted",
   ];
   // mirrors the orders service's status machine to offer the right buttons; the service decides
   const NEXT = {
@@ -35,7 +38,7 @@
     access: null, refresh: sessionStorage.getItem(REFRESH_KEY), user: null,
     socket: null, renewAt: 0, refreshing: null, authFailures: 0, loaded: false,
     lastSeq: {}, seen: new Set(), seenOrder: [],
-    orders: new Map(), categories: new Map(), products: new Map(), productsTotal: 0,
+    orders: new Map(), categories: new Map(), products: new Map(), productsTotal: 0, promotions: new Map(),
   };
 
   class ApiError extends Error {
@@ -251,7 +254,7 @@
     Object.assign(state, { access: null, refresh: null, user: null, renewAt: 0, loaded: false, lastSeq: {},
       authFailures: 0, productsTotal: 0 });
     sessionStorage.removeItem(REFRESH_KEY);
-    for (const map of [state.orders, state.categories, state.products]) map.clear();
+    for (const map of [state.orders, state.categories, state.products, state.promotions]) map.clear();
     $("#feed").replaceChildren();
     setConn("offline");
     $("#app-view").hidden = true;
@@ -314,7 +317,7 @@
     socket.on("session:ended", (p) => note("session", (p && p.reason) || "The server ended the live connection."));
     // more was missed than the server keeps: start the lists afresh
     socket.on("resync", () => {
-      for (const map of [state.orders, state.categories, state.products]) map.clear();
+      for (const map of [state.orders, state.categories, state.products, state.promotions]) map.clear();
       state.productsTotal = 0;
       loadAll();
     });
@@ -365,9 +368,13 @@
     state.loaded = true;
     $("#orders-error").textContent = "";
     $("#catalog-error").textContent = "";
-    const [orders, categories, products] = await Promise.allSettled([
+    $("#promotions-error").textContent = "";
+    const [orders, categories, products, promotions] = await Promise.allSettled([
       api("/admin/orders?page_size=50"), api("/categories?flat=true"), api("/products?page_size=100&sort=newest"),
+      api("/admin/promotions?page_size=100"),
     ]);
+    if (promotions.status === "fulfilled") for (const p of promotions.value.items) upsertPromotion(p);
+    else $("#promotions-error").textContent = "Could not load the promotions: " + promotions.reason.message;
     if (orders.status === "fulfilled") for (const o of orders.value.items) upsertOrder(fromRest(o));
     else $("#orders-error").textContent = "Could not load the orders: " + orders.reason.message;
     if (categories.status === "fulfilled") for (const c of categories.value) upsertCategory(c);
@@ -406,6 +413,12 @@
     if (p.deleted || p.deleted_at) return removeProduct(p.id);
     if (!known) state.productsTotal += 1;
     state.products.set(p.id, { ...known, ...p });
+  }
+  function upsertPromotion(p) {
+    const known = state.promotions.get(p.id);
+    if (known && typeof known.version === "number" && typeof p.version === "number" && known.version > p.version) return;
+    if (p.deleted) return state.promotions.delete(p.id);
+    state.promotions.set(p.id, { ...known, ...p });
   }
   function removeProduct(id) {
     if (state.products.delete(id)) state.productsTotal = Math.max(0, state.productsTotal - 1);
@@ -468,6 +481,22 @@
         removeProduct(d.id);
         renderProducts();
         break;
+      case "promotion:added": case "promotion:updated":
+        upsertPromotion(d);
+        renderPromotions();
+        break;
+      case "promotion:deleted":
+        state.promotions.delete(d.id);
+        renderPromotions();
+        break;
+      case "promotion:claimed": case "promotion:released": {
+        const p = state.promotions.get(d.promotion_id);
+        if (p && typeof d.times_used === "number") {
+          p.times_used = d.times_used;
+          renderPromotions();
+        }
+        break;
+      }
       case "stock:updated": {
         const p = state.products.get(d.product_id);
         if (p && !(typeof p.version === "number" && p.version > d.version)) {
@@ -505,6 +534,18 @@
       case "product:deleted": return "Product \u201c" + (d.name || shortId(d.id)) + "\u201d deleted.";
       case "stock:updated": return "Stock of " + productName(d.product_id) + " is now " + d.stock + ".";
       case "user:registered": return "New customer " + (d.name || "") + " <" + (d.email || "?") + "> registered.";
+      case "promotion:added": return "Promotion \u201c" + d.name + "\u201d added" + (d.code ? " (code " + d.code + ")." : ".");
+      case "promotion:updated": return "Promotion \u201c" + d.name + "\u201d updated.";
+      case "promotion:deleted": return "Promotion \u201c" + d.name + "\u201d deleted.";
+      case "promotion:claimed":
+        return (d.code ? "Code " + d.code : "A promotion") + " took " + money(d.amount, d.currency) + " off " + order
+          + " (" + d.times_used + (d.usage_limit ? " of " + d.usage_limit : "") + " used).";
+      case "promotion:released": return (d.code ? "Code " + d.code : "A promotion") + " given back by " + order + ".";
+      case "shippingZone:added": case "shippingZone:updated": case "shippingZone:deleted":
+        return "Shipping zone \u201c" + d.name + "\u201d " + name.split(":")[1] + ".";
+      case "taxRate:added": case "taxRate:updated": case "taxRate:deleted":
+        return "Tax rate \u201c" + d.name + "\u201d (" + (d.rate_bp / 100) + "%, " + d.country
+          + (d.region ? "-" + d.region : "") + ") " + name.split(":")[1] + ".";
       default: return name;
     }
   }
@@ -529,6 +570,7 @@
     renderOrders();
     renderCategories();
     renderProducts();
+    renderPromotions();
     $("#feed-empty").hidden = $("#feed").children.length > 0;
   }
 
@@ -615,6 +657,31 @@
     }));
   }
 
+  function discountText(p) {
+    const a = p.action || {};
+    if (a.type === "percent_off") return (a.value / 100) + "% off";
+    if (a.type === "amount_off") return money(a.value, p.currency) + " off";
+    if (a.type === "free_shipping") return "free shipping";
+    if (a.type === "buy_x_get_y") return "buy " + a.buy + " get " + a.get;
+    return a.type || "";
+  }
+
+  function renderPromotions() {
+    const items = [...state.promotions.values()].sort((a, b) => String(a.name).localeCompare(String(b.name)));
+    $("#promotions-count").textContent = items.length ? "(" + items.length + ")" : "";
+    $("#promotions-empty").hidden = items.length > 0;
+    $("#promotions-body").replaceChildren(...items.map((p) => {
+      const limit = p.rules && p.rules.usage_limit;
+      return el("tr", { dataset: { promotionId: p.id } },
+        el("td", {}, el("span", { text: p.name }),
+          p.is_active === false ? el("span", { className: "badge", text: "inactive" }) : null),
+        el("td", { className: "mono", text: p.code || "automatic" }),
+        el("td", { text: discountText(p) }),
+        el("td", { className: "num", dataset: { role: "used" }, text: (p.times_used ?? 0) + (limit ? " / " + limit : "") }),
+        el("td", { className: "num" }, deleteButton("promotion:delete", p.id)));
+    }));
+  }
+
   function deleteButton(name, id) {
     const button = el("button", { type: "button", className: "small danger", text: "Delete" });
     button.addEventListener("click", async () => {
@@ -626,13 +693,15 @@
       }
       button.disabled = true;
       const ack = await command(name, { id });
-      const line = $("#catalog-error");
+      const line = $(name === "promotion:delete" ? "#promotions-error" : "#catalog-error");
       if (ack.ok) {
         line.textContent = "";
         if (name === "product:delete") removeProduct(id);
+        else if (name === "promotion:delete") state.promotions.delete(id);
         else state.categories.delete(id);
         renderCategories();
         renderProducts();
+        renderPromotions();
       } else {
         button.disabled = false;
         line.textContent = ack.error.detail || ack.error.title || "Refused.";
@@ -714,6 +783,20 @@
     return out;
   }
 
+  function promotionPayload(form) {
+    const kind = text(form, "kind");
+    const currency = text(form, "currency").toUpperCase();
+    const out = { name: text(form, "name"), action: { type: kind } };
+    if (text(form, "code")) out.code = text(form, "code");
+    if (currency) out.currency = currency;
+    const value = text(form, "value");
+    // percent in the form, basis points on the wire; money as typed ("5.00"), minor units on the wire
+    if (kind === "percent_off") out.action.value = /^\d+(\.\d{1,2})?$/.test(value) ? Math.round(Number(value) * 100) : value;
+    else if (kind === "amount_off") out.action.value = toMinor(value, currency || "USD");
+    if (text(form, "usage_limit")) out.rules = { usage_limit: integer(text(form, "usage_limit")) };
+    return out;
+  }
+
   function editCategory(id) {
     const c = state.categories.get(id);
     const form = $("#category-form");
@@ -766,6 +849,7 @@
     });
     bindForm($("#category-form"), "category", categoryPayload, (c) => { upsertCategory(c); renderCategories(); });
     bindForm($("#product-form"), "product", productPayload, (p) => { upsertProduct(p); renderProducts(); });
+    bindForm($("#promotion-form"), "promotion", promotionPayload, (p) => { upsertPromotion(p); renderPromotions(); });
     window.addEventListener("offline", () => setConn("offline"));
     window.addEventListener("online", () => { if (state.socket && !state.socket.connected) state.socket.connect(); });
     // a hidden tab's timers run late: catch up when the admin comes back to it
