@@ -50,6 +50,9 @@ PROBLEM_TYPES: dict[str, str] = {
     "insufficient-stock": "Not enough stock: `short` lists each product with `requested` and `available` "
     "(orders), or `available` and `in_cart` name what can be added (cart, admin stock).",
     "product-unavailable": "The product is not sold (any more) or not active; `product_id` names it.",
+    "variant-required": "The product has several variants: name a `variant_id`; `options` (cart) or "
+    "`products` (reservations) say which choice is missing.",
+    "last-variant": "A product keeps at least one variant: delete the product instead of its last variant.",
     "currency-mismatch": "The items are priced in different currencies; one cart or order holds one.",
     "quantity-limit": "At most `max_quantity` of one product per cart; `in_cart` is already there.",
     "cart-full": "The cart holds its maximum number of different products.",

@@ -1,4 +1,8 @@
-"""Events of the catalog: the Category and Product wire shapes (DESIGN.md section 2) and stock moves."""
+"""Events of the catalog: the Category and Product wire shapes (DESIGN.md sections 2 and 10) and stock moves.
+
+Variants arrived in the second wave; every field they brought has a default, so an event
+published before them (or a consumer that ignores them) still parses.
+"""
 
 from __future__ import annotations
 
@@ -24,6 +28,26 @@ class CategoryPublic(BaseModel):
     updated_at: datetime
 
 
+class ProductOption(BaseModel):
+    name: str
+    values: list[str]
+
+
+class VariantPublic(BaseModel):
+    """One sellable combination of a product's option values, with its own SKU, price and stock."""
+
+    id: uuid.UUID
+    sku: str
+    title: str
+    options: dict[str, str]
+    price: int
+    compare_at_price: int | None = None
+    stock: int
+    is_active: bool = True
+    image_id: uuid.UUID | None = None
+    position: int = 0
+
+
 class ProductPublic(BaseModel):
     id: uuid.UUID
     name: str
@@ -43,12 +67,32 @@ class ProductPublic(BaseModel):
     updated_at: datetime
     deleted: bool = False
     deleted_at: datetime | None = None
+    # price is the lowest active variant's, stock the sum over active variants
+    options: list[ProductOption] = []
+    variants: list[VariantPublic] = []
+
+
+class VariantStock(BaseModel):
+    id: uuid.UUID
+    sku: str
+    stock: int
 
 
 class StockChanged(BaseModel):
+    """The product's new total ``stock``; ``variants`` names each variant that moved and its stock."""
+
     product_id: uuid.UUID
     stock: int
     version: int
+    variants: list[VariantStock] = []
+
+
+class VariantChanged(BaseModel):
+    """One variant as it is now, and the product version its change made."""
+
+    product_id: uuid.UUID
+    version: int
+    variant: VariantPublic
 
 
 EVENTS = EventCatalogue(
@@ -65,7 +109,15 @@ EVENTS = EventCatalogue(
             ProductPublic, "A product was soft-deleted (deleted: true, kept for orders)."
         ),
         "stock.changed": EventType(
-            StockChanged, "A product's stock moved (reservation, release, admin change)."
+            StockChanged,
+            "A product's stock moved (reservation, release, admin change); variants says which moved.",
+        ),
+        "variant.created": EventType(VariantChanged, "A variant was added to a product."),
+        "variant.updated": EventType(
+            VariantChanged, "A variant was changed (price, stock, SKU, active flag); newer version wins."
+        ),
+        "variant.retired": EventType(
+            VariantChanged, "A variant was retired: no longer sold, kept for order history."
         ),
     },
 )

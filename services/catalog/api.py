@@ -31,6 +31,9 @@ from services.catalog.schemas import (
     ReservationPublic,
     SortKey,
     StockChange,
+    VariantIn,
+    VariantPublic,
+    VariantUpdate,
 )
 
 
@@ -247,8 +250,39 @@ async def delete_product(product_id: uuid.UUID, _: AdminUser, session: SessionDe
 async def change_stock(
     product_id: uuid.UUID, body: StockChange, _: AdminUser, session: SessionDep
 ) -> Response:
-    """Add (or with a negative delta, remove) stock; never below zero."""
-    return _json(await catalog.change_stock(session=session, product_id=product_id, delta=body.delta))
+    """Add (or with a negative delta, remove) a variant's stock (the only one's if none named); never below zero."""
+    return _json(
+        await catalog.change_stock(
+            session=session, product_id=product_id, delta=body.delta, variant_id=body.variant_id
+        )
+    )
+
+
+@admin_router.post(
+    "/products/{product_id}/variants", status_code=201, responses={201: {"model": VariantPublic}}
+)
+async def add_variant(product_id: uuid.UUID, body: VariantIn, _: AdminUser, session: SessionDep) -> Response:
+    """Add a variant (a new size, a new colour); a new value joins its option's values."""
+    return _json(await catalog.add_variant(session=session, product_id=product_id, data=body), 201)
+
+
+@admin_router.patch("/products/{product_id}/variants/{variant_id}", responses={200: {"model": VariantPublic}})
+async def update_variant(
+    product_id: uuid.UUID, variant_id: uuid.UUID, body: VariantUpdate, _: AdminUser, session: SessionDep
+) -> Response:
+    """Change one variant: price, compare-at price, stock (absolute), SKU, active flag or options."""
+    return _json(
+        await catalog.update_variant(session=session, product_id=product_id, variant_id=variant_id, data=body)
+    )
+
+
+@admin_router.delete("/products/{product_id}/variants/{variant_id}", status_code=204)
+async def retire_variant(
+    product_id: uuid.UUID, variant_id: uuid.UUID, _: AdminUser, session: SessionDep
+) -> Response:
+    """Retire a variant: no longer sold, kept for order history (the last one cannot go)."""
+    await catalog.retire_variant(session=session, product_id=product_id, variant_id=variant_id)
+    return Response(status_code=204)
 
 
 # ---------------------------------------------------------------- internal

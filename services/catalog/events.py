@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.common.events import publish_in
-from libs.contracts.catalog import EVENTS, StockChanged
+from libs.contracts.catalog import EVENTS, StockChanged, VariantChanged
 
 
 async def category_changed(session: AsyncSession, kind: str, category: dict[str, Any]) -> None:
@@ -21,9 +21,22 @@ async def product_changed(session: AsyncSession, kind: str, product: dict[str, A
     await publish_in(session, EVENTS.envelope(f"product.{kind}", product))
 
 
-async def stock_changed(session: AsyncSession, *, product_id: uuid.UUID, stock: int, version: int) -> None:
-    """``stock.changed``: the new stock of one product and the version it reached."""
-    await publish_in(
-        session,
-        EVENTS.envelope("stock.changed", StockChanged(product_id=product_id, stock=stock, version=version)),
-    )
+async def stock_changed(
+    session: AsyncSession,
+    *,
+    product_id: uuid.UUID,
+    stock: int,
+    version: int,
+    variants: list[dict[str, Any]] | None = None,
+) -> None:
+    """``stock.changed``: the new stock of one product, the version it reached, the variants that moved."""
+    change = StockChanged(product_id=product_id, stock=stock, version=version, variants=variants or [])
+    await publish_in(session, EVENTS.envelope("stock.changed", change))
+
+
+async def variant_changed(
+    session: AsyncSession, kind: str, *, product_id: uuid.UUID, version: int, variant: dict[str, Any]
+) -> None:
+    """``variant.created|updated|retired``: one variant as it is now."""
+    change = VariantChanged(product_id=product_id, version=version, variant=variant)
+    await publish_in(session, EVENTS.envelope(f"variant.{kind}", change))

@@ -1,4 +1,4 @@
-"""Tables of the catalog service: categories, products, reservations and their lines."""
+"""Tables of the catalog service: categories, products and their variants, reservations and their lines."""
 
 from __future__ import annotations
 
@@ -69,6 +69,8 @@ class Product(Base):
     images: Mapped[list[str]] = mapped_column(JSONB, server_default=sa.text("'[]'::jsonb"))
     stock: Mapped[int] = mapped_column(sa.Integer, server_default="0")
     attributes: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=sa.text("'{}'::jsonb"))
+    # [{name, values: [..]}], at most 3; every live variant names one value of each
+    options: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, server_default=sa.text("'[]'::jsonb"))
     is_active: Mapped[bool] = mapped_column(sa.Boolean, server_default=sa.true())
     deleted_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     version: Mapped[int] = mapped_column(sa.Integer, server_default="1")
@@ -124,6 +126,62 @@ class Product(Base):
     )
 
 
+LIVE_VARIANT = "retired_at IS NULL"
+
+
+class Variant(Base):
+    """What is sold and stocked: one combination of a product's option values.
+
+    ``price`` and ``stock`` of the product are derived from its live, active variants in the
+    same transaction as every change (see ``services.catalog.variants.ROLLUP_SQL``). A retired
+    variant keeps its row (reservation lines and orders name it); only live ones hold a SKU or
+    an option combination.
+    """
+
+    __tablename__ = "variants"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    product_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), sa.ForeignKey("products.id", ondelete="CASCADE"), index=True
+    )
+    sku: Mapped[str] = mapped_column(sa.Text)
+    title: Mapped[str] = mapped_column(sa.Text)
+    options: Mapped[dict[str, str]] = mapped_column(JSONB, server_default=sa.text("'{}'::jsonb"))
+    price: Mapped[int] = mapped_column(sa.BigInteger)
+    compare_at_price: Mapped[int | None] = mapped_column(sa.BigInteger)
+    stock: Mapped[int] = mapped_column(sa.Integer, server_default="0")
+    is_active: Mapped[bool] = mapped_column(sa.Boolean, server_default=sa.true())
+    position: Mapped[int] = mapped_column(sa.Integer, server_default="0")
+    image_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    retired_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())
+    updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())
+
+    __table_args__ = (
+        sa.CheckConstraint("stock >= 0", name="stock_not_negative"),
+        sa.CheckConstraint("price >= 0", name="price_not_negative"),
+        sa.CheckConstraint(
+            "compare_at_price IS NULL OR compare_at_price >= 0", name="compare_at_not_negative"
+        ),
+        sa.Index("uq_variants_live_sku", "sku", unique=True, postgresql_where=sa.text(LIVE_VARIANT)),
+        sa.Index(
+            "uq_variants_live_combination",
+            "product_id",
+            "options",
+            unique=True,
+            postgresql_where=sa.text(LIVE_VARIANT),
+        ),
+        # option filters and facets: containment over the live variants' option values
+        sa.Index(
+            "ix_variants_live_options",
+            "options",
+            postgresql_using="gin",
+            postgresql_ops={"options": "jsonb_path_ops"},
+            postgresql_where=sa.text(LIVE_VARIANT + " AND is_active"),
+        ),
+    )
+
+
 class Reservation(Base):
     __tablename__ = "reservations"
 
@@ -144,7 +202,10 @@ class ReservationLine(Base):
     order_id: Mapped[uuid.UUID] = mapped_column(
         UUID(as_uuid=True), sa.ForeignKey("reservations.order_id", ondelete="CASCADE"), primary_key=True
     )
-    product_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    variant_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    product_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    sku: Mapped[str] = mapped_column(sa.Text, server_default="")
+    title: Mapped[str] = mapped_column(sa.Text, server_default="")
     name: Mapped[str] = mapped_column(sa.Text)
     unit_price: Mapped[int] = mapped_column(sa.BigInteger)
     currency: Mapped[str] = mapped_column(sa.String(3))

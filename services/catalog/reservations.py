@@ -1,14 +1,17 @@
-"""Stock reservations for orders: all-or-nothing conditional decrements, idempotent on order_id.
+"""Stock reservations for orders, per variant: all-or-nothing conditional decrements, idempotent on order_id.
 
-Rows are locked in product-id order so concurrent reservations sharing products never
-deadlock; the decrement itself stays conditional (``stock >= q``) as the last guard, and
-the ``stock >= 0`` CHECK constraint is the one below it.
+A line names a variant, or a product alone for its only live variant (what first-wave callers
+send). Product rows are locked in id order (every writer of a product's variants takes that lock
+first), so concurrent reservations sharing products never deadlock; the variant decrement stays
+conditional (``stock >= q``) as the last guard, and the ``stock >= 0`` CHECK constraint is the one
+below it. The product's stock and price are derived again in the same transaction.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -18,12 +21,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.common.errors import Conflict, NotFound, Unprocessable
 from services.catalog import events
-from services.catalog.models import Product, Reservation, ReservationLine
+from services.catalog.models import Product, Reservation, ReservationLine, Variant
 from services.catalog.schemas import ReservationCreate
+from services.catalog.variants import ROLLUP_SQL
 
 _p = cast(sa.Table, Product.__table__)
 _r = cast(sa.Table, Reservation.__table__)
 _l = cast(sa.Table, ReservationLine.__table__)
+_v = cast(sa.Table, Variant.__table__)
 
 
 async def _stored(session: AsyncSession, order_id: uuid.UUID) -> dict[str, Any] | None:
@@ -31,23 +36,77 @@ async def _stored(session: AsyncSession, order_id: uuid.UUID) -> dict[str, Any] 
     if head is None:
         return None
     lines = (
-        await session.execute(sa.select(_l).where(_l.c.order_id == order_id).order_by(_l.c.product_id))
+        await session.execute(
+            sa.select(_l).where(_l.c.order_id == order_id).order_by(_l.c.product_id, _l.c.variant_id)
+        )
     ).all()
     return {
         "order_id": head.order_id,
         "status": head.status,
         "currency": head.currency,
-        "items": [
-            {
-                "product_id": ln.product_id,
-                "name": ln.name,
-                "unit_price": ln.unit_price,
-                "currency": ln.currency,
-                "quantity": ln.quantity,
-            }
-            for ln in lines
-        ],
+        "items": [{k: getattr(ln, k) for k in _LINE_FIELDS} for ln in lines],
     }
+
+
+_LINE_FIELDS = ("product_id", "variant_id", "sku", "title", "name", "unit_price", "currency", "quantity")
+
+
+async def _resolve(
+    session: AsyncSession, data: ReservationCreate
+) -> tuple[dict[uuid.UUID, int], dict[uuid.UUID, str]]:
+    """Quantity wanted per variant (a line naming a product alone means its only live variant),
+    and the id each variant was asked for by (problems name what the caller sent)."""
+    by_product = [i.product_id for i in data.items if i.variant_id is None]
+    named = [i.variant_id for i in data.items if i.variant_id is not None]
+    live = (
+        await session.execute(
+            sa.select(_v.c.id, _v.c.product_id).where(
+                _v.c.retired_at.is_(None), sa.or_(_v.c.product_id.in_(by_product), _v.c.id.in_(named))
+            )
+        )
+    ).all()
+    variants_of: dict[uuid.UUID, list[uuid.UUID]] = defaultdict(list)
+    product_of: dict[uuid.UUID, uuid.UUID] = {}
+    for row in live:
+        variants_of[row.product_id].append(row.id)
+        product_of[row.id] = row.product_id
+    wanted: dict[uuid.UUID, int] = defaultdict(int)
+    asked_as: dict[uuid.UUID, str] = {}
+    unavailable: list[str] = []
+    ambiguous: list[str] = []
+    for item in data.items:
+        if item.variant_id is not None:
+            owner = product_of.get(item.variant_id)
+            if owner is None or (item.product_id is not None and owner != item.product_id):
+                unavailable.append(str(item.variant_id))
+                continue
+            wanted[item.variant_id] += item.quantity
+            asked_as[item.variant_id] = str(item.variant_id)
+            continue
+        assert item.product_id is not None
+        choices = variants_of.get(item.product_id, [])
+        if len(choices) > 1:
+            ambiguous.append(str(item.product_id))
+        elif not choices:
+            unavailable.append(str(item.product_id))
+        else:
+            wanted[choices[0]] += item.quantity
+            asked_as.setdefault(choices[0], str(item.product_id))
+    if ambiguous:
+        raise Unprocessable(
+            f"These products have several variants; name the variant_id: {', '.join(ambiguous)}.",
+            title="Variant required",
+            type_="variant-required",
+            products=ambiguous,
+        )
+    if unavailable:
+        raise Unprocessable(
+            f"These products cannot be ordered: {', '.join(unavailable)}.",
+            title="Products unavailable",
+            type_="product-unavailable",
+            unavailable=unavailable,
+        )
+    return wanted, asked_as
 
 
 async def reserve(*, session: AsyncSession, data: ReservationCreate) -> tuple[dict[str, Any], bool]:
@@ -56,10 +115,6 @@ async def reserve(*, session: AsyncSession, data: ReservationCreate) -> tuple[di
     The replay of a released order id says ``status: released`` (with no stock held): orders
     must not store an order on it.
     """
-    wanted: dict[uuid.UUID, int] = defaultdict(int)
-    for item in data.items:
-        wanted[item.product_id] += item.quantity
-    ids = sorted(wanted)
     async with session.begin():
         # the order_id row serialises two requests for the same order: the second waits, then replays
         claimed = (
@@ -74,29 +129,50 @@ async def reserve(*, session: AsyncSession, data: ReservationCreate) -> tuple[di
             stored = await _stored(session, data.order_id)
             assert stored is not None
             return stored, False
+        wanted, asked_as = await _resolve(session, data)
+        # every writer of a product's variants locks the product row first, in id order: the
+        # product row is the one lock, so reservations sharing products never deadlock
+        owners = (
+            await session.execute(sa.select(_v.c.id, _v.c.product_id).where(_v.c.id.in_(list(wanted))))
+        ).all()
+        product_of = {r.id: r.product_id for r in owners}
+        product_ids = sorted(set(product_of.values()))
         products = {
             r.id: r
             for r in (
                 await session.execute(
-                    sa.select(
-                        _p.c.id,
-                        _p.c.name,
-                        _p.c.price,
-                        _p.c.currency,
-                        _p.c.stock,
-                        _p.c.is_active,
-                        _p.c.deleted_at,
-                    )
-                    .where(_p.c.id.in_(ids))
+                    sa.select(_p.c.id, _p.c.name, _p.c.currency, _p.c.is_active, _p.c.deleted_at)
+                    .where(_p.c.id.in_(product_ids))
                     .order_by(_p.c.id)
                     .with_for_update()
                 )
             ).all()
         }
+        variants = {
+            r.id: r
+            for r in (
+                await session.execute(
+                    sa.select(
+                        _v.c.id,
+                        _v.c.product_id,
+                        _v.c.sku,
+                        _v.c.title,
+                        _v.c.price,
+                        _v.c.stock,
+                        _v.c.is_active,
+                        _v.c.retired_at,
+                    ).where(_v.c.id.in_(list(wanted)))
+                )
+            ).all()
+        }
+        ids = sorted(wanted, key=lambda vid: (product_of[vid], vid))
         unavailable = [
-            str(pid)
-            for pid in ids
-            if pid not in products or not products[pid].is_active or products[pid].deleted_at
+            asked_as[vid]
+            for vid in ids
+            if not variants[vid].is_active
+            or variants[vid].retired_at is not None
+            or not products[product_of[vid]].is_active
+            or products[product_of[vid]].deleted_at is not None
         ]
         if unavailable:
             raise Unprocessable(
@@ -105,7 +181,7 @@ async def reserve(*, session: AsyncSession, data: ReservationCreate) -> tuple[di
                 type_="product-unavailable",
                 unavailable=unavailable,
             )
-        currencies = {products[pid].currency for pid in ids}
+        currencies = {products[pid].currency for pid in product_ids}
         if len(currencies) > 1:
             raise Unprocessable(
                 f"One order cannot mix currencies ({', '.join(sorted(currencies))}).",
@@ -113,16 +189,21 @@ async def reserve(*, session: AsyncSession, data: ReservationCreate) -> tuple[di
                 type_="currency-mismatch",
             )
         short = [
-            {"product_id": str(pid), "requested": wanted[pid], "available": products[pid].stock}
-            for pid in ids
-            if products[pid].stock < wanted[pid]
+            {
+                "product_id": str(product_of[vid]),
+                "variant_id": str(vid),
+                "sku": variants[vid].sku,
+                "requested": wanted[vid],
+                "available": variants[vid].stock,
+            }
+            for vid in ids
+            if variants[vid].stock < wanted[vid]
         ]
         if short:
             raise Conflict(
                 "Not enough stock for: "
                 + ", ".join(
-                    f"{s['product_id']} (requested {s['requested']}, available {s['available']})"
-                    for s in short
+                    f"{s['sku']} (requested {s['requested']}, available {s['available']})" for s in short
                 )
                 + ".",
                 title="Insufficient stock",
@@ -130,46 +211,74 @@ async def reserve(*, session: AsyncSession, data: ReservationCreate) -> tuple[di
                 short=short,
             )
         now = datetime.now(UTC)
-        updated = (
+        moved = (
             await session.execute(
                 sa.text(
-                    "UPDATE products p SET stock = p.stock - v.q, version = p.version + 1, updated_at = :now "
-                    "FROM unnest(CAST(:ids AS uuid[]), CAST(:qs AS int[])) AS v(id, q) "
-                    "WHERE p.id = v.id AND p.stock >= v.q AND p.is_active AND p.deleted_at IS NULL "
-                    "RETURNING p.id, p.stock, p.version"
+                    "UPDATE variants v SET stock = v.stock - w.q, updated_at = :now "
+                    "FROM unnest(CAST(:ids AS uuid[]), CAST(:qs AS int[])) AS w(id, q) "
+                    "WHERE v.id = w.id AND v.stock >= w.q AND v.is_active AND v.retired_at IS NULL "
+                    "RETURNING v.id, v.sku, v.stock"
                 ),
-                {"ids": ids, "qs": [wanted[pid] for pid in ids], "now": now},
+                {"ids": ids, "qs": [wanted[vid] for vid in ids], "now": now},
             )
         ).all()
-        if len(updated) != len(ids):
+        if len(moved) != len(ids):
             raise Conflict(
                 "Not enough stock for this order.",
                 title="Insufficient stock",
                 type_="insufficient-stock",
                 short=[],
             )
+        await _rolled_up(session, moved, product_of, now=now)
         currency = currencies.pop()
         await session.execute(sa.update(_r).where(_r.c.order_id == data.order_id).values(currency=currency))
         lines = [
             {
                 "order_id": data.order_id,
-                "product_id": pid,
-                "name": products[pid].name,
-                "unit_price": products[pid].price,
+                "product_id": product_of[vid],
+                "variant_id": vid,
+                "sku": variants[vid].sku,
+                "title": variants[vid].title,
+                "name": products[product_of[vid]].name,
+                "unit_price": variants[vid].price,
                 "currency": currency,
-                "quantity": wanted[pid],
+                "quantity": wanted[vid],
             }
-            for pid in ids
+            for vid in ids
         ]
         await session.execute(sa.insert(_l), lines)
-        for row in sorted(updated, key=lambda r: r.id):
-            await events.stock_changed(session, product_id=row.id, stock=row.stock, version=row.version)
     return {
         "order_id": data.order_id,
         "status": "reserved",
         "currency": currency,
-        "items": [{k: v for k, v in line.items() if k != "order_id"} for line in lines],
+        "items": [{k: line[k] for k in _LINE_FIELDS} for line in lines],
     }, True
+
+
+async def _rolled_up(
+    session: AsyncSession, moved: Sequence[Any], product_of: dict[uuid.UUID, uuid.UUID], *, now: datetime
+) -> None:
+    """Derive the touched products' stock and price again, bump their version, emit stock.changed."""
+    product_ids = sorted({product_of[m.id] for m in moved})
+    await session.execute(
+        sa.text(
+            "UPDATE products SET version = version + 1, updated_at = :now WHERE id = ANY(CAST(:ids AS uuid[]))"
+        ),
+        {"ids": product_ids, "now": now},
+    )
+    rows = (await session.execute(ROLLUP_SQL, {"ids": product_ids})).all()
+    for row in sorted(rows, key=lambda r: r.id):
+        await events.stock_changed(
+            session,
+            product_id=row.id,
+            stock=row.stock,
+            version=row.version,
+            variants=[
+                {"id": m.id, "sku": m.sku, "stock": m.stock}
+                for m in sorted(moved, key=lambda m: m.id)
+                if product_of[m.id] == row.id
+            ],
+        )
 
 
 async def release_in(
@@ -186,30 +295,33 @@ async def release_in(
     if status != "released":
         lines = (
             await session.execute(
-                sa.select(_l.c.product_id, _l.c.quantity)
+                sa.select(_l.c.product_id, _l.c.variant_id, _l.c.quantity)
                 .where(_l.c.order_id == order_id)
-                .order_by(_l.c.product_id)
+                .order_by(_l.c.product_id, _l.c.variant_id)
             )
         ).all()
         if lines:
             await session.execute(
                 sa.select(_p.c.id)
-                .where(_p.c.id.in_([ln.product_id for ln in lines]))
+                .where(_p.c.id.in_(sorted({ln.product_id for ln in lines})))
                 .order_by(_p.c.id)
                 .with_for_update()
             )
+            # a retired variant gets its units back too: un-retiring it brings them with it
             restored = (
                 await session.execute(
                     sa.text(
-                        "UPDATE products p SET stock = p.stock + v.q, version = p.version + 1, updated_at = now() "
-                        "FROM unnest(CAST(:ids AS uuid[]), CAST(:qs AS int[])) AS v(id, q) WHERE p.id = v.id "
-                        "RETURNING p.id, p.stock, p.version"
+                        "UPDATE variants v SET stock = v.stock + w.q, updated_at = now() "
+                        "FROM unnest(CAST(:ids AS uuid[]), CAST(:qs AS int[])) AS w(id, q) WHERE v.id = w.id "
+                        "RETURNING v.id, v.sku, v.stock"
                     ),
-                    {"ids": [ln.product_id for ln in lines], "qs": [ln.quantity for ln in lines]},
+                    {"ids": [ln.variant_id for ln in lines], "qs": [ln.quantity for ln in lines]},
                 )
             ).all()
-            for row in sorted(restored, key=lambda r: r.id):
-                await events.stock_changed(session, product_id=row.id, stock=row.stock, version=row.version)
+            if restored:
+                await _rolled_up(
+                    session, restored, {ln.variant_id: ln.product_id for ln in lines}, now=datetime.now(UTC)
+                )
         await session.execute(
             sa.update(_r).where(_r.c.order_id == order_id).values(status="released", updated_at=sa.func.now())
         )

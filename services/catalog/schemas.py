@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -18,6 +19,7 @@ from pydantic import (
 # the wire shapes the catalog also publishes as events live with its event contract
 from libs.contracts.catalog import CategoryPublic as CategoryPublic
 from libs.contracts.catalog import ProductPublic
+from libs.contracts.catalog import VariantPublic as VariantPublic
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Slug = Annotated[
@@ -42,6 +44,11 @@ Money = Annotated[int, Field(ge=0, le=10**12, description="integer minor units (
 Url = Annotated[AnyHttpUrl, Field()]
 SortKey = Literal["relevance", "price_asc", "price_desc", "newest", "name"]
 MAX_ATTRIBUTES_BYTES = 8_000
+MAX_OPTIONS = 3
+MAX_VARIANTS = 100
+OptionName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
+OptionValue = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+Stock = Annotated[int, Field(ge=0, le=10_000_000)]
 
 
 class _In(BaseModel):
@@ -99,25 +106,86 @@ def _check_attributes(v: dict[str, Any]) -> dict[str, Any]:
     return v
 
 
+class OptionIn(_In):
+    name: OptionName
+    values: list[OptionValue] = Field(min_length=1, max_length=100)
+
+    @field_validator("values")
+    @classmethod
+    def _distinct(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError("values must be distinct")
+        return v
+
+
+class VariantIn(_In):
+    """A variant in a product's ``variants`` list: with ``id`` it updates that one, without it adds one."""
+
+    id: uuid.UUID | None = None
+    sku: Sku
+    options: dict[OptionName, OptionValue] = Field(default_factory=dict, max_length=MAX_OPTIONS)
+    price: Money
+    compare_at_price: Money | None = None
+    stock: Stock = 0
+    is_active: bool = True
+
+    @model_validator(mode="after")
+    def _compare_at_not_below_price(self) -> VariantIn:
+        if self.compare_at_price is not None and self.compare_at_price < self.price:
+            raise ValueError("compare_at_price must not be lower than price")
+        return self
+
+
+class VariantUpdate(_In):
+    """PATCH of one variant; ``options`` must stay one value of each of the product's options."""
+
+    sku: Sku | None = None
+    options: dict[OptionName, OptionValue] | None = Field(None, max_length=MAX_OPTIONS)
+    price: Money | None = None
+    compare_at_price: Money | None = None
+    stock: Stock | None = None
+    is_active: bool | None = None
+
+    @model_validator(mode="after")
+    def _required_not_null(self) -> VariantUpdate:
+        for name in self.model_fields_set - {"compare_at_price"}:
+            if getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be null")
+        return self
+
+
 class ProductCreate(_In):
+    """First-wave fields, plus ``options`` and ``variants``.
+
+    Without ``variants`` the product gets one default variant from ``sku``, ``price``,
+    ``compare_at_price`` and ``stock``. With them, product-level price and stock are derived
+    (lowest active price, sum of stock) and must not be sent.
+    """
+
     name: Name
     slug: Slug | None = None
     description: Description = ""
-    price: Money
+    price: Money | None = None
     compare_at_price: Money | None = None
     currency: Currency | None = None
     sku: Sku
     category_id: uuid.UUID
     images: list[Url] = Field(default_factory=list, max_length=20)
-    stock: int = Field(0, ge=0, le=10_000_000)
+    stock: Stock | None = None
     attributes: dict[str, Any] = Field(default_factory=dict)
     is_active: bool = True
+    options: list[OptionIn] = Field(default_factory=list, max_length=MAX_OPTIONS)
+    variants: list[VariantIn] | None = Field(None, min_length=1, max_length=MAX_VARIANTS)
 
     _attrs = field_validator("attributes")(_check_attributes)
 
     @model_validator(mode="after")
     def _compare_at_not_below_price(self) -> ProductCreate:
-        if self.compare_at_price is not None and self.compare_at_price < self.price:
+        if (
+            self.compare_at_price is not None
+            and self.price is not None
+            and self.compare_at_price < self.price
+        ):
             raise ValueError("compare_at_price must not be lower than price")
         return self
 
@@ -139,6 +207,8 @@ class ProductUpdate(_In):
     stock: int | None = Field(None, ge=0, le=10_000_000)
     attributes: dict[str, Any] | None = None
     is_active: bool | None = None
+    options: list[OptionIn] | None = Field(None, max_length=MAX_OPTIONS)
+    variants: list[VariantIn] | None = Field(None, min_length=1, max_length=MAX_VARIANTS)
 
     @field_validator("attributes")
     @classmethod
@@ -155,6 +225,7 @@ class ProductUpdate(_In):
 
 class StockChange(_In):
     delta: int = Field(ge=-10_000_000, le=10_000_000)
+    variant_id: uuid.UUID | None = Field(None, description="required when the product has several variants")
 
     @field_validator("delta")
     @classmethod
@@ -165,8 +236,17 @@ class StockChange(_In):
 
 
 class ReservationItemIn(_In):
-    product_id: uuid.UUID
+    """A line names its variant; a product alone stands for its only variant (first-wave callers)."""
+
+    product_id: uuid.UUID | None = None
+    variant_id: uuid.UUID | None = None
     quantity: int = Field(ge=1, le=10_000)
+
+    @model_validator(mode="after")
+    def _names_something(self) -> ReservationItemIn:
+        if self.product_id is None and self.variant_id is None:
+            raise ValueError("product_id or variant_id is required")
+        return self
 
 
 class ReservationCreate(_In):
@@ -176,6 +256,9 @@ class ReservationCreate(_In):
 
 class ReservedItem(BaseModel):
     product_id: uuid.UUID
+    variant_id: uuid.UUID
+    sku: str
+    title: str
     name: str
     unit_price: int
     currency: str
@@ -207,6 +290,18 @@ PRODUCT_FIELDS = (
     "created_at",
     "updated_at",
 )
+VARIANT_FIELDS = (
+    "id",
+    "sku",
+    "title",
+    "options",
+    "price",
+    "compare_at_price",
+    "stock",
+    "is_active",
+    "image_id",
+    "position",
+)
 CATEGORY_FIELDS = (
     "id",
     "name",
@@ -220,12 +315,19 @@ CATEGORY_FIELDS = (
 )
 
 
-def product_wire(p: Any) -> dict[str, Any]:
-    """The Product wire shape from an ORM object or a result row (plus ``deleted``)."""
+def variant_wire(v: Any) -> dict[str, Any]:
+    """The Variant wire shape from an ORM object."""
+    return {f: getattr(v, f) for f in VARIANT_FIELDS}
+
+
+def product_wire(p: Any, variants: Sequence[Any] = ()) -> dict[str, Any]:
+    """The Product wire shape from an ORM object or a result row (plus ``deleted``), with its live variants."""
     out = {f: getattr(p, f) for f in PRODUCT_FIELDS}
     deleted_at = getattr(p, "deleted_at", None)
     out["deleted"] = deleted_at is not None
     out["deleted_at"] = deleted_at
+    out["options"] = getattr(p, "options", None) or []
+    out["variants"] = [variant_wire(v) for v in variants]
     return out
 
 

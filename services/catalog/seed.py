@@ -167,10 +167,74 @@ def _event(kind: str, data: dict[str, Any]) -> tuple[Any, ...]:
     return (env.id, env.type, env.to_bytes().decode())
 
 
-def _products(n: int, offset: int, leaves: dict[str, uuid.UUID], rng: random.Random) -> list[tuple[Any, ...]]:
+APPAREL = ("Shirts", "Trousers", "Jackets", "Dresses", "Tops", "Skirts", "Kids")
+
+
+def _variants(
+    product_id: uuid.UUID,
+    sku: str,
+    price: int,
+    compare_at: int | None,
+    stock: int,
+    *,
+    apparel: bool,
+    count: int,
+    rng: random.Random,
+    created: datetime,
+) -> tuple[list[dict[str, Any]], list[tuple[Any, ...]]]:
+    """Options and variant rows: sizes for apparel, colours otherwise; one default variant for count 1.
+
+    Bigger sizes cost a little more; the product's stock is spread over its variants.
+    """
+    if count <= 1:
+        return [], [
+            (
+                uuid.uuid4(),
+                product_id,
+                sku,
+                "Default",
+                "{}",
+                price,
+                compare_at,
+                stock,
+                True,
+                0,
+                created,
+                created,
+            )
+        ]
+    name, pool = ("Size", SIZES) if apparel else ("Colour", COLOURS)
+    values = pool[:count] if apparel else rng.sample(pool, min(count, len(pool)))
+    rows = []
+    for position, value in enumerate(values):
+        share = stock // len(values) + (1 if position < stock % len(values) else 0)
+        step = position * 200 if apparel else 0
+        rows.append(
+            (
+                uuid.uuid4(),
+                product_id,
+                f"{sku}-{value.upper()}",
+                value,
+                json.dumps({name: value}),
+                price + step,
+                None if compare_at is None else compare_at + step,
+                share,
+                True,
+                position,
+                created,
+                created,
+            )
+        )
+    return [{"name": name, "values": list(values)}], rows
+
+
+def _products(
+    n: int, offset: int, leaves: dict[str, uuid.UUID], rng: random.Random, variants_per_product: int | None
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
     now = datetime.now(UTC)
     names = list(leaves)
     rows = []
+    variant_rows: list[tuple[Any, ...]] = []
     for i in range(offset, offset + n):
         leaf = names[i % len(names)]
         nouns, (low, high) = NOUNS[leaf]
@@ -183,16 +247,24 @@ def _products(n: int, offset: int, leaves: dict[str, uuid.UUID], rng: random.Ran
         compare_at = price + rng.randrange(5, 40) * 100 if rng.random() < 0.2 else None
         stock = 0 if rng.random() < 0.08 else rng.randrange(1, 250)
         attributes: dict[str, Any] = {"colour": colour.lower(), "material": material, "brand": brand}
-        if leaf in ("Shirts", "Trousers", "Jackets", "Dresses", "Tops", "Skirts", "Kids"):
+        apparel = leaf in APPAREL
+        if apparel and variants_per_product is None:
             attributes["size"] = rng.choice(SIZES)
         description = (
             f"A {material} {noun.lower()} from {brand} in {colour.lower()}. "
             f"{rng.choice(['Built to last.', 'Designed for everyday use.', 'A customer favourite.', 'Limited edition.'])}"
         )
         created = now - timedelta(seconds=rng.randrange(0, 365 * 86400))
+        product_id = uuid.uuid4()
+        # by default apparel comes in three sizes and everything else in one variant
+        count = variants_per_product if variants_per_product is not None else (3 if apparel else 1)
+        options, variants = _variants(
+            product_id, sku, price, compare_at, stock, apparel=apparel, count=count, rng=rng, created=created
+        )
+        variant_rows += variants
         rows.append(
             (
-                uuid.uuid4(),
+                product_id,
                 name,
                 f"{slugify(name, fallback='product')}-{sku.lower()}",
                 description,
@@ -204,13 +276,14 @@ def _products(n: int, offset: int, leaves: dict[str, uuid.UUID], rng: random.Ran
                 json.dumps([f"https://img.example.com/p/{sku}.jpg"]),
                 stock,
                 json.dumps(attributes),
+                json.dumps(options),
                 rng.random() > 0.02,
                 1,
                 created,
                 created,
             )
         )
-    return rows
+    return rows, variant_rows
 
 
 PRODUCT_COLUMNS = [
@@ -226,8 +299,23 @@ PRODUCT_COLUMNS = [
     "images",
     "stock",
     "attributes",
+    "options",
     "is_active",
     "version",
+    "created_at",
+    "updated_at",
+]
+VARIANT_COLUMNS = [
+    "id",
+    "product_id",
+    "sku",
+    "title",
+    "options",
+    "price",
+    "compare_at_price",
+    "stock",
+    "is_active",
+    "position",
     "created_at",
     "updated_at",
 ]
@@ -240,6 +328,7 @@ async def seed(
     force: bool = False,
     with_events: bool = False,
     seed_value: int = 42,
+    variants_per_product: int | None = None,
 ) -> int:
     """Create the demo catalog; returns how many products were written."""
     from services.catalog.app import MIGRATIONS
@@ -253,23 +342,38 @@ async def seed(
         outbox: list[tuple[Any, ...]] = []
         async with conn.transaction():
             leaves = await _categories(conn, outbox)
-            rows = _products(products, existing, leaves, random.Random(seed_value + existing))
+            rows, variant_rows = _products(
+                products, existing, leaves, random.Random(seed_value + existing), variants_per_product
+            )
             await conn.copy_records_to_table("products", records=rows, columns=PRODUCT_COLUMNS)
+            await conn.copy_records_to_table("variants", records=variant_rows, columns=VARIANT_COLUMNS)
             if with_events:
                 cols = {c: i for i, c in enumerate(PRODUCT_COLUMNS)}
+                vcols = {c: i for i, c in enumerate(VARIANT_COLUMNS)}
+                by_product: dict[uuid.UUID, list[dict[str, Any]]] = {}
+                for v in variant_rows:
+                    wire = {
+                        c: v[vcols[c]]
+                        for c in VARIANT_COLUMNS
+                        if c not in ("product_id", "created_at", "updated_at")
+                    }
+                    wire["options"] = json.loads(wire["options"])
+                    by_product.setdefault(v[vcols["product_id"]], []).append(wire)
                 for r in rows:
                     data = {c: r[i] for c, i in cols.items()}
-                    data["images"], data["attributes"] = (
+                    data["images"], data["attributes"], data["options"] = (
                         json.loads(r[cols["images"]]),
                         json.loads(r[cols["attributes"]]),
+                        json.loads(r[cols["options"]]),
                     )
-                    data.update(deleted=False, deleted_at=None)
+                    data.update(deleted=False, deleted_at=None, variants=by_product[r[cols["id"]]])
                     outbox.append(_event("product.created", data))
                 await conn.copy_records_to_table(
                     "outbox", records=outbox, columns=["id", "routing_key", "payload"]
                 )
         # fresh statistics (and a vacuumed visibility map) so the planner picks the indexes at once
         await conn.execute("VACUUM ANALYZE products")
+        await conn.execute("VACUUM ANALYZE variants")
     finally:
         await conn.close()
     print(f"seeded {products} products in {len(leaves)} leaf categories")
@@ -280,9 +384,21 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--products", type=int, default=500, help="how many products (default 500)")
     parser.add_argument("--force", action="store_true", help="add products even if some exist")
     parser.add_argument("--events", action="store_true", help="also write created events to the outbox")
+    parser.add_argument(
+        "--variants",
+        type=int,
+        default=None,
+        help="variants per product (default: 3 sizes for apparel, else 1)",
+    )
 
 
 async def run(settings: CatalogSettings, args: argparse.Namespace) -> None:
-    written = await seed(settings, products=args.products, force=args.force, with_events=args.events)
+    written = await seed(
+        settings,
+        products=args.products,
+        force=args.force,
+        with_events=args.events,
+        variants_per_product=args.variants,
+    )
     if written == 0 and args.products > 0:
         print(f"the catalog already has products: nothing seeded; --force adds {args.products} more")

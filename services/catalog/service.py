@@ -13,14 +13,16 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from libs.common.errors import Conflict, NotFound, Unprocessable
-from services.catalog import events
-from services.catalog.models import VISIBLE, Category, Product
+from libs.common.errors import Conflict, DomainError, NotFound, Unprocessable
+from services.catalog import events, variants
+from services.catalog.models import VISIBLE, Category, Product, Variant
 from services.catalog.schemas import (
     CategoryCreate,
     CategoryUpdate,
     ProductCreate,
     ProductUpdate,
+    VariantIn,
+    VariantUpdate,
     category_wire,
     product_wire,
 )
@@ -300,7 +302,7 @@ async def delete_category(*, session: AsyncSession, category_id: uuid.UUID) -> N
 
 
 async def get_product(*, session: AsyncSession, key: str, include_hidden: bool = False) -> dict[str, Any]:
-    """One product by id or slug; inactive or deleted ones only for admins."""
+    """One product by id or slug, with its live variants; inactive or deleted ones only for admins."""
     field, value = _parse_key(key)
     query = sa.select(Product).where(getattr(Product, field) == value)
     if not include_hidden:
@@ -308,7 +310,7 @@ async def get_product(*, session: AsyncSession, key: str, include_hidden: bool =
     product = (await session.execute(query)).scalar_one_or_none()
     if product is None:
         raise NotFound(f"No product {key!r}.")
-    return product_wire(product)
+    return product_wire(product, await variants.live_variants(session, product.id))
 
 
 async def _check_category(session: AsyncSession, category_id: uuid.UUID) -> None:
@@ -316,10 +318,43 @@ async def _check_category(session: AsyncSession, category_id: uuid.UUID) -> None
         raise _unknown_category()
 
 
+_DERIVED = ("price", "compare_at_price", "stock")
+
+
+def _derived_not_sent(data: ProductCreate | ProductUpdate, *, why: str) -> None:
+    sent = [f for f in _DERIVED if f in data.model_fields_set]
+    if sent:
+        raise Unprocessable(
+            f"{', '.join(sent)} {'is' if len(sent) == 1 else 'are'} {why}; set it on each variant.",
+            errors=[{"field": f, "message": why, "type": "derived"} for f in sent],
+        )
+
+
+def _default_variant(data: ProductCreate) -> VariantIn:
+    """The one variant of a product created the first-wave way (no variants given)."""
+    if data.options:
+        raise Unprocessable(
+            "A product with options needs its variants.",
+            errors=[{"field": "variants", "message": "required when options are given", "type": "missing"}],
+        )
+    if data.price is None:
+        raise Unprocessable(
+            "price is required (or variants, each with its price).",
+            errors=[{"field": "price", "message": "Field required", "type": "missing"}],
+        )
+    return VariantIn(
+        sku=data.sku, price=data.price, compare_at_price=data.compare_at_price, stock=data.stock or 0
+    )
+
+
 async def create_product(
     *, session: AsyncSession, data: ProductCreate, default_currency: str
 ) -> dict[str, Any]:
-    """Create a product and emit product.created."""
+    """Create a product with its options and variants (or one default variant); emit product.created."""
+    if data.variants is not None:
+        _derived_not_sent(data, why="derived from the variants")
+    wanted = data.variants if data.variants is not None else [_default_variant(data)]
+    options = [o.model_dump() for o in data.options]
     try:
         async with session.begin():
             await _check_category(session, data.category_id)
@@ -332,14 +367,15 @@ async def create_product(
                 name=data.name,
                 slug=slug,
                 description=data.description,
-                price=data.price,
-                compare_at_price=data.compare_at_price,
+                price=0,
+                compare_at_price=None,
                 currency=data.currency or default_currency,
                 sku=data.sku,
                 category_id=data.category_id,
                 images=[str(u) for u in data.images],
-                stock=data.stock,
+                stock=0,
                 attributes=data.attributes,
+                options=options,
                 is_active=data.is_active,
                 deleted_at=None,
                 version=1,
@@ -348,7 +384,14 @@ async def create_product(
             )
             session.add(product)
             await session.flush()
-            wire = product_wire(product)
+            try:
+                await variants.replace_all(session, product=product, options=options, wanted=wanted, now=now)
+            except Unprocessable as exc:
+                raise (exc if data.variants is not None else _first_wave(exc)) from None
+            live = await variants.live_variants(session, product.id)
+            variants.rollup(product, live)
+            await session.flush()
+            wire = product_wire(product, live)
             await events.product_changed(session, "created", wire)
     except IntegrityError as exc:
         raise _integrity(exc, "product") from None
@@ -356,7 +399,8 @@ async def create_product(
 
 
 async def _locked_product(session: AsyncSession, product_id: uuid.UUID) -> Product:
-    # the row lock keeps an admin edit and a concurrent reservation from losing each other's stock
+    # the row lock keeps an admin edit and a concurrent reservation from losing each other's stock;
+    # every writer of a product's variants takes it first, so it also guards the variants
     product = (
         await session.execute(
             sa.select(Product).where(Product.id == product_id, Product.deleted_at.is_(None)).with_for_update()
@@ -367,6 +411,49 @@ async def _locked_product(session: AsyncSession, product_id: uuid.UUID) -> Produ
     return product
 
 
+def _as_input(v: Variant, **changes: Any) -> VariantIn:
+    fields = {
+        "id": v.id,
+        "sku": v.sku,
+        "options": v.options,
+        "price": v.price,
+        "compare_at_price": v.compare_at_price,
+        "stock": v.stock,
+        "is_active": v.is_active,
+        **changes,
+    }
+    return VariantIn.model_construct(**fields)
+
+
+async def _finish(
+    session: AsyncSession,
+    product: Product,
+    changes: list[tuple[str, Variant]],
+    *,
+    old_stock: dict[uuid.UUID, int],
+    product_changed: bool,
+    now: datetime,
+    stock_only: bool = False,
+) -> dict[str, Any]:
+    """Derive the product from its variants, bump its version, emit what changed.
+
+    A stock move alone is ``stock.changed`` (and ``variant.updated``), as reservations are, not
+    ``product.updated``.
+    """
+    live = await variants.live_variants(session, product.id)
+    variants.rollup(product, live)
+    if not changes and not product_changed:
+        return product_wire(product, live)
+    product.version = product.version + 1
+    product.updated_at = now
+    await session.flush()
+    wire = product_wire(product, live)
+    if not stock_only:
+        await events.product_changed(session, "updated", wire)
+    await variants.publish_changes(session, product, changes, old_stock=old_stock)
+    return wire
+
+
 async def update_product(
     *,
     session: AsyncSession,
@@ -375,48 +462,247 @@ async def update_product(
     replace: bool,
     default_currency: str,
 ) -> dict[str, Any]:
-    """Change (PATCH) or replace (PUT) a product; emits product.updated (and stock.changed)."""
-    fields = data.model_dump(exclude_unset=not replace)
+    """Change (PATCH) or replace (PUT) a product and its variants; emits product.updated (and stock.changed).
+
+    ``variants``, when sent, is the whole list (with id: updated, without: added, left out:
+    retired). Without it, the first-wave ``price``, ``compare_at_price`` and ``stock`` go to a
+    product's only variant; a product with several refuses them (422).
+    """
+    fields = data.model_dump(exclude_unset=not replace, exclude={"options", "variants"})
     if replace:
         # a PUT without slug or stock keeps them: stock moves with sales, a stale form must not reset it
         for kept in ("slug", "stock"):
             if kept not in data.model_fields_set:
                 fields.pop(kept, None)
         fields["currency"] = fields.get("currency") or default_currency
+        if data.price is None and data.variants is None:
+            fields.pop("price", None)
+    if data.variants is not None:
+        _derived_not_sent(data, why="derived from the variants")
+        for name in _DERIVED:
+            fields.pop(name, None)
     try:
         async with session.begin():
             product = await _locked_product(session, product_id)
+            now = datetime.now(UTC)
+            live = await variants.live_variants(session, product.id)
+            old_stock = {v.id: v.stock for v in live}
             if "category_id" in fields:
                 await _check_category(session, fields["category_id"])
             if "images" in fields:
                 fields["images"] = [str(u) for u in fields["images"]]
-            price = fields.get("price", product.price)
-            compare_at = fields.get("compare_at_price", product.compare_at_price)
-            if compare_at is not None and compare_at < price:
+            options = (
+                [o.model_dump() for o in data.options]
+                if data.options is not None and "options" in data.model_fields_set
+                else list(product.options)
+            )
+            per_variant = {k: fields.pop(k) for k in _DERIVED if k in fields}
+            if data.variants is not None:
+                wanted: list[VariantIn] | None = list(data.variants)
+            elif per_variant or options != product.options:
+                if per_variant and len(live) > 1:
+                    raise Unprocessable(
+                        f"This product has {len(live)} variants: set {', '.join(per_variant)} on each variant.",
+                        errors=[
+                            {"field": f, "message": "set per variant", "type": "derived"} for f in per_variant
+                        ],
+                    )
+                wanted = [_as_input(v, **per_variant) for v in live]
+                if per_variant:
+                    w = wanted[0]
+                    if w.compare_at_price is not None and w.compare_at_price < w.price:
+                        raise Unprocessable(
+                            "compare_at_price must not be lower than price.",
+                            errors=[
+                                {
+                                    "field": "compare_at_price",
+                                    "message": "lower than price",
+                                    "type": "value_error",
+                                }
+                            ],
+                        )
+            else:
+                wanted = None
+            follows = not product.options and len(live) == 1 and live[0].sku == product.sku
+            if "sku" in fields and data.variants is None and follows:
+                # a product without options: its one variant follows its SKU
+                base = _fields_of(wanted[0]) if wanted else _fields_of(_as_input(live[0]))
+                wanted = [_as_input(live[0], **{**base, "sku": fields["sku"]})]
+            options_changed = options != product.options
+            changed = {k: v for k, v in fields.items() if getattr(product, k) != v}
+            for name, value in changed.items():
+                setattr(product, name, value)
+            await session.flush()  # the product's own unique fields (slug, SKU) answer first
+            changes: list[tuple[str, Variant]] = []
+            if wanted is not None:
+                try:
+                    changes = await variants.replace_all(
+                        session, product=product, options=options, wanted=wanted, now=now
+                    )
+                except Unprocessable as exc:
+                    raise (exc if data.variants is not None else _first_wave(exc)) from None
+            return await _finish(
+                session,
+                product,
+                changes,
+                old_stock=old_stock,
+                product_changed=bool(changed) or options_changed,
+                now=now,
+            )
+    except IntegrityError as exc:
+        raise (variants.unique_violation(exc) or _integrity(exc, "product")) from None
+
+
+def _first_wave(exc: Unprocessable) -> DomainError:
+    """A first-wave request (no variants sent) hears about its product fields, as it did before variants."""
+    errors = exc.extra.get("errors", [])
+    if any(e.get("field") == "variants.0.sku" for e in errors):
+        return Conflict(
+            "A product with this sku already exists.",
+            title="Already exists",
+            errors=[{"field": "sku", "message": "sku is already taken", "type": "unique"}],
+        )
+    return variants.invalid(
+        [{**e, "field": str(e.get("field", "")).removeprefix("variants.0.")} for e in errors]
+    )
+
+
+def _fields_of(w: VariantIn) -> dict[str, Any]:
+    return {
+        k: getattr(w, k) for k in ("id", "sku", "options", "price", "compare_at_price", "stock", "is_active")
+    }
+
+
+async def _locked_variant(session: AsyncSession, product_id: uuid.UUID, variant_id: uuid.UUID) -> Variant:
+    variant = (
+        await session.execute(
+            sa.select(Variant).where(
+                Variant.id == variant_id, Variant.product_id == product_id, Variant.retired_at.is_(None)
+            )
+        )
+    ).scalar_one_or_none()
+    if variant is None:
+        raise NotFound("No such variant of this product.")
+    return variant
+
+
+async def add_variant(*, session: AsyncSession, product_id: uuid.UUID, data: VariantIn) -> dict[str, Any]:
+    """Add one variant (e.g. a new size); a new value of a known option joins that option's values."""
+    try:
+        async with session.begin():
+            product = await _locked_product(session, product_id)
+            now = datetime.now(UTC)
+            live = await variants.live_variants(session, product.id)
+            old_stock = {v.id: v.stock for v in live}
+            names = {o["name"] for o in product.options}
+            unknown = sorted(set(data.options) - names)
+            if unknown:
+                raise variants.invalid(
+                    [
+                        {
+                            "field": f"options.{n}",
+                            "message": "not an option of this product",
+                            "type": "unknown",
+                        }
+                        for n in unknown
+                    ]
+                )
+            options = [
+                {**o, "values": [*o["values"], data.options[o["name"]]]}
+                if o["name"] in data.options and data.options[o["name"]] not in o["values"]
+                else o
+                for o in product.options
+            ]
+            wanted = [_as_input(v) for v in live] + [data.model_copy(update={"id": None})]
+            try:
+                changes = await variants.replace_all(
+                    session, product=product, options=options, wanted=wanted, now=now
+                )
+            except Unprocessable as exc:
+                raise _single(exc, len(live)) from None
+            wire = await _finish(
+                session,
+                product,
+                changes,
+                old_stock=old_stock,
+                product_changed=True,
+                now=now,
+            )
+    except IntegrityError as exc:
+        raise (variants.unique_violation(exc) or _integrity(exc, "product")) from None
+    return next(v for v in wire["variants"] if v["id"] == changes[-1][1].id)
+
+
+def _single(exc: Unprocessable, index: int) -> Unprocessable:
+    """Errors about ``variants.<index>.x`` of the rebuilt list name the one variant's own ``x``."""
+    prefix = f"variants.{index}."
+    errors = [
+        {**e, "field": e["field"].removeprefix(prefix)} if str(e.get("field", "")).startswith(prefix) else e
+        for e in exc.extra.get("errors", [])
+    ]
+    return variants.invalid(errors)
+
+
+async def update_variant(
+    *, session: AsyncSession, product_id: uuid.UUID, variant_id: uuid.UUID, data: VariantUpdate
+) -> dict[str, Any]:
+    """Change one variant (price, stock, SKU, active flag, options); the product follows."""
+    try:
+        async with session.begin():
+            product = await _locked_product(session, product_id)
+            target = await _locked_variant(session, product_id, variant_id)
+            now = datetime.now(UTC)
+            live = await variants.live_variants(session, product.id)
+            old_stock = {v.id: v.stock for v in live}
+            patch = data.model_dump(exclude_unset=True)
+            merged = {**_fields_of(_as_input(target)), **patch}
+            if merged["compare_at_price"] is not None and merged["compare_at_price"] < merged["price"]:
                 raise Unprocessable(
                     "compare_at_price must not be lower than price.",
                     errors=[
                         {"field": "compare_at_price", "message": "lower than price", "type": "value_error"}
                     ],
                 )
-            old_stock = product.stock
-            changed = {k: v for k, v in fields.items() if getattr(product, k) != v}
-            if not changed:
-                return product_wire(product)
-            for name, value in changed.items():
-                setattr(product, name, value)
-            product.version = product.version + 1
-            product.updated_at = datetime.now(UTC)
-            await session.flush()
-            wire = product_wire(product)
-            await events.product_changed(session, "updated", wire)
-            if product.stock != old_stock:
-                await events.stock_changed(
-                    session, product_id=product.id, stock=product.stock, version=product.version
+            index = next(i for i, v in enumerate(live) if v.id == variant_id)
+            wanted = [_as_input(v, **patch) if v.id == variant_id else _as_input(v) for v in live]
+            try:
+                changes = await variants.replace_all(
+                    session, product=product, options=list(product.options), wanted=wanted, now=now
                 )
+            except Unprocessable as exc:
+                raise _single(exc, index) from None
+            wire = await _finish(
+                session,
+                product,
+                changes,
+                old_stock=old_stock,
+                product_changed=False,
+                now=now,
+            )
     except IntegrityError as exc:
-        raise _integrity(exc, "product") from None
-    return wire
+        raise (variants.unique_violation(exc) or _integrity(exc, "product")) from None
+    return next(v for v in wire["variants"] if v["id"] == variant_id)
+
+
+async def retire_variant(*, session: AsyncSession, product_id: uuid.UUID, variant_id: uuid.UUID) -> None:
+    """Stop selling one variant (kept for order history); the last live one cannot go (409)."""
+    async with session.begin():
+        product = await _locked_product(session, product_id)
+        await _locked_variant(session, product_id, variant_id)
+        now = datetime.now(UTC)
+        live = await variants.live_variants(session, product.id)
+        old_stock = {v.id: v.stock for v in live}
+        if len(live) == 1:
+            raise Conflict(
+                "A product keeps at least one variant; delete the product instead.",
+                title="Last variant",
+                type_="last-variant",
+            )
+        wanted = [_as_input(v) for v in live if v.id != variant_id]
+        changes = await variants.replace_all(
+            session, product=product, options=list(product.options), wanted=wanted, now=now
+        )
+        await _finish(session, product, changes, old_stock=old_stock, product_changed=False, now=now)
 
 
 async def delete_product(*, session: AsyncSession, product_id: uuid.UUID) -> None:
@@ -428,26 +714,58 @@ async def delete_product(*, session: AsyncSession, product_id: uuid.UUID) -> Non
         product.updated_at = now
         product.version = product.version + 1
         await session.flush()
-        await events.product_changed(session, "deleted", product_wire(product))
+        live = await variants.live_variants(session, product.id)
+        await events.product_changed(session, "deleted", product_wire(product, live))
 
 
-async def change_stock(*, session: AsyncSession, product_id: uuid.UUID, delta: int) -> dict[str, Any]:
-    """Add ``delta`` to the stock, never below zero (409); emits stock.changed."""
+async def change_stock(
+    *, session: AsyncSession, product_id: uuid.UUID, delta: int, variant_id: uuid.UUID | None = None
+) -> dict[str, Any]:
+    """Add ``delta`` to a variant's stock (the only one's if none named), never below zero (409)."""
     async with session.begin():
         product = await _locked_product(session, product_id)
-        if product.stock + delta < 0:
+        live = await variants.live_variants(session, product.id)
+        if variant_id is None:
+            if len(live) != 1:
+                raise Unprocessable(
+                    f"This product has {len(live)} variants: name the variant_id whose stock changes.",
+                    errors=[
+                        {"field": "variant_id", "message": "required: several variants", "type": "missing"}
+                    ],
+                )
+            variant = live[0]
+        else:
+            found = [v for v in live if v.id == variant_id]
+            if not found:
+                raise Unprocessable(
+                    "No such variant of this product.",
+                    errors=[
+                        {
+                            "field": "variant_id",
+                            "message": "not a live variant of this product",
+                            "type": "not_found",
+                        }
+                    ],
+                )
+            variant = found[0]
+        if variant.stock + delta < 0:
             raise Conflict(
-                f"Stock cannot go below zero: {product.stock} in stock, change {delta}.",
+                f"Stock cannot go below zero: {variant.stock} in stock, change {delta}.",
                 title="Insufficient stock",
                 type_="insufficient-stock",
-                available=product.stock,
+                available=variant.stock,
                 delta=delta,
             )
-        product.stock = product.stock + delta
-        product.version = product.version + 1
-        product.updated_at = datetime.now(UTC)
-        await session.flush()
-        await events.stock_changed(
-            session, product_id=product.id, stock=product.stock, version=product.version
+        now = datetime.now(UTC)
+        old_stock = {v.id: v.stock for v in live}
+        variant.stock = variant.stock + delta
+        variant.updated_at = now
+        return await _finish(
+            session,
+            product,
+            [("updated", variant)],
+            old_stock=old_stock,
+            product_changed=False,
+            now=now,
+            stock_only=True,
         )
-        return product_wire(product)

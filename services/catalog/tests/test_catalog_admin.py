@@ -26,6 +26,9 @@ ADMIN_ROUTES = [
     ("DELETE", "/admin/products/{prod}", None),
     ("POST", "/admin/products/{prod}/stock", {"delta": 5}),
     ("GET", "/admin/products/{prod}", None),
+    ("POST", "/admin/products/{prod}/variants", {"sku": "REFUSED-3", "price": 1}),
+    ("PATCH", "/admin/products/{prod}/variants/{var}", {"price": 1}),
+    ("DELETE", "/admin/products/{prod}/variants/{var}", None),
 ]
 
 
@@ -43,7 +46,7 @@ async def test_guests_and_users_are_refused_on_admin_routes_and_nothing_changes(
 ) -> None:
     cat = await build.category()
     prod = await build.product(cat["id"])
-    ids = {"cat": cat["id"], "prod": prod["id"]}
+    ids = {"cat": cat["id"], "prod": prod["id"], "var": prod["variants"][0]["id"]}
     url, payload = _fill(path, ids), _fill(body, ids)
     guest = await client.request(method, url, json=payload)
     assert_problem(guest, 401)

@@ -57,8 +57,12 @@ async def test_reservation_returns_authoritative_prices_and_names(
     got = resp.json()
     assert got["order_id"] == body["order_id"] and got["currency"] == "USD"
     lines = {i["product_id"]: i for i in got["items"]}
+    # a product line stands for the product's only variant, and says which
     assert lines[a["id"]] == {
         "product_id": a["id"],
+        "variant_id": a["variants"][0]["id"],
+        "sku": a["sku"],
+        "title": "Default",
         "name": "Alpha",
         "unit_price": 1250,
         "currency": "USD",
@@ -93,7 +97,15 @@ async def test_short_items_refuse_the_whole_order(
     scarce = await build.product(cat["id"], stock=1)
     body = order((plenty, 3), (scarce, 2))
     problem = assert_problem(await client.post("/internal/reservations", json=body, headers=internal), 409)
-    assert problem["short"] == [{"product_id": scarce["id"], "requested": 2, "available": 1}]
+    assert problem["short"] == [
+        {
+            "product_id": scarce["id"],
+            "variant_id": scarce["variants"][0]["id"],
+            "sku": scarce["sku"],
+            "requested": 2,
+            "available": 1,
+        }
+    ]
     assert await stock_of(client, admin, plenty) == 10 and await stock_of(client, admin, scarce) == 1
     # the refused order_id is free: a smaller order under it goes through
     ok = await client.post(
