@@ -8,9 +8,12 @@ replica in turn instead. One part listed once behaves exactly as before.
 Why passive and in-process: nothing stands between the parts on one machine (``make up``) or in
 compose, and a Kubernetes Service already spreads over pods; this is what a client-side balancer
 does with no extra moving part. A replica that refuses a connection, or drops one before
-answering, is set aside for a back-off (1 s doubling to 10 s); when it ends, the replica is on
-probation: only requests that may be sent again (below) go to it, until one succeeds. So a dead
-replica costs a non-repeatable request nothing once it has been noticed.
+answering, is set aside for a back-off (1 s doubling to 5 s). When it ends, its health is
+checked (``GET /healthz``): a replica that answers is taken back at once, one that does not is
+set aside for longer. Meanwhile, past its back-off, it is on probation: only requests that may
+be sent again (below) go to it, and the first to succeed takes it back too. So a dead replica
+costs a non-repeatable request nothing once it has been noticed, and one that came back gets
+all kinds of traffic again (websockets included) within a second of its back-off.
 
 What is sent again, on another replica:
 - a request whose connection failed (refused, or no answer to the connect): nothing reached the
@@ -23,9 +26,11 @@ A timeout is never repeated: the replica may still be doing the work.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 import httpx
@@ -35,8 +40,10 @@ from libs.common.logging import get_logger
 log = get_logger(__name__)
 
 FIRST_EJECTION = 1.0  # seconds a replica is set aside after its first failure
-MAX_EJECTION = 10.0
+MAX_EJECTION = 5.0
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+HEALTH_TIMEOUT = 1.0
+Probe = Callable[[str], Awaitable[bool]]  # is the replica at this base URL alive?
 
 
 def split_urls(value: str) -> list[str]:
@@ -69,6 +76,9 @@ class ReplicaSet:
         self._by_url = {r.url: r for r in self.replicas}
         self._turn = itertools.count()
         self._clock = clock
+        # checks the health of a replica set aside, once its back-off is over (see SpreadingTransport)
+        self.probe: Probe | None = None
+        self._probing: dict[str, asyncio.Task[None]] = {}
 
     def __len__(self) -> int:
         return len(self.replicas)
@@ -115,6 +125,33 @@ class ReplicaSet:
             backoff_s=backoff,
             failures=replica.failures,
         )
+        if self.probe is not None and url not in self._probing:
+            with contextlib.suppress(RuntimeError):  # no running loop: traffic alone takes it back
+                self._probing[url] = asyncio.get_running_loop().create_task(self._watch(replica, self.probe))
+
+    async def _watch(self, replica: Replica, probe: Probe) -> None:
+        """Check a replica set aside each time its back-off ends, until it is taken back."""
+        try:
+            while replica.failures:
+                await asyncio.sleep(max(0.0, replica.ejected_until - self._clock()))
+                if not replica.failures:
+                    return  # a request on probation took it back
+                try:
+                    alive = await probe(replica.url)
+                except Exception:
+                    alive = False
+                if alive:
+                    self.succeeded(replica.url)
+                else:
+                    self.failed(replica.url, "health check failed")
+        finally:
+            self._probing.pop(replica.url, None)
+
+    async def aclose(self) -> None:
+        tasks = list(self._probing.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def succeeded(self, url: str) -> None:
         replica = self._by_url.get(url)
@@ -141,6 +178,13 @@ class Replicas:
         found = self._by_origin.get(_origin(url))
         return found if found is not None and len(found) > 1 else None
 
+    def probe_with(self, probe: Probe) -> None:
+        for replica_set in self.sets.values():
+            replica_set.probe = probe
+
+    async def aclose(self) -> None:
+        await asyncio.gather(*(s.aclose() for s in self.sets.values()))
+
 
 def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
     return url.scheme, url.host, url.port
@@ -158,6 +202,23 @@ class SpreadingTransport(httpx.AsyncBaseTransport):
     def __init__(self, inner: httpx.AsyncBaseTransport, replicas: Replicas) -> None:
         self.inner = inner
         self.replicas = replicas
+        replicas.probe_with(self.healthy)
+
+    async def healthy(self, base: str) -> bool:
+        """``GET <base>/healthz`` answers 200 within a second."""
+        timeout = {
+            "connect": HEALTH_TIMEOUT,
+            "read": HEALTH_TIMEOUT,
+            "write": HEALTH_TIMEOUT,
+            "pool": HEALTH_TIMEOUT,
+        }
+        request = httpx.Request("GET", f"{base}/healthz", extensions={"timeout": timeout})
+        response = await self.inner.handle_async_request(request)
+        try:
+            await response.aread()
+        finally:
+            await response.aclose()
+        return response.status_code == 200
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         found = self.replicas.for_url(request.url)
@@ -190,4 +251,5 @@ class SpreadingTransport(httpx.AsyncBaseTransport):
             return response
 
     async def aclose(self) -> None:
+        await self.replicas.aclose()
         await self.inner.aclose()
