@@ -16,6 +16,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from gateway import eventdocs, pages
 from gateway.affinity import SocketSessions
+from gateway.apikeys import KeyTrader
 from gateway.openapi import OpenApiAggregator
 from gateway.pipeline import ProxyMiddleware, RequestIdMiddleware
 from gateway.proxy import make_forwarder
@@ -93,6 +94,7 @@ def create_app(settings: GatewaySettings | None = None, *, redis: Redis | None =
                 upstreams=upstreams, table=gw.table, http=http, ttl=settings.openapi_cache_seconds
             ),
             socket_sessions=SocketSessions(),
+            keys=KeyTrader(http, upstreams["auth"], settings.internal_api_token.get_secret_value()),
         )
         gw.opened = state
         app.state.gateway = gw

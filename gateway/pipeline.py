@@ -10,6 +10,9 @@ Decisions:
 - Signed-in callers are limited per user, guests per client IP, so many customers behind
   one NAT address do not share a bucket once they sign in.
 - Client IP is the TCP peer: the gateway is the edge, client-sent forwarding headers are dropped.
+- An API key (``sk_...``, gateway/apikeys.py) is traded at auth for a short-lived token that is
+  forwarded in its place; it opens the admin routes its scopes name (the table's ``area``) and the
+  public ones (as a guest), never a customer's, and is rate-limited per key.
 - The caller is authenticated before the rate limit is spent, so a missing or bad token is always
   the 401 (or 403) that says what to fix, never a 429. Refusing costs no more than the limiter's
   own Redis call would (a signature check; the JWKS is refetched at most every few seconds), and
@@ -41,6 +44,7 @@ from gateway.routes import Route
 from gateway.sockets import proxy_websocket
 from gateway.state import Gateway
 from libs.common import tracing
+from libs.common.apikeys import looks_like_key
 from libs.common.auth import Principal
 from libs.common.errors import (
     DomainError,
@@ -148,7 +152,16 @@ class ProxyMiddleware:
             elif name == b"host":
                 host = value.decode("latin-1")
         client_ip = scope["client"][0] if scope.get("client") else "unknown"
-        principal = await self._caller(route, authorization)  # a refusal (401/403) spends no budget
+        token = _bearer(authorization)
+        principal: Principal | None
+        forward_as: str | None = None
+        keyed = token is not None and looks_like_key(token)
+        if token is not None and keyed:
+            principal, forward_as = await self._key_caller(route, scope["method"], token, client_ip)
+            # the key itself goes no further than this: its token (admin routes) or nothing (public)
+            headers = [(k, v) for k, v in headers if k != b"authorization"]
+        else:
+            principal = await self._caller(route, authorization)  # a refusal (401/403) spends no budget
         await self._limit(route, f"u:{principal.user_id}" if principal is not None else f"ip:{client_ip}")
         declared = _length(content_length)
         if declared is not None and declared > settings.max_body_bytes:
@@ -164,6 +177,8 @@ class ProxyMiddleware:
         ]
         if host:
             extra.append(("X-Forwarded-Host", host))
+        if forward_as is not None:
+            extra.append(("Authorization", f"Bearer {forward_as}"))
         raw_path = scope.get("raw_path") or quote(scope["path"]).encode()
         target = raw_path.decode("latin-1")
         if scope.get("query_string"):
@@ -227,6 +242,34 @@ class ProxyMiddleware:
             wait = await limiter.retry_after(bucket, caller, rate=limit.rate, burst=limit.burst)
             if wait:
                 raise _too_many(wait)
+
+    async def _key_caller(
+        self, route: Route, method: str, key: str, client_ip: str
+    ) -> tuple[Principal, str | None]:
+        """The API key's caller and the token to forward (None on a public route: sent as a guest)."""
+        if route.access == "U":
+            raise Forbidden("API keys work on the admin API and public routes, not on a customer's.")
+        needed = route.scopes_for(method)
+        if route.access == "A" and not needed:
+            raise Forbidden("API keys cannot use this route; an admin signed in can.")
+        trader = self.gw.state.keys
+        if not trader.known(key):  # asking auth costs a lookup: the caller's address pays for it first
+            await self._limit(route, f"ip:{client_ip}")
+        for attempt in (1, 2):
+            token = await trader.token_for(key)
+            try:
+                principal = await self.gw.state.verifier.verify(token)  # revocation checked on every use
+                break
+            except Unauthorized:
+                trader.forget(key)  # revoked (auth then refuses the trade) or run out: trade once more
+                if attempt == 2:
+                    raise
+        if route.access == "P":
+            return principal, None
+        if not set(needed) & set(principal.scopes or ()):
+            # the least scope that would do (reads take :read, which :write also grants)
+            raise Forbidden(f"This API key does not have the scope {needed[0]} this needs.", scope=needed[0])
+        return principal, token
 
     async def _caller(self, route: Route, authorization: str | None) -> Principal | None:
         token = _bearer(authorization)

@@ -3,6 +3,10 @@
 Access levels: ``P`` public (a token, if sent, is passed on and judged by the service),
 ``U`` signed-in user or admin, ``A`` admin only. ``group`` picks the rate limit and the
 upstream timeout. ``/internal/*`` is never routed, whatever the table says.
+
+``area`` opens an admin route to API keys (libs/common/apikeys.py): reading it (GET) needs the
+key's ``<area>:read`` or ``<area>:write`` scope, anything else ``<area>:write``. An admin route
+without an area (API keys, users' roles) is for signed-in admins only.
 """
 
 from __future__ import annotations
@@ -25,12 +29,20 @@ class Route:
     service: str
     access: Access
     group: str = "default"
+    area: str | None = None
     regex: re.Pattern[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "regex", _compile(self.pattern))
         if "GET" in self.methods:
             object.__setattr__(self, "methods", self.methods | {"HEAD"})
+
+    def scopes_for(self, method: str) -> tuple[str, ...]:
+        """The API key scopes that allow ``method`` here, any one of them (none: keys may not)."""
+        if self.area is None:
+            return ()
+        write = f"{self.area}:write"
+        return (f"{self.area}:read", write) if method in ("GET", "HEAD") else (write,)
 
 
 def _compile(pattern: str) -> re.Pattern[str]:
@@ -44,8 +56,16 @@ def _compile(pattern: str) -> re.Pattern[str]:
     return re.compile("^" + "".join(out) + "$")
 
 
-def r(methods: str, pattern: str, service: str, access: Access, group: str = "default") -> Route:
-    return Route(frozenset(methods.split()), pattern, service, access, group)
+def r(
+    methods: str,
+    pattern: str,
+    service: str,
+    access: Access,
+    group: str = "default",
+    *,
+    area: str | None = None,
+) -> Route:
+    return Route(frozenset(methods.split()), pattern, service, access, group, area)
 
 
 ROUTES: list[Route] = [
@@ -61,19 +81,21 @@ ROUTES: list[Route] = [
     r("GET POST", "/users/me/addresses", "auth", "U"),
     r("PUT DELETE", "/users/me/addresses/{address_id}", "auth", "U"),
     r("PUT", "/users/change-password", "auth", "U", "auth"),
-    r("GET", "/admin/users", "auth", "A"),
+    r("GET", "/admin/users", "auth", "A", area="customers"),
     r("PATCH", "/admin/users/{user_id}", "auth", "A"),
+    r("GET POST", "/admin/api-keys", "auth", "A"),
+    r("DELETE", "/admin/api-keys/{key_id}", "auth", "A"),
     r("GET", "/.well-known/jwks.json", "auth", "P"),
     # catalog
     r("GET", "/categories", "catalog", "P"),
     r("GET", "/categories/{id_or_slug}", "catalog", "P"),
     r("GET", "/products", "catalog", "P"),
     r("GET", "/products/{id_or_slug}", "catalog", "P"),
-    r("POST", "/admin/categories", "catalog", "A"),
-    r("PUT PATCH DELETE", "/admin/categories/{category_id}", "catalog", "A"),
-    r("POST", "/admin/products", "catalog", "A"),
-    r("GET PUT PATCH DELETE", "/admin/products/{product_id}", "catalog", "A"),
-    r("POST", "/admin/products/{product_id}/stock", "catalog", "A"),
+    r("POST", "/admin/categories", "catalog", "A", area="catalog"),
+    r("PUT PATCH DELETE", "/admin/categories/{category_id}", "catalog", "A", area="catalog"),
+    r("POST", "/admin/products", "catalog", "A", area="catalog"),
+    r("GET PUT PATCH DELETE", "/admin/products/{product_id}", "catalog", "A", area="catalog"),
+    r("POST", "/admin/products/{product_id}/stock", "catalog", "A", area="catalog"),
     # cart (the literal /cart/clear is a DELETE only, so it cannot shadow PUT /cart/{item_id})
     r("GET POST", "/cart", "cart", "U"),
     r("DELETE", "/cart/clear", "cart", "U"),
@@ -85,21 +107,21 @@ ROUTES: list[Route] = [
     r("GET POST", "/orders", "orders", "U"),
     r("GET", "/orders/{order_id}", "orders", "U"),
     r("POST", "/orders/{order_id}/cancel", "orders", "U"),
-    r("GET", "/admin/orders", "orders", "A"),
-    r("PATCH", "/admin/orders/{order_id}/status", "orders", "A"),
+    r("GET", "/admin/orders", "orders", "A", area="orders"),
+    r("PATCH", "/admin/orders/{order_id}/status", "orders", "A", area="orders"),
     # payments (the webhook is public: Stripe signs it and the service checks the signature)
     r("POST", "/payment/checkout", "payments", "U", "payment"),
     r("POST", "/payment/verify", "payments", "U", "payment"),
     r("POST", "/payment/webhook", "payments", "P", "payment"),
     # pricing (its quotes are internal: cart and orders ask for them)
     r("GET", "/shipping-methods", "pricing", "P"),
-    r("GET POST", "/admin/promotions", "pricing", "A"),
-    r("GET PUT PATCH DELETE", "/admin/promotions/{promotion_id}", "pricing", "A"),
-    r("GET", "/admin/promotions/{promotion_id}/usages", "pricing", "A"),
-    r("GET POST", "/admin/shipping-zones", "pricing", "A"),
-    r("GET PUT PATCH DELETE", "/admin/shipping-zones/{zone_id}", "pricing", "A"),
-    r("GET POST", "/admin/tax-rates", "pricing", "A"),
-    r("GET PUT PATCH DELETE", "/admin/tax-rates/{rate_id}", "pricing", "A"),
+    r("GET POST", "/admin/promotions", "pricing", "A", area="pricing"),
+    r("GET PUT PATCH DELETE", "/admin/promotions/{promotion_id}", "pricing", "A", area="pricing"),
+    r("GET", "/admin/promotions/{promotion_id}/usages", "pricing", "A", area="pricing"),
+    r("GET POST", "/admin/shipping-zones", "pricing", "A", area="pricing"),
+    r("GET PUT PATCH DELETE", "/admin/shipping-zones/{zone_id}", "pricing", "A", area="pricing"),
+    r("GET POST", "/admin/tax-rates", "pricing", "A", area="pricing"),
+    r("GET PUT PATCH DELETE", "/admin/tax-rates/{rate_id}", "pricing", "A", area="pricing"),
     # realtime: the admin console page and Socket.IO long-polling (websockets: gateway.sockets)
     r("GET", "/console", "realtime", "P"),
     r("GET", "/console/{rest:path}", "realtime", "P"),

@@ -9,6 +9,7 @@ import httpx
 from redis.asyncio import Redis
 
 from gateway.affinity import SocketSessions
+from gateway.apikeys import KeyTrader
 from gateway.metrics import GatewayMetrics
 from gateway.openapi import OpenApiAggregator
 from gateway.proxy import Forwarder
@@ -40,6 +41,8 @@ class GatewayState:
     openapi: OpenApiAggregator
     # which realtime replica holds each long-polling Socket.IO session
     socket_sessions: SocketSessions
+    # API keys traded at auth for the tokens forwarded in their place
+    keys: KeyTrader
     open_websockets: int = 0
 
 

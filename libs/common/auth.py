@@ -48,6 +48,8 @@ class Principal:
     issued_at: int
     expires_at: int
     token: str
+    # an API key's scopes (libs/common/apikeys.py); None for a person's session
+    scopes: tuple[str, ...] | None = None
 
     @property
     def is_admin(self) -> bool:
@@ -207,6 +209,7 @@ class TokenVerifier:
                 issued_at=int(claims["iat"]),
                 expires_at=int(claims["exp"]),
                 token=token,
+                scopes=tuple(str(claims["scp"]).split()) if "scp" in claims else None,
             )
         except (ValueError, TypeError) as exc:
             raise Unauthorized("The token's claims are not valid.") from exc

@@ -10,12 +10,18 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from libs.common.auth import AdminUser, CurrentUser, InternalCaller
 from libs.common.db import SessionDep
 from libs.contracts.addresses import SavedAddress
-from services.auth import addresses, recovery, service, throttle
+from services.auth import addresses, apikeys, recovery, service, throttle
 from services.auth.context import Ctx
 from services.auth.schemas import (
     Accepted,
     AddressIn,
     AdminUserUpdate,
+    ApiKeyCreate,
+    ApiKeyCreated,
+    ApiKeyExchange,
+    ApiKeyPage,
+    ApiKeyPublic,
+    ApiKeyToken,
     ChangePasswordIn,
     ForgotIn,
     LoginIn,
@@ -44,6 +50,7 @@ auth = APIRouter(prefix="/auth", tags=["auth"])
 users = APIRouter(prefix="/users", tags=["users"])
 admin = APIRouter(prefix="/admin/users", tags=["admin"])
 internal = APIRouter(prefix="/internal", tags=["internal"], include_in_schema=False)
+api_keys = APIRouter(prefix="/admin/api-keys", tags=["admin"])
 
 
 @auth.post("/register", status_code=201)
@@ -178,6 +185,38 @@ async def update_user(
     return UserPublic.model_validate(user)
 
 
+@api_keys.post("", status_code=201)
+async def create_api_key(body: ApiKeyCreate, admin_user: AdminUser, session: SessionDep) -> ApiKeyCreated:
+    """Issue a key for an integrator with the given scopes; `key` is in this answer only."""
+    return await apikeys.create(session=session, admin=admin_user, body=body)
+
+
+@api_keys.get("")
+async def list_api_keys(
+    _: AdminUser,
+    session: SessionDep,
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=100)] = 20,
+    revoked: bool | None = None,
+) -> ApiKeyPage:
+    """Every key, newest first, without its secret (`prefix` tells them apart)."""
+    return await apikeys.listing(session=session, page=page, page_size=page_size, revoked=revoked)
+
+
+@api_keys.delete("/{key_id}")
+async def revoke_api_key(key_id: uuid.UUID, _: AdminUser, ctx: Ctx, session: SessionDep) -> ApiKeyPublic:
+    """Revoke a key; it is refused at once everywhere. Revoking again changes nothing."""
+    return await apikeys.revoke(ctx=ctx, session=session, key_id=key_id)
+
+
+@internal.post("/api-keys/exchange")
+async def exchange_api_key(
+    body: ApiKeyExchange, _: InternalCaller, ctx: Ctx, session: SessionDep
+) -> ApiKeyToken:
+    """The gateway's trade of a live key for a short-lived token with its scopes."""
+    return await apikeys.exchange(ctx=ctx, session=session, key=body.key)
+
+
 @router.get("/.well-known/jwks.json", tags=["auth"])
 async def jwks(ctx: Ctx, response: Response) -> dict[str, Any]:
     """The public keys that verify access tokens."""
@@ -185,5 +224,5 @@ async def jwks(ctx: Ctx, response: Response) -> dict[str, Any]:
     return (await ctx.state.keys.ring()).jwks()
 
 
-for _r in (auth, users, admin, internal):
+for _r in (auth, users, admin, api_keys, internal):
     router.include_router(_r)

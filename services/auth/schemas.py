@@ -7,8 +7,17 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+    field_validator,
+)
 
+from libs.common.apikeys import SCOPES
 from libs.contracts.addresses import Address, SavedAddress
 from services.auth.passwords import MIN_LENGTH
 
@@ -146,3 +155,56 @@ class ChangePasswordIn(BaseModel):
 
 class Accepted(BaseModel):
     detail: str
+
+
+Scope = Annotated[str, Field(description="one of libs.common.apikeys.SCOPES, e.g. catalog:write")]
+
+
+class ApiKeyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+    scopes: list[Scope] = Field(min_length=1, max_length=len(SCOPES))
+
+    @field_validator("scopes")
+    @classmethod
+    def _known(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - set(SCOPES))
+        if unknown:
+            raise ValueError(f"unknown scope(s) {', '.join(unknown)}; known: {', '.join(SCOPES)}")
+        return sorted(set(value))
+
+
+class ApiKeyPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    name: str
+    prefix: str = Field(description="the key's visible start, to tell keys apart")
+    scopes: list[str]
+    created_by: uuid.UUID
+    created_at: datetime
+    last_used_at: datetime | None = Field(description="updated at most once a minute")
+    revoked_at: datetime | None
+
+
+class ApiKeyCreated(ApiKeyPublic):
+    key: str = Field(description="the whole key: shown in this answer only, keep it secret")
+
+
+class ApiKeyPage(BaseModel):
+    items: list[ApiKeyPublic]
+    total: int
+    page: int
+    page_size: int
+
+
+class ApiKeyExchange(BaseModel):
+    key: Annotated[str, StringConstraints(max_length=200)]
+
+
+class ApiKeyToken(BaseModel):
+    access_token: str
+    expires_in: int
+    key_id: uuid.UUID
+    scopes: list[str]

@@ -16,6 +16,8 @@ class AuthSettings(CommonSettings):
     database_url: str | None = Field(None, validation_alias="AUTH_DATABASE_URL")
 
     access_token_ttl: int = 900
+    # life of the token the gateway trades an API key for (it trades again before it runs out)
+    api_key_token_ttl: int = Field(300, ge=60, le=3600)
     refresh_token_ttl: int = 30 * 24 * 3600
     # PEM of the RSA signing key; when unset a key is generated once and kept in the database
     jwt_private_key: SecretStr | None = None

@@ -213,11 +213,19 @@ class Keys:
             ring = self._ring = await load(self.db, self.settings)
         return ring
 
-    async def mint(self, *, user_id: uuid.UUID, role: str, sid: uuid.UUID) -> tuple[str, int]:
-        """An access token and its lifetime in seconds."""
+    async def mint(
+        self,
+        *,
+        user_id: uuid.UUID,
+        role: str,
+        sid: uuid.UUID,
+        ttl: int | None = None,
+        scopes: list[str] | None = None,
+    ) -> tuple[str, int]:
+        """An access token and its lifetime in seconds (``scopes``: an API key's, in ``scp``)."""
         ring = await self.ring()
         now = int(time.time())
-        ttl = self.settings.access_token_ttl
+        ttl = ttl or self.settings.access_token_ttl
         claims = {
             "sub": str(user_id),
             "role": role,
@@ -228,6 +236,8 @@ class Keys:
             "iss": self.settings.jwt_issuer,
             "aud": self.settings.jwt_audience,
         }
+        if scopes is not None:
+            claims["scp"] = " ".join(scopes)
         token = jwt.encode(
             claims, ring.private[ring.signing_kid], algorithm="RS256", headers={"kid": ring.signing_kid}
         )

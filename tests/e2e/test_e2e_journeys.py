@@ -210,3 +210,44 @@ async def test_a_customer_orders_with_a_saved_address_shipping_tax_and_a_coupon_
     finally:
         for path in reversed(created):
             assert (await gw.delete(path, headers=boss.auth)).status_code in (204, 404)
+
+
+async def test_an_integrators_api_key_does_what_its_scopes_say_until_it_is_revoked(
+    gw: httpx.AsyncClient,
+) -> None:
+    boss = await admin(gw)
+    issued = await gw.post(
+        "/admin/api-keys", headers=boss.auth, json={"name": "ERP sync", "scopes": ["catalog:write"]}
+    )
+    assert issued.status_code == 201, issued.text
+    key = {"Authorization": f"Bearer {issued.json()['key']}"}
+    cat = await gw.post("/admin/categories", headers=key, json={"name": f"ERP {uuid.uuid4().hex[:6]}"})
+    assert cat.status_code == 201, cat.text
+    product = await gw.post(
+        "/admin/products",
+        headers=key,
+        json={
+            "name": f"ERP lamp {uuid.uuid4().hex[:6]}",
+            "price": 1_500,
+            "currency": "USD",
+            "sku": f"ERP-{uuid.uuid4().hex[:8]}",
+            "category_id": cat.json()["id"],
+            "stock": 4,
+        },
+    )
+    assert product.status_code == 201, product.text
+    assert (await gw.get(f"/products/{product.json()['id']}")).json()["stock"] == 4
+    assert assert_problem(await gw.get("/admin/orders", headers=key), 403)["scope"] == "orders:read"
+    assert_problem(await gw.get("/cart", headers=key), 403)
+    assert_problem(
+        await gw.post("/admin/api-keys", headers=key, json={"name": "x", "scopes": ["orders:read"]}), 403
+    )
+
+    listed = (await gw.get("/admin/api-keys", headers=boss.auth)).json()["items"]
+    mine = next(k for k in listed if k["id"] == issued.json()["id"])
+    assert mine["last_used_at"] is not None and "key" not in mine
+    revoked = await gw.delete(f"/admin/api-keys/{mine['id']}", headers=boss.auth)
+    assert revoked.status_code == 200, revoked.text
+    again = await gw.patch(f"/admin/products/{product.json()['id']}", headers=key, json={"stock": 9})
+    assert_problem(again, 401)
+    assert (await gw.get(f"/products/{product.json()['id']}")).json()["stock"] == 4
