@@ -50,7 +50,12 @@ async def add_to_cart(
 ) -> CartPublic:
     """Add a product (201, new line) or more of one already in the cart (200); returns the cart."""
     cart, created = await cart_service.add_item(
-        ctx=ctx, session=session, user_id=user.user_id, product_id=body.product_id, quantity=body.quantity
+        ctx=ctx,
+        session=session,
+        user_id=user.user_id,
+        product_id=body.product_id,
+        variant_id=body.variant_id,
+        quantity=body.quantity,
     )
     response.status_code = 201 if created else 200
     return cart
@@ -95,9 +100,9 @@ async def get_wishlist(user: CurrentUser, session: SessionDep) -> WishlistPublic
 async def add_to_wishlist(
     body: WishlistEntryCreate, user: CurrentUser, session: SessionDep, ctx: Ctx, response: Response
 ) -> WishlistEntryPublic:
-    """Keep a product for later (201); the same product again returns the existing entry (200)."""
+    """Keep a product or one variant for later (201); the same again returns the existing entry (200)."""
     entry, created = await cart_service.add_to_wishlist(
-        ctx=ctx, session=session, user_id=user.user_id, product_id=body.product_id
+        ctx=ctx, session=session, user_id=user.user_id, product_id=body.product_id, variant_id=body.variant_id
     )
     response.status_code = 201 if created else 200
     return entry

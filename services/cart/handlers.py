@@ -36,9 +36,13 @@ async def on_product_changed(
 async def on_stock_changed(
     ctx: CartContext, session: AsyncSession, change: StockChanged, event: Envelope
 ) -> None:
-    """stock.changed: newer stock for a product the read-model holds."""
+    """stock.changed: newer stock for a product the read-model holds, and for the variants that moved."""
     await readmodel.apply_stock(
-        session, product_id=change.product_id, stock=change.stock, version=change.version
+        session,
+        product_id=change.product_id,
+        stock=change.stock,
+        version=change.version,
+        variants=change.variants,
     )
 
 
@@ -47,7 +51,10 @@ async def on_order_created(
 ) -> None:
     """order.created: the ordered quantities leave the buyer's cart."""
     await cart_service.remove_ordered(
-        session, user_id=order.user_id, items=[(i.product_id, i.quantity) for i in order.items]
+        session,
+        user_id=order.user_id,
+        # orders placed before variants name none: the product's only line is meant
+        items=[(i.product_id, getattr(i, "variant_id", None), i.quantity) for i in order.items],
     )
 
 

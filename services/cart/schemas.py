@@ -26,7 +26,10 @@ class _In(BaseModel):
 
 
 class CartItemCreate(_In):
-    product_id: uuid.UUID
+    """``variant_id``, or ``product_id`` alone for a product with one variant (several: a 422 naming the options)."""
+
+    product_id: uuid.UUID | None = None
+    variant_id: uuid.UUID | None = None
     quantity: AddQuantity = 1
 
 
@@ -73,11 +76,20 @@ class CheckoutQuote(BaseModel):
 
 class WishlistEntryCreate(_In):
     product_id: uuid.UUID
+    variant_id: uuid.UUID | None = Field(
+        None, description="one variant; none: the product's only one, or the product"
+    )
 
 
 class CartItemPublic(BaseModel):
     id: uuid.UUID
     product_id: uuid.UUID
+    variant_id: uuid.UUID | None = Field(
+        description="null only for a line from before variants not yet resolved"
+    )
+    sku: str | None
+    title: str | None = Field(description='the variant\'s title, e.g. "M / Red"')
+    options: dict[str, str]
     name: str
     image: str | None
     unit_price: int
@@ -102,6 +114,9 @@ class CartPublic(BaseModel):
 class WishlistEntryPublic(BaseModel):
     id: uuid.UUID
     product_id: uuid.UUID
+    variant_id: uuid.UUID | None = Field(description="null: the product, no variant chosen")
+    sku: str | None
+    title: str | None
     name: str
     slug: str
     image: str | None

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from libs.common.errors import Conflict, NotFound
+from libs.common.errors import Conflict, NotFound, Unprocessable
 from services.cart import readmodel
 from services.cart.context import CartContext
-from services.cart.models import CartItem, Product, WishlistEntry
+from services.cart.models import CartItem, Product, Variant, WishlistEntry
 from services.cart.schemas import (
     MAX_QUANTITY,
     Availability,
@@ -34,49 +37,109 @@ async def _lock_cart(session: AsyncSession, user_id: uuid.UUID) -> None:
     )
 
 
-async def _lines(session: AsyncSession, user_id: uuid.UUID) -> list[tuple[CartItem, Product]]:
+@dataclass
+class Line:
+    """A cart line with what the read-model knows of its product and variant."""
+
+    item: CartItem
+    product: Product
+    # None only for a line from before variants whose product's variants are not known yet
+    variant: Variant | None
+
+
+async def _variants_of(
+    session: AsyncSession, product_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, list[Variant]]:
     rows = await session.execute(
-        sa.select(CartItem, Product)
-        .join(Product, Product.product_id == CartItem.product_id)
-        .where(CartItem.user_id == user_id)
-        .order_by(CartItem.created_at, CartItem.id)
+        sa.select(Variant)
+        .where(Variant.product_id.in_(list(set(product_ids))))
+        .order_by(Variant.position, Variant.variant_id)
         .execution_options(populate_existing=True)
     )
-    return [(item, product) for item, product in rows.all()]
+    out: dict[uuid.UUID, list[Variant]] = defaultdict(list)
+    for v in rows.scalars():
+        out[v.product_id].append(v)
+    return out
 
 
-def _sold(product: Product) -> bool:
+def _live(variants: list[Variant]) -> list[Variant]:
+    return [v for v in variants if not v.retired]
+
+
+def _variant_for(variant_id: uuid.UUID | None, variants: list[Variant]) -> Variant | None:
+    """The line's variant: the one it names, or (a line from before variants) its product's only one."""
+    if variant_id is not None:
+        return next((v for v in variants if v.variant_id == variant_id), None)
+    live = _live(variants)
+    return live[0] if len(live) == 1 else None
+
+
+async def _lines(session: AsyncSession, user_id: uuid.UUID) -> list[Line]:
+    rows = (
+        await session.execute(
+            sa.select(CartItem, Product)
+            .join(Product, Product.product_id == CartItem.product_id)
+            .where(CartItem.user_id == user_id)
+            .order_by(CartItem.created_at, CartItem.id)
+            .execution_options(populate_existing=True)
+        )
+    ).all()
+    variants = await _variants_of(session, (product.product_id for _, product in rows))
+    return [
+        Line(item, product, _variant_for(item.variant_id, variants[product.product_id]))
+        for item, product in rows
+    ]
+
+
+def _sold(product: Product, variant: Variant | None = None) -> bool:
+    if variant is not None and (variant.retired or not variant.is_active):
+        return False
     return product.is_active and not product.deleted
 
 
-def _availability(product: Product, quantity: int, currency: str) -> Availability:
+def _price(product: Product, variant: Variant | None) -> int:
+    return variant.price if variant is not None else product.price
+
+
+def _stock(product: Product, variant: Variant | None) -> int:
+    return variant.stock if variant is not None else product.stock
+
+
+def _availability(product: Product, variant: Variant | None, quantity: int, currency: str) -> Availability:
     # a line whose product changed currency can no longer be bought in this cart's currency
-    if not _sold(product) or product.currency != currency:
+    if not _sold(product, variant) or product.currency != currency:
         return "unavailable"
-    if product.stock <= 0:
+    stock = _stock(product, variant)
+    if stock <= 0:
         return "out_of_stock"
-    if product.stock < quantity:
+    if stock < quantity:
         return "insufficient_stock"
     return "available"
 
 
-def _cart(lines: list[tuple[CartItem, Product]], default_currency: str) -> CartPublic:
-    currency = lines[0][1].currency if lines else default_currency
+def _cart(lines: list[Line], default_currency: str) -> CartPublic:
+    currency = lines[0].product.currency if lines else default_currency
     items = []
-    for item, product in lines:
+    for line in lines:
+        item, product, variant = line.item, line.product, line.variant
+        price = _price(product, variant)
         items.append(
             CartItemPublic(
                 id=item.id,
                 product_id=item.product_id,
+                variant_id=variant.variant_id if variant is not None else item.variant_id,
+                sku=variant.sku if variant is not None else None,
+                title=variant.title if variant is not None else None,
+                options=dict(variant.options) if variant is not None else {},
                 name=product.name,
                 image=product.image,
-                unit_price=product.price,
+                unit_price=price,
                 added_unit_price=item.added_unit_price,
                 currency=product.currency,
                 quantity=item.quantity,
-                line_total=product.price * item.quantity,
-                stock=product.stock,
-                availability=_availability(product, item.quantity, currency),
+                line_total=price * item.quantity,
+                stock=_stock(product, variant),
+                availability=_availability(product, variant, item.quantity, currency),
             )
         )
     return CartPublic(
@@ -88,29 +151,43 @@ def _cart(lines: list[tuple[CartItem, Product]], default_currency: str) -> CartP
     )
 
 
-def _refuse_unsold(product: Product) -> None:
-    if product.deleted:
+def _refuse_unsold(product: Product, variant: Variant | None = None) -> None:
+    if product.deleted or (variant is not None and variant.retired):
         raise Conflict(
-            f"'{product.name}' is no longer sold.",
+            f"'{_label(product, variant)}' is no longer sold.",
             title="Product unavailable",
             type_="product-unavailable",
             product_id=str(product.product_id),
+            **_naming(variant),
         )
-    if not product.is_active:
+    if not product.is_active or (variant is not None and not variant.is_active):
         raise Conflict(
-            f"'{product.name}' is not available right now.",
+            f"'{_label(product, variant)}' is not available right now.",
             title="Product unavailable",
             type_="product-unavailable",
             product_id=str(product.product_id),
+            **_naming(variant),
         )
 
 
-def _refuse_over_stock(product: Product, wanted: int, in_cart: int) -> None:
-    if wanted > product.stock:
-        if product.stock == 0:
-            detail = f"'{product.name}' is out of stock."
+def _naming(variant: Variant | None) -> dict[str, Any]:
+    return {"variant_id": str(variant.variant_id)} if variant is not None else {}
+
+
+def _label(product: Product, variant: Variant | None) -> str:
+    if variant is None or not variant.options:
+        return product.name
+    return f"{product.name} ({variant.title})"
+
+
+def _refuse_over_stock(product: Product, variant: Variant | None, wanted: int, in_cart: int) -> None:
+    stock = _stock(product, variant)
+    if wanted > stock:
+        label = _label(product, variant)
+        if stock == 0:
+            detail = f"'{label}' is out of stock."
         else:
-            detail = f"Only {product.stock} of '{product.name}' are available" + (
+            detail = f"Only {stock} of '{label}' are available" + (
                 f" and your cart already holds {in_cart}." if in_cart else "."
             )
         raise Conflict(
@@ -118,7 +195,8 @@ def _refuse_over_stock(product: Product, wanted: int, in_cart: int) -> None:
             title="Not enough stock",
             type_="insufficient-stock",
             product_id=str(product.product_id),
-            available=product.stock,
+            **_naming(variant),
+            available=stock,
             in_cart=in_cart,
         )
 
@@ -129,11 +207,77 @@ async def get_cart(*, ctx: CartContext, session: AsyncSession, user_id: uuid.UUI
         return _cart(await _lines(session, user_id), ctx.settings.default_currency)
 
 
+async def _product_id_of(session: AsyncSession, variant_id: uuid.UUID) -> uuid.UUID:
+    async with session.begin():
+        product_id = await session.scalar(
+            sa.select(Variant.product_id).where(Variant.variant_id == variant_id)
+        )
+    if product_id is None:
+        raise NotFound(
+            f"Variant {variant_id} is not known yet; send its product_id too.", title="Unknown variant"
+        )
+    return product_id
+
+
+async def _choose(
+    session: AsyncSession, product: Product, variant_id: uuid.UUID | None, *, required: bool = True
+) -> Variant | None:
+    """The variant a request means: the one it names, or the product's only one (422 naming the options
+    when it has several and ``required``)."""
+    variants = (await _variants_of(session, [product.product_id]))[product.product_id]
+    if variant_id is not None:
+        variant = next((v for v in variants if v.variant_id == variant_id), None)
+        if variant is None:
+            raise Unprocessable(
+                f"Variant {variant_id} is not a variant of '{product.name}'.",
+                errors=[
+                    {"field": "variant_id", "message": "not a variant of this product", "type": "not_found"}
+                ],
+            )
+        return variant
+    live = _live(variants)
+    if len(live) > 1 and required:
+        names = sorted({name for v in live for name in v.options})
+        raise Unprocessable(
+            f"'{product.name}' comes in several variants: choose its {', '.join(names)} (send variant_id).",
+            title="Variant required",
+            type_="variant-required",
+            options=names,
+            errors=[
+                {"field": "variant_id", "message": f"required: choose {', '.join(names)}", "type": "missing"}
+            ],
+        )
+    return live[0] if len(live) == 1 else None
+
+
 async def add_item(
-    *, ctx: CartContext, session: AsyncSession, user_id: uuid.UUID, product_id: uuid.UUID, quantity: int
+    *,
+    ctx: CartContext,
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    product_id: uuid.UUID | None,
+    quantity: int,
+    variant_id: uuid.UUID | None = None,
 ) -> tuple[CartPublic, bool]:
-    """Add units of a product (a new line, or more of an existing one); True when a line was created."""
+    """Add units of a variant (a new line, or more of an existing one); True when a line was created.
+
+    ``product_id`` alone means the product's only variant; with several it is a 422 naming the
+    options to choose.
+    """
     settings = ctx.settings
+    if product_id is None:
+        if variant_id is None:
+            raise Unprocessable(
+                "Name what to add: variant_id, or product_id for a product with one variant.",
+                errors=[
+                    {
+                        "field": "product_id",
+                        "message": "product_id or variant_id is required",
+                        "type": "missing",
+                    }
+                ],
+            )
+        product_id = await _product_id_of(session, variant_id)
     await readmodel.ensure_known(ctx=ctx, session=session, product_id=product_id)
     async with session.begin():
         await _lock_cart(session, user_id)
@@ -144,9 +288,22 @@ async def add_item(
             .execution_options(populate_existing=True)
         )
         assert product is not None  # ensure_known stored it; read-model rows are never deleted
-        _refuse_unsold(product)
-        existing = next((item for item, _ in lines if item.product_id == product_id), None)
-        others = [p for item, p in lines if item.product_id != product_id]
+        variant = await _choose(session, product, variant_id)
+        _refuse_unsold(product, variant)
+        chosen = variant.variant_id if variant is not None else None
+
+        def same(line: Line) -> bool:
+            if line.item.product_id != product_id:
+                return False
+            # a line from before variants is the product's only variant
+            return line.item.variant_id == chosen or (
+                line.item.variant_id is None
+                and line.variant is not None
+                and line.variant.variant_id == chosen
+            )
+
+        existing = next((line.item for line in lines if same(line)), None)
+        others = [line.product for line in lines if line.item.product_id != product_id]
         if others and others[0].currency != product.currency:
             raise Conflict(
                 f"Your cart is in {others[0].currency} and '{product.name}' is priced in "
@@ -161,15 +318,16 @@ async def add_item(
         if wanted > MAX_QUANTITY:
             raise Conflict(
                 f"A cart holds at most {MAX_QUANTITY} of one product; you have {in_cart} "
-                f"of '{product.name}', so you can add {MAX_QUANTITY - in_cart} more.",
+                f"of '{_label(product, variant)}', so you can add {MAX_QUANTITY - in_cart} more.",
                 title="Quantity limit",
                 type_="quantity-limit",
                 max_quantity=MAX_QUANTITY,
                 in_cart=in_cart,
             )
-        _refuse_over_stock(product, wanted, in_cart)
+        _refuse_over_stock(product, variant, wanted, in_cart)
         if existing is not None:
             existing.quantity = wanted
+            existing.variant_id = chosen
         else:
             if len(lines) >= settings.max_cart_lines:
                 raise Conflict(
@@ -181,8 +339,9 @@ async def add_item(
                 CartItem(
                     user_id=user_id,
                     product_id=product_id,
+                    variant_id=chosen,
                     quantity=quantity,
-                    added_unit_price=product.price,
+                    added_unit_price=_price(product, variant),
                     currency=product.currency,
                 )
             )
@@ -218,8 +377,10 @@ async def set_quantity(
                 .execution_options(populate_existing=True)
             )
             assert product is not None
-            _refuse_unsold(product)
-            _refuse_over_stock(product, quantity, 0)
+            variants = await _variants_of(session, [product.product_id])
+            variant = _variant_for(item.variant_id, variants[product.product_id])
+            _refuse_unsold(product, variant)
+            _refuse_over_stock(product, variant, quantity, 0)
             item.quantity = quantity
         await session.flush()
         return _cart(await _lines(session, user_id), ctx.settings.default_currency)
@@ -245,19 +406,37 @@ async def clear(*, ctx: CartContext, session: AsyncSession, user_id: uuid.UUID) 
 
 
 async def remove_ordered(
-    session: AsyncSession, *, user_id: uuid.UUID, items: list[tuple[uuid.UUID, int]]
+    session: AsyncSession,
+    *,
+    user_id: uuid.UUID,
+    items: list[tuple[uuid.UUID, uuid.UUID | None, int]],
 ) -> None:
-    """Take ordered quantities out of the user's cart (a line reaching 0 goes away)."""
-    ordered: dict[uuid.UUID, int] = defaultdict(int)
-    for product_id, quantity in items:
-        ordered[product_id] += quantity
+    """Take ordered quantities out of the user's cart (a line reaching 0 goes away).
+
+    Items are (product_id, variant_id, quantity); a line without a variant (an order placed by
+    product) takes from the product's line when it has just one.
+    """
+    ordered: dict[tuple[uuid.UUID, uuid.UUID | None], int] = defaultdict(int)
+    for product_id, variant_id, quantity in items:
+        ordered[(product_id, variant_id)] += quantity
     await _lock_cart(session, user_id)
-    for product_id, quantity in ordered.items():
-        item = await session.scalar(
-            sa.select(CartItem)
-            .where(CartItem.user_id == user_id, CartItem.product_id == product_id)
-            .execution_options(populate_existing=True)
-        )
+    lines = await _lines(session, user_id)
+    for (product_id, variant_id), quantity in ordered.items():
+        of_product = [ln for ln in lines if ln.item.product_id == product_id]
+        if variant_id is not None:
+            matching = [
+                ln
+                for ln in of_product
+                if ln.item.variant_id == variant_id
+                or (
+                    ln.item.variant_id is None
+                    and ln.variant is not None
+                    and ln.variant.variant_id == variant_id
+                )
+            ]
+        else:
+            matching = of_product if len(of_product) == 1 else []
+        item = matching[0].item if matching else None
         if item is None or quantity <= 0:
             continue
         if item.quantity <= quantity:
@@ -270,19 +449,23 @@ async def remove_ordered(
 # ---------------------------------------------------------------- wishlist
 
 
-def _entry(entry: WishlistEntry, product: Product) -> WishlistEntryPublic:
+def _entry(entry: WishlistEntry, product: Product, variant: Variant | None) -> WishlistEntryPublic:
+    stock = _stock(product, variant)
     availability: Availability = (
-        "unavailable" if not _sold(product) else "out_of_stock" if product.stock <= 0 else "available"
+        "unavailable" if not _sold(product, variant) else "out_of_stock" if stock <= 0 else "available"
     )
     return WishlistEntryPublic(
         id=entry.id,
         product_id=entry.product_id,
+        variant_id=variant.variant_id if variant is not None else entry.variant_id,
+        sku=variant.sku if variant is not None else None,
+        title=variant.title if variant is not None else None,
         name=product.name,
         slug=product.slug,
         image=product.image,
-        price=product.price,
+        price=_price(product, variant),
         currency=product.currency,
-        stock=product.stock,
+        stock=stock,
         availability=availability,
         created_at=entry.created_at,
     )
@@ -291,20 +474,32 @@ def _entry(entry: WishlistEntry, product: Product) -> WishlistEntryPublic:
 async def get_wishlist(*, session: AsyncSession, user_id: uuid.UUID) -> WishlistPublic:
     """The user's wishlist, newest first, with current product data."""
     async with session.begin():
-        rows = await session.execute(
-            sa.select(WishlistEntry, Product)
-            .join(Product, Product.product_id == WishlistEntry.product_id)
-            .where(WishlistEntry.user_id == user_id)
-            .order_by(WishlistEntry.created_at.desc(), WishlistEntry.id)
-        )
-        items = [_entry(e, p) for e, p in rows.all()]
+        rows = (
+            await session.execute(
+                sa.select(WishlistEntry, Product)
+                .join(Product, Product.product_id == WishlistEntry.product_id)
+                .where(WishlistEntry.user_id == user_id)
+                .order_by(WishlistEntry.created_at.desc(), WishlistEntry.id)
+            )
+        ).all()
+        variants = await _variants_of(session, (p.product_id for _, p in rows))
+        items = [_entry(e, p, _variant_for(e.variant_id, variants[p.product_id])) for e, p in rows]
     return WishlistPublic(items=items, count=len(items), item_count=len(items))
 
 
 async def add_to_wishlist(
-    *, ctx: CartContext, session: AsyncSession, user_id: uuid.UUID, product_id: uuid.UUID
+    *,
+    ctx: CartContext,
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    product_id: uuid.UUID,
+    variant_id: uuid.UUID | None = None,
 ) -> tuple[WishlistEntryPublic, bool]:
-    """Keep a product for later; adding it again returns the existing entry (False)."""
+    """Keep a product (one variant of it, or the product as a whole) for later; again returns the entry (False).
+
+    A product with one variant is kept as that variant; one with several, without
+    ``variant_id``, as the product (no variant chosen yet).
+    """
     await readmodel.ensure_known(ctx=ctx, session=session, product_id=product_id)
     async with session.begin():
         product = await session.scalar(
@@ -313,14 +508,24 @@ async def add_to_wishlist(
             .execution_options(populate_existing=True)
         )
         assert product is not None
+        variant = await _choose(session, product, variant_id, required=False)
+        chosen = variant.variant_id if variant is not None else None
+        same_variant: sa.ColumnElement[bool]
+        if chosen is None:
+            same_variant = WishlistEntry.variant_id.is_(None)
+        elif variant_id is None:
+            # the only variant: an entry from before variants (no variant named) is the same one
+            same_variant = sa.or_(WishlistEntry.variant_id == chosen, WishlistEntry.variant_id.is_(None))
+        else:
+            same_variant = WishlistEntry.variant_id == chosen
         existing = await session.scalar(
             sa.select(WishlistEntry).where(
-                WishlistEntry.user_id == user_id, WishlistEntry.product_id == product_id
+                WishlistEntry.user_id == user_id, WishlistEntry.product_id == product_id, same_variant
             )
         )
         if existing is not None:
-            return _entry(existing, product), False
-        _refuse_unsold(product)
+            return _entry(existing, product, variant), False
+        _refuse_unsold(product, variant)
         count = await session.scalar(
             sa.select(sa.func.count()).select_from(WishlistEntry).where(WishlistEntry.user_id == user_id)
         )
@@ -333,17 +538,23 @@ async def add_to_wishlist(
         # a racing duplicate add lands on the unique constraint and returns the winner's entry
         inserted = await session.scalar(
             insert(WishlistEntry)
-            .values(id=uuid.uuid4(), user_id=user_id, product_id=product_id)
-            .on_conflict_do_nothing(index_elements=["user_id", "product_id"])
+            .values(id=uuid.uuid4(), user_id=user_id, product_id=product_id, variant_id=chosen)
+            .on_conflict_do_nothing()
             .returning(WishlistEntry.id)
         )
         entry = await session.scalar(
             sa.select(WishlistEntry)
-            .where(WishlistEntry.user_id == user_id, WishlistEntry.product_id == product_id)
+            .where(
+                WishlistEntry.user_id == user_id,
+                WishlistEntry.product_id == product_id,
+                WishlistEntry.variant_id == chosen
+                if chosen is not None
+                else WishlistEntry.variant_id.is_(None),
+            )
             .execution_options(populate_existing=True)
         )
         assert entry is not None
-        return _entry(entry, product), inserted is not None
+        return _entry(entry, product, variant), inserted is not None
 
 
 async def remove_from_wishlist(*, session: AsyncSession, user_id: uuid.UUID, entry_id: uuid.UUID) -> None:

@@ -23,8 +23,25 @@ from services.cart.models import Product
 from services.cart.settings import CartSettings
 
 
+def default_variant(data: dict[str, Any]) -> dict[str, Any]:
+    """A product's one variant as catalog shows it; its id follows from the product's, as catalog's stays put."""
+    return {
+        "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"variant:{data['id']}")),
+        "sku": data["sku"],
+        "title": "Default",
+        "options": {},
+        "price": data["price"],
+        "compare_at_price": data["compare_at_price"],
+        "stock": data["stock"],
+        "is_active": True,
+        "image_id": None,
+        "position": 0,
+    }
+
+
 def product(**overrides: Any) -> dict[str, Any]:
-    """A product in catalog's wire shape (version 1, active, in stock)."""
+    """A product in catalog's wire shape (version 1, active, in stock), with one default variant
+    unless ``variants`` is given."""
     now = datetime.now(UTC).isoformat()
     pid = str(uuid.uuid4())
     data: dict[str, Any] = {
@@ -47,6 +64,16 @@ def product(**overrides: Any) -> dict[str, Any]:
         "updated_at": now,
     }
     data.update(overrides)
+    data.setdefault("options", [])
+    data.setdefault("variants", [default_variant(data)])
+    return data
+
+
+def changed(p: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    """``p`` with ``fields`` changed as catalog shows it: a product's one default variant follows its price and stock."""
+    data = {**p, **fields}
+    if [v["title"] for v in p.get("variants", [])] == ["Default"]:
+        data["variants"] = [{**default_variant(data), "stock": data["stock"]}]
     return data
 
 

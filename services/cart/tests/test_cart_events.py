@@ -6,7 +6,7 @@ import asyncio
 import uuid
 from datetime import UTC, datetime
 
-from cart_testkit import FakeCatalog, Shop
+from cart_testkit import FakeCatalog, Shop, changed
 
 from libs.common.events import Envelope, InMemoryBus
 from libs.common.testing import Infra, TestKeys, dead_lettered, running_app, settings_for
@@ -19,7 +19,7 @@ async def test_a_price_change_shows_in_the_cart(shop: Shop) -> None:
     p = await shop.known(price=1000)
     _, me = shop.user()
     await shop.add(me, p["id"], 2)
-    await shop.publish("product.updated", {**p, "price": 1500, "name": "Lamp, new", "version": 2})
+    await shop.publish("product.updated", changed(p, price=1500, name="Lamp, new", version=2))
 
     [line] = (cart := await shop.cart(me))["items"]
     assert (line["unit_price"], line["added_unit_price"], line["name"]) == (1500, 1000, "Lamp, new")
@@ -30,9 +30,9 @@ async def test_a_stale_product_event_does_not_overwrite_a_newer_one(shop: Shop) 
     p = await shop.known(price=1000)
     _, me = shop.user()
     await shop.add(me, p["id"])
-    await shop.publish("product.updated", {**p, "price": 3000, "version": 3})
-    await shop.publish("product.updated", {**p, "price": 2000, "version": 2})
-    await shop.publish("product.updated", {**p, "price": 9999, "version": 3})  # same version: a duplicate
+    await shop.publish("product.updated", changed(p, price=3000, version=3))
+    await shop.publish("product.updated", changed(p, price=2000, version=2))
+    await shop.publish("product.updated", changed(p, price=9999, version=3))  # same version: a duplicate
 
     assert (await shop.cart(me))["items"][0]["unit_price"] == 3000
     held = await shop.read_model(p["id"])
@@ -44,7 +44,7 @@ async def test_a_deleted_product_makes_its_line_unavailable(shop: Shop) -> None:
     _, me = shop.user()
     await shop.add(me, gone["id"], 2)
     await shop.add(me, kept["id"], 1)
-    await shop.publish("product.deleted", {**gone, "deleted": True, "version": 2})
+    await shop.publish("product.deleted", changed(gone, deleted=True, version=2))
 
     cart = await shop.cart(me)
     by_product = {i["product_id"]: i for i in cart["items"]}
@@ -57,7 +57,7 @@ async def test_a_deactivated_product_makes_its_line_unavailable(shop: Shop) -> N
     p = await shop.known()
     _, me = shop.user()
     await shop.add(me, p["id"])
-    await shop.publish("product.updated", {**p, "is_active": False, "version": 2})
+    await shop.publish("product.updated", changed(p, is_active=False, version=2))
     assert (await shop.cart(me))["items"][0]["availability"] == "unavailable"
 
 
@@ -125,7 +125,7 @@ async def test_an_event_not_matching_the_producers_model_is_dead_lettered_with_t
     p = await shop.known(price=100)
     uid, me = shop.user()
     await shop.add(me, p["id"], 2)
-    bad_price = Envelope.new("product.updated", {**p, "price": "lots", "version": 2}, producer="catalog")
+    bad_price = Envelope.new("product.updated", changed(p, price="lots", version=2), producer="catalog")
     bad_stock = Envelope.new(
         "stock.changed", {"product_id": "nope", "stock": 0, "version": 3}, producer="catalog"
     )
@@ -148,7 +148,7 @@ async def test_an_event_not_matching_the_producers_model_is_dead_lettered_with_t
     assert "order_id: Field required" in (await dead_lettered(shop.ctx.bus, "cart", bad_order.id)).error
     [line] = (await shop.cart(me))["items"]
     assert (line["unit_price"], line["quantity"], line["availability"]) == (100, 2, "available")
-    await shop.publish("product.updated", {**p, "price": 150, "version": 2})  # the queue still flows
+    await shop.publish("product.updated", changed(p, price=150, version=2))  # the queue still flows
     assert (await shop.cart(me))["items"][0]["unit_price"] == 150
 
 

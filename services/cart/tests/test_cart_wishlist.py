@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from cart_testkit import Shop
+from cart_testkit import Shop, changed
 
 from libs.common.testing import assert_problem
 
@@ -29,7 +29,7 @@ async def test_wishlist_shows_current_product_data(shop: Shop) -> None:
     p = await shop.known(price=1000)
     _, me = shop.user()
     await shop.client.post("/wishlist", json={"product_id": p["id"]}, headers=me)
-    await shop.publish("product.updated", {**p, "name": "Better lamp", "price": 800, "version": 2})
+    await shop.publish("product.updated", changed(p, name="Better lamp", price=800, version=2))
     [entry] = (await shop.client.get("/wishlist", headers=me)).json()["items"]
     assert (entry["name"], entry["price"]) == ("Better lamp", 800)
 
