@@ -61,10 +61,12 @@ class CommonSettings(BaseSettings):
     events_queue_prefix: str = ""
     event_retry_delays: list[float] = Field(default_factory=lambda: [1.0, 5.0, 30.0])
     event_max_attempts: int = 4
-    # classic, or quorum (replicated; RabbitMQ 3.10+). Classic stays the default until quorum has
-    # run the whole suite on this project's machines: durable quorum queues left by killed test
-    # runs are each recovered as a Raft group at broker start, which wedged a shared test broker
-    event_queue_type: Literal["quorum", "classic"] = "classic"
+    # quorum (replicated, survives a broker node; RabbitMQ 3.10+, a single node too) or classic
+    event_queue_type: Literal["quorum", "classic"] = "quorum"
+    # seconds a queue may go unused (no consumer, not declared again) before the broker deletes it;
+    # unset in a shop. Test runs set it so the durable queues of a run that was killed go away by
+    # themselves instead of being recovered, as Raft groups, at every broker start
+    event_queue_expires: float | None = Field(None, gt=0)
     outbox_poll_interval: float = 1.0
 
     # OpenTelemetry traces (libs/common/tracing.py): off, console (one log line per span, for

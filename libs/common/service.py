@@ -145,6 +145,7 @@ def make_bus(settings: CommonSettings) -> EventBus:
         exchange=settings.events_exchange,
         topology=CONSUMERS,
         queue_type=settings.event_queue_type,
+        queue_expires=settings.event_queue_expires,
         **common,
     )
 

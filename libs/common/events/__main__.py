@@ -98,6 +98,7 @@ async def run(args: argparse.Namespace, settings: CommonSettings) -> int:
         retry_delays=settings.event_retry_delays,
         max_attempts=settings.event_max_attempts,
         queue_type=settings.event_queue_type,
+        queue_expires=settings.event_queue_expires,
     )
     await bus.start()
     try:

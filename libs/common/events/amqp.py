@@ -49,8 +49,8 @@ from libs.common.unavailable import (
 log = get_logger(__name__)
 PERSISTENT = aio_pika.DeliveryMode.PERSISTENT
 # Quorum queues are replicated (Raft) and survive the loss of a broker node; classic ones live on
-# one node. A single-node broker runs quorum queues too (EVENT_QUEUE_TYPE=quorum; the bus suite
-# runs every test on both). Quorum needs RabbitMQ 3.10+ (message TTL and dead-lettering on
+# one node. A single-node broker runs quorum queues too (the default; EVENT_QUEUE_TYPE=classic
+# opts out, and the bus suite runs every test on both). Quorum needs RabbitMQ 3.10+ (message TTL and dead-lettering on
 # quorum queues, which the retry queues need).
 QueueType = Literal["quorum", "classic"]
 
@@ -69,12 +69,14 @@ class AmqpBus(EventBus):
         exchange: str = "shop.events",
         prefetch: int = 16,
         topology: Mapping[str, Sequence[str]] | None = None,
-        queue_type: QueueType = "classic",
+        queue_type: QueueType = "quorum",
+        queue_expires: float | None = None,
         **kw: Any,
     ) -> None:
         super().__init__(**kw)
         self.url = url
         self.queue_type = queue_type
+        self.queue_expires = queue_expires
         self.exchange_name = exchange
         self.prefetch = prefetch
         self.topology = dict(topology or {})
@@ -181,10 +183,11 @@ class AmqpBus(EventBus):
         self, channel: AbstractChannel, name: str, arguments: dict[str, Any] | None = None
     ) -> AbstractQueue:
         """A durable queue of this bus's type; one left by an earlier setting is named, not silently reused."""
+        args: dict[str, Any] = {"x-queue-type": self.queue_type, **(arguments or {})}
+        if self.queue_expires is not None:
+            args["x-expires"] = int(self.queue_expires * 1000)
         try:
-            return await channel.declare_queue(
-                name, durable=True, arguments={"x-queue-type": self.queue_type, **(arguments or {})}
-            )
+            return await channel.declare_queue(name, durable=True, arguments=args)
         except ChannelPreconditionFailed as exc:
             raise QueueTypeMismatch(
                 f"queue {name!r} exists with other arguments than a {self.queue_type} queue ({exc}); a queue "

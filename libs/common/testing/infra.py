@@ -26,6 +26,8 @@ from libs.common.testing.keys import TestKeys
 
 S = TypeVar("S", bound=CommonSettings)
 RETRY_DELAYS = [0.1, 0.2]  # settings_for's event retry delays
+# seconds a test run's queues outlive their last use: a killed run's durable queues delete themselves
+QUEUE_EXPIRES = 3600.0
 
 
 @dataclass
@@ -72,6 +74,7 @@ class Infra:
             "AMQP_URL": self.amqp_url,
             "EVENTS_EXCHANGE": self.exchange,
             "EVENTS_QUEUE_PREFIX": self.queue_prefix,
+            "EVENT_QUEUE_EXPIRES": str(QUEUE_EXPIRES),
         }
 
     async def cleanup(self) -> None:
@@ -159,6 +162,7 @@ def settings_for(cls: type[S], infra: Infra, keys: TestKeys | None = None, **ove
         "amqp_url": infra.amqp_url,
         "events_exchange": infra.exchange,
         "events_queue_prefix": infra.queue_prefix,
+        "event_queue_expires": QUEUE_EXPIRES,
         "event_retry_delays": list(RETRY_DELAYS),
         "event_max_attempts": 3,
         "outbox_poll_interval": 0.2,

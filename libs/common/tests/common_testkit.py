@@ -16,7 +16,7 @@ from libs.common.events import EventBus, InMemoryBus, add_event_tables
 from libs.common.events.amqp import AmqpBus
 from libs.common.events.topology import declared_queues
 from libs.common.testing import Infra
-from libs.common.testing.infra import delete_amqp
+from libs.common.testing.infra import QUEUE_EXPIRES, delete_amqp
 
 RETRY_DELAYS = [0.05, 0.1]
 MAX_ATTEMPTS = 3
@@ -65,6 +65,7 @@ class AmqpNames:
         kw.setdefault("retry_delays", RETRY_DELAYS)
         kw.setdefault("max_attempts", MAX_ATTEMPTS)
         kw.setdefault("topology", {})
+        kw.setdefault("queue_expires", QUEUE_EXPIRES)
         self.services.update(kw["topology"])
         return _TrackedAmqpBus(
             self, url or self.url, exchange=self.exchange, queue_prefix=self.queue_prefix, **kw
@@ -106,7 +107,7 @@ BusFactory = Callable[..., EventBus]
 @pytest_asyncio.fixture(params=["memory", "amqp", "amqp-classic"])
 async def make_bus(request: pytest.FixtureRequest, amqp: AmqpNames) -> AsyncIterator[BusFactory]:
     """Builds buses of one kind (each test runs once per kind: in-process, RabbitMQ with quorum
-    queues and with classic queues, the default); started buses are closed after."""
+    queues, the default, and with classic ones); started buses are closed after."""
     made: list[EventBus] = []
 
     def factory(**kw: Any) -> EventBus:

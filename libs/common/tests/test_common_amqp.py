@@ -209,6 +209,26 @@ async def test_a_queue_left_with_another_type_stops_the_bus_with_a_message_namin
         await quorum._connect()
 
 
+async def test_queues_left_unused_past_their_expiry_are_deleted_by_the_broker(amqp: AmqpNames) -> None:
+    """What keeps a killed test run from leaving durable quorum queues for every broker start."""
+    bus = amqp.bus(queue_expires=1.0, topology={"cart": ["product.*"]})
+    bus.subscribe("cart", ["product.*"], _ignore)
+    await bus.start()
+    await bus.wait_connected(10)
+    mine = f"{amqp.queue_prefix}cart.events"
+    assert any(name.startswith(mine) for name in _queue_types(amqp.url))
+    await bus.close()
+
+    async def gone() -> None:
+        assert not [name for name in _queue_types(amqp.url) if name.startswith(mine)]
+
+    await eventually(gone, timeout=20, interval=0.5)
+
+
+async def _ignore(envelope: Envelope) -> None:
+    pass
+
+
 def _queue_types(url: str) -> dict[str, str]:
     """name -> type of every queue of the URL's vhost, as the broker reports them."""
     vhost = unquote(urlsplit(url).path.lstrip("/")) or "/"
