@@ -19,6 +19,7 @@ from services.realtime.schemas import (
     Resume,
     Resumed,
     Resync,
+    RoomsJoined,
     SessionEnded,
     TokenRefreshed,
 )
@@ -58,6 +59,14 @@ def socket_contract(path: str = "/socket.io/") -> SocketContract:
             payload=Resync,
             summary="What was missed in a room is older than the replay buffer or larger than one "
             "replay, or Redis lost what was not yet delivered: refetch over REST.",
+            audience="that connection",
+        ),
+        SocketMessage(
+            name="rooms:joined",
+            sender="server",
+            payload=RoomsJoined,
+            summary="Right after connecting: the number each room stood at when this connection joined it, "
+            "for the rooms the CONNECT's last_seq did not name, so a client can resume them after a drop.",
             audience="that connection",
         ),
         SocketMessage(

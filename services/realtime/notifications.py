@@ -116,6 +116,17 @@ end
 redis.call('SET', KEYS[1], '1', 'EX', ARGV[1])
 return seqs
 """
+# KEYS: room counters. Starts a missing one as _STORE would (at the current time in ms), so a room
+# nothing was numbered in yet has a head a joining client can resume from; returns every head.
+_HEADS = """
+for _, counter in ipairs(KEYS) do
+  if redis.call('EXISTS', counter) == 0 then
+    local now = redis.call('TIME')
+    redis.call('SET', counter, now[1] .. string.format('%03d', math.floor(tonumber(now[2]) / 1000)))
+  end
+end
+return redis.call('MGET', unpack(KEYS))
+"""
 # KEYS: the visibility hash; ARGV: product id, version, "1" visible / "0" hidden. Keeps the newest;
 # returns what was known before ("<version>:<0|1>", or false).
 _SEEN_VISIBILITY = """
@@ -175,6 +186,7 @@ class Notifier:
         self.connections: dict[str, _Connection] = {}
         self.holding: set[str] = set()  # connections whose live notifications are parked (a replay runs)
         self._store = redis.register_script(_STORE)
+        self._heads = redis.register_script(_HEADS)
         self._remember_visibility = redis.register_script(_SEEN_VISIBILITY)
 
     def _key(self, *parts: str) -> str:
@@ -387,13 +399,20 @@ class Notifier:
         if conn is None or not rooms:
             return
         try:
-            heads = await self.redis.mget([self._key("seq", room) for room in rooms])
+            heads = await self._heads(keys=[self._key("seq", room) for room in rooms])
         except Exception as exc:  # Redis away: a guest still connects; a later resume may repeat some
             if outages.note(exc, where="realtime join") is None:
                 raise
             return
         for room, head in zip(rooms, heads, strict=True):
             conn.joined_at[room] = int(head or 0)
+
+    def joined_heads(self, sid: str, rooms: list[str]) -> dict[str, int]:
+        """The numbers ``rooms`` stood at when ``sid`` joined them (those that could be read)."""
+        conn = self.connections.get(sid)
+        if conn is None:
+            return {}
+        return {room: conn.joined_at[room] for room in rooms if room in conn.joined_at}
 
     def hold(self, sid: str) -> None:
         conn = self.connections.get(sid)

@@ -45,6 +45,19 @@ class Resync(BaseModel):
     oldest_seq: int | None = Field(None, description="the oldest number the buffer still holds")
 
 
+class RoomsJoined(BaseModel):
+    """Where each room this connection joined without a number of its own stood when it joined.
+
+    Without it, a client that had heard nothing yet in a room (a customer's own room before
+    their first order) could not resume it after a drop: what was sent meanwhile would be lost.
+    """
+
+    rooms: dict[str, int] = Field(
+        description="{room: its sequence number when this connection joined it}; keep each as that "
+        "room's last_seq until a notification brings a higher one"
+    )
+
+
 class ConnectAuth(BaseModel):
     """The ``auth`` object of the CONNECT packet; without a token the client is a guest.
 

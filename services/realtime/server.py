@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import socketio
@@ -19,7 +19,7 @@ from libs.common.unavailable import outages
 from services.realtime.commands import COMMANDS, fingerprint, once, perform, refused, refused_by
 from services.realtime.context import RealtimeContext
 from services.realtime.notifications import ADMINS, NAMESPACE, PUBLIC, Notifier, user_room
-from services.realtime.schemas import Resumed, Resync, SessionEnded, TokenExpiry, TokenRefreshed
+from services.realtime.schemas import Resumed, Resync, RoomsJoined, SessionEnded, TokenExpiry, TokenRefreshed
 from services.realtime.settings import RealtimeSettings
 
 log = get_logger(__name__)
@@ -96,25 +96,42 @@ def build_server(ctx: Callable[[], RealtimeContext], settings: RealtimeSettings)
         await notifier().joined(sid, rooms)
         if isinstance(last_seq, dict):
             start_replay(sid, last_seq)
+        unnumbered = [room for room in rooms if not (isinstance(last_seq, dict) and room in last_seq)]
+        if unnumbered:
+            start(tell_joined(sid, unnumbered))
 
     @sio.event
     async def disconnect(sid: str, *_: Any) -> None:
         notifier().disconnected(sid)
         meter.forget(sid)
 
-    def start_replay(sid: str, last_seq: dict[str, Any]) -> None:
-        task = asyncio.get_running_loop().create_task(replay(sid, last_seq, on_connect=True))
+    def start(work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
         replays.add(task)
         task.add_done_callback(replays.discard)
+
+    def start_replay(sid: str, last_seq: dict[str, Any]) -> None:
+        start(replay(sid, last_seq, on_connect=True))
+
+    async def connected(sid: str) -> None:
+        """Until the CONNECT packet has reached the client: nothing may go before it."""
+        for _ in range(200):
+            if sio.manager.is_connected(sid, NAMESPACE):
+                return
+            await asyncio.sleep(0.01)
+
+    async def tell_joined(sid: str, rooms: list[str]) -> None:
+        """Give the client a number for each room it has none for, so it can resume them after a drop."""
+        await connected(sid)
+        heads = notifier().joined_heads(sid, rooms)
+        if heads:
+            await sio.emit("rooms:joined", RoomsJoined(rooms=heads).model_dump(), to=sid, namespace=NAMESPACE)
 
     async def replay(sid: str, last_seq: dict[str, Any], *, on_connect: bool) -> None:
         covered: dict[str, int] = {}
         try:
-            if on_connect:  # the CONNECT packet must reach the client before anything else
-                for _ in range(200):
-                    if sio.manager.is_connected(sid, NAMESPACE):
-                        break
-                    await asyncio.sleep(0.01)
+            if on_connect:
+                await connected(sid)
             covered = await notifier().replay_gaps(sid, last_seq, on_connect=on_connect)
         except Exception as exc:  # a failed replay must not leave the connection deaf
             if outages.note(exc, where="realtime replay") is None:

@@ -41,7 +41,6 @@ import pytest_asyncio
 import socketio
 
 from libs.common.parts import PARTS, SERVICES
-from libs.common.testing import eventually
 from libs.common.testing.infra import RETRY_DELAYS, Infra
 from tests.e2e.shopper import ADMIN_EMAIL, ADMIN_PASSWORD, Shopper, make_product, new_email
 
@@ -252,7 +251,11 @@ class Customer:
 
         @self.sio.on("*")
         async def any_event(event: str, data: Any = None) -> None:
-            if isinstance(data, dict) and "seq" in data and "room" in data:
+            if event == "rooms:joined" and isinstance(data, dict):
+                # where the rooms stood at connect: a room heard nothing in yet is resumable from there
+                for room, seq in data["rooms"].items():
+                    self.last_seq[room] = max(self.last_seq.get(room, 0), int(seq))
+            elif isinstance(data, dict) and "seq" in data and "room" in data:
                 self.told.append((event, data))
                 self.last_seq[data["room"]] = max(self.last_seq.get(data["room"], 0), int(data["seq"]))
 
@@ -312,24 +315,14 @@ async def test_killing_one_replica_of_every_service_under_load_loses_and_doubles
         under_way = asyncio.Event()
 
         async def shopping(c: Customer) -> None:
-            for n in range(ORDERS_EACH):
+            for _ in range(ORDERS_EACH):
                 await c.buy(product["id"])
-                if n == 0:
-                    # a socket resumes the rooms it has numbers for: wait until its own room has given one
-                    first = next(iter(c.accepted.values()))
-
-                    async def told_first(c: Customer = c, first: str = first) -> None:
-                        assert c.told_of("payment:succeeded", first)
-
-                    await eventually(told_first, timeout=15)
-                    if all(
-                        x.told_of("payment:succeeded", next(iter(x.accepted.values()), "")) for x in customers
-                    ):
-                        under_way.set()
+                if sum(len(x.paid) for x in customers) >= CUSTOMERS // 2:
+                    under_way.set()
 
         load = [asyncio.create_task(shopping(c)) for c in customers]
-        # once every customer has a paid order behind it and more on the way, one replica of every
-        # service dies at once
+        # once the first orders are through, one replica of every service dies at once (some
+        # customers have heard nothing in their own room yet: they resume it from where it stood)
         waiter = asyncio.create_task(under_way.wait())
         await asyncio.wait([waiter, *load], return_when=asyncio.FIRST_COMPLETED)
         waiter.cancel()

@@ -321,6 +321,12 @@
       state.productsTotal = 0;
       loadAll();
     });
+    // where each room stood when this connection joined it: resumable after a drop before anything was heard there
+    socket.on("rooms:joined", (p) => {
+      for (const [room, seq] of Object.entries((p && p.rooms) || {})) {
+        if (Number.isInteger(seq)) state.lastSeq[room] = Math.max(state.lastSeq[room] || 0, seq);
+      }
+    });
     for (const name of NOTIFICATIONS) socket.on(name, (payload) => onNotification(name, payload));
   }
 

@@ -51,7 +51,7 @@ async def test_a_malformed_or_undeclared_event_is_dead_lettered_and_nobody_hears
         assert updated["seq"] == first + 1  # the bad ones took no number: no gap for a client to chase
         await asyncio.sleep(0.3)
         for ear in (guest, admin):  # admins hear everything realtime relays: nothing of the bad two
-            assert [(name, n["event_id"]) for name, n in ear.heard] == [
+            assert [(name, n["event_id"]) for name, n in ear.heard if name != "rooms:joined"] == [
                 ("product:added", str(added.id)),
                 ("product:updated", str(valid.id)),
             ]

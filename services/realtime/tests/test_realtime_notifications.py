@@ -114,6 +114,38 @@ async def test_a_client_that_reconnects_gets_what_it_missed_in_order_once(
         await hang_up(back)
 
 
+async def test_a_room_the_client_heard_nothing_in_yet_is_resumed_from_where_it_joined(
+    infra: Infra, keys: TestKeys
+) -> None:
+    """A customer's own room is silent until their first order: told where it stood, they miss nothing after a drop."""
+    buyer = uuid.uuid4()
+    token = keys.mint(user_id=buyer)
+    room = f"user:{buyer}"
+    async with realtime(infra, keys) as (url, app):
+        first = await listen(url, {"token": token})
+        [joined] = await first.hears("rooms:joined")
+        assert set(joined["rooms"]) == {"public", room}
+        await first.sio.disconnect()
+        paid = str(uuid.uuid4())
+        payment = event(
+            "payment.succeeded",
+            payment_id=str(uuid.uuid4()),
+            order_id=paid,
+            user_id=str(buyer),
+            amount=500,
+            currency="EUR",
+        )
+        await publish(app, payment)
+        await asyncio.sleep(0.3)
+        back = await listen(url, {"token": token, "last_seq": joined["rooms"]})
+        [told] = await back.hears("payment:succeeded")
+        assert told["data"]["order_id"] == paid and told["seq"] == joined["rooms"][room] + 1
+        await asyncio.sleep(0.3)
+        # every room it joined had a number: nothing more to tell, nothing twice
+        assert back.of("rooms:joined") == [] and len(back.of("payment:succeeded")) == 1
+        await hang_up(back)
+
+
 async def test_a_live_client_hears_events_handled_at_once_in_sequence_order(
     infra: Infra, keys: TestKeys
 ) -> None:
