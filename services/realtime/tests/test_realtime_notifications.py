@@ -237,3 +237,37 @@ async def test_an_event_that_could_not_be_stored_is_not_marked_seen_and_its_rede
         await notifier.handle(env)  # the broker's redelivery
         assert (await guest.hears("category:updated"))[0]["event_id"] == str(env.id)
         await hang_up(guest)
+
+
+async def test_two_replicas_share_rooms_a_socket_on_one_hears_what_the_other_consumed(
+    infra: Infra, keys: TestKeys
+) -> None:
+    """Replicas share one queue (one of them consumes each event) and one Redis: every socket hears it once."""
+    shared = {
+        "queue_prefix": f"{infra.queue_prefix}{uuid.uuid4().hex[:6]}.",
+        "redis_prefix": f"{infra.redis_prefix}{uuid.uuid4().hex[:6]}:",
+    }
+    payer = uuid.uuid4()
+    async with (
+        realtime(infra, keys, **shared) as (url_a, _),
+        realtime(infra, keys, **shared) as (url_b, app_b),
+    ):
+        on_a = await listen(url_a, {"token": keys.mint(user_id=payer)})
+        on_b = await listen(url_b, {"token": keys.mint(role="admin")})
+        order_id = str(uuid.uuid4())
+        paid = event(
+            "payment.succeeded",
+            payment_id=str(uuid.uuid4()),
+            order_id=order_id,
+            user_id=str(payer),
+            amount=500,
+            currency="EUR",
+        )
+        # RabbitMQ hands the event to one replica of the shared queue: here B, which the payer is not on
+        await app_b.state.ctx.state.handle(paid)
+        for ear in (on_a, on_b):
+            [told] = await ear.hears("payment:succeeded")
+            assert told["data"]["order_id"] == order_id
+        await asyncio.sleep(0.3)
+        assert len(on_a.of("payment:succeeded")) == len(on_b.of("payment:succeeded")) == 1
+        await hang_up(on_a, on_b)
