@@ -109,7 +109,14 @@ def create_app(settings: GatewaySettings | None = None, *, redis: Redis | None =
             if redis is None:
                 await r.aclose()
 
-    app = FastAPI(title="Shop gateway", lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="Shop gateway",
+        lifespan=lifespan,
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+        telemetry=tracing.FASTAPI_TELEMETRY,
+    )
     install_problem_handlers(app)
     # the last added is the outermost: request id, then CORS (answers preflights), then the proxy
     app.add_middleware(ProxyMiddleware, gateway=gw)
@@ -125,7 +132,9 @@ def create_app(settings: GatewaySettings | None = None, *, redis: Redis | None =
     app.add_middleware(RequestIdMiddleware)
     tracing.configure(settings)
     if tracing.enabled():
-        tracing.instrument_edge(app, settings.service_name)  # outermost: after every other middleware
+        tracing.instrument_app(
+            app, settings.service_name, edge=True
+        )  # outermost: after every other middleware
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

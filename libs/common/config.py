@@ -73,6 +73,8 @@ class CommonSettings(BaseSettings):
     # make dev) or otlp; unset means otlp when OTEL_EXPORTER_OTLP_ENDPOINT is set, else off
     traces: Literal["", "off", "console", "otlp"] = ""
     otel_exporter_otlp_endpoint: str = ""
+    # the share of requests and events whose trace is recorded (decided once, where the trace starts)
+    traces_sample_ratio: float = Field(1.0, ge=0.0, le=1.0)
 
     jwks_url: str = ""  # empty: auth's, {AUTH_URL}/.well-known/jwks.json
     jwt_issuer: str = "shop-auth"

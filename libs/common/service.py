@@ -235,6 +235,7 @@ def create_service_app(
         version="1.0.0",
         redirect_slashes=False,
         generate_unique_id_function=operation_id,
+        telemetry=tracing.FASTAPI_TELEMETRY,
     )
     install_problem_handlers(app)
     _install_infra_errors(app)
@@ -493,7 +494,6 @@ class RequestContextMiddleware:
         rid = incoming_request_id(scope.get("headers", ())) or uuid.uuid4().hex
         rtok = request_id_var.set(rid)
         ctok = correlation_id_var.set(rid)
-        ptok = tracing.part_var.set(self.service)
         status = 500
         started = False
         start = time.perf_counter()
@@ -524,4 +524,3 @@ class RequestContextMiddleware:
                 self.latency.labels(method, template).observe(time.perf_counter() - start)
             request_id_var.reset(rtok)
             correlation_id_var.reset(ctok)
-            tracing.part_var.reset(ptok)

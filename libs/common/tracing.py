@@ -5,8 +5,8 @@ test one flag, so a shop that does not trace pays nothing for it. ``TRACES=otlp`
 ``OTEL_EXPORTER_OTLP_ENDPOINT`` set) exports over OTLP/HTTP; ``TRACES=console`` writes one
 log line per finished span, for ``make dev``.
 
-What is traced when on: every request a part serves (FastAPI), every call it makes
-(httpx; the gateway's forwarding by hand, since it proxies below FastAPI), every asyncpg
+What is traced when on: every request a part serves (``ServerSpans``), every call it makes
+(httpx; the gateway's forwarding by hand, since it proxies with aiohttp), every asyncpg
 query and Redis command, and the events. An event's W3C ``traceparent`` travels in its
 AMQP message headers; the outbox keeps the producer's context in the row, so the relay
 publishes under the request that wrote the event however much later it runs, and a
@@ -35,19 +35,20 @@ from opentelemetry.sdk.trace.export import (
     SpanExportResult,
 )
 from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_OFF,
     ALWAYS_ON,
     Decision,
-    ParentBased,
     Sampler,
     SamplingResult,
+    TraceIdRatioBased,
 )
-from opentelemetry.trace import Span as AnySpan
 from opentelemetry.trace import SpanKind, Tracer
 
 from libs.common.logging import get_logger
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
+    from fastapi.telemetry import TelemetryConfig
 
     from libs.common.config import CommonSettings
 
@@ -77,6 +78,7 @@ def configure(settings: CommonSettings, *, service_name: str | None = None) -> N
         service_name or settings.service_name,
         mode=mode,
         otlp_endpoint=settings.otel_exporter_otlp_endpoint,
+        ratio=settings.traces_sample_ratio,
     )
 
 
@@ -86,16 +88,18 @@ def setup(
     mode: str = "console",
     otlp_endpoint: str = "",
     exporter: SpanExporter | None = None,
+    ratio: float = 1.0,
 ) -> TracerProvider:
     """Install the SDK (once per process) and the library instrumentation; returns the provider.
 
     ``exporter`` (tests: an in-memory one) is added beside what ``mode`` asks for, synchronously,
     so a finished span is there to read at once. Calling it again only adds that exporter.
+    ``ratio`` is the share of requests and events that start a recorded trace (see ``WorkOnly``).
     """
     global _provider, _enabled, _tracer
     if _provider is None:
         provider = TracerProvider(
-            resource=Resource.create({"service.name": service_name}), sampler=ParentBased(WorkOnly())
+            resource=Resource.create({"service.name": service_name}), sampler=WorkOnly(ratio)
         )
         provider.add_span_processor(_PartAttribute())
         if mode == "otlp":
@@ -145,52 +149,96 @@ def _instrument_libraries() -> None:
             instrumentor.instrument()
 
 
-def instrument_app(app: FastAPI, part: str) -> None:
-    """A server span per request the app serves, named by its route template, marked with its part."""
-    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
-
-    def mark(span: AnySpan, _scope: dict[str, Any]) -> None:
-        if span.is_recording():
-            span.set_attribute("shop.part", part)
-
-    # no span per ASGI receive/send message: three spans a request, and most of the cost
-    FastAPIInstrumentor.instrument_app(
-        app, server_request_hook=mark, excluded_urls=EXCLUDED_URLS, exclude_spans=["receive", "send"]
-    )
+# FastAPI(telemetry=...): the framework's own spans stay off, ServerSpans makes the one server span
+# (FastAPI's would start whenever a tracer provider is set: a second server span per request, three
+# more for dependencies, endpoint and serialisation, and no edge rule)
+FASTAPI_TELEMETRY: TelemetryConfig = {
+    "tracing": False,
+    "metrics": False,
+    "logs": False,
+    "operation_spans": False,
+}
 
 
-def instrument_edge(app: FastAPI, part: str) -> None:
-    """The gateway's server spans: like ``instrument_app``, but a client's own trace headers are
-    dropped first (the edge starts the trace, as it drops client-sent forwarding headers), and the
-    socket.io connections, which last for hours, are left out. Call it after every other middleware."""
-    from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+def instrument_app(app: FastAPI, part: str, *, edge: bool = False) -> None:
+    """A server span per request the app serves (call it after every other ``add_middleware``).
 
-    def mark(span: AnySpan, _scope: dict[str, Any]) -> None:
-        if span.is_recording():
-            span.set_attribute("shop.part", part)
-
-    app.add_middleware(
-        OpenTelemetryMiddleware,
-        excluded_urls=EXCLUDED_URLS + ",/socket.io/",
-        server_request_hook=mark,
-        exclude_spans=["receive", "send"],
-    )
-    app.add_middleware(_DropClientTraceHeaders)
+    By hand rather than with the FastAPI/ASGI instrumentation, whose every request (traced or
+    not) matches the route a second time and collects a dozen attributes before sampling:
+    about a tenth of a cached read's cost. The span is named by its route template once the
+    app has routed it (Starlette's ``scope["route"]``; the gateway's pipeline names its own). At the ``edge``
+    (the gateway) a client's own trace headers are dropped: the gateway starts the trace, as
+    it drops client-sent forwarding headers. Socket.IO connections, which last for hours, and
+    health probes are not traced.
+    """
+    app.add_middleware(ServerSpans, part=part, edge=edge)
 
 
-class _DropClientTraceHeaders:
-    def __init__(self, app: Any) -> None:
+class ServerSpans:
+    """ASGI middleware: the request's server span, child of the caller's ``traceparent``."""
+
+    def __init__(self, app: Any, *, part: str, edge: bool = False) -> None:
         self.app = app
+        self.part = part
+        self.edge = edge
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] in ("http", "websocket"):
-            headers = scope["headers"]
-            if any(name in _TRACE_HEADER_BYTES for name, _ in headers):
-                scope = {**scope, "headers": [h for h in headers if h[0] not in _TRACE_HEADER_BYTES]}
-        await self.app(scope, receive, send)
+        if (
+            scope["type"] != "http"
+            or scope["path"] in _UNTRACED_PATHS
+            or scope["path"].startswith("/socket.io/")
+        ):
+            await self.app(scope, receive, send)
+            return
+        method = scope["method"]
+        parent = None if self.edge else propagate.extract(_HeaderCarrier(scope["headers"]))
+        token = part_var.set(self.part)
+        span = _tracer_().start_span(
+            method,
+            context=parent,
+            kind=SpanKind.SERVER,
+            attributes={"http.request.method": method, "url.path": scope["path"], "shop.part": self.part},
+        )
+        status = 500
+
+        async def send_status(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            with trace.use_span(span, end_on_exit=False, record_exception=True, set_status_on_exception=True):
+                await self.app(scope, receive, send_status)
+        finally:
+            part_var.reset(token)
+            if span.is_recording():
+                span.set_attribute("http.response.status_code", status)
+                route = getattr(scope.get("route"), "path", None)
+                if route:
+                    span.set_attribute("http.route", route)
+                    if getattr(span, "name", method) == method:  # the gateway's pipeline names its own
+                        span.update_name(f"{method} {route}")
+                if status >= 500:
+                    span.set_status(trace.Status(trace.StatusCode.ERROR))
+            span.end()
 
 
-_TRACE_HEADER_BYTES = frozenset({b"traceparent", b"tracestate", b"baggage"})
+_UNTRACED_PATHS = frozenset(EXCLUDED_URLS.split(","))
+
+
+class _HeaderCarrier(dict[str, str]):
+    """The W3C headers of an ASGI request, for ``propagate.extract``."""
+
+    def __init__(self, headers: list[tuple[bytes, bytes]]) -> None:
+        super().__init__(
+            (name.decode("latin-1"), value.decode("latin-1"))
+            for name, value in headers
+            if name in _TRACE_HEADER_BYTES
+        )
+
+
+_TRACE_HEADER_BYTES = frozenset({b"traceparent", b"tracestate"})
 
 
 def name_server_span(name: str) -> None:
@@ -305,12 +353,24 @@ def client_call(method: str, url: str, headers: list[tuple[str, str]], *, part: 
 
 
 class WorkOnly(Sampler):
-    """Starts a trace only for work someone asked for: a request served, an event published or handled.
+    """Which spans are recorded: a trace starts only for work someone asked for, and its
+    transaction brackets are left out.
 
-    A query, a Redis command or a call with no such parent is a background loop polling (the
-    outbox relay, realtime's feed reader, sweepers, readiness checks): a trace a second per part
-    that tells nothing, so none is started. Spans under a parent follow its decision.
+    - A span under a parent follows the parent's decision (one trace is whole or absent).
+    - A request served, an event published or handled starts a trace, ``ratio`` of them (by
+      trace id, so every part that sees the id decides alike).
+    - A query, a Redis command or a call with no such parent is a background loop polling (the
+      outbox relay, realtime's feed reader, sweepers, readiness checks): a trace a second per
+      part that tells nothing, so none is started.
+    - ``BEGIN``, ``COMMIT`` and ``ROLLBACK`` are half the spans of a read and say nothing the
+      request's own span does not: not recorded (about 60 us each to build and export).
+
+    A span not recorded costs a few microseconds and still carries the trace id on.
     """
+
+    def __init__(self, ratio: float = 1.0) -> None:
+        self.ratio = ratio
+        self._roots = TraceIdRatioBased(ratio) if ratio < 1.0 else ALWAYS_ON
 
     def should_sample(
         self,
@@ -322,12 +382,22 @@ class WorkOnly(Sampler):
         links: Any = None,
         trace_state: Any = None,
     ) -> SamplingResult:
+        if name in _TRANSACTION_BRACKETS:
+            return _DROP
+        parent = trace.get_current_span(parent_context).get_span_context()
+        if parent.is_valid:
+            follow = ALWAYS_ON if parent.trace_flags.sampled else ALWAYS_OFF
+            return follow.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
         if kind in (None, SpanKind.CLIENT, SpanKind.INTERNAL):
-            return SamplingResult(Decision.DROP)
-        return ALWAYS_ON.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
+            return _DROP
+        return self._roots.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
 
     def get_description(self) -> str:
-        return "WorkOnly"
+        return f"WorkOnly(ratio={self.ratio})"
+
+
+_TRANSACTION_BRACKETS = frozenset({"BEGIN;", "COMMIT;", "ROLLBACK;", "BEGIN", "COMMIT", "ROLLBACK"})
+_DROP = SamplingResult(Decision.DROP)
 
 
 class _PartAttribute(SpanProcessor):

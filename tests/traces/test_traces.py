@@ -154,7 +154,7 @@ async def test_an_order_is_one_trace_from_the_gateway_to_the_admins_socket(
     async def emitted() -> ReadableSpan:
         spans = list(exporter.get_finished_spans())
         emits = [s for s in spans if s.name == "order:created emit" and _part(s) == "realtime"]
-        assert emits, "no socket emit span yet"
+        assert emits, f"no socket emit span yet: {[(s.name, _part(s)) for s in spans]}"
         return emits[-1]
 
     emit = await eventually(emitted)
@@ -188,3 +188,4 @@ async def test_an_order_is_one_trace_from_the_gateway_to_the_admins_socket(
         for s in in_trace
         if reservation in _trace_of(spans, s)[:-1]
     ), [s.name for s in in_trace]
+    assert not [s for s in in_trace if s.name in ("BEGIN;", "COMMIT;", "ROLLBACK;")]

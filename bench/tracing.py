@@ -1,0 +1,208 @@
+"""What tracing costs a request: ``python bench/tracing.py [--seconds 3] [--rounds 2]``.
+
+Seeds 1,000 products into a fresh database and starts, as separate processes (uvicorn +
+uvloop, as deployed), three catalogs and a gateway in front of each: one pair with tracing
+off (the default), one with ``TRACES=otlp`` recording every trace, one recording 10% of them
+(``TRACES_SAMPLE_RATIO=0.1``). Spans go to a stand-in collector on loopback that this script
+runs (it answers each OTLP/HTTP export with 200 and counts the bytes, so the cost measured
+includes building, batching and encoding the spans, not a real collector's). It then reads
+one product, response cache off so each request runs its query (a server span, a query span,
+a gateway client span each), directly and through the gateway, at concurrency 1 and 16, the
+three in turn for ``--rounds`` rounds, and prints the medians and the ratios to off. The six
+processes share two cores with the load generator: read ratios. Loopback only, bounded
+(about a minute and a half); the database is dropped at the end. Needs PostgreSQL (``PG_DSN``) and Redis (``REDIS_URL``, for the gateway).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import functools
+import os
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.measuring import closed_loop, pct, session, warm  # noqa: E402
+from libs.common.db import drop_database  # noqa: E402
+from libs.common.testing.apps import free_port  # noqa: E402
+from services.catalog.seed import seed  # noqa: E402
+from services.catalog.settings import CatalogSettings  # noqa: E402
+
+
+class Collector:
+    """A stand-in OTLP/HTTP receiver: takes every export, keeps only the count of bytes."""
+
+    def __init__(self) -> None:
+        self.exports = 0
+        self.bytes = 0
+
+    async def receive(self, request: web.Request) -> web.Response:
+        self.bytes += len(await request.read())
+        self.exports += 1
+        return web.Response(body=b"", content_type="application/x-protobuf")
+
+
+def start(cmd: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        cmd, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+
+
+async def wait_healthy(url: str, proc: subprocess.Popen[bytes], limit: float = 30.0) -> None:
+    deadline = time.monotonic() + limit
+    async with aiohttp.ClientSession() as s:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise SystemExit(f"{url} exited: {proc.stderr.read().decode() if proc.stderr else ''}")
+            try:
+                async with s.get(f"{url}/healthz") as r:
+                    if r.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    raise SystemExit(f"{url} did not start")
+
+
+async def one_product(base: str) -> str:
+    async with aiohttp.ClientSession() as s, s.get(f"{base}/products?page_size=1") as r:
+        body: dict[str, Any] = await r.json()
+    return f"/products/{body['items'][0]['id']}"
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--seconds", type=float, default=3.0, help="each measurement")
+    parser.add_argument("--rounds", type=int, default=2, help="off/on alternations (medians are printed)")
+    parser.add_argument("--products", type=int, default=1000)
+    args = parser.parse_args()
+
+    run = uuid.uuid4().hex[:8]
+    pg_dsn = os.environ.get("PG_DSN", "postgresql://postgres@127.0.0.1:5432")
+    collector = Collector()
+    sink = web.Application()
+    sink.router.add_post("/v1/traces", collector.receive)
+    runner = web.AppRunner(sink, access_log=None)
+    await runner.setup()
+    sink_port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", sink_port).start()
+
+    env = {
+        "ENV": "test",
+        "PG_DSN": pg_dsn,
+        "DB_PREFIX": f"shopbench_{run}_",
+        "EVENT_BUS": "memory",
+        "LOG_LEVEL": "WARNING",
+        "REDIS_PREFIX": f"shopbench:{run}:",
+        "CATALOG_RESPONSE_CACHE_TTL": "0",
+        "RATE_LIMIT_ENABLED": "false",
+    }
+    otlp = {"TRACES": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{sink_port}"}
+    modes = {
+        "off": {"TRACES": "off"},
+        "on": otlp,
+        "on 10%": {**otlp, "TRACES_SAMPLE_RATIO": "0.1"},
+    }
+    settings = CatalogSettings(_env_file=None, pg_dsn=pg_dsn, db_prefix=env["DB_PREFIX"])
+    procs: list[subprocess.Popen[bytes]] = []
+    t0 = time.perf_counter()
+    try:
+        await seed(settings, products=args.products)
+        urls: dict[tuple[str, str], str] = {}
+        for mode, extra in modes.items():
+            cport, gport = free_port(), free_port()
+            catalog = start([sys.executable, "-m", "services.catalog"], {**env, **extra, "PORT": str(cport)})
+            procs.append(catalog)
+            urls[(mode, "catalog")] = f"http://127.0.0.1:{cport}"
+            await wait_healthy(urls[(mode, "catalog")], catalog)
+            gateway = start(
+                [sys.executable, "-m", "gateway"],
+                {**env, **extra, "PORT": str(gport), "CATALOG_URL": urls[(mode, "catalog")]},
+            )
+            procs.append(gateway)
+            urls[(mode, "gateway")] = f"http://127.0.0.1:{gport}"
+            await wait_healthy(urls[(mode, "gateway")], gateway)
+        path = await one_product(urls[("off", "catalog")])
+        print(
+            f"seeded {args.products} products, 6 processes up in {time.perf_counter() - t0:.1f}s; GET {path}"
+        )
+
+        figures: dict[tuple[str, str, int], list[dict[str, float]]] = {}
+        for concurrency in (1, 16):
+            for _round in range(args.rounds):
+                for target in ("catalog", "gateway"):
+                    for mode in modes:
+                        url = urls[(mode, target)] + path
+                        async with session(concurrency) as s:
+                            await warm(s, url, concurrency)
+                            sample = await closed_loop(
+                                s, functools.partial(str, url), concurrency=concurrency, seconds=args.seconds
+                            )
+                        if sample.errors:
+                            raise SystemExit(f"{mode} {target}: {sample.said()}")
+                        figures.setdefault((target, mode, concurrency), []).append(
+                            {
+                                "rps": sample.rps,
+                                "p50": pct(sample.latencies, 0.5),
+                                "p99": pct(sample.latencies, 0.99),
+                            }
+                        )
+        await asyncio.sleep(6)  # the batch processor exports every 5 s: let the last batch arrive
+
+        def med(target: str, mode: str, c: int, key: str) -> float:
+            return statistics.median(f[key] for f in figures[(target, mode, c)])
+
+        print(f"\n{'path':<10}{'conc':>5}{'tracing':>9}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}")
+        for concurrency in (1, 16):
+            for target in ("catalog", "gateway"):
+                for mode in modes:
+                    print(
+                        f"{target:<10}{concurrency:>5}{mode:>9}{med(target, mode, concurrency, 'rps'):>9.0f}"
+                        f"{med(target, mode, concurrency, 'p50'):>9.2f}{med(target, mode, concurrency, 'p99'):>9.2f}"
+                    )
+        print()
+        for concurrency in (1, 16):
+            for target in ("catalog", "gateway"):
+                off_rps, off_p50 = (
+                    med(target, "off", concurrency, "rps"),
+                    med(target, "off", concurrency, "p50"),
+                )
+                for mode in ("on", "on 10%"):
+                    on_rps, on_p50 = (
+                        med(target, mode, concurrency, "rps"),
+                        med(target, mode, concurrency, "p50"),
+                    )
+                    print(
+                        f"c={concurrency:<3} {target:8} {mode:7}: throughput {on_rps / off_rps:6.1%} of off, "
+                        f"p50 {on_p50 / off_p50:5.2f}x ({on_p50 - off_p50:+.2f} ms)"
+                    )
+        print(
+            f"\nthe stand-in collector took {collector.exports} exports, {collector.bytes / 1024:.0f} KiB "
+            f"(spans are exported only by the processes with tracing on)"
+        )
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        await runner.cleanup()
+        await drop_database(settings.db_url)
+    print(f"total {time.perf_counter() - t0:.1f}s")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
