@@ -124,6 +124,11 @@ ROUTES: list[Route] = [
     r("GET PUT PATCH DELETE", "/admin/shipping-zones/{zone_id}", "pricing", "A", area="pricing"),
     r("GET POST", "/admin/tax-rates", "pricing", "A", area="pricing"),
     r("GET PUT PATCH DELETE", "/admin/tax-rates/{rate_id}", "pricing", "A", area="pricing"),
+    # notifications: signed-in admins only, no API-key area (customers' addresses; the dev mailbox
+    # holds reset codes)
+    r("GET", "/admin/emails", "notifications", "A"),
+    r("GET", "/admin/emails/{email_id}", "notifications", "A"),
+    r("GET", "/admin/mailbox", "notifications", "A"),
     # realtime: the admin console page and Socket.IO long-polling (websockets: gateway.sockets)
     r("GET", "/console", "realtime", "P"),
     r("GET", "/console/{rest:path}", "realtime", "P"),

@@ -98,6 +98,14 @@ PARTS: tuple[Part, ...] = (
         "PricingSettings",
         consumes=("category.*", "product.*", "order.created", "order.status_changed"),
     ),
+    # mails customers from events; asks auth for a customer's address (services/notifications/__init__.py)
+    Part(
+        "notifications",
+        8008,
+        "services.notifications",
+        "NotificationsSettings",
+        consumes=("user.registered", "order.created", "order.status_changed", "payment.refunded"),
+    ),
     Part(
         "gateway",
         8000,
@@ -105,7 +113,7 @@ PARTS: tuple[Part, ...] = (
         "GatewaySettings",
         database=False,
         bus=False,
-        calls=("auth", "catalog", "cart", "orders", "payments", "realtime", "pricing"),
+        calls=("auth", "catalog", "cart", "orders", "payments", "realtime", "pricing", "notifications"),
     ),
 )
 

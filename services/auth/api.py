@@ -141,6 +141,12 @@ async def delete_address(address_id: uuid.UUID, user: CurrentUser, session: Sess
     return Response(status_code=204)
 
 
+@internal.get("/users/{user_id}")
+async def internal_user(user_id: uuid.UUID, _: InternalCaller, session: SessionDep) -> UserPublic:
+    """One account, for notifications to address a customer's e-mail (events carry only the id)."""
+    return UserPublic.model_validate(await service.get_user(session=session, user_id=user_id))
+
+
 @internal.get("/users/{user_id}/addresses/{address_id}")
 async def internal_address(
     user_id: uuid.UUID, address_id: uuid.UUID, _: InternalCaller, session: SessionDep

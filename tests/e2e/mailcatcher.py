@@ -1,5 +1,6 @@
-"""An SMTP server that keeps what it receives and shows it over HTTP, for e2e runs against a stack
-the tests did not start (``make e2e-compose`` runs it as the ``mailcatcher`` container).
+"""An SMTP server that keeps what it receives and shows it over HTTP: the ``mailcatcher`` container of
+docker-compose.yml (a development stack's mailbox, ``GET /`` as a page), and the SMTP server of e2e
+runs against a stack the tests did not start (``make e2e-compose``) and of ``make up``.
 
 The e2e suite reads the emailed reset code like a user reads their inbox; with a stack in
 containers the suite cannot reach into the SMTP server's memory, so the messages are
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import email
+import html
 import json
 import signal
 import threading
@@ -44,11 +46,23 @@ class Inbox:
         return [m for m in parsed if address.lower() in str(m["To"] or "").lower()]
 
 
+def _text(message: Message) -> str:
+    """The plain-text part (or the whole message when it has none)."""
+    for part in message.walk():
+        if part.get_content_type() == "text/plain":
+            payload = part.get_payload(decode=True)
+            if isinstance(payload, bytes):
+                return payload.decode(part.get_content_charset() or "utf-8", "replace")
+    return message.as_string()
+
+
 def http_handler(inbox: Inbox) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             url = urlparse(self.path)
-            if url.path == "/healthz":
+            if url.path == "/":
+                self._page(inbox.to(""))
+            elif url.path == "/healthz":
                 self._json(200, {"status": "ok"})
             elif url.path == "/messages":
                 address = parse_qs(url.query).get("to", [""])[0]
@@ -60,7 +74,26 @@ def http_handler(inbox: Inbox) -> type[BaseHTTPRequestHandler]:
                     ],
                 )
             else:
-                self._json(404, {"detail": "GET /messages?to=<address> or /healthz"})
+                self._json(404, {"detail": "GET /, /messages?to=<address> or /healthz"})
+
+        def _page(self, messages: list[Message]) -> None:
+            # newest first; every value is escaped text (a mail's HTML part is never rendered here)
+            rows = "".join(
+                "<details><summary>{} &middot; {}</summary><pre>{}</pre></details>".format(
+                    html.escape(str(m["To"])), html.escape(str(m["Subject"])), html.escape(_text(m))
+                )
+                for m in reversed(messages)
+            )
+            data = (
+                "<!doctype html><meta charset=utf-8><title>Mailbox</title>"
+                f"<h1>Mailbox: {len(messages)} messages</h1>{rows or '<p>No mail yet.</p>'}"
+            ).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Security-Policy", "default-src 'none'")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
 
         def _json(self, status: int, body: Any) -> None:
             data = json.dumps(body).encode()

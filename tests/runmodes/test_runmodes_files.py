@@ -121,9 +121,9 @@ def test_compose_builds_each_part_from_the_one_dockerfile(compose: dict[str, Any
 def test_only_the_gateway_is_published_and_the_servers_only_on_loopback(compose: dict[str, Any]) -> None:
     services = compose["services"]
     published = {name for name, svc in services.items() if svc.get("ports")}
-    assert published == {GATEWAY.name, *INFRA}
+    assert published == {GATEWAY.name, *INFRA, "mailcatcher"}
     assert services["gateway"]["ports"] == [f"${{GATEWAY_PORT:-{GATEWAY.port}}}:{GATEWAY.port}"]
-    for name in INFRA:
+    for name in (*INFRA, "mailcatcher"):  # the mail catcher shows every mail to whoever reaches it
         assert all(_interpolate(port, {}).startswith("127.0.0.1:") for port in services[name]["ports"]), name
 
 

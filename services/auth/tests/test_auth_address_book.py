@@ -148,6 +148,21 @@ async def test_the_internal_route_needs_the_credential_and_the_owner(
     assert_problem(await client.get(elsewhere, headers=token), 404)
 
 
+async def test_the_internal_account_lookup_needs_the_credential(
+    client: httpx.AsyncClient, auth_settings: AuthSettings
+) -> None:
+    """Notifications addresses a customer's mail from this; nobody else may ask."""
+    owner = await sign_up(client)
+    url = f"/internal/users/{owner['user']['id']}"
+    token = {"X-Internal-Token": auth_settings.internal_api_token.get_secret_value()}
+    for headers in ({}, {"X-Internal-Token": "wrong"}, bearer(owner)):
+        assert_problem(await client.get(url, headers=headers), 403)
+    found = await client.get(url, headers=token)
+    assert found.status_code == 200, found.text
+    assert (found.json()["email"], found.json()["name"]) == (owner["user"]["email"], owner["user"]["name"])
+    assert_problem(await client.get(f"/internal/users/{uuid.uuid4()}", headers=token), 404)
+
+
 OLD_PROFILE = [
     {"label": "home", "line1": "1 Main St", "city": "Lisbon", "postal_code": "1000-001", "country": "pt"},
     {

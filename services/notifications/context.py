@@ -1,0 +1,33 @@
+"""Notifications' running context, typed once: its settings and the sender's wake-up signal."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from fastapi import Depends
+
+from libs.common.service import Kernel, ServiceContext, service_context
+from services.notifications.settings import NotificationsSettings
+
+
+@dataclass
+class Sender:
+    """Wakes the sender loop when a delivery is committed, so a mail goes out without waiting a poll."""
+
+    due: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def wake(self) -> None:
+        self.due.set()
+
+
+@contextlib.asynccontextmanager
+async def open_sender(kernel: Kernel[Any]) -> AsyncIterator[Sender]:
+    yield Sender()
+
+
+NotificationsContext = ServiceContext[NotificationsSettings, Sender]
+Ctx = Annotated[NotificationsContext, Depends(service_context)]

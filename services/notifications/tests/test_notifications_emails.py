@@ -1,0 +1,219 @@
+"""Customer e-mails: made from events, sent over real SMTP once, retried through an outage, escaped."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from notifications_testkit import REFUSED, Shop
+
+from libs.common.events import Envelope
+from libs.common.testing import assert_problem, eventually
+
+
+def order_created(user_id: str, order_id: uuid.UUID, total: int = 2590) -> Envelope:
+    return Envelope.new(
+        "order.created",
+        {
+            "order_id": order_id,
+            "user_id": user_id,
+            "status": "pending_payment",
+            "items": [
+                {
+                    "product_id": uuid.uuid4(),
+                    "name": "Tea <b>cup</b>",
+                    "unit_price": 1295,
+                    "quantity": 2,
+                    "line_total": 2590,
+                },
+            ],
+            "subtotal": 2590,
+            "total": total,
+            "currency": "EUR",
+            "created_at": datetime.now(UTC),
+        },
+        producer="orders",
+    )
+
+
+def status_changed(user_id: str, order_id: uuid.UUID, from_: str | None, to: str, **extra: Any) -> Envelope:
+    return Envelope.new(
+        "order.status_changed",
+        {
+            "order_id": order_id,
+            "user_id": user_id,
+            "from": from_,
+            "to": to,
+            "by": "payments",
+            "reason": extra.get("reason"),
+            "total": 2590,
+            "currency": "EUR",
+            "at": datetime.now(UTC),
+        },
+        producer="orders",
+    )
+
+
+async def test_a_new_customer_gets_one_welcome_mail_over_smtp(shop: Shop) -> None:
+    user = await shop.sign_up(name="Ada Lovelace")
+    [mail] = await shop.mails_to(user["email"])
+    msg = mail.message
+    assert msg["Subject"] == "Welcome to Lovelace & Co, Ada Lovelace"
+    assert msg["To"].addresses[0].display_name == "Ada Lovelace"
+    assert msg["From"] == "Shop <no-reply@shop.local>"
+    assert "Hello Ada Lovelace" in mail.text and "Unter den Linden 1, 10117 Berlin" in mail.text
+    # the shop's name is escaped in the HTML part like everything else
+    assert "Lovelace &amp; Co" in mail.html and "Hello Ada Lovelace" in mail.html
+
+    [row] = await shop.deliveries(to=user["email"])
+    assert (row["template"], row["status"], row["attempts"], row["last_error"]) == (
+        "welcome",
+        "sent",
+        1,
+        None,
+    )
+    assert row["event_type"] == "user.registered" and row["user_id"] == user["id"]
+
+
+async def test_a_redelivered_event_sends_no_second_mail(shop: Shop) -> None:
+    user_id, address = uuid.uuid4(), f"twice-{uuid.uuid4().hex[:8]}@example.com"
+    event = Envelope.new(
+        "user.registered", {"user_id": user_id, "email": address, "name": "Twice"}, producer="auth"
+    )
+    await shop.publish(event)
+    await shop.publish(event)  # the broker redelivers it: the inbox has it
+    await shop.mails_to(address)
+    # even past the inbox (its row gone, as after a replay from the dead-letter queue) the delivery
+    # is unique per (event, template)
+    assert shop.ctx.db is not None
+    async with shop.ctx.db.session() as s, s.begin():
+        await s.execute(sa.text("DELETE FROM processed_events WHERE event_id = :e"), {"e": event.id})
+    await shop.publish(event)
+    [row] = await shop.deliveries(to=address)
+    assert row["status"] == "sent"
+    await eventually(lambda: _none_pending(shop))
+    assert len(shop.smtp.to(address)) == 1
+
+
+async def _none_pending(shop: Shop) -> bool:
+    return not await shop.deliveries(status="pending")
+
+
+async def test_order_mails_follow_the_order(shop: Shop) -> None:
+    user = await shop.sign_up(name="Grace Hopper")
+    await shop.mails_to(user["email"])  # the welcome
+    order_id = uuid.uuid4()
+    await shop.publish(order_created(user["id"], order_id))
+    await shop.publish(status_changed(user["id"], order_id, "pending_payment", "paid"))
+    _, confirmed = await shop.mails_to(user["email"], 2)
+    number = str(order_id)[:8].upper()
+    assert confirmed.message["Subject"] == f"Your Lovelace & Co order {number} is confirmed"
+    assert "2 x Tea <b>cup</b>: 25.90 EUR" in confirmed.text
+    assert "Tea &lt;b&gt;cup&lt;/b&gt;" in confirmed.html and "Total: 25.90 EUR" in confirmed.html
+
+    await shop.publish(status_changed(user["id"], order_id, "paid", "processing"))  # no mail for this one
+    await shop.publish(status_changed(user["id"], order_id, "processing", "cancelled", reason="out of ink"))
+    refund = Envelope.new(
+        "payment.refunded",
+        {
+            "payment_id": uuid.uuid4(),
+            "order_id": order_id,
+            "user_id": user["id"],
+            "amount": 2590,
+            "currency": "EUR",
+            "payment_intent_id": "pi_1",
+            "refund_id": "re_1",
+        },
+        producer="payments",
+    )
+    await shop.publish(refund)
+    mails = await shop.mails_to(user["email"], 4)
+    cancelled, refunded = mails[2], mails[3]
+    assert "was cancelled (out of ink)" in cancelled.text and "will be refunded" in cancelled.text
+    assert refunded.message["Subject"] == f"Lovelace & Co refunded 25.90 EUR for order {number}"
+    templates = [d["template"] for d in await shop.deliveries(to=user["email"])]
+    assert templates == ["order_refunded", "order_cancelled", "order_confirmed", "welcome"]
+
+
+async def test_a_hostile_name_stays_text_and_adds_no_header(shop: Shop) -> None:
+    address = f"mallory-{uuid.uuid4().hex[:8]}@example.com"
+    victim = f"victim-{uuid.uuid4().hex[:8]}@example.com"
+    name = f'<script>alert(1)</script>"\r\nBcc: {victim}\r\n\r\n<img src=x onerror=alert(2)>'
+    await shop.publish(
+        Envelope.new(
+            "user.registered", {"user_id": uuid.uuid4(), "email": address, "name": name}, producer="auth"
+        )
+    )
+    [mail] = await shop.mails_to(address)
+    assert mail.rcpt_tos == [address] and not shop.smtp.to(victim)
+    msg = mail.message
+    assert msg["Bcc"] is None and msg["Cc"] is None
+    assert "\n" not in str(msg["Subject"]) and "<script>" in str(msg["Subject"])  # a subject is text
+    assert [a.addr_spec for a in msg["To"].addresses] == [address]
+    assert "<script>" not in mail.html and "<img" not in mail.html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in mail.html
+    assert "<script>alert(1)</script>" in mail.text  # plain text shows the name as typed
+
+
+async def test_mail_waits_out_an_smtp_outage_and_is_delivered_once_it_ends(shop: Shop) -> None:
+    address = f"patient-{uuid.uuid4().hex[:8]}@example.com"
+    shop.smtp.stop()
+    try:
+        await shop.publish(
+            Envelope.new(
+                "user.registered",
+                {"user_id": uuid.uuid4(), "email": address, "name": "Patient"},
+                producer="auth",
+            )
+        )
+
+        async def retried() -> None:
+            [row] = await shop.deliveries(to=address)
+            # more attempts than email_max_attempts (2): an outage never fails a mail
+            assert row["status"] == "pending" and row["attempts"] >= 3, row
+            assert "connect" in row["last_error"].lower(), row["last_error"]
+
+        await eventually(retried, timeout=15)
+    finally:
+        shop.smtp.start()
+    await shop.mails_to(address, timeout=15)
+    [row] = await shop.deliveries(to=address)
+    assert row["status"] == "sent" and row["last_error"] is None
+    assert len(shop.smtp.to(address)) == 1
+
+
+async def test_a_refused_address_is_failed_after_the_attempts(shop: Shop) -> None:
+    address = f"{REFUSED}{uuid.uuid4().hex[:8]}@example.com"
+    await shop.publish(
+        Envelope.new(
+            "user.registered", {"user_id": uuid.uuid4(), "email": address, "name": "Nobody"}, producer="auth"
+        )
+    )
+
+    async def failed() -> None:
+        [row] = await shop.deliveries(to=address)
+        assert row["status"] == "failed" and row["attempts"] == 2, row
+        assert "550" in row["last_error"]
+
+    await eventually(failed, timeout=15)
+
+
+async def test_only_admins_list_the_emails(shop: Shop) -> None:
+    user = await shop.sign_up()
+    await shop.mails_to(user["email"])
+    assert_problem(await shop.client.get("/admin/emails"), 401)
+    customer = shop.keys.bearer(user_id=uuid.UUID(user["id"]), role="user")
+    assert_problem(await shop.client.get("/admin/emails", headers=customer), 403)
+    [row] = await shop.deliveries(to=user["email"], template="welcome", status="sent")
+    assert_problem(await shop.client.get(f"/admin/emails/{row['id']}", headers=customer), 403)
+    detail = await shop.client.get(f"/admin/emails/{row['id']}", headers=shop.admin)
+    assert detail.status_code == 200 and "Hello" in detail.json()["text"] and "<p>" in detail.json()["html"]
+    assert_problem(await shop.client.get(f"/admin/emails/{uuid.uuid4()}", headers=shop.admin), 404)
+    assert_problem(await shop.client.get("/admin/emails?template=nope", headers=shop.admin), 422)
+    assert_problem(await shop.client.get("/admin/emails?page_size=101", headers=shop.admin), 422)
+
+    page = await shop.client.get("/admin/emails", params={"page_size": 1, "page": 2}, headers=shop.admin)
+    body = page.json()
+    assert body["page"] == 2 and body["page_size"] == 1 and len(body["items"]) == 1 and body["total"] >= 2
