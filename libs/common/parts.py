@@ -104,7 +104,13 @@ PARTS: tuple[Part, ...] = (
         8008,
         "services.notifications",
         "NotificationsSettings",
-        consumes=("user.registered", "order.created", "order.status_changed", "payment.refunded"),
+        consumes=(
+            "user.registered",
+            "order.created",
+            "order.status_changed",
+            "order.fulfilled",
+            "payment.refunded",
+        ),
     ),
     Part(
         "gateway",

@@ -58,6 +58,25 @@ class OrderStatusChanged(BaseModel):
     at: datetime
 
 
+class Fulfillment(BaseModel):
+    """How a shipped order travels: what the admin gave when shipping it (each part may be missing:
+    a parcel handed over in person has no tracking number)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    carrier: str | None = None
+    tracking_number: str | None = None
+    tracking_url: str | None = Field(None, description="http(s) only")
+    shipped_at: datetime
+
+
+class OrderFulfilled(BaseModel):
+    order_id: uuid.UUID
+    user_id: uuid.UUID
+    fulfillment: Fulfillment
+    by: str = Field(description="the admin who shipped it")
+
+
 EVENTS = EventCatalogue(
     producer="orders",
     events={
@@ -65,5 +84,9 @@ EVENTS = EventCatalogue(
             OrderCreated, "An order was placed and its stock reserved (pending_payment)."
         ),
         "order.status_changed": EventType(OrderStatusChanged, "An order moved from one status to another."),
+        "order.fulfilled": EventType(
+            OrderFulfilled,
+            "An order was handed to its carrier (published with its move to shipped): carrier and tracking.",
+        ),
     },
 )

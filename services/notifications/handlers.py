@@ -14,7 +14,7 @@ from libs.common.events import Envelope
 from libs.common.logging import get_logger
 from libs.common.service import Subscription
 from libs.contracts.auth import UserRegistered
-from libs.contracts.orders import OrderCreated, OrderStatus, OrderStatusChanged
+from libs.contracts.orders import OrderCreated, OrderFulfilled, OrderStatus, OrderStatusChanged
 from libs.contracts.payments import PaymentEventData
 from services.notifications import recipients
 from services.notifications import service as notifications
@@ -23,10 +23,9 @@ from services.notifications.models import OrderSummary
 
 log = get_logger(__name__)
 
-# the status an order moved to -> the mail that says so
+# the status an order moved to -> the mail that says so (shipped: order.fulfilled, which has the tracking)
 STATUS_MAILS = {
     OrderStatus.paid: "order_confirmed",
-    OrderStatus.shipped: "order_shipped",
     OrderStatus.delivered: "order_delivered",
     OrderStatus.cancelled: "order_cancelled",
 }
@@ -88,6 +87,24 @@ async def on_order_status_changed(
     )
 
 
+async def on_order_fulfilled(
+    ctx: NotificationsContext, session: AsyncSession, shipped: OrderFulfilled, event: Envelope
+) -> None:
+    """The order is on its way: the mail carries the carrier and the tracking number and link."""
+    summary = await session.get(OrderSummary, shipped.order_id)
+    await _mail_customer(
+        ctx,
+        session,
+        event=event,
+        template="order_shipped",
+        user_id=shipped.user_id,
+        order_id=shipped.order_id,
+        total=None,
+        currency=summary.currency if summary is not None else "",
+        context={"fulfillment": shipped.fulfillment.model_dump(mode="json"), "reason": None},
+    )
+
+
 async def on_payment_refunded(
     ctx: NotificationsContext, session: AsyncSession, payment: PaymentEventData, event: Envelope
 ) -> None:
@@ -143,5 +160,6 @@ SUBSCRIPTIONS: list[Subscription[NotificationsContext, Any]] = [
     Subscription(["user.registered"], UserRegistered, on_user_registered),
     Subscription(["order.created"], OrderCreated, on_order_created),
     Subscription(["order.status_changed"], OrderStatusChanged, on_order_status_changed),
+    Subscription(["order.fulfilled"], OrderFulfilled, on_order_fulfilled),
     Subscription(["payment.refunded"], PaymentEventData, on_payment_refunded),
 ]

@@ -126,8 +126,16 @@ async def list_all_orders(
 async def update_order_status(
     order_id: uuid.UUID, body: StatusUpdate, admin: AdminUser, session: SessionDep
 ) -> OrderPublic:
-    """Move an order along the status machine; an illegal move is 409 with the allowed ones."""
+    """Move an order along the status machine; an illegal move is 409 with the allowed ones. Shipping it
+    may name the carrier, tracking number and tracking URL, which the order then shows as `fulfillment`."""
     order = await order_service.change_status(
-        session=session, order_id=order_id, to=body.status, admin=admin, reason=body.reason
+        session=session,
+        order_id=order_id,
+        to=body.status,
+        admin=admin,
+        reason=body.reason,
+        carrier=body.carrier,
+        tracking_number=body.tracking_number,
+        tracking_url=body.tracking_url,
     )
     return OrderPublic.model_validate(order)

@@ -48,3 +48,10 @@ def order_status_changed(order: Order, change: StatusChange) -> Envelope:
             "at": change.at,
         },
     )
+
+
+def order_fulfilled(order: Order, *, by: str) -> Envelope:
+    return EVENTS.envelope(
+        "order.fulfilled",
+        {"order_id": order.id, "user_id": order.user_id, "fulfillment": order.fulfillment, "by": by},
+    )

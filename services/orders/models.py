@@ -45,6 +45,8 @@ class Order(Base):
     last_payment_error_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     refunded_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     refund_amount: Mapped[int | None] = mapped_column(sa.BigInteger)
+    # set when it ships: {carrier, tracking_number, tracking_url, shipped_at} (libs.contracts.orders.Fulfillment)
+    fulfillment: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
 
     items: Mapped[list[OrderItem]] = relationship(
         lazy="selectin", order_by="OrderItem.position", cascade="all, delete-orphan"

@@ -5,12 +5,13 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from typing import Annotated, Generic, TypeVar
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 # the shapes its events carry live with its event contract; the breakdown is the shared one
 from libs.contracts.breakdown import Breakdown, BreakdownShipping
-from libs.contracts.orders import OrderItemPublic, OrderStatus
+from libs.contracts.orders import Fulfillment, OrderItemPublic, OrderStatus
 
 # ISO 3166-1 alpha-2, officially assigned codes
 ISO_COUNTRIES = frozenset(
@@ -87,11 +88,43 @@ class OrderCreate(BaseModel):
         return self
 
 
+# one line of printable text: it goes into e-mails and the console as is
+TrackingText = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$"),
+]
+
+
 class StatusUpdate(BaseModel):
+    """A move along the status machine; a move to ``shipped`` may say how it travels (all optional: a
+    parcel handed over in person has no tracking)."""
+
     model_config = ConfigDict(extra="forbid")
 
     status: OrderStatus
     reason: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)] | None = None
+    carrier: TrackingText | None = None
+    tracking_number: TrackingText | None = None
+    tracking_url: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)] | None = Field(
+        None, description="an http(s) address where the customer follows the parcel"
+    )
+
+    @field_validator("tracking_url")
+    @classmethod
+    def _web_address(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname or any(c in value for c in " \r\n\t"):
+            raise ValueError("must be an http(s) URL with a host")
+        return value
+
+    @model_validator(mode="after")
+    def _tracking_only_when_shipping(self) -> StatusUpdate:
+        given = [f for f in ("carrier", "tracking_number", "tracking_url") if getattr(self, f) is not None]
+        if given and self.status != OrderStatus.shipped:
+            raise ValueError(f"{', '.join(given)} can only be given when shipping (status shipped)")
+        return self
 
 
 class StatusChangePublic(BaseModel):
@@ -129,6 +162,7 @@ class OrderPublic(BaseModel):
     last_payment_error_at: datetime | None
     refunded_at: datetime | None
     refund_amount: int | None
+    fulfillment: Fulfillment | None = Field(description="carrier and tracking, once shipped")
 
 
 T = TypeVar("T")

@@ -25,6 +25,7 @@ from libs.common.errors import (
 )
 from libs.common.events import publish_in
 from libs.common.logging import get_logger
+from libs.contracts.orders import Fulfillment
 from libs.contracts.payments import PaymentEventData
 from services.orders import addresses, events, idempotency, placements, upstream
 from services.orders.context import Attempt, OrdersContext
@@ -305,9 +306,18 @@ async def cancel_order(*, session: AsyncSession, order_id: uuid.UUID, user: Prin
 
 
 async def change_status(
-    *, session: AsyncSession, order_id: uuid.UUID, to: OrderStatus, admin: Principal, reason: str | None
+    *,
+    session: AsyncSession,
+    order_id: uuid.UUID,
+    to: OrderStatus,
+    admin: Principal,
+    reason: str | None,
+    carrier: str | None = None,
+    tracking_number: str | None = None,
+    tracking_url: str | None = None,
 ) -> Order:
-    """Move an order along the status machine on an admin's behalf."""
+    """Move an order along the status machine on an admin's behalf; shipping it records how it travels
+    and announces it (order.fulfilled) with the move."""
     async with session.begin():
         order = await _locked(session, order_id)
         if order is None:
@@ -323,6 +333,14 @@ async def change_status(
                 allowed=list(allowed),
             )
         await _move(session, order, to=to, by=str(admin.user_id), reason=reason)
+        if to == S.shipped:
+            order.fulfillment = Fulfillment(
+                carrier=carrier,
+                tracking_number=tracking_number,
+                tracking_url=tracking_url,
+                shipped_at=order.updated_at,
+            ).model_dump(mode="json")
+            await publish_in(session, events.order_fulfilled(order, by=str(admin.user_id)))
     return order
 
 

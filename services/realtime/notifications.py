@@ -73,6 +73,7 @@ ROUTES: dict[str, tuple[str, str]] = {
     "order.created": ("order:created", "admins"),
     "user.registered": ("user:registered", "admins"),
     "order.status_changed": ("order:statusUpdated", "owner"),
+    "order.fulfilled": ("order:fulfilled", "owner"),
     "payment.succeeded": ("payment:succeeded", "owner"),
     "payment.failed": ("payment:failed", "owner"),
     "payment.refunded": ("payment:refunded", "owner"),

@@ -161,6 +161,10 @@ class PromotionUpdateCommand(ResourceCommand):
 
 
 class OrderStatusCommand(Command):
-    """``order_id`` plus the body of orders' PATCH /admin/orders/{id}/status (status, reason)."""
+    """``order_id`` plus the body of orders' PATCH /admin/orders/{id}/status (status, reason; shipping
+    also carrier, tracking_number, tracking_url)."""
 
     order_id: uuid.UUID
+    carrier: str | None = Field(None, description="when shipping")
+    tracking_number: str | None = Field(None, description="when shipping")
+    tracking_url: str | None = Field(None, description="when shipping: http(s)")

@@ -13,6 +13,11 @@ from tests.e2e.shopper import Listener, admin, customer, make_product
 from tests.e2e.stack import Stack
 
 pytestmark = pytest.mark.e2e
+TRACKING = {
+    "carrier": "DHL",
+    "tracking_number": "00340434161094042557",
+    "tracking_url": "https://www.dhl.de/track?piececode=00340434161094042557",
+}
 
 
 async def test_customer_buys_and_hears_payment_live(gw: httpx.AsyncClient, stack: Stack) -> None:
@@ -61,9 +66,16 @@ async def test_admin_runs_an_order_live_and_only_its_owner_hears(gw: httpx.Async
         await console.wait_for("payment:succeeded", {"order_id": order["id"]})
         await buyer.wait_status(order["id"], "paid")
         for status in ("processing", "shipped", "delivered"):
-            ack = await console.command("order:updateStatus", {"order_id": order["id"], "status": status})
+            command: dict[str, Any] = {"order_id": order["id"], "status": status}
+            if status == "shipped":
+                command.update(TRACKING)
+            ack = await console.command("order:updateStatus", command)
             assert ack["ok"] is True, ack
             await buyer_ears.wait_for("order:statusUpdated", {"order_id": order["id"], "to": status})
+        # how it travels: on the order, live to its owner, and in the customer's mail
+        await buyer_ears.wait_for("order:fulfilled", {"order_id": order["id"]})
+        fulfillment = (await buyer.order(order["id"]))["fulfillment"]
+        assert {k: fulfillment[k] for k in TRACKING} == TRACKING
         refused = await console.command(
             "order:updateStatus", {"order_id": order["id"], "status": "pending_payment"}
         )
@@ -76,6 +88,23 @@ async def test_admin_runs_an_order_live_and_only_its_owner_hears(gw: httpx.Async
         assert buyer_ears.events("order:created") == []
         history = [h["to"] for h in (await buyer.order(order["id"]))["status_history"]]
         assert history == ["pending_payment", "paid", "processing", "shipped", "delivered"]
+        if stack.mail is not None:
+
+            async def mailed_once_each() -> None:
+                subjects = sorted(str(m["Subject"]) for m in stack.mail.to(buyer.email))
+                number = order["id"][:8].upper()
+                assert subjects == sorted(
+                    [
+                        "Welcome to Shop, Test Shopper",
+                        f"Your Shop order {number} is confirmed",
+                        f"Your Shop order {number} is on its way",
+                        f"Your Shop order {number} was delivered",
+                    ]
+                ), subjects
+
+            await eventually(mailed_once_each, timeout=20)
+            [shipped] = [m for m in stack.mail.to(buyer.email) if "on its way" in str(m["Subject"])]
+            assert TRACKING["tracking_number"] in shipped.as_string()
     finally:
         for ear in (console, buyer_ears, other_ears):
             await ear.close()

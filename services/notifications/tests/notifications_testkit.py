@@ -178,6 +178,16 @@ class Shop:
 
         return await eventually(arrived, timeout=timeout)
 
+    async def settled(self, **query: Any) -> list[dict[str, Any]]:
+        """The deliveries once none of them is pending (the server may answer before the row is marked)."""
+
+        async def none_pending() -> list[dict[str, Any]]:
+            rows = await self.deliveries(**query)
+            assert rows and all(r["status"] != "pending" for r in rows), rows
+            return rows
+
+        return await eventually(none_pending)
+
     async def deliveries(self, **query: Any) -> list[dict[str, Any]]:
         resp = await self.client.get("/admin/emails", params=query, headers=self.admin)
         assert resp.status_code == 200, resp.text
