@@ -58,6 +58,7 @@ def create_app(settings: GatewaySettings | None = None, *, redis: Redis | None =
     gw = Gateway(settings=settings, table=RouteTable())
     upstreams = {name: url.rstrip("/") for name, url in settings.upstreams().items()}
     replicas = settings.replicas()
+    gw.metrics.watch_replicas(replicas)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import hmac
 import time
+from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from libs.common.errors import problem_response
+from libs.common.replicas import Replicas
 
 UNMATCHED = "unmatched"
 
@@ -68,6 +72,27 @@ class GatewayMetrics:
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
+
+    def watch_replicas(self, replicas: Replicas) -> None:
+        """Report, at each scrape, how many replicas of each upstream are in service and how many set aside."""
+        self.registry.register(_ReplicaCollector(replicas))
+
+
+class _ReplicaCollector(Collector):
+    def __init__(self, replicas: Replicas) -> None:
+        self.replicas = replicas
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "gateway_upstream_replicas",
+            "Replicas of each upstream, in service or set aside after failing (libs/common/replicas.py)",
+            labels=["service", "state"],
+        )
+        for name, replica_set in sorted(self.replicas.sets.items()):
+            aside = sum(1 for r in replica_set.replicas if r.failures)
+            family.add_metric([name, "in_service"], len(replica_set) - aside)
+            family.add_metric([name, "set_aside"], aside)
+        yield family
 
 
 async def serve_metrics(

@@ -73,6 +73,11 @@ async def test_a_replica_refusing_connections_costs_no_request_and_is_set_aside(
             dead_replica = replicas.replicas[0]
             # set aside after the first refusal: it was tried once, not once per request
             assert dead_replica.failures == 1 and dead_replica.ejected_until > 0
+            token = settings.internal_api_token.get_secret_value()
+            metrics = (await gw.get("/metrics", headers={"X-Internal-Token": token})).text
+    assert 'gateway_upstream_replicas{service="catalog",state="set_aside"} 1.0' in metrics
+    assert 'gateway_upstream_replicas{service="catalog",state="in_service"} 1.0' in metrics
+    assert 'gateway_upstream_replicas{service="auth",state="in_service"} 1.0' in metrics
 
 
 async def test_a_replica_that_dies_mid_request_is_retried_only_when_repeating_is_harmless(
