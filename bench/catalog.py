@@ -1,6 +1,6 @@
 """Benchmark of catalog browsing: ``python bench/catalog.py [--gateway] [--requests N] [--concurrency C]``.
 
-Seeds 10,000 products into a fresh database, starts the catalog as its own process
+Seeds 10,000 products (``--variants 3``: three variants each, 30,000 variants) into a fresh database, starts the catalog as its own process
 (uvicorn + uvloop, as in production), and measures ``GET /products`` for four query
 shapes at a fixed concurrency: requests/s and p50/p95/p99 latency, once with the
 in-process response cache off (every request runs its query) and once as deployed
@@ -37,6 +37,14 @@ SHAPES = {
     "price range": "/products?price_min=2000&price_max=5000&sort=price_asc",
     "text search": "/products?q=running%20shoes",
     "deep page": "/products?sort=price_asc&page=400&page_size=20",
+}
+# option filters and facets (issue 15), and the plain list they are compared with
+VARIANT_SHAPES = {
+    "plain list": "/products",
+    "option filter": "/products?option.Size=M",
+    "two options": "/products?option.Colour=Black&option.Colour=Navy&category=home-kitchen",
+    "facets": "/products?facets=true",
+    "facets+filters": "/products?category=clothing&option.Size=M&facets=true",
 }
 
 
@@ -122,6 +130,10 @@ async def main() -> None:
     parser.add_argument("--products", type=int, default=10_000)
     parser.add_argument("--requests", type=int, default=1500, help="per query shape")
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--variants", type=int, default=3, help="variants per product (sizes or colours)")
+    parser.add_argument(
+        "--facets-only", action="store_true", help="only the option/facet shapes, at c=1 and --concurrency"
+    )
     parser.add_argument("--gateway", action="store_true", help="also measure through the gateway")
     args = parser.parse_args()
 
@@ -140,9 +152,14 @@ async def main() -> None:
     procs: list[subprocess.Popen[bytes]] = []
     t0 = time.perf_counter()
     try:
-        await seed(settings, products=args.products)
-        print(f"seeded {args.products} products in {time.perf_counter() - t0:.1f}s")
+        await seed(settings, products=args.products, variants_per_product=args.variants)
+        print(
+            f"seeded {args.products} products x {args.variants} variants in {time.perf_counter() - t0:.1f}s"
+        )
         base = ""
+        if args.facets_only:
+            await facets_only(env, args, procs)
+            return
         # uncached: every request runs the query; micro-cached: the service as deployed (2 s TTL)
         for title, ttl in (
             ("catalog direct, no response cache (every request queries)", "0"),
@@ -193,6 +210,34 @@ async def main() -> None:
                 p.kill()
         await drop_database(settings.db_url)
     print(f"\ntotal {time.perf_counter() - t0:.1f}s")
+
+
+async def facets_only(
+    env: dict[str, str], args: argparse.Namespace, procs: list[subprocess.Popen[bytes]]
+) -> None:
+    """Option filters and facets, uncached, at c=1 (latency) and at ``--concurrency`` (ratio to the plain list)."""
+    port = free_port()
+    catalog = start(
+        [sys.executable, "-m", "services.catalog"],
+        {**env, "PORT": str(port), "CATALOG_RESPONSE_CACHE_TTL": "0"},
+    )
+    procs.append(catalog)
+    base = f"http://127.0.0.1:{port}"
+    if not await wait_healthy(base, catalog):
+        raise SystemExit(f"catalog did not start: {catalog.stderr.read().decode() if catalog.stderr else ''}")
+    for concurrency in (1, args.concurrency):
+        results = {
+            name: await measure(base, path, requests=args.requests, concurrency=concurrency, budget=5.0)
+            for name, path in VARIANT_SHAPES.items()
+        }
+        report("options and facets, no response cache", results, concurrency)
+        plain = results["plain list"]["rps"]
+        print(
+            "throughput ratio to the plain list: "
+            + ", ".join(
+                f"{name} {r['rps'] / plain:.2f}" for name, r in results.items() if name != "plain list"
+            )
+        )
 
 
 if __name__ == "__main__":

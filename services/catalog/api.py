@@ -125,9 +125,16 @@ async def list_products(
     sort: Annotated[SortKey | None, Query(description="default: relevance with q, else newest")] = None,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=100)] = 20,
+    facets: Annotated[
+        bool,
+        Query(description="also count the filtered set per category and option value, with its price range"),
+    ] = False,
 ) -> Response:
-    """Browse visible products: filters, full-text search, sorting, pagination."""
+    """Browse visible products: filters (``option.<Name>=<value>``, repeatable), full-text search,
+    sorting, pagination, and facets of the filtered set."""
     query = browse.ProductQuery(
+        options=browse.option_filters(request.query_params.multi_items()),
+        facets=facets,
         category=category,
         price_min=price_min,
         price_max=price_max,

@@ -35,7 +35,15 @@ async def open_state(kernel: Kernel[CatalogSettings]) -> AsyncIterator[CatalogSt
     settings = kernel.settings
     dsn = settings.db_url.replace("postgresql+asyncpg://", "postgresql://", 1)
     pool = await asyncpg.create_pool(
-        dsn, min_size=1, max_size=settings.db_pool_size, reset=_no_reset, command_timeout=30, timeout=5
+        dsn,
+        min_size=1,
+        max_size=settings.db_pool_size,
+        reset=_no_reset,
+        command_timeout=30,
+        timeout=5,
+        # JIT compiles for hundreds of ms whenever a plan's estimate looks big (facets' jsonb_each_text
+        # always does); these reads take milliseconds
+        server_settings={"jit": "off"},
     )
     try:
         yield CatalogState(

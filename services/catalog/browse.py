@@ -27,6 +27,42 @@ class ProductQuery:
     sort: str | None = None
     page: int = 1
     page_size: int = 20
+    # (name, (value, ...)): a product matches when one live, active variant has one of the
+    # values of every named option
+    options: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    facets: bool = False
+
+
+MAX_OPTION_FILTERS = 3
+MAX_OPTION_VALUES = 20
+
+
+def option_filters(params: list[tuple[str, str]]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """``option.<Name>=<value>`` query parameters (repeatable); a 422 naming the parameter when unusable."""
+    wanted: dict[str, list[str]] = {}
+    for key, value in params:
+        if not key.startswith("option."):
+            continue
+        name, value = key.removeprefix("option.").strip(), value.strip()
+        problem = None
+        if not name or len(name) > 50 or "\x00" in name:
+            problem = "an option name of 1 to 50 characters"
+        elif not value or len(value) > 100 or "\x00" in value:
+            problem = "a value of 1 to 100 characters"
+        if problem:
+            raise Unprocessable(
+                f"{key[:60]!r} needs {problem}.",
+                errors=[{"field": key[:60], "message": f"needs {problem}", "type": "value_error"}],
+            )
+        values = wanted.setdefault(name, [])
+        if value not in values:
+            values.append(value)
+    if len(wanted) > MAX_OPTION_FILTERS or sum(map(len, wanted.values())) > MAX_OPTION_VALUES:
+        raise Unprocessable(
+            f"At most {MAX_OPTION_FILTERS} options and {MAX_OPTION_VALUES} values can be filtered on.",
+            errors=[{"field": "option", "message": "too many option filters", "type": "too_many"}],
+        )
+    return tuple((name, tuple(values)) for name, values in sorted(wanted.items()))
 
 
 _TREE_SQL = (
@@ -63,6 +99,24 @@ _VARIANTS = (
 )
 _ITEM_FIELDS = [f for f in PRODUCT_FIELDS if f not in ("images", "attributes")]
 
+# Facets of the filtered set in one statement: products per (direct) category, products per
+# option value (their option_value_ids: the live, active variants' pairs), and the price range.
+# The set is read once.
+_FACETS = (
+    "WITH f AS MATERIALIZED (SELECT category_id, price, option_value_ids FROM products WHERE {cond}), "
+    "cats AS (SELECT coalesce(jsonb_agg(jsonb_build_object('id', c.id, 'name', c.name, 'count', x.n) "
+    "ORDER BY x.n DESC, c.name, c.id), '[]'::jsonb) AS j FROM (SELECT category_id, count(*) AS n FROM f "
+    "WHERE category_id IS NOT NULL GROUP BY category_id) x JOIN categories c ON c.id = x.category_id), "
+    "vals AS (SELECT op.name AS key, op.value, x.n FROM (SELECT pair, count(*) AS n FROM f "
+    "CROSS JOIN LATERAL unnest(f.option_value_ids) AS pair GROUP BY pair) x JOIN option_pairs op ON op.id = x.pair), "
+    "opts AS (SELECT coalesce(jsonb_object_agg(key, vs), '{{}}'::jsonb) AS j FROM (SELECT key, "
+    "jsonb_agg(jsonb_build_object('value', value, 'count', n) ORDER BY n DESC, value) AS vs FROM vals "
+    "GROUP BY key) y), "
+    "totals AS (SELECT count(*) AS total, min(price) AS price_min, max(price) AS price_max FROM f) "
+    "SELECT totals.*, (SELECT j FROM cats)::text AS categories, (SELECT j FROM opts)::text AS options "
+    "FROM totals"
+)
+
 
 async def list_products(*, conn: asyncpg.Connection, query: ProductQuery) -> dict[str, Any]:
     """One page of visible products matching the filters, with the total over all pages.
@@ -96,6 +150,27 @@ async def list_products(*, conn: asyncpg.Connection, query: ProductQuery) -> dic
         where.append(f"price <= {arg(query.price_max)}")
     if query.in_stock is not None:
         where.append("stock > 0" if query.in_stock else "stock = 0")
+    if query.options:
+        # each option: the product's option values overlap the wanted ones (GIN, visible products)
+        for name, values in query.options:
+            where.append(
+                "option_value_ids && ARRAY(SELECT id FROM option_pairs "  # noqa: S608
+                f"WHERE name = {arg(name)} AND value = ANY({arg(list(values))}::text[]))"
+            )
+        if len(query.options) > 1:
+            # several options: one live, active variant must have them all, not one each
+            per_name = [
+                "("
+                + " OR ".join(
+                    f"v.options @> {arg(orjson.dumps({name: value}).decode())}::jsonb" for value in values
+                )
+                + ")"
+                for name, values in query.options
+            ]
+            where.append(
+                "EXISTS (SELECT 1 FROM variants v WHERE v.product_id = products.id AND v.retired_at IS NULL "  # noqa: S608
+                "AND v.is_active AND " + " AND ".join(per_name) + ")"
+            )
     text = (query.q or "").replace("\x00", " ").strip()[:MAX_QUERY_CHARS]
     sort = query.sort or ("relevance" if text else "newest")
     if text:
@@ -119,7 +194,17 @@ async def list_products(*, conn: asyncpg.Connection, query: ProductQuery) -> dic
         f"FROM page JOIN products p ON p.id = page.pid ORDER BY page.k0 {directions[0]}, page.k1 {directions[1]}"
     )
     rows = await conn.fetch(sql, *args)
-    if rows:
+    facets = None
+    if query.facets:
+        facet_row = await conn.fetchrow(_FACETS.format(cond=cond), *args[:-2])
+        assert facet_row is not None
+        total = int(facet_row["total"])
+        facets = {
+            "categories": orjson.Fragment(facet_row["categories"]),
+            "options": orjson.Fragment(facet_row["options"]),
+            "price": {"min": facet_row["price_min"], "max": facet_row["price_max"]},
+        }
+    elif rows:
         total = int(rows[0]["total"])
     else:
         # past the last page (or nothing matches): no row carried the count
@@ -134,4 +219,7 @@ async def list_products(*, conn: asyncpg.Connection, query: ProductQuery) -> dic
         item["variants"] = orjson.Fragment(r["variants"])
         item["deleted"], item["deleted_at"] = False, None
         items.append(item)
-    return {"items": items, "total": total, "page": query.page, "page_size": query.page_size}
+    page = {"items": items, "total": total, "page": query.page, "page_size": query.page_size}
+    if facets is not None:
+        page["facets"] = facets
+    return page

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from libs.common.db import new_metadata
@@ -71,6 +71,11 @@ class Product(Base):
     attributes: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=sa.text("'{}'::jsonb"))
     # [{name, values: [..]}], at most 3; every live variant names one value of each
     options: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, server_default=sa.text("'[]'::jsonb"))
+    # the option_pairs ids of the distinct (name, value) pairs of the live, active variants: facets
+    # count these small integers instead of unnesting every variant's JSON (see variants.refresh_option_values)
+    option_value_ids: Mapped[list[int]] = mapped_column(
+        ARRAY(sa.Integer), server_default=sa.text("'{}'::integer[]"), deferred=True
+    )
     is_active: Mapped[bool] = mapped_column(sa.Boolean, server_default=sa.true())
     deleted_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     version: Mapped[int] = mapped_column(sa.Integer, server_default="1")
@@ -123,6 +128,19 @@ class Product(Base):
             postgresql_where=sa.text(VISIBLE),
         ),
         sa.Index("ix_products_category_id", "category_id"),
+        sa.Index(
+            "ix_products_visible_option_values",
+            "option_value_ids",
+            postgresql_using="gin",
+            postgresql_where=sa.text(VISIBLE),
+        ),
+        # facets read the filtered set's category, price and option values from the index alone
+        sa.Index(
+            "ix_products_visible_facets",
+            "category_id",
+            postgresql_include=["price", "option_value_ids"],
+            postgresql_where=sa.text(VISIBLE),
+        ),
     )
 
 
@@ -180,6 +198,18 @@ class Variant(Base):
             postgresql_where=sa.text(LIVE_VARIANT + " AND is_active"),
         ),
     )
+
+
+class OptionPair(Base):
+    """One (option name, value) pair any variant ever had, numbered for facets."""
+
+    __tablename__ = "option_pairs"
+
+    id: Mapped[int] = mapped_column(sa.Integer, sa.Identity(always=False), primary_key=True)
+    name: Mapped[str] = mapped_column(sa.Text)
+    value: Mapped[str] = mapped_column(sa.Text)
+
+    __table_args__ = (sa.UniqueConstraint("name", "value"),)
 
 
 class Reservation(Base):

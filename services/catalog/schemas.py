@@ -338,8 +338,33 @@ def category_wire(c: Any, product_count: int) -> dict[str, Any]:
     return out
 
 
+class CategoryFacet(BaseModel):
+    id: uuid.UUID
+    name: str
+    count: int
+
+
+class ValueFacet(BaseModel):
+    value: str
+    count: int
+
+
+class PriceRange(BaseModel):
+    min: int | None
+    max: int | None
+
+
+class Facets(BaseModel):
+    """Counts over the filtered set (every page): products per category and per option value."""
+
+    categories: list[CategoryFacet]
+    options: dict[str, list[ValueFacet]]
+    price: PriceRange
+
+
 class ProductPage(BaseModel):
     items: list[ProductPublic]
     total: int
     page: int
     page_size: int
+    facets: Facets | None = Field(None, description="with facets=true")

@@ -21,6 +21,7 @@ from libs.common.db import migrate
 from libs.contracts.catalog import EVENTS
 from services.catalog.service import slugify
 from services.catalog.settings import CatalogSettings
+from services.catalog.variants import OPTION_PAIRS_SQL, OPTION_VALUES_SQL
 
 # top level -> second level -> leaves (None: the second level is itself a leaf)
 TREE: dict[str, dict[str, list[str] | None]] = {
@@ -372,6 +373,8 @@ async def seed(
                     "outbox", records=outbox, columns=["id", "routing_key", "payload"]
                 )
         # fresh statistics (and a vacuumed visibility map) so the planner picks the indexes at once
+        await conn.execute(OPTION_PAIRS_SQL.format(scope=""))
+        await conn.execute(OPTION_VALUES_SQL.format(where=""))
         await conn.execute("VACUUM ANALYZE products")
         await conn.execute("VACUUM ANALYZE variants")
     finally:

@@ -391,6 +391,7 @@ async def create_product(
             live = await variants.live_variants(session, product.id)
             variants.rollup(product, live)
             await session.flush()
+            await variants.refresh_option_values(session, product.id)
             wire = product_wire(product, live)
             await events.product_changed(session, "created", wire)
     except IntegrityError as exc:
@@ -447,6 +448,8 @@ async def _finish(
     product.version = product.version + 1
     product.updated_at = now
     await session.flush()
+    if changes and not stock_only:
+        await variants.refresh_option_values(session, product.id)
     wire = product_wire(product, live)
     if not stock_only:
         await events.product_changed(session, "updated", wire)

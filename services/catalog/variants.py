@@ -35,6 +35,32 @@ ROLLUP_SQL = sa.text(
 )
 
 
+# a product's option pairs: those of its live, active variants ({scope} narrows the products)
+_PAIRS = (
+    "SELECT DISTINCT v.product_id, kv.key, kv.value FROM variants v "
+    "CROSS JOIN LATERAL jsonb_each_text(v.options) kv WHERE v.retired_at IS NULL AND v.is_active{scope}"
+)
+# constant SQL (no value is interpolated: they travel as parameters)
+OPTION_PAIRS_SQL = (
+    "INSERT INTO option_pairs (name, value) SELECT DISTINCT key, value FROM ("  # noqa: S608
+    + _PAIRS
+    + ") x ON CONFLICT DO NOTHING"
+)
+OPTION_VALUES_SQL = (
+    "UPDATE products p SET option_value_ids = coalesce((SELECT array_agg(op.id ORDER BY op.id) "  # noqa: S608
+    "FROM (" + _PAIRS.format(scope=" AND v.product_id = p.id") + ") x "
+    "JOIN option_pairs op ON op.name = x.key AND op.value = x.value), '{{}}'){where}"
+)
+
+
+async def refresh_option_values(session: AsyncSession, product_id: uuid.UUID) -> None:
+    """Derive the product's option_value_ids again (after its variants or their active flags changed)."""
+    await session.execute(
+        sa.text(OPTION_PAIRS_SQL.format(scope=" AND v.product_id = :id")), {"id": product_id}
+    )
+    await session.execute(sa.text(OPTION_VALUES_SQL.format(where=" WHERE p.id = :id")), {"id": product_id})
+
+
 def title_of(options: Sequence[dict[str, Any]], combination: dict[str, str]) -> str:
     """``"M / Red"``: the values in the product's option order; ``Default`` without options."""
     return " / ".join(combination[o["name"]] for o in options if o["name"] in combination) or DEFAULT_TITLE

@@ -354,3 +354,72 @@ async def test_a_reservation_moves_only_its_variant_and_a_release_gives_it_back(
     assert released.json()["status"] == "released"
     back = (await client.get(f"/admin/products/{p['id']}", headers=admin)).json()
     assert [v["stock"] for v in back["variants"]] == [5, 5] and back["stock"] == 5
+
+
+async def test_option_filters_and_facets_of_the_filtered_set_in_one_request(
+    client: httpx.AsyncClient, build: Builder, admin: dict[str, str]
+) -> None:
+    top = await build.category()
+    shirts = await build.category(parent_id=top["id"])
+    shoes = await build.category(parent_id=top["id"])
+    a = await tee(
+        client, admin, shirts["id"], [variant("S", "Red", price=1000), variant("M", "Blue", price=1500)]
+    )
+    b = await tee(
+        client, admin, shirts["id"], [variant("M", "Red", price=3000), variant("L", "Red", price=2000)]
+    )
+    # c sells M only in a variant that is switched off: it does not count as M
+    c = await tee(
+        client,
+        admin,
+        shoes["id"],
+        [variant("L", "Blue", price=5000), variant("M", "Blue", price=900, is_active=False)],
+    )
+    plain = await build.product(shoes["id"], price=700)
+
+    async def page(**params: Any) -> dict[str, Any]:
+        resp = await client.get("/products", params={"category": top["id"], **params})
+        assert resp.status_code == 200, resp.text
+        return resp.json()
+
+    assert {p["id"] for p in (await page(**{"option.Size": "M"}))["items"]} == {a["id"], b["id"]}
+    # repeated: any of the values; several options: one variant has them all
+    either = await page(**{"option.Size": ["S", "L"]})
+    assert {p["id"] for p in either["items"]} == {a["id"], b["id"], c["id"]}
+    both = await page(**{"option.Size": "M", "option.Colour": "Red"})
+    assert [p["id"] for p in both["items"]] == [b["id"]]  # a has M and Red, but not in one variant
+    assert (await page(**{"option.Size": "XXL"}))["total"] == 0
+
+    everything = await page(facets="true")
+    assert everything["total"] == 4
+    facets = everything["facets"]
+    # most products first, then by name
+    assert facets["categories"] == sorted(
+        [
+            {"id": shirts["id"], "name": shirts["name"], "count": 2},
+            {"id": shoes["id"], "name": shoes["name"], "count": 2},
+        ],
+        key=lambda c: c["name"],
+    )
+    assert facets["options"] == {
+        "Colour": [{"value": "Blue", "count": 2}, {"value": "Red", "count": 2}],
+        "Size": [{"value": "L", "count": 2}, {"value": "M", "count": 2}, {"value": "S", "count": 1}],
+    }
+    assert facets["price"] == {"min": 700, "max": 5000}
+    del plain
+    red = (await page(facets="true", **{"option.Colour": "Red"}))["facets"]
+    assert red["categories"] == [{"id": shirts["id"], "name": shirts["name"], "count": 2}]
+    assert red["options"]["Size"] == [
+        {"value": "M", "count": 2},
+        {"value": "L", "count": 1},
+        {"value": "S", "count": 1},
+    ]
+    assert red["price"] == {"min": 1000, "max": 2000}
+    nothing = await page(facets="true", **{"option.Size": "XXL"})
+    assert nothing["facets"] == {"categories": [], "options": {}, "price": {"min": None, "max": None}}
+    assert "facets" not in await page()
+    for bad in ({"option.": "M"}, {"option.Size": ""}, {"option.Size": "x" * 101}):
+        problem = assert_problem(await client.get("/products", params=bad), 422)
+        assert problem["errors"][0]["field"] == next(iter(bad))
+    too_many = {f"option.N{i}": "v" for i in range(4)}
+    assert_problem(await client.get("/products", params=too_many), 422)
