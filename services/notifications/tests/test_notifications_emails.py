@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -11,6 +12,7 @@ from notifications_testkit import REFUSED, Shop
 
 from libs.common.events import Envelope
 from libs.common.testing import assert_problem, eventually
+from services.notifications.service import send_next
 
 
 def order_created(user_id: str, order_id: uuid.UUID, total: int = 2590) -> Envelope:
@@ -266,3 +268,34 @@ async def test_a_tracking_link_that_is_not_http_is_left_out(shop: Shop) -> None:
     _, shipped = await shop.mails_to(user["email"], 2)
     assert "javascript" not in shipped.html and "javascript" not in shipped.text and "<a href" in shipped.html
     assert "&lt;b&gt;Evil&lt;/b&gt;" in shipped.html
+
+
+async def test_senders_racing_for_the_same_mail_send_it_once(shop: Shop) -> None:
+    """Replicas each run a sender: a due row is taken by one of them (SKIP LOCKED), never two."""
+    addresses = [f"race-{i}-{uuid.uuid4().hex[:6]}@example.com" for i in range(8)]
+    shop.smtp.stop()
+    try:
+        for address in addresses:
+            await shop.publish(
+                Envelope.new(
+                    "user.registered",
+                    {"user_id": uuid.uuid4(), "email": address, "name": "Racer"},
+                    producer="auth",
+                )
+            )
+    finally:
+        shop.smtp.start()
+
+    async def sender() -> None:
+        for _ in range(200):
+            if not await send_next(shop.ctx):
+                await asyncio.sleep(0.05)
+            if all(shop.smtp.to(a) for a in addresses):
+                return
+
+    # four more senders beside the app's own, all on the same database
+    await asyncio.gather(*(sender() for _ in range(4)))
+    for address in addresses:
+        [row] = await shop.settled(to=address)
+        assert row["status"] == "sent"
+        assert len(shop.smtp.to(address)) == 1, address
