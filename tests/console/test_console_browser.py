@@ -283,3 +283,16 @@ async def test_admin_adds_a_coupon_in_the_page_and_sees_its_uses_counted_live(
         for p in listed.json()["items"]:
             if p["code"] == code:
                 await gw.delete(f"/admin/promotions/{p['id']}", headers=boss.auth)
+
+
+async def test_admin_sees_the_mail_a_new_customer_was_sent(
+    open_console: OpenConsole, gw: httpx.AsyncClient
+) -> None:
+    console = await open_console()
+    await console.sign_in_as_admin(ADMIN_EMAIL, ADMIN_PASSWORD)
+    buyer = await customer(gw, "mailed")
+    # user:registered reaches the page, which reloads the list once notifications has made the mail
+    row = console.page.locator("#emails-body tr", has_text=buyer.email)
+    await expect(row).to_contain_text("Welcome to Shop, Test Shopper")
+    await expect(row.locator('[data-role="status"]')).to_have_text("sent")
+    console.assert_clean()

@@ -18,7 +18,7 @@
 
   const REFRESH_KEY = "shop.console.refresh";
   const NOTIFICATIONS = [
-    "order:created", "order:statusUpdated", "payment:succeeded", "payment:failed", "payment:refunded",
+    "order:created", "order:statusUpdated", "order:fulfilled", "payment:succeeded", "payment:failed", "payment:refunded",
     "category:added", "category:updated", "category:deleted", "product:added", "product:updated",
     "product:deleted", "stock:updated", "user:registered",
     "promotion:added", "promotion:updated", "promotion:deleted", "promotion:claimed", "promotion:released",
@@ -39,7 +39,10 @@
     socket: null, renewAt: 0, refreshing: null, authFailures: 0, loaded: false,
     lastSeq: {}, seen: new Set(), seenOrder: [],
     orders: new Map(), categories: new Map(), products: new Map(), productsTotal: 0, promotions: new Map(),
+    emails: [], emailsTotal: 0, emailsTimer: null,
   };
+  // the events after which notifications mails a customer: the e-mail list is reloaded shortly after
+  const MAILING = new Set(["user:registered", "order:statusUpdated", "order:fulfilled", "payment:refunded"]);
 
   class ApiError extends Error {
     constructor(status, problem, retryAfter) {
@@ -392,6 +395,37 @@
     if (failed) $("#catalog-error").textContent = "Could not load the catalog: " + failed.reason.message;
     if (orders.status === "rejected" || failed) state.loaded = false; // try again at the next connect
     renderAll();
+    loadEmails();
+  }
+
+  async function loadEmails() {
+    try {
+      const page = await api("/admin/emails?page_size=20");
+      state.emails = page.items || [];
+      state.emailsTotal = page.total || 0;
+      $("#emails-error").textContent = "";
+    } catch (err) {
+      $("#emails-error").textContent = "Could not load the e-mails: " + err.message;
+    }
+    renderEmails();
+  }
+
+  function reloadEmailsSoon() {
+    // the mail is made when notifications handles the same event, a moment after this socket hears it
+    clearTimeout(state.emailsTimer);
+    state.emailsTimer = setTimeout(loadEmails, 1500);
+  }
+
+  function renderEmails() {
+    const items = state.emails;
+    $("#emails-count").textContent = state.emailsTotal ? "(" + state.emailsTotal + ")" : "";
+    $("#emails-empty").hidden = items.length > 0;
+    $("#emails-body").replaceChildren(...items.map((m) => el("tr", { dataset: { emailId: m.id } },
+      el("td", { text: new Date(m.created_at).toLocaleString() }),
+      el("td", { title: m.to_name || "", text: m.to }),
+      el("td", { text: m.subject }),
+      el("td", { dataset: { role: "status" }, title: m.last_error || "", text: m.status }),
+      el("td", { className: "num", text: m.attempts }))));
   }
 
   function fromRest(o) {
@@ -445,6 +479,7 @@
     const data = payload.data && typeof payload.data === "object" ? payload.data : {};
     apply(name, data);
     addToFeed(name, data, payload);
+    if (MAILING.has(name)) reloadEmailsSoon();
   }
 
   function apply(name, d) {
@@ -529,6 +564,11 @@
       case "order:statusUpdated":
         return "Order " + shortId(d.order_id) + " moved from " + label(d.from) + " to " + label(d.to)
           + (d.reason ? " (" + d.reason + ")" : "") + ".";
+      case "order:fulfilled": {
+        const f = d.fulfillment || {};
+        return "Order " + shortId(d.order_id) + " shipped" + (f.carrier ? " with " + f.carrier : "")
+          + (f.tracking_number ? " (tracking " + f.tracking_number + ")" : "") + ".";
+      }
       case "payment:succeeded": return "Payment of " + money(d.amount, d.currency) + " received for " + order + ".";
       case "payment:failed": return "Payment failed for " + order + (d.reason ? ": " + d.reason : "") + ".";
       case "payment:refunded": return "Refunded " + money(d.amount, d.currency) + " for " + order + ".";
@@ -849,6 +889,7 @@
         button.disabled = false;
       }
     });
+    $("#emails-reload").addEventListener("click", () => loadEmails());
     $("#signout").addEventListener("click", async () => {
       await api("/auth/logout", { method: "POST", retry: false }).catch(() => {});
       endSession("Signed out.", false);
