@@ -128,6 +128,7 @@ ROUTES: list[Route] = [
     # holds reset codes)
     r("GET", "/admin/emails", "notifications", "A"),
     r("GET", "/admin/emails/{email_id}", "notifications", "A"),
+    r("POST", "/admin/emails/{email_id}/retry", "notifications", "A"),
     r("GET", "/admin/mailbox", "notifications", "A"),
     # realtime: the admin console page and Socket.IO long-polling (websockets: gateway.sockets)
     r("GET", "/console", "realtime", "P"),

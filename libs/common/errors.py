@@ -74,6 +74,7 @@ PROBLEM_TYPES: dict[str, str] = {
     "account-blocked": "The account is blocked; contact support.",
     "category-not-empty": "The category still has products or sub-categories (`product_count`, "
     "`subcategory_count`).",
+    "email-already-sent": "The e-mail was delivered already; sending it again would reach the customer twice.",
 }
 _STATUS_TYPES: dict[int, str] = {
     400: "bad-request",

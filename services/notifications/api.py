@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 
 from libs.common.auth import AdminUser
 from libs.common.db import SessionDep
-from libs.common.errors import NotFound
+from libs.common.errors import NotFound, problem_doc
 from services.notifications import devmailbox
 from services.notifications import service as notifications
 from services.notifications.context import Ctx
@@ -43,6 +43,13 @@ async def list_emails(
 async def get_email(email_id: uuid.UUID, _: AdminUser, session: SessionDep) -> EmailDetail:
     """One e-mail with its plain-text and HTML parts as they were (or will be) sent."""
     return await notifications.get_email(session=session, email_id=email_id)
+
+
+@admin_router.post("/emails/{email_id}/retry", responses={409: problem_doc("It was sent already")})
+async def retry_email(email_id: uuid.UUID, _: AdminUser, session: SessionDep, ctx: Ctx) -> EmailDetail:
+    """Try a failed (or still waiting) e-mail again now, e.g. after the customer's address or the
+    shop's SMTP settings were fixed; each retry is one more attempt."""
+    return await notifications.retry_now(session=session, ctx=ctx, email_id=email_id)
 
 
 @admin_router.get("/mailbox")

@@ -13,7 +13,7 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from libs.common.errors import NotFound
+from libs.common.errors import Conflict, NotFound
 from libs.common.events import Envelope
 from libs.common.logging import get_logger
 from services.notifications import mail, rendering
@@ -184,4 +184,24 @@ async def get_email(*, session: AsyncSession, email_id: uuid.UUID) -> EmailDetai
     row = await session.get(EmailDelivery, email_id)
     if row is None:
         raise NotFound("No such e-mail.")
+    return EmailDetail.of(row)
+
+
+async def retry_now(*, session: AsyncSession, ctx: NotificationsContext, email_id: uuid.UUID) -> EmailDetail:
+    """Try a failed (or waiting) mail again now; a sent one is a 409: it would reach the customer twice."""
+    async with session.begin():
+        row = await session.scalar(
+            sa.select(EmailDelivery).where(EmailDelivery.id == email_id).with_for_update()
+        )
+        if row is None:
+            raise NotFound("No such e-mail.")
+        if row.status == "sent":
+            raise Conflict(
+                "This e-mail was sent already; sending it again would reach the customer twice.",
+                title="Already sent",
+                type_="email-already-sent",
+            )
+        row.status = "pending"
+        row.next_attempt_at = _now()
+    ctx.state.wake()
     return EmailDetail.of(row)

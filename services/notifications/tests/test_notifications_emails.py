@@ -199,6 +199,19 @@ async def test_a_refused_address_is_failed_after_the_attempts(shop: Shop) -> Non
         assert "550" in row["last_error"]
 
     await eventually(failed, timeout=15)
+    [row] = await shop.deliveries(to=address)
+    # an admin tries it again (say the address was fixed at the server): one more attempt, now
+    customer = shop.keys.bearer(user_id=uuid.uuid4(), role="user")
+    assert_problem(await shop.client.post(f"/admin/emails/{row['id']}/retry", headers=customer), 403)
+    assert_problem(await shop.client.post(f"/admin/emails/{row['id']}/retry"), 401)
+    again = await shop.client.post(f"/admin/emails/{row['id']}/retry", headers=shop.admin)
+    assert again.status_code == 200 and again.json()["status"] == "pending", again.text
+
+    async def failed_again() -> None:
+        [row] = await shop.deliveries(to=address)
+        assert row["status"] == "failed" and row["attempts"] == 3, row
+
+    await eventually(failed_again, timeout=15)
 
 
 async def test_only_admins_list_the_emails(shop: Shop) -> None:
@@ -212,6 +225,10 @@ async def test_only_admins_list_the_emails(shop: Shop) -> None:
     detail = await shop.client.get(f"/admin/emails/{row['id']}", headers=shop.admin)
     assert detail.status_code == 200 and "Hello" in detail.json()["text"] and "<p>" in detail.json()["html"]
     assert_problem(await shop.client.get(f"/admin/emails/{uuid.uuid4()}", headers=shop.admin), 404)
+    # a sent mail is not sent twice
+    resent = await shop.client.post(f"/admin/emails/{row['id']}/retry", headers=shop.admin)
+    assert assert_problem(resent, 409)["type"].endswith("/problems/email-already-sent")
+    assert_problem(await shop.client.post(f"/admin/emails/{uuid.uuid4()}/retry", headers=shop.admin), 404)
     assert_problem(await shop.client.get("/admin/emails?template=nope", headers=shop.admin), 422)
     assert_problem(await shop.client.get("/admin/emails?page_size=101", headers=shop.admin), 422)
 
