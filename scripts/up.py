@@ -121,6 +121,17 @@ def run_step(title: str, args: list[str], env: dict[str, str]) -> None:
         raise SystemExit(f"up: {title} failed (exit {result.returncode})")
 
 
+def run_steps(steps: list[tuple[str, list[str]]], env: dict[str, str]) -> None:
+    """Several one-off commands at once; any failure stops ``make up`` naming each that failed."""
+    procs = []
+    for title, args in steps:
+        print(f"up: {title}", flush=True)
+        procs.append((title, subprocess.Popen(args, cwd=ROOT, env=env)))
+    failed = [f"{title} (exit {rc})" for title, proc in procs if (rc := proc.wait()) != 0]
+    if failed:
+        raise SystemExit(f"up: {'; '.join(failed)} failed")
+
+
 def migrate_all(parts: list[Part], env: dict[str, str]) -> None:
     """Every service's migrations, side by side (each touches only its own database)."""
     procs = {
@@ -266,44 +277,50 @@ def main(argv: list[str] | None = None) -> int:
     parts = [p for p in PARTS if not args.only or p.name in args.only]
     names = {p.name for p in parts}
     migrate_all(parts, env)
+    # each touches its own database: side by side, one interpreter start instead of three in a row
+    steps: list[tuple[str, list[str]]] = []
     if "catalog" in names and args.seed_products > 0:
         # leaves a catalog that has products alone; --events tells the cart and live clients about them
-        run_step(
-            "seeding the demo catalog if it is empty",
-            [
-                sys.executable,
-                "-m",
-                BY_NAME["catalog"].module,
-                "seed",
-                "--products",
-                str(args.seed_products),
-                "--events",
-            ],
-            env,
+        steps.append(
+            (
+                "seeding the demo catalog if it is empty",
+                [
+                    sys.executable,
+                    "-m",
+                    BY_NAME["catalog"].module,
+                    "seed",
+                    "--products",
+                    str(args.seed_products),
+                    "--events",
+                ],
+            )
         )
     if "pricing" in names:
         # a shipping zone, a tax rate and the demo coupon for a pricing with nothing configured (it prints the coupon)
-        run_step(
-            "seeding pricing's defaults if it is empty",
-            [sys.executable, "-m", BY_NAME["pricing"].module, "seed"],
-            env,
+        steps.append(
+            (
+                "seeding pricing's defaults if it is empty",
+                [sys.executable, "-m", BY_NAME["pricing"].module, "seed"],
+            )
         )
     if "auth" in names and env.get("ADMIN_EMAIL") and env.get("ADMIN_PASSWORD"):
-        run_step(
-            f"admin account {env['ADMIN_EMAIL']}",
-            [
-                sys.executable,
-                "-m",
-                BY_NAME["auth"].module,
-                "create-admin",
-                "--email",
-                env["ADMIN_EMAIL"],
-                "--password",
-                env["ADMIN_PASSWORD"],
-            ],
-            env,
+        steps.append(
+            (
+                f"admin account {env['ADMIN_EMAIL']}",
+                [
+                    sys.executable,
+                    "-m",
+                    BY_NAME["auth"].module,
+                    "create-admin",
+                    "--email",
+                    env["ADMIN_EMAIL"],
+                    "--password",
+                    env["ADMIN_PASSWORD"],
+                ],
+            )
         )
-    elif "auth" in names:
+    run_steps(steps, env)
+    if "auth" in names and not (env.get("ADMIN_EMAIL") and env.get("ADMIN_PASSWORD")):
         print(
             "up: no ADMIN_EMAIL/ADMIN_PASSWORD: no admin account made "
             "(later: python -m services.auth create-admin --email E --password P)",
