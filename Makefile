@@ -116,6 +116,15 @@ e2e-compose: $(TEST_DEPS)
 	SHOP_GATEWAY_URL=http://127.0.0.1:$(E2E_GATEWAY_PORT) SHOP_MAIL_URL=http://127.0.0.1:$(E2E_MAIL_PORT) \
 		SHOP_PART_CONTROL=compose SHOP_COMPOSE="$$compose" $(PYTHON) -m pytest -q -rs tests/e2e
 
+# the previous release's journeys with one part at that release and the rest at HEAD, each part in
+# turn (scripts/e2e_mixed.py); BASE=<tag or commit> picks the release (default: the nearest v* tag)
+BASE ?=
+.PHONY: e2e-mixed
+e2e-mixed: $(TEST_DEPS)
+	$(PYTHON) scripts/infra.py ensure --profile test
+	set -a; . ./.test-infra.env; set +a; \
+	$(PYTHON) scripts/e2e_mixed.py $(if $(BASE),--base $(BASE),)
+
 # checkov and kubernetes-validate in a venv of their own (tests/deploy runs them on deploy/k8s)
 K8S_TOOLS := .tools/k8s
 .PHONY: k8s-tools

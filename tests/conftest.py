@@ -20,7 +20,7 @@ import pytest_asyncio
 from libs.common.testing.infra import Infra
 from tests.e2e.external import ExternalStack, external_stack
 from tests.e2e.shopper import ADMIN_EMAIL, ADMIN_PASSWORD
-from tests.e2e.stack import ROOT, MailCatcher, Stack
+from tests.e2e.stack import MailCatcher, Stack
 
 
 @pytest.fixture(scope="session")
@@ -47,7 +47,7 @@ async def stack(
     s = Stack(infra=infra, workdir=tmp_path_factory.mktemp("e2e"), mail=MailCatcher())
     try:
         await s.up()
-        await asyncio.to_thread(
+        made = await asyncio.to_thread(
             subprocess.run,
             [
                 sys.executable,
@@ -59,12 +59,13 @@ async def stack(
                 "--password",
                 ADMIN_PASSWORD,
             ],
-            cwd=ROOT,
+            cwd=s.source("auth"),
             env=s.env("auth"),
-            check=True,
             capture_output=True,
+            text=True,
             timeout=60,
         )
+        assert made.returncode == 0, f"create-admin failed:\n{made.stdout}\n{made.stderr}"
         yield s
     finally:
         s.down()

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import email
+import json
 import os
 import secrets
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from email.message import Message
 from pathlib import Path
@@ -30,6 +32,18 @@ from libs.common.testing.infra import Infra
 ROOT = Path(__file__).resolve().parents[2]
 # name -> module run by `python -m`, services before the gateway (the registry's order)
 PARTS = {p.name: p.module for p in registry.PARTS}
+
+
+def part_sources(environ: Mapping[str, str]) -> dict[str, Path]:
+    """``E2E_PART_SOURCES=orders=<dir>,...``: parts to run from another source tree (an earlier
+    release, scripts/e2e_mixed.py); the others run from this checkout."""
+    out: dict[str, Path] = {}
+    for item in filter(None, environ.get("E2E_PART_SOURCES", "").split(",")):
+        name, _, path = item.partition("=")
+        if name not in PARTS or not (Path(path) / PARTS[name].replace(".", "/")).is_dir():
+            raise ValueError(f"E2E_PART_SOURCES: {item!r} does not name a part and a source tree holding it")
+        out[name] = Path(path).resolve()
+    return out
 
 
 class MailCatcher:
@@ -67,7 +81,21 @@ class Stack:
     ports: dict[str, int] = field(default_factory=lambda: {name: free_port() for name in PARTS})
     internal_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
-    extra_env: dict[str, str] = field(default_factory=dict)
+    # E2E_STACK_ENV (JSON): settings every part gets on top (null removes one), e.g. what an
+    # earlier release needs to share the broker's queues (scripts/e2e_mixed.py)
+    extra_env: dict[str, str | None] = field(
+        default_factory=lambda: json.loads(os.environ.get("E2E_STACK_ENV") or "{}")
+    )
+    # parts run from another source tree (an earlier release) instead of this checkout
+    sources: dict[str, Path] = field(default_factory=lambda: part_sources(os.environ))
+
+    # E2E_SKIP_PARTS=a,b: parts not started (newer than the release whose journeys run)
+    skipped: frozenset[str] = field(
+        default_factory=lambda: frozenset(filter(None, os.environ.get("E2E_SKIP_PARTS", "").split(",")))
+    )
+
+    def source(self, part: str) -> Path:
+        return self.sources.get(part, ROOT)
 
     def url(self, part: str) -> str:
         return f"http://127.0.0.1:{self.ports[part]}"
@@ -109,7 +137,13 @@ class Stack:
         )
         for name in PARTS:
             env[f"{name.upper()}_URL"] = self.url(name)
-        env.update(self.extra_env)
+        for name, value in self.extra_env.items():
+            if value is None:
+                env.pop(name, None)
+            else:
+                env[name] = value
+        if part in self.sources:  # its own code, kernel included, shadows this checkout's
+            env["PYTHONPATH"] = str(self.sources[part])
         return env
 
     def log_path(self, part: str) -> Path:
@@ -120,7 +154,7 @@ class Stack:
         log = self.log_path(part).open("ab")
         self.procs[part] = subprocess.Popen(
             [sys.executable, "-m", PARTS[part]],
-            cwd=ROOT,
+            cwd=self.source(part),
             env=self.env(part),
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -171,7 +205,7 @@ class Stack:
         # auth first: every other part fetches its JWKS; the rest start side by side
         self.start("auth")
         await self.wait_ready("auth")
-        rest = [p for p in PARTS if p != "auth"]
+        rest = [p for p in PARTS if p != "auth" and p not in self.skipped]
         for part in rest:
             self.start(part)
         await asyncio.gather(*(self.wait_ready(p) for p in rest))
