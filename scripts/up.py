@@ -1,9 +1,10 @@
 """``make up``: the full stack, every part its own process, against real PostgreSQL/Redis/RabbitMQ.
 
 Steps: make sure the servers run (``scripts/infra.py ensure --profile dev``), apply every
-service's migrations, seed an empty catalog, create the admin named by ADMIN_EMAIL /
-ADMIN_PASSWORD, then run every part of the registry (libs/common/parts.py) as
-``python -m <module>`` on its port: one log stream prefixed by part, one Ctrl-C stops all.
+service's migrations, seed an empty catalog and pricing, create the admin named by
+ADMIN_EMAIL / ADMIN_PASSWORD (all side by side, each in its own database), then run every
+part of the registry (libs/common/parts.py) as ``python -m <module>`` on its port: one log
+stream prefixed by part, one Ctrl-C stops all.
 
 A part that dies (a crash, an out-of-memory kill) is started again after a back-off that
 doubles from 1 s to 30 s while it keeps dying young, and the log says so: one part going
@@ -121,27 +122,25 @@ def run_step(title: str, args: list[str], env: dict[str, str]) -> None:
         raise SystemExit(f"up: {title} failed (exit {result.returncode})")
 
 
-def run_steps(steps: list[tuple[str, list[str]]], env: dict[str, str]) -> None:
-    """Several one-off commands at once; any failure stops ``make up`` naming each that failed."""
+@dataclass(frozen=True)
+class Step:
+    """A one-off command before the parts start: a migration, or a seed (which migrates first)."""
+
+    what: str
+    args: list[str]
+    announce: bool = True
+
+
+def run_steps(steps: list[Step], env: dict[str, str]) -> None:
+    """The steps side by side (each touches only its own database); any failure stops ``make up``."""
     procs = []
-    for title, args in steps:
-        print(f"up: {title}", flush=True)
-        procs.append((title, subprocess.Popen(args, cwd=ROOT, env=env)))
-    failed = [f"{title} (exit {rc})" for title, proc in procs if (rc := proc.wait()) != 0]
+    for step in steps:
+        if step.announce:
+            print(f"up: {step.what}", flush=True)
+        procs.append((step, subprocess.Popen(step.args, cwd=ROOT, env=env)))
+    failed = [f"{step.what} (exit {rc})" for step, proc in procs if (rc := proc.wait()) != 0]
     if failed:
-        raise SystemExit(f"up: {'; '.join(failed)} failed")
-
-
-def migrate_all(parts: list[Part], env: dict[str, str]) -> None:
-    """Every service's migrations, side by side (each touches only its own database)."""
-    procs = {
-        p.name: subprocess.Popen([sys.executable, "-m", p.module, "migrate"], cwd=ROOT, env=env)
-        for p in parts
-        if p.database
-    }
-    failed = [name for name, proc in procs.items() if proc.wait() != 0]
-    if failed:
-        raise SystemExit(f"up: migrations failed for {', '.join(failed)}")
+        raise SystemExit(f"up: failed: {'; '.join(failed)}")
 
 
 def describe_exit(rc: int) -> str:
@@ -276,50 +275,48 @@ def main(argv: list[str] | None = None) -> int:
             env.setdefault(key, value)
     parts = [p for p in PARTS if not args.only or p.name in args.only]
     names = {p.name for p in parts}
-    migrate_all(parts, env)
-    # each touches its own database: side by side, one interpreter start instead of three in a row
-    steps: list[tuple[str, list[str]]] = []
+    # every database migrated, the demo catalog, pricing's defaults and the admin made, all side by
+    # side: a seed migrates its database first, so it stands in for that part's migration
+    steps = {
+        p.name: Step(f"migrating {p.name}", [sys.executable, "-m", p.module, "migrate"], announce=False)
+        for p in parts
+        if p.database
+    }
     if "catalog" in names and args.seed_products > 0:
         # leaves a catalog that has products alone; --events tells the cart and live clients about them
-        steps.append(
-            (
-                "seeding the demo catalog if it is empty",
-                [
-                    sys.executable,
-                    "-m",
-                    BY_NAME["catalog"].module,
-                    "seed",
-                    "--products",
-                    str(args.seed_products),
-                    "--events",
-                ],
-            )
+        steps["catalog"] = Step(
+            "seeding the demo catalog if it is empty",
+            [
+                sys.executable,
+                "-m",
+                BY_NAME["catalog"].module,
+                "seed",
+                "--products",
+                str(args.seed_products),
+                "--events",
+            ],
         )
     if "pricing" in names:
         # a shipping zone, a tax rate and the demo coupon for a pricing with nothing configured (it prints the coupon)
-        steps.append(
-            (
-                "seeding pricing's defaults if it is empty",
-                [sys.executable, "-m", BY_NAME["pricing"].module, "seed"],
-            )
+        steps["pricing"] = Step(
+            "seeding pricing's defaults if it is empty",
+            [sys.executable, "-m", BY_NAME["pricing"].module, "seed"],
         )
     if "auth" in names and env.get("ADMIN_EMAIL") and env.get("ADMIN_PASSWORD"):
-        steps.append(
-            (
-                f"admin account {env['ADMIN_EMAIL']}",
-                [
-                    sys.executable,
-                    "-m",
-                    BY_NAME["auth"].module,
-                    "create-admin",
-                    "--email",
-                    env["ADMIN_EMAIL"],
-                    "--password",
-                    env["ADMIN_PASSWORD"],
-                ],
-            )
+        steps["auth"] = Step(
+            f"admin account {env['ADMIN_EMAIL']}",
+            [
+                sys.executable,
+                "-m",
+                BY_NAME["auth"].module,
+                "create-admin",
+                "--email",
+                env["ADMIN_EMAIL"],
+                "--password",
+                env["ADMIN_PASSWORD"],
+            ],
         )
-    run_steps(steps, env)
+    run_steps(list(steps.values()), env)
     if "auth" in names and not (env.get("ADMIN_EMAIL") and env.get("ADMIN_PASSWORD")):
         print(
             "up: no ADMIN_EMAIL/ADMIN_PASSWORD: no admin account made "
