@@ -25,6 +25,10 @@ class OrderItemPublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     product_id: uuid.UUID
+    # the variant bought (issue 15); none on lines placed before variants
+    variant_id: uuid.UUID | None = None
+    sku: str | None = None
+    title: str | None = Field(None, description='the variant\'s title, e.g. "M / Red"')
     name: str
     unit_price: int
     quantity: int

@@ -54,7 +54,7 @@ async def on_order_created(
         session,
         user_id=order.user_id,
         # orders placed before variants name none: the product's only line is meant
-        items=[(i.product_id, getattr(i, "variant_id", None), i.quantity) for i in order.items],
+        items=[(i.product_id, i.variant_id, i.quantity) for i in order.items],
     )
 
 

@@ -17,6 +17,9 @@ def order_created(order: Order) -> Envelope:
             "items": [
                 {
                     "product_id": i.product_id,
+                    "variant_id": i.variant_id,
+                    "sku": i.sku,
+                    "title": i.title,
                     "name": i.name,
                     "unit_price": i.unit_price,
                     "quantity": i.quantity,

@@ -62,6 +62,7 @@ class OrderItemIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     product_id: uuid.UUID
+    variant_id: uuid.UUID | None = Field(None, description="required when the product has several variants")
     quantity: int = Field(ge=1, le=1000)
 
 

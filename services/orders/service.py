@@ -109,12 +109,17 @@ async def place_order(
     return PlacedOrder(201, to_public(order))
 
 
-def _check_limits(settings: OrdersSettings, merged: dict[uuid.UUID, int]) -> None:
-    """What one unpaid order may take off sale: per product and in all (issue 21)."""
+def _check_limits(settings: OrdersSettings, merged: dict[tuple[uuid.UUID, uuid.UUID | None], int]) -> None:
+    """What one unpaid order may take off sale: per line (product or variant) and in all (issue 21)."""
     per_line = settings.order_max_line_quantity
     over = [
-        {"product_id": str(pid), "requested": qty, "limit": per_line}
-        for pid, qty in merged.items()
+        {
+            "product_id": str(pid),
+            **({"variant_id": str(vid)} if vid else {}),
+            "requested": qty,
+            "limit": per_line,
+        }
+        for (pid, vid), qty in merged.items()
         if qty > per_line
     ]
     if over:
@@ -139,13 +144,13 @@ async def _place(
 ) -> Order:
     settings = ctx.settings
     if order_in.items is not None:
-        wanted = [(i.product_id, i.quantity) for i in order_in.items]
+        wanted = [(i.product_id, i.variant_id, i.quantity) for i in order_in.items]
     else:
         wanted = await upstream.cart_items(ctx, user_id=user.user_id)
-    merged: dict[uuid.UUID, int] = {}
-    for product_id, quantity in wanted:
+    merged: dict[tuple[uuid.UUID, uuid.UUID | None], int] = {}
+    for product_id, variant_id, quantity in wanted:
         if quantity > 0:
-            merged[product_id] = merged.get(product_id, 0) + quantity
+            merged[(product_id, variant_id)] = merged.get((product_id, variant_id), 0) + quantity
     if not merged:
         what = "The order has no items." if order_in.items is not None else "Your cart is empty."
         raise Unprocessable(
@@ -158,7 +163,9 @@ async def _place(
     order_id = attempt.order_id
     attempt.reserved = True
     try:
-        reservation = await upstream.reserve(ctx, order_id=order_id, items=list(merged.items()))
+        reservation = await upstream.reserve(
+            ctx, order_id=order_id, items=[(pid, vid, qty) for (pid, vid), qty in merged.items()]
+        )
     except (Conflict, Unprocessable):
         # catalog refused (short stock, unknown products): its transaction reserved nothing under
         # this order id, and nothing more is sent under it, so there is nothing to release
@@ -182,6 +189,9 @@ async def _place(
         OrderItem(
             position=n,
             product_id=i.product_id,
+            variant_id=i.variant_id,
+            sku=i.sku,
+            title=i.title,
             name=i.name,
             unit_price=i.unit_price,
             quantity=i.quantity,

@@ -33,6 +33,10 @@ log = get_logger(__name__)
 
 class ReservedItem(BaseModel):
     product_id: uuid.UUID
+    # the variant catalog reserved (a line naming its product alone gets the only one)
+    variant_id: uuid.UUID | None = None
+    sku: str | None = None
+    title: str | None = None
     name: str
     unit_price: int
     quantity: int
@@ -56,8 +60,11 @@ def _headers(ctx: OrdersContext) -> dict[str, str]:
     return {INTERNAL_TOKEN_HEADER: ctx.settings.internal_api_token.get_secret_value()}
 
 
-async def cart_items(ctx: OrdersContext, *, user_id: uuid.UUID) -> list[tuple[uuid.UUID, int]]:
-    """The (product_id, quantity) pairs in the user's cart; an unknown cart is an empty one."""
+Line = tuple[uuid.UUID, uuid.UUID | None, int]  # product_id, variant_id (None: its only one), quantity
+
+
+async def cart_items(ctx: OrdersContext, *, user_id: uuid.UUID) -> list[Line]:
+    """The (product_id, variant_id, quantity) lines in the user's cart; an unknown cart is an empty one."""
     resp = await call(
         ctx.http,
         "GET",
@@ -72,14 +79,19 @@ async def cart_items(ctx: OrdersContext, *, user_id: uuid.UUID) -> list[tuple[uu
         raise ServiceUnavailable("The cart service is unavailable right now.")
     try:
         items = resp.json().get("items") or []
-        return [(uuid.UUID(str(i["product_id"])), int(i["quantity"])) for i in items]
+        return [
+            (
+                uuid.UUID(str(i["product_id"])),
+                uuid.UUID(str(i["variant_id"])) if i.get("variant_id") else None,
+                int(i["quantity"]),
+            )
+            for i in items
+        ]
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ServiceUnavailable("The cart service answered in an unexpected way.") from exc
 
 
-async def reserve(
-    ctx: OrdersContext, *, order_id: uuid.UUID, items: list[tuple[uuid.UUID, int]]
-) -> Reservation:
+async def reserve(ctx: OrdersContext, *, order_id: uuid.UUID, items: list[Line]) -> Reservation:
     """Reserve every item for ``order_id`` (all or nothing); 409 names what is short.
 
     When the outcome is unknown (timeout, broken answer) the caller's placement is what gets
@@ -87,7 +99,10 @@ async def reserve(
     """
     body = {
         "order_id": str(order_id),
-        "items": [{"product_id": str(pid), "quantity": qty} for pid, qty in items],
+        "items": [
+            {"product_id": str(pid), "quantity": qty, **({"variant_id": str(vid)} if vid else {})}
+            for pid, vid, qty in items
+        ],
     }
     resp = await call(
         ctx.http,
@@ -117,6 +132,7 @@ async def reserve(
         short = [
             {
                 "product_id": s.get("product_id"),
+                **{k: s[k] for k in ("variant_id", "sku") if k in s},
                 "requested": s.get("requested"),
                 "available": s.get("available"),
             }
@@ -134,7 +150,9 @@ async def reserve(
         )
     if resp.status_code in (400, 404, 422):
         # catalog refused the items themselves (unknown or inactive product): nothing was reserved
-        extra = {k: v for k, v in problem.items() if k in ("errors", "unknown", "unavailable", "short")}
+        extra = {
+            k: v for k, v in problem.items() if k in ("errors", "unknown", "unavailable", "short", "products")
+        }
         slug = str(problem.get("type") or "").removeprefix(PROBLEM_BASE)
         raise Unprocessable(
             str(problem.get("detail") or "Some items cannot be ordered."),

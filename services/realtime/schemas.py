@@ -135,7 +135,8 @@ class CategoryAddCommand(Command):
 
 
 class ProductAddCommand(Command):
-    """The body of catalog's POST /admin/products (name, price, currency, sku, category_id, stock...)."""
+    """The body of catalog's POST /admin/products (name, price, currency, sku, category_id, stock...,
+    and ``options`` with ``variants``: each variant's sku, options, price, stock)."""
 
 
 class ResourceCommand(Command):
@@ -149,7 +150,8 @@ class CategoryUpdateCommand(ResourceCommand):
 
 
 class ProductUpdateCommand(ResourceCommand):
-    """``id`` plus the fields of catalog's PATCH /admin/products/{id} body."""
+    """``id`` plus the fields of catalog's PATCH /admin/products/{id} body (``variants`` replaces the
+    list: with an id updated, without added, left out retired)."""
 
 
 class PromotionAddCommand(Command):

@@ -41,6 +41,11 @@ class CatalogStandIn:
         self.products[pid] = {"name": name, "price": price, "stock": stock, "currency": currency}
         return pid
 
+    @staticmethod
+    def variant_of(pid: str) -> str:
+        """The id of a stand-in product's one variant."""
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"variant:{pid}"))
+
     def stock(self, pid: str) -> int:
         return int(self.products[pid]["stock"])
 
@@ -97,6 +102,10 @@ class CatalogStandIn:
                     "items": [
                         {
                             "product_id": pid,
+                            # each stand-in product is sold as one variant, as catalog names it
+                            "variant_id": self.variant_of(pid),
+                            "sku": f"SKU-{pid[:8]}",
+                            "title": "Default",
                             "name": self.products[pid]["name"],
                             "unit_price": self.products[pid]["price"],
                             "currency": self.products[pid]["currency"],

@@ -25,6 +25,9 @@ async def test_order_from_cart_is_pending_payment_with_catalogs_prices(
     lines = {i["product_id"]: i for i in order["items"]}
     assert lines[book] == {
         "product_id": book,
+        "variant_id": standin.variant_of(book),
+        "sku": f"SKU-{book[:8]}",
+        "title": "Default",
         "name": "Book",
         "unit_price": 1999,
         "quantity": 2,
