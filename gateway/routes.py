@@ -111,6 +111,9 @@ ROUTES: list[Route] = [
     r("POST", "/orders/{order_id}/cancel", "orders", "U"),
     r("GET", "/admin/orders", "orders", "A", area="orders"),
     r("PATCH", "/admin/orders/{order_id}/status", "orders", "A", area="orders"),
+    r("GET POST", "/orders/{order_id}/returns", "orders", "U"),
+    r("GET", "/admin/returns", "orders", "A", area="orders"),
+    r("PATCH", "/admin/returns/{return_id}", "orders", "A", area="orders"),
     # payments (the webhook is public: Stripe signs it and the service checks the signature)
     r("POST", "/payment/checkout", "payments", "U", "payment"),
     r("POST", "/payment/verify", "payments", "U", "payment"),

@@ -74,6 +74,10 @@ PROBLEM_TYPES: dict[str, str] = {
     "account-blocked": "The account is blocked; contact support.",
     "category-not-empty": "The category still has products or sub-categories (`product_count`, "
     "`subcategory_count`).",
+    "return-not-allowed": "The order cannot be returned (not delivered, or its return window closed: "
+    "`return_by`); `current_status` says what it is.",
+    "return-change-not-allowed": "The return cannot move to that status; `current_status` and `allowed` "
+    "say where it can go.",
     "email-already-sent": "The e-mail was delivered already; sending it again would reach the customer twice.",
 }
 _STATUS_TYPES: dict[int, str] = {

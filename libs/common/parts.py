@@ -85,6 +85,7 @@ PARTS: tuple[Part, ...] = (
             "product.*",
             "stock.changed",
             "order.*",
+            "return.*",
             "payment.*",
             "promotion.*",
             "shipping.*",

@@ -81,6 +81,42 @@ class OrderFulfilled(BaseModel):
     by: str = Field(description="the admin who shipped it")
 
 
+class ReturnStatus(StrEnum):
+    requested = "requested"
+    approved = "approved"
+    rejected = "rejected"
+    received = "received"
+    refunded = "refunded"
+
+
+class ReturnLine(BaseModel):
+    line_id: int = Field(description="the order line's position (0 = its first line)")
+    product_id: uuid.UUID
+    variant_id: uuid.UUID | None = Field(None, description="the variant whose units come back to stock")
+    name: str
+    quantity: int
+    reason: str
+    refund_amount: int | None = Field(
+        None, description="minor units this line gets back; set when the units are received"
+    )
+
+
+class ReturnChanged(BaseModel):
+    """A return of (part of) a delivered order moved: requested, approved, rejected, received (with
+    the amount payments refunds) or refunded."""
+
+    return_id: uuid.UUID
+    order_id: uuid.UUID
+    user_id: uuid.UUID
+    status: ReturnStatus
+    items: list[ReturnLine]
+    note: str | None
+    refund_amount: int | None = Field(None, description="minor units; set once received")
+    currency: str
+    by: str
+    at: datetime
+
+
 EVENTS = EventCatalogue(
     producer="orders",
     events={
@@ -88,6 +124,10 @@ EVENTS = EventCatalogue(
             OrderCreated, "An order was placed and its stock reserved (pending_payment)."
         ),
         "order.status_changed": EventType(OrderStatusChanged, "An order moved from one status to another."),
+        **{
+            f"return.{status}": EventType(ReturnChanged, f"A return of a delivered order was {status}.")
+            for status in ("requested", "approved", "rejected", "received", "refunded")
+        },
         "order.fulfilled": EventType(
             OrderFulfilled,
             "An order was handed to its carrier (published with its move to shipped): carrier and tracking.",

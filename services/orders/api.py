@@ -12,9 +12,20 @@ from starlette.responses import JSONResponse
 from libs.common.auth import AdminUser, CurrentUser
 from libs.common.db import SessionDep
 from libs.common.errors import PROBLEM_JSON, problem_doc
+from libs.contracts.orders import ReturnStatus
+from services.orders import returns as return_service
 from services.orders import service as order_service
 from services.orders.context import Ctx
-from services.orders.schemas import OrderCreate, OrderPublic, OrderStatus, Page, StatusUpdate
+from services.orders.schemas import (
+    OrderCreate,
+    OrderPublic,
+    OrderStatus,
+    Page,
+    ReturnCreate,
+    ReturnPublic,
+    ReturnUpdate,
+    StatusUpdate,
+)
 
 router = APIRouter(tags=["orders"])
 admin_router = APIRouter(prefix="/admin", tags=["admin: orders"])
@@ -139,3 +150,58 @@ async def update_order_status(
         tracking_url=body.tracking_url,
     )
     return OrderPublic.model_validate(order)
+
+
+# ---- returns ------------------------------------------------------------------------------------
+
+
+@router.post(
+    "/orders/{order_id}/returns",
+    status_code=201,
+    responses={
+        409: problem_doc("Not delivered, or the return window closed"),
+        422: problem_doc("Quantities"),
+    },
+)
+async def request_return(
+    order_id: uuid.UUID, body: ReturnCreate, user: CurrentUser, session: SessionDep, ctx: Ctx
+) -> ReturnPublic:
+    """Ask to send back units of a delivered order's lines (`line_id`: the line's position in `items`)."""
+    ret = await return_service.request_return(
+        session=session, order_id=order_id, user=user, body=body, window_days=ctx.settings.return_window_days
+    )
+    return ReturnPublic.model_validate(ret)
+
+
+@router.get("/orders/{order_id}/returns")
+async def list_order_returns(
+    order_id: uuid.UUID, user: CurrentUser, session: SessionDep
+) -> list[ReturnPublic]:
+    """The returns of one of the caller's orders, oldest first."""
+    found = await return_service.list_for_order(session=session, order_id=order_id, user=user)
+    return [ReturnPublic.model_validate(r) for r in found]
+
+
+@admin_router.get("/returns")
+async def list_returns(
+    _: AdminUser,
+    session: SessionDep,
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=100)] = 20,
+    status: ReturnStatus | None = None,
+    order_id: uuid.UUID | None = None,
+) -> Page[ReturnPublic]:
+    """Every return, newest first; filter by status or order."""
+    return await return_service.list_admin(
+        session=session, page=page, page_size=page_size, status=status, order_id=order_id
+    )
+
+
+@admin_router.patch("/returns/{return_id}", responses={409: problem_doc("Not an allowed move")})
+async def update_return(
+    return_id: uuid.UUID, body: ReturnUpdate, admin: AdminUser, session: SessionDep
+) -> ReturnPublic:
+    """Approve or reject a requested return, or mark an approved one received: what it refunds is then
+    fixed and payments refunds it."""
+    ret = await return_service.move_return(session=session, return_id=return_id, to=body.status, admin=admin)
+    return ReturnPublic.model_validate(ret)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from libs.common.events import Envelope
 from libs.contracts.orders import EVENTS
-from services.orders.models import Order, StatusChange
+from services.orders.models import Order, OrderReturn, StatusChange
 
 
 def order_created(order: Order) -> Envelope:
@@ -57,4 +57,22 @@ def order_fulfilled(order: Order, *, by: str) -> Envelope:
     return EVENTS.envelope(
         "order.fulfilled",
         {"order_id": order.id, "user_id": order.user_id, "fulfillment": order.fulfillment, "by": by},
+    )
+
+
+def return_changed(ret: OrderReturn, *, by: str) -> Envelope:
+    return EVENTS.envelope(
+        f"return.{ret.status}",
+        {
+            "return_id": ret.id,
+            "order_id": ret.order_id,
+            "user_id": ret.user_id,
+            "status": ret.status,
+            "items": ret.items,
+            "note": ret.note,
+            "refund_amount": ret.refund_amount,
+            "currency": ret.currency,
+            "by": by,
+            "at": ret.updated_at,
+        },
     )

@@ -140,3 +140,32 @@ class Placement(Base):
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
 
     __table_args__ = (sa.CheckConstraint("state IN ('placing', 'abandoned')", name="state_known"),)
+
+
+class OrderReturn(Base):
+    """A customer's return of (part of) a delivered order: the lines and units, why, and where it stands.
+
+    ``items`` holds ``libs.contracts.orders.ReturnLine`` rows; each line's ``refund_amount`` is fixed
+    when the units are received (``services.orders.refunds``), under the order's row lock."""
+
+    __tablename__ = "order_returns"
+    __table_args__ = (
+        sa.CheckConstraint(
+            "status IN ('requested', 'approved', 'rejected', 'received', 'refunded')", name="status_known"
+        ),
+        sa.Index("ix_order_returns_status_created", "status", "created_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    order_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("orders.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), index=True)
+    status: Mapped[str] = mapped_column(sa.String(16))
+    items: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
+    note: Mapped[str | None] = mapped_column(sa.Text)
+    refund_amount: Mapped[int | None] = mapped_column(sa.BigInteger)
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    refund_id: Mapped[str | None] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    received_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    refunded_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))

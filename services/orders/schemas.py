@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated, Generic, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 # the shapes its events carry live with its event contract; the breakdown is the shared one
 from libs.contracts.breakdown import Breakdown, BreakdownShipping
-from libs.contracts.orders import Fulfillment, OrderItemPublic, OrderStatus
+from libs.contracts.orders import Fulfillment, OrderItemPublic, OrderStatus, ReturnLine, ReturnStatus
 
 # ISO 3166-1 alpha-2, officially assigned codes
 ISO_COUNTRIES = frozenset(
@@ -174,3 +174,43 @@ class Page(BaseModel, Generic[T]):
     total: int
     page: int
     page_size: int
+
+
+class ReturnItemIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    line_id: int = Field(ge=0, description="the order line's position in `items` (0 = the first)")
+    quantity: int = Field(ge=1, le=10_000)
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+
+
+class ReturnCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[ReturnItemIn] = Field(min_length=1, max_length=100)
+    note: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)] | None = None
+
+
+class ReturnUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: Literal["approved", "rejected", "received"] = Field(
+        description="refunded is set by the refund itself (payments), never by hand"
+    )
+
+
+class ReturnPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    order_id: uuid.UUID
+    user_id: uuid.UUID
+    status: ReturnStatus
+    items: list[ReturnLine]
+    note: str | None
+    refund_amount: int | None = Field(description="minor units refunded for it; set once received")
+    currency: str
+    created_at: datetime
+    updated_at: datetime
+    received_at: datetime | None
+    refunded_at: datetime | None

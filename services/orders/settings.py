@@ -16,6 +16,8 @@ class OrdersSettings(CommonSettings):
     port: int = 8004
     database_url: str | None = Field(None, validation_alias="ORDERS_DATABASE_URL")
 
+    # days after delivery in which a customer may ask to return items (RETURN_WINDOW_DAYS)
+    return_window_days: int = Field(30, ge=0)
     # seconds an order may stay pending_payment before the sweeper cancels it
     order_payment_timeout: float = 1800.0
     order_sweep_interval: float = 5.0

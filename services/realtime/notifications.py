@@ -74,6 +74,11 @@ ROUTES: dict[str, tuple[str, str]] = {
     "user.registered": ("user:registered", "admins"),
     "order.status_changed": ("order:statusUpdated", "owner"),
     "order.fulfilled": ("order:fulfilled", "owner"),
+    # a return's every step, to the admins and the customer (DESIGN: return:updated)
+    **{
+        f"return.{s}": ("return:updated", "owner")
+        for s in ("requested", "approved", "rejected", "received", "refunded")
+    },
     "payment.succeeded": ("payment:succeeded", "owner"),
     "payment.failed": ("payment:failed", "owner"),
     "payment.refunded": ("payment:refunded", "owner"),

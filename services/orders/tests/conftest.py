@@ -110,7 +110,7 @@ def publish(orders_app: tuple[FastAPI, httpx.AsyncClient]) -> Callable[[Envelope
 
 
 class BusTap:
-    """Every order.* event on this run's exchange, read from a queue of our own."""
+    """Every order.* and return.* event on this run's exchange, read from a queue of our own."""
 
     def __init__(self) -> None:
         self.events: list[Envelope] = []
@@ -131,6 +131,7 @@ async def bus(infra: Infra, orders_app: tuple[FastAPI, httpx.AsyncClient]) -> As
     exchange = await channel.declare_exchange(infra.exchange, aio_pika.ExchangeType.TOPIC, durable=True)
     queue = await channel.declare_queue(exclusive=True, auto_delete=True)
     await queue.bind(exchange, routing_key="order.#")
+    await queue.bind(exchange, routing_key="return.#")
 
     async def collect(message: aio_pika.abc.AbstractIncomingMessage) -> None:
         async with message.process():
