@@ -9,7 +9,9 @@ includes building, batching and encoding the spans, not a real collector's). It 
 one product, response cache off so each request runs its query (a server span, a query span,
 a gateway client span each), directly and through the gateway, at concurrency 1 and 16, the
 three in turn for ``--rounds`` rounds, and prints the medians and the ratios to off. The six
-processes share two cores with the load generator: read ratios. Loopback only, bounded
+processes share two cores with the load generator, so it also reads each serving process's
+CPU time per request (``/proc``, every thread, the exporter's included; for the gateway rows
+the gateway's own): the figure that contention moves least. Read ratios. Loopback only, bounded
 (about a minute and a half); the database is dropped at the end. Needs PostgreSQL (``PG_DSN``) and Redis (``REDIS_URL``, for the gateway).
 """
 
@@ -51,6 +53,12 @@ class Collector:
         self.bytes += len(await request.read())
         self.exports += 1
         return web.Response(body=b"", content_type="application/x-protobuf")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU a process has used (all its threads: the span exporter's too)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def start(cmd: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -108,7 +116,12 @@ async def main() -> None:
         "CATALOG_RESPONSE_CACHE_TTL": "0",
         "RATE_LIMIT_ENABLED": "false",
     }
-    otlp = {"TRACES": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{sink_port}"}
+    # exports every 0.5 s (not 5): the encoding's CPU falls inside the measurement it belongs to
+    otlp = {
+        "TRACES": "otlp",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{sink_port}",
+        "OTEL_BSP_SCHEDULE_DELAY": "500",
+    }
     modes = {
         "off": {"TRACES": "off"},
         "on": otlp,
@@ -120,10 +133,12 @@ async def main() -> None:
     try:
         await seed(settings, products=args.products)
         urls: dict[tuple[str, str], str] = {}
+        pids: dict[tuple[str, str], int] = {}
         for mode, extra in modes.items():
             cport, gport = free_port(), free_port()
             catalog = start([sys.executable, "-m", "services.catalog"], {**env, **extra, "PORT": str(cport)})
             procs.append(catalog)
+            pids[(mode, "catalog")] = catalog.pid
             urls[(mode, "catalog")] = f"http://127.0.0.1:{cport}"
             await wait_healthy(urls[(mode, "catalog")], catalog)
             gateway = start(
@@ -131,6 +146,7 @@ async def main() -> None:
                 {**env, **extra, "PORT": str(gport), "CATALOG_URL": urls[(mode, "catalog")]},
             )
             procs.append(gateway)
+            pids[(mode, "gateway")] = gateway.pid
             urls[(mode, "gateway")] = f"http://127.0.0.1:{gport}"
             await wait_healthy(urls[(mode, "gateway")], gateway)
         path = await one_product(urls[("off", "catalog")])
@@ -146,9 +162,12 @@ async def main() -> None:
                         url = urls[(mode, target)] + path
                         async with session(concurrency) as s:
                             await warm(s, url, concurrency)
+                            cpu = cpu_seconds(pids[(mode, target)])
                             sample = await closed_loop(
                                 s, functools.partial(str, url), concurrency=concurrency, seconds=args.seconds
                             )
+                            await asyncio.sleep(0.6)  # the last export of this measurement
+                            cpu = cpu_seconds(pids[(mode, target)]) - cpu
                         if sample.errors:
                             raise SystemExit(f"{mode} {target}: {sample.said()}")
                         figures.setdefault((target, mode, concurrency), []).append(
@@ -156,6 +175,7 @@ async def main() -> None:
                                 "rps": sample.rps,
                                 "p50": pct(sample.latencies, 0.5),
                                 "p99": pct(sample.latencies, 0.99),
+                                "cpu": cpu / len(sample.latencies) * 1e6,
                             }
                         )
         await asyncio.sleep(6)  # the batch processor exports every 5 s: let the last batch arrive
@@ -163,13 +183,16 @@ async def main() -> None:
         def med(target: str, mode: str, c: int, key: str) -> float:
             return statistics.median(f[key] for f in figures[(target, mode, c)])
 
-        print(f"\n{'path':<10}{'conc':>5}{'tracing':>9}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}")
+        print(
+            f"\n{'path':<10}{'conc':>5}{'tracing':>9}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'CPU us/req':>12}"
+        )
         for concurrency in (1, 16):
             for target in ("catalog", "gateway"):
                 for mode in modes:
                     print(
                         f"{target:<10}{concurrency:>5}{mode:>9}{med(target, mode, concurrency, 'rps'):>9.0f}"
                         f"{med(target, mode, concurrency, 'p50'):>9.2f}{med(target, mode, concurrency, 'p99'):>9.2f}"
+                        f"{med(target, mode, concurrency, 'cpu'):>12.0f}"
                     )
         print()
         for concurrency in (1, 16):
@@ -178,13 +201,16 @@ async def main() -> None:
                     med(target, "off", concurrency, "rps"),
                     med(target, "off", concurrency, "p50"),
                 )
+                off_cpu = med(target, "off", concurrency, "cpu")
                 for mode in ("on", "on 10%"):
                     on_rps, on_p50 = (
                         med(target, mode, concurrency, "rps"),
                         med(target, mode, concurrency, "p50"),
                     )
+                    on_cpu = med(target, mode, concurrency, "cpu")
                     print(
-                        f"c={concurrency:<3} {target:8} {mode:7}: throughput {on_rps / off_rps:6.1%} of off, "
+                        f"c={concurrency:<3} {target:8} {mode:7}: CPU per request {on_cpu / off_cpu:5.2f}x "
+                        f"({on_cpu - off_cpu:+.0f} us), throughput {on_rps / off_rps:6.1%} of off, "
                         f"p50 {on_p50 / off_p50:5.2f}x ({on_p50 - off_p50:+.2f} ms)"
                     )
         print(
