@@ -1,18 +1,26 @@
-"""What tracing costs a request: ``python bench/tracing.py [--seconds 3] [--rounds 2]``.
+"""What tracing costs a request: ``python bench/tracing.py [--seconds 3] [--rounds 2] [--batches 20]``.
 
 Seeds 1,000 products into a fresh database and starts, as separate processes (uvicorn +
 uvloop, as deployed), three catalogs and a gateway in front of each: one pair with tracing
 off (the default), one with ``TRACES=otlp`` recording every trace, one recording 10% of them
 (``TRACES_SAMPLE_RATIO=0.1``). Spans go to a stand-in collector on loopback that this script
 runs (it answers each OTLP/HTTP export with 200 and counts the bytes, so the cost measured
-includes building, batching and encoding the spans, not a real collector's). It then reads
-one product, response cache off so each request runs its query (a server span, a query span,
-a gateway client span each), directly and through the gateway, at concurrency 1 and 16, the
-three in turn for ``--rounds`` rounds, and prints the medians and the ratios to off. The six
-processes share two cores with the load generator, so it also reads each serving process's
-CPU time per request (``/proc``, every thread, the exporter's included; for the gateway rows
-the gateway's own): the figure that contention moves least. Read ratios. Loopback only, bounded
-(about a minute and a half); the database is dropped at the end. Needs PostgreSQL (``PG_DSN``) and Redis (``REDIS_URL``, for the gateway).
+includes building, batching and encoding the spans, not a real collector's).
+
+It reads one product, response cache off so each request runs its query (a server span, a
+query span, a gateway client span each), directly and through the gateway:
+
+- under load, at concurrency 1 and 16, the three in turn for ``--rounds`` rounds: medians
+  of req/s, p50 and p99, and each serving process's CPU time per request (``/proc``, every
+  thread, the exporter's included; for the gateway rows the gateway's own);
+- in one process per case, one request at a time: the CPU per request of the fastest and
+  the median of ``--batches`` batches of 100 (contention only ever adds to a batch), and of
+  every thread. On a shared machine these are the figures to read; the six processes and
+  the load generator share two cores.
+
+Loopback only, bounded (about three minutes; ``--rounds 0`` keeps only the in-process part,
+about one and a half); the database is dropped at the end. Needs PostgreSQL (``PG_DSN``)
+and Redis (``REDIS_URL``, for the gateway).
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
+import json
 import os
 import statistics
 import subprocess
@@ -89,12 +98,56 @@ async def one_product(base: str) -> str:
     return f"/products/{body['items'][0]['id']}"
 
 
+async def in_process(target: str, path: str, batches: int, size: int) -> None:
+    """``--child``: serve ``path`` through ``target`` built in this process (tracing as the
+    environment says) and print its CPU per request as JSON: the main thread's, the fastest
+    and the median batch (contention only ever adds), and every thread's (the exporter too)."""
+    import httpx
+
+    if target == "catalog":
+        from services.catalog.app import create_app as catalog_app
+
+        app = catalog_app(CatalogSettings())
+    else:
+        from gateway.app import create_app as gateway_app
+        from gateway.settings import GatewaySettings
+
+        app = gateway_app(GatewaySettings())
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+            for _ in range(size):  # warm: connections, plan caches
+                assert (await client.get(path)).status_code == 200
+            per_batch: list[float] = []
+            process0 = time.process_time()
+            for _ in range(batches):
+                t0 = time.thread_time()
+                for _ in range(size):
+                    assert (await client.get(path)).status_code == 200
+                per_batch.append((time.thread_time() - t0) / size * 1e6)
+            await asyncio.sleep(0.7)  # the exporter's last batch
+            everything = (time.process_time() - process0) / (batches * size) * 1e6
+    print(
+        json.dumps({"min": min(per_batch), "median": statistics.median(per_batch), "all_threads": everything})
+    )
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--seconds", type=float, default=3.0, help="each measurement")
-    parser.add_argument("--rounds", type=int, default=2, help="off/on alternations (medians are printed)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=2,
+        help="off/on alternations (medians are printed); 0: only the in-process figures",
+    )
     parser.add_argument("--products", type=int, default=1000)
+    parser.add_argument("--batches", type=int, default=20, help="in-process: batches of 100 requests")
+    parser.add_argument("--child", nargs=2, metavar=("TARGET", "PATH"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        await in_process(args.child[0], args.child[1], args.batches, 100)
+        return
 
     run = uuid.uuid4().hex[:8]
     pg_dsn = os.environ.get("PG_DSN", "postgresql://postgres@127.0.0.1:5432")
@@ -178,45 +231,75 @@ async def main() -> None:
                                 "cpu": cpu / len(sample.latencies) * 1e6,
                             }
                         )
-        await asyncio.sleep(6)  # the batch processor exports every 5 s: let the last batch arrive
+        if args.rounds:
+            await asyncio.sleep(6)  # the batch processor exports every 5 s: let the last batch arrive
 
-        def med(target: str, mode: str, c: int, key: str) -> float:
-            return statistics.median(f[key] for f in figures[(target, mode, c)])
+            def med(target: str, mode: str, c: int, key: str) -> float:
+                return statistics.median(f[key] for f in figures[(target, mode, c)])
 
-        print(
-            f"\n{'path':<10}{'conc':>5}{'tracing':>9}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'CPU us/req':>12}"
-        )
-        for concurrency in (1, 16):
-            for target in ("catalog", "gateway"):
-                for mode in modes:
-                    print(
-                        f"{target:<10}{concurrency:>5}{mode:>9}{med(target, mode, concurrency, 'rps'):>9.0f}"
-                        f"{med(target, mode, concurrency, 'p50'):>9.2f}{med(target, mode, concurrency, 'p99'):>9.2f}"
-                        f"{med(target, mode, concurrency, 'cpu'):>12.0f}"
+            print(
+                f"\n{'path':<10}{'conc':>5}{'tracing':>9}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'CPU us/req':>12}"
+            )
+            for concurrency in (1, 16):
+                for target in ("catalog", "gateway"):
+                    for mode in modes:
+                        print(
+                            f"{target:<10}{concurrency:>5}{mode:>9}{med(target, mode, concurrency, 'rps'):>9.0f}"
+                            f"{med(target, mode, concurrency, 'p50'):>9.2f}{med(target, mode, concurrency, 'p99'):>9.2f}"
+                            f"{med(target, mode, concurrency, 'cpu'):>12.0f}"
+                        )
+            print()
+            for concurrency in (1, 16):
+                for target in ("catalog", "gateway"):
+                    off_rps, off_p50 = (
+                        med(target, "off", concurrency, "rps"),
+                        med(target, "off", concurrency, "p50"),
                     )
-        print()
-        for concurrency in (1, 16):
-            for target in ("catalog", "gateway"):
-                off_rps, off_p50 = (
-                    med(target, "off", concurrency, "rps"),
-                    med(target, "off", concurrency, "p50"),
+                    off_cpu = med(target, "off", concurrency, "cpu")
+                    for mode in ("on", "on 10%"):
+                        on_rps, on_p50 = (
+                            med(target, mode, concurrency, "rps"),
+                            med(target, mode, concurrency, "p50"),
+                        )
+                        on_cpu = med(target, mode, concurrency, "cpu")
+                        print(
+                            f"c={concurrency:<3} {target:8} {mode:7}: CPU per request {on_cpu / off_cpu:5.2f}x "
+                            f"({on_cpu - off_cpu:+.0f} us), throughput {on_rps / off_rps:6.1%} of off, "
+                            f"p50 {on_p50 / off_p50:5.2f}x ({on_p50 - off_p50:+.2f} ms)"
+                        )
+            print(
+                f"\nthe stand-in collector took {collector.exports} exports, {collector.bytes / 1024:.0f} KiB "
+                f"(spans are exported only by the processes with tracing on)"
+            )
+
+        # the same reads in one process, timed by CPU: what contention on a shared machine moves least
+        print("\nin-process CPU per request (us; the httpx client's included, the same in every row)")
+        print(f"{'path':<10}{'tracing':>9}{'fastest':>9}{'median':>9}{'+ exporter':>12}")
+        cpu: dict[tuple[str, str], dict[str, float]] = {}
+        for target in ("catalog", "gateway"):
+            for mode, extra in modes.items():
+                child_env = {**os.environ, **env, **extra, "CATALOG_URL": urls[("off", "catalog")]}
+                out = await asyncio.to_thread(
+                    subprocess.run,
+                    [sys.executable, __file__, "--child", target, path, "--batches", str(args.batches)],
+                    cwd=ROOT,
+                    env=child_env,
+                    capture_output=True,
+                    text=True,
+                    timeout=300,
+                    check=True,
                 )
-                off_cpu = med(target, "off", concurrency, "cpu")
-                for mode in ("on", "on 10%"):
-                    on_rps, on_p50 = (
-                        med(target, mode, concurrency, "rps"),
-                        med(target, mode, concurrency, "p50"),
-                    )
-                    on_cpu = med(target, mode, concurrency, "cpu")
-                    print(
-                        f"c={concurrency:<3} {target:8} {mode:7}: CPU per request {on_cpu / off_cpu:5.2f}x "
-                        f"({on_cpu - off_cpu:+.0f} us), throughput {on_rps / off_rps:6.1%} of off, "
-                        f"p50 {on_p50 / off_p50:5.2f}x ({on_p50 - off_p50:+.2f} ms)"
-                    )
-        print(
-            f"\nthe stand-in collector took {collector.exports} exports, {collector.bytes / 1024:.0f} KiB "
-            f"(spans are exported only by the processes with tracing on)"
-        )
+                r = cpu[(target, mode)] = json.loads(out.stdout.strip().splitlines()[-1])
+                print(f"{target:<10}{mode:>9}{r['min']:>9.0f}{r['median']:>9.0f}{r['all_threads']:>12.0f}")
+        for target in ("catalog", "gateway"):
+            off = cpu[(target, "off")]
+            for mode in ("on", "on 10%"):
+                on = cpu[(target, mode)]
+                print(
+                    f"{target:8} {mode:7}: fastest batch +{on['min'] - off['min']:.0f} us "
+                    f"({on['min'] / off['min']:.2f}x), with the exporter's thread "
+                    f"+{on['all_threads'] - off['all_threads']:.0f} us ({on['all_threads'] / off['all_threads']:.2f}x)"
+                )
     finally:
         for p in procs:
             p.terminate()
