@@ -70,7 +70,7 @@ PARTS: tuple[Part, ...] = (
         "services.payments",
         "PaymentsSettings",
         calls=("auth", "orders"),
-        consumes=("order.created", "order.status_changed"),
+        consumes=("order.created", "order.status_changed", "return.received"),
     ),
     Part(
         "realtime",

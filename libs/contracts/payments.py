@@ -20,6 +20,9 @@ class PaymentEventData(BaseModel):
     payment_intent_id: str
     reason: str | None = None
     refund_id: str | None = None
+    return_id: uuid.UUID | None = Field(
+        None, description="on a partial refund: the return it pays back (amount is then what was refunded)"
+    )
 
 
 EVENTS = EventCatalogue(
@@ -30,7 +33,9 @@ EVENTS = EventCatalogue(
         ),
         "payment.failed": EventType(PaymentEventData, "A payment attempt failed; the order stays payable."),
         "payment.refunded": EventType(
-            PaymentEventData, "A payment was refunded (after an admin cancelled a paid order)."
+            PaymentEventData,
+            "A payment was refunded: in full after an admin cancelled a paid order, or in part for a "
+            "received return (return_id, amount).",
         ),
     },
 )

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from libs.common.events import Envelope
 from libs.common.service import Subscription
 from libs.contracts.payments import PaymentEventData
-from services.orders import service
+from services.orders import returns, service
 from services.orders.context import OrdersContext
 
 
@@ -29,6 +29,10 @@ async def on_payment_refunded(
     ctx: OrdersContext, session: AsyncSession, payment: PaymentEventData, event: Envelope
 ) -> None:
     await service.record_refund(session=session, payment=payment)
+    if payment.return_id is not None:  # a received return paid back: the return is refunded
+        await returns.record_refund(
+            session=session, return_id=payment.return_id, refund_id=payment.refund_id, amount=payment.amount
+        )
 
 
 SUBSCRIPTIONS: list[Subscription[OrdersContext, Any]] = [

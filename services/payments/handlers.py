@@ -1,4 +1,5 @@
-"""Order events payments consumes: its payable-order read-model, and refunds of cancelled paid orders."""
+"""Order events payments consumes: its payable-order read-model, refunds of cancelled paid orders, and
+partial refunds of received returns."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.common.events import Envelope
 from libs.common.service import Subscription
-from libs.contracts.orders import OrderCreated, OrderStatus, OrderStatusChanged
+from libs.contracts.orders import OrderCreated, OrderStatus, OrderStatusChanged, ReturnChanged
 from services.payments import service
 from services.payments.context import PaymentsContext
 
@@ -45,7 +46,22 @@ async def on_order_status_changed(
         )
 
 
+async def on_return_received(
+    ctx: PaymentsContext, session: AsyncSession, ret: ReturnChanged, event: Envelope
+) -> None:
+    """A return's units are back: refund its share of what was paid (orders fixed the amount)."""
+    if ret.refund_amount:
+        await service.refund_return(
+            session=session,
+            provider=ctx.state.provider,
+            order_id=ret.order_id,
+            return_id=ret.return_id,
+            amount=ret.refund_amount,
+        )
+
+
 SUBSCRIPTIONS: list[Subscription[PaymentsContext, Any]] = [
     Subscription(["order.created"], OrderCreated, on_order_created),
     Subscription(["order.status_changed"], OrderStatusChanged, on_order_status_changed),
+    Subscription(["return.received"], ReturnChanged, on_return_received),
 ]

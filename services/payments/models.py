@@ -87,3 +87,16 @@ class FakeProviderObject(Base):
     kind: Mapped[str] = mapped_column(sa.Text, primary_key=True)
     key: Mapped[str] = mapped_column(sa.Text, primary_key=True)
     body: Mapped[dict] = mapped_column(sa.dialects.postgresql.JSONB, nullable=False)
+
+
+class ReturnRefund(Base):
+    """The partial refund of one received return (orders' return.received): at most one per return."""
+
+    __tablename__ = "return_refunds"
+
+    return_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    payment_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), index=True)
+    order_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    amount: Mapped[int] = mapped_column(sa.BigInteger)
+    refund_id: Mapped[str] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))

@@ -23,8 +23,8 @@ from libs.common.errors import BadRequest, Conflict, DomainError, NotFound
 from libs.common.events import publish_in
 from libs.common.http import call
 from libs.common.logging import get_logger
-from services.payments.events import payment_event
-from services.payments.models import PayableOrder, Payment
+from services.payments.events import payment_event, return_refunded
+from services.payments.models import PayableOrder, Payment, ReturnRefund
 from services.payments.provider import Intent, PaymentProvider
 from services.payments.schemas import CheckoutPublic, PaymentPublic, WebhookReceipt
 
@@ -301,6 +301,11 @@ async def apply_refund(
     ).scalar_one_or_none()
     if payment is None or payment.paid_at is None or payment.refunded_at is not None:
         return payment
+    partial = await session.scalar(
+        sa.select(ReturnRefund.refund_id).where(ReturnRefund.payment_id == payment.id).limit(1)
+    )
+    if partial is not None:
+        return payment  # refunded in full by returns, each already recorded and announced with its amount
     await _mark_refunded(session, payment, refund_id)
     return payment
 
@@ -328,6 +333,63 @@ async def refund_cancelled_order(
         intent_id=payment.payment_intent_id, amount=payment.amount, idempotency_key=f"refund-{payment.id}"
     )
     await _mark_refunded(session, payment, refund.id)
+
+
+async def refund_return(
+    *,
+    session: AsyncSession,
+    provider: PaymentProvider,
+    order_id: uuid.UUID,
+    return_id: uuid.UUID,
+    amount: int,
+) -> None:
+    """Refund a received return's share of the order's payment, once per return (consumer transaction).
+
+    Never more than is left of the payment: the returns' amounts already stay within it (orders fixes
+    them), this is the last guard before money moves."""
+    rows = (
+        (
+            await session.execute(
+                _locked(sa.select(Payment).where(Payment.order_id == order_id).order_by(Payment.created_at))
+            )
+        )
+        .scalars()
+        .all()
+    )
+    payment = next((p for p in rows if p.paid_at is not None), None)
+    if payment is None:
+        log.warning("return_without_payment", order_id=str(order_id), return_id=str(return_id))
+        return  # nothing was paid through payments (an admin marked it paid): nothing to give back
+    if await session.get(ReturnRefund, return_id) is not None:
+        return
+    before = await session.scalar(
+        sa.select(sa.func.coalesce(sa.func.sum(ReturnRefund.amount), 0)).where(
+            ReturnRefund.payment_id == payment.id
+        )
+    )
+    left = 0 if payment.refunded_at is not None else payment.amount - int(before or 0)
+    amount = min(amount, left)
+    if amount <= 0:
+        log.warning("return_nothing_left_to_refund", order_id=str(order_id), return_id=str(return_id))
+        return
+    # the key makes a redelivery after a crash between the call and the commit a no-op at the provider
+    refund = await provider.refund(
+        intent_id=payment.payment_intent_id, amount=amount, idempotency_key=f"return-{return_id}"
+    )
+    session.add(
+        ReturnRefund(
+            return_id=return_id,
+            payment_id=payment.id,
+            order_id=order_id,
+            amount=amount,
+            refund_id=refund.id,
+            created_at=_now(),
+        )
+    )
+    await publish_in(
+        session, return_refunded(payment, amount=amount, refund_id=refund.id, return_id=return_id)
+    )
+    log.info("return_refunded", order_id=str(order_id), return_id=str(return_id), amount=amount)
 
 
 async def _mark_refunded(session: AsyncSession, payment: Payment, refund_id: str | None) -> None:

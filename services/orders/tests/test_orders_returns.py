@@ -6,6 +6,7 @@ import asyncio
 import uuid
 from typing import Any
 
+from libs.common.events import Envelope
 from libs.common.testing import assert_problem, eventually
 
 
@@ -167,3 +168,38 @@ async def test_two_admins_receiving_one_return_receive_it_once(client, as_user, 
     await eventually(once)
     await asyncio.sleep(0.3)
     assert len(bus.of(order["id"], "return.received")) == 1
+
+
+async def test_the_refund_of_a_received_return_marks_it_refunded_once(
+    client, as_user, as_admin, place, bus, publish
+):
+    order = await _delivered(client, as_user, as_admin, place, quantity=2, price=1500)
+    ret = (await client.post(f"/orders/{order['id']}/returns", json=_ask(0, 1), headers=as_user)).json()
+    for to in ("approved", "received"):
+        got = await client.patch(f"/admin/returns/{ret['id']}", json={"status": to}, headers=as_admin)
+    amount = got.json()["refund_amount"]
+    refunded = Envelope.new(
+        "payment.refunded",
+        {
+            "payment_id": uuid.uuid4(),
+            "order_id": order["id"],
+            "user_id": order["user_id"],
+            "amount": amount,
+            "currency": order["currency"],
+            "payment_intent_id": "pi_1",
+            "refund_id": "re_1",
+            "return_id": ret["id"],
+        },
+        producer="payments",
+    )
+    await publish(refunded)
+    await publish(refunded)
+
+    async def marked() -> None:
+        [now] = (await client.get(f"/orders/{order['id']}/returns", headers=as_user)).json()
+        assert now["status"] == "refunded" and now["refunded_at"], now
+        assert len(bus.of(order["id"], "return.refunded")) == 1
+
+    await eventually(marked)
+    seen = (await client.get(f"/orders/{order['id']}", headers=as_user)).json()
+    assert seen["refund_amount"] == amount and seen["status"] == "delivered"
