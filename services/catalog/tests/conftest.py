@@ -15,6 +15,7 @@ from catalog_helpers import Builder, EventTap
 from libs.common.events import Envelope
 from libs.common.events.amqp import AmqpBus
 from libs.common.testing import Infra, TestKeys, serve_app, settings_for
+from libs.common.testing.infra import QUEUE_EXPIRES
 from libs.contracts import orders
 from services.catalog.app import create_app
 from services.catalog.settings import CatalogSettings
@@ -84,7 +85,9 @@ def build(client: httpx.AsyncClient, admin: dict[str, str]) -> Builder:
 @pytest_asyncio.fixture(scope="session")
 async def orders_bus(infra: Infra) -> AsyncIterator[AmqpBus]:
     """This run's exchange as the orders service sees it: to publish its facts and read catalog's DLQ."""
-    bus = AmqpBus(infra.amqp_url, exchange=infra.exchange, queue_prefix=infra.queue_prefix)
+    bus = AmqpBus(
+        infra.amqp_url, exchange=infra.exchange, queue_prefix=infra.queue_prefix, queue_expires=QUEUE_EXPIRES
+    )
     await bus.start()
     await bus.wait_connected()
     yield bus
