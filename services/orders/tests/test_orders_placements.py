@@ -224,10 +224,12 @@ async def test_several_replicas_sweep_orphans_but_never_the_stock_of_orders_bein
     for order_id in dead:
         await reserve_at(url, order_id, pid, 1)
         await leftovers(orders_app, user=uuid.uuid4(), order_id=order_id, lease_in=-1)
-    standin.delay = 1.0
+    # a lease well under catalog's answer, yet long enough that a busy machine's pauses (an event
+    # loop stalled for a few hundred ms) do not outlast it: renewals must keep the placements alive
+    standin.delay = 3.0
 
     def replica():
-        return start_orders(placement_lease=0.6, catalog_timeout=5)
+        return start_orders(placement_lease=1.5, catalog_timeout=8)
 
     try:
         async with replica() as a, replica() as b, replica() as c:
@@ -244,7 +246,7 @@ async def test_several_replicas_sweep_orphans_but_never_the_stock_of_orders_bein
                 for order_id in dead:
                     assert await placement_state(orders_app, order_id) is None
 
-            await eventually(orphans_released, timeout=10)
+            await eventually(orphans_released, timeout=15)
     finally:
         standin.delay = 0.0
     assert [a.status_code for a in answers] == [201] * 12, [a.text for a in answers if a.status_code != 201]
