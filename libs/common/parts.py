@@ -46,7 +46,13 @@ class Part:
 
 PARTS: tuple[Part, ...] = (
     Part("auth", 8001, "services.auth", "AuthSettings", calls=()),
-    Part("catalog", 8002, "services.catalog", "CatalogSettings", consumes=("order.status_changed",)),
+    Part(
+        "catalog",
+        8002,
+        "services.catalog",
+        "CatalogSettings",
+        consumes=("order.status_changed", "return.received"),
+    ),
     Part(
         "cart",
         8003,
@@ -110,6 +116,7 @@ PARTS: tuple[Part, ...] = (
             "order.created",
             "order.status_changed",
             "order.fulfilled",
+            "return.*",
             "payment.refunded",
         ),
     ),

@@ -1,4 +1,5 @@
-"""Order events the catalog consumes: a cancelled order gives its stock back, a paid one keeps it."""
+"""Order events the catalog consumes: a cancelled order gives its stock back, a paid one keeps it, and
+the units of a received return go back to stock."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.common.events import Envelope
 from libs.common.service import Subscription
-from libs.contracts.orders import OrderStatus, OrderStatusChanged
+from libs.contracts.orders import OrderStatus, OrderStatusChanged, ReturnChanged
 from services.catalog import reservations
 from services.catalog.context import CatalogContext
 
@@ -25,6 +26,20 @@ async def on_order_status_changed(
         await reservations.commit_in(session, order_id=change.order_id)
 
 
+async def on_return_received(
+    ctx: CatalogContext, session: AsyncSession, ret: ReturnChanged, event: Envelope
+) -> None:
+    """A return's units are back at the shop: they go back to their variant's stock."""
+    back = await reservations.restock_returned_in(
+        session,
+        order_id=ret.order_id,
+        lines=[(line.product_id, line.variant_id, line.quantity) for line in ret.items],
+    )
+    if back:
+        ctx.state.response_cache.clear()
+
+
 SUBSCRIPTIONS: list[Subscription[CatalogContext, Any]] = [
     Subscription(["order.status_changed"], OrderStatusChanged, on_order_status_changed),
+    Subscription(["return.received"], ReturnChanged, on_return_received),
 ]

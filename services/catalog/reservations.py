@@ -20,10 +20,13 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.common.errors import Conflict, NotFound, Unprocessable
+from libs.common.logging import get_logger
 from services.catalog import events
 from services.catalog.models import Product, Reservation, ReservationLine, Variant
 from services.catalog.schemas import ReservationCreate
 from services.catalog.variants import ROLLUP_SQL
+
+log = get_logger(__name__)
 
 _p = cast(sa.Table, Product.__table__)
 _r = cast(sa.Table, Reservation.__table__)
@@ -326,6 +329,53 @@ async def release_in(
             sa.update(_r).where(_r.c.order_id == order_id).values(status="released", updated_at=sa.func.now())
         )
     return await _stored(session, order_id)
+
+
+async def restock_returned_in(
+    session: AsyncSession, *, order_id: uuid.UUID, lines: Sequence[tuple[uuid.UUID, uuid.UUID | None, int]]
+) -> int:
+    """Received units of a return go back to their variant's stock (consumer transaction; the inbox
+    makes it once per return). A line without its variant (an order from before variants) takes the
+    variant this order reserved of that product. Returns how many units came back."""
+    reserved = {
+        row.product_id: row.variant_id
+        for row in (
+            await session.execute(
+                sa.select(_l.c.product_id, _l.c.variant_id).where(_l.c.order_id == order_id)
+            )
+        ).all()
+    }
+    units: dict[uuid.UUID, int] = {}
+    product_of: dict[uuid.UUID, uuid.UUID] = {}
+    for product_id, variant_id, quantity in lines:
+        variant = variant_id or reserved.get(product_id)
+        if variant is None:
+            log.warning("returned_units_without_variant", order_id=str(order_id), product_id=str(product_id))
+            continue
+        units[variant] = units.get(variant, 0) + quantity
+        product_of[variant] = product_id
+    if not units:
+        return 0
+    await session.execute(
+        sa.select(_p.c.id)
+        .where(_p.c.id.in_(sorted(set(product_of.values()))))
+        .order_by(_p.c.id)
+        .with_for_update()
+    )
+    ids = sorted(units)
+    restored = (
+        await session.execute(
+            sa.text(
+                "UPDATE variants v SET stock = v.stock + w.q, updated_at = now() "
+                "FROM unnest(CAST(:ids AS uuid[]), CAST(:qs AS int[])) AS w(id, q) WHERE v.id = w.id "
+                "RETURNING v.id, v.sku, v.stock"
+            ),
+            {"ids": ids, "qs": [units[i] for i in ids]},
+        )
+    ).all()
+    if restored:
+        await _rolled_up(session, restored, product_of, now=datetime.now(UTC))
+    return sum(units[r.id] for r in restored)
 
 
 async def release(*, session: AsyncSession, order_id: uuid.UUID) -> dict[str, Any]:

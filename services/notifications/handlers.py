@@ -14,7 +14,13 @@ from libs.common.events import Envelope
 from libs.common.logging import get_logger
 from libs.common.service import Subscription
 from libs.contracts.auth import UserRegistered
-from libs.contracts.orders import OrderCreated, OrderFulfilled, OrderStatus, OrderStatusChanged
+from libs.contracts.orders import (
+    OrderCreated,
+    OrderFulfilled,
+    OrderStatus,
+    OrderStatusChanged,
+    ReturnChanged,
+)
 from libs.contracts.payments import PaymentEventData
 from services.notifications import recipients
 from services.notifications import service as notifications
@@ -105,9 +111,33 @@ async def on_order_fulfilled(
     )
 
 
+async def on_return_changed(
+    ctx: NotificationsContext, session: AsyncSession, ret: ReturnChanged, event: Envelope
+) -> None:
+    """Every step of a return, told to the customer (the refund's own mail is this one's last step)."""
+    await _mail_customer(
+        ctx,
+        session,
+        event=event,
+        template="return_update",
+        user_id=ret.user_id,
+        order_id=ret.order_id,
+        total=None,
+        currency=ret.currency,
+        context={
+            "status": str(ret.status),
+            "items": [i.model_dump(mode="json") for i in ret.items],
+            "refund_amount": ret.refund_amount or 0,
+            "currency": ret.currency,
+        },
+    )
+
+
 async def on_payment_refunded(
     ctx: NotificationsContext, session: AsyncSession, payment: PaymentEventData, event: Envelope
 ) -> None:
+    if payment.return_id is not None:
+        return  # a return's refund: return.refunded mails it, with the items
     await _mail_customer(
         ctx,
         session,
@@ -161,5 +191,6 @@ SUBSCRIPTIONS: list[Subscription[NotificationsContext, Any]] = [
     Subscription(["order.created"], OrderCreated, on_order_created),
     Subscription(["order.status_changed"], OrderStatusChanged, on_order_status_changed),
     Subscription(["order.fulfilled"], OrderFulfilled, on_order_fulfilled),
+    Subscription(["return.*"], ReturnChanged, on_return_changed),
     Subscription(["payment.refunded"], PaymentEventData, on_payment_refunded),
 ]

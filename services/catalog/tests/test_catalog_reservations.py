@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -12,6 +13,7 @@ from catalog_helpers import Builder, EventTap
 from libs.common.events import Envelope
 from libs.common.events.amqp import AmqpBus
 from libs.common.testing import assert_problem, dead_lettered, eventually
+from libs.contracts import orders
 
 
 def order(*items: tuple[dict[str, Any], int], order_id: uuid.UUID | None = None) -> dict[str, Any]:
@@ -240,3 +242,62 @@ async def test_an_order_event_not_matching_the_orders_model_is_dead_lettered_and
     letter = await dead_lettered(orders_bus, "catalog", bad.id)
     assert "not a valid OrderStatusChanged" in letter.error and "user_id: Field required" in letter.error
     assert await stock_of(client, admin, p) == 3
+
+
+async def test_the_units_of_a_received_return_go_back_to_their_variant_once(
+    client: httpx.AsyncClient,
+    build: Builder,
+    internal: dict[str, str],
+    admin: dict[str, str],
+    orders_bus: AmqpBus,
+    publish_order_status: Any,
+    event_tap: EventTap,
+) -> None:
+    cat = await build.category()
+    p = await build.product(cat["id"], stock=5)
+    sold = order((p, 3))
+    assert (await client.post("/internal/reservations", json=sold, headers=internal)).status_code == 201
+    await publish_order_status(sold["order_id"], "paid")
+    assert await stock_of(client, admin, p) == 2
+    received = orders.EVENTS.envelope(
+        "return.received",
+        {
+            "return_id": uuid.uuid4(),
+            "order_id": sold["order_id"],
+            "user_id": uuid.uuid4(),
+            "status": "received",
+            # an order line from before variants names no variant: the one the order reserved comes back
+            "items": [
+                {
+                    "line_id": 0,
+                    "product_id": p["id"],
+                    "variant_id": None,
+                    "name": p["name"],
+                    "quantity": 2,
+                    "reason": "too big",
+                    "refund_amount": 100,
+                },
+            ],
+            "note": None,
+            "refund_amount": 100,
+            "currency": "USD",
+            "by": str(uuid.uuid4()),
+            "at": datetime.now(UTC),
+        },
+    )
+    await orders_bus.publish(received)
+    await orders_bus.publish(received)  # redelivered
+
+    async def restocked() -> None:
+        assert await stock_of(client, admin, p) == 4
+
+    await eventually(restocked)
+    await asyncio.sleep(0.3)
+    assert await stock_of(client, admin, p) == 4
+    variant = (await client.get(f"/admin/products/{p['id']}", headers=admin)).json()["variants"][0]
+    assert variant["stock"] == 4
+
+    async def told() -> None:
+        assert [e.data["stock"] for e in event_tap.of("stock.changed", product_id=p["id"])][-1:] == [4]
+
+    await eventually(told)

@@ -316,3 +316,69 @@ async def test_senders_racing_for_the_same_mail_send_it_once(shop: Shop) -> None
         [row] = await shop.settled(to=address)
         assert row["status"] == "sent"
         assert len(shop.smtp.to(address)) == 1, address
+
+
+def return_event(
+    user_id: str, order_id: uuid.UUID, return_id: uuid.UUID, status: str, amount: int | None
+) -> Envelope:
+    return Envelope.new(
+        f"return.{status}",
+        {
+            "return_id": return_id,
+            "order_id": order_id,
+            "user_id": user_id,
+            "status": status,
+            "items": [
+                {
+                    "line_id": 0,
+                    "product_id": uuid.uuid4(),
+                    "name": "Tea <b>cup</b>",
+                    "quantity": 1,
+                    "reason": "chipped",
+                    "refund_amount": amount,
+                },
+            ],
+            "note": None,
+            "refund_amount": amount,
+            "currency": "EUR",
+            "by": "payments",
+            "at": datetime.now(UTC),
+        },
+        producer="orders",
+    )
+
+
+async def test_each_step_of_a_return_is_mailed_and_its_refund_once(shop: Shop) -> None:
+    user = await shop.sign_up(name="Ada Return")
+    await shop.mails_to(user["email"])  # the welcome
+    order_id, return_id = uuid.uuid4(), uuid.uuid4()
+    number = str(order_id)[:8].upper()
+    await shop.publish(return_event(user["id"], order_id, return_id, "requested", None))
+    await shop.publish(return_event(user["id"], order_id, return_id, "received", 1295))
+    refund = Envelope.new(
+        "payment.refunded",
+        {
+            "payment_id": uuid.uuid4(),
+            "order_id": order_id,
+            "user_id": user["id"],
+            "amount": 1295,
+            "currency": "EUR",
+            "payment_intent_id": "pi_1",
+            "refund_id": "re_1",
+            "return_id": return_id,
+        },
+        producer="payments",
+    )
+    await shop.publish(refund)  # the return's refund: told by return.refunded, not a second mail
+    await shop.publish(return_event(user["id"], order_id, return_id, "refunded", 1295))
+    mails = await shop.mails_to(user["email"], 4)
+    subjects = [str(m.message["Subject"]) for m in mails[1:]]
+    assert subjects == [
+        f"We received your return request for order {number}",
+        f"We received the items you returned from order {number}",
+        f"Lovelace & Co refunded 12.95 EUR for your return from order {number}",
+    ]
+    assert "1 x Tea <b>cup</b> (chipped)" in mails[1].text and "Tea &lt;b&gt;cup&lt;/b&gt;" in mails[1].html
+    assert "12.95 EUR will be refunded" in mails[2].text
+    rows = await shop.settled(to=user["email"])
+    assert [r["template"] for r in rows].count("return_update") == 3 and len(rows) == 4
