@@ -122,7 +122,8 @@ def setup(
 
 
 def stop() -> None:
-    """Stop tracing in this process (tests): libraries uninstrumented, the hot paths back to one test.
+    """Stop tracing in this process (tests): libraries uninstrumented, the hot paths back to one test,
+    and no span recorded from then on (FastAPI's own telemetry in a test's stand-in app included).
 
     The provider stays (OpenTelemetry sets it once per process); a later ``setup`` reuses it.
     """
@@ -382,7 +383,7 @@ class WorkOnly(Sampler):
         links: Any = None,
         trace_state: Any = None,
     ) -> SamplingResult:
-        if name in _TRANSACTION_BRACKETS:
+        if not _enabled or name in _TRANSACTION_BRACKETS:  # stopped (tests): nothing is recorded
             return _DROP
         parent = trace.get_current_span(parent_context).get_span_context()
         if parent.is_valid:

@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace.sampling import Decision
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
 
+from libs.common import tracing
 from libs.common.config import CommonSettings
 from libs.common.tracing import WorkOnly
 
 TRACE_ID = 0x5B8EFFF798038103D269B633813FC60C
+
+
+@pytest.fixture(autouse=True)
+def tracing_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sampler as in a process that traces (a stopped one records nothing)."""
+    monkeypatch.setattr(tracing, "_enabled", True)
+
+
+def test_a_stopped_process_records_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tracing, "_enabled", False)
+    assert WorkOnly().should_sample(None, TRACE_ID, "GET /x", SpanKind.SERVER).decision == Decision.DROP
 
 
 def _under(sampled: bool) -> object:
