@@ -252,3 +252,68 @@ async def test_an_integrators_api_key_does_what_its_scopes_say_until_it_is_revok
     again = await gw.patch(f"/admin/products/{product.json()['id']}", headers=key, json={"stock": 9})
     assert_problem(again, 401)
     assert (await gw.get(f"/products/{product.json()['id']}")).json()["stock"] == 4
+
+
+async def test_a_delivered_order_is_partly_returned_and_refunded_and_the_customer_is_told_each_step(
+    gw: httpx.AsyncClient, stack: Stack
+) -> None:
+    boss = await admin(gw)
+    product = await make_product(gw, boss, stock=10, price=2000)
+    buyer = await customer(gw, "returner")
+    order = (await buyer.place_order(items=[{"product_id": product["id"], "quantity": 3}])).json()
+    await buyer.pay(order["id"])
+    await buyer.wait_status(order["id"], "paid")
+    url = f"/admin/orders/{order['id']}/status"
+    for body in (
+        {"status": "processing"},
+        {
+            "status": "shipped",
+            "carrier": "UPS",
+            "tracking_number": "1Z999AA10123456784",
+            "tracking_url": "https://www.ups.com/track?tracknum=1Z999AA10123456784",
+        },
+        {"status": "delivered"},
+    ):
+        resp = await gw.patch(url, json=body, headers=boss.auth)
+        assert resp.status_code == 200, resp.text
+    assert (await gw.get(f"/products/{product['id']}")).json()["stock"] == 7
+
+    asked = await gw.post(
+        f"/orders/{order['id']}/returns",
+        json={"items": [{"line_id": 0, "quantity": 2, "reason": "too many"}]},
+        headers=buyer.auth,
+    )
+    assert asked.status_code == 201, asked.text
+    ret = asked.json()
+    for to in ("approved", "received"):
+        moved = await gw.patch(f"/admin/returns/{ret['id']}", json={"status": to}, headers=boss.auth)
+        assert moved.status_code == 200, moved.text
+    amount = moved.json()["refund_amount"]
+    assert amount == order["total"] * 2 // 3
+
+    async def refunded() -> None:
+        [now] = (await gw.get(f"/orders/{order['id']}/returns", headers=buyer.auth)).json()
+        assert now["status"] == "refunded", now
+        assert (await buyer.order(order["id"]))["refund_amount"] == amount
+        assert (await gw.get(f"/products/{product['id']}")).json()["stock"] == 9  # two units back
+
+    await eventually(refunded, timeout=30)
+    if stack.mail is not None:
+        number = order["id"][:8].upper()
+
+        async def mailed_once_each() -> None:
+            subjects = sorted(str(m["Subject"]) for m in stack.mail.to(buyer.email))
+            assert subjects == sorted(
+                [
+                    "Welcome to Shop, Test Shopper",
+                    f"Your Shop order {number} is confirmed",
+                    f"Your Shop order {number} is on its way",
+                    f"Your Shop order {number} was delivered",
+                    f"We received your return request for order {number}",
+                    f"Your return for order {number} is approved: please send the items",
+                    f"We received the items you returned from order {number}",
+                    f"Shop refunded {amount // 100}.{amount % 100:02d} USD for your return from order {number}",
+                ]
+            ), subjects
+
+        await eventually(mailed_once_each, timeout=30)

@@ -18,7 +18,8 @@
 
   const REFRESH_KEY = "shop.console.refresh";
   const NOTIFICATIONS = [
-    "order:created", "order:statusUpdated", "order:fulfilled", "payment:succeeded", "payment:failed", "payment:refunded",
+    "order:created", "order:statusUpdated", "order:fulfilled", "return:updated",
+    "payment:succeeded", "payment:failed", "payment:refunded",
     "category:added", "category:updated", "category:deleted", "product:added", "product:updated",
     "product:deleted", "stock:updated", "user:registered",
     "promotion:added", "promotion:updated", "promotion:deleted", "promotion:claimed", "promotion:released",
@@ -42,7 +43,7 @@
     emails: [], emailsTotal: 0, emailsTimer: null,
   };
   // the events after which notifications mails a customer: the e-mail list is reloaded shortly after
-  const MAILING = new Set(["user:registered", "order:statusUpdated", "order:fulfilled", "payment:refunded"]);
+  const MAILING = new Set(["user:registered", "order:statusUpdated", "order:fulfilled", "return:updated", "payment:refunded"]);
 
   class ApiError extends Error {
     constructor(status, problem, retryAfter) {
@@ -568,6 +569,12 @@
         const f = d.fulfillment || {};
         return "Order " + shortId(d.order_id) + " shipped" + (f.carrier ? " with " + f.carrier : "")
           + (f.tracking_number ? " (tracking " + f.tracking_number + ")" : "") + ".";
+      }
+      case "return:updated": {
+        const units = (d.items || []).reduce((n, i) => n + (i.quantity || 0), 0);
+        return "Return of " + units + (units === 1 ? " item" : " items") + " from " + order + " " + label(d.status)
+          + (d.refund_amount != null && (d.status === "received" || d.status === "refunded")
+            ? " (" + money(d.refund_amount, d.currency) + ")" : "") + ".";
       }
       case "payment:succeeded": return "Payment of " + money(d.amount, d.currency) + " received for " + order + ".";
       case "payment:failed": return "Payment failed for " + order + (d.reason ? ": " + d.reason : "") + ".";
