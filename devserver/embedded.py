@@ -210,6 +210,13 @@ def part_overrides(
     if not configured("INTERNAL_API_TOKEN"):
         # not the published dev default: from it any local process could forge the gateway's proof
         values["internal_api_token"] = _RUN_INTERNAL_TOKEN
+    if part.name == "notifications":
+        # webhooks to a receiver on this machine or its network are what trying them locally means
+        values["webhook_allow_private"] = (configured("WEBHOOK_ALLOW_PRIVATE") or "true").lower() in (
+            "1",
+            "true",
+            "yes",
+        )
     if infra.mailbox is not None:
         # auth's reset codes and notifications' customer e-mails go to the catcher, and admins read it
         values.update(smtp_host="127.0.0.1", smtp_port=infra.smtp_port, smtp_starttls=False, smtp_tls=False)

@@ -133,6 +133,19 @@ ROUTES: list[Route] = [
     r("GET", "/admin/emails/{email_id}", "notifications", "A"),
     r("POST", "/admin/emails/{email_id}/retry", "notifications", "A"),
     r("GET", "/admin/mailbox", "notifications", "A"),
+    # webhooks: admins, and API keys with webhooks:read / webhooks:write
+    r("GET POST", "/admin/webhooks", "notifications", "A", area="webhooks"),
+    r("GET PATCH DELETE", "/admin/webhooks/{webhook_id}", "notifications", "A", area="webhooks"),
+    r("POST", "/admin/webhooks/{webhook_id}/rotate-secret", "notifications", "A", area="webhooks"),
+    r("GET", "/admin/webhooks/{webhook_id}/deliveries", "notifications", "A", area="webhooks"),
+    r("GET", "/admin/webhooks/{webhook_id}/deliveries/{delivery_id}", "notifications", "A", area="webhooks"),
+    r(
+        "POST",
+        "/admin/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver",
+        "notifications",
+        "A",
+        area="webhooks",
+    ),
     # realtime: the admin console page and Socket.IO long-polling (websockets: gateway.sockets)
     r("GET", "/console", "realtime", "P"),
     r("GET", "/console/{rest:path}", "realtime", "P"),

@@ -66,6 +66,8 @@ def base_env() -> dict[str, str]:
     # every part shares one credential, and not the published dev default: from that any local
     # process could forge the gateway's X-Forwarded-Proof (libs/common/forwarding.py)
     env.setdefault("INTERNAL_API_TOKEN", secrets.token_urlsafe(32))
+    # webhooks may target receivers on this machine or its network (refused in production)
+    env.setdefault("WEBHOOK_ALLOW_PRIVATE", "true")
     return env
 
 

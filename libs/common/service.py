@@ -26,7 +26,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.routing import APIRoute
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -110,6 +110,13 @@ async def service_context(request: Request) -> ServiceContext[Any, Any]:
     """
     ctx: ServiceContext[Any, Any] = request.app.state.ctx
     return ctx
+
+
+class RawData(BaseModel):
+    """The data of any event, unparsed: for a subscription that forwards events whole (webhooks)
+    rather than reading them. The envelope the handler gets is the event as published."""
+
+    model_config = ConfigDict(extra="allow")
 
 
 @dataclass(frozen=True)

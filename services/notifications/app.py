@@ -15,6 +15,8 @@ from services.notifications.context import open_sender
 from services.notifications.handlers import SUBSCRIPTIONS
 from services.notifications.service import run_sender
 from services.notifications.settings import NotificationsSettings, get_settings
+from services.notifications.webhook_api import webhook_router
+from services.notifications.webhook_sender import run_webhook_sender
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -26,11 +28,11 @@ def create_app(
     return create_service_app(
         settings=settings,
         title="Shop notifications service",
-        routers=[admin_router],
+        routers=[admin_router, webhook_router],
         state=open_sender,
         migrations=MIGRATIONS,
         subscriptions=SUBSCRIPTIONS,
-        background=[run_sender],
+        background=[run_sender, run_webhook_sender],
         bus=bus,
         redis=redis,
         description=notifications.__doc__ or "",

@@ -1,4 +1,5 @@
-"""Notifications' running context, typed once: its settings and the sender's wake-up signal."""
+"""Notifications' running context, typed once: its settings, the mail sender's wake-up signal and the
+webhook sender's state."""
 
 from __future__ import annotations
 
@@ -12,12 +13,14 @@ from fastapi import Depends
 
 from libs.common.service import Kernel, ServiceContext, service_context
 from services.notifications.settings import NotificationsSettings
+from services.notifications.webhook_security import WebhookState, open_webhooks
 
 
 @dataclass
 class Sender:
     """Wakes the sender loop when a delivery is committed, so a mail goes out without waiting a poll."""
 
+    webhooks: WebhookState
     due: asyncio.Event = field(default_factory=asyncio.Event)
 
     def wake(self) -> None:
@@ -26,7 +29,8 @@ class Sender:
 
 @contextlib.asynccontextmanager
 async def open_sender(kernel: Kernel[Any]) -> AsyncIterator[Sender]:
-    yield Sender()
+    async with open_webhooks(kernel.settings) as webhooks:
+        yield Sender(webhooks=webhooks)
 
 
 NotificationsContext = ServiceContext[NotificationsSettings, Sender]

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.common.events import Envelope
 from libs.common.logging import get_logger
-from libs.common.service import Subscription
+from libs.common.service import RawData, Subscription
 from libs.contracts.auth import UserRegistered
 from libs.contracts.orders import (
     OrderCreated,
@@ -22,7 +22,7 @@ from libs.contracts.orders import (
     ReturnChanged,
 )
 from libs.contracts.payments import PaymentEventData
-from services.notifications import recipients
+from services.notifications import recipients, webhooks
 from services.notifications import service as notifications
 from services.notifications.context import NotificationsContext
 from services.notifications.models import OrderSummary
@@ -186,6 +186,11 @@ async def _mail_customer(
     )
 
 
+async def on_any_event(ctx: NotificationsContext, session: AsyncSession, _: RawData, event: Envelope) -> None:
+    """Every event is a delivery for each webhook endpoint whose patterns match it (the envelope as is)."""
+    await webhooks.enqueue(ctx, session, event=event)
+
+
 SUBSCRIPTIONS: list[Subscription[NotificationsContext, Any]] = [
     Subscription(["user.registered"], UserRegistered, on_user_registered),
     Subscription(["order.created"], OrderCreated, on_order_created),
@@ -193,4 +198,5 @@ SUBSCRIPTIONS: list[Subscription[NotificationsContext, Any]] = [
     Subscription(["order.fulfilled"], OrderFulfilled, on_order_fulfilled),
     Subscription(["return.*"], ReturnChanged, on_return_changed),
     Subscription(["payment.refunded"], PaymentEventData, on_payment_refunded),
+    Subscription(["#"], RawData, on_any_event),
 ]

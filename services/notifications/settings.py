@@ -44,6 +44,28 @@ class NotificationsSettings(CommonSettings):
     # how often the sender looks for due deliveries when nothing wakes it
     email_poll_interval: float = 5.0
 
+    # webhooks (services/notifications/webhooks.py). Targets resolving to private, loopback, link-local,
+    # multicast or reserved addresses are refused unless WEBHOOK_ALLOW_PRIVATE (tests, make dev, make up)
+    webhook_allow_private: bool = False
+    # a delivery is retried with back-off (WEBHOOK_RETRY_BASE seconds doubling up to WEBHOOK_RETRY_MAX)
+    # for WEBHOOK_RETRY_FOR seconds after it was made (3 days), then failed
+    webhook_retry_for: float = 3 * 24 * 3600.0
+    webhook_retry_base: float = 30.0
+    webhook_retry_max: float = 3 * 3600.0
+    # seconds one POST may take, connecting and reading the answer included
+    webhook_timeout: float = 10.0
+    # POSTs in flight at once to one endpoint, and in all (per replica)
+    webhook_endpoint_concurrency: int = Field(2, ge=1)
+    webhook_concurrency: int = Field(50, ge=1)
+    # failed attempts in a row that turn an endpoint off (webhook.disabled tells the admins)
+    webhook_disable_after: int = Field(15, ge=1)
+    # seconds the old secret keeps signing beside the new one after a rotation (default a day)
+    webhook_secret_overlap: float = 24 * 3600.0
+    # how much of a receiver's answer is kept with each attempt (bytes)
+    webhook_response_body_limit: int = 1024
+    # how often the webhook sender looks for due deliveries when nothing wakes it
+    webhook_poll_interval: float = 2.0
+
     # a Maildir that the dev SMTP catcher (make dev) writes; GET /admin/mailbox lists it when set
     dev_mailbox_dir: str | None = None
 

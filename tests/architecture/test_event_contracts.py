@@ -12,6 +12,7 @@ from libs import contracts
 from libs.common.events import Envelope, topic_matches
 from libs.common.events.bus import PoisonMessage
 from libs.common.parts import PARTS, Part
+from libs.common.service import RawData
 from libs.contracts.catalog import StockChanged
 
 PUBLISHED = {key: event.model for c in contracts.catalogues() for key, event in c.events.items()}
@@ -27,7 +28,8 @@ def test_each_subscription_parses_the_model_its_producer_publishes(part: Part) -
     for sub in importlib.import_module(f"{part.module}.handlers").SUBSCRIPTIONS:
         for pattern in sub.patterns:
             models = {PUBLISHED[key] for key in PUBLISHED if topic_matches(pattern, key)}
-            assert models == {sub.model}, (
+            # RawData forwards the data unread (webhooks): it reads no producer's model
+            assert sub.model is RawData or models == {sub.model}, (
                 f"{part.name} reads {pattern} as {sub.model.__name__}, published as {models}"
             )
             assert any(topic_matches(bound, pattern) for bound in part.consumes), (
