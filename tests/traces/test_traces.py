@@ -24,6 +24,7 @@ from libs.common import tracing
 from libs.common.testing import Infra, TestKeys, eventually, serve_app, settings_for
 from libs.common.testing.apps import free_port
 
+CLIENT_TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 ADDRESS = {
     "name": "Ada Lovelace",
     "line1": "12 Analytical Row",
@@ -135,7 +136,8 @@ async def test_an_order_is_one_trace_from_the_gateway_to_the_admins_socket(
         try:
             placed = await gw.post(
                 "/orders",
-                headers=keys.bearer(user_id=uuid.uuid4(), role="user"),
+                # a client's own trace context is not continued: the gateway, the edge, starts the trace
+                headers={**keys.bearer(user_id=uuid.uuid4(), role="user"), "traceparent": CLIENT_TRACEPARENT},
                 json={
                     "shipping_address": ADDRESS,
                     "items": [{"product_id": product.json()["id"], "quantity": 2}],
@@ -170,6 +172,7 @@ async def test_an_order_is_one_trace_from_the_gateway_to_the_admins_socket(
 
     # the trace starts at the gateway and reaches the socket through orders, the outbox and realtime
     assert steps[0] == (SpanKind.SERVER, "gateway", "POST /orders"), steps
+    assert chain[0].parent is None and f"{chain[0].context.trace_id:032x}" not in CLIENT_TRACEPARENT
     assert (SpanKind.SERVER, "orders", "POST /orders") in steps, steps
     assert steps[-3:] == [
         (SpanKind.PRODUCER, "orders", "order.created publish"),  # the outbox relay
