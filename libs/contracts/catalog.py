@@ -48,6 +48,19 @@ class VariantPublic(BaseModel):
     position: int = 0
 
 
+class ImagePublic(BaseModel):
+    """An uploaded image: re-encoded without metadata, with two thumbnails (``small``, ``medium``)."""
+
+    id: uuid.UUID
+    url: str
+    alt: str
+    position: int
+    width: int
+    height: int
+    variant_id: uuid.UUID | None = None
+    thumbnails: dict[str, str]
+
+
 class ProductPublic(BaseModel):
     id: uuid.UUID
     name: str
@@ -70,6 +83,8 @@ class ProductPublic(BaseModel):
     # price is the lowest active variant's, stock the sum over active variants
     options: list[ProductOption] = []
     variants: list[VariantPublic] = []
+    # uploaded images in order (``images`` keeps the first wave's plain URLs)
+    media: list[ImagePublic] = []
 
 
 class VariantStock(BaseModel):

@@ -8,13 +8,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from starlette.responses import Response
 
 from libs.common.auth import AdminUser, InternalCaller, OptionalUser
 from libs.common.db import SessionDep
 from libs.common.headers import etag_matches
-from services.catalog import browse, reservations
+from services.catalog import browse, images, reservations
 from services.catalog import service as catalog
 from services.catalog.context import CatalogContext, Ctx
 from services.catalog.schemas import (
@@ -22,6 +22,8 @@ from services.catalog.schemas import (
     CategoryPublic,
     CategoryReplace,
     CategoryUpdate,
+    ImagePublic,
+    ImageUpdate,
     ProductCreate,
     ProductPage,
     ProductPublic,
@@ -289,6 +291,49 @@ async def retire_variant(
 ) -> Response:
     """Retire a variant: no longer sold, kept for order history (the last one cannot go)."""
     await catalog.retire_variant(session=session, product_id=product_id, variant_id=variant_id)
+    return Response(status_code=204)
+
+
+@admin_router.post("/products/{product_id}/images", status_code=201, responses={201: {"model": ImagePublic}})
+async def upload_image(
+    product_id: uuid.UUID,
+    _: AdminUser,
+    session: SessionDep,
+    ctx: Ctx,
+    file: Annotated[UploadFile, File(description="JPEG, PNG or WebP; the type is read from the bytes")],
+    alt: Annotated[str, Form(max_length=500)] = "",
+) -> Response:
+    """Add an image (multipart): re-encoded without metadata, two thumbnails, stored in object storage."""
+    s = ctx.settings
+    data = await file.read(s.media_max_bytes + 1)
+    return _json(
+        await images.upload(
+            session=session,
+            store=ctx.state.media,
+            product_id=product_id,
+            data=data,
+            alt=alt,
+            max_bytes=s.media_max_bytes,
+            max_pixels=s.media_max_pixels,
+        ),
+        201,
+    )
+
+
+@admin_router.patch("/products/{product_id}/images/{image_id}", responses={200: {"model": ImagePublic}})
+async def update_image(
+    product_id: uuid.UUID, image_id: uuid.UUID, body: ImageUpdate, _: AdminUser, session: SessionDep
+) -> Response:
+    """Change an image's alt text, position or the variant it shows."""
+    return _json(await images.update(session=session, product_id=product_id, image_id=image_id, data=body))
+
+
+@admin_router.delete("/products/{product_id}/images/{image_id}", status_code=204)
+async def delete_image(
+    product_id: uuid.UUID, image_id: uuid.UUID, _: AdminUser, session: SessionDep, ctx: Ctx
+) -> Response:
+    """Delete an image and its bytes."""
+    await images.delete(session=session, store=ctx.state.media, product_id=product_id, image_id=image_id)
     return Response(status_code=204)
 
 

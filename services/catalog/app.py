@@ -11,14 +11,17 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 
 from libs.common.events import EventBus
+from libs.common.logging import get_logger
 from libs.common.service import Kernel, create_service_app
 from services.catalog.api import admin_router, internal_router, router
 from services.catalog.cache import ResponseCache
 from services.catalog.context import CatalogState
 from services.catalog.handlers import SUBSCRIPTIONS
+from services.catalog.media import MediaStore
 from services.catalog.settings import CatalogSettings, get_settings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+log = get_logger(__name__)
 
 
 async def _no_reset(_: asyncpg.Connection) -> None:
@@ -45,9 +48,17 @@ async def open_state(kernel: Kernel[CatalogSettings]) -> AsyncIterator[CatalogSt
         # always does); these reads take milliseconds
         server_settings={"jit": "off"},
     )
+    store = MediaStore(settings)
+    if store.enabled:
+        try:  # a fresh dev or test server has no bucket yet; a real one is provisioned
+            await store.ensure_bucket()
+        except Exception as exc:  # storage down at start: uploads answer 503 until it is back
+            log.warning("media_bucket_unchecked", error=str(exc)[:200])
     try:
         yield CatalogState(
-            read_pool=pool, response_cache=ResponseCache(ttl=settings.catalog_response_cache_ttl)
+            read_pool=pool,
+            response_cache=ResponseCache(ttl=settings.catalog_response_cache_ttl),
+            media=store,
         )
     finally:
         await pool.close()

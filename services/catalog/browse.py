@@ -97,6 +97,16 @@ _VARIANTS = (
     "'is_active', v.is_active, 'image_id', v.image_id, 'position', v.position) ORDER BY v.position, v.id), "
     "'[]'::jsonb)::text FROM variants v WHERE v.product_id = p.id AND v.retired_at IS NULL) AS variants"
 )
+# a page's uploaded images, URLs built as schemas.image_wire builds them
+_MEDIA = (
+    "(SELECT coalesce(jsonb_agg(jsonb_build_object('id', i.id, "
+    "'url', i.base_url || '/' || i.prefix || '/original.' || i.extension, 'alt', i.alt, "
+    "'position', i.position, 'width', i.width, 'height', i.height, 'variant_id', i.variant_id, "
+    "'thumbnails', jsonb_build_object('small', i.base_url || '/' || i.prefix || '/small.' || i.extension, "
+    "'medium', i.base_url || '/' || i.prefix || '/medium.' || i.extension)) "
+    "ORDER BY i.position, i.created_at, i.id), '[]'::jsonb)::text FROM product_images i "
+    "WHERE i.product_id = p.id) AS media"
+)
 _ITEM_FIELDS = [f for f in PRODUCT_FIELDS if f not in ("images", "attributes")]
 
 # Facets of the filtered set in one statement: products per (direct) category, products per
@@ -189,7 +199,7 @@ async def list_products(*, conn: asyncpg.Connection, query: ProductQuery) -> dic
         f"WITH page AS (SELECT id AS pid, {keys[0]} AS k0, {keys[1]} AS k1 FROM products WHERE {cond} "  # noqa: S608
         f"ORDER BY 2 {directions[0]}, 3 {directions[1]} LIMIT {limit} OFFSET {offset}) "
         f"SELECT {_OUT}, p.images::text AS images, p.attributes::text AS attributes, "
-        f"p.options::text AS options, {_VARIANTS}, "
+        f"p.options::text AS options, {_VARIANTS}, {_MEDIA}, "
         f"(SELECT count(*) FROM products WHERE {cond}) AS total "
         f"FROM page JOIN products p ON p.id = page.pid ORDER BY page.k0 {directions[0]}, page.k1 {directions[1]}"
     )
@@ -217,6 +227,7 @@ async def list_products(*, conn: asyncpg.Connection, query: ProductQuery) -> dic
         item["attributes"] = orjson.Fragment(r["attributes"])
         item["options"] = orjson.Fragment(r["options"])
         item["variants"] = orjson.Fragment(r["variants"])
+        item["media"] = orjson.Fragment(r["media"])
         item["deleted"], item["deleted_at"] = False, None
         items.append(item)
     page = {"items": items, "total": total, "page": query.page, "page_size": query.page_size}

@@ -10,6 +10,7 @@ from fastapi import Depends
 
 from libs.common.service import ServiceContext, service_context
 from services.catalog.cache import ResponseCache
+from services.catalog.media import MediaStore
 from services.catalog.settings import CatalogSettings
 
 
@@ -19,6 +20,8 @@ class CatalogState:
     read_pool: asyncpg.Pool
     # public reads, micro-cached; every write clears it
     response_cache: ResponseCache
+    # product images' object storage (disabled without MEDIA_S3_ENDPOINT)
+    media: MediaStore
 
 
 CatalogContext = ServiceContext[CatalogSettings, CatalogState]

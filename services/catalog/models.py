@@ -200,6 +200,30 @@ class Variant(Base):
     )
 
 
+class ProductImage(Base):
+    """An uploaded image of a product (optionally shown for one variant); its bytes are in object storage."""
+
+    __tablename__ = "product_images"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    product_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), sa.ForeignKey("products.id", ondelete="CASCADE"), index=True
+    )
+    variant_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), sa.ForeignKey("variants.id", ondelete="SET NULL")
+    )
+    # objects <prefix>/{original,small,medium}.<extension> in the bucket, served under base_url
+    # (the public URL when it was stored)
+    base_url: Mapped[str] = mapped_column(sa.Text)
+    prefix: Mapped[str] = mapped_column(sa.Text)
+    extension: Mapped[str] = mapped_column(sa.String(8))
+    alt: Mapped[str] = mapped_column(sa.Text, server_default="")
+    position: Mapped[int] = mapped_column(sa.Integer, server_default="0")
+    width: Mapped[int] = mapped_column(sa.Integer)
+    height: Mapped[int] = mapped_column(sa.Integer)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())
+
+
 class OptionPair(Base):
     """One (option name, value) pair any variant ever had, numbered for facets."""
 

@@ -18,6 +18,7 @@ from pydantic import (
 
 # the wire shapes the catalog also publishes as events live with its event contract
 from libs.contracts.catalog import CategoryPublic as CategoryPublic
+from libs.contracts.catalog import ImagePublic as ImagePublic
 from libs.contracts.catalog import ProductPublic
 from libs.contracts.catalog import VariantPublic as VariantPublic
 
@@ -223,6 +224,19 @@ class ProductUpdate(_In):
         return self
 
 
+class ImageUpdate(_In):
+    alt: Annotated[str, StringConstraints(max_length=500)] | None = None
+    position: int | None = Field(None, ge=0, le=1000)
+    variant_id: uuid.UUID | None = None
+
+    @model_validator(mode="after")
+    def _required_not_null(self) -> ImageUpdate:
+        for name in self.model_fields_set - {"variant_id"}:
+            if getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be null")
+        return self
+
+
 class StockChange(_In):
     delta: int = Field(ge=-10_000_000, le=10_000_000)
     variant_id: uuid.UUID | None = Field(None, description="required when the product has several variants")
@@ -320,14 +334,31 @@ def variant_wire(v: Any) -> dict[str, Any]:
     return {f: getattr(v, f) for f in VARIANT_FIELDS}
 
 
-def product_wire(p: Any, variants: Sequence[Any] = ()) -> dict[str, Any]:
-    """The Product wire shape from an ORM object or a result row (plus ``deleted``), with its live variants."""
+def image_wire(i: Any) -> dict[str, Any]:
+    """The Image wire shape: URLs of the original and its thumbnails."""
+    base = f"{i.base_url}/{i.prefix}"
+    return {
+        "id": i.id,
+        "url": f"{base}/original.{i.extension}",
+        "alt": i.alt,
+        "position": i.position,
+        "width": i.width,
+        "height": i.height,
+        "variant_id": i.variant_id,
+        "thumbnails": {name: f"{base}/{name}.{i.extension}" for name in ("small", "medium")},
+    }
+
+
+def product_wire(p: Any, variants: Sequence[Any] = (), images: Sequence[Any] = ()) -> dict[str, Any]:
+    """The Product wire shape from an ORM object or a result row (plus ``deleted``), with its live
+    variants and its uploaded images."""
     out = {f: getattr(p, f) for f in PRODUCT_FIELDS}
     deleted_at = getattr(p, "deleted_at", None)
     out["deleted"] = deleted_at is not None
     out["deleted_at"] = deleted_at
     out["options"] = getattr(p, "options", None) or []
     out["variants"] = [variant_wire(v) for v in variants]
+    out["media"] = [image_wire(i) for i in images]
     return out
 
 

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.common.errors import Conflict, DomainError, NotFound, Unprocessable
 from services.catalog import events, variants
-from services.catalog.models import VISIBLE, Category, Product, Variant
+from services.catalog.models import VISIBLE, Category, Product, ProductImage, Variant
 from services.catalog.schemas import (
     CategoryCreate,
     CategoryUpdate,
@@ -310,7 +310,22 @@ async def get_product(*, session: AsyncSession, key: str, include_hidden: bool =
     product = (await session.execute(query)).scalar_one_or_none()
     if product is None:
         raise NotFound(f"No product {key!r}.")
-    return product_wire(product, await variants.live_variants(session, product.id))
+    return product_wire(
+        product, await variants.live_variants(session, product.id), await images_of(session, product.id)
+    )
+
+
+async def images_of(session: AsyncSession, product_id: uuid.UUID) -> list[ProductImage]:
+    """A product's uploaded images in their order."""
+    return list(
+        (
+            await session.execute(
+                sa.select(ProductImage)
+                .where(ProductImage.product_id == product_id)
+                .order_by(ProductImage.position, ProductImage.created_at, ProductImage.id)
+            )
+        ).scalars()
+    )
 
 
 async def _check_category(session: AsyncSession, category_id: uuid.UUID) -> None:
@@ -444,13 +459,13 @@ async def _finish(
     live = await variants.live_variants(session, product.id)
     variants.rollup(product, live)
     if not changes and not product_changed:
-        return product_wire(product, live)
+        return product_wire(product, live, await images_of(session, product.id))
     product.version = product.version + 1
     product.updated_at = now
     await session.flush()
     if changes and not stock_only:
         await variants.refresh_option_values(session, product.id)
-    wire = product_wire(product, live)
+    wire = product_wire(product, live, await images_of(session, product.id))
     if not stock_only:
         await events.product_changed(session, "updated", wire)
     await variants.publish_changes(session, product, changes, old_stock=old_stock)
@@ -718,7 +733,9 @@ async def delete_product(*, session: AsyncSession, product_id: uuid.UUID) -> Non
         product.version = product.version + 1
         await session.flush()
         live = await variants.live_variants(session, product.id)
-        await events.product_changed(session, "deleted", product_wire(product, live))
+        await events.product_changed(
+            session, "deleted", product_wire(product, live, await images_of(session, product.id))
+        )
 
 
 async def change_stock(
@@ -772,3 +789,8 @@ async def change_stock(
             now=now,
             stock_only=True,
         )
+
+
+# the image routes (services/catalog/images.py) change a product the same way
+locked_product = _locked_product
+announce = _finish

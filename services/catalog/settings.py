@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from libs.common.config import CommonSettings
 
@@ -21,6 +21,18 @@ class CatalogSettings(CommonSettings):
     # seconds a public response is kept in-process (0 disables); see services/catalog/cache.py
     catalog_response_cache_ttl: float = 2.0
     catalog_default_currency: str = "USD"
+
+    # product images live in S3-compatible object storage; no endpoint: uploads answer 503
+    media_s3_endpoint: str | None = None
+    media_s3_bucket: str = "shop-media"
+    media_s3_region: str = "us-east-1"
+    media_s3_access_key: SecretStr = SecretStr("")
+    media_s3_secret_key: SecretStr = SecretStr("")
+    # where clients fetch images (a CDN, or the bucket's public URL); default <endpoint>/<bucket>
+    media_public_url: str | None = None
+    # largest upload accepted (bytes) and largest image (pixels) decoded: past either, nothing is stored
+    media_max_bytes: int = 10 * 1024 * 1024
+    media_max_pixels: int = 40_000_000
 
 
 @lru_cache

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import socket
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 
 import aio_pika
@@ -11,6 +12,7 @@ import httpx
 import pytest
 import pytest_asyncio
 from catalog_helpers import Builder, EventTap
+from moto.server import ThreadedMotoServer
 
 from libs.common.events import Envelope
 from libs.common.events.amqp import AmqpBus
@@ -24,8 +26,30 @@ INTERNAL_TOKEN = "catalog-test-internal-token"
 
 
 @pytest.fixture(scope="session")
-def catalog_settings(infra: Infra, keys: TestKeys) -> CatalogSettings:
-    return settings_for(CatalogSettings, infra, keys, internal_api_token=INTERNAL_TOKEN, db_pool_size=20)
+def s3_url() -> Iterator[str]:
+    """A real server speaking the S3 API on loopback (moto's server mode), for product images."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def catalog_settings(infra: Infra, keys: TestKeys, s3_url: str) -> CatalogSettings:
+    return settings_for(
+        CatalogSettings,
+        infra,
+        keys,
+        internal_api_token=INTERNAL_TOKEN,
+        db_pool_size=20,
+        media_s3_endpoint=s3_url,
+        media_s3_bucket="shop-media",
+        media_s3_access_key="test",
+        media_s3_secret_key="test",
+    )
 
 
 @pytest_asyncio.fixture(scope="session")

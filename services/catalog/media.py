@@ -1,0 +1,189 @@
+"""Product images: read from the bytes, re-encoded clean, thumbnailed, kept in S3-compatible storage.
+
+Nothing an uploader sends is stored as sent: the type comes from the content (Pillow), the
+pixels are decoded under a pixel budget (a decompression bomb is refused before it is
+expanded) and written again in the same format without metadata (EXIF with its GPS position,
+ICC, text chunks), next to two thumbnails. Only then do the bytes go to object storage, so a
+refused upload stores nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import uuid
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import aioboto3
+from PIL import Image, UnidentifiedImageError
+
+from libs.common.errors import DomainError, ServiceUnavailable, Unprocessable
+from services.catalog.settings import CatalogSettings
+
+FORMATS = {"JPEG": ("image/jpeg", "jpg"), "PNG": ("image/png", "png"), "WEBP": ("image/webp", "webp")}
+THUMBNAILS = {"small": 200, "medium": 600}
+
+
+class UnsupportedMediaType(DomainError):
+    status, title = 415, "Unsupported media type"
+
+
+class ContentTooLarge(DomainError):
+    status, title = 413, "Content too large"
+
+
+@dataclass(frozen=True)
+class Rendition:
+    name: str  # original | small | medium
+    data: bytes
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class Processed:
+    format: str
+    content_type: str
+    extension: str
+    renditions: list[Rendition]
+
+    @property
+    def original(self) -> Rendition:
+        return self.renditions[0]
+
+
+def _encode(image: Image.Image, fmt: str) -> bytes:
+    out = io.BytesIO()
+    if fmt == "JPEG":
+        image.save(out, format="JPEG", quality=88, optimize=True)
+    elif fmt == "PNG":
+        image.save(out, format="PNG", optimize=True)
+    else:
+        image.save(out, format="WEBP", quality=85)
+    return out.getvalue()
+
+
+def process(data: bytes, *, max_pixels: int) -> Processed:
+    """Decode, clean and thumbnail one upload; 415 not an image we take, 422 broken or too many pixels."""
+    try:
+        with warnings.catch_warnings():
+            # Pillow warns between max_pixels and twice that, and raises beyond: both refuse here
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            Image.MAX_IMAGE_PIXELS = max_pixels
+            with Image.open(io.BytesIO(data)) as probe:
+                fmt = probe.format or ""
+                if fmt not in FORMATS:
+                    raise UnsupportedMediaType(
+                        f"{fmt or 'This file'} is not an image type the shop takes: JPEG, PNG or WebP.",
+                        type_="unsupported-media-type",
+                    )
+                if probe.width * probe.height > max_pixels:
+                    raise Image.DecompressionBombError("too many pixels")
+                probe.load()
+                image = probe.copy()  # pixels only: info (EXIF, ICC, text chunks) is not written back
+    except UnidentifiedImageError:
+        raise UnsupportedMediaType(
+            "The file is not an image (JPEG, PNG or WebP), whatever its name or type says.",
+            type_="unsupported-media-type",
+        ) from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise Unprocessable(
+            f"The image has more than {max_pixels:,} pixels; nothing was stored.",
+            errors=[{"field": "file", "message": "too many pixels", "type": "too_large"}],
+        ) from None
+    except (OSError, SyntaxError, ValueError) as exc:  # truncated or corrupt data
+        raise Unprocessable(
+            "The image cannot be read (truncated or corrupt); nothing was stored.",
+            errors=[{"field": "file", "message": f"unreadable image: {exc}"[:200], "type": "value_error"}],
+        ) from None
+    if fmt == "JPEG" and image.mode not in ("RGB", "L"):
+        image = image.convert("RGB")
+    content_type, extension = FORMATS[fmt]
+    renditions = [Rendition("original", _encode(image, fmt), image.width, image.height)]
+    for name, side in THUMBNAILS.items():
+        thumb = image.copy()
+        thumb.thumbnail((side, side))
+        renditions.append(Rendition(name, _encode(thumb, fmt), thumb.width, thumb.height))
+    return Processed(fmt, content_type, extension, renditions)
+
+
+class MediaStore:
+    """The bucket images live in, over the S3 API (aioboto3)."""
+
+    def __init__(self, settings: CatalogSettings) -> None:
+        self.settings = settings
+        self.enabled = bool(settings.media_s3_endpoint)
+        self._session = aioboto3.Session()
+        base = (
+            settings.media_public_url
+            or f"{(settings.media_s3_endpoint or '').rstrip('/')}/{settings.media_s3_bucket}"
+        )
+        self.public_base = base.rstrip("/")
+
+    def _client(self) -> Any:
+        s = self.settings
+        return self._session.client(
+            "s3",
+            endpoint_url=s.media_s3_endpoint,
+            region_name=s.media_s3_region,
+            aws_access_key_id=s.media_s3_access_key.get_secret_value() or None,
+            aws_secret_access_key=s.media_s3_secret_key.get_secret_value() or None,
+        )
+
+    def _require(self) -> None:
+        if not self.enabled:
+            raise ServiceUnavailable("Image storage is not configured here (MEDIA_S3_ENDPOINT).")
+
+    async def ensure_bucket(self) -> None:
+        """Create the bucket if it is missing (a fresh dev or test server)."""
+        self._require()
+        async with self._client() as s3:
+            try:
+                await s3.head_bucket(Bucket=self.settings.media_s3_bucket)
+            except Exception:
+                await s3.create_bucket(Bucket=self.settings.media_s3_bucket)
+
+    async def put(self, prefix: str, processed: Processed) -> None:
+        """Store every rendition under ``prefix``; on any failure none is left behind."""
+        self._require()
+        keys = [self.key(prefix, r.name, processed.extension) for r in processed.renditions]
+        try:
+            async with self._client() as s3:
+                await asyncio.gather(
+                    *(
+                        s3.put_object(
+                            Bucket=self.settings.media_s3_bucket,
+                            Key=key,
+                            Body=r.data,
+                            ContentType=processed.content_type,
+                            CacheControl="public, max-age=31536000, immutable",
+                        )
+                        for key, r in zip(keys, processed.renditions, strict=True)
+                    )
+                )
+        except Exception as exc:
+            await self.delete(keys)
+            raise ServiceUnavailable("Image storage is unavailable right now; nothing was stored.") from exc
+
+    async def delete(self, keys: list[str]) -> None:
+        """Remove objects (already gone is fine)."""
+        if not keys or not self.enabled:
+            return
+        async with self._client() as s3:
+            await s3.delete_objects(
+                Bucket=self.settings.media_s3_bucket,
+                Delete={"Objects": [{"Key": k} for k in keys], "Quiet": True},
+            )
+
+    @staticmethod
+    def key(prefix: str, name: str, extension: str) -> str:
+        return f"{prefix}/{name}.{extension}"
+
+    def url(self, prefix: str, name: str, extension: str) -> str:
+        return f"{self.public_base}/{self.key(prefix, name, extension)}"
+
+
+def new_prefix(product_id: uuid.UUID, image_id: uuid.UUID) -> str:
+    return f"products/{product_id}/{image_id}"
