@@ -128,6 +128,8 @@ class Stack:
                 "SMTP_HOST": "127.0.0.1",
                 "SMTP_PORT": str(self.mail.port),
                 "PAYMENT_PROVIDER": "fake",
+                # the tests' webhook receivers listen on loopback
+                "WEBHOOK_ALLOW_PRIVATE": "true",
                 "PYTHONUNBUFFERED": "1",
                 # several stacks and test apps share one PostgreSQL (max_connections 100 by default)
                 "DB_POOL_SIZE": "3",
