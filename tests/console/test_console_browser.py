@@ -14,6 +14,7 @@ import pytest
 from playwright.async_api import expect
 
 from libs.common.testing import eventually
+from services.realtime.console import SCRIPTS
 from tests.console.conftest import OpenConsole
 from tests.e2e.shopper import ADMIN_EMAIL, ADMIN_PASSWORD, Listener, admin, customer, make_product
 from tests.e2e.stack import Stack
@@ -179,9 +180,12 @@ async def test_the_console_is_served_through_the_gateway_with_a_strict_policy(
     client = await gw.get("/console/vendor/socket.io.min.js")
     assert client.status_code == 200 and "javascript" in client.headers["content-type"]
     assert client.headers["content-security-policy"] == policy
+    for script in SCRIPTS:  # every screen's script is on the page and served
+        assert f'<script src="{script}"></script>' in page.text, script
+        assert (await gw.get(f"/console/{script}")).status_code == 200, script
     again = await gw.get(
-        "/console/console.js",
-        headers={"If-None-Match": (await gw.get("/console/console.js")).headers["etag"]},
+        "/console/core.js",
+        headers={"If-None-Match": (await gw.get("/console/core.js")).headers["etag"]},
     )
     assert again.status_code == 304
     for hidden in (
