@@ -22,7 +22,8 @@
 
 const REFRESH_KEY = "shop.console.refresh";
 const NOTIFICATIONS = [
-  "order:created", "order:statusUpdated", "order:fulfilled", "payment:succeeded", "payment:failed", "payment:refunded",
+  "order:created", "order:statusUpdated", "order:fulfilled", "return:updated",
+  "payment:succeeded", "payment:failed", "payment:refunded",
   "category:added", "category:updated", "category:deleted", "product:added", "product:updated",
   "product:deleted", "stock:updated", "user:registered",
   "promotion:added", "promotion:updated", "promotion:deleted", "promotion:claimed", "promotion:released",

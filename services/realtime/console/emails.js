@@ -7,7 +7,7 @@ const emails = screen({
   total: 0,
   timer: null,
   // the events after which notifications mails a customer: the list is reloaded shortly after
-  mailing: new Set(["user:registered", "order:statusUpdated", "order:fulfilled", "payment:refunded"]),
+  mailing: new Set(["user:registered", "order:statusUpdated", "order:fulfilled", "return:updated", "payment:refunded"]),
 
   boot() {
     $("#emails-reload").addEventListener("click", () => emails.load());

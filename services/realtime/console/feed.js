@@ -23,6 +23,12 @@ function sentence(name, d) {
       return "Order " + shortId(d.order_id) + " shipped" + (f.carrier ? " with " + f.carrier : "")
         + (f.tracking_number ? " (tracking " + f.tracking_number + ")" : "") + ".";
     }
+    case "return:updated": {
+      const units = (d.items || []).reduce((n, i) => n + (i.quantity || 0), 0);
+      return "Return of " + units + (units === 1 ? " item" : " items") + " from " + order + " " + label(d.status)
+        + (d.refund_amount != null && (d.status === "received" || d.status === "refunded")
+          ? " (" + money(d.refund_amount, d.currency) + ")" : "") + ".";
+    }
     case "payment:succeeded": return "Payment of " + money(d.amount, d.currency) + " received for " + order + ".";
     case "payment:failed": return "Payment failed for " + order + (d.reason ? ": " + d.reason : "") + ".";
     case "payment:refunded": return "Refunded " + money(d.amount, d.currency) + " for " + order + ".";
