@@ -33,6 +33,9 @@ APP = "shop"
 UID = 10001
 # the external servers every part may need, by port: PostgreSQL, Redis, RabbitMQ
 INFRA_PORTS = {"postgres": 5432, "redis": 6379, "amqp": 5672}
+# an OpenTelemetry collector's OTLP/HTTP port: every part exports its spans there once
+# OTEL_EXPORTER_OTLP_ENDPOINT is set (README: Traces); nothing is sent while it is not
+OTLP_HTTP_PORT = 4318
 # beyond the cluster: SMTP for mail, HTTPS for Stripe and webhooks
 OUTBOUND = {"auth": (587, 465, 25), "payments": (443,), "notifications": (587, 465, 25, 443, 80)}
 # the Socket.IO endpoint the ingress sends straight to realtime (the gateway relay is for one-host runs)
@@ -202,6 +205,7 @@ def network_policy(part: Part) -> dict[str, Any]:
     if part.bus:
         infra.append(INFRA_PORTS["amqp"])
     infra += OUTBOUND.get(part.name, ())
+    infra.append(OTLP_HTTP_PORT)
     # PostgreSQL, Redis and RabbitMQ are outside the cluster (their URLs come from the Secret):
     # the policy names their ports; an operator who knows their addresses narrows `to` in an overlay
     egress.append({"ports": [{"protocol": "TCP", "port": port} for port in sorted(set(infra))]})
