@@ -515,6 +515,9 @@ async def update_product(
                 else list(product.options)
             )
             per_variant = {k: fields.pop(k) for k in _DERIVED if k in fields}
+            if replace and len(live) > 1:
+                # a PUT of a product with several variants resets no per-variant field it did not send
+                per_variant = {k: v for k, v in per_variant.items() if k in data.model_fields_set}
             if data.variants is not None:
                 wanted: list[VariantIn] | None = list(data.variants)
             elif per_variant or options != product.options:

@@ -266,6 +266,22 @@ async def test_stock_changes_name_the_variant_when_there_are_several(
     assert_problem(below, 409)
 
 
+async def test_a_put_of_a_product_with_variants_keeps_them(
+    client: httpx.AsyncClient, build: Builder, admin: dict[str, str]
+) -> None:
+    cat = await build.category()
+    p = await tee(
+        client, admin, cat["id"], [variant("S", "Red", price=1500), variant("M", "Red", price=1700)]
+    )
+    body = {"name": "Renamed tee", "sku": p["sku"], "category_id": cat["id"]}
+    put = await client.put(f"/admin/products/{p['id']}", json=body, headers=admin)
+    assert put.status_code == 200, put.text
+    assert put.json()["name"] == "Renamed tee" and put.json()["variants"] == p["variants"]
+    assert put.json()["price"] == 1500
+    priced = await client.put(f"/admin/products/{p['id']}", json={**body, "price": 1}, headers=admin)
+    assert [e["field"] for e in assert_problem(priced, 422)["errors"]] == ["price"]
+
+
 def line(v: dict[str, Any], quantity: int = 1) -> dict[str, Any]:
     return {"variant_id": v["id"], "quantity": quantity}
 
