@@ -68,8 +68,21 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-# candidates per active endpoint, locked; the lateral subquery keeps one endpoint's backlog from
-# crowding the others out of a claim
+# the endpoints with something due, each locked by one claimer at a time (others skip it), so the
+# leases counted next are every replica's: the budget holds across replicas
+_LOCK_ENDPOINTS = sa.text(
+    """
+SELECT e.id FROM webhook_endpoints e
+ WHERE e.active AND EXISTS (
+        SELECT 1 FROM webhook_deliveries w
+         WHERE w.endpoint_id = e.id AND w.status = 'pending' AND w.next_attempt_at <= now()
+           AND (w.lease_until IS NULL OR w.lease_until <= now()))
+   FOR NO KEY UPDATE OF e SKIP LOCKED
+"""
+)
+# due deliveries per locked endpoint (a lateral subquery: one endpoint's backlog cannot crowd the
+# others out of a claim), with the leases its deliveries hold now; run as a second statement, so
+# its snapshot is taken after the endpoint locks and sees every claim committed before them
 _CLAIM = sa.text(
     """
 SELECT d.id, d.endpoint_id, d.event_id, d.event_type, d.body,
@@ -83,7 +96,7 @@ SELECT d.id, d.endpoint_id, d.event_id, d.event_type, d.body,
          ORDER BY w.next_attempt_at
          LIMIT :per_endpoint
            FOR UPDATE SKIP LOCKED) d
- WHERE e.active
+ WHERE e.id = ANY(:endpoints)
 """
 )
 
@@ -97,7 +110,14 @@ async def claim(ctx: NotificationsContext) -> list[Job]:
         return []
     now = _now()
     async with ctx.db.session() as session, session.begin():
-        rows = (await session.execute(_CLAIM, {"per_endpoint": s.webhook_endpoint_concurrency})).all()
+        locked = list((await session.execute(_LOCK_ENDPOINTS)).scalars())
+        if not locked:
+            return []
+        rows = (
+            await session.execute(
+                _CLAIM, {"per_endpoint": s.webhook_endpoint_concurrency, "endpoints": locked}
+            )
+        ).all()
         if not rows:
             return []
         taken: list[Any] = []
@@ -319,9 +339,9 @@ async def _until_next_due(ctx: NotificationsContext) -> float:
             .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
             .where(WebhookDelivery.status == "pending", WebhookEndpoint.active)
         )
-    if due is None:
-        return poll
-    return min(poll, max((due - _now()).total_seconds(), 0.01))
+    wait = (due - _now()).total_seconds() if due is not None else poll
+    # overdue yet not claimed: its endpoint is at its budget (a slot freed here wakes the loop)
+    return poll if wait <= 0 else min(poll, wait)
 
 
 async def run_webhook_sender(ctx: NotificationsContext) -> None:

@@ -70,13 +70,16 @@ class Receiver:
     """An integrator's server (standard library, its own threads). What each path does:
     /ok/<name> 200; /verify/<name> 200 if signed with ``secrets[name]`` and recent, else 400;
     /flaky/<name>/<n> 500 (with a long body) n times per event, then 200; /hang/<name> never answers
-    in time; /down/<name> 503; /redirect/<name> 307 to /ok/<name>."""
+    in time; /slow/<name> 200 after 0.1 s, counting how many it answers at once; /down/<name> 503;
+    /redirect/<name> 307 to /ok/<name>."""
 
     port: int
     secrets: dict[str, str] = field(default_factory=dict)
     requests: list[Request] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     server: http.server.ThreadingHTTPServer | None = None
+    busy: dict[str, int] = field(default_factory=dict)  # /slow/<name>: requests being answered now
+    most_busy: dict[str, int] = field(default_factory=dict)
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
@@ -101,6 +104,14 @@ class Receiver:
             with self.lock:
                 self.requests.append(Request(path, headers, body, time.monotonic(), 0))
             time.sleep(TIMEOUT * 4)
+            return 200, b"", {}
+        if kind == "slow":
+            with self.lock:
+                self.busy[name] = self.busy.get(name, 0) + 1
+                self.most_busy[name] = max(self.most_busy.get(name, 0), self.busy[name])
+            time.sleep(0.1)
+            with self.lock:
+                self.busy[name] -= 1
             return 200, b"", {}
         if kind == "down":
             return 503, b"down for maintenance", {}
@@ -153,7 +164,13 @@ def receiver() -> Iterator[Receiver]:
 
 @pytest_asyncio.fixture(scope="module")
 async def hooks_app(infra: Infra, keys: TestKeys) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
-    settings = settings_for(
+    app = create_app(_settings(infra, keys))
+    async with running_app(app) as client:
+        yield app, client
+
+
+def _settings(infra: Infra, keys: TestKeys) -> NotificationsSettings:
+    return settings_for(
         NotificationsSettings,
         infra,
         keys,
@@ -167,9 +184,6 @@ async def hooks_app(infra: Infra, keys: TestKeys) -> AsyncIterator[tuple[FastAPI
         webhook_poll_interval=0.2,
         webhook_endpoint_concurrency=2,
     )
-    app = create_app(settings)
-    async with running_app(app) as client:
-        yield app, client
 
 
 @dataclass
@@ -200,7 +214,7 @@ class Hooks:
 
     async def deliveries(self, webhook_id: str, **query: Any) -> list[dict[str, Any]]:
         resp = await self.client.get(
-            f"/admin/webhooks/{webhook_id}/deliveries", params=query, headers=self.admin
+            f"/admin/webhooks/{webhook_id}/deliveries", params={"page_size": 100, **query}, headers=self.admin
         )
         assert resp.status_code == 200, resp.text
         return list(resp.json()["items"])
@@ -597,3 +611,19 @@ async def test_fifteen_failures_in_a_row_disable_the_endpoint_and_admins_hear_it
 async def heard_eventually(check: Any) -> dict[str, Any]:
     result: dict[str, Any] = await eventually(check, timeout=15)
     return result
+
+
+async def test_two_replicas_send_each_delivery_once_and_keep_to_the_endpoints_budget(
+    hooks: Hooks, infra: Infra, keys: TestKeys
+) -> None:
+    """A second notifications process on the same database and queue: both consume and both send."""
+    name = _name()
+    made = await hooks.register(f"/slow/{name}", ["product.*"])
+    async with running_app(create_app(_settings(infra, keys))):
+        events = [await hooks.publish() for _ in range(24)]
+        await hooks.settled(made["id"], count=24, timeout=30)
+    got = hooks.receiver.to(f"/slow/{name}")
+    assert sorted(r.headers["shop-event-id"] for r in got) == sorted(str(e.id) for e in events)
+    most = hooks.receiver.most_busy[name]
+    print(f"\nat most {most} POSTs at once to one endpoint with two replicas (budget 2)")
+    assert most <= 2, "the budget is the endpoint's, whichever replica sends"
