@@ -52,6 +52,10 @@ function sentence(name, d) {
     case "taxRate:added": case "taxRate:updated": case "taxRate:deleted":
       return "Tax rate \u201c" + d.name + "\u201d (" + (d.rate_bp / 100) + "%, " + d.country
         + (d.region ? "-" + d.region : "") + ") " + name.split(":")[1] + ".";
+    case "webhook:disabled":
+      return "Webhook " + (d.description ? "\u201c" + d.description + "\u201d " : "") + "to " + d.url
+        + " turned off after " + d.consecutive_failures + " failed attempts in a row"
+        + (d.last_error ? " (" + d.last_error + ")" : "") + "; PATCH it active again once it answers.";
     default: return name;
   }
 }
