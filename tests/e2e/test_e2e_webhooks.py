@@ -100,6 +100,22 @@ async def test_an_integrators_webhook_receives_an_orders_events_signed(
         seen = await gw.get(f"/admin/webhooks/{hook['id']}", headers=reader)
         assert seen.status_code == 200 and "secret" not in seen.json(), seen.text
         assert_problem(await gw.delete(f"/admin/webhooks/{hook['id']}", headers=reader), 403)
+        keys = await gw.post(
+            "/admin/api-keys", headers=boss.auth, json={"name": "ERP setup", "scopes": ["webhooks:write"]}
+        )
+        writer = {"Authorization": f"Bearer {keys.json()['key']}"}
+        own = await gw.post(
+            "/admin/webhooks",
+            headers=writer,
+            json={"url": f"http://127.0.0.1:{inbox.port}/other", "events": ["user.registered"]},
+        )
+        assert own.status_code == 201 and own.json()["secret"], own.text
+        assert (await gw.delete(f"/admin/webhooks/{own.json()['id']}", headers=writer)).status_code == 204
+        catalog_key = await gw.post(
+            "/admin/api-keys", headers=boss.auth, json={"name": "PIM", "scopes": ["catalog:write"]}
+        )
+        pim = {"Authorization": f"Bearer {catalog_key.json()['key']}"}
+        assert assert_problem(await gw.get("/admin/webhooks", headers=pim), 403)["scope"] == "webhooks:read"
         shopper = await customer(gw, "hooked")
         assert_problem(await gw.get("/admin/webhooks", headers=shopper.auth), 403)
         assert_problem(await gw.get("/admin/webhooks"), 401)

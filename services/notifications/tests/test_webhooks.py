@@ -627,3 +627,30 @@ async def test_two_replicas_send_each_delivery_once_and_keep_to_the_endpoints_bu
     most = hooks.receiver.most_busy[name]
     print(f"\nat most {most} POSTs at once to one endpoint with two replicas (budget 2)")
     assert most <= 2, "the budget is the endpoint's, whichever replica sends"
+
+
+async def test_a_delivery_still_refused_after_the_retry_window_is_failed_and_can_be_redelivered(
+    hooks: Hooks,
+) -> None:
+    name = _name()
+    made = await hooks.register(f"/down/{name}", ["product.*"])
+    settings = hooks.ctx.settings
+    settings.webhook_retry_for = 0.6  # this app's WEBHOOK_RETRY_FOR, for this test (3 days by default)
+    try:
+        await hooks.publish()
+        [failed] = await hooks.settled(made["id"])
+    finally:
+        settings.webhook_retry_for = 3 * 24 * 3600.0
+    assert failed["status"] == "failed" and failed["response_code"] == 503
+    assert 2 <= failed["attempts"] < 15 and failed["next_attempt_at"] is None, failed
+    endpoint = (await hooks.client.get(f"/admin/webhooks/{made['id']}", headers=hooks.admin)).json()
+    assert endpoint["active"] is True and endpoint["consecutive_failures"] == failed["attempts"]
+    tried = len(hooks.receiver.to(f"/down/{name}"))
+    await asyncio.sleep(0.5)
+    assert len(hooks.receiver.to(f"/down/{name}")) == tried, "a failed delivery is not tried again"
+
+    again = await hooks.client.post(
+        f"/admin/webhooks/{made['id']}/deliveries/{failed['id']}/redeliver", headers=hooks.admin
+    )
+    assert again.status_code == 202 and again.json()["status"] == "pending"
+    await hooks.received(f"/down/{name}", tried + 1)
