@@ -202,8 +202,9 @@ async def post(ctx: NotificationsContext, job: Job) -> Outcome:
         succeeded=ok,
         response_code=code,
         duration_ms=duration_ms,
-        response_body=kept.decode("utf-8", "replace") if code is not None else None,
-        error=error,
+        # text columns cannot hold NUL: a receiver answering one must not make its attempt unrecordable
+        response_body=kept.decode("utf-8", "replace").replace("\x00", "") if code is not None else None,
+        error=error.replace("\x00", "") if error else None,
     )
 
 

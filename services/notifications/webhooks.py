@@ -137,8 +137,7 @@ async def update(
             row.active = body.active
         row.updated_at = _now()
     if row.active:
-        _wake_after_commit(ctx, session)
-        wh.wake()
+        wh.wake()  # a re-enabled endpoint's pending deliveries go now
     return WebhookPublic.of(row)
 
 

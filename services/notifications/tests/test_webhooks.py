@@ -71,7 +71,7 @@ class Receiver:
     /ok/<name> 200; /verify/<name> 200 if signed with ``secrets[name]`` and recent, else 400;
     /flaky/<name>/<n> 500 (with a long body) n times per event, then 200; /hang/<name> never answers
     in time; /slow/<name> 200 after 0.1 s, counting how many it answers at once; /down/<name> 503;
-    /redirect/<name> 307 to /ok/<name>."""
+    /redirect/<name> 307 to /ok/<name>; /nul/<name> 200 with a NUL in its answer."""
 
     port: int
     secrets: dict[str, str] = field(default_factory=dict)
@@ -115,6 +115,8 @@ class Receiver:
             return 200, b"", {}
         if kind == "down":
             return 503, b"down for maintenance", {}
+        if kind == "nul":
+            return 200, b"ok\x00 thanks", {}
         if kind == "redirect":
             return 307, b"", {"Location": self.url(f"/ok/{name}")}
         return 200, b'{"received": true}', {}
@@ -654,3 +656,16 @@ async def test_a_delivery_still_refused_after_the_retry_window_is_failed_and_can
     )
     assert again.status_code == 202 and again.json()["status"] == "pending"
     await hooks.received(f"/down/{name}", tried + 1)
+
+
+async def test_an_answer_holding_a_nul_byte_is_recorded(hooks: Hooks) -> None:
+    """PostgreSQL text cannot hold NUL: the attempt is kept without it instead of failing to be kept."""
+    name = _name()
+    made = await hooks.register(f"/nul/{name}", ["product.*"])
+    await hooks.publish()
+    [row] = await hooks.settled(made["id"])
+    assert row["status"] == "succeeded" and row["attempts"] == 1
+    detail = await hooks.client.get(
+        f"/admin/webhooks/{made['id']}/deliveries/{row['id']}", headers=hooks.admin
+    )
+    assert detail.json()["attempt_log"][0]["response_body"] == "ok thanks"
