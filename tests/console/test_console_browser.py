@@ -300,3 +300,38 @@ async def test_admin_sees_the_mail_a_new_customer_was_sent(
     await expect(row).to_contain_text("Welcome to Shop, Test Shopper")
     await expect(row.locator('[data-role="status"]')).to_have_text("sent")
     console.assert_clean()
+
+
+async def test_admin_ships_an_order_with_its_tracking_from_the_page(
+    open_console: OpenConsole, gw: httpx.AsyncClient
+) -> None:
+    boss = await admin(gw)
+    product = await make_product(gw, boss, stock=5, price=1250)
+    buyer = await customer(gw)
+    order = (await buyer.place_order(items=[{"product_id": product["id"], "quantity": 1}])).json()
+    await buyer.pay(order["id"])
+    await buyer.wait_status(order["id"], "paid")
+    moved = await gw.patch(
+        f"/admin/orders/{order['id']}/status", json={"status": "processing"}, headers=boss.auth
+    )
+    assert moved.status_code == 200, moved.text
+    console = await open_console()
+    await console.sign_in_as_admin(ADMIN_EMAIL, ADMIN_PASSWORD)
+    row = console.order_row(order["id"])
+    await expect(row.locator(".status")).to_have_text("processing")
+
+    await row.get_by_role("button", name="shipped").click()  # opens the tracking fields
+    await row.get_by_label("Carrier").fill("UPS")
+    await row.get_by_label("Tracking number").fill("1Z999AA10123456784")
+    await row.get_by_label("Tracking URL").fill("javascript:alert(1)")
+    await row.get_by_role("button", name="ship now").click()
+    await expect(row.locator(".row-error")).to_contain_text("tracking_url")  # orders' refusal names it
+    await expect(row.locator(".status")).to_have_text("processing")
+
+    await row.get_by_label("Tracking URL").fill("https://www.ups.com/track?tracknum=1Z999AA10123456784")
+    await row.get_by_role("button", name="ship now").click()
+    await expect(row.locator(".status")).to_have_text("shipped")
+    await expect(row.locator(".shipment")).to_have_text("UPS 1Z999AA10123456784")
+    fulfillment = (await buyer.order(order["id"]))["fulfillment"]
+    assert (fulfillment["carrier"], fulfillment["tracking_number"]) == ("UPS", "1Z999AA10123456784")
+    console.assert_clean()

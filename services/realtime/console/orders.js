@@ -52,6 +52,11 @@ const orders = screen({
         }
         break;
       }
+      case "order:fulfilled": {
+        const known = orders.items.get(d.order_id);
+        if (known) { known.fulfillment = d.fulfillment; renderOrders(d.order_id); }
+        break;
+      }
       case "payment:refunded": {
         const known = orders.items.get(d.order_id);
         if (known) { known.refunded = true; renderOrders(d.order_id); }
@@ -63,7 +68,8 @@ const orders = screen({
 
 function fromRest(o) {
   return { id: o.id, user_id: o.user_id, status: o.status, items: o.items || [], total: o.total,
-    currency: o.currency, created_at: o.created_at, changed: Date.parse(o.updated_at) || 0 };
+    currency: o.currency, created_at: o.created_at, changed: Date.parse(o.updated_at) || 0,
+    fulfillment: o.fulfillment || null };
 }
 
 // newer wins: a REST answer may be older than a notification that overtook it
@@ -88,6 +94,11 @@ function orderRow(o, flash) {
   const items = (o.items || []).map((i) => i.quantity + " \u00d7 " + i.name).join(", ");
   const problem = el("span", { className: "row-error", role: "alert" });
   const moves = el("div", { className: "moves" });
+  // shipping takes how it travels (each optional): the first click opens these, the second ships
+  const tracking = el("div", { className: "tracking", hidden: "hidden" },
+    el("input", { name: "carrier", placeholder: "carrier", "aria-label": "Carrier", autocomplete: "off" }),
+    el("input", { name: "tracking_number", placeholder: "tracking number", "aria-label": "Tracking number", autocomplete: "off" }),
+    el("input", { name: "tracking_url", placeholder: "https://tracking link", "aria-label": "Tracking URL", autocomplete: "off" }));
   for (const to of NEXT[o.status] || []) {
     const button = el("button", { type: "button", className: "small" + (to === "cancelled" ? " danger" : ""),
       dataset: { status: to }, text: to === "cancelled" ? "cancel" : label(to) });
@@ -99,9 +110,20 @@ function orderRow(o, flash) {
         setTimeout(() => { button.classList.remove("armed"); button.textContent = "cancel"; }, 4000);
         return;
       }
+      if (to === "shipped" && !button.classList.contains("armed")) {
+        button.classList.add("armed");
+        button.textContent = "ship now";
+        tracking.hidden = false;
+        tracking.querySelector("input").focus();
+        return;
+      }
       for (const b of moves.querySelectorAll("button")) b.disabled = true;
       problem.textContent = "";
-      const ack = await command("order:updateStatus", { order_id: o.id, status: to });
+      const body = { order_id: o.id, status: to };
+      if (to === "shipped") {
+        for (const input of tracking.querySelectorAll("input")) if (input.value.trim()) body[input.name] = input.value.trim();
+      }
+      const ack = await command("order:updateStatus", body);
       if (ack.ok) {
         upsertOrder(fromRest(ack.data));
         renderOrders(o.id);
@@ -120,6 +142,14 @@ function orderRow(o, flash) {
     el("td", { className: "mono", text: shortId(o.user_id), title: o.user_id }),
     el("td", { text: items }),
     el("td", { className: "num", text: money(o.total, o.currency) }),
-    el("td", {}, status, o.refunded ? el("span", { className: "badge", text: "refunded" }) : null),
-    el("td", {}, moves, problem));
+    el("td", {}, status, o.refunded ? el("span", { className: "badge", text: "refunded" }) : null,
+      shipment(o.fulfillment)),
+    el("td", {}, moves, tracking, problem));
+}
+
+function shipment(f) {
+  if (!f || !(f.carrier || f.tracking_number)) return null;
+  // text only, the link as a title: an admin copies it rather than following a URL someone typed
+  return el("div", { className: "muted shipment", title: f.tracking_url || "",
+    text: [f.carrier, f.tracking_number].filter(Boolean).join(" ") });
 }
