@@ -98,7 +98,7 @@ async def faults(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Asyn
         host.add(direct.redis_url),
     )
     pg = {name: host.add(direct.pg_dsn) for name in DB_SERVICES}
-    extra = {
+    extra: dict[str, str | None] = {
         "AMQP_URL": shared_amqp.url(direct.amqp_url),
         "REDIS_URL": redis.url(direct.redis_url),
         "EVENT_RETRY_DELAYS": RETRY_DELAYS,
