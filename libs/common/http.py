@@ -1,4 +1,4 @@
-"""Service-to-service HTTP: pooled httpx client with timeouts and request-id propagation.
+"""Service-to-service HTTP: pooled httpx client with timeouts and request-id (and trace) propagation.
 
 Only idempotent methods are retried (on connection errors), so a retry never
 places an order twice. Transport failures surface as 503/504 domain errors (each with
@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 
+from libs.common import tracing
 from libs.common.errors import GatewayTimeout, ServiceUnavailable
 from libs.common.logging import request_id_var
 from libs.common.replicas import Replicas, SpreadingTransport
@@ -24,6 +25,10 @@ IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 async def _propagate_request_id(request: httpx.Request) -> None:
     if (rid := request_id_var.get()) is not None and "x-request-id" not in request.headers:
         request.headers["X-Request-ID"] = rid
+    if tracing.enabled() and "traceparent" not in request.headers:
+        # the trace goes on even where the httpx instrumentation is suppressed (a trace not
+        # recorded): the peer learns it is not recorded instead of starting one of its own
+        request.headers.update(tracing.current_headers())
 
 
 def make_client(

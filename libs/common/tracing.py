@@ -210,7 +210,11 @@ class ServerSpans:
 
         try:
             with trace.use_span(span, end_on_exit=False, record_exception=True, set_status_on_exception=True):
-                await self.app(scope, receive, send_status)
+                if span.is_recording():
+                    await self.app(scope, receive, send_status)
+                else:
+                    with _unrecorded():
+                        await self.app(scope, receive, send_status)
         finally:
             part_var.reset(token)
             if span.is_recording():
@@ -226,6 +230,19 @@ class ServerSpans:
 
 
 _UNTRACED_PATHS = frozenset(EXCLUDED_URLS.split(","))
+
+
+def _unrecorded() -> contextlib.AbstractContextManager[None]:
+    """Work under a span that is not recorded: the library instrumentations stand aside at once.
+
+    The asyncpg and Redis instrumentations build each span's attributes before the sampler is
+    asked, so a trace left out would still cost a share of every query; suppressed, they cost one
+    context lookup. Calls between parts still carry the (unrecorded) ``traceparent``: the kernel's
+    HTTP client and the gateway's forwarding inject it themselves.
+    """
+    from opentelemetry.instrumentation.utils import suppress_instrumentation
+
+    return suppress_instrumentation()
 
 
 class _HeaderCarrier(dict[str, str]):
@@ -318,8 +335,12 @@ def consuming(
                 "messaging.message.id": message_id,
                 "shop.part": part,
             },
-        ):
-            yield
+        ) as span:
+            if span.is_recording():
+                yield
+            else:
+                with _unrecorded():
+                    yield
     finally:
         part_var.reset(token)
 
