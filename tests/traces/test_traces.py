@@ -25,6 +25,8 @@ from libs.common.testing import Infra, TestKeys, eventually, serve_app, settings
 from libs.common.testing.apps import free_port
 
 CLIENT_TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+UNRECORDED_TRACE_ID = 0x4BF92F3577B34DA6A3CE929D0E0E4736
+UNRECORDED = f"00-{UNRECORDED_TRACE_ID:032x}-00f067aa0ba902b7-00"  # flags 00: not sampled
 ADDRESS = {
     "name": "Ada Lovelace",
     "line1": "12 Analytical Row",
@@ -85,7 +87,7 @@ async def shop(infra: Infra, keys: TestKeys, exporter: InMemorySpanExporter) -> 
                 urls.update(realtime_url=realtime, payments_url=nowhere)
                 gateway_settings = settings_for(GatewaySettings, infra, keys, **common, **urls)
                 async with serve_app(gateway_app(gateway_settings)) as gateway:
-                    yield {"gateway": gateway, "realtime": realtime}
+                    yield {"gateway": gateway, "realtime": realtime, "orders": orders}
 
 
 def _trace_of(spans: list[ReadableSpan], leaf: ReadableSpan) -> list[ReadableSpan]:
@@ -150,8 +152,36 @@ async def test_an_order_is_one_trace_from_the_gateway_to_the_admins_socket(
                 assert [n for n in heard if n["data"]["order_id"] == order_id], heard
 
             await eventually(told)
+
+            # a trace its start left unrecorded (sampled out) is followed, not restarted, by every
+            # part after it: the same order placed under one records nothing anywhere
+            async with httpx.AsyncClient(base_url=shop["orders"], timeout=20) as orders:
+                unrecorded = await orders.post(
+                    "/orders",
+                    headers={**keys.bearer(user_id=uuid.uuid4(), role="user"), "traceparent": UNRECORDED},
+                    json={
+                        "shipping_address": ADDRESS,
+                        "items": [{"product_id": product.json()["id"], "quantity": 1}],
+                    },
+                )
+            assert unrecorded.status_code == 201, unrecorded.text
+            quiet_id = unrecorded.json()["id"]
+
+            async def told_again() -> None:
+                assert [n for n in heard if n["data"]["order_id"] == quiet_id], heard
+
+            await eventually(told_again)
         finally:
             await ear.disconnect()
+        recorded = list(exporter.get_finished_spans())
+        assert not [s for s in recorded if s.context.trace_id == UNRECORDED_TRACE_ID]
+        # nor did a part downstream start a trace of its own: each step was recorded once, for the first order
+        for part, step in (
+            ("catalog", "POST /internal/reservations"),
+            ("realtime", "order.created process"),
+            ("realtime", "order:created emit"),
+        ):
+            assert len([s for s in recorded if s.name == step and _part(s) == part]) == 1, (part, step)
 
     async def emitted() -> ReadableSpan:
         spans = list(exporter.get_finished_spans())
