@@ -441,6 +441,12 @@ async def test_a_hanging_endpoint_does_not_delay_a_healthy_one(hooks: Hooks) -> 
         "http://0.0.0.0/",
         "http://[::ffff:10.0.0.1]/",
         "http://10.1.2.3/",
+        "http://localhost:8000/",
+        "http://2130706433/",  # 127.0.0.1 as one number
+        "http://0x7f.1/",
+        "http://[fe80::1%25eth0]/",
+        "http://[fd00::1]/",
+        "http://100.64.0.1/",  # carrier-grade NAT: not public either
         "http://internal.example/hook",  # the injected resolver says 10.20.30.40
         "http://metadata.example/",  # ... and 169.254.169.254 plus a public address
         "file:///etc/passwd",
