@@ -17,4 +17,8 @@ addresses stay in one database. Auth being down delays the event (an outage spen
 it loses nothing. ``user.registered`` carries its own address and name.
 
 Password-reset codes are not mailed here: a secret never travels on the bus, so auth mails them itself.
+
+Webhooks are the second channel (``webhooks.py``, ``webhook_sender.py``, ``webhook_security.py``):
+integrators' endpoints get every event their routing-key patterns match, signed, at least once. That
+is why this part's queue is bound to ``#``: it sees every event, and forwards the envelope unread.
 """

@@ -675,3 +675,14 @@ async def test_an_answer_holding_a_nul_byte_is_recorded(hooks: Hooks) -> None:
         f"/admin/webhooks/{made['id']}/deliveries/{row['id']}", headers=hooks.admin
     )
     assert detail.json()["attempt_log"][0]["response_body"] == "ok thanks"
+
+
+async def test_an_event_the_broker_delivers_twice_is_posted_once(hooks: Hooks) -> None:
+    name = _name()
+    made = await hooks.register(f"/ok/{name}", ["product.*"])
+    event = await hooks.publish()
+    await hooks.ctx.bus.publish(event)  # as a broker redelivers after a lost acknowledgement
+    await hooks.received(f"/ok/{name}")
+    await asyncio.sleep(0.5)
+    assert [r.headers["shop-event-id"] for r in hooks.receiver.to(f"/ok/{name}")] == [str(event.id)]
+    assert len(await hooks.deliveries(made["id"])) == 1
