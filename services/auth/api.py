@@ -175,10 +175,12 @@ async def list_users(
     q: Annotated[str | None, Query(max_length=200)] = None,
     role: Role | None = None,
     is_active: bool | None = None,
+    id: Annotated[list[uuid.UUID] | None, Query(max_length=100)] = None,
 ) -> UserPage:
-    """Accounts, newest first; search by email or name, filter by role and state."""
+    """Accounts, newest first; search by email or name, filter by role and state; `id` (repeatable)
+    names the accounts wanted, so a page of orders shows its customers in one call."""
     return await service.list_users(
-        session=session, page=page, page_size=page_size, q=q, role=role, is_active=is_active
+        session=session, page=page, page_size=page_size, q=q, role=role, is_active=is_active, ids=id
     )
 
 

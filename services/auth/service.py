@@ -321,9 +321,12 @@ async def list_users(
     q: str | None,
     role: str | None,
     is_active: bool | None,
+    ids: list[uuid.UUID] | None = None,
 ) -> UserPage:
     """A page of accounts, newest first, searched by email or name."""
-    where = []
+    where: list[sa.ColumnElement[bool]] = []
+    if ids:
+        where.append(User.id.in_(ids))
     if q:
         pattern = "%" + q.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         where.append(sa.or_(User.email.ilike(pattern, escape="\\"), User.name.ilike(pattern, escape="\\")))

@@ -17,6 +17,7 @@ from services.orders import returns as return_service
 from services.orders import service as order_service
 from services.orders.context import Ctx
 from services.orders.schemas import (
+    AdminOrderPublic,
     OrderCreate,
     OrderPublic,
     OrderStatus,
@@ -110,6 +111,10 @@ async def cancel_order(order_id: uuid.UUID, user: CurrentUser, session: SessionD
     return OrderPublic.model_validate(order)
 
 
+# an order's number as people write it: "#1a2b3c4d", "1A2B-3C", a whole id
+ID_PREFIX = r"^#?[0-9a-fA-F-]{1,36}$"
+
+
 @admin_router.get("/orders")
 async def list_all_orders(
     admin: AdminUser,
@@ -117,11 +122,15 @@ async def list_all_orders(
     page: PageNo = 1,
     page_size: PageSize = 20,
     status: OrderStatus | None = None,
-    user_id: uuid.UUID | None = None,
+    user_id: Annotated[list[uuid.UUID] | None, Query(max_length=100)] = None,
     created_from: datetime | None = None,
     created_to: datetime | None = None,
-) -> Page[OrderPublic]:
-    """All orders, filtered, newest first."""
+    q: Annotated[
+        str | None,
+        Query(pattern=ID_PREFIX, description="the start of the order's number (hex digits, an optional #)"),
+    ] = None,
+) -> Page[AdminOrderPublic]:
+    """All orders, filtered, newest first; `user_id` may be repeated (orders of any of them)."""
     return await order_service.list_orders(
         session=session,
         page=page,
@@ -130,13 +139,23 @@ async def list_all_orders(
         status=status,
         created_from=created_from,
         created_to=created_to,
+        id_prefix=q.lstrip("#").lower() if q else None,
+        schema=AdminOrderPublic,
+    )
+
+
+@admin_router.get("/orders/{order_id}")
+async def get_any_order(order_id: uuid.UUID, admin: AdminUser, session: SessionDep) -> AdminOrderPublic:
+    """Any order, with the status moves allowed from where it stands."""
+    return AdminOrderPublic.model_validate(
+        await order_service.get_order(session=session, order_id=order_id, user=admin)
     )
 
 
 @admin_router.patch("/orders/{order_id}/status")
 async def update_order_status(
     order_id: uuid.UUID, body: StatusUpdate, admin: AdminUser, session: SessionDep
-) -> OrderPublic:
+) -> AdminOrderPublic:
     """Move an order along the status machine; an illegal move is 409 with the allowed ones. Shipping it
     may name the carrier, tracking number and tracking URL, which the order then shows as `fulfillment`."""
     order = await order_service.change_status(
@@ -149,7 +168,7 @@ async def update_order_status(
         tracking_number=body.tracking_number,
         tracking_url=body.tracking_url,
     )
-    return OrderPublic.model_validate(order)
+    return AdminOrderPublic.model_validate(order)
 
 
 # ---- returns ------------------------------------------------------------------------------------

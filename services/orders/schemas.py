@@ -7,7 +7,15 @@ from datetime import datetime
 from typing import Annotated, Generic, Literal, TypeVar
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    computed_field,
+    field_validator,
+    model_validator,
+)
 
 # the shapes its events carry live with its event contract; the breakdown is the shared one
 from libs.contracts.breakdown import Breakdown, BreakdownShipping
@@ -27,6 +35,16 @@ TG TH TJ TK TL TM TN TO TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI VN VU WF
 )
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+S = OrderStatus
+# the status machine: where an admin may move an order from each status
+TRANSITIONS: dict[str, tuple[OrderStatus, ...]] = {
+    S.pending_payment: (S.paid, S.cancelled),
+    S.paid: (S.processing, S.cancelled),
+    S.processing: (S.shipped, S.cancelled),
+    S.shipped: (S.delivered,),
+    S.delivered: (),
+    S.cancelled: (),
+}
 
 
 class ShippingAddress(BaseModel):
@@ -164,6 +182,16 @@ class OrderPublic(BaseModel):
     refunded_at: datetime | None
     refund_amount: int | None
     fulfillment: Fulfillment | None = Field(description="carrier and tracking, once shipped")
+
+
+class AdminOrderPublic(OrderPublic):
+    """An order as admins read it: with the moves the status machine allows from here, so a client
+    offers those and never keeps its own copy of the machine."""
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def allowed_moves(self) -> list[OrderStatus]:
+        return list(TRANSITIONS[self.status])
 
 
 T = TypeVar("T")

@@ -7,6 +7,7 @@ at, and the order keeps it as made; ``total`` is the breakdown's and is what pay
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -30,19 +31,11 @@ from libs.contracts.payments import PaymentEventData
 from services.orders import addresses, events, idempotency, placements, upstream
 from services.orders.context import Attempt, OrdersContext
 from services.orders.models import Order, OrderItem, StatusChange
-from services.orders.schemas import OrderCreate, OrderPublic, OrderStatus, Page
+from services.orders.schemas import TRANSITIONS, OrderCreate, OrderPublic, OrderStatus, Page
 from services.orders.settings import OrdersSettings
 
 log = get_logger(__name__)
 S = OrderStatus
-TRANSITIONS: dict[str, tuple[str, ...]] = {
-    S.pending_payment: (S.paid, S.cancelled),
-    S.paid: (S.processing, S.cancelled),
-    S.processing: (S.shipped, S.cancelled),
-    S.shipped: (S.delivered,),
-    S.delivered: (),
-    S.cancelled: (),
-}
 
 
 @dataclass(frozen=True)
@@ -250,21 +243,27 @@ async def list_orders(
     session: AsyncSession,
     page: int,
     page_size: int,
-    user_id: uuid.UUID | None = None,
+    user_id: uuid.UUID | Sequence[uuid.UUID] | None = None,
     status: OrderStatus | None = None,
     created_from: datetime | None = None,
     created_to: datetime | None = None,
-) -> Page[OrderPublic]:
-    """Orders matching the filters, newest first."""
+    id_prefix: str | None = None,
+    schema: type[OrderPublic] = OrderPublic,
+) -> Page[Any]:
+    """Orders matching the filters, newest first; `id_prefix`: the start of the order's number (hex)."""
     where = []
-    if user_id is not None:
+    if isinstance(user_id, uuid.UUID):
         where.append(Order.user_id == user_id)
+    elif user_id is not None:
+        where.append(Order.user_id.in_(list(user_id)))
     if status is not None:
         where.append(Order.status == status)
     if created_from is not None:
         where.append(Order.created_at >= _aware(created_from))
     if created_to is not None:
         where.append(Order.created_at <= _aware(created_to))
+    if id_prefix:
+        where.append(sa.cast(Order.id, sa.String).like(id_prefix + "%"))
     async with session.begin():
         total = (
             await session.execute(sa.select(sa.func.count()).select_from(Order).where(*where))
@@ -282,8 +281,8 @@ async def list_orders(
             .scalars()
             .all()
         )
-    return Page[OrderPublic](
-        items=[OrderPublic.model_validate(o) for o in rows], total=total, page=page, page_size=page_size
+    return Page[schema](  # type: ignore[valid-type]
+        items=[schema.model_validate(o) for o in rows], total=total, page=page, page_size=page_size
     )
 
 

@@ -108,6 +108,13 @@ async def test_admin_lists_users_with_search_filters_and_pages(
     assert wildcard["total"] == 0  # LIKE wildcards are searched literally
     assert_problem(await client.get("/admin/users", headers=headers, params={"page_size": 101}), 422)
     assert_problem(await client.get("/admin/users", headers=headers, params={"role": "root"}), 422)
+    # the customers of a page of orders, by id, in one call
+    wanted = sorted(u["id"] for u in [page["items"][0], second["items"][1]])
+    named = (await client.get("/admin/users", headers=headers, params={"id": wanted})).json()
+    assert sorted(u["id"] for u in named["items"]) == wanted and named["total"] == 2
+    nobody = (await client.get("/admin/users", headers=headers, params={"id": str(uuid.uuid4())})).json()
+    assert nobody["total"] == 0
+    assert_problem(await client.get("/admin/users", headers=headers, params={"id": "not-an-id"}), 422)
 
 
 async def test_blocked_user_cannot_sign_in_and_their_tokens_stop_working(

@@ -53,12 +53,16 @@ async def test_guest_is_401_everywhere(client):
         ("GET", f"/orders/{uuid.uuid4()}"),
         ("POST", f"/orders/{uuid.uuid4()}/cancel"),
         ("GET", "/admin/orders"),
+        ("GET", f"/admin/orders/{uuid.uuid4()}"),
         ("PATCH", f"/admin/orders/{uuid.uuid4()}/status"),
     ]:
         assert_problem(await client.request(method, path, json={"status": "paid"}), 401)
 
 
-@pytest.mark.parametrize("method,path", [("GET", "/admin/orders"), ("PATCH", "/admin/orders/{id}/status")])
+@pytest.mark.parametrize(
+    "method,path",
+    [("GET", "/admin/orders"), ("GET", "/admin/orders/{id}"), ("PATCH", "/admin/orders/{id}/status")],
+)
 async def test_user_cannot_use_admin_routes(client, as_user, place, method, path):
     order = await place(as_user)
     resp = await client.request(method, path.format(id=order["id"]), headers=as_user, json={"status": "paid"})

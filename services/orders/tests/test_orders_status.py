@@ -106,6 +106,38 @@ async def test_admin_lists_orders_filtered_by_status_user_and_date(client, keys,
     assert_problem(await client.get("/admin/orders", params={"status": "nope"}, headers=as_admin), 422)
 
 
+async def test_admin_finds_orders_by_number_and_customers_and_sees_the_moves_allowed(
+    client, keys, as_admin, place
+):
+    ada, bob = uuid.uuid4(), uuid.uuid4()
+    first = await place(keys.bearer(user_id=ada))
+    second = await place(keys.bearer(user_id=bob))
+
+    async def ids(**params) -> list[str]:
+        found = await client.get("/admin/orders", params=params, headers=as_admin)
+        assert found.status_code == 200, found.text
+        return [o["id"] for o in found.json()["items"]]
+
+    # the number as printed ("#1a2b3c4d"), in either case, finds that order alone
+    assert await ids(q="#" + first["id"][:8].upper()) == [first["id"]]
+    assert await ids(q=second["id"]) == [second["id"]]
+    both = await ids(user_id=[str(ada), str(bob)])
+    assert both == [second["id"], first["id"]]
+    assert_problem(await client.get("/admin/orders", params={"q": "x' or 1=1"}, headers=as_admin), 422)
+
+    listed = (await client.get("/admin/orders", params={"q": first["id"]}, headers=as_admin)).json()
+    assert listed["items"][0]["allowed_moves"] == ["paid", "cancelled"]
+    url = f"/admin/orders/{first['id']}"
+    moved = await client.patch(url + "/status", json={"status": "paid"}, headers=as_admin)
+    assert moved.json()["allowed_moves"] == ["processing", "cancelled"]
+    one = (await client.get(url, headers=as_admin)).json()
+    assert one["status"] == "paid" and one["allowed_moves"] == ["processing", "cancelled"]
+    assert [h["to"] for h in one["status_history"]] == ["pending_payment", "paid"]
+    assert_problem(await client.get(f"/admin/orders/{uuid.uuid4()}", headers=as_admin), 404)
+    # customers never see the admin's moves
+    assert "allowed_moves" not in (await client.get(url.replace("/admin", ""), headers=as_admin)).json()
+
+
 async def test_concurrent_moves_of_one_order_apply_once(client, as_user, as_admin, place, bus):
     order = await place(as_user)
     url = f"/admin/orders/{order['id']}/status"
