@@ -112,6 +112,7 @@ ROUTES: list[Route] = [
     r("GET", "/orders/{order_id}", "orders", "U"),
     r("POST", "/orders/{order_id}/cancel", "orders", "U"),
     r("GET", "/admin/orders", "orders", "A", area="orders"),
+    r("GET", "/admin/orders/{order_id}", "orders", "A", area="orders"),
     r("PATCH", "/admin/orders/{order_id}/status", "orders", "A", area="orders"),
     r("GET POST", "/orders/{order_id}/returns", "orders", "U"),
     r("GET", "/admin/returns", "orders", "A", area="orders"),
