@@ -90,7 +90,10 @@ async def test_admin_finds_an_order_opens_it_marks_it_paid_with_care_and_ships_i
     await expect(detail.locator(".detail-summary .status")).to_have_text("shipped")
     await expect(detail).to_contain_text(f"TRK{tag}")
     shipped = await buyer.order(order["id"])
-    assert shipped["fulfillment"]["carrier"] == "DHL" and shipped["fulfillment"]["tracking_number"] == f"TRK{tag}"
+    assert (
+        shipped["fulfillment"]["carrier"] == "DHL"
+        and shipped["fulfillment"]["tracking_number"] == f"TRK{tag}"
+    )
     await expect(row.locator(".status")).to_have_text("shipped")
 
     # Escape closes the detail and leaves the admin where they were

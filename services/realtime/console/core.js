@@ -37,7 +37,8 @@ const state = {
   socket: null, renewAt: 0, refreshing: null, authFailures: 0, loaded: false,
   lastSeq: {}, seen: new Set(), seenOrder: [],
 };
-// the screens, in page order: { name, boot(), load(), render(), reset(), apply(event, data) }, each optional
+// the screens, in page order, each method optional: { name, boot(), load(), render(), apply(event, data, payload),
+// reset() (what was loaded is stale: signed out, or the server said to resync), end() (signed out) }
 const screens = [];
 function screen(s) {
   screens.push(s);
@@ -287,6 +288,7 @@ function endSession(message, isError = true) {
     authFailures: 0 });
   sessionStorage.removeItem(REFRESH_KEY);
   eachScreen("reset");
+  eachScreen("end");
   setConn("offline");
   $("#app-view").hidden = true;
   $("#signout").hidden = true;

@@ -80,7 +80,8 @@ screen({
   render() {
     $("#feed-empty").hidden = $("#feed").children.length > 0;
   },
-  reset() {
+  // what was heard stays through a resync; only signing out clears it
+  end() {
     $("#feed").replaceChildren();
   },
   apply(name, data, payload) {

@@ -58,6 +58,7 @@ const orders = screen({
       if (ticket !== orders.loading) return true; // a newer search answered first
       orders.rows = page.items.map(fromRest);
       orders.total = page.total;
+      if (orders.detail) refreshOrder(orders.detail.id);
       await knowPeople(orders.rows.map((o) => o.user_id)).catch(() => {});
     } catch (err) {
       if (ticket === orders.loading) $("#orders-error").textContent = "Could not load the orders: " + err.message;
@@ -68,10 +69,15 @@ const orders = screen({
     return true;
   },
 
-  reset() {
+  // a resync keeps the search and the open order: load() reads both again
+  reset() {},
+
+  end() {
     orders.rows = [];
     orders.total = 0;
     orders.page = 1;
+    orders.filters = { q: "", status: "", from: "", to: "" };
+    $("#orders-search").reset();
     const dialog = $("#order-detail");
     if (dialog.open) dialog.close();
   },
