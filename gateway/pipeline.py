@@ -164,11 +164,12 @@ class ProxyMiddleware:
             principal = await self._caller(route, authorization)  # a refusal (401/403) spends no budget
         await self._limit(route, f"u:{principal.user_id}" if principal is not None else f"ip:{client_ip}")
         declared = _length(content_length)
-        if declared is not None and declared > settings.max_body_bytes:
-            raise _too_large(settings.max_body_bytes)
+        max_body = settings.body_limit_for(route.group)
+        if declared is not None and declared > max_body:
+            raise _too_large(max_body)
         body = None
         if chunked or (declared is not None and declared > 0):
-            body = RequestBody(receive, limit=settings.max_body_bytes, declared=declared)
+            body = RequestBody(receive, limit=max_body, declared=declared)
         extra = [
             ("X-Request-ID", request_id_var.get() or uuid.uuid4().hex),
             ("X-Forwarded-For", client_ip),
@@ -210,7 +211,7 @@ class ProxyMiddleware:
                         send=affinity.learning(scope, base, send) if affinity is not None else send,
                     )
             except BodyTooLarge:
-                raise _too_large(settings.max_body_bytes) from None
+                raise _too_large(max_body) from None
             except ClientGone:
                 return
             except UpstreamTimeout:
@@ -320,4 +321,4 @@ def _too_many(wait: int) -> DomainError:
 
 
 def _too_large(limit: int) -> DomainError:
-    return ContentTooLarge(f"The request body is larger than {limit} bytes.", limit=limit)
+    return ContentTooLarge(f"The request body is larger than {limit} bytes; nothing was done.", limit=limit)

@@ -1,8 +1,9 @@
 """The route table: every REST route of DESIGN.md section 2, its upstream and its access level.
 
 Access levels: ``P`` public (a token, if sent, is passed on and judged by the service),
-``U`` signed-in user or admin, ``A`` admin only. ``group`` picks the rate limit and the
-upstream timeout. ``/internal/*`` is never routed, whatever the table says.
+``U`` signed-in user or admin, ``A`` admin only. ``group`` picks the rate limit, the
+upstream timeout and the body cap (``upload``: image files, up to 10 MB). ``/internal/*`` is
+never routed, whatever the table says.
 
 ``area`` opens an admin route to API keys (libs/common/apikeys.py): reading it (GET) needs the
 key's ``<area>:read`` or ``<area>:write`` scope, anything else ``<area>:write``. An admin route
@@ -98,7 +99,7 @@ ROUTES: list[Route] = [
     r("POST", "/admin/products/{product_id}/stock", "catalog", "A", area="catalog"),
     r("POST", "/admin/products/{product_id}/variants", "catalog", "A", area="catalog"),
     r("PATCH DELETE", "/admin/products/{product_id}/variants/{variant_id}", "catalog", "A", area="catalog"),
-    r("POST", "/admin/products/{product_id}/images", "catalog", "A", area="catalog"),
+    r("POST", "/admin/products/{product_id}/images", "catalog", "A", "upload", area="catalog"),
     r("PATCH DELETE", "/admin/products/{product_id}/images/{image_id}", "catalog", "A", area="catalog"),
     # cart (the literal /cart/clear is a DELETE only, so it cannot shadow PUT /cart/{item_id})
     r("GET POST", "/cart", "cart", "U"),

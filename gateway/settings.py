@@ -29,6 +29,11 @@ class GatewaySettings(CommonSettings):
         default_factory=lambda: ["http://localhost:3000", "http://localhost:5173"]
     )
     max_body_bytes: int = 1024 * 1024
+    # per route group, a body cap other than max_body_bytes: image uploads take up to 10 MB of file
+    # plus its multipart framing (catalog's MEDIA_MAX_BYTES + 64 KiB checks the same)
+    max_body_bytes_by_group: dict[str, int] = Field(
+        default_factory=lambda: {"upload": 10 * 1024 * 1024 + 64 * 1024}
+    )
 
     # per route group (routes.py); a group without its own entry shares the "default" bucket
     rate_limit_enabled: bool = True
@@ -36,7 +41,7 @@ class GatewaySettings(CommonSettings):
         default_factory=lambda: {"default": DEFAULT_LIMIT, "auth": RateLimit(rate=5, burst=30)}
     )
     upstream_timeouts: dict[str, float] = Field(
-        default_factory=lambda: {"default": 10.0, "payment": 30.0, "socket": 60.0}
+        default_factory=lambda: {"default": 10.0, "payment": 30.0, "socket": 60.0, "upload": 60.0}
     )
     connect_timeout: float = 2.0
     upstream_client: Literal["aiohttp", "httpx"] = "aiohttp"
@@ -53,6 +58,9 @@ class GatewaySettings(CommonSettings):
         if group in self.rate_limits:
             return group, self.rate_limits[group]
         return "default", self.rate_limits.get("default", DEFAULT_LIMIT)
+
+    def body_limit_for(self, group: str) -> int:
+        return self.max_body_bytes_by_group.get(group, self.max_body_bytes)
 
     def timeout_for(self, group: str) -> float:
         return self.upstream_timeouts.get(group, self.upstream_timeouts.get("default", 10.0))

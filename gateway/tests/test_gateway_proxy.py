@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -181,3 +182,25 @@ async def test_date_and_server_headers_are_sent_once(
         for resp in (await client.get("/products/x"), await client.get("/products/x?status=409")):
             assert len(resp.headers.get_list("date")) == 1, resp.headers
             assert len(resp.headers.get_list("server")) == 1, resp.headers
+
+
+UPLOAD_LIMIT = 10 * 1024 * 1024 + 64 * 1024  # a 10 MB image and its multipart framing
+
+
+async def test_only_the_image_upload_route_takes_a_body_past_1_mb(
+    gw: httpx.AsyncClient, keys: TestKeys
+) -> None:
+    admin, images = keys.bearer(role="admin"), f"/admin/products/{uuid.uuid4()}/images"
+    nine_mb = b"j" * (9 * 1024 * 1024)
+    resp = await gw.post(images, content=nine_mb, headers=admin)
+    assert resp.status_code == 200 and resp.json()["body_len"] == len(nine_mb)
+    for too_big in (11 * 1024 * 1024, 50 * 1024 * 1024):
+        body = assert_problem(await gw.post(images, content=b"j" * too_big, headers=admin), 413)
+        assert body["limit"] == UPLOAD_LIMIT
+    assert_problem(await gw.post(images, content=_chunks(11 * 1024 * 1024), headers=admin), 413)
+    # the customer is refused for who they are, before a byte of their 9 MB is read
+    assert_problem(await gw.post(images, content=nine_mb, headers=keys.bearer(role="user")), 403)
+    # every other route, the image's own PATCH included, keeps the 1 MB cap
+    for method, path in (("PATCH", f"{images}/{uuid.uuid4()}"), ("POST", "/admin/products")):
+        resp = await gw.request(method, path, content=b"x" * (LIMIT + 1), headers=admin)
+        assert assert_problem(resp, 413)["limit"] == LIMIT

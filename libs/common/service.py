@@ -60,7 +60,7 @@ from libs.common.http import make_client
 from libs.common.logging import configure_logging, correlation_id_var, get_logger, request_id_var
 from libs.common.redis_client import make_redis
 from libs.common.tasks import cancel_and_wait
-from libs.common.textcheck import BodyGuard
+from libs.common.textcheck import BodyGuard, BodyLimit
 from libs.common.unavailable import dependency_probes, describe, outages, quiet_library_outage_logs
 
 log = get_logger(__name__)
@@ -172,8 +172,11 @@ def create_service_app(
     redis: Redis | None = None,
     jwks_min_refresh: float = 5.0,
     description: str = "",
+    body_limits: Sequence[BodyLimit] = (),
 ) -> FastAPI:
     """Build a service app. A shared ``bus``/``redis`` (embedded mode) is used, not owned.
+
+    ``body_limits`` gives the routes that take files a larger body cap than ``max_body_bytes``.
 
     ``state`` opens the part's one typed state object from the kernel's resources (an
     async context manager: what it opens it closes at shutdown); without it the state is ``None``.
@@ -247,7 +250,7 @@ def create_service_app(
     install_problem_handlers(app)
     _install_infra_errors(app)
     registry = CollectorRegistry()
-    app.add_middleware(BodyGuard, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyGuard, max_body_bytes=settings.max_body_bytes, larger=body_limits)
     app.add_middleware(TrustedForwarding, settings=settings)
     app.add_middleware(RequestContextMiddleware, registry=registry, service=settings.service_name)
     app.include_router(_health_router(registry))

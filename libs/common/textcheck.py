@@ -11,13 +11,15 @@ field, before a route, a database or a throttle sees it.
 
 The body is read once, up to ``max_body_bytes`` (the gateway's own cap, so a caller
 that reaches a service's port directly gets no more room than through the gateway),
-then handed on unchanged: a 413 problem past the cap.
+then handed on unchanged: a 413 problem past the cap. A route that takes files (an image
+upload) names its own, larger cap in ``larger``, as the gateway's route table does for it.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
@@ -32,12 +34,23 @@ _MAX_REPORTED = 20
 MESSAGE = "is not valid Unicode text (a lone surrogate, or bytes that are not UTF-8)"
 
 
+# (method, full-path regex, cap in bytes): a route allowed a body other than the service's cap
+BodyLimit = tuple[str, re.Pattern[str], int]
+
+
 class BodyGuard:
     """Refuse a body past ``max_body_bytes`` (413) and invalid text anywhere (422 naming the field)."""
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, larger: Sequence[BodyLimit] = ()) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.larger = tuple(larger)
+
+    def limit_for(self, scope: Scope) -> int:
+        for method, pattern, limit in self.larger:
+            if scope["method"] == method and pattern.fullmatch(scope["path"]):
+                return limit
+        return self.max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -48,13 +61,14 @@ class BodyGuard:
             await _refuse_text(bad)(scope, receive, send)
             return
         content_type, declared = _body_headers(scope)
-        if declared is not None and declared > self.max_body_bytes:
-            await self._too_large()(scope, receive, send)
+        limit = self.limit_for(scope)
+        if declared is not None and declared > limit:
+            await _too_large(limit)(scope, receive, send)
             return
         try:
-            body = await _read_body(receive, self.max_body_bytes)
+            body = await _read_body(receive, limit)
         except _TooLarge:
-            await self._too_large()(scope, receive, send)
+            await _too_large(limit)(scope, receive, send)
             return
         if body is None:
             return  # the client left before it finished sending: nobody to answer
@@ -65,13 +79,14 @@ class BodyGuard:
                 return
         await self.app(scope, _replay(body, receive), send)
 
-    def _too_large(self) -> Any:
-        return problem_response(
-            413,
-            f"The request body is larger than {self.max_body_bytes} bytes.",
-            title="Content too large",
-            limit=self.max_body_bytes,
-        )
+
+def _too_large(limit: int) -> Any:
+    return problem_response(
+        413,
+        f"The request body is larger than {limit} bytes; nothing was done.",
+        title="Content too large",
+        limit=limit,
+    )
 
 
 def json_fields(body: bytes) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from services.catalog.handlers import SUBSCRIPTIONS
 from services.catalog.media import MediaStore
 from services.catalog.settings import CatalogSettings, get_settings
 
+UPLOAD_PATH = re.compile(r"/admin/products/[^/]+/images")
 MIGRATIONS = Path(__file__).parent / "migrations"
 log = get_logger(__name__)
 
@@ -78,4 +80,6 @@ def create_app(
         bus=bus,
         redis=redis,
         description="Catalog: categories, products, full-text search, stock and reservations.",
+        # images are up to 10 MB (DESIGN.md section 10); every other body keeps the 1 MB cap
+        body_limits=[("POST", UPLOAD_PATH, settings.media_max_body_bytes)],
     )

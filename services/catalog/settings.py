@@ -8,6 +8,9 @@ from pydantic import Field, SecretStr
 
 from libs.common.config import CommonSettings
 
+# what a multipart upload adds around the file: boundaries, part headers, the alt text (<= 500 chars)
+MULTIPART_ROOM = 64 * 1024
+
 
 class CatalogSettings(CommonSettings):
     """Catalog settings; every field is an environment variable of the same name."""
@@ -33,6 +36,11 @@ class CatalogSettings(CommonSettings):
     # largest upload accepted (bytes) and largest image (pixels) decoded: past either, nothing is stored
     media_max_bytes: int = 10 * 1024 * 1024
     media_max_pixels: int = 40_000_000
+
+    @property
+    def media_max_body_bytes(self) -> int:
+        """The upload route's body cap: the largest image plus room for the multipart framing and alt."""
+        return self.media_max_bytes + MULTIPART_ROOM
 
 
 @lru_cache

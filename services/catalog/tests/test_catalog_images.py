@@ -4,6 +4,7 @@ real S3-speaking server (moto's server mode on loopback); what is refused stores
 from __future__ import annotations
 
 import io
+import os
 import uuid
 from typing import Any
 
@@ -114,7 +115,8 @@ async def test_an_upload_is_cleaned_thumbnailed_stored_and_shown_on_the_product(
         (b"GIF89a" + png(2, 2)[6:], 415),
         (png(10_000, 10_000, mode="1"), 422),  # 100 megapixels in a few kilobytes: a bomb
         (jpeg_with_gps()[:2000], 422),  # truncated
-        (b"\xff" * (2 * 1024 * 1024), 413),
+        (b"\xff" * (2 * 1024 * 1024), 415),  # past the 1 MB of other routes, short of the 10 MB cap
+        (b"\xff" * (11 * 1024 * 1024), 413),
     ],
 )
 async def test_what_is_not_a_usable_image_is_refused_and_stores_nothing(
@@ -125,6 +127,48 @@ async def test_what_is_not_a_usable_image_is_refused_and_stores_nothing(
     assert_problem(await upload(client, admin, p["id"], data), status)
     assert await bucket_keys(s3_url, p["id"]) == []
     assert (await client.get(f"/products/{p['id']}")).json()["media"] == []
+
+
+def noisy_jpeg(low: int, high: int) -> bytes:
+    """A real photo-sized JPEG of low..high bytes: noise compresses badly, so its size follows its pixels."""
+    width = 1000
+    for _ in range(8):
+        height = width * 2 // 3
+        out = io.BytesIO()
+        Image.frombytes("RGB", (width, height), os.urandom(width * height * 3)).save(
+            out, format="JPEG", quality=95
+        )
+        if low <= len(out.getvalue()) < high:
+            return out.getvalue()
+        width = int(width * ((low + high) / 2 / len(out.getvalue())) ** 0.5)
+    raise AssertionError("no JPEG of that size")
+
+
+async def test_a_9_mb_photo_is_taken_and_an_11_or_50_mb_body_is_a_413_that_stores_nothing(
+    client: httpx.AsyncClient, build: Builder, admin: dict[str, str], s3_url: str
+) -> None:
+    cat = await build.category()
+    p = await build.product(cat["id"])
+    photo = noisy_jpeg(9 * 1024 * 1024, 10 * 1024 * 1024)
+    taken = await upload(client, admin, p["id"], photo, alt="full size")
+    assert taken.status_code == 201, taken.text
+    assert len(await bucket_keys(s3_url, p["id"])) == 3
+    other = await build.product(cat["id"])
+    for size in (11, 50):
+        refused = assert_problem(
+            await upload(client, admin, other["id"], b"\xff" * (size * 1024 * 1024)), 413
+        )
+        assert refused["limit"] == 10 * 1024 * 1024 + 64 * 1024
+    assert await bucket_keys(s3_url, other["id"]) == []
+    assert (await client.get(f"/products/{other['id']}")).json()["media"] == []
+    # the larger cap is the upload's alone: a 2 MB product update is still refused
+    big = {"name": "x" * (2 * 1024 * 1024)}
+    assert (
+        assert_problem(await client.patch(f"/admin/products/{p['id']}", json=big, headers=admin), 413)[
+            "limit"
+        ]
+        == 1024 * 1024
+    )
 
 
 async def test_an_image_is_reordered_linked_to_a_variant_and_deleted_with_its_bytes(
