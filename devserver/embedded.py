@@ -224,6 +224,14 @@ def part_overrides(
     if part.name == "auth":
         backend = configured("EMAIL_BACKEND") or ("smtp" if infra.mailbox is not None else "log")
         values.update(email_backend=backend, admin_email=admin[0], admin_password=admin[1])
+    if part.name == "catalog" and not configured("MEDIA_S3_ENDPOINT"):
+        # no object storage: images are kept next to the rest of the run's data and served by the gateway
+        values["media_local_dir"] = str(args.data_dir / "media")
+        values["media_public_url"] = configured("MEDIA_PUBLIC_URL") or f"{url(GATEWAY)}/media"
+        infra.notes.append(
+            f"Images: kept in {args.data_dir / 'media'}, served at {values['media_public_url']}/ "
+            "(MEDIA_S3_ENDPOINT: object storage instead)"
+        )
     if part.name == "payments":
         # as documented for every run mode: Stripe when STRIPE_SECRET_KEY is set, else the fake
         values["payment_provider"] = configured("PAYMENT_PROVIDER") or "auto"

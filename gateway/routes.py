@@ -92,6 +92,8 @@ ROUTES: list[Route] = [
     r("GET", "/categories/{id_or_slug}", "catalog", "P"),
     r("GET", "/products", "catalog", "P"),
     r("GET", "/products/{id_or_slug}", "catalog", "P"),
+    # product images kept on the machine (make dev); with S3 they are fetched from the bucket or a CDN
+    r("GET", "/media/{key:path}", "catalog", "P", "media"),
     r("POST", "/admin/categories", "catalog", "A", area="catalog"),
     r("PUT PATCH DELETE", "/admin/categories/{category_id}", "catalog", "A", area="catalog"),
     r("POST", "/admin/products", "catalog", "A", area="catalog"),

@@ -9,12 +9,13 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
-from starlette.responses import Response
+from starlette.responses import FileResponse, Response
 
 from libs.common.auth import AdminUser, InternalCaller, OptionalUser
 from libs.common.db import SessionDep
+from libs.common.errors import NotFound
 from libs.common.headers import etag_matches
-from services.catalog import browse, images, reservations
+from services.catalog import browse, images, media, reservations
 from services.catalog import service as catalog
 from services.catalog.context import CatalogContext, Ctx
 from services.catalog.schemas import (
@@ -292,6 +293,30 @@ async def retire_variant(
     """Retire a variant: no longer sold, kept for order history (the last one cannot go)."""
     await catalog.retire_variant(session=session, product_id=product_id, variant_id=variant_id)
     return Response(status_code=204)
+
+
+@router.get(
+    "/media/{key:path}",
+    responses={200: {"content": {t: {} for t in media.CONTENT_TYPES.values()}}, 304: {}},
+)
+async def get_media(key: str, request: Request, ctx: Ctx) -> Response:
+    """An image kept on this machine (``make dev``); with S3, images are fetched from the bucket or CDN."""
+    path = ctx.state.media.local_file(key)
+    if path is None:
+        raise NotFound("No such image.")
+    stat = path.stat()
+    # keys are never reused, so size and time of writing tell one file from any other
+    etag = f'"{stat.st_size:x}-{stat.st_mtime_ns:x}"'
+    headers = {"ETag": etag, "Cache-Control": media.IMMUTABLE, "X-Content-Type-Options": "nosniff"}
+    inm = request.headers.get("if-none-match")
+    if inm and etag_matches(inm, etag):
+        return Response(status_code=304, headers=headers)
+    content_type = media.CONTENT_TYPES[path.suffix.removeprefix(".")]
+    return FileResponse(path, media_type=content_type, headers=headers, stat_result=stat)
+
+
+# HEAD too (a browser or CDN checking an image), documented once under GET
+router.add_api_route("/media/{key:path}", get_media, methods=["HEAD"], include_in_schema=False)
 
 
 @admin_router.post("/products/{product_id}/images", status_code=201, responses={201: {"model": ImagePublic}})

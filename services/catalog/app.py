@@ -18,7 +18,7 @@ from services.catalog.api import admin_router, internal_router, router
 from services.catalog.cache import ResponseCache
 from services.catalog.context import CatalogState
 from services.catalog.handlers import SUBSCRIPTIONS
-from services.catalog.media import MediaStore
+from services.catalog.media import open_store
 from services.catalog.settings import CatalogSettings, get_settings
 
 UPLOAD_PATH = re.compile(r"/admin/products/[^/]+/images")
@@ -50,7 +50,7 @@ async def open_state(kernel: Kernel[CatalogSettings]) -> AsyncIterator[CatalogSt
         # always does); these reads take milliseconds
         server_settings={"jit": "off"},
     )
-    store = MediaStore(settings)
+    store = open_store(settings)
     if store.enabled:
         try:  # a fresh dev or test server has no bucket yet; a real one is provisioned
             await store.ensure_bucket()

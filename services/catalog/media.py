@@ -5,15 +5,24 @@ pixels are decoded under a pixel budget (a decompression bomb is refused before 
 expanded) and written again in the same format without metadata (EXIF with its GPS position,
 ICC, text chunks), next to two thumbnails. Only then do the bytes go to object storage, so a
 refused upload stores nothing.
+
+Two stores behind one interface, chosen by settings: S3-compatible object storage (the
+production path, ``MEDIA_S3_*``), and a directory (``MEDIA_LOCAL_DIR``: ``make dev`` with no
+S3 configured keeps images in ``.data/media/`` and catalog serves them at ``/media/<key>``
+through the gateway). Keys are immutable (a new upload gets a new key), so what is served is
+cached for a year.
 """
 
 from __future__ import annotations
 
 import asyncio
 import io
+import os
+import re
 import uuid
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aioboto3
@@ -24,6 +33,11 @@ from services.catalog.settings import CatalogSettings
 
 FORMATS = {"JPEG": ("image/jpeg", "jpg"), "PNG": ("image/png", "png"), "WEBP": ("image/webp", "webp")}
 THUMBNAILS = {"small": 200, "medium": 600}
+CONTENT_TYPES = {extension: content_type for content_type, extension in FORMATS.values()}
+IMMUTABLE = "public, max-age=31536000, immutable"
+_UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+# the only keys this code ever writes: anything else (a "..", a slash too many) names no image
+KEY = re.compile(rf"products/{_UUID}/{_UUID}/(original|small|medium)\.(jpg|png|webp)")
 
 
 class UnsupportedMediaType(DomainError):
@@ -110,6 +124,96 @@ def process(data: bytes, *, max_pixels: int) -> Processed:
 
 
 class MediaStore:
+    """Where image bytes live: ``put`` every rendition of an upload under a prefix, ``delete`` keys."""
+
+    enabled: bool
+    public_base: str
+
+    async def ensure_bucket(self) -> None:
+        """Make the place ready (a fresh dev or test server has no bucket or directory yet)."""
+
+    async def put(self, prefix: str, processed: Processed) -> None:
+        raise NotImplementedError
+
+    async def delete(self, keys: list[str]) -> None:
+        raise NotImplementedError
+
+    def local_file(self, key: str) -> Path | None:
+        """The file behind a key this process serves itself (local storage only), else None."""
+        return None
+
+    @staticmethod
+    def key(prefix: str, name: str, extension: str) -> str:
+        return f"{prefix}/{name}.{extension}"
+
+    def url(self, prefix: str, name: str, extension: str) -> str:
+        return f"{self.public_base}/{self.key(prefix, name, extension)}"
+
+
+def open_store(settings: CatalogSettings) -> MediaStore:
+    """S3 when an endpoint is configured, else a local directory when one is, else none (uploads 503)."""
+    if not settings.media_s3_endpoint and settings.media_local_dir:
+        return LocalMediaStore(settings)
+    return S3MediaStore(settings)
+
+
+class LocalMediaStore(MediaStore):
+    """A directory on this machine (the embedded mode), files written whole or not at all."""
+
+    def __init__(self, settings: CatalogSettings) -> None:
+        self.root = Path(settings.media_local_dir or ".").resolve()
+        self.enabled = True
+        self.public_base = (settings.media_public_url or "/media").rstrip("/")
+
+    async def ensure_bucket(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, key: str) -> Path:
+        if not KEY.fullmatch(key):
+            raise ValueError(f"not a media key: {key!r}")
+        path = (self.root / key).resolve()
+        if not path.is_relative_to(self.root):
+            raise ValueError(f"not a media key: {key!r}")
+        return path
+
+    def _write(self, prefix: str, processed: Processed) -> None:
+        for r in processed.renditions:
+            path = self._path(self.key(prefix, r.name, processed.extension))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
+            partial.write_bytes(r.data)
+            os.replace(partial, path)  # a reader sees the whole file or none
+
+    async def put(self, prefix: str, processed: Processed) -> None:
+        keys = [self.key(prefix, r.name, processed.extension) for r in processed.renditions]
+        try:
+            await asyncio.to_thread(self._write, prefix, processed)
+        except OSError as exc:
+            await self.delete(keys)
+            raise ServiceUnavailable("Image storage is unavailable right now; nothing was stored.") from exc
+
+    def _remove(self, keys: list[str]) -> None:
+        for key in keys:
+            path = self._path(key)
+            path.unlink(missing_ok=True)
+            for folder in (path.parent, path.parent.parent):  # the image's, then the product's if empty
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break
+
+    async def delete(self, keys: list[str]) -> None:
+        await asyncio.to_thread(self._remove, keys)
+
+    def local_file(self, key: str) -> Path | None:
+        try:
+            path = self._path(key)
+        except ValueError:
+            return None
+        return path if path.is_file() else None
+
+
+class S3MediaStore(MediaStore):
     """The bucket images live in, over the S3 API (aioboto3)."""
 
     def __init__(self, settings: CatalogSettings) -> None:
@@ -158,7 +262,7 @@ class MediaStore:
                             Key=key,
                             Body=r.data,
                             ContentType=processed.content_type,
-                            CacheControl="public, max-age=31536000, immutable",
+                            CacheControl=IMMUTABLE,
                         )
                         for key, r in zip(keys, processed.renditions, strict=True)
                     )
@@ -176,13 +280,6 @@ class MediaStore:
                 Bucket=self.settings.media_s3_bucket,
                 Delete={"Objects": [{"Key": k} for k in keys], "Quiet": True},
             )
-
-    @staticmethod
-    def key(prefix: str, name: str, extension: str) -> str:
-        return f"{prefix}/{name}.{extension}"
-
-    def url(self, prefix: str, name: str, extension: str) -> str:
-        return f"{self.public_base}/{self.key(prefix, name, extension)}"
 
 
 def new_prefix(product_id: uuid.UUID, image_id: uuid.UUID) -> str:

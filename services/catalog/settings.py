@@ -31,7 +31,11 @@ class CatalogSettings(CommonSettings):
     media_s3_region: str = "us-east-1"
     media_s3_access_key: SecretStr = SecretStr("")
     media_s3_secret_key: SecretStr = SecretStr("")
-    # where clients fetch images (a CDN, or the bucket's public URL); default <endpoint>/<bucket>
+    # no S3 endpoint but a directory: images are kept there and served at /media/<key> (make dev sets
+    # .data/media); S3 stays the production path
+    media_local_dir: str | None = None
+    # where clients fetch images (a CDN, or the bucket's public URL); default <endpoint>/<bucket>, or
+    # /media for a local directory (make dev: the gateway's URL + /media)
     media_public_url: str | None = None
     # largest upload accepted (bytes) and largest image (pixels) decoded: past either, nothing is stored
     media_max_bytes: int = 10 * 1024 * 1024

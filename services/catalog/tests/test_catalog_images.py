@@ -95,6 +95,9 @@ async def test_an_upload_is_cleaned_thumbnailed_stored_and_shown_on_the_product(
     assert Image.open(io.BytesIO(fetch(s3_url, image["thumbnails"]["small"])[0])).size == (200, 133)
     assert Image.open(io.BytesIO(fetch(s3_url, image["thumbnails"]["medium"])[0])).size == (600, 400)
     assert len(await bucket_keys(s3_url, p["id"])) == 3
+    # with S3, images are fetched from the bucket or its CDN: catalog's /media serves only a local directory
+    key = image["url"].removeprefix(f"{s3_url}/shop-media/")
+    assert_problem(await client.get(f"/media/{key}"), 404)
     second = (await upload(client, admin, p["id"], png(300, 300))).json()
     assert second["position"] == 1 and second["url"].endswith("/original.png")
     shown = (await client.get(f"/products/{p['id']}")).json()
