@@ -32,7 +32,6 @@ sys.path.insert(0, str(ROOT))
 
 from libs.common import parts as registry  # noqa: E402
 
-PREVIOUS = ROOT / "tests" / "e2e" / "previous"
 # a broker queue keeps the arguments it was declared with, and every part declares every consumer's
 # queue: both releases must declare them alike. Releases before 1.2 knew classic queues only, so
 # the mix runs as a shop upgrading from them must (README, "Upgrading"): classic, no expiry
@@ -63,13 +62,14 @@ def unpack(ref: str) -> Path:
     return target
 
 
-def stage_journeys(source: Path) -> None:
-    """The release's journeys, beside this checkout's e2e fixtures (ignored by git)."""
-    shutil.rmtree(PREVIOUS, ignore_errors=True)
-    PREVIOUS.mkdir(parents=True)
-    (PREVIOUS / "__init__.py").write_text("")
-    (PREVIOUS / ".gitignore").write_text("*\n")
-    shutil.copy(source / "tests" / "e2e" / "test_e2e_journeys.py", PREVIOUS / "test_previous_journeys.py")
+def stage_journeys(source: Path) -> Path:
+    """The release's journeys on their own, outside tests/ (so `make test` never collects them);
+    they run with this checkout's fixtures (``-p tests.conftest``) and helpers (tests.e2e)."""
+    target = source.parent / f"{source.name}-journeys"
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir()
+    shutil.copy(source / "tests" / "e2e" / "test_e2e_journeys.py", target / "test_previous_journeys.py")
+    return target
 
 
 def main() -> int:
@@ -80,7 +80,7 @@ def main() -> int:
     base = args.base or default_base()
     names = [n for n in args.parts.split(",") if n] or [p.name for p in registry.PARTS]
     source = unpack(base)
-    stage_journeys(source)
+    journeys = stage_journeys(source)
     print(
         f"e2e-mixed: {base} ({git('rev-parse', '--short', base + '^{commit}')}) journeys, one part at {base}, HEAD elsewhere"
     )
@@ -96,7 +96,19 @@ def main() -> int:
             continue
         started = time.monotonic()
         run = subprocess.run(
-            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(PREVIOUS)],
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "-p",
+                "tests.conftest",
+                "--rootdir",
+                str(ROOT),
+                str(journeys),
+            ],
             cwd=ROOT,
             env={
                 **os.environ,
@@ -112,7 +124,6 @@ def main() -> int:
         print(f"  {name:<14} {took:6.1f} s  {results[-1][1]}", flush=True)
         if run.returncode != 0:
             print(run.stdout[-4000:], run.stderr[-2000:], sep="\n")
-    shutil.rmtree(PREVIOUS, ignore_errors=True)
     failed = [r for r in results if r[1].startswith("FAILED")]
     print(f"e2e-mixed: {len(results) - len(failed)} of {len(results)} parts mix with {base}")
     return 1 if failed else 0
