@@ -237,47 +237,37 @@ async def release(ctx: OrdersContext, *, order_id: uuid.UUID) -> bool:
 
     Idempotent on both sides, and final at catalog: it refuses a later reservation under this id.
     """
-    released_stock = await _release_stock(ctx, order_id=order_id)
-    released_claims = await _release_claims(ctx, order_id=order_id)
+    settings = ctx.settings
+    released_stock = await _release(
+        ctx,
+        "catalog",
+        f"{settings.catalog_url}/internal/reservations/{order_id}/release",
+        timeout=settings.catalog_timeout,
+        order_id=order_id,
+    )
+    released_claims = await _release(
+        ctx,
+        "pricing",
+        f"{settings.pricing_url}/internal/orders/{order_id}/release",
+        timeout=settings.pricing_timeout,
+        order_id=order_id,
+    )
     return released_stock and released_claims
 
 
-async def _release_claims(ctx: OrdersContext, *, order_id: uuid.UUID) -> bool:
+async def _release(
+    ctx: OrdersContext, service: str, url: str, *, timeout: float, order_id: uuid.UUID
+) -> bool:
+    """One idempotent release call; False (logged) when it did not confirm, so the caller tries again."""
     try:
         resp = await call(
-            ctx.http,
-            "POST",
-            f"{ctx.settings.pricing_url}/internal/orders/{order_id}/release",
-            service="pricing",
-            headers=_headers(ctx),
-            timeout=ctx.settings.pricing_timeout,
-            idempotent=True,
+            ctx.http, "POST", url, service=service, headers=_headers(ctx), timeout=timeout, idempotent=True
         )
     except DomainError as exc:
-        log.warning("claims_release_failed", order_id=str(order_id), error=exc.detail)
+        log.warning("release_failed", service=service, order_id=str(order_id), error=exc.detail)
         return False
     if resp.status_code != 200:
-        log.warning("claims_release_refused", order_id=str(order_id), status=resp.status_code)
-        return False
-    return True
-
-
-async def _release_stock(ctx: OrdersContext, *, order_id: uuid.UUID) -> bool:
-    try:
-        resp = await call(
-            ctx.http,
-            "POST",
-            f"{ctx.settings.catalog_url}/internal/reservations/{order_id}/release",
-            service="catalog",
-            headers=_headers(ctx),
-            timeout=_timeout(ctx),
-            idempotent=True,
-        )
-    except DomainError as exc:
-        log.warning("reservation_release_failed", order_id=str(order_id), error=exc.detail)
-        return False
-    if resp.status_code != 200:
-        log.warning("reservation_release_refused", order_id=str(order_id), status=resp.status_code)
+        log.warning("release_refused", service=service, order_id=str(order_id), status=resp.status_code)
         return False
     return True
 
