@@ -94,26 +94,23 @@ asyncapi:
 # (pulled, or made with debootstrap when no registry answers). SHOP_COMPOSE_CMD overrides the client.
 E2E_NET ?= 172.29
 E2E_PROJECT ?= shop-e2e
-# free loopback ports, chosen once per make run, unless given
-ifneq ($(filter e2e-compose,$(MAKECMDGOALS)),)
-FREE_PORT = $(shell python3 -c "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
-E2E_GATEWAY_PORT ?= $(FREE_PORT)
-E2E_GATEWAY_PORT := $(E2E_GATEWAY_PORT)
-E2E_MAIL_PORT ?= $(FREE_PORT)
-E2E_MAIL_PORT := $(E2E_MAIL_PORT)
-endif
+# E2E_GATEWAY_PORT / E2E_MAIL_PORT: the loopback ports published; unset, free ones are picked right
+# before the containers start (scripts/containers.py free-port: below the ephemeral range)
 DOCKER ?= docker
 E2E_ADMIN_EMAIL ?= admin@e2e.shop.test
 E2E_ADMIN_PASSWORD ?= Admin-pass-e2e-1
 e2e-compose: $(TEST_DEPS)
 	found=$$(DOCKER='$(DOCKER)' python3 scripts/containers.py env) && eval "$$found" && \
 	compose="$$SHOP_COMPOSE_CMD -p $(E2E_PROJECT) -f docker-compose.yml -f docker-compose.e2e.yml" && \
-	export GATEWAY_PORT=$(E2E_GATEWAY_PORT) MAILCATCHER_PUBLISH=127.0.0.1:$(E2E_MAIL_PORT) SHOP_NET=$(E2E_NET) \
-		POSTGRES_PUBLISH=127.0.0.1: REDIS_PUBLISH=127.0.0.1: RABBITMQ_PUBLISH=127.0.0.1: \
-		SHOP_ADMIN_EMAIL='$(E2E_ADMIN_EMAIL)' SHOP_ADMIN_PASSWORD='$(E2E_ADMIN_PASSWORD)' && \
+	export SHOP_NET=$(E2E_NET) POSTGRES_PUBLISH=127.0.0.1: REDIS_PUBLISH=127.0.0.1: RABBITMQ_PUBLISH=127.0.0.1: \
+		SHOP_ADMIN_EMAIL='$(E2E_ADMIN_EMAIL)' SHOP_ADMIN_PASSWORD='$(E2E_ADMIN_PASSWORD)' GATEWAY_PORT=0 && \
 	trap "$$compose down -v --remove-orphans" EXIT && trap 'exit 130' INT TERM && \
-	$$compose build && $$compose up -d && DOCKER='$(DOCKER)' python3 scripts/containers.py wait $(E2E_PROJECT) && \
-	SHOP_GATEWAY_URL=http://127.0.0.1:$(E2E_GATEWAY_PORT) SHOP_MAIL_URL=http://127.0.0.1:$(E2E_MAIL_PORT) \
+	$$compose build && \
+	gateway_port=$${E2E_GATEWAY_PORT:-$$(python3 scripts/containers.py free-port)} && \
+	mail_port=$${E2E_MAIL_PORT:-$$(python3 scripts/containers.py free-port)} && \
+	export GATEWAY_PORT=$$gateway_port MAILCATCHER_PUBLISH=127.0.0.1:$$mail_port && \
+	$$compose up -d && DOCKER='$(DOCKER)' python3 scripts/containers.py wait $(E2E_PROJECT) && \
+	SHOP_GATEWAY_URL=http://127.0.0.1:$$gateway_port SHOP_MAIL_URL=http://127.0.0.1:$$mail_port \
 		SHOP_PART_CONTROL=compose SHOP_COMPOSE="$$compose" $(PYTHON) -m pytest -q -rs tests/e2e
 
 # the previous release's journeys with one part at that release and the rest at HEAD, each part in

@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -229,14 +231,32 @@ def wait_healthy(project: str, timeout: float) -> int:
         time.sleep(2)
 
 
+def free_port() -> int:
+    """A loopback port free now, below the kernel's ephemeral range: a port picked by binding to 0
+    comes from that range, where any outgoing connection may take it before the engine publishes
+    it (a build of many minutes lies between the two)."""
+    for _ in range(500):
+        port = random.randint(20000, 32000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise SystemExit("containers: no free loopback port between 20000 and 32000")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("command", choices=["env", "wait"])
+    parser.add_argument("command", choices=["env", "wait", "free-port"])
     parser.add_argument("project", nargs="?", default="shop")
     parser.add_argument("--timeout", type=float, default=300)
     args = parser.parse_args(argv)
     if args.command == "wait":
         return wait_healthy(args.project, args.timeout)
+    if args.command == "free-port":
+        print(free_port())
+        return 0
     ensure_engine()
     compose = compose_command()
     base = base_image()
