@@ -10,7 +10,8 @@ A part that dies (a crash, an out-of-memory kill) is started again after a back-
 doubles from 1 s to 30 s while it keeps dying young, and the log says so: one part going
 down must not take the shop with it, as it did when honcho stopped every part at the
 first exit. Configuration: the environment, then ``.env``, then the URLs infra.py wrote
-to ``.infra.env``.
+to ``.infra.env``. Product images go to S3 when MEDIA_S3_ENDPOINT is set, else to .data/media,
+served through the gateway (``media_storage``).
 
 ``--replicas N`` (``make up REPLICAS=N``) runs N processes of every service, replica k
 (from 0) on its usual port + 1000·k, each named ``<part>.<k+1>`` in the log; every part is
@@ -326,6 +327,8 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
     gateway = f"http://127.0.0.1:{GATEWAY.port + args.port_offset}"
+    if "catalog" in names:
+        media_storage(env, gateway)
     each = f" ({args.replicas} processes of each service)" if args.replicas > 1 else ""
     print(
         f"up: starting {', '.join(p.name for p in parts)}{each}\n"
@@ -334,6 +337,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     with mail_catcher(env, args.port_offset):
         return asyncio.run(Supervisor(parts, env, args.port_offset, args.replicas).run())
+
+
+def media_storage(env: dict[str, str], gateway: str) -> None:
+    """Without MEDIA_S3_ENDPOINT, product images are kept in .data/media and served at the gateway's
+    /media/, as in ``make dev``: they outlive a restart (an S3 server in memory, like the compose
+    stack's, would lose them while the products naming them stay), every catalog replica on this
+    machine reads the same directory, and nothing beyond the project's own dependencies is needed."""
+    if env.get("MEDIA_S3_ENDPOINT"):
+        print(f"up: product images in S3 at {env['MEDIA_S3_ENDPOINT']} (MEDIA_S3_ENDPOINT)", flush=True)
+        return
+    env.setdefault("MEDIA_LOCAL_DIR", str(ROOT / ".data" / "media"))
+    env.setdefault("MEDIA_PUBLIC_URL", f"{gateway}/media")
+    print(
+        f"up: product images kept in {env['MEDIA_LOCAL_DIR']}, served at {env['MEDIA_PUBLIC_URL']}/",
+        flush=True,
+    )
 
 
 @contextlib.contextmanager

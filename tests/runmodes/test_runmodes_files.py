@@ -121,9 +121,10 @@ def test_compose_builds_each_part_from_the_one_dockerfile(compose: dict[str, Any
 def test_only_the_gateway_is_published_and_the_servers_only_on_loopback(compose: dict[str, Any]) -> None:
     services = compose["services"]
     published = {name for name, svc in services.items() if svc.get("ports")}
-    assert published == {GATEWAY.name, *INFRA, "mailcatcher"}
+    assert published == {GATEWAY.name, *INFRA, "mailcatcher", "s3"}
     assert services["gateway"]["ports"] == [f"${{GATEWAY_PORT:-{GATEWAY.port}}}:{GATEWAY.port}"]
-    for name in (*INFRA, "mailcatcher"):  # the mail catcher shows every mail to whoever reaches it
+    # the mail catcher shows every mail to whoever reaches it; the image server takes any credentials
+    for name in (*INFRA, "mailcatcher", "s3"):
         assert all(_interpolate(port, {}).startswith("127.0.0.1:") for port in services[name]["ports"]), name
 
 
@@ -158,6 +159,26 @@ def test_compose_starts_each_part_after_what_it_needs(compose: dict[str, Any], n
     assert all(d["condition"] == "service_healthy" for d in depends.values())
     needs = {"redis"} | ({"postgres"} if p.database else set()) | ({"rabbitmq"} if p.bus else set())
     assert needs <= set(depends)
+
+
+def test_compose_keeps_catalog_images_in_its_s3_server_with_the_bucket_made_at_start(
+    compose: dict[str, Any],
+) -> None:
+    s3 = compose["services"]["s3"]
+    # built from the shop's Debian base like the other servers: no image registry needed
+    assert s3["build"] == {"context": ".", "dockerfile": "deploy/docker/s3.Dockerfile", "args": BASE_ARG}
+    dockerfile = (ROOT / "deploy" / "docker" / "s3.Dockerfile").read_text()
+    pinned = re.search(r'"moto\[server\]==([\d.]+)"', dockerfile)
+    assert pinned and f"moto[server]=={pinned.group(1)}" in (ROOT / "pyproject.toml").read_text(), (
+        "the compose server is the moto the image tests run against"
+    )
+    assert "create_bucket" in (ROOT / "deploy" / "docker" / "s3-start.py").read_text()
+    assert s3["healthcheck"]["test"] and "S3_BUCKET" in s3["healthcheck"]["test"][-1]
+    catalog = compose["services"]["catalog"]
+    env = {k: _interpolate(str(v), {}) for k, v in catalog["environment"].items()}
+    assert env["MEDIA_S3_ENDPOINT"] == "http://s3:9000"
+    assert env["MEDIA_S3_BUCKET"] == _interpolate(s3["environment"]["S3_BUCKET"], {}) == "shop-media"
+    assert catalog["depends_on"]["s3"] == {"condition": "service_healthy"}
 
 
 def test_compose_seeds_an_empty_catalog_once_it_is_healthy(compose: dict[str, Any]) -> None:
@@ -329,6 +350,20 @@ def test_up_with_replicas_runs_n_processes_of_every_service_and_tells_each_of_al
     assert env["PORT"] == str(BY_NAME["catalog"].port + up.REPLICA_PORT_STEP)
     assert env["CATALOG_URL"] == f"http://127.0.0.1:8002,http://127.0.0.1:{8002 + up.REPLICA_PORT_STEP}"
     assert env["GATEWAY_URL"] == "http://127.0.0.1:8000"
+
+
+def test_up_keeps_images_in_data_media_unless_s3_is_configured(capsys: pytest.CaptureFixture[str]) -> None:
+    up = _up_script()
+    env: dict[str, str] = {}
+    up.media_storage(env, "http://127.0.0.1:8100")
+    assert env == {
+        "MEDIA_LOCAL_DIR": str(ROOT / ".data" / "media"),
+        "MEDIA_PUBLIC_URL": "http://127.0.0.1:8100/media",
+    }
+    s3 = {"MEDIA_S3_ENDPOINT": "http://127.0.0.1:9000"}
+    up.media_storage(s3, "http://127.0.0.1:8000")
+    assert s3 == {"MEDIA_S3_ENDPOINT": "http://127.0.0.1:9000"}
+    assert ".data/media" in capsys.readouterr().out
 
 
 def test_there_is_no_procfile_to_drift_from_the_registry() -> None:
