@@ -32,7 +32,16 @@ HERE = Path(__file__).parent
 CLIENT = HERE / "node_modules" / "socket.io-client" / "dist" / "socket.io.min.js"
 BUILD_HINT = "make console (npm install in services/realtime/console)"
 # the page's scripts, one per screen after the shared core, in the order index.html loads them
-SCRIPTS = ("core.js", "orders.js", "catalog.js", "promotions.js", "emails.js", "webhooks.js", "feed.js")
+SCRIPTS = (
+    "core.js",
+    "orders.js",
+    "customers.js",
+    "catalog.js",
+    "promotions.js",
+    "emails.js",
+    "webhooks.js",
+    "feed.js",
+)
 # URL path under /console/ -> file; nothing else of this folder (package.json, node_modules) is exposed
 FILES: dict[str, Path] = {
     "": HERE / "index.html",

@@ -145,6 +145,23 @@ function personCell(id) {
     el("span", { className: "person-name", text: u.name }), el("span", { className: "muted person-email", text: u.email }));
 }
 
+// ---- dialogs: the detail views, stacked (an order opened from a customer); Escape closes the top one.
+// Handled here rather than left to the browser, whose Escape may be ignored after a re-render moved focus.
+let dialogsOpened = 0;
+function showDialog(dialog) {
+  if (dialog.open) return;
+  dialog.dataset.opened = String(++dialogsOpened);
+  dialog.showModal();
+}
+document.addEventListener("keydown", (event) => {
+  if (event.key !== "Escape") return;
+  const top = [...document.querySelectorAll("dialog[open]")]
+    .sort((a, b) => Number(b.dataset.opened || 0) - Number(a.dataset.opened || 0))[0];
+  if (!top) return;
+  event.preventDefault();
+  top.close();
+});
+
 // ---- REST -------------------------------------------------------------------------------
 async function api(path, { method = "GET", body, token, retry = true } = {}) {
   const headers = { Accept: "application/json" };

@@ -286,7 +286,7 @@ async function openOrder(id, known, intent) {
   $("#order-detail-title").textContent = "Order " + shortId(o.id);
   dialog.querySelector('[data-role="body"]').replaceChildren(...orderDetail(o, returns, orders.detail.intent));
   if (!dialog.open) {
-    dialog.showModal();
+    showDialog(dialog);
     dialog.querySelector('[data-role="close"]').focus();
   }
   const first = dialog.querySelector("form [autofocus], form button");
