@@ -102,7 +102,7 @@ E2E_ADMIN_PASSWORD ?= Admin-pass-e2e-1
 e2e-compose: $(TEST_DEPS)
 	found=$$(DOCKER='$(DOCKER)' python3 scripts/containers.py env) && eval "$$found" && \
 	compose="$$SHOP_COMPOSE_CMD -p $(E2E_PROJECT) -f docker-compose.yml -f docker-compose.e2e.yml" && \
-	export SHOP_NET=$(E2E_NET) POSTGRES_PUBLISH=127.0.0.1: REDIS_PUBLISH=127.0.0.1: RABBITMQ_PUBLISH=127.0.0.1: S3_PUBLISH=127.0.0.1: \
+	export SHOP_NET=$(E2E_NET) POSTGRES_PUBLISH=127.0.0.1: REDIS_PUBLISH=127.0.0.1: RABBITMQ_PUBLISH=127.0.0.1: \
 		SHOP_ADMIN_EMAIL='$(E2E_ADMIN_EMAIL)' SHOP_ADMIN_PASSWORD='$(E2E_ADMIN_PASSWORD)' GATEWAY_PORT=0 && \
 	trap "$$compose down -v --remove-orphans" EXIT && trap 'exit 130' INT TERM && \
 	$$compose build && \

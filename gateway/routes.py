@@ -92,7 +92,7 @@ ROUTES: list[Route] = [
     r("GET", "/categories/{id_or_slug}", "catalog", "P"),
     r("GET", "/products", "catalog", "P"),
     r("GET", "/products/{id_or_slug}", "catalog", "P"),
-    # product images kept on the machine (make dev); with S3 they are fetched from the bucket or a CDN
+    # product images (catalog reads them from its directory or its private bucket); immutable, cached a year
     r("GET", "/media/{key:path}", "catalog", "P", "media"),
     r("POST", "/admin/categories", "catalog", "A", area="catalog"),
     r("PUT PATCH DELETE", "/admin/categories/{category_id}", "catalog", "A", area="catalog"),

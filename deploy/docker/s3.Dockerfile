@@ -1,6 +1,7 @@
 # S3-compatible storage for product images in the compose stack: moto's server mode.
 # Debian's packages carry no S3 server (no MinIO, no moto; radosgw needs a whole Ceph cluster),
 # so this is moto[server] from PyPI, the pin the image tests run against, on Debian's Python.
+# Catalog serves the images through the gateway, so this is never published.
 # It keeps objects in memory: images are gone when this container stops, while the products that
 # name them stay in PostgreSQL. A development stack only: production sets MEDIA_S3_* to real storage.
 ARG BASE_IMAGE=debian:bookworm-slim

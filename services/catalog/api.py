@@ -300,19 +300,26 @@ async def retire_variant(
     responses={200: {"content": {t: {} for t in media.CONTENT_TYPES.values()}}, 304: {}},
 )
 async def get_media(key: str, request: Request, ctx: Ctx) -> Response:
-    """An image kept on this machine (``make dev``); with S3, images are fetched from the bucket or CDN."""
-    path = ctx.state.media.local_file(key)
-    if path is None:
-        raise NotFound("No such image.")
-    stat = path.stat()
-    # keys are never reused, so size and time of writing tell one file from any other
-    etag = f'"{stat.st_size:x}-{stat.st_mtime_ns:x}"'
-    headers = {"ETag": etag, "Cache-Control": media.IMMUTABLE, "X-Content-Type-Options": "nosniff"}
+    """A product image (original or thumbnail), from a local directory or the bucket."""
+    store = ctx.state.media
+    headers = {"Cache-Control": media.IMMUTABLE, "X-Content-Type-Options": "nosniff"}
     inm = request.headers.get("if-none-match")
-    if inm and etag_matches(inm, etag):
+    path = store.local_file(key)
+    if path is not None:
+        stat = path.stat()
+        # keys are never reused, so size and time of writing tell one file from any other
+        headers["ETag"] = f'"{stat.st_size:x}-{stat.st_mtime_ns:x}"'
+        if inm and etag_matches(inm, headers["ETag"]):
+            return Response(status_code=304, headers=headers)
+        content_type = media.CONTENT_TYPES[path.suffix.removeprefix(".")]
+        return FileResponse(path, media_type=content_type, headers=headers, stat_result=stat)
+    stored = await store.read(key)
+    if stored is None:
+        raise NotFound("No such image.")
+    headers["ETag"] = stored.etag
+    if inm and etag_matches(inm, stored.etag):
         return Response(status_code=304, headers=headers)
-    content_type = media.CONTENT_TYPES[path.suffix.removeprefix(".")]
-    return FileResponse(path, media_type=content_type, headers=headers, stat_result=stat)
+    return Response(stored.data, media_type=stored.content_type, headers=headers)
 
 
 # HEAD too (a browser or CDN checking an image), documented once under GET

@@ -8,9 +8,9 @@ refused upload stores nothing.
 
 Two stores behind one interface, chosen by settings: S3-compatible object storage (the
 production path, ``MEDIA_S3_*``), and a directory (``MEDIA_LOCAL_DIR``: ``make dev`` with no
-S3 configured keeps images in ``.data/media/`` and catalog serves them at ``/media/<key>``
-through the gateway). Keys are immutable (a new upload gets a new key), so what is served is
-cached for a year.
+S3 configured keeps images in ``.data/media/``). Catalog serves either at ``/media/<key>``
+through the gateway, so the bucket can stay private (a CDN may front that path or the bucket).
+Keys are immutable (a new upload gets a new key), so what is served is cached for a year.
 """
 
 from __future__ import annotations
@@ -123,6 +123,13 @@ def process(data: bytes, *, max_pixels: int) -> Processed:
     return Processed(fmt, content_type, extension, renditions)
 
 
+@dataclass(frozen=True)
+class Stored:
+    data: bytes
+    content_type: str
+    etag: str
+
+
 class MediaStore:
     """Where image bytes live: ``put`` every rendition of an upload under a prefix, ``delete`` keys."""
 
@@ -139,7 +146,11 @@ class MediaStore:
         raise NotImplementedError
 
     def local_file(self, key: str) -> Path | None:
-        """The file behind a key this process serves itself (local storage only), else None."""
+        """The file behind a key when it is on this machine (local storage), else None."""
+        return None
+
+    async def read(self, key: str) -> Stored | None:
+        """An image's bytes from storage that is not a local file (S3), None when there is none."""
         return None
 
     @staticmethod
@@ -270,6 +281,21 @@ class S3MediaStore(MediaStore):
         except Exception as exc:
             await self.delete(keys)
             raise ServiceUnavailable("Image storage is unavailable right now; nothing was stored.") from exc
+
+    async def read(self, key: str) -> Stored | None:
+        if not self.enabled or not KEY.fullmatch(key):
+            return None
+        try:
+            async with self._client() as s3:
+                got = await s3.get_object(Bucket=self.settings.media_s3_bucket, Key=key)
+                data = await got["Body"].read()
+        except Exception as exc:
+            code = str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
+            if code in ("NoSuchKey", "404", "NoSuchBucket"):
+                return None
+            raise ServiceUnavailable("Image storage is unavailable right now.") from exc
+        content_type = CONTENT_TYPES[key.rsplit(".", 1)[1]]
+        return Stored(data, content_type, got.get("ETag") or f'"{len(data):x}"')
 
     async def delete(self, keys: list[str]) -> None:
         """Remove objects (already gone is fine)."""

@@ -31,8 +31,8 @@ class CatalogSettings(CommonSettings):
     media_s3_region: str = "us-east-1"
     media_s3_access_key: SecretStr = SecretStr("")
     media_s3_secret_key: SecretStr = SecretStr("")
-    # no S3 endpoint but a directory: images are kept there and served at /media/<key> (make dev sets
-    # .data/media); S3 stays the production path
+    # no S3 endpoint but a directory: images are kept there (make dev sets .data/media); S3 stays the
+    # production path. Either way catalog serves them at /media/<key>, the gateway's too
     media_local_dir: str | None = None
     # where clients fetch images (a CDN, or the bucket's public URL); default <endpoint>/<bucket>, or
     # /media for a local directory (make dev: the gateway's URL + /media)

@@ -121,10 +121,9 @@ def test_compose_builds_each_part_from_the_one_dockerfile(compose: dict[str, Any
 def test_only_the_gateway_is_published_and_the_servers_only_on_loopback(compose: dict[str, Any]) -> None:
     services = compose["services"]
     published = {name for name, svc in services.items() if svc.get("ports")}
-    assert published == {GATEWAY.name, *INFRA, "mailcatcher", "s3"}
+    assert published == {GATEWAY.name, *INFRA, "mailcatcher"}
     assert services["gateway"]["ports"] == [f"${{GATEWAY_PORT:-{GATEWAY.port}}}:{GATEWAY.port}"]
-    # the mail catcher shows every mail to whoever reaches it; the image server takes any credentials
-    for name in (*INFRA, "mailcatcher", "s3"):
+    for name in (*INFRA, "mailcatcher"):  # the mail catcher shows every mail to whoever reaches it
         assert all(_interpolate(port, {}).startswith("127.0.0.1:") for port in services[name]["ports"]), name
 
 
@@ -179,6 +178,9 @@ def test_compose_keeps_catalog_images_in_its_s3_server_with_the_bucket_made_at_s
     assert env["MEDIA_S3_ENDPOINT"] == "http://s3:9000"
     assert env["MEDIA_S3_BUCKET"] == _interpolate(s3["environment"]["S3_BUCKET"], {}) == "shop-media"
     assert catalog["depends_on"]["s3"] == {"condition": "service_healthy"}
+    # the bucket is never published (it takes any credentials): images are shown through the gateway
+    assert "ports" not in s3
+    assert env["MEDIA_PUBLIC_URL"] == f"http://127.0.0.1:{GATEWAY.port}/media"
 
 
 def test_compose_seeds_an_empty_catalog_once_it_is_healthy(compose: dict[str, Any]) -> None:

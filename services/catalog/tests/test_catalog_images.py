@@ -95,9 +95,17 @@ async def test_an_upload_is_cleaned_thumbnailed_stored_and_shown_on_the_product(
     assert Image.open(io.BytesIO(fetch(s3_url, image["thumbnails"]["small"])[0])).size == (200, 133)
     assert Image.open(io.BytesIO(fetch(s3_url, image["thumbnails"]["medium"])[0])).size == (600, 400)
     assert len(await bucket_keys(s3_url, p["id"])) == 3
-    # with S3, images are fetched from the bucket or its CDN: catalog's /media serves only a local directory
+    # the bucket stays private: catalog serves its objects at /media/<key> (the gateway's too)
     key = image["url"].removeprefix(f"{s3_url}/shop-media/")
-    assert_problem(await client.get(f"/media/{key}"), 404)
+    served = await client.get(f"/media/{key}")
+    assert served.status_code == 200 and served.content == original
+    assert served.headers["content-type"] == "image/jpeg"
+    assert served.headers["cache-control"] == "public, max-age=31536000, immutable"
+    assert served.headers["x-content-type-options"] == "nosniff"
+    again = await client.get(f"/media/{key}", headers={"If-None-Match": served.headers["etag"]})
+    assert again.status_code == 304
+    for missing in (key.replace("original", "small").replace(image["id"], str(uuid.uuid4())), "../x.jpg"):
+        assert_problem(await client.get(f"/media/{missing}"), 404)
     second = (await upload(client, admin, p["id"], png(300, 300))).json()
     assert second["position"] == 1 and second["url"].endswith("/original.png")
     shown = (await client.get(f"/products/{p['id']}")).json()
