@@ -62,6 +62,10 @@ const catalog = screen({
         const p = catalog.products.get(d.product_id);
         if (p && !(typeof p.version === "number" && p.version > d.version)) {
           Object.assign(p, { stock: d.stock, version: d.version });
+          for (const moved of d.variants || []) {
+            const v = (p.variants || []).find((x) => x.id === moved.id);
+            if (v) v.stock = moved.stock;
+          }
           renderProducts();
         }
         break;

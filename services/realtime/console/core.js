@@ -162,6 +162,20 @@ document.addEventListener("keydown", (event) => {
   top.close();
 });
 
+// re-renders a list without losing the keyboard's place: the focused control of a row (found
+// again by the row's data key and the control's class) is focused again in the new row
+function keepFocus(container, key, render) {
+  const active = document.activeElement;
+  const row = active && container.contains(active) ? active.closest("tr, li") : null;
+  const id = row && row.dataset[key];
+  const cls = active && active.classList && active.classList[active.classList.length - 1];
+  render();
+  if (!id || !cls || container.contains(active)) return;
+  const again = container.querySelector("[data-" + key.replace(/[A-Z]/g, (m) => "-" + m.toLowerCase()) + '="'
+    + CSS.escape(id) + '"] .' + CSS.escape(cls));
+  if (again) again.focus();
+}
+
 // ---- REST -------------------------------------------------------------------------------
 async function api(path, { method = "GET", body, token, retry = true } = {}) {
   const headers = { Accept: "application/json" };

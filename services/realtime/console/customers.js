@@ -89,7 +89,8 @@ const customers = screen({
 });
 
 function renderCustomers(flashId) {
-  $("#customers-body").replaceChildren(...customers.rows.map((u) => {
+  const body = $("#customers-body");
+  keepFocus(body, "userId", () => body.replaceChildren(...customers.rows.map((u) => {
     const open = el("button", { type: "button", className: "link customer-link", text: u.name || u.email,
       "aria-label": "Open customer " + (u.name || u.email) });
     open.addEventListener("click", () => openCustomer(u.id));
@@ -100,7 +101,7 @@ function renderCustomers(flashId) {
       el("td", { "data-label": "State", dataset: { role: "state" } },
         el("span", { className: "status " + (u.is_active ? "status-paid" : "status-cancelled"), text: u.is_active ? "active" : "blocked" })),
       el("td", { "data-label": "Joined", text: new Date(u.created_at).toLocaleDateString() }));
-  }));
+  })));
   $("#customers-empty").hidden = customers.rows.length > 0;
   $("#customers-count").textContent = customers.total ? "(" + customers.total + ")" : "";
   const pages = Math.max(1, Math.ceil(customers.total / CUSTOMERS_PAGE));
@@ -115,6 +116,7 @@ async function openCustomer(id, confirm) {
   error.textContent = "";
   let user;
   let placed = { items: [], total: 0 };
+  const refreshing = Boolean(customers.detail && customers.detail.id === id);
   try {
     const [found, orderPage] = await Promise.all([
       api("/admin/users?" + new URLSearchParams({ id, page_size: "1" })),
@@ -131,6 +133,7 @@ async function openCustomer(id, confirm) {
     return;
   }
   people.set(user.id, user);
+  if (refreshing && !(customers.detail && customers.detail.id === id)) return; // closed meanwhile
   customers.detail = { id, confirm: confirm || null };
   dialog.dataset.userId = id;
   $("#customer-detail-title").textContent = user.name || user.email;

@@ -174,7 +174,8 @@ function showOrder(o, flash) {
 
 function renderOrders(flashId) {
   const rows = orders.rows;
-  $("#orders-body").replaceChildren(...rows.map((o) => orderRow(o, o.id === flashId)));
+  const body = $("#orders-body");
+  keepFocus(body, "orderId", () => body.replaceChildren(...rows.map((o) => orderRow(o, o.id === flashId))));
   const filtered = Object.values(orders.filters).some(Boolean);
   const empty = $("#orders-empty");
   empty.hidden = rows.length > 0;
@@ -267,6 +268,8 @@ async function openOrder(id, known, intent) {
   error.textContent = "";
   let o = known;
   let returns = [];
+  // a refresh of the open order (an event) must not reopen it if the admin closed it meanwhile
+  const refreshing = Boolean(orders.detail && orders.detail.id === id);
   try {
     if (!o) o = fromRest(await api("/admin/orders/" + encodeURIComponent(id)));
     const [found] = await Promise.all([
@@ -280,6 +283,7 @@ async function openOrder(id, known, intent) {
       return;
     }
   }
+  if (refreshing && !(orders.detail && orders.detail.id === id)) return;
   const keepIntent = intent || (orders.detail && orders.detail.id === id ? orders.detail.intent : null);
   orders.detail = { id, intent: keepIntent && (o.allowed_moves || []).includes(keepIntent) ? keepIntent : null };
   dialog.dataset.orderId = id;

@@ -1,0 +1,76 @@
+"""The console's dashboard: today's figures and low stock, moved by events alone."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import pytest
+from playwright.async_api import Page, Request, expect
+
+from libs.common.testing import eventually
+from tests.console.conftest import OpenConsole
+from tests.e2e.shopper import ADMIN_EMAIL, ADMIN_PASSWORD, admin, customer, make_product
+
+pytestmark = pytest.mark.e2e
+
+
+def cents(text: str) -> int:
+    return round(float(re.sub(r"[^0-9.]", "", text)) * 100)
+
+
+async def test_the_dashboard_counts_todays_orders_and_low_stock_live_without_polling(
+    open_console: OpenConsole, gw: httpx.AsyncClient
+) -> None:
+    boss = await admin(gw)
+    product = await make_product(gw, boss, stock=2, price=1234)
+    buyer = await customer(gw, "dashboard")
+    console = await open_console()
+    page = console.page
+    asked: list[str] = []
+
+    def on_request(request: Request) -> None:
+        if "/admin/orders" in request.url:
+            asked.append(request.url)
+
+    page.on("request", on_request)
+    await console.sign_in_as_admin(ADMIN_EMAIL, ADMIN_PASSWORD)
+    await page.locator("#dash-threshold").fill("1")
+    await page.locator("#dash-threshold").press("Enter")
+    await page.locator("#dash-threshold").blur()
+    lowstock = page.locator(f'#dash-lowstock li[data-product-id="{product["id"]}"]')
+    await expect(lowstock).to_have_count(0)  # 2 left is above 1
+
+    async def figures() -> tuple[int, int]:
+        count = int(await page.locator("#dash-orders").inner_text())
+        revenue = await page.locator("#dash-revenue").inner_text()
+        return count, cents(revenue) if "+" not in revenue else -1
+
+    await eventually(lambda: _loaded(page), timeout=15)  # today's orders are in
+    before_count, before_revenue = await figures()
+    hour = await page.evaluate("new Date().getHours()")
+    bar = page.locator(f'#dash-chart rect[data-hour="{hour}"]')
+    before_bar = int(await bar.get_attribute("data-count") or 0)
+
+    order = (await buyer.place_order(items=[{"product_id": product["id"], "quantity": 1}])).json()
+    await expect(page.locator("#dash-orders")).to_have_text(str(before_count + 1))
+    if before_revenue >= 0:
+        assert (await figures())[1] == before_revenue + 1234
+    await expect(bar).to_have_attribute("data-count", str(before_bar + 1))
+    # the order took one of two units: now at the threshold
+    await expect(lowstock).to_contain_text("1 left")
+    await expect(lowstock).to_contain_text(product["name"])
+
+    cancelled = await gw.post(f"/orders/{order['id']}/cancel", headers=buyer.auth)
+    assert cancelled.status_code == 200, cancelled.text
+    await expect(page.locator("#dash-orders")).to_have_text(str(before_count))
+    await expect(lowstock).to_have_count(0)  # the units came back
+    # everything after the first load came over the socket
+    today = [url for url in asked if "created_from" in url]
+    assert len(today) == 1, today
+    await console.screenshot("console-dashboard.png")
+    console.assert_clean()
+
+
+async def _loaded(page: Page) -> None:
+    assert await page.locator("#dash-revenue").inner_text() != ""
