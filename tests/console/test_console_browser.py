@@ -111,12 +111,17 @@ async def test_a_validation_error_from_the_ack_is_shown_next_to_its_field(
     form = console.product_form
     await form.locator("[name=name]").fill("Two-person tent")
     await form.locator("[name=sku]").fill(f"TNT-{uuid.uuid4().hex[:6]}")
+    # in a person's words, not the validator's: money as typed, a category to choose
+    await form.locator("[name=price]").fill("twenty")
+    await form.get_by_role("button", name="Add product").click()
+    price_error = form.locator('[data-error-for="price"]')
+    await expect(price_error).to_have_text("Enter a price like 19.99.")
+    await expect(form.locator('[data-error-for="category_id"]')).to_have_text("Choose a category.")
     await form.locator("[name=price]").fill("-5")
     await form.locator("[name=category_id]").select_option(label=category)
     await form.get_by_role("button", name="Add product").click()
-
-    price_error = form.locator('[data-error-for="price"]')
-    await expect(price_error).to_contain_text("greater than or equal to 0")
+    await expect(price_error).to_have_text("A price cannot be below zero: enter one like 19.99.")
+    await expect(form.locator('[data-error-for="category_id"]')).to_be_empty()
     await expect(form.locator("[name=price]")).to_have_attribute("aria-invalid", "true")
     await expect(form.locator('[data-error-for="sku"]')).to_be_empty()
     await expect(form.locator("[name=name]")).to_have_value("Two-person tent")  # nothing typed is lost

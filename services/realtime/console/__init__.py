@@ -34,6 +34,7 @@ BUILD_HINT = "make console (npm install in services/realtime/console)"
 # the page's scripts, one per screen after the shared core, in the order index.html loads them
 SCRIPTS = (
     "core.js",
+    "messages.js",
     "dashboard.js",
     "orders.js",
     "customers.js",

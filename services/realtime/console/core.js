@@ -495,11 +495,13 @@ function showErrors(form, error) {
     const field = String(e.field || "").split(".")[0];
     const slot = field && form.querySelector('[data-error-for="' + CSS.escape(field) + '"]');
     if (slot && field !== "_form") {
-      slot.textContent = slot.textContent ? slot.textContent + " " + e.message : e.message;
+      const message = humanMessage(e);
+      // one line per problem: the same words twice (two rules on one field) read as one
+      if (!slot.textContent.includes(message)) slot.textContent = slot.textContent ? slot.textContent + " " + message : message;
       const input = form.elements.namedItem(field);
       if (input) input.setAttribute("aria-invalid", "true");
     } else {
-      general.push((e.field ? e.field + ": " : "") + e.message);
+      general.push(humanMessage(e));
     }
   }
   const head = error.detail || error.title || "Refused.";
