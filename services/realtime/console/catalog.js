@@ -4,10 +4,25 @@
 const catalog = screen({
   name: "catalog",
   categories: new Map(),
-  products: new Map(),
+  products: new Map(), // every product the console has read (the newest hundred, the pages shown)
   total: 0,
+  view: { q: "", page: 1, ids: [], total: 0 }, // the page of the products table
+  viewLoading: 0,
 
   boot() {
+    const search = $("#products-search");
+    search.addEventListener("submit", (event) => {
+      event.preventDefault();
+      Object.assign(catalog.view, { q: text(search, "q"), page: 1 });
+      loadProductPage();
+    });
+    search.querySelector('[data-role="clear"]').addEventListener("click", () => {
+      search.reset();
+      Object.assign(catalog.view, { q: "", page: 1 });
+      loadProductPage();
+    });
+    $("#products-prev").addEventListener("click", () => { catalog.view.page -= 1; loadProductPage(); });
+    $("#products-next").addEventListener("click", () => { catalog.view.page += 1; loadProductPage(); });
     bindForm($("#category-form"), "category", categoryPayload, (c) => { upsertCategory(c); renderCategories(); });
     bindForm($("#product-form"), "product", productPayload, (p) => { upsertProduct(p); renderProducts(); });
   },
@@ -24,14 +39,20 @@ const catalog = screen({
     }
     const failed = [categories, products].find((r) => r.status === "rejected");
     if (failed) $("#catalog-error").textContent = "Could not load the catalog: " + failed.reason.message;
+    const paged = await loadProductPage();
     catalog.render();
-    return !failed;
+    return !failed && paged;
   },
 
   reset() {
     catalog.categories.clear();
     catalog.products.clear();
     catalog.total = 0;
+  },
+
+  end() {
+    Object.assign(catalog.view, { q: "", page: 1, ids: [], total: 0 });
+    $("#products-search").reset();
   },
 
   render() {
@@ -52,10 +73,20 @@ const catalog = screen({
         break;
       case "product:added": case "product:updated":
         upsertProduct(d);
+        // a new product tops the unsearched first page
+        if (name === "product:added" && !catalog.view.q && catalog.view.page === 1 && !catalog.view.ids.includes(d.id)) {
+          catalog.view.ids.unshift(d.id);
+          catalog.view.total += 1;
+          if (catalog.view.ids.length > PRODUCTS_PAGE) catalog.view.ids.pop();
+        }
         renderProducts();
         break;
       case "product:deleted":
         removeProduct(d.id);
+        if (catalog.view.ids.includes(d.id)) {
+          catalog.view.ids = catalog.view.ids.filter((id) => id !== d.id);
+          catalog.view.total = Math.max(0, catalog.view.total - 1);
+        }
         renderProducts();
         break;
       case "stock:updated": {
@@ -74,14 +105,38 @@ const catalog = screen({
   },
 });
 
+const PRODUCTS_PAGE = 20;
+
+// one page of the products table: newest first, or by relevance when searched
+async function loadProductPage() {
+  const ticket = ++catalog.viewLoading;
+  const v = catalog.view;
+  const params = new URLSearchParams({ page: String(v.page), page_size: String(PRODUCTS_PAGE) });
+  if (v.q) params.set("q", v.q);
+  else params.set("sort", "newest");
+  try {
+    const page = await api("/products?" + params);
+    if (ticket !== catalog.viewLoading) return true;
+    for (const p of page.items) upsertProduct(p, false);
+    v.ids = page.items.map((p) => p.id);
+    v.total = page.total;
+  } catch (err) {
+    if (ticket === catalog.viewLoading) $("#catalog-error").textContent = "Could not load the products: " + err.message;
+    return false;
+  } finally {
+    if (ticket === catalog.viewLoading) renderProducts();
+  }
+  return true;
+}
+
 function upsertCategory(c) {
   catalog.categories.set(c.id, { ...catalog.categories.get(c.id), ...c });
 }
-function upsertProduct(p) {
+function upsertProduct(p, counted = true) {
   const known = catalog.products.get(p.id);
   if (known && typeof known.version === "number" && typeof p.version === "number" && known.version > p.version) return;
   if (p.deleted || p.deleted_at) return removeProduct(p.id);
-  if (!known) catalog.total += 1;
+  if (!known && counted) catalog.total += 1;
   catalog.products.set(p.id, { ...known, ...p });
 }
 function removeProduct(id) {
@@ -104,24 +159,28 @@ function renderCategories() {
 }
 
 function renderProducts() {
-  const items = [...catalog.products.values()]
-    .sort((a, b) => Date.parse(b.created_at || 0) - Date.parse(a.created_at || 0));
-  // the page shows the newest hundred; say so when the catalog holds more
-  $("#products-count").textContent = catalog.total > items.length
-    ? "(newest " + items.length + " of " + catalog.total + ")" : items.length ? "(" + items.length + ")" : "";
-  $("#products-body").replaceChildren(...items.map((p) => {
+  const v = catalog.view;
+  const items = v.ids.map((id) => catalog.products.get(id)).filter(Boolean);
+  $("#products-count").textContent = v.total ? "(" + v.total + ")" : "";
+  const pages = Math.max(1, Math.ceil(v.total / PRODUCTS_PAGE));
+  $("#products-page").textContent = "Page " + v.page + " of " + pages;
+  $("#products-prev").disabled = v.page <= 1;
+  $("#products-next").disabled = v.page >= pages;
+  $("#products-empty").hidden = items.length > 0 || !v.q;
+  const body = $("#products-body");
+  keepFocus(body, "productId", () => body.replaceChildren(...items.map((p) => {
     const cat = catalog.categories.get(p.category_id);
     return el("tr", { dataset: { productId: p.id } },
-      el("td", {}, el("span", { text: p.name }),
+      el("td", { "data-label": "Name" }, el("span", { text: p.name }),
         p.is_active === false ? el("span", { className: "badge", text: "inactive" }) : null),
-      el("td", { className: "mono", text: p.sku }),
-      el("td", { className: "num", text: money(p.price, p.currency) }),
-      el("td", { className: "num", text: p.stock }),
-      el("td", { text: cat ? cat.name : "" }),
+      el("td", { "data-label": "SKU", className: "mono", text: p.sku }),
+      el("td", { "data-label": "Price", className: "num", text: money(p.price, p.currency) }),
+      el("td", { "data-label": "Stock", className: "num", text: p.stock }),
+      el("td", { "data-label": "Category", text: cat ? cat.name : "" }),
       el("td", { className: "num" },
-        el("button", { type: "button", className: "small quiet", text: "Edit", on: { click: () => editProduct(p.id) } }),
+        el("button", { type: "button", className: "small quiet edit", text: "Edit", on: { click: () => editProduct(p.id) } }),
         deleteButton("product:delete", p.id, "#catalog-error", () => removeProduct(p.id))));
-  }));
+  })));
 }
 
 function categoryPayload(form, editing) {
