@@ -96,6 +96,7 @@ async def test_admin_finds_an_order_opens_it_marks_it_paid_with_care_and_ships_i
     )
     await expect(row.locator(".status")).to_have_text("shipped")
 
+    await console.screenshot("console-order-detail.png")
     # Escape closes the detail and leaves the admin where they were
     await page.keyboard.press("Escape")
     await expect(detail).to_be_hidden()
@@ -105,7 +106,6 @@ async def test_admin_finds_an_order_opens_it_marks_it_paid_with_care_and_ships_i
     await expect(watcher.order_row(order["id"]).locator(".status")).to_have_text("shipped")
     await expect(watcher.order_row(order["id"])).to_contain_text(f"Ada Lovelace {tag}")
     assert older["id"] != order["id"]
-    await console.screenshot("console-order-detail.png")
     console.assert_clean()
     watcher.assert_clean()
 

@@ -47,6 +47,7 @@ const dashboard = screen({
       return false;
     }
     $("#dash-error").textContent = "";
+    loadReturns();
     // events heard while loading are kept (they are newer)
     for (const [id, o] of dashboard.today) if (!seen.has(id) || seen.get(id).status !== o.status) seen.set(id, o);
     dashboard.today = seen;
@@ -77,6 +78,9 @@ const dashboard = screen({
         if (o) { o.status = d.to; renderFigures(); }
         break;
       }
+      case "return:updated":
+        loadReturns(); // one read per change: which returns wait is the orders service's to say
+        break;
       case "stock:updated": case "product:added": case "product:updated": case "product:deleted":
         queueMicrotask(renderLowStock); // after the catalog screen took the change in
         break;
@@ -152,4 +156,14 @@ function renderLowStock() {
     el("span", { className: "badge" + (x.stock === 0 ? " out" : ""), text: x.stock === 0 ? "out of stock" : x.stock + " left" }))));
   $("#dash-lowstock-empty").hidden = low.length > 0;
   $("#dash-lowstock-count").textContent = low.length ? "(" + low.length + ")" : "";
+}
+
+// returns customers asked for that nobody has approved or rejected yet
+async function loadReturns() {
+  try {
+    const found = await api("/admin/returns?" + new URLSearchParams({ status: "requested", page_size: "1" }));
+    $("#dash-returns").textContent = String(found.total);
+  } catch (_) {
+    $("#dash-returns").textContent = "?";
+  }
 }
