@@ -6,9 +6,8 @@ import re
 
 import httpx
 import pytest
-from playwright.async_api import Page, Request, expect
+from playwright.async_api import Request, expect
 
-from libs.common.testing import eventually
 from tests.console.conftest import OpenConsole
 from tests.e2e.shopper import ADMIN_EMAIL, ADMIN_PASSWORD, admin, customer, make_product
 
@@ -46,7 +45,7 @@ async def test_the_dashboard_counts_todays_orders_and_low_stock_live_without_pol
         revenue = await page.locator("#dash-revenue").inner_text()
         return count, cents(revenue) if "+" not in revenue else -1
 
-    await eventually(lambda: _loaded(page), timeout=15)  # today's orders are in
+    await expect(page.locator("#dashboard")).to_have_attribute("data-loaded", "true")  # today's orders are in
     before_count, before_revenue = await figures()
     hour = await page.evaluate("new Date().getHours()")
     bar = page.locator(f'#dash-chart rect[data-hour="{hour}"]')
@@ -72,5 +71,33 @@ async def test_the_dashboard_counts_todays_orders_and_low_stock_live_without_pol
     console.assert_clean()
 
 
-async def _loaded(page: Page) -> None:
-    assert await page.locator("#dash-revenue").inner_text() != ""
+async def test_the_dashboard_counts_returns_waiting_live(
+    open_console: OpenConsole, gw: httpx.AsyncClient
+) -> None:
+    boss = await admin(gw)
+    product = await make_product(gw, boss, stock=5, price=800)
+    buyer = await customer(gw, "returner")
+    order = (await buyer.place_order(items=[{"product_id": product["id"], "quantity": 1}])).json()
+    await buyer.pay(order["id"])
+    await buyer.wait_status(order["id"], "paid")
+    for to in ("processing", "shipped", "delivered"):
+        moved = await gw.patch(f"/admin/orders/{order['id']}/status", json={"status": to}, headers=boss.auth)
+        assert moved.status_code == 200, moved.text
+    console = await open_console()
+    await console.sign_in_as_admin(ADMIN_EMAIL, ADMIN_PASSWORD)
+    waiting = console.page.locator("#dash-returns")
+    await expect(waiting).to_have_text(re.compile(r"^\d+$"))  # read from orders once
+    before = int(await waiting.inner_text())
+    asked = await gw.post(
+        f"/orders/{order['id']}/returns",
+        json={"items": [{"line_id": 0, "quantity": 1, "reason": "too small"}]},
+        headers=buyer.auth,
+    )
+    assert asked.status_code == 201, asked.text
+    await expect(waiting).to_have_text(str(before + 1))
+    rejected = await gw.patch(
+        f"/admin/returns/{asked.json()['id']}", json={"status": "rejected"}, headers=boss.auth
+    )
+    assert rejected.status_code == 200, rejected.text
+    await expect(waiting).to_have_text(str(before))
+    console.assert_clean()

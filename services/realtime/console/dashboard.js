@@ -52,6 +52,7 @@ const dashboard = screen({
     for (const [id, o] of dashboard.today) if (!seen.has(id) || seen.get(id).status !== o.status) seen.set(id, o);
     dashboard.today = seen;
     dashboard.render();
+    $("#dashboard").dataset.loaded = "true"; // the figures are the server's now, not the empty start
     return true;
   },
 
