@@ -110,10 +110,14 @@ async def auth_url(infra: Infra) -> AsyncIterator[str]:
 async def notifications_app(
     infra: Infra, keys: TestKeys, smtp: SmtpServer, auth_url: str
 ) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    # a database and queue of its own: the whole-system stack of tests/e2e runs its own
+    # notifications on this run's names, and two senders on one database would share its mail
     settings = settings_for(
         NotificationsSettings,
         infra,
         keys,
+        db_prefix=f"{infra.db_prefix}nt_",
+        events_queue_prefix=f"{infra.queue_prefix}nt.",
         auth_url=auth_url,
         smtp_host="127.0.0.1",
         smtp_port=smtp.port,
