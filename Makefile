@@ -108,7 +108,7 @@ e2e-compose: $(TEST_DEPS)
 	$$compose build && \
 	gateway_port=$${E2E_GATEWAY_PORT:-$$(python3 scripts/containers.py free-port)} && \
 	mail_port=$${E2E_MAIL_PORT:-$$(python3 scripts/containers.py free-port)} && \
-	export GATEWAY_PORT=$$gateway_port MAILCATCHER_PUBLISH=127.0.0.1:$$mail_port && \
+	export GATEWAY_PORT=127.0.0.1:$$gateway_port MAILCATCHER_PUBLISH=127.0.0.1:$$mail_port && \
 	$$compose up -d && DOCKER='$(DOCKER)' python3 scripts/containers.py wait $(E2E_PROJECT) && \
 	SHOP_GATEWAY_URL=http://127.0.0.1:$$gateway_port SHOP_MAIL_URL=http://127.0.0.1:$$mail_port \
 		SHOP_PART_CONTROL=compose SHOP_COMPOSE="$$compose" $(PYTHON) -m pytest -q -rs tests/e2e

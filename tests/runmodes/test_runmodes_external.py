@@ -176,7 +176,7 @@ def test_make_e2e_compose_brings_the_stack_up_runs_the_suite_against_it_and_tear
     # the published ports are picked after the (long) build, just before the containers start
     picked = plan.index("scripts/containers.py free-port")
     assert build < picked < up
-    assert "export GATEWAY_PORT=$gateway_port" in plan
+    assert "export GATEWAY_PORT=127.0.0.1:$gateway_port" in plan
     assert "SHOP_GATEWAY_URL=http://127.0.0.1:$gateway_port " in plan, "the suite drives that port"
     for setting in (
         "SHOP_MAIL_URL=http://127.0.0.1:",
