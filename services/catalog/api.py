@@ -15,7 +15,7 @@ from libs.common.auth import AdminUser, InternalCaller, OptionalUser
 from libs.common.db import SessionDep
 from libs.common.errors import NotFound
 from libs.common.headers import etag_matches
-from services.catalog import browse, images, media, reservations
+from services.catalog import browse, images, media, reservations, trash
 from services.catalog import service as catalog
 from services.catalog.context import CatalogContext, Ctx
 from services.catalog.schemas import (
@@ -250,9 +250,10 @@ async def update_product(
 
 
 @admin_router.delete("/products/{product_id}", status_code=204)
-async def delete_product(product_id: uuid.UUID, _: AdminUser, session: SessionDep) -> Response:
-    """Soft-delete a product: hidden from browsing, kept for order history."""
-    await catalog.delete_product(session=session, product_id=product_id)
+async def delete_product(product_id: uuid.UUID, _: AdminUser, session: SessionDep, ctx: Ctx) -> Response:
+    """Soft-delete a product: hidden from browsing, kept for order history; its images are deleted."""
+    gone = await catalog.delete_product(session=session, product_id=product_id)
+    await trash.purge_now(session, ctx.state.media, gone)
     return Response(status_code=204)
 
 

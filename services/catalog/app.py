@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 from collections.abc import AsyncIterator
@@ -16,10 +17,11 @@ from libs.common.logging import get_logger
 from libs.common.service import Kernel, create_service_app
 from services.catalog.api import admin_router, internal_router, router
 from services.catalog.cache import ResponseCache
-from services.catalog.context import CatalogState
+from services.catalog.context import CatalogContext, CatalogState
 from services.catalog.handlers import SUBSCRIPTIONS
 from services.catalog.media import open_store
 from services.catalog.settings import CatalogSettings, get_settings
+from services.catalog.trash import sweep
 
 UPLOAD_PATH = re.compile(r"/admin/products/[^/]+/images")
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -66,6 +68,17 @@ async def open_state(kernel: Kernel[CatalogSettings]) -> AsyncIterator[CatalogSt
         await pool.close()
 
 
+async def sweep_media(ctx: CatalogContext) -> None:
+    """Remove image objects whose deletion storage refused at the time (services/catalog/trash.py)."""
+    assert ctx.db is not None
+    while True:
+        async with ctx.db.session() as session:
+            removed = await sweep(session, ctx.state.media)
+        if removed:
+            log.info("media_swept", count=removed)
+        await asyncio.sleep(ctx.settings.media_sweep_interval)
+
+
 def create_app(
     settings: CatalogSettings | None = None, *, bus: EventBus | None = None, redis: Redis | None = None
 ) -> FastAPI:
@@ -77,6 +90,7 @@ def create_app(
         migrations=MIGRATIONS,
         state=open_state,
         subscriptions=SUBSCRIPTIONS,
+        background=[sweep_media],
         bus=bus,
         redis=redis,
         description="Catalog: categories, products, full-text search, stock and reservations.",

@@ -2,7 +2,8 @@
 
 The bytes go to object storage before the row is written, and are removed again when the row
 is not (a refused or failed upload leaves nothing behind); a deleted image's bytes are removed
-once its row is gone, so no product ever names a missing object.
+once its row is gone, so no product ever names a missing object. What storage cannot remove at
+that moment is removed later (services/catalog/trash.py).
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from libs.common.errors import NotFound, Unprocessable
-from services.catalog import media
+from libs.common.errors import NotFound, ServiceUnavailable, Unprocessable
+from services.catalog import media, trash
 from services.catalog import service as catalog
 from services.catalog.models import ProductImage, Variant
 from services.catalog.schemas import ImageUpdate, image_wire
@@ -40,12 +41,20 @@ async def upload(
     async with session.begin():
         await catalog.locked_product(session, product_id)  # 404 before any work
     processed = await asyncio.to_thread(media.process, data, max_pixels=max_pixels)
+    if not store.enabled:
+        raise ServiceUnavailable("Image storage is not configured here (MEDIA_S3_ENDPOINT).")
     image_id = uuid.uuid4()
     prefix = media.new_prefix(product_id, image_id)
-    await store.put(prefix, processed)
+    async with session.begin():  # bytes stored but never named (a crash before the row) are swept
+        await trash.condemn(
+            session, prefix, processed.extension, due_at=datetime.now(UTC) + trash.UPLOAD_GRACE
+        )
     try:
+        await store.put(prefix, processed)
         async with session.begin():
             product = await catalog.locked_product(session, product_id)
+            if not await trash.reprieve(session, prefix):
+                raise ServiceUnavailable("The upload took too long to be stored; nothing was kept.")
             last = await session.scalar(
                 sa.select(sa.func.max(ProductImage.position)).where(ProductImage.product_id == product_id)
             )
@@ -66,10 +75,10 @@ async def upload(
             await catalog.announce(
                 session, product, [], old_stock={}, product_changed=True, now=datetime.now(UTC)
             )
-    except BaseException:
-        await store.delete(
-            [media.MediaStore.key(prefix, r.name, processed.extension) for r in processed.renditions]
-        )
+    except Exception:
+        # the pending deletion is still there (its transaction rolled back): the bytes go now, or
+        # later by the sweeper; a cancelled request leaves them to the sweeper after the grace
+        await trash.purge_now(session, store, [prefix])
         raise
     return image_wire(image)
 
@@ -120,16 +129,15 @@ async def update(
 async def delete(
     *, session: AsyncSession, store: media.MediaStore, product_id: uuid.UUID, image_id: uuid.UUID
 ) -> None:
-    """Remove an image, then its bytes; emits product.updated."""
+    """Remove an image, then its bytes (later when storage is down); emits product.updated."""
     async with session.begin():
         product = await catalog.locked_product(session, product_id)
         image = await _own_image(session, product_id, image_id)
-        keys = [
-            media.MediaStore.key(image.prefix, n, image.extension) for n in ("original", *media.THUMBNAILS)
-        ]
+        prefix = image.prefix
+        await trash.condemn(session, prefix, image.extension)
         await session.delete(image)
         await session.flush()
         await catalog.announce(
             session, product, [], old_stock={}, product_changed=True, now=datetime.now(UTC)
         )
-    await store.delete(keys)
+    await trash.purge_now(session, store, [prefix])

@@ -224,6 +224,22 @@ class ProductImage(Base):
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())
 
 
+class MediaDeletion(Base):
+    """An image's objects waiting to be removed from storage (services/catalog/trash.py).
+
+    Written in the transaction that deletes the image's row, or before an upload stores its bytes
+    (due later: a process killed between storing and committing leaves it to the sweeper).
+    """
+
+    __tablename__ = "media_deletions"
+
+    prefix: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    extension: Mapped[str] = mapped_column(sa.String(8))
+    due_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now(), index=True)
+    attempts: Mapped[int] = mapped_column(sa.Integer, server_default="0")
+    last_error: Mapped[str | None] = mapped_column(sa.Text)
+
+
 class OptionPair(Base):
     """One (option name, value) pair any variant ever had, numbered for facets."""
 

@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.common.errors import Conflict, DomainError, NotFound, Unprocessable
-from services.catalog import events, variants
+from services.catalog import events, trash, variants
 from services.catalog.models import VISIBLE, Category, Product, ProductImage, Variant
 from services.catalog.schemas import (
     CategoryCreate,
@@ -726,19 +726,27 @@ async def retire_variant(*, session: AsyncSession, product_id: uuid.UUID, varian
         await _finish(session, product, changes, old_stock=old_stock, product_changed=False, now=now)
 
 
-async def delete_product(*, session: AsyncSession, product_id: uuid.UUID) -> None:
-    """Soft delete: hidden from browsing, kept for order history; emits product.deleted."""
+async def delete_product(*, session: AsyncSession, product_id: uuid.UUID) -> list[str]:
+    """Soft delete: hidden from browsing, kept for order history; emits product.deleted.
+
+    Its images go (order history keeps names, SKUs and prices, no pictures): their rows now, their
+    bytes once committed; the image prefixes to remove are returned (services/catalog/trash.py).
+    """
     async with session.begin():
         product = await _locked_product(session, product_id)
         now = datetime.now(UTC)
         product.deleted_at = now
         product.updated_at = now
         product.version = product.version + 1
+        gone: list[str] = []
+        for image in await images_of(session, product.id):
+            gone.append(image.prefix)
+            await trash.condemn(session, image.prefix, image.extension)
+            await session.delete(image)
         await session.flush()
         live = await variants.live_variants(session, product.id)
-        await events.product_changed(
-            session, "deleted", product_wire(product, live, await images_of(session, product.id))
-        )
+        await events.product_changed(session, "deleted", product_wire(product, live, []))
+    return gone
 
 
 async def change_stock(

@@ -40,6 +40,8 @@ class CatalogSettings(CommonSettings):
     # largest upload accepted (bytes) and largest image (pixels) decoded: past either, nothing is stored
     media_max_bytes: int = 10 * 1024 * 1024
     media_max_pixels: int = 40_000_000
+    # seconds between looks for image objects left to remove (storage was down when they were deleted)
+    media_sweep_interval: float = 60.0
 
     @property
     def media_max_body_bytes(self) -> int:
