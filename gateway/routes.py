@@ -85,6 +85,7 @@ ROUTES: list[Route] = [
     r("GET", "/admin/users", "auth", "A", area="customers"),
     r("PATCH", "/admin/users/{user_id}", "auth", "A"),
     r("GET POST", "/admin/api-keys", "auth", "A"),
+    r("GET", "/admin/api-keys/scopes", "auth", "A"),
     r("DELETE", "/admin/api-keys/{key_id}", "auth", "A"),
     r("GET", "/.well-known/jwks.json", "auth", "P"),
     # catalog

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
+from libs.common.apikeys import SCOPES
 from libs.common.auth import AdminUser, CurrentUser, InternalCaller
 from libs.common.db import SessionDep
 from libs.contracts.addresses import SavedAddress
@@ -209,6 +210,12 @@ async def list_api_keys(
 ) -> ApiKeyPage:
     """Every key, newest first, without its secret (`prefix` tells them apart)."""
     return await apikeys.listing(session=session, page=page, page_size=page_size, revoked=revoked)
+
+
+@api_keys.get("/scopes")
+async def list_api_key_scopes(_: AdminUser) -> dict[str, str]:
+    """The scopes a key may be given, each with what it allows (the console offers these)."""
+    return dict(SCOPES)
 
 
 @api_keys.delete("/{key_id}")

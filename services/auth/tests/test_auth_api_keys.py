@@ -108,3 +108,12 @@ async def test_a_wrong_or_malformed_key_is_refused_without_saying_which_part_was
             "/internal/api-keys/exchange", headers=internal(auth_settings), json={"key": key}
         )
         assert assert_problem(resp, 401)["detail"] == "This is not a valid API key."
+
+
+async def test_admins_read_the_scopes_a_key_may_have_and_others_cannot(client, admin_tokens) -> None:
+    listed = await client.get("/admin/api-keys/scopes", headers=bearer(admin_tokens))
+    assert listed.status_code == 200, listed.text
+    assert "orders:read" in listed.json() and "catalog:write" in listed.json()
+    customer = bearer(await sign_up(client))
+    for headers, status in (({}, 401), (customer, 403)):
+        assert_problem(await client.get("/admin/api-keys/scopes", headers=headers), status)

@@ -35,13 +35,17 @@ BUILD_HINT = "make console (npm install in services/realtime/console)"
 SCRIPTS = (
     "core.js",
     "messages.js",
+    "editing.js",
     "dashboard.js",
     "orders.js",
     "customers.js",
     "catalog.js",
     "promotions.js",
     "emails.js",
+    "shipping.js",
+    "taxes.js",
     "webhooks.js",
+    "apikeys.js",
     "feed.js",
 )
 # URL path under /console/ -> file; nothing else of this folder (package.json, node_modules) is exposed
@@ -49,6 +53,7 @@ FILES: dict[str, Path] = {
     "": HERE / "index.html",
     **{name: HERE / name for name in SCRIPTS},
     "console.css": HERE / "console.css",
+    "admin.css": HERE / "admin.css",
     "vendor/socket.io.min.js": CLIENT,
     "vendor/socket.io.min.js.map": CLIENT.with_name("socket.io.min.js.map"),
 }

@@ -21,6 +21,19 @@ const FIELD_HELP = {
   email: { any: "Enter an e-mail address like ada@example.com." },
   url: { any: "Enter a web address starting with https://." },
   tracking_url: { any: "Enter a tracking link starting with https://, or leave it empty." },
+  amount: { number: "Enter a price like 4.90 (0 for free).", negative: "A price cannot be below zero." },
+  free_over: { number: "Enter an order subtotal like 50.00, or leave it empty.", negative: "Use 0 or more." },
+  countries: { any: "Enter two-letter country codes separated by commas, like DE, AT." },
+  country: { any: "Enter a two-letter country code, like DE or US." },
+  postal_prefixes: { any: "Enter the starts of postal codes separated by commas, like 10, 20 (letters, digits, spaces, dashes)." },
+  min_days: { number: "Enter a whole number of days, like 2.", negative: "Use 0 days or more." },
+  max_days: { number: "Enter a whole number of days, like 4.", negative: "Use 0 days or more.",
+    value: "The latest day cannot come before the earliest." },
+  rate_bp: { number: "Enter the rate as a percentage, like 19 or 7.5.", negative: "A rate cannot be below 0%.",
+    most: "A rate cannot be above 100%." },
+  scopes: { any: "Tick at least one thing the key may do." },
+  low_stock_threshold: { number: "Enter a whole number of units, like 5.", negative: "Use 0 or more units.",
+    most: "Use a smaller number of units." },
 };
 const NUMBER_TYPES = new Set(["int_parsing", "int_type", "int_from_float", "float_parsing", "float_type", "decimal_parsing"]);
 const NEGATIVE_TYPES = new Set(["greater_than_equal", "greater_than"]);
@@ -37,6 +50,8 @@ function humanMessage(e) {
   if (NEGATIVE_TYPES.has(type) && help.negative) return help.negative;
   if (MISSING_TYPES.has(type) && help.missing) return help.missing;
   if (type.includes("pattern") && help.pattern) return help.pattern;
+  if (type === "value_error" && help.value) return help.value;
+  if ((type === "less_than_equal" || type === "less_than") && help.most) return help.most;
   if (type === "missing") return "Fill this in.";
   if (type === "string_too_short") return "Fill this in.";
   if (type === "string_too_long") {
