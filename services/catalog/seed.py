@@ -267,7 +267,9 @@ def _products(
             (
                 product_id,
                 name,
-                f"{slugify(name, fallback='product')}-{sku.lower()}",
+                # the SKU slugified too: Non-fiction's "NON--000389" made a slug with "--", which
+                # GET /products/{slug} refuses as no slug (its page answered 404)
+                f"{slugify(name, fallback='product')}-{slugify(sku, fallback='x')}",
                 description,
                 price,
                 compare_at,

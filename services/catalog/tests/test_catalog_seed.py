@@ -8,6 +8,7 @@ import asyncpg
 
 from libs.common.testing import Infra, settings_for
 from services.catalog.seed import seed
+from services.catalog.service import SLUG_RE
 from services.catalog.settings import CatalogSettings
 
 
@@ -32,6 +33,9 @@ async def test_seed_writes_ten_thousand_varied_products_quickly_and_only_once(in
             "UNION ALL SELECT c.id, t.depth + 1 FROM categories c JOIN t ON c.parent_id = t.id) SELECT max(depth) FROM t"
         )
         assert depth == 3
+        # every product's page answers by its slug (the lookup takes only what slugify makes)
+        slugs = [r["slug"] for r in await conn.fetch("SELECT slug FROM products")]
+        assert [s for s in slugs if not SLUG_RE.match(s)] == []
         assert await seed(settings, products=10) == 0  # already seeded: left alone
         assert await seed(settings, products=10, force=True) == 10
         assert await conn.fetchval("SELECT count(*) FROM products") == 10_010
