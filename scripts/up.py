@@ -278,6 +278,9 @@ def main(argv: list[str] | None = None) -> int:
             env.setdefault(key, value)
     parts = [p for p in PARTS if not args.only or p.name in args.only]
     names = {p.name for p in parts}
+    gateway = f"http://127.0.0.1:{GATEWAY.port + args.port_offset}"
+    if "catalog" in names:  # before the seed, which stores its pictures where catalog will read them
+        media_storage(env, gateway)
     # every database migrated, the demo catalog, pricing's defaults and the admin made, all side by
     # side: a seed migrates its database first, so it stands in for that part's migration
     steps = {
@@ -326,9 +329,6 @@ def main(argv: list[str] | None = None) -> int:
             "(later: python -m services.auth create-admin --email E --password P)",
             flush=True,
         )
-    gateway = f"http://127.0.0.1:{GATEWAY.port + args.port_offset}"
-    if "catalog" in names:
-        media_storage(env, gateway)
     each = f" ({args.replicas} processes of each service)" if args.replicas > 1 else ""
     print(
         f"up: starting {', '.join(p.name for p in parts)}{each}\n"

@@ -142,6 +142,11 @@ class MediaStore:
     async def put(self, prefix: str, processed: Processed) -> None:
         raise NotImplementedError
 
+    async def put_many(self, items: list[tuple[str, Processed]]) -> None:
+        """Store many images (the seed's); on any failure none of them is left behind."""
+        for prefix, processed in items:
+            await self.put(prefix, processed)
+
     async def delete(self, keys: list[str]) -> None:
         raise NotImplementedError
 
@@ -203,6 +208,17 @@ class LocalMediaStore(MediaStore):
             await self.delete(keys)
             raise ServiceUnavailable("Image storage is unavailable right now; nothing was stored.") from exc
 
+    async def put_many(self, items: list[tuple[str, Processed]]) -> None:
+        def write_all() -> None:
+            for prefix, processed in items:
+                self._write(prefix, processed)
+
+        try:
+            await asyncio.to_thread(write_all)
+        except OSError as exc:
+            await self.delete([self.key(p, r.name, x.extension) for p, x in items for r in x.renditions])
+            raise ServiceUnavailable("Image storage is unavailable right now; nothing was stored.") from exc
+
     def _remove(self, keys: list[str]) -> None:
         for key in keys:
             path = self._path(key)
@@ -262,24 +278,33 @@ class S3MediaStore(MediaStore):
 
     async def put(self, prefix: str, processed: Processed) -> None:
         """Store every rendition under ``prefix``; on any failure none is left behind."""
+        await self.put_many([(prefix, processed)])
+
+    async def put_many(self, items: list[tuple[str, Processed]]) -> None:
+        """Every rendition of every image, a few dozen requests in flight on one client."""
         self._require()
-        keys = [self.key(prefix, r.name, processed.extension) for r in processed.renditions]
+        objects = [
+            (self.key(prefix, r.name, processed.extension), r.data, processed.content_type)
+            for prefix, processed in items
+            for r in processed.renditions
+        ]
+        gate = asyncio.Semaphore(32)
         try:
             async with self._client() as s3:
-                await asyncio.gather(
-                    *(
-                        s3.put_object(
+
+                async def one(key: str, data: bytes, content_type: str) -> None:
+                    async with gate:
+                        await s3.put_object(
                             Bucket=self.settings.media_s3_bucket,
                             Key=key,
-                            Body=r.data,
-                            ContentType=processed.content_type,
+                            Body=data,
+                            ContentType=content_type,
                             CacheControl=IMMUTABLE,
                         )
-                        for key, r in zip(keys, processed.renditions, strict=True)
-                    )
-                )
+
+                await asyncio.gather(*(one(*o) for o in objects))
         except Exception as exc:
-            await self.delete(keys)
+            await self.delete([key for key, _, _ in objects])
             raise ServiceUnavailable("Image storage is unavailable right now; nothing was stored.") from exc
 
     async def read(self, key: str) -> Stored | None:
@@ -302,10 +327,11 @@ class S3MediaStore(MediaStore):
         if not keys or not self.enabled:
             return
         async with self._client() as s3:
-            await s3.delete_objects(
-                Bucket=self.settings.media_s3_bucket,
-                Delete={"Objects": [{"Key": k} for k in keys], "Quiet": True},
-            )
+            for start in range(0, len(keys), 1000):  # the most one request may name
+                await s3.delete_objects(
+                    Bucket=self.settings.media_s3_bucket,
+                    Delete={"Objects": [{"Key": k} for k in keys[start : start + 1000]], "Quiet": True},
+                )
 
 
 def new_prefix(product_id: uuid.UUID, image_id: uuid.UUID) -> str:

@@ -1,7 +1,8 @@
 """``python -m services.catalog seed --products N``: a realistic demo catalog, written in bulk.
 
-Categories are upserted by slug (so a re-run reuses them); products go in with one
-``COPY`` (10,000 in about a second). A catalog that already has products is left alone
+Categories are upserted by slug (so a re-run reuses them); products, their variants (sizes and
+colours as a shop sells them) and their generated pictures go in with one ``COPY`` each (10,000
+products in a few seconds; pictures are drawn once per kind and colour, and stored many at a time). A catalog that already has products is left alone
 unless ``--force`` adds N more. Seeding bootstraps a fresh catalog and writes no events
 unless ``--events`` asks for category.created/product.created in the outbox.
 """
@@ -9,16 +10,21 @@ unless ``--events`` asks for category.created/product.created in the outbox.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import random
 import uuid
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import asyncpg
+from PIL import Image, ImageDraw, ImageFont
 
 from libs.common.db import migrate
 from libs.contracts.catalog import EVENTS
+from services.catalog import media
+from services.catalog.schemas import image_wire
 from services.catalog.service import slugify
 from services.catalog.settings import CatalogSettings
 from services.catalog.variants import OPTION_PAIRS_SQL, OPTION_VALUES_SQL
@@ -169,6 +175,60 @@ def _event(kind: str, data: dict[str, Any]) -> tuple[Any, ...]:
 
 
 APPAREL = ("Shirts", "Trousers", "Jackets", "Dresses", "Tops", "Skirts", "Kids")
+SHOES = ("Running Shoes", "Boots", "Sandals", "Sneakers")
+SHOE_SIZES = ["38", "39", "40", "41", "42", "43", "44", "45", "46"]
+KIDS_SIZES = ["2-3Y", "4-5Y", "6-7Y", "8-9Y", "10-11Y"]
+# things a shop sells in several colours (and nothing else to choose)
+COLOURED = (
+    "Headphones",
+    "Speakers",
+    "Keyboards",
+    "Phones",
+    "Cookware",
+    "Furniture",
+    "Lighting",
+    "Bedding",
+    "Camping",
+    "Cycling",
+    "Fitness",
+)
+RGB = {
+    "Black": (28, 28, 30),
+    "White": (236, 236, 232),
+    "Navy": (30, 44, 84),
+    "Red": (178, 34, 40),
+    "Olive": (98, 104, 52),
+    "Grey": (128, 130, 134),
+    "Sand": (204, 184, 146),
+    "Blue": (46, 104, 182),
+    "Green": (46, 128, 74),
+    "Burgundy": (110, 28, 46),
+}
+
+
+def _options(leaf: str, colour: str, count: int | None, rng: random.Random) -> list[tuple[str, list[str]]]:
+    """The options a product of this leaf is sold in, as a shop would list them.
+
+    ``count`` (the benchmark's fixed shape) gives exactly that many variants in one option: sizes for
+    apparel, colours otherwise. By default apparel and shoes come in a run of sizes, often in
+    two or three colours too; coloured goods often in colours; the rest in one variant.
+    """
+    if count is not None:
+        if count <= 1:
+            return []
+        if leaf in APPAREL:
+            return [("Size", SIZES[:count])]
+        return [("Colour", rng.sample(COLOURS, min(count, len(COLOURS))))]
+    colours = [colour, *rng.sample([c for c in COLOURS if c != colour], 2)][: rng.choice((1, 1, 2, 3))]
+    if leaf in APPAREL or leaf in SHOES:
+        pool = KIDS_SIZES if leaf == "Kids" else SHOE_SIZES if leaf in SHOES else SIZES
+        width = rng.randrange(3, min(5, len(pool)) + 1)
+        first = rng.randrange(0, len(pool) - width + 1)
+        sizes = pool[first : first + width]
+        return [("Size", sizes), ("Colour", colours)] if len(colours) > 1 else [("Size", sizes)]
+    if leaf in COLOURED and len(colours) > 1:
+        return [("Colour", colours)]
+    return []
 
 
 def _variants(
@@ -177,56 +237,50 @@ def _variants(
     price: int,
     compare_at: int | None,
     stock: int,
+    options: list[tuple[str, list[str]]],
     *,
-    apparel: bool,
-    count: int,
     rng: random.Random,
     created: datetime,
-) -> tuple[list[dict[str, Any]], list[tuple[Any, ...]]]:
-    """Options and variant rows: sizes for apparel, colours otherwise; one default variant for count 1.
+) -> list[tuple[Any, ...]]:
+    """One variant per combination of the options' values (one ``Default`` without options).
 
-    Bigger sizes cost a little more; the product's stock is spread over its variants.
+    Sizes past the middle of the run cost a little more; the product's stock is spread over its
+    variants unevenly, and now and then one size or colour is sold out.
     """
-    if count <= 1:
-        return [], [
-            (
-                uuid.uuid4(),
-                product_id,
-                sku,
-                "Default",
-                "{}",
-                price,
-                compare_at,
-                stock,
-                True,
-                0,
-                created,
-                created,
-            )
-        ]
-    name, pool = ("Size", SIZES) if apparel else ("Colour", COLOURS)
-    values = pool[:count] if apparel else rng.sample(pool, min(count, len(pool)))
+    combos: list[dict[str, str]] = [{}]
+    for name, values in options:
+        combos = [{**c, name: v} for c in combos for v in values]
+    sizes = next((values for name, values in options if name == "Size"), [])
+    weights = [0 if len(combos) > 1 and rng.random() < 0.1 else rng.randrange(1, 6) for _ in combos]
+    if not any(weights):
+        weights[0] = 1
+    total = sum(weights)
+    shares = [stock * w // total for w in weights]
+    # what integer division left goes to the first variant that sells
+    shares[next(i for i, w in enumerate(weights) if w)] += stock - sum(shares)
     rows = []
-    for position, value in enumerate(values):
-        share = stock // len(values) + (1 if position < stock % len(values) else 0)
-        step = position * 200 if apparel else 0
+    for position, (combo, share) in enumerate(zip(combos, shares, strict=True)):
+        size = combo.get("Size")
+        step = 200 if size is not None and sizes.index(size) > len(sizes) // 2 else 0
+        suffix = "".join(f"-{v.upper()[:4]}" for v in combo.values())
         rows.append(
             (
                 uuid.uuid4(),
                 product_id,
-                f"{sku}-{value.upper()}",
-                value,
-                json.dumps({name: value}),
+                f"{sku}{suffix}",
+                " / ".join(combo.values()) or "Default",
+                json.dumps(combo),
                 price + step,
                 None if compare_at is None else compare_at + step,
                 share,
                 True,
                 position,
+                None,  # image_id: the colour's picture, when pictures are made
                 created,
                 created,
             )
         )
-    return [{"name": name, "values": list(values)}], rows
+    return rows
 
 
 def _products(
@@ -241,28 +295,26 @@ def _products(
         nouns, (low, high) = NOUNS[leaf]
         noun = rng.choice(nouns)
         colour, material, brand = rng.choice(COLOURS), rng.choice(MATERIALS), rng.choice(BRANDS)
-        name = f"{brand} {rng.choice(ADJECTIVES)} {colour} {noun}"
+        options = _options(leaf, colour, variants_per_product, rng)
+        in_colours = any(name == "Colour" for name, _ in options)
+        # a product sold in several colours is not named after one
+        name = f"{brand} {rng.choice(ADJECTIVES)} {'' if in_colours else colour + ' '}{noun}"
         sku = f"{slugify(leaf, fallback='x')[:4].upper()}-{i:06d}"
         # prices cluster on .99 endings like a real shop's, so many products share a price
         price = rng.randrange(low // 100, high // 100 + 1) * 100 - 1
         compare_at = price + rng.randrange(5, 40) * 100 if rng.random() < 0.2 else None
         stock = 0 if rng.random() < 0.08 else rng.randrange(1, 250)
         attributes: dict[str, Any] = {"colour": colour.lower(), "material": material, "brand": brand}
-        apparel = leaf in APPAREL
-        if apparel and variants_per_product is None:
-            attributes["size"] = rng.choice(SIZES)
         description = (
-            f"A {material} {noun.lower()} from {brand} in {colour.lower()}. "
+            f"A {material} {noun.lower()} from {brand}"
+            f"{' in ' + ', '.join(v.lower() for v in options[-1][1]) if in_colours else ' in ' + colour.lower()}. "
             f"{rng.choice(['Built to last.', 'Designed for everyday use.', 'A customer favourite.', 'Limited edition.'])}"
         )
         created = now - timedelta(seconds=rng.randrange(0, 365 * 86400))
         product_id = uuid.uuid4()
-        # by default apparel comes in three sizes and everything else in one variant
-        count = variants_per_product if variants_per_product is not None else (3 if apparel else 1)
-        options, variants = _variants(
-            product_id, sku, price, compare_at, stock, apparel=apparel, count=count, rng=rng, created=created
+        variant_rows += _variants(
+            product_id, sku, price, compare_at, stock, options, rng=rng, created=created
         )
-        variant_rows += variants
         rows.append(
             (
                 product_id,
@@ -279,7 +331,7 @@ def _products(
                 json.dumps([f"https://img.example.com/p/{sku}.jpg"]),
                 stock,
                 json.dumps(attributes),
-                json.dumps(options),
+                json.dumps([{"name": name, "values": values} for name, values in options]),
                 rng.random() > 0.02,
                 1,
                 created,
@@ -287,6 +339,104 @@ def _products(
             )
         )
     return rows, variant_rows
+
+
+class Placeholders:
+    """Generated product pictures: the product's kind on its colour, drawn once per (kind, colour).
+
+    Encoded directly (no optimisation pass): they are the seed's own, so nothing needs cleaning, and
+    a thousand products take a second, not a minute.
+    """
+
+    def __init__(self) -> None:
+        self._made: dict[tuple[str, str], media.Processed] = {}
+        self._font = ImageFont.load_default(size=44)
+        self._small = ImageFont.load_default(size=28)
+
+    def _encode(self, image: Image.Image) -> bytes:
+        out = io.BytesIO()
+        image.save(out, format="JPEG", quality=82)
+        return out.getvalue()
+
+    def get(self, kind: str, colour: str) -> media.Processed:
+        key = (kind, colour)
+        if key not in self._made:
+            rgb = RGB[colour]
+            ink = (20, 20, 20) if sum(rgb) > 450 else (245, 245, 245)
+            side = media.THUMBNAILS["medium"]  # the original is the medium size: one encoding less
+            image = Image.new("RGB", (side, side), rgb)
+            draw = ImageDraw.Draw(image)
+            draw.rounded_rectangle((120, 120, 480, 480), radius=36, outline=ink, width=5)
+            draw.text((300, 280), kind, fill=ink, anchor="mm", font=self._font)
+            draw.text((300, 350), colour, fill=ink, anchor="mm", font=self._small)
+            original = self._encode(image)
+            small = media.THUMBNAILS["small"]
+            renditions = [
+                media.Rendition("original", original, side, side),
+                media.Rendition("small", self._encode(image.resize((small, small))), small, small),
+                media.Rendition("medium", original, side, side),
+            ]
+            self._made[key] = media.Processed("JPEG", "image/jpeg", "jpg", renditions)
+        return self._made[key]
+
+
+def _pictures(
+    rows: list[tuple[Any, ...]],
+    variant_rows: list[tuple[Any, ...]],
+    leaf_of: dict[uuid.UUID, str],
+    store: media.MediaStore,
+) -> tuple[list[tuple[Any, ...]], list[tuple[str, media.Processed]], list[tuple[Any, ...]]]:
+    """A picture per colour a product is sold in (linked to that colour's variants), else one.
+
+    Returns the image rows, what to store under which prefix, and the variant rows with their
+    ``image_id`` set.
+    """
+    placeholders = Placeholders()
+    pcols = {c: i for i, c in enumerate(PRODUCT_COLUMNS)}
+    vcols = {c: i for i, c in enumerate(VARIANT_COLUMNS)}
+    by_product: dict[uuid.UUID, list[tuple[Any, ...]]] = {}
+    for v in variant_rows:
+        by_product.setdefault(v[vcols["product_id"]], []).append(v)
+    image_rows: list[tuple[Any, ...]] = []
+    uploads: list[tuple[str, media.Processed]] = []
+    linked: list[tuple[Any, ...]] = []
+    for r in rows:
+        product_id, created = r[pcols["id"]], r[pcols["created_at"]]
+        kind = leaf_of[r[pcols["category_id"]]]
+        name = r[pcols["name"]]
+        variants = by_product[product_id]
+        # not sold in colours: one picture in the colour it is named for
+        named_for = str(json.loads(r[pcols["attributes"]])["colour"]).title()
+        colours: dict[str, list[tuple[Any, ...]]] = {}
+        for v in variants:
+            colour = json.loads(v[vcols["options"]]).get("Colour", named_for)
+            colours.setdefault(colour, []).append(v)
+        for position, (colour, shown) in enumerate(colours.items()):
+            image_id = uuid.uuid4()
+            prefix = media.new_prefix(product_id, image_id)
+            processed = placeholders.get(kind, colour)
+            uploads.append((prefix, processed))
+            one_of_several = len(colours) > 1
+            image_rows.append(
+                (
+                    image_id,
+                    product_id,
+                    shown[0][vcols["id"]] if one_of_several else None,
+                    store.public_base,
+                    prefix,
+                    processed.extension,
+                    f"{name} in {colour.lower()}" if one_of_several else name,
+                    position,
+                    processed.original.width,
+                    processed.original.height,
+                    created,
+                )
+            )
+            for v in shown:
+                v_linked = list(v)
+                v_linked[vcols["image_id"]] = image_id if one_of_several else None
+                linked.append(tuple(v_linked))
+    return image_rows, uploads, linked
 
 
 PRODUCT_COLUMNS = [
@@ -319,9 +469,29 @@ VARIANT_COLUMNS = [
     "stock",
     "is_active",
     "position",
+    "image_id",
     "created_at",
     "updated_at",
 ]
+IMAGE_COLUMNS = [
+    "id",
+    "product_id",
+    "variant_id",
+    "base_url",
+    "prefix",
+    "extension",
+    "alt",
+    "position",
+    "width",
+    "height",
+    "created_at",
+]
+
+
+async def _store(store: media.MediaStore, uploads: list[tuple[str, media.Processed]]) -> None:
+    """Every picture's renditions into storage, many at a time; on failure none is left behind."""
+    await store.ensure_bucket()
+    await store.put_many(uploads)
 
 
 async def seed(
@@ -332,12 +502,20 @@ async def seed(
     with_events: bool = False,
     seed_value: int = 42,
     variants_per_product: int | None = None,
+    pictures: bool | None = None,
 ) -> int:
-    """Create the demo catalog; returns how many products were written."""
+    """Create the demo catalog; returns how many products were written.
+
+    ``pictures`` (default: when image storage is configured) gives every product generated
+    placeholder pictures, one per colour it is sold in, stored before the rows that name them.
+    """
     from services.catalog.app import MIGRATIONS
 
+    store = media.open_store(settings)
+    pictures = store.enabled if pictures is None else pictures
     await migrate(settings.db_url, MIGRATIONS)
     conn = await asyncpg.connect(_dsn(settings), timeout=10)
+    uploads: list[tuple[str, media.Processed]] = []
     try:
         existing = await conn.fetchval("SELECT count(*) FROM products")
         if existing and not force:
@@ -348,32 +526,26 @@ async def seed(
             rows, variant_rows = _products(
                 products, existing, leaves, random.Random(seed_value + existing), variants_per_product
             )
+            image_rows: list[tuple[Any, ...]] = []
+            if pictures:
+                leaf_of = {category_id: leaf for leaf, category_id in leaves.items()}
+                image_rows, uploads, variant_rows = _pictures(rows, variant_rows, leaf_of, store)
+                await _store(store, uploads)
+                originals: dict[uuid.UUID, list[str]] = {}
+                for image in image_rows:
+                    originals.setdefault(image[1], []).append(f"{image[3]}/{image[4]}/original.{image[5]}")
+                at = PRODUCT_COLUMNS.index("images")
+                rows = [(*r[:at], json.dumps(originals[r[0]]), *r[at + 1 :]) for r in rows]
             await conn.copy_records_to_table("products", records=rows, columns=PRODUCT_COLUMNS)
             await conn.copy_records_to_table("variants", records=variant_rows, columns=VARIANT_COLUMNS)
+            if image_rows:
+                await conn.copy_records_to_table("product_images", records=image_rows, columns=IMAGE_COLUMNS)
             if with_events:
-                cols = {c: i for i, c in enumerate(PRODUCT_COLUMNS)}
-                vcols = {c: i for i, c in enumerate(VARIANT_COLUMNS)}
-                by_product: dict[uuid.UUID, list[dict[str, Any]]] = {}
-                for v in variant_rows:
-                    wire = {
-                        c: v[vcols[c]]
-                        for c in VARIANT_COLUMNS
-                        if c not in ("product_id", "created_at", "updated_at")
-                    }
-                    wire["options"] = json.loads(wire["options"])
-                    by_product.setdefault(v[vcols["product_id"]], []).append(wire)
-                for r in rows:
-                    data = {c: r[i] for c, i in cols.items()}
-                    data["images"], data["attributes"], data["options"] = (
-                        json.loads(r[cols["images"]]),
-                        json.loads(r[cols["attributes"]]),
-                        json.loads(r[cols["options"]]),
-                    )
-                    data.update(deleted=False, deleted_at=None, variants=by_product[r[cols["id"]]])
-                    outbox.append(_event("product.created", data))
+                outbox += _created_events(rows, variant_rows, image_rows)
                 await conn.copy_records_to_table(
                     "outbox", records=outbox, columns=["id", "routing_key", "payload"]
                 )
+        uploads = []  # named by committed rows now
         # fresh statistics (and a vacuumed visibility map) so the planner picks the indexes at once
         await conn.execute(OPTION_PAIRS_SQL.format(scope=""))
         await conn.execute(OPTION_VALUES_SQL.format(where=""))
@@ -381,8 +553,52 @@ async def seed(
         await conn.execute("VACUUM ANALYZE variants")
     finally:
         await conn.close()
-    print(f"seeded {products} products in {len(leaves)} leaf categories")
+        if uploads:  # stored, but the rows naming them were not written
+            await store.delete(
+                [media.MediaStore.key(p, r.name, x.extension) for p, x in uploads for r in x.renditions]
+            )
+    print(
+        f"seeded {products} products ({len(variant_rows)} variants, {len(image_rows)} pictures) "
+        f"in {len(leaves)} leaf categories"
+    )
     return products
+
+
+def _created_events(
+    rows: list[tuple[Any, ...]], variant_rows: list[tuple[Any, ...]], image_rows: list[tuple[Any, ...]]
+) -> list[tuple[Any, ...]]:
+    """product.created for each product, as the admin routes would have published it."""
+    cols = {c: i for i, c in enumerate(PRODUCT_COLUMNS)}
+    vcols = {c: i for i, c in enumerate(VARIANT_COLUMNS)}
+    icols = {c: i for i, c in enumerate(IMAGE_COLUMNS)}
+    by_product: dict[uuid.UUID, list[dict[str, Any]]] = {}
+    for v in variant_rows:
+        wire = {
+            c: v[vcols[c]] for c in VARIANT_COLUMNS if c not in ("product_id", "created_at", "updated_at")
+        }
+        wire["options"] = json.loads(wire["options"])
+        by_product.setdefault(v[vcols["product_id"]], []).append(wire)
+    images_of: dict[uuid.UUID, list[dict[str, Any]]] = {}
+    for i in image_rows:
+        images_of.setdefault(i[icols["product_id"]], []).append(
+            image_wire(SimpleNamespace(**{c: i[n] for c, n in icols.items()}))
+        )
+    events = []
+    for r in rows:
+        data = {c: r[i] for c, i in cols.items()}
+        data["images"], data["attributes"], data["options"] = (
+            json.loads(r[cols["images"]]),
+            json.loads(r[cols["attributes"]]),
+            json.loads(r[cols["options"]]),
+        )
+        data.update(
+            deleted=False,
+            deleted_at=None,
+            variants=by_product[r[cols["id"]]],
+            media=images_of.get(r[cols["id"]], []),
+        )
+        events.append(_event("product.created", data))
+    return events
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -390,10 +606,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true", help="add products even if some exist")
     parser.add_argument("--events", action="store_true", help="also write created events to the outbox")
     parser.add_argument(
+        "--no-pictures",
+        dest="pictures",
+        action="store_false",
+        default=None,
+        help="no generated pictures (default: pictures when image storage is configured)",
+    )
+    parser.add_argument(
         "--variants",
         type=int,
         default=None,
-        help="variants per product (default: 3 sizes for apparel, else 1)",
+        help="variants per product, in one option (default: sizes and colours as a shop sells them)",
     )
 
 
@@ -404,6 +627,7 @@ async def run(settings: CatalogSettings, args: argparse.Namespace) -> None:
         force=args.force,
         with_events=args.events,
         variants_per_product=args.variants,
+        pictures=args.pictures,
     )
     if written == 0 and args.products > 0:
         print(f"the catalog already has products: nothing seeded; --force adds {args.products} more")
