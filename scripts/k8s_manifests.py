@@ -36,8 +36,30 @@ INFRA_PORTS = {"postgres": 5432, "redis": 6379, "amqp": 5672}
 # an OpenTelemetry collector's OTLP/HTTP port: every part exports its spans there once
 # OTEL_EXPORTER_OTLP_ENDPOINT is set (README: Traces); nothing is sent while it is not
 OTLP_HTTP_PORT = 4318
-# beyond the cluster: SMTP for mail, HTTPS for Stripe and webhooks
-OUTBOUND = {"auth": (587, 465, 25), "payments": (443,), "notifications": (587, 465, 25, 443, 80)}
+# beyond the cluster: SMTP for mail, HTTPS for Stripe, webhooks and catalog's object storage (S3)
+OUTBOUND = {
+    "auth": (587, 465, 25),
+    "payments": (443,),
+    "notifications": (587, 465, 25, 443, 80),
+    "catalog": (443,),
+}
+# where catalog keeps product images (services/catalog/settings.py): S3-compatible storage, the bucket
+# private, images served through the gateway's /media/ (a CDN may front it). Its own ConfigMap, so
+# an overlay merges its endpoint in; the keys MEDIA_S3_ACCESS_KEY and MEDIA_S3_SECRET_KEY come from
+# shop-secrets (left out, the S3 client's own chain is asked: AWS_* variables, a node's instance role)
+MEDIA_PART = "catalog"
+MEDIA_CONFIG = {
+    "MEDIA_S3_ENDPOINT": "https://s3.us-east-1.amazonaws.com",
+    "MEDIA_S3_BUCKET": "shop-media",
+    "MEDIA_S3_REGION": "us-east-1",
+    "MEDIA_PUBLIC_URL": "https://shop.example.com/media",
+}
+# catalog decodes an upload whole: up to MEDIA_MAX_PIXELS (40 M) is 120 MB as RGB, held twice while it
+# is copied without its metadata; and an upload past 1 MB is spooled to /tmp while it is read
+RESOURCES: dict[str, dict[str, dict[str, str]]] = {
+    MEDIA_PART: {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}},
+}
+TMP_SIZE = {MEDIA_PART: "256Mi"}
 # the Socket.IO endpoint the ingress sends straight to realtime (the gateway relay is for one-host runs)
 SOCKET_PART = "realtime"
 
@@ -85,12 +107,16 @@ def container(part: Part, *, name: str, args: list[str] | None = None) -> dict[s
             {"name": "HOST", "value": "0.0.0.0"},
             *peers_env(),
         ],
-        "envFrom": [{"configMapRef": {"name": f"{APP}-config"}}, {"secretRef": {"name": f"{APP}-secrets"}}],
+        "envFrom": [
+            {"configMapRef": {"name": f"{APP}-config"}},
+            *([{"configMapRef": {"name": f"{APP}-media"}}] if part.name == MEDIA_PART else []),
+            {"secretRef": {"name": f"{APP}-secrets"}},
+        ],
         "securityContext": security_context(),
-        "resources": {
-            "requests": {"cpu": "100m", "memory": "160Mi"},
-            "limits": {"cpu": "1", "memory": "384Mi"},
-        },
+        "resources": RESOURCES.get(
+            part.name,
+            {"requests": {"cpu": "100m", "memory": "160Mi"}, "limits": {"cpu": "1", "memory": "384Mi"}},
+        ),
         # the root filesystem is read-only: Python, asyncpg and uvicorn still need a scratch /tmp
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],  # noqa: S108
     }
@@ -119,7 +145,7 @@ def deployment(part: Part) -> dict[str, Any]:
         },
         "terminationGracePeriodSeconds": 30,
         "containers": [main],
-        "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}],
+        "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": TMP_SIZE.get(part.name, "64Mi")}}],
     }
     if part.database:
         spec["initContainers"] = [container(part, name="migrate", args=["migrate"])]
@@ -276,10 +302,19 @@ def config_map() -> dict[str, Any]:
     }
 
 
+def media_config_map() -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": f"{APP}-media"},
+        "data": dict(MEDIA_CONFIG),
+    }
+
+
 def documents() -> dict[str, list[dict[str, Any]]]:
     """File name -> the objects in it."""
     files: dict[str, list[dict[str, Any]]] = {
-        "config.yaml": [config_map()],
+        "config.yaml": [config_map(), media_config_map()],
         "network-default-deny.yaml": [default_deny()],
         "ingress.yaml": [ingress()],
     }

@@ -184,3 +184,37 @@ def test_ingress_sends_socketio_to_realtime_and_the_rest_to_the_gateway(rendered
     assert paths == {"/socket.io/": "shop-realtime", "/": "shop-gateway"}
     timeout = ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-read-timeout"]
     assert int(timeout) >= 3600, "a websocket must outlive the proxy's idle timeout"
+
+
+def test_catalog_is_told_where_images_live_and_its_keys_are_secrets(rendered: Path) -> None:
+    from services.catalog.settings import CatalogSettings
+
+    docs = objects(rendered)
+    pod = one(docs, "Deployment", "shop-catalog")["spec"]["template"]["spec"]
+    main = pod["containers"][0]
+    maps = [s["configMapRef"]["name"] for s in main["envFrom"] if "configMapRef" in s]
+    media = one(docs, "ConfigMap", next(m for m in maps if m.startswith("shop-media")))["data"]
+    # every storage setting catalog reads but the keys, each one it knows
+    assert set(media) == {"MEDIA_S3_ENDPOINT", "MEDIA_S3_BUCKET", "MEDIA_S3_REGION", "MEDIA_PUBLIC_URL"}
+    assert set(media) <= {f.upper() for f in CatalogSettings.model_fields}
+    assert media["MEDIA_PUBLIC_URL"].endswith("/media") and media["MEDIA_S3_ENDPOINT"].startswith("http")
+    assert not any("MEDIA" in k for d in docs if d["kind"] == "ConfigMap" for k in d["data"] if "KEY" in k)
+    assert not {e["name"] for e in main["env"]} & {"MEDIA_S3_ACCESS_KEY", "MEDIA_S3_SECRET_KEY"}
+    if rendered.stem == "dev":
+        secret = next(d for d in docs if d["kind"] == "Secret")
+        assert {"MEDIA_S3_ACCESS_KEY", "MEDIA_S3_SECRET_KEY"} <= set(secret["data"])
+    # the other parts are not told
+    for part in (p for p in PARTS if p.name != "catalog"):
+        sources = one(docs, "Deployment", f"shop-{part.name}")["spec"]["template"]["spec"]["containers"][0]
+        assert not any(
+            s.get("configMapRef", {}).get("name", "").startswith("shop-media") for s in sources["envFrom"]
+        )
+    # the storage's port is reachable (HTTPS; dev's in-cluster server on 9000)
+    egress = one(docs, "NetworkPolicy", "shop-catalog")["spec"]["egress"]
+    ports = {p["port"] for rule in egress if "to" not in rule for p in rule["ports"]}
+    assert 443 in ports and (9000 in ports) == (rendered.stem == "dev")
+    # an upload past 1 MB is spooled to /tmp while it is read, then decoded whole in memory
+    tmp = next(v for v in pod["volumes"] if v["name"] == "tmp")["emptyDir"]["sizeLimit"]
+    max_body = CatalogSettings.model_fields["media_max_bytes"].default
+    assert int(tmp.removesuffix("Mi")) * 2**20 >= 10 * max_body
+    assert main["resources"]["limits"]["memory"] == "1Gi"
