@@ -141,6 +141,10 @@ class Stack:
         )
         for name in PARTS:
             env[f"{name.upper()}_URL"] = self.url(name)
+        # product images as `make up` keeps them without MEDIA_S3_ENDPOINT: in a directory, served at
+        # the gateway's /media (the console shows them under its CSP's img-src 'self')
+        env.setdefault("MEDIA_LOCAL_DIR", str(self.workdir / "media"))
+        env.setdefault("MEDIA_PUBLIC_URL", f"{self.gateway}/media")
         for name, value in self.extra_env.items():
             if value is None:
                 env.pop(name, None)
