@@ -40,6 +40,7 @@ SCRIPTS = (
     "orders.js",
     "customers.js",
     "catalog.js",
+    "catalog-editor.js",
     "promotions.js",
     "emails.js",
     "shipping.js",
@@ -54,6 +55,7 @@ FILES: dict[str, Path] = {
     **{name: HERE / name for name in SCRIPTS},
     "console.css": HERE / "console.css",
     "admin.css": HERE / "admin.css",
+    "catalog.css": HERE / "catalog.css",
     "vendor/socket.io.min.js": CLIENT,
     "vendor/socket.io.min.js.map": CLIENT.with_name("socket.io.min.js.map"),
 }

@@ -1,4 +1,5 @@
-/* Catalog: categories and products, edited in place and kept live from the catalog's events. */
+/* Catalog: the categories tree and the products table, kept live from the catalog's events; a
+ * product opens in the editor (catalog-editor.js). */
 "use strict";
 
 const catalog = screen({
@@ -24,7 +25,8 @@ const catalog = screen({
     $("#products-prev").addEventListener("click", () => { catalog.view.page -= 1; loadProductPage(); });
     $("#products-next").addEventListener("click", () => { catalog.view.page += 1; loadProductPage(); });
     bindForm($("#category-form"), "category", categoryPayload, (c) => { upsertCategory(c); renderCategories(); });
-    bindForm($("#product-form"), "product", productPayload, (p) => { upsertProduct(p); renderProducts(); });
+    // leaving an edit offers every category as a parent again
+    $("#category-form").addEventListener("reset", () => setTimeout(renderCategories));
   },
 
   async load() {
@@ -143,19 +145,70 @@ function removeProduct(id) {
   if (catalog.products.delete(id)) catalog.total = Math.max(0, catalog.total - 1);
 }
 
+// the categories in tree order, each with its depth: parents before their children, siblings by
+// position then name (a parent the console does not know shows its children at the top level)
+function categoryTree() {
+  const children = new Map();
+  for (const c of catalog.categories.values()) {
+    const parent = catalog.categories.has(c.parent_id) ? c.parent_id : null;
+    if (!children.has(parent)) children.set(parent, []);
+    children.get(parent).push(c);
+  }
+  const out = [];
+  const seen = new Set();
+  const walk = (parent, depth) => {
+    const kids = (children.get(parent) || []).sort((a, b) => (a.position ?? 0) - (b.position ?? 0)
+      || String(a.name).localeCompare(String(b.name)));
+    for (const c of kids) {
+      if (seen.has(c.id)) continue;
+      seen.add(c.id);
+      out.push({ c, depth });
+      walk(c.id, depth + 1);
+    }
+  };
+  walk(null, 0);
+  // a cycle the server would not allow is still listed rather than lost
+  for (const c of catalog.categories.values()) if (!seen.has(c.id)) out.push({ c, depth: 0 });
+  return out;
+}
+
+// a category and everything under it: not a parent it may be moved under
+function categoryBranch(id) {
+  const branch = new Set([id]);
+  for (const { c } of categoryTree()) if (branch.has(c.parent_id)) branch.add(c.id);
+  return branch;
+}
+
 function renderCategories() {
-  const cats = [...catalog.categories.values()].sort((a, b) => String(a.name).localeCompare(String(b.name)));
-  $("#categories-list").replaceChildren(...cats.map((c) => el("li", { dataset: { categoryId: c.id } },
+  const tree = categoryTree();
+  const list = $("#categories-list");
+  keepFocus(list, "categoryId", () => list.replaceChildren(...tree.map(({ c, depth }) => el("li",
+    { dataset: { categoryId: c.id, depth: String(Math.min(depth, 5)) } },
     el("span", { className: "name", text: c.name }),
     el("span", { className: "badge", text: (c.product_count ?? 0) + " products" }),
-    el("button", { type: "button", className: "small quiet", text: "Edit", on: { click: () => editCategory(c.id) } }),
-    deleteButton("category:delete", c.id, "#catalog-error", () => catalog.categories.delete(c.id)))));
+    el("button", { type: "button", className: "small quiet add-child", text: "Add inside",
+      "aria-label": "Add a category inside " + c.name, on: { click: () => addCategoryInside(c.id) } }),
+    el("button", { type: "button", className: "small quiet edit", text: "Edit", on: { click: () => editCategory(c.id) } }),
+    deleteButton("category:delete", c.id, "#catalog-error", () => catalog.categories.delete(c.id))))));
+  const editing = $("#category-form").dataset.editing;
+  const barred = editing ? categoryBranch(editing) : new Set();
   for (const select of document.querySelectorAll("select[data-categories]")) {
     const current = select.value;
-    const none = select.name === "parent_id" ? "(top level)" : "Choose a category";
-    select.replaceChildren(new Option(none, ""), ...cats.map((c) => new Option(c.name, c.id)));
-    select.value = catalog.categories.has(current) ? current : "";
+    const parent = select.name === "parent_id";
+    const none = parent ? "(top level)" : "Choose a category";
+    const choices = tree.filter(({ c }) => !(parent && barred.has(c.id)))
+      .map(({ c, depth }) => new Option("\u2014 ".repeat(depth) + c.name, c.id));
+    select.replaceChildren(new Option(none, ""), ...choices);
+    select.value = catalog.categories.has(current) && !(parent && barred.has(current)) ? current : "";
   }
+}
+
+function addCategoryInside(id) {
+  const form = $("#category-form");
+  setMode(form, null, "category");
+  renderCategories();
+  form.elements.namedItem("parent_id").value = id;
+  form.elements.namedItem("name").focus();
 }
 
 function renderProducts() {
@@ -172,13 +225,16 @@ function renderProducts() {
     const cat = catalog.categories.get(p.category_id);
     return el("tr", { dataset: { productId: p.id } },
       el("td", { "data-label": "Name" }, el("span", { text: p.name }),
-        p.is_active === false ? el("span", { className: "badge", text: "inactive" }) : null),
+        p.is_active === false ? el("span", { className: "badge", text: "inactive" }) : null,
+        (p.variants || []).length > 1 ? el("span", { className: "badge variants", text: p.variants.length + " variants" }) : null,
+        (p.media || []).length ? el("span", { className: "badge images", text: p.media.length + (p.media.length > 1 ? " images" : " image") }) : null),
       el("td", { "data-label": "SKU", className: "mono", text: p.sku }),
       el("td", { "data-label": "Price", className: "num", text: money(p.price, p.currency) }),
       el("td", { "data-label": "Stock", className: "num", text: p.stock }),
       el("td", { "data-label": "Category", text: cat ? cat.name : "" }),
       el("td", { className: "num" },
-        el("button", { type: "button", className: "small quiet edit", text: "Edit", on: { click: () => editProduct(p.id) } }),
+        el("button", { type: "button", className: "small quiet edit", text: "Edit",
+          on: { click: (event) => openEditor(p.id, event.currentTarget) } }),
         deleteButton("product:delete", p.id, "#catalog-error", () => removeProduct(p.id))));
   })));
 }
@@ -192,37 +248,15 @@ function categoryPayload(form, editing) {
   return out;
 }
 
-function productPayload(form, editing) {
-  const currency = text(form, "currency").toUpperCase();
-  const out = { name: text(form, "name"), sku: text(form, "sku"), price: toMinor(text(form, "price"), currency || "USD") };
-  if (text(form, "category_id") || !editing) out.category_id = text(form, "category_id");
-  if (currency) out.currency = currency;
-  if (text(form, "stock")) out.stock = integer(text(form, "stock"));
-  if (text(form, "description") || editing) out.description = text(form, "description") || null;
-  return out;
-}
-
 function editCategory(id) {
   const c = catalog.categories.get(id);
   const form = $("#category-form");
   if (!c) return;
   setMode(form, id, "category");
+  renderCategories(); // not under itself nor its own children
   form.elements.namedItem("name").value = c.name || "";
   form.elements.namedItem("parent_id").value = c.parent_id || "";
   form.elements.namedItem("position").value = c.position ?? "";
   form.elements.namedItem("description").value = c.description || "";
-  form.elements.namedItem("name").focus();
-}
-
-function editProduct(id) {
-  const p = catalog.products.get(id);
-  const form = $("#product-form");
-  if (!p) return;
-  setMode(form, id, "product");
-  for (const name of ["name", "sku", "currency", "category_id", "description"]) {
-    form.elements.namedItem(name).value = p[name] || "";
-  }
-  form.elements.namedItem("price").value = fromMinor(p.price, p.currency);
-  form.elements.namedItem("stock").value = p.stock ?? "";
   form.elements.namedItem("name").focus();
 }

@@ -7,16 +7,22 @@
 
 const FIELD_HELP = {
   price: { number: "Enter a price like 19.99.", negative: "A price cannot be below zero: enter one like 19.99." },
-  compare_at_price: { number: "Enter a price like 24.99, or leave it empty.", negative: "A price cannot be below zero." },
+  compare_at_price: { number: "Enter a price like 24.99, or leave it empty.", negative: "A price cannot be below zero.",
+    value_error: "The compare-at price is the old price: make it higher than the price, or leave it empty." },
   stock: { number: "Enter the units in stock as a whole number, like 7.", negative: "Stock cannot be below zero." },
   position: { number: "Enter a whole number, like 1.", negative: "Use 0 or more." },
   usage_limit: { number: "Enter how many times it may be used, like 100, or leave it empty.", negative: "Use 1 or more." },
   category_id: { any: "Choose a category." },
   parent_id: { any: "Choose a parent category, or (top level)." },
   currency: { any: "Enter a three-letter currency code, like USD or EUR." },
-  name: { missing: "Enter a name." },
+  name: { missing: "Enter a name.", duplicate: "Each option needs its own name." },
   sku: { missing: "Enter a SKU, the code on your stock list (e.g. TENT-2P).",
-    pattern: "Use letters, digits, dots, dashes and underscores in the SKU." },
+    pattern: "Use letters, digits, dots, dashes and underscores in the SKU.",
+    unique: "Another product or variant already uses this SKU: choose another.",
+    duplicate: "Two variants here have this SKU: give each its own." },
+  values: { missing: "Enter at least one value, like S, M, L.", value_error: "Give each value once." },
+  options: { duplicate_combination: "Another variant already has these options.",
+    unknown_value: "Choose one of the option's values.", unknown: "This product has no such option." },
   code: { any: "Use letters and digits for the code, like SPRING15, or leave it empty for an automatic promotion." },
   email: { any: "Enter an e-mail address like ada@example.com." },
   url: { any: "Enter a web address starting with https://." },
@@ -42,10 +48,12 @@ const MISSING_TYPES = new Set(["missing", "string_too_short", "too_short"]);
 function humanMessage(e) {
   const path = String(e.field || "").split(".");
   const name = path[path.length - 1];
-  const help = FIELD_HELP[name] || FIELD_HELP[path[0]] || {};
+  // the field's own words, else its parent's ("options.Size" is about options), else the top field's
+  const help = FIELD_HELP[name] || FIELD_HELP[path[path.length - 2]] || FIELD_HELP[path[0]] || {};
   const type = String(e.type || "");
   const msg = String(e.message || "");
   if (help.any) return help.any;
+  if (help[type]) return help[type]; // a rule of this field the API names by type (a SKU taken, ...)
   if (NUMBER_TYPES.has(type) && help.number) return help.number;
   if (NEGATIVE_TYPES.has(type) && help.negative) return help.negative;
   if (MISSING_TYPES.has(type) && help.missing) return help.missing;
