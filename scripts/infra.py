@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import pwd
+import resource
 import shlex
 import shutil
 import socket
@@ -24,6 +26,7 @@ import ssl
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
@@ -87,11 +90,23 @@ def which(binary: str) -> str | None:
 
 
 def run(
-    args: list[str], timeout: float = 120, env: dict[str, str] | None = None
+    args: list[str],
+    timeout: float = 120,
+    env: dict[str, str] | None = None,
+    cwd: str | None = None,
+    preexec_fn: Callable[[], None] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     # the commands are this script's own fixed lists, never shell strings; no stdin so CI never blocks
     return subprocess.run(
-        args, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout, check=False, env=env
+        args,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env=env,
+        cwd=cwd,
+        preexec_fn=preexec_fn,
     )
 
 
@@ -209,6 +224,28 @@ def start_command(server: Server) -> list[str]:
     return ["rabbitmq-server", "-detached"]
 
 
+def as_broker_user() -> None:
+    """In the child: the broker's own user with as many open files as this machine allows.
+
+    Debian's rabbitmq-server switches to that user through su, whose PAM session sets the soft
+    limit back to 1,024; started as the user already, it keeps what it inherits."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    user = pwd.getpwnam("rabbitmq")
+    os.setgroups([])
+    os.setgid(user.pw_gid)
+    os.setuid(user.pw_uid)
+
+
+def broker_home() -> Path | None:
+    """The home of Debian's rabbitmq user, when there is one."""
+    try:
+        home = Path(pwd.getpwnam("rabbitmq").pw_dir)
+    except KeyError:
+        return None
+    return home if home.is_dir() else None
+
+
 def start(server: Server) -> str | None:
     """Start the server; the error to report if the command itself failed."""
     command = start_command(server)
@@ -216,7 +253,12 @@ def start(server: Server) -> str | None:
     if executable is None:
         return f"{command[0]} not found"
     try:
-        result = run([executable, *command[1:]])
+        if server.name == "rabbitmq" and os.geteuid() == 0 and broker_home() is not None:
+            home = str(broker_home())
+            env = {**os.environ, "HOME": home}
+            result = run([executable, *command[1:]], env=env, cwd=home, preexec_fn=as_broker_user)
+        else:
+            result = run([executable, *command[1:]])
     except subprocess.TimeoutExpired:
         return f"`{shlex.join(command)}` did not return"
     if result.returncode != 0:
@@ -368,6 +410,58 @@ def ensure_postgres_capacity(server: Server) -> None:
         )
 
 
+# Each whole-system stack holds a connection per part and replica, and the suite runs several
+# stacks beside its in-process apps: a broker left at the usual 1,024 open files runs out
+# ("Ranch acceptor reducing accept rate: out of file descriptors") and connections time out.
+TEST_RABBITMQ_FILES = 8192
+UNLIMITED = 1 << 62
+
+
+def rabbitmq_open_files() -> tuple[int, str] | None:
+    """The local broker node's limit of open files and its OS pid, when rabbitmqctl can tell."""
+    rabbitmqctl = which("rabbitmqctl")
+    if rabbitmqctl is None:
+        return None
+    result = run([rabbitmqctl, "-q", "eval", "os:getpid()."], timeout=30)
+    pid = result.stdout.strip().strip('"')
+    if result.returncode != 0 or not pid.isdigit():
+        return None
+    try:
+        limits = Path(f"/proc/{pid}/limits").read_text()
+    except OSError:
+        return None
+    line = next((line for line in limits.splitlines() if line.startswith("Max open files")), "")
+    soft = line.split()[3] if len(line.split()) > 3 else ""
+    if soft == "unlimited":
+        return UNLIMITED, pid
+    return (int(soft), pid) if soft.isdigit() else None
+
+
+def ensure_rabbitmq_capacity(server: Server) -> None:
+    """Restart a local broker that may open too few files for the suite, with the limit raised."""
+    if not server.is_local or not can_install():
+        return
+    found = rabbitmq_open_files()
+    _, can_give = resource.getrlimit(resource.RLIMIT_NOFILE)
+    can_give = UNLIMITED if can_give == resource.RLIM_INFINITY else can_give
+    if found is None or found[0] >= TEST_RABBITMQ_FILES or found[0] >= can_give or broker_home() is None:
+        return
+    rabbitmqctl = which("rabbitmqctl")
+    assert rabbitmqctl is not None
+    run([rabbitmqctl, "-q", "stop"], timeout=120)
+    error = start(server)
+    if error is None and wait_until_reachable(server):
+        print(
+            f"rabbitmq: open files raised from {found[0]} to "
+            f"{(rabbitmq_open_files() or (0, ''))[0]} for the test suite (restarted)"
+        )
+    else:
+        print(
+            f"rabbitmq: restarted to raise its open files but not reachable again; {error or 'see its log'}",
+            file=sys.stderr,
+        )
+
+
 def write_env_file(path: Path, values: dict[str, str]) -> None:
     # shell-quoted so that `set -a; . ./file; set +a` reads the URLs back unchanged
     path.write_text("".join(f"{key}={shlex.quote(value)}\n" for key, value in values.items()))
@@ -398,6 +492,7 @@ def ensure(servers: list[Server], profile: str | None, env_file: str | None) -> 
         return 1
     values = {key: server.url for key, server in zip(DEFAULT_URLS, servers, strict=True)}
     if profile == "test":
+        ensure_rabbitmq_capacity(next(server for server in servers if server.name == "rabbitmq"))
         values["AMQP_URL"] = test_amqp_url(values["AMQP_URL"])
         ensure_postgres_capacity(next(server for server in servers if server.name == "postgres"))
     if env_file or profile:
