@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.common.events import publish_in
@@ -32,6 +33,13 @@ async def stock_changed(
     """``stock.changed``: the new stock of one product, the version it reached, the variants that moved."""
     change = StockChanged(product_id=product_id, stock=stock, version=version, variants=variants or [])
     await publish_in(session, EVENTS.envelope("stock.changed", change))
+
+
+def stock_changed_head(product_id: uuid.UUID) -> str:
+    """A ``stock.changed`` envelope without its ``id`` and ``data`` (JSON), for outbox rows a statement
+    writes itself (reservations.py): it adds each product's event id and data to this."""
+    head = EVENTS.envelope("stock.changed", StockChanged(product_id=product_id, stock=0, version=0))
+    return orjson.dumps(head.model_dump(mode="json", exclude={"id", "data"})).decode()
 
 
 async def variant_changed(

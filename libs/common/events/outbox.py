@@ -53,8 +53,13 @@ async def publish_in(session: AsyncSession, envelope: Envelope) -> None:
 
 def _wake_relays(sync_session: Session) -> None:
     if sync_session.info.pop("outbox_pending", False):
-        for relay in list(_relays):
-            relay.wake()
+        wake_relays()
+
+
+def wake_relays() -> None:
+    """Tell this process's relays that rows were committed (for outbox rows written in plain SQL)."""
+    for relay in list(_relays):
+        relay.wake()
 
 
 def _forget_pending(sync_session: Session) -> None:

@@ -47,6 +47,41 @@ async def test_100_concurrent_reservations_never_oversell(
         assert await stock_of(c, admin, p) == 0
 
 
+async def test_orders_sharing_products_in_any_order_are_all_or_nothing_and_each_is_announced(
+    base_url: str, build: Builder, internal: dict[str, str], admin: dict[str, str], event_tap: EventTap
+) -> None:
+    """Two-line orders naming two scarce products in either order, all at once: none deadlocks or
+    half-reserves, and every reservation's stock.changed says where each product stood after it."""
+    cat = await build.category()
+    a = await build.product(cat["id"], stock=7)
+    b = await build.product(cat["id"], stock=12)
+    bodies = [order((a, 1), (b, 2)) if n % 2 else order((b, 2), (a, 1)) for n in range(40)]
+    limits = httpx.Limits(max_connections=40)
+    async with httpx.AsyncClient(base_url=base_url, timeout=30, limits=limits) as c:
+        results = await asyncio.gather(
+            *(c.post("/internal/reservations", json=body, headers=internal) for body in bodies)
+        )
+        statuses = sorted(r.status_code for r in results)
+        # b runs out after 6 orders (2 each), a would have lasted 7: no order took a without b
+        assert statuses.count(201) == 6 and statuses.count(409) == 34, statuses
+        assert await stock_of(c, admin, a) == 1 and await stock_of(c, admin, b) == 0
+    for product, left in ((a, 1), (b, 0)):
+
+        async def six(p: dict[str, Any] = product) -> list[Envelope]:
+            told = event_tap.of("stock.changed", product_id=p["id"])
+            assert len(told) == 6, told
+            return told
+
+        seen = await eventually(six)
+        stocks = sorted((e.data["version"], e.data["stock"]) for e in seen)
+        start = product["stock"]
+        step = start - left
+        # versions 2..7 in turn, each with the stock that reservation left behind
+        assert [v for v, _ in stocks] == list(range(2, 8))
+        assert [st for _, st in stocks] == [start - (i + 1) * step // 6 for i in range(6)]
+        assert all(e.data["variants"][0]["stock"] == e.data["stock"] for e in seen)
+
+
 async def test_reservation_returns_authoritative_prices_and_names(
     client: httpx.AsyncClient, build: Builder, internal: dict[str, str], admin: dict[str, str]
 ) -> None:
