@@ -137,3 +137,52 @@ async def test_a_two_option_product_made_over_the_socket_is_filtered_faceted_and
     statuses = sorted(a.status_code for a in answers)
     assert statuses == [201, 409, 409, 409, 409], [a.text for a in answers]
     assert await stock_by_title(gw, product["id"]) == {"S / Red": 5, "M / Red": 3, "M / Blue": 0}
+
+
+async def test_a_change_to_one_variants_stock_tells_sockets_which_variant(
+    gw: httpx.AsyncClient, stack: Stack
+) -> None:
+    boss = await admin(gw)
+    cat = await gw.post(
+        "/admin/categories", json={"name": f"Socks {uuid.uuid4().hex[:6]}"}, headers=boss.auth
+    )
+    assert cat.status_code == 201, cat.text
+    guest = await Listener(stack.gateway).connect()
+    try:
+        made = await gw.post(
+            "/admin/products",
+            json={
+                "name": f"Sock {uuid.uuid4().hex[:6]}",
+                "sku": f"SOCK-{uuid.uuid4().hex[:8]}",
+                "currency": "USD",
+                "category_id": cat.json()["id"],
+                "options": [{"name": "Size", "values": ["S", "M"]}, {"name": "Colour", "values": ["Red"]}],
+                "variants": [tee_variant("S", "Red", 4), tee_variant("M", "Red", 6)],
+            },
+            headers=boss.auth,
+        )
+        assert made.status_code == 201, made.text
+        product = made.json()
+        small, medium = (
+            next(v for v in product["variants"] if v["title"] == t) for t in ("S / Red", "M / Red")
+        )
+        # the product's notification carries its options and variants
+        added = await guest.wait_for("product:added", {"id": product["id"]})
+        assert added["data"]["options"] == product["options"]
+        assert {(v["id"], v["sku"], v["title"], v["stock"]) for v in added["data"]["variants"]} == {
+            (small["id"], small["sku"], "S / Red", 4),
+            (medium["id"], medium["sku"], "M / Red", 6),
+        }
+
+        changed = await gw.post(
+            f"/admin/products/{product['id']}/stock",
+            json={"delta": -2, "variant_id": medium["id"]},
+            headers=boss.auth,
+        )
+        assert changed.status_code == 200, changed.text
+        told = await guest.wait_for("stock:updated", {"product_id": product["id"]})
+        # the product's total and the one variant that moved, by id and SKU; S / Red is not named
+        assert told["data"]["stock"] == 8
+        assert told["data"]["variants"] == [{"id": medium["id"], "sku": medium["sku"], "stock": 4}]
+    finally:
+        await guest.close()
