@@ -111,14 +111,15 @@ _ITEM_FIELDS = [f for f in PRODUCT_FIELDS if f not in ("images", "attributes")]
 
 # Facets of the filtered set in one statement: products per (direct) category, products per
 # option value (their option_value_ids: the live, active variants' pairs), and the price range.
-# The set is read once.
+# The set is read once. The pairs are unnested in the select list (one set-returning call over
+# the set, not a lateral function scan per product: half the time of the whole-catalog facets).
 _FACETS = (
     "WITH f AS MATERIALIZED (SELECT category_id, price, option_value_ids FROM products WHERE {cond}), "
     "cats AS (SELECT coalesce(jsonb_agg(jsonb_build_object('id', c.id, 'name', c.name, 'count', x.n) "
     "ORDER BY x.n DESC, c.name, c.id), '[]'::jsonb) AS j FROM (SELECT category_id, count(*) AS n FROM f "
     "WHERE category_id IS NOT NULL GROUP BY category_id) x JOIN categories c ON c.id = x.category_id), "
-    "vals AS (SELECT op.name AS key, op.value, x.n FROM (SELECT pair, count(*) AS n FROM f "
-    "CROSS JOIN LATERAL unnest(f.option_value_ids) AS pair GROUP BY pair) x JOIN option_pairs op ON op.id = x.pair), "
+    "vals AS (SELECT op.name AS key, op.value, x.n FROM (SELECT pair, count(*) AS n FROM "
+    "(SELECT unnest(option_value_ids) AS pair FROM f) u GROUP BY pair) x JOIN option_pairs op ON op.id = x.pair), "
     "opts AS (SELECT coalesce(jsonb_object_agg(key, vs), '{{}}'::jsonb) AS j FROM (SELECT key, "
     "jsonb_agg(jsonb_build_object('value', value, 'count', n) ORDER BY n DESC, value) AS vs FROM vals "
     "GROUP BY key) y), "
@@ -195,12 +196,13 @@ async def list_products(*, conn: asyncpg.Connection, query: ProductQuery) -> dic
     # only fixed SQL fragments are interpolated; every value travels as a $n parameter
     cond = " AND ".join(where)
     limit, offset = arg(query.page_size), arg((query.page - 1) * query.page_size)
+    # with facets the total comes from the facets' statement: the set is not counted twice
+    total_sql = "NULL::bigint" if query.facets else f"(SELECT count(*) FROM products WHERE {cond})"  # noqa: S608
     sql = (
         f"WITH page AS (SELECT id AS pid, {keys[0]} AS k0, {keys[1]} AS k1 FROM products WHERE {cond} "  # noqa: S608
         f"ORDER BY 2 {directions[0]}, 3 {directions[1]} LIMIT {limit} OFFSET {offset}) "
         f"SELECT {_OUT}, p.images::text AS images, p.attributes::text AS attributes, "
-        f"p.options::text AS options, {_VARIANTS}, {_MEDIA}, "
-        f"(SELECT count(*) FROM products WHERE {cond}) AS total "
+        f"p.options::text AS options, {_VARIANTS}, {_MEDIA}, {total_sql} AS total "
         f"FROM page JOIN products p ON p.id = page.pid ORDER BY page.k0 {directions[0]}, page.k1 {directions[1]}"
     )
     rows = await conn.fetch(sql, *args)
