@@ -1,14 +1,17 @@
-"""Variants end to end (issue 15): an admin makes a two-option product over the socket, a guest
-filters by option and sees facets, customers buy single variants through the gateway."""
+"""Variants end to end (issue 15): an admin makes a two-option product over the socket and gives it
+pictures, a guest filters by option and sees facets, customers buy single variants through the
+gateway and sockets hear which variant's stock moved."""
 
 from __future__ import annotations
 
 import asyncio
+import io
 import uuid
 from typing import Any
 
 import httpx
 import pytest
+from PIL import Image
 
 from libs.common.testing import assert_problem, eventually
 from tests.e2e.shopper import ADDRESS, Listener, Shopper, admin, customer
@@ -24,6 +27,17 @@ def tee_variant(size: str, colour: str, stock: int, price: int = 2000) -> dict[s
         "price": price,
         "stock": stock,
     }
+
+
+def picture(rgb: tuple[int, int, int]) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (900, 600), rgb).save(out, format="PNG")
+    return out.getvalue()
+
+
+def media_path(url: str) -> str:
+    """The gateway's path of an image URL (a stack's public URL may name another host or port)."""
+    return "/media/" + url.split("/media/", 1)[1]
 
 
 async def stock_by_title(gw: httpx.AsyncClient, product_id: str) -> dict[str, int]:
@@ -73,6 +87,40 @@ async def test_a_two_option_product_made_over_the_socket_is_filtered_faceted_and
     variants = {v["title"]: v for v in product["variants"]}
     medium_blue = variants["M / Blue"]
 
+    # pictures go by REST (a socket message carries no file): one per colour, the red one shown for M / Red
+    uploaded = {}
+    for colour, rgb in (("Red", (200, 30, 30)), ("Blue", (30, 60, 200))):
+        resp = await gw.post(
+            f"/admin/products/{product['id']}/images",
+            files={"file": (f"{colour}.png", picture(rgb), "image/png")},
+            data={"alt": f"{colour} tee"},
+            headers=boss.auth,
+        )
+        assert resp.status_code == 201, resp.text
+        uploaded[colour] = resp.json()
+    red, blue = uploaded["Red"], uploaded["Blue"]
+    linked = await gw.patch(
+        f"/admin/products/{product['id']}/images/{red['id']}",
+        json={"variant_id": variants["M / Red"]["id"]},
+        headers=boss.auth,
+    )
+    assert linked.status_code == 200, linked.text
+    shown = (await gw.get(f"/products/{product['id']}")).json()["media"]
+    assert [(m["id"], m["alt"], m["variant_id"]) for m in shown] == [
+        (red["id"], "Red tee", variants["M / Red"]["id"]),
+        (blue["id"], "Blue tee", None),
+    ]
+    for url, size in ((red["url"], (900, 600)), (red["thumbnails"]["small"], (200, 133))):
+        served = await gw.get(media_path(url))
+        assert served.status_code == 200 and served.headers["content-type"] == "image/png"
+        assert "immutable" in served.headers["cache-control"]
+        assert Image.open(io.BytesIO(served.content)).size == size
+    # deleting a picture takes its files with it
+    gone = await gw.delete(f"/admin/products/{product['id']}/images/{blue['id']}", headers=boss.auth)
+    assert gone.status_code == 204, gone.text
+    for url in (blue["url"], *blue["thumbnails"].values()):
+        assert (await gw.get(media_path(url))).status_code == 404
+
     async def filtered_with_facets() -> dict[str, Any]:
         resp = await gw.get(
             "/products", params={"category": cat.json()["id"], "option.Colour": "Blue", "facets": "true"}
@@ -108,7 +156,15 @@ async def test_a_two_option_product_made_over_the_socket_is_filtered_faceted_and
         "M / Red",
         2200,
     )
-    placed = (await buyer.place_order()).json()
+    guest = await Listener(stack.gateway).connect()
+    try:
+        placed = (await buyer.place_order()).json()
+        # a guest's socket hears that M / Red alone moved
+        told = await guest.wait_for("stock:updated", {"product_id": product["id"]})
+        assert told["data"]["variants"] == [{"id": medium_red["id"], "sku": medium_red["sku"], "stock": 3}]
+        assert told["data"]["stock"] == 9
+    finally:
+        await guest.close()
     [item] = placed["items"]
     assert (item["variant_id"], item["sku"], item["title"], item["quantity"]) == (
         medium_red["id"],
