@@ -17,7 +17,7 @@ from playwright.async_api import Browser, Locator, Page, expect
 from tests.console.conftest import OpenConsole
 from tests.console.console_page import ARTIFACTS, ConsolePage
 from tests.console.test_console_layout import overflow
-from tests.e2e.shopper import ADMIN_EMAIL, ADMIN_PASSWORD, Shopper, admin
+from tests.e2e.shopper import ADMIN_EMAIL, ADMIN_PASSWORD, Shopper, admin, make_product
 from tests.e2e.stack import Stack
 
 pytestmark = pytest.mark.e2e
@@ -198,15 +198,23 @@ async def test_an_operator_builds_a_product_with_variants_and_images_and_another
     await expect(
         their_editor.locator(f'#product-images li[data-image-id="{blue}"] [name=variant_id]')
     ).to_have_value(by_title["M / Blue"]["id"])
+    # the variant's row shows its picture
+    thumb = variant_row(their_editor, Size="M", Colour="Blue").locator("img.variant-thumb")
+    await expect(thumb).to_have_attribute("alt", "Blue shirt, front")
 
-    # one variant's stock changed: only that variant moves, and the other admin sees it
+    # one variant's stock and another's price changed: only those move, and the other admin sees it
     await variant_row(editor, Size="M", Colour="Blue").locator("[name=stock]").fill("9")
+    await variant_row(editor, Size="S", Colour="Red").locator("[name=price]").fill("17.50")
     await editor.get_by_role("button", name="Save product").click()
     await expect(editor.locator("[data-role=saved]")).to_have_text("Saved.")
     await expect(variant_row(their_editor, Size="M", Colour="Blue").locator("[name=stock]")).to_have_value(
         "9"
     )
     await expect(theirs.locator('td[data-label="Stock"]')).to_have_text("15")
+    await expect(theirs.locator('td[data-label="Price"]')).to_have_text("from $17.50")
+    await expect(variant_row(their_editor, Size="S", Colour="Red").locator("[name=price]")).to_have_value(
+        "17.50"
+    )
     ARTIFACTS.mkdir(exist_ok=True)
     await editor.screenshot(path=str(ARTIFACTS / "console-product-editor.png"))
     now = await product_now(gw, boss, product_id)
@@ -216,6 +224,7 @@ async def test_an_operator_builds_a_product_with_variants_and_images_and_another
         "M / Red": 3,
         "M / Blue": 9,
     }
+    assert {v["title"]: v["price"] for v in now["variants"]}["S / Red"] == 1750
     assert now["media"][0]["alt"] == "Blue shirt, front"
     one.assert_clean()
     two.assert_clean()
@@ -258,6 +267,38 @@ async def test_adding_a_size_and_retiring_a_colour_reaches_another_admin(
     two.assert_clean()
 
 
+async def test_a_product_sold_in_one_variant_gains_sizes(
+    open_console: OpenConsole, gw: httpx.AsyncClient
+) -> None:
+    boss = await admin(gw)
+    plain = await make_product(gw, boss, stock=5, price=2500, name=f"Rain hat {uuid.uuid4().hex[:6]}")
+    plain = await product_now(gw, boss, plain["id"])
+    console = await open_console()
+    await console.sign_in_as_admin(ADMIN_EMAIL, ADMIN_PASSWORD)
+    editor = await open_editor(console, plain)
+
+    await editor.get_by_role("button", name="Add option").click()
+    await expect(editor.locator(".option-row").nth(0).locator("[name=option-name]")).to_be_focused()
+    await editor.locator(".option-row").nth(0).locator("[name=option-name]").fill("Size")
+    await editor.locator(".option-row").nth(0).locator("[name=option-values]").fill("S, M")
+    # the one variant has no size: it goes, and a variant per size comes
+    await expect(variant_row(editor)).to_contain_text("will be retired")
+    await variant_row(editor, Size="S").locator("[name=stock]").fill("2")
+    await variant_row(editor, Size="M").locator("[name=stock]").fill("3")
+    await editor.get_by_role("button", name="Save product").click()
+    await expect(editor.locator("[data-role=saved]")).to_have_text("Saved.")
+    await expect(editor.locator('#product-variants tr[data-state="live"]')).to_have_count(2)
+
+    now = await product_now(gw, boss, plain["id"])
+    assert now["options"] == [{"name": "Size", "values": ["S", "M"]}]
+    sku = plain["sku"].upper()
+    assert {v["title"]: (v["sku"], v["price"], v["stock"]) for v in now["variants"]} == {
+        "S": (f"{sku}-S", 2500, 2),
+        "M": (f"{sku}-M", 2500, 3),
+    }
+    console.assert_clean()
+
+
 async def test_refused_input_is_said_in_a_persons_words_and_changes_nothing(
     open_console: OpenConsole, gw: httpx.AsyncClient
 ) -> None:
@@ -289,6 +330,13 @@ async def test_refused_input_is_said_in_a_persons_words_and_changes_nothing(
     unchanged = await product_now(gw, boss, tee["id"])
     assert {v["sku"] for v in unchanged["variants"]} == {v["sku"] for v in tee["variants"]}
     assert unchanged["version"] == tee["version"]
+    # a file that is not a picture is refused by what it holds, whatever its name says, and nothing is stored
+    await drop_files(console.page, "#product-dropzone", [("notes.png", b"these are my notes, not a picture")])
+    await expect(editor.locator("#product-images-error")).to_have_text(
+        "notes.png is not a JPEG, PNG or WebP image."
+    )
+    await expect(editor.locator("#product-images li")).to_have_count(0)
+    assert (await product_now(gw, boss, tee["id"]))["media"] == []
     await editor.get_by_role("button", name="Close").click()
 
     # a new product whose size is given twice: said beside the option, and no product is made

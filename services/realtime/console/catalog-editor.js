@@ -294,6 +294,13 @@ function same(field, a, b) {
   return String(a).trim() === String(b).trim();
 }
 
+// the image a variant shows: one uploaded for it (the image names the variant), else the one the
+// variant names (the seed links every variant of a colour to that colour's picture)
+function imageOf(variant) {
+  const media = (editor.base && editor.base.media) || [];
+  return media.find((m) => m.variant_id === variant.id) || media.find((m) => m.id === variant.image_id) || null;
+}
+
 const STATE_NOTE = { new: "new", skip: "not added", retire: "will be retired", gone: "will be retired" };
 
 function renderVariants() {
@@ -338,7 +345,7 @@ function renderVariants() {
       ? el("td", { "data-label": "SKU", className: "muted cell-sku" }, el("span", { text: "the product's" }))
       : cell("sku", "SKU", el("input", { autocomplete: "off" }));
     return el("tr", { dataset: { key: row.key, state: row.state, variantId: row.variant ? row.variant.id : "" } },
-      el("td", { "data-label": "Variant", className: "cell-title" }, el("span", { text: row.title }),
+      el("td", { "data-label": "Variant", className: "cell-title" }, thumbOf(row.variant), el("span", { text: row.title }),
         STATE_NOTE[row.state] ? el("span", { className: "badge state", text: STATE_NOTE[row.state] }) : null,
         el("small", { className: "field-error", "data-error-for": "row" })),
       skuCell,
@@ -348,6 +355,13 @@ function renderVariants() {
       cell("is_active", "Active", el("input", { type: "checkbox" })),
       el("td", { className: "num" }, toggle));
   })));
+}
+
+function thumbOf(variant) {
+  const image = variant && imageOf(variant);
+  if (!image) return null;
+  return el("img", { className: "variant-thumb", src: (image.thumbnails && image.thumbnails.small) || image.url,
+    alt: image.alt || "", width: "32", height: "32" });
 }
 
 function toggleMark(key, kind) {
@@ -619,7 +633,8 @@ function renderImages() {
     alt.addEventListener("change", () => patchImage(img.id, { alt: alt.value.trim() }, alt));
     const shows = el("select", { name: "variant_id" }, new Option("Every variant", ""),
       ...variants.map((v) => new Option(v.title, v.id)));
-    shows.value = img.variant_id && variants.some((v) => v.id === img.variant_id) ? img.variant_id : "";
+    const shown = variants.find((v) => v.id === img.variant_id) || variants.find((v) => v.image_id === img.id);
+    shows.value = shown ? shown.id : "";
     shows.addEventListener("change", () => patchImage(img.id, { variant_id: shows.value || null }, shows));
     const card = el("li", { className: "image-card", draggable: "true", dataset: { imageId: img.id } },
       el("img", { src: img.thumbnails && img.thumbnails.small ? img.thumbnails.small : img.url, alt: img.alt || "",

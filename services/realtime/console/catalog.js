@@ -229,7 +229,7 @@ function renderProducts() {
         (p.variants || []).length > 1 ? el("span", { className: "badge variants", text: p.variants.length + " variants" }) : null,
         (p.media || []).length ? el("span", { className: "badge images", text: p.media.length + (p.media.length > 1 ? " images" : " image") }) : null),
       el("td", { "data-label": "SKU", className: "mono", text: p.sku }),
-      el("td", { "data-label": "Price", className: "num", text: money(p.price, p.currency) }),
+      el("td", { "data-label": "Price", className: "num", text: priceOf(p) }),
       el("td", { "data-label": "Stock", className: "num", text: p.stock }),
       el("td", { "data-label": "Category", text: cat ? cat.name : "" }),
       el("td", { className: "num" },
@@ -237,6 +237,12 @@ function renderProducts() {
           on: { click: (event) => openEditor(p.id, event.currentTarget) } }),
         deleteButton("product:delete", p.id, "#catalog-error", () => removeProduct(p.id))));
   })));
+}
+
+// a product whose variants cost different amounts starts "from" its cheapest active one (the product's price)
+function priceOf(p) {
+  const prices = new Set((p.variants || []).filter((v) => v.is_active !== false).map((v) => v.price));
+  return (prices.size > 1 ? "from " : "") + money(p.price, p.currency);
 }
 
 function categoryPayload(form, editing) {
