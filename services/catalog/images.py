@@ -117,6 +117,20 @@ async def update(
                         }
                     ],
                 )
+        if "variant_id" in fields and fields["variant_id"] != image.variant_id:
+            # the variant's own image_id follows: the image it was shown with no longer is, the new one is
+            # unless it already has one
+            await session.execute(
+                sa.update(Variant)
+                .where(Variant.id == image.variant_id, Variant.image_id == image.id)
+                .values(image_id=None)
+            )
+            if fields["variant_id"] is not None:
+                await session.execute(
+                    sa.update(Variant)
+                    .where(Variant.id == fields["variant_id"], Variant.image_id.is_(None))
+                    .values(image_id=image.id)
+                )
         for name, value in fields.items():
             setattr(image, name, value)
         await session.flush()
@@ -135,6 +149,7 @@ async def delete(
         image = await _own_image(session, product_id, image_id)
         prefix = image.prefix
         await trash.condemn(session, prefix, image.extension)
+        await session.execute(sa.update(Variant).where(Variant.image_id == image.id).values(image_id=None))
         await session.delete(image)
         await session.flush()
         await catalog.announce(

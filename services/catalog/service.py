@@ -739,6 +739,9 @@ async def delete_product(*, session: AsyncSession, product_id: uuid.UUID) -> lis
         product.updated_at = now
         product.version = product.version + 1
         gone: list[str] = []
+        await session.execute(
+            sa.update(Variant).where(Variant.product_id == product.id).values(image_id=None)
+        )
         for image in await images_of(session, product.id):
             gone.append(image.prefix)
             await trash.condemn(session, image.prefix, image.extension)

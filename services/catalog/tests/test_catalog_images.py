@@ -206,7 +206,12 @@ async def test_an_image_is_reordered_linked_to_a_variant_and_deleted_with_its_by
     assert_problem(
         await client.delete(f"/admin/products/{other['id']}/images/{image['id']}", headers=admin), 404
     )
+    # the variant names the image it is shown with, until the image goes
+    [shown] = (await client.get(f"/products/{p['id']}")).json()["variants"]
+    assert shown["image_id"] == image["id"]
     assert (await client.delete(url, headers=admin)).status_code == 204
+    [shown] = (await client.get(f"/products/{p['id']}")).json()["variants"]
+    assert shown["image_id"] is None
     assert await bucket_keys(s3_url, p["id"]) == []
     assert (await client.get(f"/products/{p['id']}")).json()["media"] == []
 
