@@ -281,6 +281,13 @@ async def test_a_product_sold_in_one_variant_gains_sizes(
     await expect(editor.locator(".option-row").nth(0).locator("[name=option-name]")).to_be_focused()
     await editor.locator(".option-row").nth(0).locator("[name=option-name]").fill("Size")
     await editor.locator(".option-row").nth(0).locator("[name=option-values]").fill("S, M")
+    # closed by a slip of the Escape key: reopened, what was typed is still there
+    await console.page.keyboard.press("Escape")
+    await expect(editor).to_be_hidden()
+    await console.product_row(plain["id"]).get_by_role("button", name="Edit").click()
+    await expect(editor.locator("[data-role=saved]")).to_have_text("Your unsaved changes are still here.")
+    await expect(editor.locator(".option-row").nth(0).locator("[name=option-values]")).to_have_value("S, M")
+    await expect(editor.get_by_role("button", name="Discard changes")).to_be_visible()
     # the one variant has no size: it goes, and a variant per size comes
     await expect(variant_row(editor)).to_contain_text("will be retired")
     await variant_row(editor, Size="S").locator("[name=stock]").fill("2")

@@ -30,6 +30,7 @@ const editor = screen({
   id: null, // the product edited; null while adding a new one
   base: null, // the product as the catalog last told it (kept live)
   marks: new Map(), // row key -> "skip" (a new combination not to add) | "retire" (a variant to stop selling)
+  rowErrors: new Map(), // row key -> [[field, message]]: said again when a live change re-renders the rows
   saving: false,
   opener: null,
 
@@ -38,6 +39,8 @@ const editor = screen({
     const dialog = $("#product-editor");
     dialog.querySelector('[data-role="close"]').addEventListener("click", () => dialog.close());
     dialog.addEventListener("close", () => {
+      // closed by mistake (Escape) with changes typed: they are there again when it reopens
+      editor.closed = editorForm().querySelector("[data-dirty]") ? editor.id || "new" : null;
       Object.assign(editor, { id: null, base: null });
       if (editor.opener && document.contains(editor.opener)) editor.opener.focus();
     });
@@ -47,6 +50,8 @@ const editor = screen({
   end() {
     const dialog = $("#product-editor");
     if (dialog.open) dialog.close();
+    editor.closed = null; // signed out: nothing typed is kept for whoever signs in next
+    forgetDrafts();
   },
 
   apply(name, d) {
@@ -108,7 +113,16 @@ function buildEditor() {
     el("p", { className: "error form-error", "data-error-for": "_form", role: "alert" }),
     el("p", { className: "muted wide", role: "status", "data-role": "saved" }),
     el("div", { className: "actions" },
-      el("button", { type: "submit", "data-role": "submit", text: "Add product" })));
+      el("button", { type: "submit", "data-role": "submit", text: "Add product" }),
+      el("button", { type: "button", className: "quiet", "data-role": "discard", hidden: "", text: "Discard changes",
+        on: { click: (event) => {
+          forgetDrafts();
+          clearEditorErrors();
+          editorForm().querySelector('[data-role="saved"]').textContent = "";
+          event.currentTarget.hidden = true;
+          refreshEditor();
+          basic("name").focus();
+        } } })));
   const images = el("section", { className: "images-part", "aria-labelledby": "product-images-title" },
     el("h3", { id: "product-images-title", text: "Images" }),
     el("p", { className: "muted", id: "product-images-hint", text: "Add the product first, then its images." }),
@@ -174,15 +188,17 @@ async function openEditor(id, opener) {
   const dialog = $("#product-editor");
   const form = editorForm();
   Object.assign(editor, { id, base: id ? catalog.products.get(id) || null : null, opener: opener || null });
-  editor.marks.clear();
-  for (const input of form.querySelectorAll("[data-dirty]")) delete input.dataset.dirty;
+  const resumed = editor.closed === (id || "new");
+  editor.closed = null;
+  if (!resumed) forgetDrafts();
+  form.querySelector('[data-role="discard"]').hidden = !resumed;
   clearEditorErrors();
   form.querySelector('[data-role="saved"]').textContent = "";
   form.querySelector('[data-role="submit"]').disabled = false;
   $("#product-images-error").textContent = "";
   $("#product-images-status").textContent = "";
-  $("#product-options").replaceChildren();
   refreshEditor();
+  if (resumed) form.querySelector('[data-role="saved"]').textContent = "Your unsaved changes are still here.";
   showDialog(dialog);
   basic("name").focus();
   if (!id) return;
@@ -194,6 +210,12 @@ async function openEditor(id, opener) {
   } catch (err) {
     form.querySelector('[data-error-for="_form"]').textContent = "Could not load the product: " + err.message;
   }
+}
+
+function forgetDrafts() {
+  editor.marks.clear();
+  for (const input of editorForm().querySelectorAll("[data-dirty]")) delete input.dataset.dirty;
+  $("#product-options").replaceChildren();
 }
 
 // everything shown again from the product as last told, keeping what the admin typed
@@ -355,6 +377,14 @@ function renderVariants() {
       cell("is_active", "Active", el("input", { type: "checkbox" })),
       el("td", { className: "num" }, toggle));
   })));
+  for (const tr of body.rows) {
+    for (const [field, message] of editor.rowErrors.get(tr.dataset.key) || []) {
+      const slot = tr.querySelector('[data-error-for="' + field + '"]') || tr.querySelector('[data-error-for="row"]');
+      if (!slot.textContent.includes(message)) slot.textContent = slot.textContent ? slot.textContent + " " + message : message;
+      const input = tr.querySelector('[name="' + field + '"]');
+      if (input) input.setAttribute("aria-invalid", "true");
+    }
+  }
 }
 
 function thumbOf(variant) {
@@ -372,6 +402,7 @@ function toggleMark(key, kind) {
 
 // ---- saving ---------------------------------------------------------------------------------
 function clearEditorErrors() {
+  editor.rowErrors.clear();
   clearErrors(editorForm());
   for (const slot of editorForm().querySelectorAll(".row-slot")) slot.textContent = "";
 }
@@ -428,7 +459,10 @@ async function saveProduct() {
   }
   for (const [target, error] of problems) showProblem(target, error);
   const saved = form.querySelector('[data-role="saved"]');
-  if (!problems.length && !saved.textContent) saved.textContent = "Saved.";
+  if (!problems.length) {
+    form.querySelector('[data-role="discard"]').hidden = true;
+    if (!saved.textContent || saved.textContent === "Your unsaved changes are still here.") saved.textContent = "Saved.";
+  }
 }
 
 // the product as the catalog now holds it; what it took of the admin's typing is no longer a draft
@@ -595,7 +629,9 @@ function showProblem(target, e) {
     }
     return;
   }
+  const message = target.form && !e.field ? (e.message || e.detail || "Refused.") : humanMessage(e);
   if (target.row) {
+    editor.rowErrors.set(target.row, [...(editor.rowErrors.get(target.row) || []), [target.field, message]]);
     const tr = [...variantsBody().rows].find((r) => r.dataset.key === target.row);
     if (tr) {
       slot = tr.querySelector('[data-error-for="' + target.field + '"]') || tr.querySelector('[data-error-for="row"]');
@@ -607,7 +643,6 @@ function showProblem(target, e) {
     slot = form.querySelector('[data-error-for="' + target.field + '"]');
     input = basic(target.field);
   }
-  const message = target.form && !e.field ? (e.message || e.detail || "Refused.") : humanMessage(e);
   if (!slot) slot = form.querySelector('[data-error-for="_form"]');
   if (!slot.textContent.includes(message)) slot.textContent = slot.textContent ? slot.textContent + " " + message : message;
   if (input && input.setAttribute) input.setAttribute("aria-invalid", "true");
