@@ -104,6 +104,8 @@ ROUTES: list[Route] = [
     r("PATCH DELETE", "/admin/products/{product_id}/variants/{variant_id}", "catalog", "A", area="catalog"),
     r("POST", "/admin/products/{product_id}/images", "catalog", "A", "upload", area="catalog"),
     r("PATCH DELETE", "/admin/products/{product_id}/images/{image_id}", "catalog", "A", area="catalog"),
+    r("GET PATCH", "/admin/settings/stock", "catalog", "A", area="catalog"),
+    r("GET", "/admin/low-stock", "catalog", "A", area="catalog"),
     # cart (the literal /cart/clear is a DELETE only, so it cannot shadow PUT /cart/{item_id})
     r("GET POST", "/cart", "cart", "U"),
     r("DELETE", "/cart/clear", "cart", "U"),

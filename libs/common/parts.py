@@ -97,6 +97,7 @@ PARTS: tuple[Part, ...] = (
             "shipping.*",
             "tax.*",
             "webhook.disabled",
+            "settings.stock_updated",
         ),
     ),
     Part(

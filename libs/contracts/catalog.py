@@ -110,6 +110,15 @@ class VariantChanged(BaseModel):
     variant: VariantPublic
 
 
+class StockSettings(BaseModel):
+    """The shop's stock settings: a live variant at or below ``low_stock_threshold`` units is low."""
+
+    low_stock_threshold: int
+    version: int
+    updated_at: datetime
+    updated_by: uuid.UUID | None = None
+
+
 EVENTS = EventCatalogue(
     producer="catalog",
     events={
@@ -133,6 +142,9 @@ EVENTS = EventCatalogue(
         ),
         "variant.retired": EventType(
             VariantChanged, "A variant was retired: no longer sold, kept for order history."
+        ),
+        "settings.stock_updated": EventType(
+            StockSettings, "An admin changed the shop's stock settings (the low-stock threshold)."
         ),
     },
 )

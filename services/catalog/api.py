@@ -15,7 +15,7 @@ from libs.common.auth import AdminUser, InternalCaller, OptionalUser
 from libs.common.db import SessionDep
 from libs.common.errors import NotFound
 from libs.common.headers import etag_matches
-from services.catalog import browse, images, media, reservations, trash
+from services.catalog import browse, images, media, reservations, stocksettings, trash
 from services.catalog import service as catalog
 from services.catalog.context import CatalogContext, Ctx
 from services.catalog.schemas import (
@@ -25,6 +25,7 @@ from services.catalog.schemas import (
     CategoryUpdate,
     ImagePublic,
     ImageUpdate,
+    LowStockPage,
     ProductCreate,
     ProductPage,
     ProductPublic,
@@ -34,6 +35,8 @@ from services.catalog.schemas import (
     ReservationPublic,
     SortKey,
     StockChange,
+    StockSettings,
+    StockSettingsUpdate,
     VariantIn,
     VariantPublic,
     VariantUpdate,
@@ -267,6 +270,34 @@ async def change_stock(
             session=session, product_id=product_id, delta=body.delta, variant_id=body.variant_id
         )
     )
+
+
+@admin_router.get("/settings/stock", responses={200: {"model": StockSettings}})
+async def get_stock_settings(_: AdminUser, session: SessionDep) -> Response:
+    """The shop's stock settings: the low-stock threshold."""
+    return _json((await stocksettings.get_settings(session=session)).model_dump(mode="json"))
+
+
+@admin_router.patch("/settings/stock", responses={200: {"model": StockSettings}})
+async def update_stock_settings(body: StockSettingsUpdate, admin: AdminUser, session: SessionDep) -> Response:
+    """Set the low-stock threshold for every admin; every open console hears it (settings.stock_updated)."""
+    settings = await stocksettings.update_settings(session=session, admin_id=admin.user_id, data=body)
+    return _json(settings.model_dump(mode="json"))
+
+
+@admin_router.get("/low-stock", responses={200: {"model": LowStockPage}})
+async def list_low_stock(
+    _: AdminUser,
+    session: SessionDep,
+    at_most: Annotated[
+        int | None, Query(ge=0, le=1_000_000, description="default: the shop's threshold")
+    ] = None,
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=100)] = 50,
+) -> Response:
+    """Live variants of visible products at or below the threshold, fewest units first."""
+    found = await stocksettings.low_stock(session=session, at_most=at_most, page=page, page_size=page_size)
+    return _json(found.model_dump(mode="json"))
 
 
 @admin_router.post(

@@ -9,7 +9,7 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.common.events import publish_in
-from libs.contracts.catalog import EVENTS, StockChanged, VariantChanged
+from libs.contracts.catalog import EVENTS, StockChanged, StockSettings, VariantChanged
 
 
 async def category_changed(session: AsyncSession, kind: str, category: dict[str, Any]) -> None:
@@ -48,3 +48,8 @@ async def variant_changed(
     """``variant.created|updated|retired``: one variant as it is now."""
     change = VariantChanged(product_id=product_id, version=version, variant=variant)
     await publish_in(session, EVENTS.envelope(f"variant.{kind}", change))
+
+
+async def stock_settings_updated(session: AsyncSession, settings: StockSettings) -> None:
+    """``settings.stock_updated``: the shop's stock settings as they are now."""
+    await publish_in(session, EVENTS.envelope("settings.stock_updated", settings))

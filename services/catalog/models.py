@@ -282,3 +282,21 @@ class ReservationLine(Base):
     quantity: Mapped[int] = mapped_column(sa.Integer)
 
     __table_args__ = (sa.CheckConstraint("quantity > 0", name="quantity_positive"),)
+
+
+class ShopSettings(Base):
+    """The shop's stock settings: one row (id 1), made by the migration, changed by admins."""
+
+    __tablename__ = "shop_settings"
+
+    id: Mapped[int] = mapped_column(sa.SmallInteger, primary_key=True)
+    # a live variant at or below this many units is low on stock (the console's dashboard lists them)
+    low_stock_threshold: Mapped[int] = mapped_column(sa.Integer, server_default="5")
+    version: Mapped[int] = mapped_column(sa.Integer, server_default="1")
+    updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())
+    updated_by: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+
+    __table_args__ = (
+        sa.CheckConstraint("id = 1", name="one_row"),
+        sa.CheckConstraint("low_stock_threshold >= 0", name="threshold_not_negative"),
+    )

@@ -20,6 +20,7 @@ from pydantic import (
 from libs.contracts.catalog import CategoryPublic as CategoryPublic
 from libs.contracts.catalog import ImagePublic as ImagePublic
 from libs.contracts.catalog import ProductPublic
+from libs.contracts.catalog import StockSettings as StockSettings
 from libs.contracts.catalog import VariantPublic as VariantPublic
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -399,3 +400,30 @@ class ProductPage(BaseModel):
     page: int
     page_size: int
     facets: Facets | None = Field(None, description="with facets=true")
+
+
+class StockSettingsUpdate(_In):
+    low_stock_threshold: int = Field(
+        ge=0, le=1_000_000, description="a live variant at or below this many units is low on stock"
+    )
+
+
+class LowStockVariant(BaseModel):
+    """A live variant of a visible product at or below the threshold (a product without options: its one variant)."""
+
+    product_id: uuid.UUID
+    variant_id: uuid.UUID
+    name: str = Field(description="the product's name")
+    title: str = Field(
+        description="the variant's title (its option values); empty for a product without options"
+    )
+    sku: str
+    stock: int
+
+
+class LowStockPage(BaseModel):
+    items: list[LowStockVariant]
+    total: int
+    page: int
+    page_size: int
+    threshold: int = Field(description="the stock at or below which a variant is listed")

@@ -94,6 +94,8 @@ ROUTES: dict[str, tuple[str, str]] = {
     "tax.rate_created": ("taxRate:added", "admins"),
     "tax.rate_updated": ("taxRate:updated", "admins"),
     "tax.rate_deleted": ("taxRate:deleted", "admins"),
+    # the low-stock threshold every admin's dashboard lists by
+    "settings.stock_updated": ("settings:stockUpdated", "admins"),
     # an integrator's endpoint failed too often and was turned off (notifications' webhooks)
     "webhook.disabled": ("webhook:disabled", "admins"),
 }

@@ -62,7 +62,7 @@ async def event_tap(infra: Infra) -> AsyncIterator[EventTap]:
     queue = await channel.declare_queue(
         f"{infra.queue_prefix}catalog-test-tap", exclusive=True, auto_delete=True
     )
-    for key in ("category.*", "product.*", "variant.*", "stock.changed"):
+    for key in ("category.*", "product.*", "variant.*", "stock.changed", "settings.*"):
         await queue.bind(exchange, routing_key=key)
 
     async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:

@@ -28,7 +28,7 @@ const NOTIFICATIONS = [
   "product:deleted", "stock:updated", "user:registered",
   "promotion:added", "promotion:updated", "promotion:deleted", "promotion:claimed", "promotion:released",
   "shippingZone:added", "shippingZone:updated", "shippingZone:deleted",
-  "taxRate:added", "taxRate:updated", "taxRate:deleted", "webhook:disabled",
+  "taxRate:added", "taxRate:updated", "taxRate:deleted", "webhook:disabled", "settings:stockUpdated",
 ];
 // mirrors the orders service's status machine to offer the right buttons; the service decides
 const $ = (sel, root) => (root || document).querySelector(sel);

@@ -1,33 +1,28 @@
 /*
  * Dashboard: today's orders, revenue, average order value, orders per hour and low stock.
  *
- * Loaded once over REST (today's orders, the catalog screen's products), then kept by the
- * socket's events alone: order:created adds to today, a cancellation takes its total out,
- * stock:updated moves the low-stock list. No polling.
+ * Loaded once over REST (today's orders, the catalog's low-stock variants and the shop's threshold),
+ * then kept by the socket's events alone: order:created adds to today, a cancellation takes its total
+ * out, stock:updated moves a listed variant or (one newly low) reads the list again, and
+ * settings:stockUpdated (an admin changed the threshold, here or in another console) reads it at the
+ * new threshold. No polling.
  */
 "use strict";
 
-const LOW_STOCK_KEY = "shop.console.lowStock";
 const SVG = "http://www.w3.org/2000/svg";
+const LOW_STOCK_SHOWN = 50;
 
 const dashboard = screen({
   name: "dashboard",
   day: "", // the local day the figures are for
   today: new Map(), // order id -> { total, currency, status, created_at }
+  threshold: null, // the shop's low-stock threshold (catalog's setting), once read
+  low: [], // the low-stock variants, fewest units first (catalog's list)
+  lowTotal: 0,
 
   boot() {
     const input = $("#dash-threshold");
-    input.value = localStorage.getItem(LOW_STOCK_KEY) || "5";
-    input.addEventListener("change", () => {
-      const n = Number(input.value);
-      if (!Number.isInteger(n) || n < 0) {
-        $("#dash-threshold-error").textContent = "Enter a whole number of units, like 5.";
-        return;
-      }
-      $("#dash-threshold-error").textContent = "";
-      localStorage.setItem(LOW_STOCK_KEY, String(n));
-      renderLowStock();
-    });
+    input.addEventListener("change", () => saveThreshold(input));
   },
 
   async load() {
@@ -48,6 +43,7 @@ const dashboard = screen({
     }
     $("#dash-error").textContent = "";
     loadReturns();
+    loadLowStock();
     // events heard while loading are kept (they are newer)
     for (const [id, o] of dashboard.today) if (!seen.has(id) || seen.get(id).status !== o.status) seen.set(id, o);
     dashboard.today = seen;
@@ -58,6 +54,7 @@ const dashboard = screen({
 
   end() {
     dashboard.today.clear();
+    Object.assign(dashboard, { threshold: null, low: [], lowTotal: 0 });
   },
 
   render() {
@@ -82,8 +79,15 @@ const dashboard = screen({
       case "return:updated":
         loadReturns(); // one read per change: which returns wait is the orders service's to say
         break;
-      case "stock:updated": case "product:added": case "product:updated": case "product:deleted":
-        queueMicrotask(renderLowStock); // after the catalog screen took the change in
+      case "settings:stockUpdated":
+        if (typeof d.low_stock_threshold === "number") showThreshold(d.low_stock_threshold);
+        loadLowStockSoon();
+        break;
+      case "stock:updated":
+        stockMoved(d);
+        break;
+      case "product:added": case "product:updated": case "product:deleted":
+        productMoved(d);
         break;
     }
   },
@@ -141,22 +145,92 @@ function drawChart(hours) {
     ? ", busiest " + String(busiest).padStart(2, "0") + ":00 with " + hours[busiest] : ", none yet"));
 }
 
-function renderLowStock() {
-  const limit = Number(localStorage.getItem(LOW_STOCK_KEY) || "5");
-  const low = [];
-  for (const p of catalog.products.values()) {
-    if (p.is_active === false) continue;
-    const variants = (p.variants || []).filter((v) => v.is_active !== false);
-    if (variants.length > 1) {
-      for (const v of variants) if (v.stock <= limit) low.push({ id: p.id, name: p.name + " \u00b7 " + v.title, sku: v.sku, stock: v.stock });
-    } else if (p.stock <= limit) low.push({ id: p.id, name: p.name, sku: p.sku, stock: p.stock });
+// ---- low stock: the catalog's list at the shop's threshold, moved by stock and product events ----
+async function loadLowStock() {
+  try {
+    const [settings, page] = await Promise.all([
+      api("/admin/settings/stock"), api("/admin/low-stock?page_size=" + LOW_STOCK_SHOWN),
+    ]);
+    showThreshold(page.threshold ?? settings.low_stock_threshold);
+    dashboard.low = page.items;
+    dashboard.lowTotal = page.total;
+    $("#dash-lowstock").dataset.loaded = "true";
+  } catch (err) {
+    $("#dash-threshold-error").textContent = "Could not read the low stock: " + err.message;
   }
-  low.sort((a, b) => a.stock - b.stock || String(a.name).localeCompare(String(b.name)));
-  $("#dash-lowstock").replaceChildren(...low.slice(0, 50).map((x) => el("li", { dataset: { productId: x.id, sku: x.sku } },
-    el("span", { className: "name", text: x.name }), el("span", { className: "mono muted", text: x.sku }),
+  renderLowStock();
+}
+
+// many events in a burst (an order of ten lines) make one read
+let lowStockTimer = null;
+function loadLowStockSoon() {
+  clearTimeout(lowStockTimer);
+  lowStockTimer = setTimeout(loadLowStock, 200);
+}
+
+function showThreshold(n) {
+  dashboard.threshold = n;
+  const input = $("#dash-threshold");
+  if (document.activeElement !== input) input.value = String(n);
+}
+
+async function saveThreshold(input) {
+  const error = $("#dash-threshold-error");
+  error.textContent = "";
+  input.removeAttribute("aria-invalid");
+  try {
+    const saved = await api("/admin/settings/stock", { method: "PATCH", body: { low_stock_threshold: integer(input.value.trim()) } });
+    showThreshold(saved.low_stock_threshold);
+    loadLowStock();
+  } catch (err) {
+    const problem = problemOf(err);
+    error.textContent = (problem.errors || []).length ? problem.errors.map(humanMessage).join(" ") : problem.detail || problem.title;
+    input.setAttribute("aria-invalid", "true");
+  }
+}
+
+// a listed variant moves in place (or leaves the list); one not listed that fell low needs its name: read again
+function stockMoved(d) {
+  if (dashboard.threshold === null) return;
+  const moved = (d.variants || []).length ? d.variants : [{ id: null, stock: d.stock }];
+  let changed = false;
+  for (const v of moved) {
+    const i = dashboard.low.findIndex((x) => (v.id ? x.variant_id === v.id : x.product_id === d.product_id));
+    if (i >= 0) {
+      changed = true;
+      if (v.stock > dashboard.threshold) {
+        dashboard.low.splice(i, 1);
+        dashboard.lowTotal -= 1;
+      } else dashboard.low[i] = { ...dashboard.low[i], stock: v.stock };
+    } else if (v.stock <= dashboard.threshold) {
+      return loadLowStockSoon();
+    }
+  }
+  if (changed) {
+    dashboard.low.sort((a, b) => a.stock - b.stock || String(a.name).localeCompare(String(b.name)));
+    // the page is short of what the catalog has: the next ones come with a read
+    if (dashboard.low.length < Math.min(dashboard.lowTotal, LOW_STOCK_SHOWN)) return loadLowStockSoon();
+    renderLowStock();
+  }
+}
+
+// a product renamed, hidden, deleted or given new variants: read again if it is (or may now be) listed
+function productMoved(d) {
+  if (dashboard.threshold === null) return;
+  const listed = dashboard.low.some((x) => x.product_id === d.id);
+  const mayBeLow = (d.variants || []).some((v) => v.stock <= dashboard.threshold) || (!(d.variants || []).length && d.stock <= dashboard.threshold);
+  if (listed || mayBeLow) loadLowStockSoon();
+}
+
+function renderLowStock() {
+  const low = dashboard.low;
+  $("#dash-lowstock").replaceChildren(...low.map((x) => el("li", { dataset: { productId: x.product_id, variantId: x.variant_id, sku: x.sku } },
+    el("span", { className: "name", text: x.name + (x.title ? " \u00b7 " + x.title : "") }), el("span", { className: "mono muted", text: x.sku }),
     el("span", { className: "badge" + (x.stock === 0 ? " out" : ""), text: x.stock === 0 ? "out of stock" : x.stock + " left" }))));
-  $("#dash-lowstock-empty").hidden = low.length > 0;
-  $("#dash-lowstock-count").textContent = low.length ? "(" + low.length + ")" : "";
+  const empty = $("#dash-lowstock-empty");
+  empty.hidden = low.length > 0;
+  empty.textContent = dashboard.threshold === null ? "" : "Nothing is at or below " + dashboard.threshold + (dashboard.threshold === 1 ? " unit." : " units.");
+  $("#dash-lowstock-count").textContent = dashboard.lowTotal ? "(" + dashboard.lowTotal + ")" : "";
 }
 
 // returns customers asked for that nobody has approved or rejected yet
