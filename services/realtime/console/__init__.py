@@ -38,6 +38,7 @@ SCRIPTS = (
     "editing.js",
     "dashboard.js",
     "orders.js",
+    "returns.js",
     "customers.js",
     "catalog.js",
     "catalog-editor.js",

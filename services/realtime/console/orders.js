@@ -368,7 +368,8 @@ function orderDetail(o, returns, intent) {
       el("span", { className: "status", text: label(r.status) }), " ",
       el("span", { text: (r.items || []).map((i) => i.quantity + " \u00d7 " + (i.name || "line " + i.line_id)
         + (i.reason ? " (" + i.reason + ")" : "")).join(", ") }),
-      r.refund_amount != null ? el("span", { className: "muted", text: " \u00b7 refund " + money(r.refund_amount, cur) }) : null)))));
+      r.refund_amount != null ? el("span", { className: "muted", text: " \u00b7 refund " + money(r.refund_amount, cur) }) : null,
+      returnActions(r, o))))));
   }
 
   const history = [...(o.status_history || [])].sort((x, y) => Date.parse(x.at) - Date.parse(y.at));
