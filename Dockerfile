@@ -16,7 +16,7 @@ RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-ins
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /console
 COPY services/realtime/console/package.json ./
-RUN npm install --no-audit --no-fund --package-lock=false
+RUN npm install --omit=dev --no-audit --no-fund --package-lock=false
 
 FROM ${BASE_IMAGE}
 RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3 python3-venv \

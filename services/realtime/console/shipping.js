@@ -122,8 +122,8 @@ function zoneRow(z) {
 // ---- the form: the zone's fields, then one row per method (its inputs named method_*: the zone's
 // own "name" must stay the only one, or the form's elements answer a list for it) -----------------
 const METHOD_FIELDS = [
-  ["name", "Method", "Standard"], ["amount", "Price (e.g. 4.90)", "4.90"], ["currency", "Currency", "EUR"],
-  ["free_over", "Free from (optional)", "50.00"], ["min_days", "Days, at least", "2"], ["max_days", "Days, at most", "4"],
+  ["name", "Method", "e.g. Standard"], ["amount", "Price", "e.g. 4.90"], ["currency", "Currency", "e.g. EUR"],
+  ["free_over", "Free from (optional)", "e.g. 50.00"], ["min_days", "Days, at least", "e.g. 2"], ["max_days", "Days, at most", "e.g. 4"],
 ];
 
 function addMethodRow(m) {
