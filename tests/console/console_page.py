@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -10,6 +11,9 @@ from playwright.async_api import ConsoleMessage, Dialog, Locator, Page, expect
 from tests.e2e.stack import ROOT
 
 ARTIFACTS = ROOT / "artifacts"
+# the README's pictures of the console: written only when asked (CONSOLE_DOCS_SCREENSHOTS=1), so a
+# test run leaves the repository as it was
+DOCS = ROOT / "docs" / "console"
 
 
 @dataclass
@@ -74,6 +78,16 @@ class ConsolePage:
         ARTIFACTS.mkdir(exist_ok=True)
         path = ARTIFACTS / name
         await self.page.screenshot(path=str(path), full_page=True)
+        return path
+
+    async def picture(self, locator: Locator, name: str) -> Path:
+        """One part of the page (a screen, an open detail) as a small PNG for artifacts/ (and docs/console/)."""
+        ARTIFACTS.mkdir(exist_ok=True)
+        path = ARTIFACTS / name
+        await locator.screenshot(path=str(path), animations="disabled", caret="hide")
+        if os.environ.get("CONSOLE_DOCS_SCREENSHOTS") == "1":
+            DOCS.mkdir(parents=True, exist_ok=True)
+            (DOCS / name).write_bytes(path.read_bytes())
         return path
 
     def assert_clean(self) -> None:

@@ -65,6 +65,7 @@ async def test_the_dashboard_counts_todays_orders_and_low_stock_live_without_pol
         # the order took one of two units: now at the threshold
         await expect(lowstock).to_contain_text("1 left")
         await expect(lowstock).to_contain_text(product["name"])
+        await console.picture(page.locator("#dashboard"), "dashboard.png")  # an order in, a variant low
 
         cancelled = await gw.post(f"/orders/{order['id']}/cancel", headers=buyer.auth)
         assert cancelled.status_code == 200, cancelled.text

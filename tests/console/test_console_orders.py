@@ -97,6 +97,7 @@ async def test_admin_finds_an_order_opens_it_marks_it_paid_with_care_and_ships_i
     await expect(row.locator(".status")).to_have_text("shipped")
 
     await console.screenshot("console-order-detail.png")
+    await console.picture(detail, "order-detail.png")
     # Escape closes the detail and leaves the admin where they were
     await page.keyboard.press("Escape")
     await expect(detail).to_be_hidden()
