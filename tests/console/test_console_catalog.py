@@ -65,7 +65,7 @@ async def test_categories_form_a_tree_that_products_are_filed_in(
     parent_id = await parent.get_attribute("data-category-id")
 
     # a child made from its parent's line sits under it, indented
-    await parent.get_by_role("button", name=f"Add a category inside Outdoor {tag}").click()
+    await parent.get_by_role("button", name=f"Add inside Outdoor {tag}").click()
     await expect(form.locator("[name=parent_id]")).to_have_value(str(parent_id))
     await expect(form.locator("[name=name]")).to_be_focused()
     await page.keyboard.type(f"Tents {tag}")

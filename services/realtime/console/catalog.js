@@ -187,7 +187,7 @@ function renderCategories() {
     el("span", { className: "name", text: c.name }),
     el("span", { className: "badge", text: (c.product_count ?? 0) + " products" }),
     el("button", { type: "button", className: "small quiet add-child", text: "Add inside",
-      "aria-label": "Add a category inside " + c.name, on: { click: () => addCategoryInside(c.id) } }),
+      "aria-label": "Add inside " + c.name, on: { click: () => addCategoryInside(c.id) } }),
     el("button", { type: "button", className: "small quiet edit", text: "Edit", on: { click: () => editCategory(c.id) } }),
     deleteButton("category:delete", c.id, "#catalog-error", () => catalog.categories.delete(c.id))))));
   const editing = $("#category-form").dataset.editing;
