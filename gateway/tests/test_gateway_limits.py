@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from gateway_testkit import gateway_client, gateway_settings
@@ -85,3 +86,65 @@ async def test_redis_down_lets_public_routes_through_but_refuses_tokens(
         for _ in range(5):
             assert (await client.get("/products")).status_code == 200  # rate limiting fails open
         assert_problem(await client.get("/cart", headers=keys.bearer()), 503)  # revocation fails closed
+
+
+async def admitted_until_refused(client: Any, *, most: int = 100) -> int:
+    """Guest reads until the first 429: how many got through."""
+    for n in range(most):
+        if (await client.get("/products")).status_code == 429:
+            return n
+    raise AssertionError(f"{most} requests and never limited")
+
+
+async def test_replicas_sharing_a_callers_bucket_let_through_no_more_than_its_burst(
+    infra: Infra, keys: TestKeys, upstreams: dict[str, Any]
+) -> None:
+    # a burst of 40 is spent through leases of 4 tokens (gateway/ratelimit.py): each replica
+    # answers most requests without Redis, yet every one it lets through came out of the one bucket
+    limits = {"default": {"rate": 0.01, "burst": 40}, "auth": {"rate": 0.01, "burst": 40}}
+    settings = gateway_settings(infra, keys, upstreams, rate_limits=limits)
+    async with (
+        gateway_client(settings, client_ip="10.7.0.1") as one,
+        gateway_client(settings, client_ip="10.7.0.1") as two,
+    ):
+        codes: list[int] = []
+        for _ in range(30):  # the caller alternates between replicas, as a load balancer spreads it
+            codes.append((await one.get("/products")).status_code)
+            codes.append((await two.get("/products")).status_code)
+        assert codes.count(200) == 40 and set(codes) == {200, 429}, codes
+        assert codes[-2:] == [429, 429], "once the bucket is empty, neither replica lets the caller in"
+        assert_problem(await two.get("/products"), 429)
+
+
+async def test_tokens_a_replica_held_come_back_when_the_caller_moves_on(
+    infra: Infra, keys: TestKeys, upstreams: dict[str, Any], monkeypatch: Any
+) -> None:
+    from gateway import ratelimit
+
+    monkeypatch.setattr(ratelimit, "LEASE_SECONDS", 0.2)
+    limits = {"default": {"rate": 0.01, "burst": 40}, "auth": {"rate": 0.01, "burst": 40}}
+    settings = gateway_settings(infra, keys, upstreams, rate_limits=limits)
+    async with (
+        gateway_client(settings, client_ip="10.8.0.1") as one,
+        gateway_client(settings, client_ip="10.8.0.1") as two,
+    ):
+        assert (await one.get("/products")).status_code == 200  # the first replica now holds 3 tokens
+        at_two = await admitted_until_refused(two)
+        assert at_two == 36, "the tokens held by the first replica are not the second's to spend"
+        await asyncio.sleep(0.3)  # the caller is gone from the first replica past its lease
+        back_at_one = await admitted_until_refused(one)
+        assert 1 + at_two + back_at_one == 40, "the held tokens went back to the bucket, none lost"
+
+
+async def test_a_burst_sent_all_at_once_gets_the_whole_burst_and_no_more(
+    infra: Infra, keys: TestKeys, upstreams: dict[str, Any]
+) -> None:
+    # was: every request arriving while no lease was held took a lease of its own, so 60 at once
+    # emptied the bucket into leases after 10 requests and the rest were refused
+    limits = {"default": {"rate": 0.01, "burst": 40}, "auth": {"rate": 0.01, "burst": 40}}
+    settings = gateway_settings(infra, keys, upstreams, rate_limits=limits)
+    async with gateway_client(settings, client_ip="10.9.0.1") as client:
+        at_once = await asyncio.gather(*(client.get("/products") for _ in range(60)))
+        after = [await client.get("/products") for _ in range(10)]
+        codes = [r.status_code for r in (*at_once, *after)]
+        assert codes.count(200) == 40 and set(codes) == {200, 429}, codes
