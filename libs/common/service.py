@@ -173,10 +173,13 @@ def create_service_app(
     jwks_min_refresh: float = 5.0,
     description: str = "",
     body_limits: Sequence[BodyLimit] = (),
+    fast_paths: Sequence[Callable[[ASGIApp], ASGIApp]] = (),
 ) -> FastAPI:
     """Build a service app. A shared ``bus``/``redis`` (embedded mode) is used, not owned.
 
     ``body_limits`` gives the routes that take files a larger body cap than ``max_body_bytes``.
+    ``fast_paths`` are ASGI middleware that may answer a request before routing (a cache):
+    inside the request id, logging context and metrics, outside everything else.
 
     ``state`` opens the part's one typed state object from the kernel's resources (an
     async context manager: what it opens it closes at shutdown); without it the state is ``None``.
@@ -252,6 +255,8 @@ def create_service_app(
     registry = CollectorRegistry()
     app.add_middleware(BodyGuard, max_body_bytes=settings.max_body_bytes, larger=body_limits)
     app.add_middleware(TrustedForwarding, settings=settings)
+    for fast in fast_paths:
+        app.add_middleware(fast)
     app.add_middleware(RequestContextMiddleware, registry=registry, service=settings.service_name)
     app.include_router(_health_router(registry))
     for r_ in routers:

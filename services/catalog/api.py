@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from starlette.responses import FileResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from libs.common.auth import AdminUser, InternalCaller, OptionalUser
 from libs.common.db import SessionDep
@@ -70,16 +71,24 @@ def _json(payload: Any, status_code: int = 200) -> Response:
 
 def _conditional(request: Request, body: bytes, etag: str, *, public: bool) -> Response:
     ctx: CatalogContext = request.app.state.ctx
-    max_age = ctx.settings.catalog_cache_max_age
+    return _answer(
+        body, etag, request.headers.get("if-none-match"), ctx.settings.catalog_cache_max_age, public
+    )
+
+
+def _answer(body: bytes, etag: str, if_none_match: str | None, max_age: int, public: bool) -> Response:
     headers = {
         "ETag": etag,
         "Cache-Control": f"public, max-age={max_age}" if public else "private, no-store",
         "Vary": "Authorization",
     }
-    inm = request.headers.get("if-none-match")
-    if inm and etag_matches(inm, etag):
+    if if_none_match and etag_matches(if_none_match, etag):
         return Response(status_code=304, headers=headers)
     return Response(body, media_type="application/json", headers=headers)
+
+
+def _cache_key(scope: Scope) -> str:
+    return f"{scope['path']}?{scope['query_string'].decode('latin-1')}"
 
 
 def _etag(body: bytes) -> str:
@@ -90,16 +99,47 @@ async def _public(request: Request, produce: Callable[[], Awaitable[Any]]) -> Re
     """A public JSON read: micro-cached, with a content ETag; a matching If-None-Match gets a 304."""
     ctx: CatalogContext = request.app.state.ctx
     cache = ctx.state.response_cache
-    key = f"{request.url.path}?{request.url.query}"
+    key = _cache_key(request.scope)
     hit = cache.get(key)
     if hit is None:
         generation = cache.generation
         body = _dumps(await produce())
         etag = _etag(body)
-        cache.put(key, body, etag, generation=generation)
+        cache.put(key, body, etag, generation=generation, route=request.scope.get("route"))
     else:
-        body, etag = hit
+        body, etag = hit.body, hit.etag
     return _conditional(request, body, etag, public=True)
+
+
+class CachedReads:
+    """A guest's public read still in the micro-cache is answered here, before routing.
+
+    Routing, validating a dozen query parameters and solving dependencies were about two
+    thirds of a cached answer's CPU. The cache key is the exact path and query a route
+    validated and answered, so the answer is the route's own; a request with a token goes
+    the whole way (an admin sees hidden products, a bad token is still a 401).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        ctx: CatalogContext | None = getattr(scope["app"].state, "ctx", None) if "app" in scope else None
+        if ctx is not None and scope["type"] == "http" and scope["method"] == "GET":
+            hit = ctx.state.response_cache.get(_cache_key(scope))
+            if hit is not None:
+                if_none_match = None
+                for name, value in scope["headers"]:
+                    if name == b"authorization":
+                        break
+                    if name == b"if-none-match":
+                        if_none_match = value.decode("latin-1")
+                else:
+                    scope["route"] = hit.route  # the metrics' label, as if routed
+                    max_age = ctx.settings.catalog_cache_max_age
+                    await _answer(hit.body, hit.etag, if_none_match, max_age, True)(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
 
 
 # ---------------------------------------------------------------- public

@@ -10,31 +10,38 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from typing import Any, NamedTuple
+
+
+class Cached(NamedTuple):
+    body: bytes
+    etag: str
+    route: Any  # the route that made it (its template labels the metrics of a hit)
 
 
 class ResponseCache:
-    """(body, etag) by request key, for ``ttl`` seconds, at most ``size`` entries."""
+    """A public answer by request key, for ``ttl`` seconds, at most ``size`` entries."""
 
     def __init__(self, *, ttl: float, size: int = 2048) -> None:
         self.ttl = ttl
         self.size = size
         self.generation = 0
-        self._items: OrderedDict[str, tuple[float, bytes, str]] = OrderedDict()
+        self._items: OrderedDict[str, tuple[float, Cached]] = OrderedDict()
 
-    def get(self, key: str) -> tuple[bytes, str] | None:
+    def get(self, key: str) -> Cached | None:
         hit = self._items.get(key)
         if hit is None:
             return None
         if hit[0] < time.monotonic():
             self._items.pop(key, None)
             return None
-        return hit[1], hit[2]
+        return hit[1]
 
-    def put(self, key: str, body: bytes, etag: str, *, generation: int) -> None:
+    def put(self, key: str, body: bytes, etag: str, *, generation: int, route: Any = None) -> None:
         """Keep a body read while ``generation`` was current; a write since then makes it stale."""
         if self.ttl <= 0 or generation != self.generation:
             return
-        self._items[key] = (time.monotonic() + self.ttl, body, etag)
+        self._items[key] = (time.monotonic() + self.ttl, Cached(body, etag, route))
         self._items.move_to_end(key)
         while len(self._items) > self.size:
             self._items.popitem(last=False)

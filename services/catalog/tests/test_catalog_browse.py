@@ -243,6 +243,26 @@ async def test_public_reads_send_etag_and_answer_304(
     assert changed.status_code == 200 and changed.json()["price"] == 1234
 
 
+async def test_a_cached_guest_answer_is_only_ever_given_to_guests(
+    client: httpx.AsyncClient, build: Builder, admin: dict[str, str]
+) -> None:
+    # cached public reads are answered before routing (api.CachedReads): a caller with a token
+    # must still get the route's own answer
+    cat = await build.category()
+    p = await build.product(cat["id"])
+    path = f"/products/{p['id']}"
+    guest = await client.get(path, headers={"X-Request-ID": "guest-read-1"})
+    cached = await client.get(path, headers={"X-Request-ID": "guest-read-2"})
+    assert cached.content == guest.content and cached.headers["etag"] == guest.headers["etag"]
+    assert cached.headers["x-request-id"] == "guest-read-2"
+    assert cached.headers["content-type"] == "application/json" and cached.headers["vary"] == "Authorization"
+    boss = await client.get(path, headers=admin)
+    assert boss.status_code == 200 and boss.headers["cache-control"] == "private, no-store"
+    assert_problem(await client.get(path, headers={"Authorization": "Bearer not-a-token"}), 401)
+    head = await client.head(path)
+    assert head.status_code == 200 and head.content == b"" and head.headers["etag"] == guest.headers["etag"]
+
+
 @pytest.mark.parametrize(
     "path",
     [
