@@ -202,9 +202,14 @@ def _refuse_over_stock(product: Product, variant: Variant | None, wanted: int, i
 
 
 async def get_cart(*, ctx: CartContext, session: AsyncSession, user_id: uuid.UUID) -> CartPublic:
-    """The user's cart with current names, prices and availability."""
-    async with session.begin():
-        return _cart(await _lines(session, user_id), ctx.settings.default_currency)
+    """The user's cart with current names, prices and availability.
+
+    Read outside a transaction (autocommit): its two statements each see the data as it
+    is, which is all a view of a read-model promises. BEGIN and COMMIT around them were two
+    round trips and about a sixth of the CPU of the shop's most frequent signed-in read.
+    """
+    await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    return _cart(await _lines(session, user_id), ctx.settings.default_currency)
 
 
 async def _product_id_of(session: AsyncSession, variant_id: uuid.UUID) -> uuid.UUID:
