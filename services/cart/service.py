@@ -47,15 +47,27 @@ class Line:
     variant: Variant | None
 
 
+# the reads of every cart view, built once: building a select and deriving its cache key were
+# about a tenth of a GET /cart's CPU (a prebuilt statement's key is computed once and kept)
+_VARIANTS_OF = (
+    sa.select(Variant)
+    .where(Variant.product_id.in_(sa.bindparam("product_ids", expanding=True)))
+    .order_by(Variant.position, Variant.variant_id)
+    .execution_options(populate_existing=True)
+)
+_LINES_OF = (
+    sa.select(CartItem, Product)
+    .join(Product, Product.product_id == CartItem.product_id)
+    .where(CartItem.user_id == sa.bindparam("user_id"))
+    .order_by(CartItem.created_at, CartItem.id)
+    .execution_options(populate_existing=True)
+)
+
+
 async def _variants_of(
     session: AsyncSession, product_ids: Iterable[uuid.UUID]
 ) -> dict[uuid.UUID, list[Variant]]:
-    rows = await session.execute(
-        sa.select(Variant)
-        .where(Variant.product_id.in_(list(set(product_ids))))
-        .order_by(Variant.position, Variant.variant_id)
-        .execution_options(populate_existing=True)
-    )
+    rows = await session.execute(_VARIANTS_OF, {"product_ids": list(set(product_ids))})
     out: dict[uuid.UUID, list[Variant]] = defaultdict(list)
     for v in rows.scalars():
         out[v.product_id].append(v)
@@ -75,15 +87,7 @@ def _variant_for(variant_id: uuid.UUID | None, variants: list[Variant]) -> Varia
 
 
 async def _lines(session: AsyncSession, user_id: uuid.UUID) -> list[Line]:
-    rows = (
-        await session.execute(
-            sa.select(CartItem, Product)
-            .join(Product, Product.product_id == CartItem.product_id)
-            .where(CartItem.user_id == user_id)
-            .order_by(CartItem.created_at, CartItem.id)
-            .execution_options(populate_existing=True)
-        )
-    ).all()
+    rows = (await session.execute(_LINES_OF, {"user_id": user_id})).all()
     variants = await _variants_of(session, (product.product_id for _, product in rows))
     return [
         Line(item, product, _variant_for(item.variant_id, variants[product.product_id]))
