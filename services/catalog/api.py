@@ -193,7 +193,7 @@ async def list_products(
 
     async def produce() -> dict[str, Any]:
         async with ctx.state.read_pool.acquire() as conn:
-            return await browse.list_products(conn=conn, query=query)
+            return await browse.list_products(conn=conn, query=query, cache=ctx.state.response_cache)
 
     return await _public(request, produce)
 

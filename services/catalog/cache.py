@@ -27,6 +27,7 @@ class ResponseCache:
         self.size = size
         self.generation = 0
         self._items: OrderedDict[str, tuple[float, Cached]] = OrderedDict()
+        self._lookups: dict[Any, tuple[float, Any]] = {}
 
     def get(self, key: str) -> Cached | None:
         hit = self._items.get(key)
@@ -49,3 +50,18 @@ class ResponseCache:
     def clear(self) -> None:
         self.generation += 1
         self._items.clear()
+        self._lookups.clear()
+
+    def lookup(self, key: Any) -> Any:
+        """A value some read worked out (a category's subtree) and kept like a response: None if not kept."""
+        hit = self._lookups.get(key)
+        if hit is None or hit[0] < time.monotonic():
+            return None
+        return hit[1]
+
+    def keep(self, key: Any, value: Any, *, generation: int) -> None:
+        if self.ttl <= 0 or generation != self.generation:
+            return
+        if len(self._lookups) >= self.size:
+            self._lookups.clear()
+        self._lookups[key] = (time.monotonic() + self.ttl, value)
