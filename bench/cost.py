@@ -49,9 +49,16 @@ CONCURRENCY = 16
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (every thread of it)."""
+    """User + system CPU time of a process so far (every thread of it), and of its live children
+    (a server that runs its app in worker processes, as granian does)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK  # utime, stime: fields 14 and 15 of stat(5)
+    total = (int(fields[11]) + int(fields[12])) / TICK  # utime, stime: fields 14 and 15 of stat(5)
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            for child in (task / "children").read_text().split():
+                with contextlib.suppress(OSError):
+                    total += cpu_seconds(int(child))
+    return total
 
 
 @dataclass
@@ -216,7 +223,9 @@ async def drive(
 
 def rows(sides: list[Side], cost_paths: list[CostPath], goals: dict[tuple[str, str], float]) -> list[Row]:
     """One row per path and part: CPU-ms per request (and against the baseline), latency beside it."""
-    head, base = sides[0], (sides[1] if len(sides) > 1 else None)
+    head = sides[0]
+    base = next((s for s in sides if s.name == "baseline"), None)
+    others = [s for s in sides[1:] if s is not base]  # this checkout served another way (--granian)
     load = " ".join(f"{x:.1f}" for x in os.getloadavg())
     out = []
     for path in cost_paths:
@@ -252,6 +261,24 @@ def rows(sides: list[Side], cost_paths: list[CostPath], goals: dict[tuple[str, s
                     f"< {goal:g} CPU-ms" if goal else "-",
                     (ms < goal and not sample.errors) if goal else None,
                     values,
+                )
+            )
+        for other in others:
+            ms, was = other.per_request(path.name, "gateway"), head.per_request(path.name, "gateway")
+            o = other.samples[path.name]
+            out.append(
+                Row(
+                    f"CPU per request, gateway under {other.name}: {path.name}, c={CONCURRENCY}",
+                    f"{ms:.3f} CPU-ms/request (uvicorn {was:.3f}: x{ms / was:.2f}); {o.rps:.0f} req/s, "
+                    f"p95 {pct(o.latencies, 0.95):.1f} ms" + o.said(),
+                    "-",
+                    None,
+                    {
+                        "path": path.name,
+                        "server": other.name,
+                        "cpu_ms": round(ms, 4),
+                        "uvicorn_cpu_ms": round(was, 4),
+                    },
                 )
             )
     return out
@@ -321,6 +348,53 @@ async def start_baseline(head: Stack, tree: Path, workdir: Path) -> Stack:
         base.start(part)
     await asyncio.gather(*(base.wait_ready(p) for p in COMPARED))
     return base
+
+
+async def start_granian_gateway(head: Stack, workdir: Path) -> subprocess.Popen[bytes]:
+    """This checkout's gateway served by granian instead of uvicorn, beside the other (a measure only)."""
+    port = free_port()
+    env = {**head.env("gateway"), "PORT": str(port)}
+    workdir.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "granian",
+            "--interface",
+            "asgi",
+            "--factory",
+            "gateway.app:create_app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--loop",
+            "uvloop",
+            "--workers",
+            "1",
+            "--runtime-threads",
+            "1",
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=(workdir / "granian.log").open("ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 30
+    async with aiohttp.ClientSession() as s:
+        while time.monotonic() < deadline:
+            with contextlib.suppress(aiohttp.ClientError):
+                async with s.get(f"http://127.0.0.1:{port}/healthz") as resp:
+                    if resp.status == 200:
+                        proc.gateway = f"http://127.0.0.1:{port}"  # type: ignore[attr-defined]
+                        return proc
+            await asyncio.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("the gateway under granian did not start")
 
 
 def stop_baseline(base: Stack) -> None:

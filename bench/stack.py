@@ -475,6 +475,10 @@ class Bench:
             baseline = await cost.start_baseline(self.stack, tree, self.stack.workdir / "baseline")
             ids = {p: baseline.procs[p].pid for p in cost.COMPARED}
             sides.append(cost.Side("baseline", baseline.gateway, {**head.pids, **ids}))
+        granian = None
+        if self.args.granian:
+            granian = await cost.start_granian_gateway(self.stack, self.stack.workdir / "granian")
+            sides.append(cost.Side("granian", granian.gateway, {**head.pids, "gateway": granian.pid}))  # type: ignore[attr-defined]
         try:
             await cost.idle_rates(sides)
             paths = cost.paths([p["id"] for p in listed])
@@ -489,6 +493,9 @@ class Bench:
         finally:
             if baseline is not None:
                 cost.stop_baseline(baseline)
+            if granian is not None:
+                granian.terminate()
+                granian.wait(10)
         for row in cost.rows(sides, paths, COST_GOALS):
             self.rows.append(row)
             print(f"  {row.measure}: {row.figure}", flush=True)
@@ -630,6 +637,9 @@ def main() -> None:
     parser.add_argument(
         "--baseline",
         help="a commit whose gateway, catalog and cart run beside this checkout's for the CPU figures",
+    )
+    parser.add_argument(
+        "--granian", action="store_true", help="also measure this checkout's gateway served by granian"
     )
     parser.add_argument(
         "--profile", type=Path, help="record each part with py-spy during the CPU measure, into this folder"
