@@ -639,7 +639,9 @@ def main() -> None:
         help="a commit whose gateway, catalog and cart run beside this checkout's for the CPU figures",
     )
     parser.add_argument(
-        "--granian", action="store_true", help="also measure this checkout's gateway served by granian"
+        "--granian",
+        action="store_true",
+        help="also measure this checkout's gateway served by granian (installed by hand: measured, not a dependency)",
     )
     parser.add_argument(
         "--profile", type=Path, help="record each part with py-spy during the CPU measure, into this folder"
