@@ -10,6 +10,8 @@ side: tokens one replica holds cannot be spent at another, so a caller spread ov
 replicas may be refused up to ``lease - 1`` tokens per replica early. A lease lasts
 ``LEASE_SECONDS``; what is left of it when the caller comes back later is handed back to
 the bucket in that same call, and a lease never reclaimed is refilled by the bucket anyway.
+A caller's requests arriving while its lease is being taken wait for that one call and
+draw on it (or are refused with it) rather than each asking Redis.
 A bucket of burst < 20 is asked on every request, as before.
 
 Redis down fails open: a lost rate-limit counter costs less than refusing every
@@ -19,6 +21,7 @@ After a failure the limiter stays off for a moment so a dead Redis is not asked 
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from dataclasses import dataclass
@@ -83,38 +86,51 @@ class RateLimiter:
         self._pause = pause_after_failure
         self._off_until = 0.0
         self._leases: dict[str, _Lease] = {}
-        self._taking: set[str] = set()  # callers whose lease is being taken
+        self._taking: dict[str, asyncio.Future[int]] = {}  # callers whose lease is being taken
 
     async def retry_after(self, bucket: str, caller: str, *, rate: float, burst: int) -> int:
         """0 if the request may pass, else whole seconds to wait (at least 1)."""
         key = f"{self.prefix}{bucket}:{caller}"
-        now = time.monotonic()
-        lease = self._leases.get(key)
-        if lease is not None and lease.tokens > 0 and now < lease.until:
-            lease.tokens -= 1
-            return 0
-        if self._off_until and now < self._off_until:
-            return 0
+        while True:
+            now = time.monotonic()
+            lease = self._leases.get(key)
+            if lease is not None and lease.tokens > 0 and now < lease.until:
+                lease.tokens -= 1
+                return 0
+            if self._off_until and now < self._off_until:
+                return 0
+            taking = self._taking.get(key)
+            if taking is None:
+                break
+            # one lease at a time per caller: a request arriving while it is being taken waits for it
+            # (16 at once each taking a lease would empty the bucket 16 times faster, and each asking
+            # Redis would be the round trip per request leases are for); refused with it if it was
+            wait = await asyncio.shield(taking)
+            if wait:
+                return wait
+        taken = asyncio.get_running_loop().create_future()
+        self._taking[key] = taken
+        wait = 0
+        try:
+            wait = await self._take(key, lease, now, rate=rate, burst=burst)
+            return wait
+        finally:
+            del self._taking[key]
+            taken.set_result(wait)
+
+    async def _take(self, key: str, lease: _Lease | None, now: float, *, rate: float, burst: int) -> int:
+        """A lease from the bucket, its first token spent on this request: 0, or the seconds to wait."""
         # what is left of an expired lease goes back to the bucket in the same call
         back = lease.tokens if lease is not None and lease.tokens > 0 else 0
         if lease is not None:
             lease.tokens = 0
-        # one lease at a time per caller: requests arriving while it is being taken ask for their own
-        # token only, as without leases (16 at once each taking a lease would empty the bucket 16 times faster)
-        leasing = key not in self._taking
-        want = lease_size(burst) if leasing else 1
-        if leasing:
-            self._taking.add(key)
         try:
-            answer = int(await self._script(keys=[key], args=[rate, burst, want, back]))
+            answer = int(await self._script(keys=[key], args=[rate, burst, lease_size(burst), back]))
         except (RedisError, OSError) as exc:
             self._off_until = time.monotonic() + self._pause
             if outages.note(exc, where="rate limiter", probes={REDIS: self.redis.ping}) is None:
                 log.error("rate_limit_failed", error=describe(exc), exc_info=exc)  # a bug, still failing open
             return 0
-        finally:
-            if leasing:
-                self._taking.discard(key)
         self._off_until = 0.0
         outages.up(REDIS)
         if answer <= 0:
@@ -125,7 +141,7 @@ class RateLimiter:
 
     def _keep(self, key: str, tokens: int, until: float) -> None:
         lease = self._leases.get(key)
-        if lease is not None:  # another request of this caller took a lease meanwhile: both are spendable
+        if lease is not None:
             lease.tokens += tokens
             lease.until = until
             return
