@@ -5,7 +5,8 @@ but not what a client gets. This one starts every part as ``make up`` does
 (tests/e2e/stack.py: one process each, on this run's PostgreSQL databases, Redis prefix and
 RabbitMQ exchange) and measures through the gateway what the shop promises: the gateway's
 cost, browsing 10,000 products, no oversell under a checkout race, order events reaching
-admins, a price change reaching 1,000 sockets, and each part's memory. Where a figure is a
+admins, a price change reaching 1,000 sockets, the CPU each part spends per request on
+the hot paths (bench/cost.py), and each part's memory. Where a figure is a
 comparison (gateway vs direct), both sides are measured in the same run, interleaved, so a
 busy machine slows both. Loopback only; bounded by ``--deadline``; everything it started is
 stopped and this run's databases, keys and queues are removed, whatever happens.
@@ -630,7 +631,7 @@ def main() -> None:
     parser.add_argument(
         "--catalog-cache-ttl", type=float, help="override CATALOG_RESPONSE_CACHE_TTL (0: off)"
     )
-    parser.add_argument("--deadline", type=float, default=300.0, help="seconds before the run is cut short")
+    parser.add_argument("--deadline", type=float, default=480.0, help="seconds before the run is cut short")
     parser.add_argument("--only", help="comma-separated: seed,gateway,browse,checkout,events,fanout,cost")
     parser.add_argument("--cost-seconds", type=float, default=3.0, help="per CPU-per-request slice")
     parser.add_argument("--cost-rounds", type=int, default=4, help="slices per path (and side)")
