@@ -344,9 +344,13 @@ async def start_baseline(head: Stack, tree: Path, workdir: Path) -> Stack:
         sources={p: tree for p in COMPARED},
     )
     workdir.mkdir(parents=True, exist_ok=True)
-    for part in COMPARED:
-        base.start(part)
-    await asyncio.gather(*(base.wait_ready(p) for p in COMPARED))
+    try:
+        for part in COMPARED:
+            base.start(part)
+        await asyncio.gather(*(base.wait_ready(p) for p in COMPARED))
+    except BaseException:
+        stop_baseline(base)  # one that could not start (a migration it does not know) stops the others
+        raise
     return base
 
 

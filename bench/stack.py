@@ -470,17 +470,16 @@ class Bench:
         await cost.customer_with_cart(self.gw, token, [p["id"] for p in listed])
         head = cost.Side("head", self.gw, {p: self.stack.procs[p].pid for p in PARTS})
         sides = [head]
-        baseline = None
-        if self.args.baseline:
-            tree = cost.baseline_tree(self.args.baseline)
-            baseline = await cost.start_baseline(self.stack, tree, self.stack.workdir / "baseline")
-            ids = {p: baseline.procs[p].pid for p in cost.COMPARED}
-            sides.append(cost.Side("baseline", baseline.gateway, {**head.pids, **ids}))
-        granian = None
-        if self.args.granian:
-            granian = await cost.start_granian_gateway(self.stack, self.stack.workdir / "granian")
-            sides.append(cost.Side("granian", granian.gateway, {**head.pids, "gateway": granian.pid}))  # type: ignore[attr-defined]
+        baseline = tree = granian = None
         try:
+            if self.args.baseline:
+                tree = cost.baseline_tree(self.args.baseline)
+                baseline = await cost.start_baseline(self.stack, tree, self.stack.workdir / "baseline")
+                ids = {p: baseline.procs[p].pid for p in cost.COMPARED}
+                sides.append(cost.Side("baseline", baseline.gateway, {**head.pids, **ids}))
+            if self.args.granian:
+                granian = await cost.start_granian_gateway(self.stack, self.stack.workdir / "granian")
+                sides.append(cost.Side("granian", granian.gateway, {**head.pids, "gateway": granian.pid}))  # type: ignore[attr-defined]
             await cost.idle_rates(sides)
             paths = cost.paths([p["id"] for p in listed])
             await cost.drive(
@@ -494,6 +493,8 @@ class Bench:
         finally:
             if baseline is not None:
                 cost.stop_baseline(baseline)
+            if tree is not None:
+                shutil.rmtree(tree, ignore_errors=True)
             if granian is not None:
                 granian.terminate()
                 granian.wait(10)
@@ -637,7 +638,8 @@ def main() -> None:
     parser.add_argument("--cost-rounds", type=int, default=4, help="slices per path (and side)")
     parser.add_argument(
         "--baseline",
-        help="a commit whose gateway, catalog and cart run beside this checkout's for the CPU figures",
+        help="a commit whose gateway, catalog and cart run beside this checkout's for the CPU figures "
+        "(on the same databases: it must know every migration this checkout applied)",
     )
     parser.add_argument(
         "--granian",
