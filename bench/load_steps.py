@@ -73,7 +73,8 @@ class Stepper:
 
     def step(self, users: int) -> dict[str, Any]:
         current = self.runner.user_count
-        self.runner.start(users, spawn_rate=max(1, abs(users - current)) * 2)
+        # the new users within about a second (locust warns past 100 a second)
+        self.runner.start(users, spawn_rate=min(100, max(1, abs(users - current))))
         while self.runner.state == STATE_SPAWNING:
             gevent.sleep(0.1)
         gevent.sleep(self.args.warm)
