@@ -203,11 +203,13 @@ async def test_an_owner_fenced_while_reserving_does_not_store_its_order(orders_a
 
 async def test_a_request_slower_than_its_lease_keeps_its_placement_by_renewing_it(start_orders, keys):
     slow = CatalogStandIn()
-    slow.delay = 1.5
+    # three leases long: only renewals keep it alive. A lease of 0.4 s was outlasted by one stall
+    # of a busy full run's event loop, which tells nothing about renewing
+    slow.delay = 3.0
     pid = slow.add_product(stock=4)
     async with (
         serve_app(slow.app()) as url,
-        start_orders(catalog_url=url, catalog_timeout=5, placement_lease=0.4) as client,
+        start_orders(catalog_url=url, catalog_timeout=8, placement_lease=1.0) as client,
     ):
         resp = await client.post("/orders", headers=keys.bearer(), json=body_of(pid, 3))
     assert resp.status_code == 201, resp.text
