@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import shutil
 import subprocess
@@ -44,7 +43,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.measuring import Row, machine, pct, render, session  # noqa: E402
+from bench.measuring import Row, pct, run_and_report, session  # noqa: E402
 from bench.stack import EXTRA_ENV, Bench  # noqa: E402
 from libs.common.auth import INTERNAL_TOKEN_HEADER  # noqa: E402
 from libs.common.config import CommonSettings  # noqa: E402
@@ -383,18 +382,7 @@ def main() -> None:
     parser.add_argument("--deadline", type=float, default=600.0)
     parser.add_argument("--json", type=Path, help="also write the machine and the table to this file")
     args = parser.parse_args()
-    with contextlib.suppress(ImportError):
-        import uvloop
-
-        uvloop.install()
-    info = machine()
-    rows, ok = asyncio.run(run(args, info))
-    print("\n" + render(info, rows))
-    if args.json:
-        args.json.write_text(
-            json.dumps({"machine": info, "rows": [r.__dict__ for r in rows]}, indent=2) + "\n"
-        )
-    sys.exit(0 if ok else 1)
+    run_and_report(run, args)
 
 
 if __name__ == "__main__":

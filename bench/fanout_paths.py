@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.checkout import CREATE_ADMIN, cpu_seconds  # noqa: E402
 from bench.fanout import PriceWorkers, price_key  # noqa: E402
-from bench.measuring import Row, machine, pct, render  # noqa: E402
+from bench.measuring import Row, pct, run_and_report  # noqa: E402
 from bench.stack import EXTRA_ENV, UNLIMITED  # noqa: E402
 from libs.common.testing.apps import free_port  # noqa: E402
 from libs.common.testing.infra import Infra  # noqa: E402
@@ -191,18 +191,7 @@ def main() -> None:
     parser.add_argument("--deadline", type=float, default=1200.0)
     parser.add_argument("--json", type=Path, help="also write the machine and the table to this file")
     args = parser.parse_args()
-    with contextlib.suppress(ImportError):
-        import uvloop
-
-        uvloop.install()
-    info = machine()
-    rows, ok = asyncio.run(run(args, info))
-    print("\n" + render(info, rows))
-    if args.json:
-        args.json.write_text(
-            json.dumps({"machine": info, "rows": [r.__dict__ for r in rows]}, indent=2) + "\n"
-        )
-    sys.exit(0 if ok else 1)
+    run_and_report(run, args)
 
 
 if __name__ == "__main__":

@@ -5,15 +5,18 @@ Kept apart from the scenarios so each reads on its own; nothing here knows the s
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
+import json
 import os
 import platform
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import aiohttp
 
@@ -173,3 +176,23 @@ def render(info: dict[str, Any], rows: list[Row]) -> str:
     ]
     lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
     return head + "\n".join(lines)
+
+
+def run_and_report(
+    run: Callable[[argparse.Namespace, dict[str, Any]], Coroutine[Any, Any, tuple[list[Row], bool]]],
+    args: argparse.Namespace,
+) -> NoReturn:
+    """A bench script's end: run it on uvloop, print the table, keep it as JSON when asked (``args.json``),
+    and exit 1 when a goal was not met."""
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        uvloop.install()
+    info = machine()
+    rows, ok = asyncio.run(run(args, info))
+    print("\n" + render(info, rows))
+    if args.json:
+        args.json.write_text(
+            json.dumps({"machine": info, "rows": [r.__dict__ for r in rows]}, indent=2) + "\n"
+        )
+    sys.exit(0 if ok else 1)

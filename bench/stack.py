@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import itertools
 import json
 import os
@@ -47,7 +46,17 @@ sys.path.insert(0, str(ROOT))
 
 from bench import cost  # noqa: E402
 from bench.fanout import PriceWorkers, price_key  # noqa: E402
-from bench.measuring import Row, RssSampler, Sample, closed_loop, machine, pct, pool, render, session, warm  # noqa: E402
+from bench.measuring import (  # noqa: E402
+    Row,
+    RssSampler,
+    Sample,
+    closed_loop,
+    pct,
+    pool,
+    run_and_report,
+    session,
+    warm,
+)
 from libs.common.config import CommonSettings  # noqa: E402
 from libs.common.testing.infra import Infra, settings_for  # noqa: E402
 from services.catalog import seed as catalog_seed  # noqa: E402
@@ -653,19 +662,7 @@ def main() -> None:
     if args.quick:
         args.seconds, args.products, args.requests, args.buyers = 1.0, 2000, 200, 40
         args.units, args.orders, args.sockets, args.rounds = 10, 20, 100, 2
-    with contextlib.suppress(ImportError):
-        import uvloop
-
-        uvloop.install()
-    info = machine()
-    rows, ok = asyncio.run(run(args, info))
-    report = render(info, rows)
-    print("\n" + report)
-    if args.json:
-        args.json.write_text(
-            json.dumps({"machine": info, "rows": [r.__dict__ for r in rows]}, indent=2) + "\n"
-        )
-    sys.exit(0 if ok else 1)
+    run_and_report(run, args)
 
 
 if __name__ == "__main__":
