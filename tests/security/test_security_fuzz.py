@@ -19,6 +19,7 @@ the sandbox's), so it never deletes or blocks what another suite relies on.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import uuid
@@ -27,6 +28,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import pytest
 import pytest_asyncio
 import requests
@@ -133,6 +135,44 @@ def _is_uuid(value: Any) -> bool:
     return True
 
 
+# Shop-wide things the admin's fuzzing can add beside its sandbox. They are removed after it: a
+# shipping zone it made for a country other suites ship to decided their quotes ("cannot ship to
+# GB" in every journey run after this suite), a tax rate or an automatic promotion their totals.
+ADDED_BY_FUZZING = ("/admin/shipping-zones", "/admin/tax-rates", "/admin/promotions", "/admin/webhooks")
+STOCK_SETTINGS = "/admin/settings/stock"
+
+
+async def _ids(http: httpx.AsyncClient, path: str, auth: dict[str, str]) -> set[str]:
+    """Every id the admin list at ``path`` holds (a plain list, or pages of ``items``)."""
+    ids: set[str] = set()
+    for page in range(1, 1000):
+        resp = await http.get(path, params={"page": page, "page_size": 100}, headers=auth)
+        assert resp.status_code == 200, f"{path}: {resp.status_code} {resp.text[:200]}"
+        body = resp.json()
+        items = body if isinstance(body, list) else body["items"]
+        ids |= {item["id"] for item in items}
+        if isinstance(body, list) or len(items) < 100:
+            break
+    return ids
+
+
+@contextlib.asynccontextmanager
+async def shop_wide_changes_undone(http: httpx.AsyncClient, token: str) -> AsyncIterator[None]:
+    """What the fuzzing admin added to the shop at large goes; the low-stock threshold comes back."""
+    auth = {"Authorization": f"Bearer {token}"}
+    before = {path: await _ids(http, path, auth) for path in ADDED_BY_FUZZING}
+    threshold = (await http.get(STOCK_SETTINGS, headers=auth)).json()["low_stock_threshold"]
+    try:
+        yield
+    finally:
+        for path, had in before.items():
+            for added in await _ids(http, path, auth) - had:
+                gone = await http.delete(f"{path}/{added}", headers=auth)
+                assert gone.status_code in (204, 404), f"{path}/{added}: {gone.status_code} {gone.text[:200]}"
+        restored = await http.patch(STOCK_SETTINGS, json={"low_stock_threshold": threshold}, headers=auth)
+        assert restored.status_code == 200, restored.text
+
+
 @pytest_asyncio.fixture(params=["user", "admin"])
 async def fuzz_target(
     request: pytest.FixtureRequest, stack: Stack | ExternalStack
@@ -162,7 +202,11 @@ async def fuzz_target(
                 },
                 shared=cast.admin.shared,
             )
-        yield target
+        if target.role == "user":
+            yield target
+        else:
+            async with shop_wide_changes_undone(http, target.token):
+                yield target
         target.session.close()
 
 
