@@ -79,6 +79,7 @@ async def test_admin_finds_an_order_opens_it_marks_it_paid_with_care_and_ships_i
     await detail.get_by_role("button", name="Yes, mark as paid").click()
     await expect(detail.locator(".detail-summary .status")).to_have_text("paid")
     await expect(detail.locator(".timeline")).to_contain_text("pending payment \u2192 paid by")
+    await expect(detail).to_contain_text("marked paid by hand")  # no payment came: not "Paid: not paid"
     await expect(detail.locator(".timeline")).to_contain_text(ADMIN_EMAIL)
 
     await detail.get_by_role("button", name="Move to processing").click()

@@ -347,8 +347,12 @@ function orderDetail(o, returns, intent) {
     [a.postal_code, a.city].filter(Boolean).join(" "), a.region, a.country, a.phone].filter(Boolean)
     .map((line) => el("div", { text: line })))));
 
+  // an admin's move to paid records no payment (money that came another way): say so, not "not paid"
+  const markedPaid = (o.status_history || []).find((h) => h.to === "paid" && h.by !== "payments");
   parts.push(section("Payment", facts([
-    ["Paid", o.paid_at ? new Date(o.paid_at).toLocaleString() : "not paid"],
+    ["Paid", o.paid_at ? new Date(o.paid_at).toLocaleString()
+      : markedPaid ? "marked paid by hand " + new Date(markedPaid.at).toLocaleString() + ", no payment recorded"
+        : "not paid"],
     ["Payment", o.payment_id || null],
     ["Pay by", !o.paid_at && o.status === "pending_payment" ? new Date(o.payment_due_at).toLocaleString() : null],
     ["Last failure", o.last_payment_error ? o.last_payment_error + " (" + when(o.last_payment_error_at) + ")" : null],
