@@ -694,26 +694,18 @@ function renderImages() {
 }
 
 function imageDeleteButton(imageId) {
-  const button = el("button", { type: "button", className: "small danger", text: "Delete" });
-  button.addEventListener("click", async () => {
-    if (!button.classList.contains("armed")) {
-      button.classList.add("armed");
-      button.textContent = "Confirm";
-      setTimeout(() => { button.classList.remove("armed"); button.textContent = "Delete"; }, 4000);
-      return;
-    }
-    button.disabled = true;
+  return armedButton("Delete", "Confirm", async () => {
     const id = editor.id;
     try {
       await api("/admin/products/" + id + "/images/" + imageId, { method: "DELETE" });
       if (editor.id === id && editor.base) editor.base.media = (editor.base.media || []).filter((m) => m.id !== imageId);
       renderImages();
     } catch (err) {
-      button.disabled = false;
       $("#product-images-error").textContent = err.message;
+      return false;
     }
+    return true;
   });
-  return button;
 }
 
 async function patchImage(imageId, body, control) {

@@ -457,29 +457,49 @@ function onNotification(name, payload) {
   eachScreen("apply", name, data, payload);
 }
 
-// a delete takes a second click; `forget` drops the item from its screen once the server agreed
-function deleteButton(name, id, errorLine, forget) {
-  const button = el("button", { type: "button", className: "small danger", text: "Delete" });
+// a danger button that acts only on a second click within four seconds (deleting, revoking,
+// refunding): the first arms it and says what the second will do. `act` answers whether it went
+// through; when it did not, the button is usable again and back to what it said, so trying again
+// takes two clicks again
+function armedButton(idle, confirm, act) {
+  const button = el("button", { type: "button", className: "small danger", text: idle });
+  let timer = null;
+  const disarm = () => {
+    clearTimeout(timer);
+    button.classList.remove("armed");
+    button.textContent = idle;
+  };
   button.addEventListener("click", async () => {
     if (!button.classList.contains("armed")) {
       button.classList.add("armed");
-      button.textContent = "Confirm";
-      setTimeout(() => { button.classList.remove("armed"); button.textContent = "Delete"; }, 4000);
+      button.textContent = confirm;
+      timer = setTimeout(disarm, 4000);
       return;
     }
+    clearTimeout(timer);
     button.disabled = true;
-    const ack = await command(name, { id });
-    const line = $(errorLine);
-    if (ack.ok) {
-      line.textContent = "";
-      forget();
-      eachScreen("render");
-    } else {
+    if (!(await act())) {
       button.disabled = false;
-      line.textContent = ack.error.detail || ack.error.title || "Refused.";
+      disarm();
     }
   });
   return button;
+}
+
+// `forget` drops the item from its screen once the server agreed
+function deleteButton(name, id, errorLine, forget) {
+  return armedButton("Delete", "Confirm", async () => {
+    const ack = await command(name, { id });
+    const line = $(errorLine);
+    if (!ack.ok) {
+      line.textContent = ack.error.detail || ack.error.title || "Refused.";
+      return false;
+    }
+    line.textContent = "";
+    forget();
+    eachScreen("render");
+    return true;
+  });
 }
 
 // ---- forms ------------------------------------------------------------------------------

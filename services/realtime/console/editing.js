@@ -10,29 +10,6 @@ function problemOf(err) {
   return err && err.problem && err.problem.status ? err.problem : { detail: (err && err.message) || "Refused." };
 }
 
-// a button that does something only on a second click within a few seconds (deleting, revoking)
-function armedButton(idle, armed, act) {
-  const button = el("button", { type: "button", className: "small danger", text: idle });
-  let timer = null;
-  button.addEventListener("click", async () => {
-    if (!button.classList.contains("armed")) {
-      button.classList.add("armed");
-      button.textContent = armed;
-      timer = setTimeout(() => { button.classList.remove("armed"); button.textContent = idle; }, 4000);
-      return;
-    }
-    clearTimeout(timer);
-    button.disabled = true;
-    const done = await act();
-    if (!done) {
-      button.disabled = false;
-      button.classList.remove("armed");
-      button.textContent = idle;
-    }
-  });
-  return button;
-}
-
 // comma- or space-separated codes as typed ("de, at") -> ["DE", "AT"]; the server checks each
 const codes = (value) => value.split(/[\s,;]+/).map((c) => c.trim().toUpperCase()).filter(Boolean);
 

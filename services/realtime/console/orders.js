@@ -210,8 +210,14 @@ function orderRow(o, flash) {
     el("input", { name: "tracking_number", placeholder: "tracking number", "aria-label": "Tracking number", autocomplete: "off" }),
     el("input", { name: "tracking_url", placeholder: "https://tracking link", "aria-label": "Tracking URL", autocomplete: "off" }));
   for (const to of o.allowed_moves || []) {
-    const button = el("button", { type: "button", className: "small" + (to === "cancelled" ? " danger" : ""),
-      dataset: { status: to }, text: to === "cancelled" ? "cancel" : label(to) });
+    // cancelling may refund: it takes a second click
+    if (to === "cancelled") {
+      const cancel = armedButton("cancel", "confirm cancel", () => moveOrder(o, to, {}, problem, moves.querySelectorAll("button")));
+      cancel.dataset.status = to;
+      moves.append(cancel);
+      continue;
+    }
+    const button = el("button", { type: "button", className: "small", dataset: { status: to }, text: label(to) });
     button.addEventListener("click", async () => {
       // marking paid by hand needs more than a click: the detail asks, naming the risk
       if (to === "paid") return openOrder(o.id, null, to);
@@ -220,13 +226,6 @@ function orderRow(o, flash) {
         button.textContent = "ship now";
         tracking.hidden = false;
         tracking.querySelector("input").focus();
-        return;
-      }
-      // cancelling may refund: it takes a second click
-      if (to === "cancelled" && !button.classList.contains("armed")) {
-        button.classList.add("armed");
-        button.textContent = "confirm cancel";
-        setTimeout(() => { button.classList.remove("armed"); button.textContent = "cancel"; }, 4000);
         return;
       }
       const extra = {};
