@@ -26,7 +26,6 @@ import argparse
 import asyncio
 import contextlib
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -44,7 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.measuring import Row, pct, run_and_report, session  # noqa: E402
-from bench.stack import EXTRA_ENV, Bench  # noqa: E402
+from bench.stack import EXTRA_ENV, Bench, take_down  # noqa: E402
 from libs.common.auth import INTERNAL_TOKEN_HEADER  # noqa: E402
 from libs.common.config import CommonSettings  # noqa: E402
 from libs.common.testing.infra import Infra, settings_for  # noqa: E402
@@ -360,13 +359,7 @@ async def run(args: argparse.Namespace, info: dict[str, Any]) -> tuple[list[Row]
             print(f"--- {part} log (last lines)\n{stack.tail(part, 20)}", file=sys.stderr)
         raise
     finally:
-        stack.down()
-        await infra.cleanup()
-        info["load_at_end"] = [round(x, 2) for x in os.getloadavg()]
-        if ok:
-            shutil.rmtree(workdir, ignore_errors=True)
-        else:
-            print(f"the parts' logs are kept in {workdir}", file=sys.stderr)
+        await take_down(stack, info, ok)
     return rows, ok
 
 

@@ -26,7 +26,6 @@ import asyncio
 import contextlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -42,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 from bench.checkout import CREATE_ADMIN, cpu_seconds  # noqa: E402
 from bench.fanout import PriceWorkers, price_key  # noqa: E402
 from bench.measuring import Row, pct, run_and_report  # noqa: E402
-from bench.stack import EXTRA_ENV, UNLIMITED  # noqa: E402
+from bench.stack import EXTRA_ENV, UNLIMITED, take_down  # noqa: E402
 from libs.common.testing.apps import free_port  # noqa: E402
 from libs.common.testing.infra import Infra  # noqa: E402
 from tests.e2e.shopper import admin, make_product  # noqa: E402
@@ -173,13 +172,7 @@ async def run(args: argparse.Namespace, info: dict[str, Any]) -> tuple[list[Row]
                 replica.wait(timeout=10)
             if replica.poll() is None:
                 replica.kill()
-        stack.down()
-        await infra.cleanup()
-        info["load_at_end"] = [round(x, 2) for x in os.getloadavg()]
-        if ok:
-            shutil.rmtree(workdir, ignore_errors=True)
-        else:
-            print(f"the parts' logs are kept in {workdir}", file=sys.stderr)
+        await take_down(stack, info, ok)
     return rows, ok
 
 

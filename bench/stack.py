@@ -525,6 +525,19 @@ class Bench:
             )
 
 
+async def take_down(stack: Stack, info: dict[str, Any], ok: bool) -> None:
+    """How every whole-shop run ends, however it ended (bench/checkout.py, bench/fanout_paths.py too):
+    the shared PostgreSQL, Redis and RabbitMQ are left as the run found them, and the parts' logs are
+    kept only when a failure gives a reason to read them."""
+    stack.down()
+    await stack.infra.cleanup()
+    info["load_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    if ok:
+        shutil.rmtree(stack.workdir, ignore_errors=True)
+    else:
+        print(f"the parts' logs are kept in {stack.workdir}", file=sys.stderr)
+
+
 async def run(args: argparse.Namespace, info: dict[str, Any]) -> tuple[list[Row], bool]:
     infra = Infra.from_env()
     workdir = Path(tempfile.mkdtemp(prefix="shop-bench-"))
@@ -609,13 +622,7 @@ async def run(args: argparse.Namespace, info: dict[str, Any]) -> tuple[list[Row]
     finally:
         if sampler_task is not None:
             sampler_task.cancel()
-        stack.down()
-        await infra.cleanup()
-        info["load_at_end"] = [round(x, 2) for x in os.getloadavg()]
-        if ok:
-            shutil.rmtree(workdir, ignore_errors=True)
-        else:
-            print(f"the parts' logs are kept in {workdir}", file=sys.stderr)
+        await take_down(stack, info, ok)
     return bench.rows, ok
 
 
