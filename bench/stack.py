@@ -490,7 +490,7 @@ class Bench:
                 granian = await cost.start_granian_gateway(self.stack, self.stack.workdir / "granian")
                 sides.append(cost.Side("granian", granian.gateway, {**head.pids, "gateway": granian.pid}))  # type: ignore[attr-defined]
             await cost.idle_rates(sides)
-            paths = cost.paths([p["id"] for p in listed])
+            paths = cost.chosen(cost.paths([p["id"] for p in listed]), self.args.cost_paths)
             await cost.drive(
                 sides,
                 paths,
@@ -652,6 +652,10 @@ def main() -> None:
     parser.add_argument("--only", help="comma-separated: seed,gateway,browse,checkout,events,fanout,cost")
     parser.add_argument("--cost-seconds", type=float, default=3.0, help="per CPU-per-request slice")
     parser.add_argument("--cost-rounds", type=int, default=4, help="slices per path (and side)")
+    parser.add_argument(
+        "--cost-paths",
+        help="comma-separated words: only the CPU-per-request paths whose name holds one (e.g. 'cart')",
+    )
     parser.add_argument(
         "--baseline",
         help="a commit whose gateway, catalog and cart run beside this checkout's for the CPU figures "
