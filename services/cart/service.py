@@ -18,13 +18,12 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.common.errors import Conflict, NotFound, Unprocessable
-from services.cart import readmodel
+from services.cart import readmodel, view
 from services.cart.context import CartContext
 from services.cart.models import CartItem, Product, Variant, WishlistEntry
 from services.cart.schemas import (
     MAX_QUANTITY,
     Availability,
-    CartItemPublic,
     CartPublic,
     WishlistEntryPublic,
     WishlistPublic,
@@ -109,50 +108,9 @@ def _stock(product: Product, variant: Variant | None) -> int:
     return variant.stock if variant is not None else product.stock
 
 
-def _availability(product: Product, variant: Variant | None, quantity: int, currency: str) -> Availability:
-    # a line whose product changed currency can no longer be bought in this cart's currency
-    if not _sold(product, variant) or product.currency != currency:
-        return "unavailable"
-    stock = _stock(product, variant)
-    if stock <= 0:
-        return "out_of_stock"
-    if stock < quantity:
-        return "insufficient_stock"
-    return "available"
-
-
 def _cart(lines: list[Line], default_currency: str) -> CartPublic:
-    currency = lines[0].product.currency if lines else default_currency
-    items = []
-    for line in lines:
-        item, product, variant = line.item, line.product, line.variant
-        price = _price(product, variant)
-        items.append(
-            CartItemPublic(
-                id=item.id,
-                product_id=item.product_id,
-                variant_id=variant.variant_id if variant is not None else item.variant_id,
-                sku=variant.sku if variant is not None else None,
-                title=variant.title if variant is not None else None,
-                options=dict(variant.options) if variant is not None else {},
-                name=product.name,
-                image=product.image,
-                unit_price=price,
-                added_unit_price=item.added_unit_price,
-                currency=product.currency,
-                quantity=item.quantity,
-                line_total=price * item.quantity,
-                stock=_stock(product, variant),
-                availability=_availability(product, variant, item.quantity, currency),
-            )
-        )
-    return CartPublic(
-        items=items,
-        count=len(items),
-        item_count=sum(i.quantity for i in items),
-        subtotal=sum(i.line_total for i in items if i.availability != "unavailable"),
-        currency=currency,
-    )
+    rows = [view.line_row(line.item, line.product, line.variant) for line in lines]
+    return CartPublic.model_validate(view.cart_view(rows, default_currency))
 
 
 def _refuse_unsold(product: Product, variant: Variant | None = None) -> None:
@@ -203,6 +161,12 @@ def _refuse_over_stock(product: Product, variant: Variant | None, wanted: int, i
             available=stock,
             in_cart=in_cart,
         )
+
+
+async def cart_json(*, ctx: CartContext, user_id: uuid.UUID) -> bytes:
+    """The user's cart (``CartPublic``) as JSON, from one statement on the driver (services/cart/view.py)."""
+    assert ctx.db is not None  # cart has its database
+    return await view.cart_json(ctx.db.engine, user_id, ctx.settings.default_currency)
 
 
 async def get_cart(*, ctx: CartContext, session: AsyncSession, user_id: uuid.UUID) -> CartPublic:

@@ -188,3 +188,74 @@ async def test_wishlist_keeps_a_variant_or_the_product_as_a_whole(shop: Shop) ->
     assert same.status_code == 200 and same.json()["id"] == one.json()["id"]
     listed = (await shop.client.get("/wishlist", headers=me)).json()
     assert listed["count"] == 2
+
+
+async def test_the_cart_read_and_the_cart_a_change_answers_are_the_same_to_the_byte(shop: Shop) -> None:
+    # GET /cart (and the orders service's read) come from one statement, a change's answer from the
+    # ORM: every kind of line must be shown alike by both
+    tees = [tee() for _ in range(3)]
+    for p in tees:
+        await shop.publish("product.created", p)
+    single = await shop.known(price=700, stock=9)
+    hidden = await shop.known(price=800, stock=4)
+    dollars = await shop.known(price=900, stock=1)
+    user_id, me = shop.user()
+    chosen = [tees[0]["variants"][1], tees[0]["variants"][0], tees[1]["variants"][0]]
+    for variant, quantity in zip(chosen, (2, 1, 2), strict=True):
+        assert (await add(shop, me, {"variant_id": variant["id"], "quantity": quantity})).status_code == 201
+    for p in (single, hidden, dollars):
+        assert (await shop.add(me, p["id"])).status_code == 201
+    assert shop.ctx.db is not None
+    async with shop.ctx.db.session() as s, s.begin():
+        # from before variants: of a product with several live variants, and of one with one
+        s.add(
+            CartItem(
+                user_id=user_id,
+                product_id=uuid.UUID(tees[2]["id"]),
+                quantity=1,
+                added_unit_price=1,
+                currency="EUR",
+            )
+        )
+        await s.execute(
+            sa.update(CartItem).where(CartItem.product_id == uuid.UUID(single["id"])).values(variant_id=None)
+        )
+    small, medium = tees[0]["variants"]
+    await shop.publish("product.updated", {**tees[0], "version": 2, "variants": [{**medium, "stock": 1}]})
+    await shop.publish("product.updated", {**hidden, "version": 2, "is_active": False})
+    await shop.publish("product.updated", {**dollars, "version": 2, "currency": "USD"})
+    await shop.publish(
+        "stock.changed",
+        {
+            "product_id": tees[1]["id"],
+            "stock": 0,
+            "version": 2,
+            "variants": [{"id": tees[1]["variants"][0]["id"], "sku": "x", "stock": 0}],
+        },
+    )
+
+    read = await shop.client.get("/cart", headers=me)
+    assert read.status_code == 200, read.text
+    lines = {(ln["product_id"], ln["sku"]): ln for ln in read.json()["items"]}
+    assert len(lines) == 7
+    assert lines[(tees[0]["id"], medium["sku"])]["availability"] == "insufficient_stock"
+    assert lines[(tees[0]["id"], small["sku"])]["availability"] == "unavailable"  # retired
+    assert lines[(tees[1]["id"], tees[1]["variants"][0]["sku"])]["availability"] == "out_of_stock"
+    vague = lines[(tees[2]["id"], None)]
+    assert (vague["variant_id"], vague["title"], vague["options"], vague["unit_price"]) == (
+        None,
+        None,
+        {},
+        1900,
+    )
+    assert lines[(single["id"], single["sku"])]["variant_id"] == single["variants"][0]["id"]
+    assert lines[(hidden["id"], hidden["sku"])]["availability"] == "unavailable"
+    assert lines[(dollars["id"], dollars["sku"])]["availability"] == "unavailable"
+    # what cannot be bought is left out; what is short of stock is not
+    assert read.json()["subtotal"] == 2 * 2100 + 2 * 1900 + 1900 + 700
+    line = lines[(single["id"], single["sku"])]
+    changed = await shop.client.put(f"/cart/{line['id']}", json={"quantity": 1}, headers=me)
+    assert changed.status_code == 200, changed.text
+    assert changed.content == read.content
+    internal = await shop.client.get(f"/internal/carts/{user_id}", headers=shop.internal)
+    assert internal.content == read.content
