@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 from libs.common.events import EventBus
 from libs.common.logging import get_logger
 from libs.common.service import Kernel, create_service_app
-from services.catalog.api import CachedReads, admin_router, internal_router, router
+from services.catalog.api import CachedReads, GuestBrowse, admin_router, internal_router, router
 from services.catalog.cache import ResponseCache
 from services.catalog.context import CatalogContext, CatalogState
 from services.catalog.handlers import SUBSCRIPTIONS
@@ -96,5 +96,6 @@ def create_app(
         description="Catalog: categories, products, full-text search, stock and reservations.",
         # images are up to 10 MB (DESIGN.md section 10); every other body keeps the 1 MB cap
         body_limits=[("POST", UPLOAD_PATH, settings.media_max_body_bytes)],
-        fast_paths=[CachedReads],
+        # the last is outermost: a cached answer first, then a browse made without routing
+        fast_paths=[GuestBrowse, CachedReads],
     )

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, get_args
 
 import asyncpg
 import orjson
+from starlette.datastructures import QueryParams
 
 from libs.common.errors import NotFound, Unprocessable
 from services.catalog.cache import ResponseCache
-from services.catalog.schemas import PRODUCT_FIELDS
+from services.catalog.schemas import PRODUCT_FIELDS, SortKey
 from services.catalog.service import SLUG_RE
 
 # hostile or absurdly long queries stay cheap: only the first words count
@@ -64,6 +66,65 @@ def option_filters(params: list[tuple[str, str]]) -> tuple[tuple[str, tuple[str,
             errors=[{"field": "option", "message": "too many option filters", "type": "too_many"}],
         )
     return tuple((name, tuple(values)) for name, values in sorted(wanted.items()))
+
+
+_SORT_KEYS = frozenset(get_args(SortKey))
+_FLAGS = {"true": True, "false": False, "1": True, "0": False}
+
+
+class _NotPlain(Exception):
+    """A parameter for the route to judge, not the guest fast path."""
+
+
+def _number(value: str | None, *, default: int | None, least: int, most: int) -> int | None:
+    if value is None:
+        return default
+    # ASCII digits read as pydantic reads them; a sign, a space or an underscore is the route's to judge
+    if not (value.isascii() and value.isdigit() and len(value) <= len(str(most))):
+        raise _NotPlain
+    number = int(value)
+    if not least <= number <= most:
+        raise _NotPlain
+    return number
+
+
+def _text(value: str | None, *, most: int) -> str | None:
+    if value is not None and len(value) > most:
+        raise _NotPlain
+    return value
+
+
+def _choice(value: str | None, choices: Collection[str]) -> str | None:
+    if value is not None and value not in choices:
+        raise _NotPlain
+    return value
+
+
+def plain_fields(params: QueryParams) -> dict[str, Any] | None:
+    """The fields of the ``ProductQuery`` that ``GET /products`` reads from ``params``, or None.
+
+    Read as the route reads them (the last of a repeated parameter, unknown ones ignored), for
+    the guest browse answered before routing (api.GuestBrowse); the option filters are read
+    apart (``option_filters``). A parameter this does not take as plainly valid (out of range,
+    ``+5``, ``yes``) makes it None: the route then validates it, accepting what pydantic
+    accepts and naming the field in its 422.
+    """
+    get = params.get
+    try:
+        in_stock, facets = _choice(get("in_stock"), _FLAGS), _choice(get("facets"), _FLAGS)
+        return {
+            "category": _text(get("category"), most=200),
+            "price_min": _number(get("price_min"), default=None, least=0, most=2**63 - 1),
+            "price_max": _number(get("price_max"), default=None, least=0, most=2**63 - 1),
+            "in_stock": None if in_stock is None else _FLAGS[in_stock],
+            "q": _text(get("q"), most=10_000),
+            "sort": _choice(get("sort"), _SORT_KEYS),
+            "page": _number(get("page"), default=1, least=1, most=100_000),
+            "page_size": _number(get("page_size"), default=20, least=1, most=100),
+            "facets": facets is not None and _FLAGS[facets],
+        }
+    except _NotPlain:
+        return None
 
 
 _TREE_SQL = (
@@ -207,15 +268,21 @@ async def list_products(
     cond = " AND ".join(where)
     limit, offset = arg(query.page_size), arg((query.page - 1) * query.page_size)
     # with facets the total comes from the facets' statement: the set is not counted twice
-    total_sql = "NULL::bigint" if query.facets else f"(SELECT count(*) FROM products WHERE {cond})"  # noqa: S608
+    total_sql = "SELECT NULL::bigint" if query.facets else f"SELECT count(*) FROM products WHERE {cond}"  # noqa: S608
+    # the page hangs off the count (a left join): a page with no rows (nothing matches, or past the
+    # last page: two in five price-range browses) still brings its total, with no second round trip
     sql = (
         f"WITH page AS (SELECT id AS pid, {keys[0]} AS k0, {keys[1]} AS k1 FROM products WHERE {cond} "  # noqa: S608
         f"ORDER BY 2 {directions[0]}, 3 {directions[1]} LIMIT {limit} OFFSET {offset}) "
         f"SELECT {_OUT}, p.images::text AS images, p.attributes::text AS attributes, "
-        f"p.options::text AS options, {_VARIANTS}, {_MEDIA}, {total_sql} AS total "
-        f"FROM page JOIN products p ON p.id = page.pid ORDER BY page.k0 {directions[0]}, page.k1 {directions[1]}"
+        f"p.options::text AS options, {_VARIANTS}, {_MEDIA}, counted.total "
+        f"FROM ({total_sql}) AS counted(total) LEFT JOIN (page JOIN products p ON p.id = page.pid) ON true "
+        f"ORDER BY page.k0 {directions[0]}, page.k1 {directions[1]}"
     )
     rows = await conn.fetch(sql, *args)
+    counted = rows[0]["total"]
+    if rows[0]["id"] is None:
+        rows = []  # an empty page: its one row is the count's
     facets = None
     if query.facets:
         facet_row = await conn.fetchrow(_FACETS.format(cond=cond), *args[:-2])
@@ -226,11 +293,8 @@ async def list_products(
             "options": orjson.Fragment(facet_row["options"]),
             "price": {"min": facet_row["price_min"], "max": facet_row["price_max"]},
         }
-    elif rows:
-        total = int(rows[0]["total"])
     else:
-        # past the last page (or nothing matches): no row carried the count
-        total = int(await conn.fetchval(f"SELECT count(*) FROM products WHERE {cond}", *args[:-2]))  # noqa: S608
+        total = int(counted)
     items = []
     for r in rows:
         item = {f: r[f] for f in _ITEM_FIELDS}

@@ -276,3 +276,48 @@ async def test_a_cached_guest_answer_is_only_ever_given_to_guests(
 )
 async def test_hostile_lookups_are_plain_404s(client: httpx.AsyncClient, path: str) -> None:
     assert_problem(await client.get(path), 404)
+
+
+async def test_a_guest_browse_answered_before_routing_is_the_routes_own_answer(
+    client: httpx.AsyncClient, build: Builder, admin: dict[str, str]
+) -> None:
+    # a guest's browse with plain parameters is answered before routing (api.GuestBrowse); a caller
+    # with a token goes through the route. The parameters are sent in the other order to the
+    # route, so neither answer comes from the other's cache entry.
+    top = await build.category()
+    cat = await build.category(parent_id=top["id"])
+    await build.products(cat["id"], [{"price": 500 + 100 * i, "stock": i % 2} for i in range(7)])
+    cases = [
+        f"category={top['slug']}&price_min=600&price_max=1100&sort=price_asc",
+        f"category={cat['id']}&page=2&page_size=3&in_stock=1",
+        f"category={top['id']}&facets=true&in_stock=false&price_max=0900",
+        f"category={cat['slug']}&price_min=90000",  # nothing matches
+        f"category={cat['slug']}&page=9&sort=name&unknown=x",  # past the last page
+    ]
+    for query in cases:
+        guest = await client.get(f"/products?{query}")
+        routed = await client.get("/products?" + "&".join(query.split("&")[::-1]), headers=admin)
+        assert guest.status_code == routed.status_code == 200, guest.text
+        assert guest.content == routed.content, query
+        for header in ("content-type", "etag", "cache-control", "vary"):
+            assert guest.headers[header] == routed.headers[header], header
+    assert (await client.get(f"/products?{cases[1]}")).json()["total"] == 3
+    # spellings only the route reads (pydantic's) are still read alike
+    plain = await client.get(
+        "/products", params={"category": cat["id"], "price_min": 700, "in_stock": "true"}
+    )
+    spelled = await client.get(
+        "/products", params={"category": cat["id"], "price_min": "+700", "in_stock": "yes"}
+    )
+    assert spelled.json()["items"] == plain.json()["items"] and plain.json()["total"] == 2
+    # and what is not valid is the route's 422, naming the field
+    for bad, field in (
+        ({"price_min": "abc"}, "price_min"),
+        ({"page_size": "0"}, "page_size"),
+        ({"sort": "cheapest"}, "sort"),
+        ({"facets": "maybe"}, "facets"),
+        ({"option.Size": ""}, "option.Size"),
+    ):
+        body = assert_problem(await client.get("/products", params=bad), 422)
+        assert body["errors"][0]["field"] == field, body
+    assert_problem(await client.get("/products", params={"category": "no-such-" + word()}), 404)
