@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import subprocess
 import sys
@@ -41,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 from bench.checkout import CREATE_ADMIN, cpu_seconds  # noqa: E402
 from bench.fanout import PriceWorkers, price_key  # noqa: E402
 from bench.measuring import Row, pct, run_and_report  # noqa: E402
-from bench.stack import EXTRA_ENV, UNLIMITED, take_down  # noqa: E402
+from bench.stack import EXTRA_ENV, take_down  # noqa: E402
 from libs.common.testing.apps import free_port  # noqa: E402
 from libs.common.testing.infra import Infra  # noqa: E402
 from tests.e2e.shopper import admin, make_product  # noqa: E402
@@ -120,11 +119,7 @@ async def run(args: argparse.Namespace, info: dict[str, Any]) -> tuple[list[Row]
     infra = Infra.from_env()
     workdir = Path(tempfile.mkdtemp(prefix="shop-bench-fanout-"))
     second = free_port()
-    # every socket comes from one loopback address: the relay's per-address message budget would
-    # close them as one flooding client
-    limits = {**json.loads(EXTRA_ENV["RATE_LIMITS"]), "socket_message_address": UNLIMITED}
-    env = {**EXTRA_ENV, "RATE_LIMITS": json.dumps(limits)}
-    stack = Stack(infra=infra, workdir=workdir, mail=MailCatcher(), extra_env=env)
+    stack = Stack(infra=infra, workdir=workdir, mail=MailCatcher(), extra_env=dict(EXTRA_ENV))
     replica: subprocess.Popen[bytes] | None = None
     rows: list[Row] = []
     ok = False

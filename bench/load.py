@@ -46,6 +46,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.measuring import machine  # noqa: E402
+from bench.stack import take_down  # noqa: E402
 from libs.common.config import CommonSettings  # noqa: E402
 from libs.common.events.topology import CONSUMERS  # noqa: E402
 from libs.common.testing.infra import Infra, settings_for  # noqa: E402
@@ -139,12 +140,7 @@ async def own_shop(args: argparse.Namespace) -> AsyncIterator[tuple[str, dict[st
         yield stack.gateway, ADMIN, "US"
         ok = True
     finally:
-        stack.down()
-        await infra.cleanup()
-        if ok:
-            shutil.rmtree(workdir, ignore_errors=True)
-        else:
-            print(f"the parts' logs are kept in {workdir}", file=sys.stderr)
+        await take_down(stack, {}, ok)  # main() notes the load at the end itself
 
 
 # --- what the users need -------------------------------------------------------------------------

@@ -66,10 +66,14 @@ from tests.e2e.shopper import ADDRESS, ADMIN_EMAIL, ADMIN_PASSWORD, admin, make_
 from tests.e2e.stack import PARTS, MailCatcher, Stack  # noqa: E402
 
 # every shopper of the run comes from one loopback address: limits no crowd behind a NAT reaches
+# (the relay's per-address socket message budget too: 1,000 sockets from one address would be
+# closed as one flooding client)
 UNLIMITED = {"rate": 1_000_000, "burst": 1_000_000}
 EXTRA_ENV = {
     "LOG_LEVEL": "WARNING",
-    "RATE_LIMITS": json.dumps({"default": UNLIMITED, "auth": UNLIMITED, "socket": UNLIMITED}),
+    "RATE_LIMITS": json.dumps(
+        {"default": UNLIMITED, "auth": UNLIMITED, "socket": UNLIMITED, "socket_message_address": UNLIMITED}
+    ),
     # the event-latency measure places all its unpaid orders as one customer
     "ORDER_MAX_OPEN_UNPAID": "1000000",
 }
