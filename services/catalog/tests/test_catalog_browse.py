@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from catalog_helpers import Builder, word
 
@@ -321,3 +322,17 @@ async def test_a_guest_browse_answered_before_routing_is_the_routes_own_answer(
         body = assert_problem(await client.get("/products", params=bad), 422)
         assert body["errors"][0]["field"] == field, body
     assert_problem(await client.get("/products", params={"category": "no-such-" + word()}), 404)
+
+
+async def test_a_listed_product_reads_as_its_own_page(client: httpx.AsyncClient, build: Builder) -> None:
+    # a page's products are written as JSON by PostgreSQL (browse._ITEM): text escaped and
+    # times written exactly as the product's own page writes them
+    cat = await build.category()
+    odd = 'Odd "quoted" \\ back\tslash, é 漢字 😀 \u2028 </script> '
+    made = await build.product(cat["id"], name=odd + word(), description=odd * 3, compare_at_price=None)
+    listed = await client.get("/products", params={"category": cat["id"]})
+    (item,) = listed.json()["items"]
+    own = (await client.get(f"/products/{made['id']}")).json()
+    shared = [key for key in item if key in own]
+    assert len(shared) >= 20 and {k: item[k] for k in shared} == {k: own[k] for k in shared}
+    assert orjson.dumps(odd)[1:-1] in listed.content
