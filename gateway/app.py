@@ -17,9 +17,10 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from gateway import eventdocs, pages
 from gateway.affinity import SocketSessions
 from gateway.apikeys import KeyTrader
+from gateway.http1 import Http1Forwarder
 from gateway.openapi import OpenApiAggregator
 from gateway.pipeline import ProxyMiddleware, RequestIdMiddleware
-from gateway.proxy import make_forwarder
+from gateway.proxy import AiohttpForwarder, Forwarder, HttpxForwarder
 from gateway.ratelimit import RateLimiter
 from gateway.routes import RouteTable
 from gateway.settings import GatewaySettings, get_settings
@@ -52,6 +53,15 @@ class ProblemCORSMiddleware(CORSMiddleware):
         )
 
 
+def _forwarder(settings: GatewaySettings) -> Forwarder:
+    connect, most = settings.connect_timeout, settings.max_connections
+    if settings.upstream_client == "aiohttp":
+        return AiohttpForwarder(connect_timeout=connect, max_connections=most)
+    if settings.upstream_client == "httpx":
+        return HttpxForwarder(connect_timeout=connect, max_connections=most)
+    return Http1Forwarder(connect_timeout=connect, max_connections=most)
+
+
 def create_app(settings: GatewaySettings | None = None, *, redis: Redis | None = None) -> FastAPI:
     """The gateway. A shared ``redis`` (embedded mode) is used, not owned."""
     settings = settings or get_settings()
@@ -81,11 +91,7 @@ def create_app(settings: GatewaySettings | None = None, *, redis: Redis | None =
             verifier=TokenVerifier(redis=r, **common),
             identifier=TokenVerifier(redis=None, **common),
             limiter=RateLimiter(r, settings.redis_prefix),
-            forwarder=make_forwarder(
-                settings.upstream_client,
-                connect_timeout=settings.connect_timeout,
-                max_connections=settings.max_connections,
-            ),
+            forwarder=_forwarder(settings),
             # aiohttp's default connector holds 100 connections: the 101st socket would wait forever
             ws_session=aiohttp.ClientSession(
                 cookie_jar=aiohttp.DummyCookieJar(), connector=aiohttp.TCPConnector(limit=0)

@@ -1,8 +1,9 @@
 """Forwarding one request to an upstream and its answer back, streamed both ways.
 
-Two clients behind one small interface: aiohttp (the default, pooled keep-alive
-connections; fast under concurrency) and httpx (kept to measure against: its pool is
-slow under concurrency, httpx#3215). Each raises :class:`UpstreamUnavailable` or
+Three clients behind one small interface: the gateway's own HTTP/1.1 connections
+(gateway/http1.py, the default: the least CPU per request), aiohttp (pooled keep-alive
+connections; it carries the bodies a client streams for the default too) and httpx (kept to
+measure against: its pool is slow under concurrency, httpx#3215). Each raises :class:`UpstreamUnavailable` or
 :class:`UpstreamTimeout` before anything is sent to the client, so the caller can still
 answer with a problem; once the upstream's headers are relayed, the body follows as is.
 """
@@ -304,8 +305,3 @@ class HttpxForwarder:
 
     async def close(self) -> None:
         await self.client.aclose()
-
-
-def make_forwarder(kind: str, *, connect_timeout: float, max_connections: int) -> Forwarder:
-    cls = HttpxForwarder if kind == "httpx" else AiohttpForwarder
-    return cls(connect_timeout=connect_timeout, max_connections=max_connections)

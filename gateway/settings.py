@@ -44,7 +44,8 @@ class GatewaySettings(CommonSettings):
         default_factory=lambda: {"default": 10.0, "payment": 30.0, "socket": 60.0, "upload": 60.0}
     )
     connect_timeout: float = 2.0
-    upstream_client: Literal["aiohttp", "httpx"] = "aiohttp"
+    # http1: the gateway's own keep-alive connections (gateway/http1.py); the others to compare
+    upstream_client: Literal["http1", "aiohttp", "httpx"] = "http1"
     max_connections: int = 512
     # open websockets relayed at once; past it a new one is closed with 1013 (try again later).
     # Each holds one upstream connection for its whole life, so this is not a pool size.

@@ -100,6 +100,7 @@ def upstream_app(name: str) -> FastAPI:
                 "query": scope["query_string"].decode("latin-1"),
                 "headers": [[k.decode("latin-1"), v.decode("latin-1")] for k, v in scope["headers"]],
                 "body_len": len(body),
+                "client_port": scope["client"][1] if scope.get("client") else None,
             }
         )
 

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import pytest
 from gateway_testkit import gateway_client, gateway_settings, seen_headers
 
 from gateway.app import create_app
@@ -92,9 +93,20 @@ async def test_large_and_chunked_responses_stream_back_whole(gw: httpx.AsyncClie
     body = bytes(range(256)) * 4096  # 1 MiB: over the size read at once, so it is streamed
     resp = await gw.put("/cart/item?raw", content=body, headers=keys.bearer())
     assert resp.status_code == 200 and resp.content == body
+    answer = bytes(range(256)) * 800  # 200 KiB: read whole and sent at once, though it comes in pieces
+    resp = await gw.put("/cart/item?raw", content=answer, headers=keys.bearer())
+    assert resp.status_code == 200 and resp.content == answer
     resp = await gw.get("/products/many?stream=300")
     assert resp.status_code == 200 and len(resp.content) == 300 * 4096
     assert resp.content[-4096:].startswith(b"000299")
+
+
+async def test_requests_one_after_another_share_one_connection_to_the_service(gw: httpx.AsyncClient) -> None:
+    # a connection per request would cost both sides a handshake and a new protocol each time
+    ports = {(await gw.get(f"/products?n={n}")).json()["client_port"] for n in range(3)}
+    assert len(ports) == 1
+    assert (await gw.head("/products")).status_code == 200
+    assert (await gw.get("/products")).status_code == 200  # after an answer that had no body
 
 
 async def test_head_request_gets_headers_without_body(gw: httpx.AsyncClient) -> None:
@@ -159,10 +171,11 @@ async def test_cors_preflight_and_response_for_a_configured_origin(gw: httpx.Asy
     assert "origin" in refused["detail"].lower() and "https://shop.example" in refused["detail"]
 
 
-async def test_httpx_client_forwards_the_same_way(
-    infra: Infra, keys: TestKeys, upstreams: dict[str, Any]
+@pytest.mark.parametrize("kind", ["aiohttp", "httpx"])
+async def test_other_clients_forward_the_same_way(
+    kind: str, infra: Infra, keys: TestKeys, upstreams: dict[str, Any]
 ) -> None:
-    settings = gateway_settings(infra, keys, upstreams, upstream_client="httpx")
+    settings = gateway_settings(infra, keys, upstreams, upstream_client=kind)
     async with gateway_client(settings) as client:
         resp = await client.get("/products?a=1&a=2")
         assert resp.status_code == 200 and resp.json()["query"] == "a=1&a=2"
