@@ -12,6 +12,7 @@ from __future__ import annotations
 import hmac
 import time
 from collections.abc import Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -50,6 +51,9 @@ class GatewayMetrics:
         self.websockets = Gauge(
             "gateway_open_websockets", "Socket.IO websockets being relayed", registry=self.registry
         )
+        # each series' child, looked up once: labels() validates and locks on every call
+        self._answered: dict[tuple[str, str, str, int], Any] = {}
+        self._timed: dict[tuple[str, str], Any] = {}
 
     async def observe(
         self, service: str, route: str, scope: Scope, receive: Receive, send: Send, app: ASGIApp
@@ -67,8 +71,14 @@ class GatewayMetrics:
         try:
             await app(scope, receive, counting)
         finally:
-            self.requests.labels(service, route, scope["method"], str(status)).inc()
-            self.latency.labels(service, route).observe(time.perf_counter() - start)
+            took = time.perf_counter() - start
+            key = (service, route, scope["method"], status)
+            if (answered := self._answered.get(key)) is None:
+                answered = self._answered[key] = self.requests.labels(service, route, key[2], str(status))
+            answered.inc()
+            if (timed := self._timed.get(key[:2])) is None:
+                timed = self._timed[key[:2]] = self.latency.labels(service, route)
+            timed.observe(took)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -72,16 +72,20 @@ class ClientGone(Exception):
     pass
 
 
+_DROPPED = HOP_BY_HOP | OWNED
+_CLIENT_CLAIMS = (b"x-forwarded-", b"x-user-")
+
+
 def request_headers(raw: list[tuple[bytes, bytes]], extra: list[tuple[str, str]]) -> list[tuple[str, str]]:
     """The client's headers minus hop-by-hop and gateway-owned ones, plus the gateway's own."""
-    drop = set(HOP_BY_HOP)
+    drop = _DROPPED
     for name, value in raw:
         if name == b"connection":  # headers named in Connection are hop-by-hop too
-            drop.update(v.strip().lower().encode() for v in value.decode("latin-1").split(","))
+            drop = drop | {v.strip().lower().encode() for v in value.decode("latin-1").split(",")}
     out = [
         (name.decode("latin-1"), value.decode("latin-1"))
         for name, value in raw
-        if name not in drop and name not in OWNED and not name.startswith((b"x-forwarded-", b"x-user-"))
+        if name not in drop and not name.startswith(_CLIENT_CLAIMS)
     ]
     out.extend(extra)
     return out

@@ -147,6 +147,13 @@ async def test_slow_service_is_504_problem(gw: httpx.AsyncClient) -> None:
     assert "catalog" in body["detail"]
 
 
+async def test_every_answer_says_it_varies_by_origin(gw: httpx.AsyncClient) -> None:
+    # a cache between must not hand a browser page an answer given to a call without Origin
+    for headers in ({}, {"Origin": "https://shop.example"}):
+        assert "Origin" in (await gw.get("/products", headers=headers)).headers["vary"]
+        assert "Origin" in (await gw.get("/no-such-route", headers=headers)).headers["vary"]
+
+
 async def test_cors_preflight_and_response_for_a_configured_origin(gw: httpx.AsyncClient) -> None:
     resp = await gw.options(
         "/cart",
