@@ -1,9 +1,11 @@
 """The gateway's cost: the same GET directly against a service and through the gateway.
 
-Starts, on loopback, a small FastAPI service and two gateways in front of it (aiohttp and
-httpx upstream clients) as separate processes, then measures a public read at concurrency
-1 and 32, and a signed-in read (token verified + revocation looked up in Redis) through
-the aiohttp gateway. Needs Redis at REDIS_URL (default 127.0.0.1:6379). Bounded: ~25 s.
+Starts, on loopback, a small FastAPI service and three gateways in front of it, one per
+upstream client (``UPSTREAM_CLIENT``: the default, the gateway's own keep-alive HTTP/1.1
+connections; aiohttp's and httpx's clients, kept selectable) as separate processes, then
+measures a public read at concurrency 1 and 32 through each, and a signed-in read (token
+verified + revocation looked up in Redis) through the default one. Needs Redis at REDIS_URL
+(default 127.0.0.1:6379). Bounded: ~35 s.
 
     python bench/gateway.py [--seconds 2.5]
 """
@@ -25,6 +27,8 @@ import aiohttp
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+# the gateway's upstream clients, its default first
+CLIENTS = ("http1", "aiohttp", "httpx")
 
 
 def upstream_app():  # type: ignore[no-untyped-def]
@@ -119,29 +123,26 @@ async def run(seconds: float) -> None:
 
     keys = TestKeys()
     keys_env = {"JWKS_URL": keys.jwks_url, "JWT_ISSUER": keys.issuer, "JWT_AUDIENCE": keys.audience}
-    up_port, gw_port, gwx_port = free_port(), free_port(), free_port()
+    up_port = free_port()
+    ports = {client: free_port() for client in CLIENTS}
     upstream = f"http://127.0.0.1:{up_port}"
-    procs = [
-        subprocess.Popen([sys.executable, __file__, "--serve-upstream", str(up_port)], cwd=ROOT),
-        start_gateway(gw_port, upstream, "aiohttp", keys_env),
-        start_gateway(gwx_port, upstream, "httpx", keys_env),
-    ]
+    procs = [subprocess.Popen([sys.executable, __file__, "--serve-upstream", str(up_port)], cwd=ROOT)]
+    procs += [start_gateway(ports[client], upstream, client, keys_env) for client in CLIENTS]
     print(
-        f"pids (for py-spy): upstream {procs[0].pid}, gateway aiohttp {procs[1].pid}, "
-        f"gateway httpx {procs[2].pid}",
+        f"pids (for py-spy): upstream {procs[0].pid}, "
+        + ", ".join(f"gateway {client} {proc.pid}" for client, proc in zip(CLIENTS, procs[1:], strict=True)),
         flush=True,
     )
     try:
-        for port, proc in zip((up_port, gw_port, gwx_port), procs, strict=True):
+        for port, proc in zip((up_port, *ports.values()), procs, strict=True):
             await wait_ready(f"http://127.0.0.1:{port}", proc)
         path = "/products/espresso-cup"
         bearer = {"Authorization": f"Bearer {keys.mint(expires_in=3600)}"}
-        cases = [
-            ("direct", upstream + path, {}),
-            ("gateway aiohttp", f"http://127.0.0.1:{gw_port}{path}", {}),
-            ("gateway httpx", f"http://127.0.0.1:{gwx_port}{path}", {}),
+        cases = [("direct", upstream + path, {})]
+        cases += [(f"gateway {client}", f"http://127.0.0.1:{ports[client]}{path}", {}) for client in CLIENTS]
+        cases += [
             ("direct /cart", upstream + "/cart", bearer),
-            ("gateway aiohttp /cart (JWT)", f"http://127.0.0.1:{gw_port}/cart", bearer),
+            (f"gateway {CLIENTS[0]} /cart (JWT)", f"http://127.0.0.1:{ports[CLIENTS[0]]}/cart", bearer),
         ]
         results: dict[tuple[str, int], dict[str, float]] = {}
         print(f"{'case':32} {'conc':>4} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}")
@@ -157,7 +158,7 @@ async def run(seconds: float) -> None:
         print()
         for concurrency in (1, 32):
             base = results[("direct", concurrency)]
-            for name in ("gateway aiohttp", "gateway httpx"):
+            for name in (f"gateway {client}" for client in CLIENTS):
                 r = results[(name, concurrency)]
                 print(
                     f"c={concurrency:<3} {name:16} throughput {r['rps'] / base['rps']:6.1%} of direct, "
@@ -165,7 +166,7 @@ async def run(seconds: float) -> None:
                 )
             base, r = (
                 results[("direct /cart", concurrency)],
-                results[("gateway aiohttp /cart (JWT)", concurrency)],
+                results[(f"gateway {CLIENTS[0]} /cart (JWT)", concurrency)],
             )
             print(
                 f"c={concurrency:<3} {'JWT route':16} throughput {r['rps'] / base['rps']:6.1%} of direct, "
