@@ -68,6 +68,10 @@ class CommonSettings(BaseSettings):
     # themselves instead of being recovered, as Raft groups, at every broker start
     event_queue_expires: float | None = Field(None, gt=0)
     outbox_poll_interval: float = 1.0
+    # allocations the garbage collector lets pass before a young collection (Python's default,
+    # 700, when unset); a part that makes many short-lived objects per unit of work sets more
+    # (realtime: a broadcast is a task and a frame per socket, see libs.common.runner.serve)
+    gc_young_threshold: int | None = Field(None, ge=100)
 
     # OpenTelemetry traces (libs/common/tracing.py): off, console (one log line per span, for
     # make dev) or otlp; unset means otlp when OTEL_EXPORTER_OTLP_ENDPOINT is set, else off

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,7 +20,17 @@ Command = Callable[[SettingsT, argparse.Namespace], Any]
 
 
 def serve(app: FastAPI, settings: CommonSettings) -> None:
-    """Run the app with uvicorn on the settings' host and port (uvloop + httptools)."""
+    """Run the app with uvicorn on the settings' host and port (uvloop + httptools).
+
+    With ``gc_young_threshold`` set, what was made at start (modules, the app, settings) is
+    moved out of the collector's sight and young collections come less often: their full
+    passes over long-lived objects were what made realtime's broadcasts to 1,000 sockets
+    cost 60-120 CPU-ms and spike (bench/fanout_paths.py).
+    """
+    if settings.gc_young_threshold is not None:
+        gc.freeze()
+        _, older, oldest = gc.get_threshold()
+        gc.set_threshold(settings.gc_young_threshold, older, oldest)
     uvicorn.run(
         app,
         host=settings.host,

@@ -37,6 +37,9 @@ class RealtimeSettings(CommonSettings):
     pricing_url: str = ""
     # how long the ack of a command sent with a request_id is kept for a retry to get it back
     command_result_ttl: int = 600
+    # a broadcast makes a task and a frame per socket: at Python's default (700) a change to 1,000
+    # sockets ran several young collections, each also walking the sockets' long-lived objects
+    gc_young_threshold: int | None = Field(50_000, ge=100)
 
 
 @lru_cache
