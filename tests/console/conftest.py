@@ -6,15 +6,14 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, BrowserContext, async_playwright, expect
 
-from services.realtime.console import CLIENT, HERE
-from tests.console.console_page import ConsolePage
+from services.realtime.console import CLIENT
+from tests.console.console_page import ConsolePage, install_console_packages
 from tests.e2e.stack import Stack
 
 # live events cross the outbox relay and the broker: give them more than the 5 s default
@@ -38,13 +37,7 @@ def build_console_client() -> None:
             "(Debian packages nodejs, npm), then run `make console`.",
             pytrace=False,
         )
-    subprocess.run(
-        ["npm", "install", "--no-audit", "--no-fund", "--package-lock=false"],
-        cwd=HERE,
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
+    install_console_packages()
 
 
 @pytest_asyncio.fixture(scope="session")

@@ -3,12 +3,27 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from playwright.async_api import ConsoleMessage, Dialog, Locator, Page, expect
 
+from services.realtime.console import HERE
 from tests.e2e.stack import ROOT
+
+
+def install_console_packages() -> None:
+    """The console package's npm dependencies (its client, and axe-core for the scan), for a
+    pytest run started by hand without `make console`."""
+    subprocess.run(
+        ["npm", "install", "--no-audit", "--no-fund", "--package-lock=false"],
+        cwd=HERE,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+
 
 ARTIFACTS = ROOT / "artifacts"
 # the README's pictures of the console: written only when asked (CONSOLE_DOCS_SCREENSHOTS=1), so a

@@ -5,7 +5,6 @@ details open included; and at 360 px each screen fits the phone and is photograp
 from __future__ import annotations
 
 import asyncio
-import subprocess
 from typing import Any
 
 import httpx
@@ -13,7 +12,7 @@ import pytest
 from playwright.async_api import Browser, Page, expect
 
 from services.realtime.console import HERE
-from tests.console.console_page import ARTIFACTS, ConsolePage
+from tests.console.console_page import ARTIFACTS, ConsolePage, install_console_packages
 from tests.console.test_console_layout import overflow
 from tests.e2e.shopper import ADMIN_EMAIL, ADMIN_PASSWORD, Shopper, admin, customer, make_product
 from tests.e2e.stack import Stack
@@ -38,13 +37,7 @@ SCREENS = (
 
 def axe_source() -> str:
     if not AXE.is_file():  # a run started by hand after package.json gained axe-core
-        subprocess.run(
-            ["npm", "install", "--no-audit", "--no-fund", "--package-lock=false"],
-            cwd=HERE,
-            check=True,
-            capture_output=True,
-            timeout=300,
-        )
+        install_console_packages()
     return AXE.read_text()
 
 
