@@ -14,7 +14,7 @@ import functools
 import signal
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aio_pika
@@ -287,14 +287,18 @@ async def test_database_outage_answers_503_at_once_and_heals_by_itself(
     buyer = await customer(gw, "dbless")
     items = [{"product_id": product["id"], "quantity": 1}]
 
-    def requests() -> dict[str, Any]:
-        # a fresh search each time: the catalog's micro-cache must not answer for the database
+    def requests() -> dict[str, Callable[[], Awaitable[httpx.Response]]]:
+        # each made only when it is sent: a check that stops at the first failure leaves no request
+        # made and never sent (an unawaited coroutine); a fresh search each time, so the catalog's
+        # micro-cache must not answer for the database
         return {
-            "browse": gw.get("/products", params={"q": uuid.uuid4().hex}),
-            "sign in": gw.post("/auth/login", json={"email": buyer.email, "password": buyer.password}),
-            "cart": gw.get("/cart", headers=buyer.auth),
-            "my orders": gw.get("/orders", headers=buyer.auth),
-            "order": gw.post(
+            "browse": lambda: gw.get("/products", params={"q": uuid.uuid4().hex}),
+            "sign in": lambda: gw.post(
+                "/auth/login", json={"email": buyer.email, "password": buyer.password}
+            ),
+            "cart": lambda: gw.get("/cart", headers=buyer.auth),
+            "my orders": lambda: gw.get("/orders", headers=buyer.auth),
+            "order": lambda: gw.post(
                 "/orders",
                 json={"shipping_address": ADDRESS, "items": items},
                 headers={**buyer.auth, "Idempotency-Key": uuid.uuid4().hex},
@@ -303,7 +307,7 @@ async def test_database_outage_answers_503_at_once_and_heals_by_itself(
 
     await faults.host.cut(faults.pg.values())
     for what, call in requests().items():
-        resp, took = await timed(call)
+        resp, took = await timed(call())
         assert_problem(resp, 503)
         assert took < BOUNDED, f"{what} took {took:.1f} s"
         assert resp.headers.get("retry-after"), what
@@ -313,7 +317,7 @@ async def test_database_outage_answers_503_at_once_and_heals_by_itself(
 
     async def served_again() -> None:
         for what, call in requests().items():
-            resp = await call
+            resp = await call()
             assert resp.status_code in (200, 201), f"{what}: {resp.status_code} {resp.text}"
 
     await eventually(served_again, timeout=20, interval=0.2)
