@@ -50,8 +50,12 @@ async def test_a_malformed_or_undeclared_event_is_dead_lettered_and_nobody_hears
         assert updated["event_id"] == str(valid.id) and updated["data"]["price"] == 1900
         assert updated["seq"] == first + 1  # the bad ones took no number: no gap for a client to chase
         await asyncio.sleep(0.3)
-        for ear in (guest, admin):  # admins hear everything realtime relays: nothing of the bad two
-            assert [(name, n["event_id"]) for name, n in ear.heard if name != "rooms:joined"] == [
+        # admins hear everything realtime relays: nothing of the bad two. Only this test's four events
+        # are looked at: the suite's other tests publish on the same broker (one heard in a full run
+        # was another test's order:statusUpdated)
+        ours = {str(e.id) for e in (added, malformed, undeclared, valid)}
+        for ear in (guest, admin):
+            assert [(name, n["event_id"]) for name, n in ear.heard if n.get("event_id") in ours] == [
                 ("product:added", str(added.id)),
                 ("product:updated", str(valid.id)),
             ]
